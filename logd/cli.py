@@ -1,0 +1,167 @@
+"""Command-line entry point: argument parsing only; the work happens in the modules it calls."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+import orjson
+
+from . import __version__
+from .config import Config, ConfigError, default_socket_path, describe, find_config, load_config
+from .levels import canonical_level
+from .timestamps import format_epoch
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def _error(message: str) -> None:
+    print(f"logd: error: {message}", file=sys.stderr)
+
+
+def _load(args: argparse.Namespace) -> Config:
+    return load_config(find_config(args.config))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .daemon import run
+
+    try:
+        config = _load(args)
+    except ConfigError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    return run(config)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    try:
+        config = _load(args)
+    except ConfigError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    sys.stdout.write(describe(config))
+    return EXIT_OK
+
+
+def resolve_socket(args: argparse.Namespace) -> Path:
+    """The socket a client command talks to: --socket, else the config's, else the default rule."""
+    if getattr(args, "socket", None):
+        return Path(args.socket)
+    path = find_config(args.config)
+    if path is None:
+        return default_socket_path()
+    return load_config(path).socket.path
+
+
+def _parse_field(text: str) -> tuple[str, object]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        value = raw
+    return key, value
+
+
+def _level_arg(text: str) -> str:
+    level = canonical_level(text)
+    if level is None:
+        raise argparse.ArgumentTypeError(f"unknown level {text!r} (use trace, debug, info, warn, error, fatal)")
+    return level
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    try:
+        path = resolve_socket(args)
+    except ConfigError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    fields = dict(args.field or [])
+
+    def record(message: str) -> bytes:
+        rec = {"time": format_epoch(time.time()), "level": args.level, "message": message, **fields}
+        return orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE)
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(os.fspath(path))
+    except (FileNotFoundError, ConnectionRefusedError):
+        _error(f"no logd is listening on {path}; start one with `logd run` (or pass --socket/--config)")
+        return EXIT_FAILURE
+    except PermissionError:
+        _error(f"permission denied connecting to {path}; is your user in the socket's group?")
+        return EXIT_FAILURE
+    try:
+        if args.message is not None:
+            sock.sendall(record(args.message))
+        else:
+            for line in sys.stdin.buffer:
+                if args.raw:
+                    sock.sendall(line if line.endswith(b"\n") else line + b"\n")
+                else:
+                    sock.sendall(record(line.rstrip(b"\r\n").decode("utf-8", "replace")))
+        sock.shutdown(socket.SHUT_WR)
+        sock.recv(1)  # wait until the daemon has read everything and closed its side
+    except BrokenPipeError:
+        _error(f"logd on {path} closed the connection (shutting down?); not everything was sent")
+        return EXIT_FAILURE
+    finally:
+        sock.close()
+    return EXIT_OK
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import main as bench_main
+
+    return bench_main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="logd", description="Log daemon for multi-agent systems.")
+    parser.add_argument("--version", action="version", version=f"logd {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    config_help = "agentflow.toml to use (default: $LOGD_CONFIG, then ./agentflow.toml, then built-in defaults)"
+
+    p = sub.add_parser("run", help="run the daemon in the foreground")
+    p.add_argument("--config", "-c", help=config_help)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("check", help="validate the config and print the effective settings")
+    p.add_argument("--config", "-c", help=config_help)
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("send", help="send one record (or one per stdin line) to the daemon")
+    p.add_argument("message", nargs="?", help="the message; without it, each line of stdin is one record")
+    p.add_argument("--level", "-l", type=_level_arg, default="info", help="record level (default info)")
+    p.add_argument("--field", "-f", action="append", type=_parse_field, metavar="KEY=VALUE",
+                   help="extra field; VALUE is JSON if it parses, else a string (repeatable)")
+    p.add_argument("--raw", action="store_true", help="send stdin lines unchanged (they are parsed like any client's)")
+    p.add_argument("--config", "-c", help=config_help)
+    p.add_argument("--socket", "-s", help="socket path (overrides the config)")
+    p.set_defaults(func=cmd_send)
+
+    p = sub.add_parser("bench", help="measure throughput against baselines in the same run")
+    p.add_argument("--clients", type=int, default=4, help="client processes (default 4)")
+    p.add_argument("--records", type=int, default=200_000, help="records in total (default 200000)")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130

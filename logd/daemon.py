@@ -1,0 +1,83 @@
+"""``logd run``: build the pipeline from a Config, serve the socket, shut down in order.
+
+Shutdown order (SIGTERM / SIGINT): stop accepting -> read what clients already
+sent -> process it -> flush and close sinks -> remove the socket -> exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from typing import Callable
+
+from . import __version__
+from .config import Config
+from .pipeline import Pipeline, Sink, Step, level_filter, _stderr_line
+from .server import SocketServer, StartupError, create_listener
+from .sinks.console import ConsoleSink
+from .sinks.file import FileSink
+
+
+def build_sinks(config: Config) -> list[Sink]:
+    sinks: list[Sink] = []
+    if config.console_enabled:
+        sinks.append(ConsoleSink(sys.stdout.buffer, config.format))
+    if config.file is not None:
+        sinks.append(FileSink(config.file))
+    return sinks
+
+
+def build_steps(config: Config) -> list[Step]:
+    return [level_filter(config.level)]
+
+
+class Daemon:
+    def __init__(self, config: Config, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.clock = clock
+        self.stopping = asyncio.Event()
+        self.pipeline: Pipeline | None = None
+        self.server: SocketServer | None = None
+
+    async def run(self) -> int:
+        config = self.config
+        listener = create_listener(config.socket)  # raises StartupError before any output
+        socket_inode = os.stat(config.socket.path).st_ino
+        self.pipeline = Pipeline(build_steps(config), build_sinks(config), clock=self.clock)
+        self.server = SocketServer(listener, config.socket, self.pipeline, clock=self.clock)
+        self.pipeline.on_pressure = self.server.set_paused
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        await self.server.start()
+        if config.file_only and config.file is None:
+            self.pipeline.emit("warn", "file_only is set but no file is configured; logging to the console",
+                               config=str(config.source))
+        self.pipeline.emit("info", "logd started", event="start", version=__version__,
+                           socket=str(config.socket.path), config=str(config.source or "<embedded defaults>"),
+                           min_level=config.level, sinks=[s.name for s in self.pipeline.sinks])
+        await self.stopping.wait()
+
+        left = await self.server.stop()
+        stats = self.pipeline.stats
+        self.pipeline.emit("info", "logd stopped", event="stop", received=stats.received,
+                           filtered=stats.filtered, connections_aborted=left)
+        self.pipeline.close()
+        try:
+            if os.stat(config.socket.path).st_ino == socket_inode:
+                os.unlink(config.socket.path)
+        except OSError:
+            pass
+        return 0
+
+
+def run(config: Config) -> int:
+    """Run the daemon until SIGTERM/SIGINT; returns the process exit code."""
+    try:
+        return asyncio.run(Daemon(config).run())
+    except StartupError as exc:
+        _stderr_line(f"logd: error: {exc}")
+        return 1

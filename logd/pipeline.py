@@ -1,0 +1,253 @@
+"""The ordered steps every batch of records goes through, and delivery to the sinks.
+
+Data flows one way: the server hands parsed records to :meth:`Pipeline.put`;
+once per event-loop turn they are run through the steps (each takes a list of
+records and returns the ones to keep) and written to every sink. A sink that
+fails keeps what it could not write; the pipeline then reports pressure, so
+the server stops reading from clients, and retries with capped backoff until
+the sink takes it. Nothing accepted is dropped on the way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Protocol
+
+import orjson
+
+from .levels import RANK
+from .record import Record
+from .timestamps import format_epoch
+
+Step = Callable[[list[Record]], list[Record]]
+_dumps_option = orjson.OPT_APPEND_NEWLINE
+
+
+def encode(record: Record) -> bytes:
+    """One record as a JSON line (what the file sink writes and ``format = "json"`` prints)."""
+    return orjson.dumps(record, default=str, option=_dumps_option)
+
+
+class Batch:
+    """Records written together; the JSON encoding is made once and shared by every sink."""
+
+    __slots__ = ("records", "_json")
+
+    def __init__(self, records: list[Record]) -> None:
+        self.records = records
+        self._json: bytes | None = None
+
+    def json_lines(self) -> bytes:
+        if self._json is None:
+            self._json = b"".join([encode(r) for r in self.records])
+        return self._json
+
+
+class Sink(Protocol):
+    name: str
+
+    def write(self, batch: Batch) -> None:
+        """Take the batch. On OSError the sink keeps the unwritten rest; ``flush`` retries it."""
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def level_filter(minimum: str) -> Step:
+    """Keep records at ``minimum`` or above."""
+    floor = RANK[minimum]
+    if floor == 0:
+        return lambda records: records
+    return lambda records: [r for r in records if RANK[r["level"]] >= floor]
+
+
+@dataclass
+class Backoff:
+    """Capped exponential backoff for retrying a failing sink."""
+
+    initial: float = 0.05
+    cap: float = 5.0
+    factor: float = 2.0
+    _next: float = field(default=0.0, init=False)
+
+    def next_delay(self) -> float:
+        self._next = self.initial if self._next == 0 else min(self.cap, self._next * self.factor)
+        return self._next
+
+    def reset(self) -> None:
+        self._next = 0.0
+
+
+@dataclass
+class Stats:
+    received: int = 0
+    filtered: int = 0
+    delivered: dict[str, int] = field(default_factory=dict)
+    sink_errors: dict[str, int] = field(default_factory=dict)
+
+
+class _Delivery:
+    """One sink plus its failure state."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.failing: OSError | None = None
+        self.backoff = Backoff()
+        self.retry: asyncio.TimerHandle | None = None
+
+
+class Pipeline:
+    def __init__(
+        self,
+        steps: list[Step],
+        sinks: list[Sink],
+        *,
+        on_pressure: Callable[[bool], None] = lambda paused: None,
+        high_water: int = 50_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.steps = steps
+        self.deliveries = [_Delivery(s) for s in sinks]
+        self.stats = Stats(delivered={s.name: 0 for s in sinks}, sink_errors={s.name: 0 for s in sinks})
+        self.on_pressure = on_pressure
+        self.high_water = high_water
+        self.clock = clock
+        self._pending: list[Record] = []
+        self._scheduled = False
+        self._paused = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # --- intake ---
+
+    def put(self, records: list[Record]) -> None:
+        """Accept parsed records; they are processed on the next loop turn."""
+        self._pending.extend(records)
+        self.stats.received += len(records)
+        if not self._scheduled:
+            self._scheduled = True
+            self._get_loop().call_soon(self._run)
+        if len(self._pending) >= self.high_water:
+            self._set_paused(True)
+
+    def emit(self, level: str, message: str, /, **fields: object) -> None:
+        """A record about logd itself, through the same steps and sinks as everyone's."""
+        record: Record = {"time": format_epoch(self.clock()), "level": level, "message": message,
+                          "agent": "logd", **fields}
+        record.update(SELF_TRUSTED)
+        self.put([record])
+
+    # --- processing ---
+
+    def _get_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
+
+    def _run(self) -> None:
+        self._scheduled = False
+        self.drain()
+
+    def drain(self) -> None:
+        """Process everything pending now (also called at shutdown)."""
+        records, self._pending = self._pending, []
+        if records:
+            before = len(records)
+            for step in self.steps:
+                records = step(records)
+                if not records:
+                    break
+            self.stats.filtered += before - len(records)
+        if records:
+            batch = Batch(records)
+            for delivery in self.deliveries:
+                self._deliver(delivery, batch)
+        self._update_pressure()
+
+    def _deliver(self, delivery: _Delivery, batch: Batch) -> None:
+        try:
+            delivery.sink.write(batch)
+        except OSError as exc:
+            self._failed(delivery, exc)
+        else:
+            if delivery.failing is not None:
+                self._recovered(delivery)
+        # a failing sink holds what it could not write, so the batch is handed over either way
+        self.stats.delivered[delivery.sink.name] += len(batch.records)
+
+    def _failed(self, delivery: _Delivery, exc: OSError) -> None:
+        self.stats.sink_errors[delivery.sink.name] += 1
+        first = delivery.failing is None
+        delivery.failing = exc
+        if delivery.retry is None:
+            delay = delivery.backoff.next_delay()
+            delivery.retry = self._get_loop().call_later(delay, self._retry, delivery)
+            if first:
+                self.emit("error", f"sink {delivery.sink.name} failed; holding its records and retrying",
+                          sink=delivery.sink.name, error=str(exc), retry_in_s=round(delay, 3))
+                _stderr_line(f"logd: error: sink {delivery.sink.name} failed: {exc}; "
+                             "holding its records, pausing clients and retrying")
+        self._update_pressure()
+
+    def _retry(self, delivery: _Delivery) -> None:
+        delivery.retry = None
+        try:
+            delivery.sink.flush()
+        except OSError as exc:
+            self._failed(delivery, exc)
+            return
+        self._recovered(delivery)
+
+    def _recovered(self, delivery: _Delivery) -> None:
+        if delivery.retry is not None:
+            delivery.retry.cancel()
+            delivery.retry = None
+        delivery.failing = None
+        delivery.backoff.reset()
+        self.emit("info", f"sink {delivery.sink.name} recovered; held records written",
+                  sink=delivery.sink.name)
+        _stderr_line(f"logd: sink {delivery.sink.name} recovered; held records written")
+        self._update_pressure()
+
+    def _update_pressure(self) -> None:
+        failing = any(d.failing is not None for d in self.deliveries)
+        self._set_paused(failing or len(self._pending) >= self.high_water)
+
+    def _set_paused(self, paused: bool) -> None:
+        if paused != self._paused:
+            self._paused = paused
+            self.on_pressure(paused)
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def close(self) -> None:
+        """Drain, then flush and close every sink (shutdown path; errors are reported, not raised)."""
+        self.drain()
+        for delivery in self.deliveries:
+            if delivery.retry is not None:
+                delivery.retry.cancel()
+            try:
+                delivery.sink.flush()
+                delivery.sink.close()
+            except OSError as exc:
+                self.stats.sink_errors[delivery.sink.name] += 1
+                _stderr_line(f"logd: error: sink {delivery.sink.name} could not be closed cleanly: {exc}")
+
+    @property
+    def sinks(self) -> Iterable[Sink]:
+        return (d.sink for d in self.deliveries)
+
+
+SELF_TRUSTED: Record = {"_pid": os.getpid(), "_uid": os.getuid(), "_gid": os.getgid(), "_comm": "logd"}
+
+
+def _stderr_line(text: str) -> None:
+    try:
+        os.write(2, (text + "\n").encode())
+    except OSError:
+        pass

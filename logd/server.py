@@ -1,0 +1,250 @@
+"""The Unix stream socket source: lines in, parsed records out to the pipeline.
+
+Each newline-terminated line is one record. Peer credentials come from the
+kernel (SO_PEERCRED), never from the record. Reading is paused on every
+connection while the pipeline reports pressure, so a slow sink slows clients
+instead of growing memory. At shutdown each connection's read side is shut
+down: the client's next write fails (it knows), and everything already in the
+socket buffer is still read and written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import grp
+import os
+import socket
+import stat
+import struct
+import time
+from pathlib import Path
+from typing import Callable
+
+from .config import SocketSettings
+from .pipeline import Pipeline
+from .record import Record, parse_line
+from .timestamps import format_epoch
+
+_PEERCRED = struct.Struct("3i")
+MAX_UNIX_PATH = 107
+
+
+class StartupError(Exception):
+    """The socket cannot be set up; the message says why and what to do."""
+
+
+def create_listener(settings: SocketSettings, backlog: int = 1024) -> socket.socket:
+    """Bind the listening socket with restrictive permissions, replacing a stale one."""
+    path = settings.path
+    if len(os.fsencode(path)) > MAX_UNIX_PATH:
+        raise StartupError(f"socket path {path} is {len(os.fsencode(path))} bytes; "
+                           f"Unix sockets allow at most {MAX_UNIX_PATH}: choose a shorter [logging.socket] path")
+    if not path.parent.exists():
+        # a folder we create holds only our socket: nobody else needs to list it
+        path.parent.mkdir(parents=True, mode=0o700)
+    _clear_stale(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)  # never visible with looser permissions, even for a moment
+    try:
+        sock.bind(os.fspath(path))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise StartupError(f"another logd is already listening on {path}") from None
+        raise StartupError(f"cannot create socket {path}: {exc.strerror}") from None
+    finally:
+        os.umask(old_umask)
+    try:
+        if settings.group is not None:
+            gid = settings.group if isinstance(settings.group, int) else grp.getgrnam(settings.group).gr_gid
+            os.chown(path, -1, gid)
+        os.chmod(path, settings.mode)
+    except (KeyError, OSError) as exc:
+        sock.close()
+        path.unlink(missing_ok=True)
+        what = f"group {settings.group!r} does not exist" if isinstance(exc, KeyError) else str(exc)
+        raise StartupError(f"cannot set owner/mode of socket {path}: {what}") from None
+    sock.listen(backlog)
+    sock.setblocking(False)
+    return sock
+
+
+def _clear_stale(path: Path) -> None:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise StartupError(f"{path} exists and is not a socket; refusing to replace it")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(os.fspath(path))
+    except (ConnectionRefusedError, FileNotFoundError):
+        path.unlink(missing_ok=True)  # left behind by a logd that did not exit cleanly
+        return
+    except OSError as exc:
+        raise StartupError(f"cannot check existing socket {path}: {exc.strerror}") from None
+    finally:
+        probe.close()
+    raise StartupError(f"another logd is already listening on {path}; stop it first, "
+                       "or give this one another [logging.socket] path")
+
+
+def peer_credentials(sock: socket.socket) -> Record:
+    """The connecting process as the kernel reports it."""
+    pid, uid, gid = _PEERCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size))
+    trusted: Record = {"_pid": pid, "_uid": uid, "_gid": gid}
+    try:
+        with open(f"/proc/{pid}/comm", "rb") as f:
+            trusted["_comm"] = f.read().strip().decode("utf-8", "replace")
+    except OSError:
+        pass  # /proc hidden (hidepid) or the process already gone
+    return trusted
+
+
+class Connection(asyncio.Protocol):
+    """One client: splits its byte stream into lines, in order, and parses them."""
+
+    def __init__(self, server: "SocketServer") -> None:
+        self.server = server
+        self.max_bytes = server.settings.max_record_bytes
+        self.transport: asyncio.Transport | None = None
+        self.trusted: Record = {}
+        self._buf = b""
+        self._overflow: int | None = None  # original length of a line being cut
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        if not self.server.admit(self):
+            transport.abort()
+            return
+        try:
+            self.trusted = peer_credentials(transport.get_extra_info("socket"))
+        except OSError:
+            self.trusted = {}
+        if self.server.pipeline.paused:
+            transport.pause_reading()
+
+    def data_received(self, data: bytes) -> None:
+        received = format_epoch(self.server.clock())
+        max_bytes = self.max_bytes
+        trusted = self.trusted
+        records: list[Record] = []
+        if self._overflow is not None:
+            end = data.find(b"\n")
+            if end < 0:
+                self._overflow += len(data)
+                return
+            self._overflow += end
+            records.append(parse_line(self._buf, received, trusted, truncated=self._overflow))
+            self._buf, self._overflow, data = b"", None, data[end + 1 :]
+        if self._buf:
+            data = self._buf + data
+        lines = data.split(b"\n")
+        self._buf = lines.pop()
+        for line in lines:
+            if len(line) > max_bytes:
+                records.append(parse_line(line[:max_bytes], received, trusted, truncated=len(line)))
+            else:
+                records.append(parse_line(line, received, trusted))
+        if len(self._buf) > max_bytes:
+            self._overflow = len(self._buf)
+            self._buf = self._buf[:max_bytes]
+        if records:
+            self.server.pipeline.put(records)
+
+    def eof_received(self) -> bool:
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._buf or self._overflow is not None:
+            received = format_epoch(self.server.clock())
+            if self._overflow is not None:
+                record = parse_line(self._buf, received, self.trusted, truncated=self._overflow)
+                record["_partial"] = True
+            else:
+                record = parse_line(self._buf, received, self.trusted, partial=True)
+            self._buf, self._overflow = b"", None
+            self.server.pipeline.put([record])
+        self.server.forget(self)
+
+    def shutdown_read(self) -> None:
+        """Refuse further data but keep reading what the client already sent."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        try:
+            self.transport.get_extra_info("socket").shutdown(socket.SHUT_RD)
+        except OSError:
+            pass
+        self.transport.resume_reading()
+
+
+class SocketServer:
+    """Accepts clients on the listening socket and feeds the pipeline."""
+
+    def __init__(self, listener: socket.socket, settings: SocketSettings, pipeline: Pipeline,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.listener = listener
+        self.settings = settings
+        self.pipeline = pipeline
+        self.clock = clock
+        self.connections: set[Connection] = set()
+        self.rejected = 0
+        self._last_reject_report = 0.0
+        self._server: asyncio.AbstractServer | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_unix_server(lambda: Connection(self), sock=self.listener)
+
+    def admit(self, conn: Connection) -> bool:
+        if len(self.connections) >= self.settings.max_connections:
+            self.rejected += 1
+            now = self.clock()
+            if now - self._last_reject_report >= 10:
+                self._last_reject_report = now
+                self.pipeline.emit("warn", "connection refused: max_connections reached",
+                                   max_connections=self.settings.max_connections, refused_total=self.rejected)
+            return False
+        self.connections.add(conn)
+        self._idle.clear()
+        return True
+
+    def forget(self, conn: Connection) -> None:
+        self.connections.discard(conn)
+        if not self.connections:
+            self._idle.set()
+
+    def set_paused(self, paused: bool) -> None:
+        """Backpressure: stop (or resume) reading from every client."""
+        for conn in self.connections:
+            if conn.transport is not None and not conn.transport.is_closing():
+                if paused:
+                    conn.transport.pause_reading()
+                else:
+                    conn.transport.resume_reading()
+
+    async def stop(self, timeout: float = 10.0) -> int:
+        """Stop accepting, read what clients already sent, and wait for them to close.
+
+        Returns how many connections were still open at the deadline (and then aborted).
+        """
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self.connections):
+            conn.shutdown_read()
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+        left = len(self.connections)
+        for conn in list(self.connections):
+            if conn.transport is not None:
+                conn.transport.abort()
+        if self._server is not None:
+            await self._server.wait_closed()
+        return left

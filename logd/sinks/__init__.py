@@ -1,0 +1,1 @@
+"""Where records go: the console, JSON-lines files (and, later, remote shippers)."""

@@ -1,0 +1,114 @@
+"""Agent timestamps in, canonical RFC 3339 UTC with microseconds out.
+
+Canonical form: ``2026-11-23T11:28:07.123456Z``. Parsing is on the hot path, so
+strings that repeat (second-precision zerolog times) are cached, and strings
+already in canonical form are checked without building a datetime.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+UTC = timezone.utc
+
+_ISO = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?\s*(Z|z|UTC|[+-]\d{2}(?::?\d{2})?)?"
+)
+_CACHE: dict[str, str | None] = {}
+_CACHE_MAX = 4096
+_PREFIX_OK: dict[str, bool] = {}
+
+
+def format_utc(dt: datetime) -> str:
+    """Render an aware datetime as canonical RFC 3339 UTC with microseconds."""
+    dt = dt.astimezone(UTC)
+    return (
+        f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:"
+        f"{dt.second:02d}.{dt.microsecond:06d}Z"
+    )
+
+
+def format_epoch(seconds: float) -> str:
+    """Render seconds since the epoch as canonical RFC 3339 UTC with microseconds."""
+    return format_utc(datetime.fromtimestamp(seconds, UTC))
+
+
+def _epoch_seconds(value: float) -> float:
+    """Seconds from an epoch number in s, ms, µs or ns (told apart by magnitude)."""
+    magnitude = abs(value)
+    if magnitude >= 1e17:
+        return value / 1e9
+    if magnitude >= 1e14:
+        return value / 1e6
+    if magnitude >= 1e11:
+        return value / 1e3
+    return value
+
+
+def _parse_text(text: str) -> str | None:
+    m = _ISO.fullmatch(text.strip())
+    if m is None:
+        return None
+    year, month, day, hour, minute, second, frac, tz = m.groups()
+    micro = int((frac or "0")[:6].ljust(6, "0"))
+    try:
+        dt = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro)
+    except ValueError:
+        return None
+    if tz is None:
+        dt = dt.astimezone()  # naive times (Python's asctime) are the machine's local time
+    elif tz in ("Z", "z", "UTC"):
+        dt = dt.replace(tzinfo=UTC)
+    else:
+        sign = -1 if tz[0] == "-" else 1
+        digits = tz[1:].replace(":", "")
+        offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
+        dt = dt.replace(tzinfo=timezone(sign * offset))
+    return format_utc(dt)
+
+
+def _canonical_prefix_ok(prefix: str) -> bool:
+    ok = _PREFIX_OK.get(prefix)
+    if ok is None:
+        try:
+            datetime.strptime(prefix, "%Y-%m-%dT%H:%M:%S")
+            ok = True
+        except ValueError:
+            ok = False
+        if len(_PREFIX_OK) > _CACHE_MAX:
+            _PREFIX_OK.clear()
+        _PREFIX_OK[prefix] = ok
+    return ok
+
+
+def normalize_time(value: object) -> str | None:
+    """Canonical form of a time an agent sent, or None when it is not a time."""
+    if isinstance(value, str):
+        if (
+            len(value) == 27
+            and value[26] == "Z"
+            and value[19] == "."
+            and value[20:26].isdigit()
+            and _canonical_prefix_ok(value[:19])
+        ):
+            return value
+        cached = _CACHE.get(value, False)
+        if cached is not False:
+            return cached
+        result = _parse_text(value)
+        if result is None:
+            try:
+                result = format_epoch(_epoch_seconds(float(value)))
+            except (ValueError, OverflowError, OSError):
+                result = None
+        if len(_CACHE) > _CACHE_MAX:
+            _CACHE.clear()
+        _CACHE[value] = result
+        return result
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return format_epoch(_epoch_seconds(value))
+        except (ValueError, OverflowError, OSError):
+            return None
+    return None
