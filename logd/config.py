@@ -191,7 +191,9 @@ _SOCKET_KEYS: dict[str, Validator] = {
     "max_record_bytes": _integer(64, "a whole number of bytes >= 64"),
     "max_connections": _integer(1, "a whole number >= 1"),
 }
-_SUBTABLES: dict[str, dict[str, Validator]] = {"socket": _SOCKET_KEYS}
+# Sub-tables of [logging]: name -> (settings class, its keys). A sub-table's settings
+# become the Config field of the same name; add new ones here.
+_SUBTABLES: dict[str, tuple[type, dict[str, Validator]]] = {"socket": (SocketSettings, _SOCKET_KEYS)}
 
 
 def load_config(path: Path | None) -> Config:
@@ -220,22 +222,24 @@ def parse_config(text: str, path: Path) -> Config:
                           line=locate("logging", None), key="logging")
     base = path.resolve().parent
     values: dict[str, Any] = {}
-    socket_values: dict[str, Any] = {}
+    tables: dict[str, dict[str, Any]] = {name: {} for name in _SUBTABLES}
     for key, raw in section.items():
         if key in _SUBTABLES:
             if not isinstance(raw, dict):
                 raise ConfigError(path, f"expected a table [logging.{key}], found {_found(raw)}",
                                   line=locate("logging", key), key=f"logging.{key}")
-            socket_values = _validate_table(path, locate, f"logging.{key}", raw, _SUBTABLES[key])
+            tables[key] = _validate_table(path, locate, f"logging.{key}", raw, _SUBTABLES[key][1])
         else:
             values.update(_validate_table(path, locate, "logging", {key: raw}, _LOGGING_KEYS,
                                           extra_names=tuple(_SUBTABLES)))
     if "file" in values:
         values["file"] = base / Path(values["file"]).expanduser()
-    if "path" in socket_values:
-        socket_values["path"] = base / Path(socket_values["path"]).expanduser()
-    socket = SocketSettings(**{"path": default_socket_path(), **socket_values})
-    return Config(socket=socket, source=path, **values)
+    if "path" in tables["socket"]:
+        tables["socket"]["path"] = base / Path(tables["socket"]["path"]).expanduser()
+    tables["socket"].setdefault("path", default_socket_path())
+    for name, (settings_class, _) in _SUBTABLES.items():
+        values[name] = settings_class(**tables[name])
+    return Config(source=path, **values)
 
 
 def _validate_table(path: Path, locate: "_Locator", table: str, raw: dict[str, Any],
@@ -298,23 +302,25 @@ def describe(config: Config) -> str:
     """The effective config as TOML, with derived values as comments."""
     lines = [f"# effective config from {config.source or '<embedded defaults>'}", "[logging]"]
     for f in fields(Config):
-        if f.name in ("socket", "source"):
+        if f.name in _SUBTABLES or f.name == "source":
             continue
         value = getattr(config, f.name)
         if value is None:
             lines.append(f"# {f.name} is not set")
             continue
         lines.append(f"{f.name} = {_toml_value(value)}")
-    lines.append("")
-    lines.append("[logging.socket]")
-    for f in fields(SocketSettings):
-        value = getattr(config.socket, f.name)
-        if value is None:
-            lines.append(f"# {f.name} is not set")
-        elif f.name == "mode":
-            lines.append(f"mode = 0o{value:o}")
-        else:
-            lines.append(f"{f.name} = {_toml_value(value)}")
+    for table in _SUBTABLES:
+        settings = getattr(config, table)
+        lines.append("")
+        lines.append(f"[logging.{table}]")
+        for f in fields(settings):
+            value = getattr(settings, f.name)
+            if value is None:
+                lines.append(f"# {f.name} is not set")
+            elif f.name == "mode":
+                lines.append(f"mode = 0o{value:o}")
+            else:
+                lines.append(f"{f.name} = {_toml_value(value)}")
     sinks = (["console (" + config.format + ")"] if config.console_enabled else []) + (
         [f"file {config.file}"] if config.file else [])
     lines.append("")
@@ -327,6 +333,8 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 

@@ -1,0 +1,128 @@
+"""Helpers for tests that drive a real ``logd run`` subprocess over a real Unix socket."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterable
+
+import orjson
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.02,
+             what: str = "condition") -> object:
+    """Poll ``predicate`` until it returns something truthy, or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def can_connect(path: Path) -> bool:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(os.fspath(path))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def write_config(folder: Path, socket_path: Path, logging: str = "", extra: str = "") -> Path:
+    """An agentflow.toml with a [logging] section (``logging`` is its body) and the socket path."""
+    path = folder / "agentflow.toml"
+    path.write_text(
+        '[agent_flow]\nname = "test"\n\n[logging]\n'
+        + logging.strip() + "\n\n"
+        + f'[logging.socket]\npath = "{socket_path}"\n'
+        + extra
+    )
+    return path
+
+
+class DaemonProcess:
+    """A ``logd run`` subprocess; stdout and stderr are captured to files for assertions."""
+
+    def __init__(self, config: Path | None, socket_path: Path, workdir: Path,
+                 env: dict[str, str] | None = None) -> None:
+        self.config = config
+        self.socket_path = socket_path
+        self.workdir = workdir
+        self.stdout_path = workdir / "daemon.stdout"
+        self.stderr_path = workdir / "daemon.stderr"
+        self.env = {**os.environ, "NO_COLOR": "1", "LOGD_SOCKET": str(socket_path), **(env or {})}
+        self.env.pop("LOGD_CONFIG", None)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, wait: bool = True) -> "DaemonProcess":
+        cmd = [sys.executable, "-m", "logd", "run"]
+        if self.config is not None:
+            cmd += ["--config", str(self.config)]
+        with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=self.workdir, env=self.env)
+        if wait:
+            wait_for(lambda: self._alive_or_fail() and can_connect(self.socket_path), 15,
+                     what=f"logd to listen on {self.socket_path}")
+        return self
+
+    def _alive_or_fail(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"logd exited with {self.proc.returncode}: {self.stderr()}")
+        return True
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout: float = 20) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(errors="replace") if self.stdout_path.exists() else ""
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
+
+
+def send(path: Path, data: bytes) -> None:
+    """Connect, send ``data``, and wait until the daemon has read it all and closed its side."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(os.fspath(path))
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+    s.recv(1)
+    s.close()
+
+
+def send_records(path: Path, records: Iterable[dict]) -> None:
+    send(path, b"".join(orjson.dumps(r) + b"\n" for r in records))
+
+
+def read_records(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line]
+
+
+def agent_records(path: Path) -> list[dict]:
+    """Records in a JSON-lines file, without logd's own start/stop records."""
+    return [r for r in read_records(path) if r.get("agent") != "logd"]
