@@ -117,6 +117,40 @@ def cmd_send(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from .control import ControlError, request
+
+    try:
+        reply = request(resolve_socket(args), "status")
+    except (ConfigError, ControlError) as exc:
+        _error(str(exc))
+        return EXIT_FAILURE
+    reply.pop("ok", None)
+    if args.json:
+        sys.stdout.write(orjson.dumps(reply, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return EXIT_OK
+    sys.stdout.write(format_status(reply))
+    return EXIT_OK
+
+
+def format_status(status: dict) -> str:
+    """Human view of the daemon's status reply: one ``key: value`` per line, nested tables indented."""
+    lines: list[str] = []
+
+    def walk(value: object, indent: int, key: str) -> None:
+        pad = "  " * indent
+        if isinstance(value, dict):
+            lines.append(f"{pad}{key}:")
+            for k, v in value.items():
+                walk(v, indent + 1, str(k))
+        else:
+            lines.append(f"{pad}{key}: {value}")
+
+    for k, v in status.items():
+        walk(v, 0, k)
+    return "\n".join(lines) + "\n"
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import main as bench_main
 
@@ -146,6 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "-c", help=config_help)
     p.add_argument("--socket", "-s", help="socket path (overrides the config)")
     p.set_defaults(func=cmd_send)
+
+    p = sub.add_parser("status", help="show the running daemon's state")
+    p.add_argument("--json", action="store_true", help="print the status as JSON")
+    p.add_argument("--config", "-c", help=config_help)
+    p.add_argument("--socket", "-s", help="socket path (overrides the config)")
+    p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("bench", help="measure throughput against baselines in the same run")
     p.add_argument("--clients", type=int, default=4, help="client processes (default 4)")

@@ -239,7 +239,7 @@ def parse_config(text: str, path: Path) -> Config:
     tables["socket"].setdefault("path", default_socket_path())
     for name, (settings_class, _) in _SUBTABLES.items():
         values[name] = settings_class(**tables[name])
-    return Config(source=path, **values)
+    return Config(source=path.absolute(), **values)
 
 
 def _validate_table(path: Path, locate: "_Locator", table: str, raw: dict[str, Any],

@@ -15,6 +15,7 @@ from typing import Callable
 
 from . import __version__
 from .config import Config
+from .control import ControlServer, control_path
 from .pipeline import Pipeline, Sink, Step, level_filter, _stderr_line
 from .server import SocketServer, StartupError, create_listener
 from .sinks.console import ConsoleSink
@@ -41,6 +42,26 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.pipeline: Pipeline | None = None
         self.server: SocketServer | None = None
+        self.control = ControlServer(control_path(config.socket.path))
+        self.started = clock()
+        self.control.register("ping", self._ping)
+        self.control.register("status", self._status)
+
+    async def _ping(self, request: dict) -> dict:
+        return {"pid": os.getpid(), "version": __version__}
+
+    async def _status(self, request: dict) -> dict:
+        assert self.pipeline is not None and self.server is not None
+        stats = self.pipeline.stats
+        return {
+            "pid": os.getpid(), "version": __version__, "uptime_s": round(self.clock() - self.started, 3),
+            "config": str(self.config.source or "<embedded defaults>"), "socket": str(self.config.socket.path),
+            "level": self.config.level, "connections": len(self.server.connections),
+            "connections_refused": self.server.rejected, "paused": self.pipeline.paused,
+            "received": stats.received, "filtered": stats.filtered,
+            "sinks": {name: {"delivered": stats.delivered[name], "errors": stats.sink_errors[name]}
+                      for name in stats.delivered},
+        }
 
     async def run(self) -> int:
         config = self.config
@@ -53,6 +74,7 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
         await self.server.start()
+        await self.control.start()
         if config.file_only and config.file is None:
             self.pipeline.emit("warn", "file_only is set but no file is configured; logging to the console",
                                config=str(config.source))
@@ -61,6 +83,7 @@ class Daemon:
                            min_level=config.level, sinks=[s.name for s in self.pipeline.sinks])
         await self.stopping.wait()
 
+        await self.control.stop()
         left = await self.server.stop()
         stats = self.pipeline.stats
         self.pipeline.emit("info", "logd stopped", event="stop", received=stats.received,
