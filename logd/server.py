@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from .config import SocketSettings
-from .pipeline import Pipeline
+from .pipeline import BATCH_RECORDS, Pipeline
 from .record import Record, parse_line
 from .timestamps import format_epoch
 
@@ -144,11 +144,15 @@ class Connection(asyncio.Protocol):
             data = self._buf + data
         lines = data.split(b"\n")
         self._buf = lines.pop()
+        put = self.server.pipeline.put
         for line in lines:
             if len(line) > max_bytes:
                 records.append(parse_line(line[:max_bytes], received, trusted, truncated=len(line)))
             else:
                 records.append(parse_line(line, received, trusted))
+            if len(records) >= BATCH_RECORDS:  # hand over while the records are still in CPU cache
+                put(records)
+                records = []
         if len(self._buf) > max_bytes:
             self._overflow = len(self._buf)
             self._buf = self._buf[:max_bytes]

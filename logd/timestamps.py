@@ -93,6 +93,15 @@ def normalize_time(value: object) -> str | None:
             and _canonical_prefix_ok(value[:19])
         ):
             return value
+        if (
+            len(value) > 20
+            and value[-1] == "Z"
+            and value[19] == "."
+            and value[10] == "T"
+            and value[20:-1].isdigit()
+            and _canonical_prefix_ok(value[:19])
+        ):  # UTC with a fraction of any precision (zerolog ms, Go RFC3339Nano): no datetime needed
+            return f"{value[:20]}{value[20:26].ljust(6, '0')}Z"
         cached = _CACHE.get(value, False)
         if cached is not False:
             return cached
