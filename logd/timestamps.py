@@ -34,6 +34,9 @@ def format_epoch(seconds: float) -> str:
     return format_utc(datetime.fromtimestamp(seconds, UTC))
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _epoch_seconds(value: float) -> float:
     """Seconds from an epoch number in s, ms, µs or ns (told apart by magnitude)."""
     magnitude = abs(value)
@@ -44,6 +47,20 @@ def _epoch_seconds(value: float) -> float:
     if magnitude >= 1e11:
         return value / 1e3
     return value
+
+
+def _format_epoch_int(value: int) -> str:
+    """Integer epochs (s, ms, µs, ns) exactly, without float rounding of nanoseconds."""
+    magnitude = abs(value)
+    if magnitude >= 10**17:
+        micros = value // 1000
+    elif magnitude >= 10**14:
+        micros = value
+    elif magnitude >= 10**11:
+        micros = value * 1000
+    else:
+        micros = value * 1_000_000
+    return format_utc(_EPOCH + timedelta(microseconds=micros))
 
 
 def _parse_text(text: str) -> str | None:
@@ -101,7 +118,7 @@ def normalize_time(value: object) -> str | None:
             and value[20:-1].isdigit()
             and _canonical_prefix_ok(value[:19])
         ):  # UTC with a fraction of any precision (zerolog ms, Go RFC3339Nano): no datetime needed
-            return f"{value[:20]}{value[20:26].ljust(6, '0')}Z"
+            return f"{value[:20]}{value[20:-1][:6].ljust(6, '0')}Z"
         cached = _CACHE.get(value, False)
         if cached is not False:
             return cached
@@ -117,6 +134,8 @@ def normalize_time(value: object) -> str | None:
         return result
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         try:
+            if isinstance(value, int):
+                return _format_epoch_int(value)
             return format_epoch(_epoch_seconds(value))
         except (ValueError, OverflowError, OSError):
             return None
