@@ -133,6 +133,22 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_reload(args: argparse.Namespace) -> int:
+    from .control import ControlError, request
+
+    try:
+        reply = request(resolve_socket(args), "reload")
+    except (ConfigError, ControlError) as exc:
+        _error(str(exc))
+        return EXIT_FAILURE
+    if not reply.get("applied"):
+        _error(f"reload refused, the daemon keeps its last good config: {reply.get('error')}")
+        return EXIT_FAILURE
+    changed = reply.get("changed") or []
+    print(f"reloaded {reply.get('config')}: " + ("; ".join(changed) if changed else "no setting changed, files reopened"))
+    return EXIT_OK
+
+
 def format_status(status: dict) -> str:
     """Human view of the daemon's status reply: one ``key: value`` per line, nested tables indented."""
     lines: list[str] = []
@@ -186,6 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "-c", help=config_help)
     p.add_argument("--socket", "-s", help="socket path (overrides the config)")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("reload", help="ask the running daemon to re-read its config; prints the outcome")
+    p.add_argument("--config", "-c", help=config_help)
+    p.add_argument("--socket", "-s", help="socket path (overrides the config)")
+    p.set_defaults(func=cmd_reload)
 
     p = sub.add_parser("bench", help="measure throughput against baselines in the same run")
     p.add_argument("--clients", type=int, default=4, help="client processes (default 4)")

@@ -12,7 +12,7 @@ import difflib
 import os
 import re
 import sys
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -338,5 +338,16 @@ def _toml_value(value: Any) -> str:
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def with_socket_path(config: Config, path: Path) -> Config:
-    return replace(config, socket=replace(config.socket, path=path))
+def changes(old: Config, new: Config) -> list[str]:
+    """What differs between two configs, as ``key: old -> new`` (sub-table keys dotted)."""
+    out: list[str] = []
+    for f in fields(Config):
+        if f.name == "source":
+            continue
+        a, b = getattr(old, f.name), getattr(new, f.name)
+        if f.name in _SUBTABLES:
+            out.extend(f"{f.name}.{g.name}: {getattr(a, g.name)!r} -> {getattr(b, g.name)!r}"
+                       for g in fields(a) if getattr(a, g.name) != getattr(b, g.name))
+        elif a != b:
+            out.append(f"{f.name}: {a!r} -> {b!r}")
+    return out

@@ -2,6 +2,8 @@
 
 Shutdown order (SIGTERM / SIGINT): stop accepting -> read what clients already
 sent -> process it -> flush and close sinks -> remove the socket -> exit 0.
+Reload (file change, SIGHUP, ``logd reload``): re-read the config and swap steps and
+sinks between two batches; an invalid config is refused and the last good one kept.
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ import os
 import signal
 import sys
 import time
-from typing import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Awaitable, Callable
 
-from . import __version__
-from .config import Config
+from . import __version__, systemd
+from .config import Config, ConfigError, changes, load_config
 from .control import ControlServer, control_path
+from .reload import ConfigWatcher
 from .pipeline import Pipeline, Sink, Step, level_filter, _stderr_line
 from .server import SocketServer, StartupError, create_listener
 from .sinks.console import ConsoleSink
@@ -36,16 +41,22 @@ def build_steps(config: Config) -> list[Step]:
 
 
 class Daemon:
+    """One running logd: owns the listener, pipeline, control socket and config watcher."""
+
     def __init__(self, config: Config, clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.clock = clock
+        self.started = clock()
         self.stopping = asyncio.Event()
         self.pipeline: Pipeline | None = None
         self.server: SocketServer | None = None
-        self.control = ControlServer(control_path(config.socket.path))
-        self.started = clock()
-        self.control.register("ping", self._ping)
-        self.control.register("status", self._status)
+        self.control: ControlServer | None = None
+        self.socket_path: Path = config.socket.path
+        self.reloads = 0
+        # called as hook(old, new) after a reload was applied; components that live
+        # outside the pipeline (metrics server, shippers) re-read their settings here
+        self.reload_hooks: list[Callable[[Config, Config], Awaitable[None]]] = []
+        self._reload_lock = asyncio.Lock()
 
     async def _ping(self, request: dict) -> dict:
         return {"pid": os.getpid(), "version": __version__}
@@ -55,46 +66,134 @@ class Daemon:
         stats = self.pipeline.stats
         return {
             "pid": os.getpid(), "version": __version__, "uptime_s": round(self.clock() - self.started, 3),
-            "config": str(self.config.source or "<embedded defaults>"), "socket": str(self.config.socket.path),
+            "config": str(self.config.source or "<embedded defaults>"), "socket": str(self.socket_path),
             "level": self.config.level, "connections": len(self.server.connections),
             "connections_refused": self.server.rejected, "paused": self.pipeline.paused,
-            "received": stats.received, "filtered": stats.filtered,
+            "received": stats.received, "filtered": stats.filtered, "reloads": self.reloads,
             "sinks": {name: {"delivered": stats.delivered[name], "errors": stats.sink_errors[name]}
                       for name in stats.delivered},
         }
 
+    async def _reload_command(self, request: dict) -> dict:
+        return await self.reload("logd reload")
+
     async def run(self) -> int:
         config = self.config
-        listener = create_listener(config.socket)  # raises StartupError before any output
-        socket_inode = os.stat(config.socket.path).st_ino
+        activated = systemd.activated_listener()  # systemd keeps this socket open across restarts
+        listener = activated or create_listener(config.socket)  # raises StartupError before any output
+        if activated is not None:
+            self.socket_path = Path(listener.getsockname())
+        socket_inode = os.stat(self.socket_path).st_ino
         self.pipeline = Pipeline(build_steps(config), build_sinks(config), clock=self.clock)
         self.server = SocketServer(listener, config.socket, self.pipeline, clock=self.clock)
         self.pipeline.on_pressure = self.server.set_paused
+        self.control = ControlServer(control_path(self.socket_path))
+        self.control.register("ping", self._ping)
+        self.control.register("status", self._status)
+        self.control.register("reload", self._reload_command)
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload("SIGHUP")))
         await self.server.start()
         await self.control.start()
+        watcher = None
+        if config.source is not None:
+            watcher = ConfigWatcher(config.source, loop, lambda: loop.create_task(self.reload("config file changed")))
+            watcher.start()
         if config.file_only and config.file is None:
             self.pipeline.emit("warn", "file_only is set but no file is configured; logging to the console",
                                config=str(config.source))
         self.pipeline.emit("info", "logd started", event="start", version=__version__,
-                           socket=str(config.socket.path), config=str(config.source or "<embedded defaults>"),
+                           socket=str(self.socket_path), socket_activated=activated is not None,
+                           config=str(config.source or "<embedded defaults>"),
                            min_level=config.level, sinks=[s.name for s in self.pipeline.sinks])
+        systemd.notify("READY=1", f"STATUS=listening on {self.socket_path}", f"MAINPID={os.getpid()}")
+        pinger = self._start_watchdog(loop)
         await self.stopping.wait()
 
+        systemd.notify("STOPPING=1", "STATUS=draining clients")
+        if pinger is not None:
+            pinger.cancel()
+        if watcher is not None:
+            watcher.stop()
         await self.control.stop()
         left = await self.server.stop()
         stats = self.pipeline.stats
         self.pipeline.emit("info", "logd stopped", event="stop", received=stats.received,
                            filtered=stats.filtered, connections_aborted=left)
         self.pipeline.close()
-        try:
-            if os.stat(config.socket.path).st_ino == socket_inode:
-                os.unlink(config.socket.path)
-        except OSError:
-            pass
+        if activated is None:  # an activated socket belongs to systemd and outlives us
+            try:
+                if os.stat(self.socket_path).st_ino == socket_inode:
+                    os.unlink(self.socket_path)
+            except OSError:
+                pass
         return 0
+
+    def _start_watchdog(self, loop: asyncio.AbstractEventLoop) -> asyncio.Task | None:
+        interval = systemd.watchdog_interval()
+        if interval is None:
+            return None
+
+        async def ping() -> None:
+            while True:  # pings come from the event loop itself: a stuck loop stops them
+                systemd.notify("WATCHDOG=1")
+                await asyncio.sleep(interval)
+
+        return loop.create_task(ping())
+
+    async def reload(self, reason: str) -> dict:
+        """Re-read the config and apply it between two batches; an invalid one is refused.
+
+        Returns what happened (``applied``, ``changed`` or ``error``) for ``logd reload``.
+        """
+        assert self.pipeline is not None and self.server is not None
+        async with self._reload_lock:
+            systemd.notify("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
+            try:
+                return await self._apply_reload(reason)
+            finally:
+                systemd.notify("READY=1", f"STATUS=listening on {self.socket_path}")
+
+    async def _apply_reload(self, reason: str) -> dict:
+        assert self.pipeline is not None and self.server is not None
+        path = self.config.source
+        try:
+            new = load_config(path) if path is not None else self.config
+        except ConfigError as exc:
+            self.pipeline.emit("error", "config change refused; keeping the last good config", event="reload",
+                               reason=reason, error=exc.message, file=str(exc.file), line=exc.line, key=exc.key)
+            _stderr_line(f"logd: error: {exc}; keeping the last good config")
+            return {"applied": False, "error": str(exc)}
+        new = self._keep_socket_identity(new)
+        try:
+            self.pipeline.reconfigure(build_steps(new), build_sinks(new))
+        except (ValueError, OSError) as exc:
+            self.pipeline.emit("error", "config change not applied", event="reload", reason=reason, error=str(exc))
+            _stderr_line(f"logd: error: reload not applied: {exc}")
+            return {"applied": False, "error": str(exc)}
+        old, self.config = self.config, new
+        self.server.settings = new.socket
+        for hook in self.reload_hooks:
+            await hook(old, new)
+        self.reloads += 1
+        changed = changes(old, new)
+        self.pipeline.emit("info", "config reloaded" if changed else "config reloaded; files reopened",
+                           event="reload", reason=reason, changed=changed)
+        return {"applied": True, "changed": changed, "config": str(path or "<embedded defaults>")}
+
+    def _keep_socket_identity(self, new: Config) -> Config:
+        """The listening socket cannot move while clients use it: path, mode, group need a restart."""
+        old = self.config.socket
+        fixed = ("path", "mode", "group")
+        moved = [k for k in fixed if getattr(old, k) != getattr(new.socket, k)]
+        if moved:
+            assert self.pipeline is not None
+            self.pipeline.emit("warn", "socket settings change on restart only; keeping the current ones",
+                               event="reload", keys=[f"socket.{k}" for k in moved])
+        return replace(new, socket=replace(new.socket, **{k: getattr(old, k) for k in fixed}))
 
 
 def tune_malloc(trim_threshold: int = 64 << 20, mmap_threshold: int = 16 << 20) -> bool:

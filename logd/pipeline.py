@@ -226,6 +226,28 @@ class Pipeline:
             self._paused = paused
             self.on_pressure(paused)
 
+    def reconfigure(self, steps: list[Step], sinks: list[Sink]) -> None:
+        """Swap steps and sinks between two batches: nothing pending is lost or reordered.
+
+        Everything accepted so far goes through the old steps to the old sinks first;
+        the old sinks are then flushed and closed (a file is reopened by its new sink).
+        Refused (ValueError) while a sink is failing, since closing it would drop what it holds.
+        """
+        self.drain()
+        failing = [d.sink.name for d in self.deliveries if d.failing is not None]
+        if failing:
+            raise ValueError(f"sink {', '.join(failing)} is failing and holds unwritten records; "
+                             "reload again once it has recovered")
+        for delivery in self.deliveries:
+            delivery.sink.flush()
+            delivery.sink.close()
+        self.steps = steps
+        self.deliveries = [_Delivery(s) for s in sinks]
+        for sink in sinks:
+            self.stats.delivered.setdefault(sink.name, 0)
+            self.stats.sink_errors.setdefault(sink.name, 0)
+        self._update_pressure()
+
     @property
     def paused(self) -> bool:
         return self._paused

@@ -118,9 +118,12 @@ def send_records(path: Path, records: Iterable[dict]) -> None:
 
 
 def read_records(path: Path) -> list[dict]:
+    """Complete JSON lines of a file (a line still being written is left for the next read)."""
     if not path.exists():
         return []
-    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line]
+    data = path.read_bytes()
+    data = data[: data.rfind(b"\n") + 1]
+    return [orjson.loads(line) for line in data.splitlines() if line]
 
 
 def agent_records(path: Path) -> list[dict]:

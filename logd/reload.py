@@ -1,0 +1,96 @@
+"""Watch agentflow.toml and ask for a reload when its content really changes.
+
+Editors save in many ways (write in place, write a temp file and rename it over,
+swap a symlink as Kubernetes ConfigMaps do), so the watcher observes the
+folders involved rather than the file, debounces bursts of events, and only
+reports a change when the file's bytes differ from the last ones it saw.
+watchdog calls us on its own thread; all real work is handed to the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from pathlib import Path
+from typing import Callable
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+
+def fingerprint(path: Path) -> str | None:
+    """Hash of the file's content (following symlinks), or None when it cannot be read."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def watched_folders(path: Path) -> set[Path]:
+    """The folder of the path, and of every symlink hop to the real file."""
+    folders = {path.absolute().parent}
+    current = path.absolute()
+    for _ in range(16):  # symlink chains are short; never loop forever on a cycle
+        if not current.is_symlink():
+            break
+        target = Path(os.readlink(current))
+        current = target if target.is_absolute() else current.parent / target
+        folders.add(current.parent)
+    folders.add(path.resolve().parent)
+    return {f for f in folders if f.is_dir()}
+
+
+class ConfigWatcher(FileSystemEventHandler):
+    def __init__(self, path: Path, loop: asyncio.AbstractEventLoop, on_change: Callable[[], None],
+                 debounce: float = 0.2) -> None:
+        self.path = path
+        self.loop = loop
+        self.on_change = on_change
+        self.debounce = debounce
+        self.last = fingerprint(path)
+        self._observer = Observer()
+        self._watches: dict[Path, object] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        self._rewatch()
+        self._observer.daemon = True
+        self._observer.start()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._observer.stop()
+        self._observer.join(timeout=5)
+
+    def _rewatch(self) -> None:
+        wanted = watched_folders(self.path)
+        for folder in set(self._watches) - wanted:
+            self._observer.unschedule(self._watches.pop(folder))
+        for folder in wanted - set(self._watches):
+            self._watches[folder] = self._observer.schedule(self, os.fspath(folder), recursive=False)
+
+    # watchdog's thread
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in ("opened", "closed_no_write"):
+            return  # reads (including our own) are not changes
+        try:
+            self.loop.call_soon_threadsafe(self._poke)
+        except RuntimeError:
+            pass  # the loop is closed: shutting down
+
+    # the event loop's thread
+    def _poke(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self.loop.call_later(self.debounce, self._settled)
+
+    def _settled(self) -> None:
+        self._timer = None
+        self._rewatch()  # a symlink swap may have moved the real file
+        current = fingerprint(self.path)
+        if current is None or current == self.last:
+            return  # deleted mid-save, or touched without a change: keep what we have
+        self.last = current
+        self.on_change()
