@@ -13,7 +13,8 @@ from typing import Sequence
 import orjson
 
 from . import __version__
-from .config import Config, ConfigError, default_socket_path, describe, find_config, load_config
+from .config import (Config, ConfigError, default_socket_path, describe, find_config, load_config,
+                     socket_path_hint)
 from .levels import canonical_level
 from .timestamps import format_epoch
 
@@ -56,7 +57,12 @@ def resolve_socket(args: argparse.Namespace) -> Path:
     path = find_config(args.config)
     if path is None:
         return default_socket_path()
-    return load_config(path).socket.path
+    try:
+        return load_config(path).socket.path
+    except ConfigError:
+        if getattr(args, "lenient_config", False):
+            return socket_path_hint(path)
+        raise
 
 
 def _parse_field(text: str) -> tuple[str, object]:
@@ -206,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reload", help="ask the running daemon to re-read its config; prints the outcome")
     p.add_argument("--config", "-c", help=config_help)
     p.add_argument("--socket", "-s", help="socket path (overrides the config)")
-    p.set_defaults(func=cmd_reload)
+    p.set_defaults(func=cmd_reload, lenient_config=True)  # the daemon itself reports what is wrong
 
     p = sub.add_parser("bench", help="measure throughput against baselines in the same run")
     p.add_argument("--clients", type=int, default=4, help="client processes (default 4)")

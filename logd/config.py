@@ -85,6 +85,19 @@ def default_socket_path(env: dict[str, str] | None = None) -> Path:
     return Path(f"/tmp/logd-{os.getuid()}") / "logd.sock"
 
 
+def socket_path_hint(path: Path) -> Path:
+    """The socket a config names, read leniently: for commands that must reach the daemon
+    even when the file now holds an error (``logd reload`` after a bad edit)."""
+    try:
+        section = tomllib.loads(path.read_text(encoding="utf-8")).get("logging", {})
+        raw = section.get("socket", {}).get("path")
+        if isinstance(raw, str) and raw:
+            return path.resolve().parent / Path(raw).expanduser()
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
+        pass
+    return default_socket_path()
+
+
 def find_config(explicit: str | os.PathLike[str] | None = None) -> Path | None:
     """Search order: ``--config``, ``$LOGD_CONFIG``, ``./agentflow.toml``; None means embedded defaults."""
     if explicit:
@@ -286,7 +299,7 @@ class _Locator:
             header = self._HEADER.match(line)
             if header:
                 current = header.group(1).replace('"', "").replace(" ", "")
-                if key is None and current == table:
+                if current == (table if key is None else f"{table}.{key}"):
                     return number
                 continue
             m = self._KEY.match(line)
@@ -346,8 +359,12 @@ def changes(old: Config, new: Config) -> list[str]:
             continue
         a, b = getattr(old, f.name), getattr(new, f.name)
         if f.name in _SUBTABLES:
-            out.extend(f"{f.name}.{g.name}: {getattr(a, g.name)!r} -> {getattr(b, g.name)!r}"
+            out.extend(f"{f.name}.{g.name}: {_shown(getattr(a, g.name))} -> {_shown(getattr(b, g.name))}"
                        for g in fields(a) if getattr(a, g.name) != getattr(b, g.name))
         elif a != b:
-            out.append(f"{f.name}: {a!r} -> {b!r}")
+            out.append(f"{f.name}: {_shown(a)} -> {_shown(b)}")
     return out
+
+
+def _shown(value: Any) -> str:
+    return "unset" if value is None else _toml_value(value)

@@ -36,6 +36,22 @@ def build_sinks(config: Config) -> list[Sink]:
     return sinks
 
 
+def open_sinks(sinks: list[Sink]) -> None:
+    """Open every sink that has something to open, or close them all and raise OSError."""
+    try:
+        for sink in sinks:
+            opener = getattr(sink, "open", None)
+            if opener is not None:
+                opener()
+    except OSError:
+        for sink in sinks:
+            try:
+                sink.close()
+            except OSError:
+                pass
+        raise
+
+
 def build_steps(config: Config) -> list[Step]:
     return [level_filter(config.level)]
 
@@ -84,7 +100,15 @@ class Daemon:
         if activated is not None:
             self.socket_path = Path(listener.getsockname())
         socket_inode = os.stat(self.socket_path).st_ino
-        self.pipeline = Pipeline(build_steps(config), build_sinks(config), clock=self.clock)
+        sinks = build_sinks(config)
+        try:
+            open_sinks(sinks)
+        except OSError as exc:
+            listener.close()
+            if activated is None:
+                os.unlink(self.socket_path)
+            raise StartupError(f"cannot open {exc.filename or 'a sink'}: {exc.strerror or exc}") from None
+        self.pipeline = Pipeline(build_steps(config), sinks, clock=self.clock)
         self.server = SocketServer(listener, config.socket, self.pipeline, clock=self.clock)
         self.pipeline.on_pressure = self.server.set_paused
         self.control = ControlServer(control_path(self.socket_path))
@@ -163,26 +187,38 @@ class Daemon:
         try:
             new = load_config(path) if path is not None else self.config
         except ConfigError as exc:
-            self.pipeline.emit("error", "config change refused; keeping the last good config", event="reload",
-                               reason=reason, error=exc.message, file=str(exc.file), line=exc.line, key=exc.key)
-            _stderr_line(f"logd: error: {exc}; keeping the last good config")
-            return {"applied": False, "error": str(exc)}
+            return self._refuse(reason, str(exc), error=exc.message, file=str(exc.file), line=exc.line, key=exc.key)
         new = self._keep_socket_identity(new)
+        changed = changes(self.config, new)
+        failing = self.pipeline.failing_sinks()
+        if failing:
+            return self._refuse(reason, f"sink {', '.join(failing)} is failing and holds unwritten records; "
+                                        "reload again once it has recovered")
+        sinks = build_sinks(new)
         try:
-            self.pipeline.reconfigure(build_steps(new), build_sinks(new))
-        except (ValueError, OSError) as exc:
-            self.pipeline.emit("error", "config change not applied", event="reload", reason=reason, error=str(exc))
-            _stderr_line(f"logd: error: reload not applied: {exc}")
-            return {"applied": False, "error": str(exc)}
+            open_sinks(sinks)
+        except OSError as exc:
+            return self._refuse(reason, f"cannot open {exc.filename or 'a sink'}: {exc.strerror or exc}")
+        # announced under the old settings, so it is seen even when the new ones filter
+        # it out, and lands in the old file when the file changes (its last line)
+        self.pipeline.emit("info", "config reloaded" if changed else "config reloaded; files reopened",
+                           event="reload", reason=reason, changed=changed)
+        self.pipeline.reconfigure(build_steps(new), sinks)
         old, self.config = self.config, new
         self.server.settings = new.socket
         for hook in self.reload_hooks:
             await hook(old, new)
         self.reloads += 1
-        changed = changes(old, new)
-        self.pipeline.emit("info", "config reloaded" if changed else "config reloaded; files reopened",
-                           event="reload", reason=reason, changed=changed)
         return {"applied": True, "changed": changed, "config": str(path or "<embedded defaults>")}
+
+    def _refuse(self, reason: str, summary: str, **fields: object) -> dict:
+        """Report a reload that was not applied: as a record, on stderr, and to `logd reload`."""
+        assert self.pipeline is not None
+        fields.setdefault("error", summary)
+        self.pipeline.emit("error", "config change refused; keeping the last good config", event="reload",
+                           reason=reason, **fields)
+        _stderr_line(f"logd: error: {summary}; keeping the last good config")
+        return {"applied": False, "error": summary}
 
     def _keep_socket_identity(self, new: Config) -> Config:
         """The listening socket cannot move while clients use it: path, mode, group need a restart."""

@@ -231,13 +231,9 @@ class Pipeline:
 
         Everything accepted so far goes through the old steps to the old sinks first;
         the old sinks are then flushed and closed (a file is reopened by its new sink).
-        Refused (ValueError) while a sink is failing, since closing it would drop what it holds.
+        Callers check :meth:`failing_sinks` first: closing a failing sink drops what it holds.
         """
         self.drain()
-        failing = [d.sink.name for d in self.deliveries if d.failing is not None]
-        if failing:
-            raise ValueError(f"sink {', '.join(failing)} is failing and holds unwritten records; "
-                             "reload again once it has recovered")
         for delivery in self.deliveries:
             delivery.sink.flush()
             delivery.sink.close()
@@ -247,6 +243,9 @@ class Pipeline:
             self.stats.delivered.setdefault(sink.name, 0)
             self.stats.sink_errors.setdefault(sink.name, 0)
         self._update_pressure()
+
+    def failing_sinks(self) -> list[str]:
+        return [d.sink.name for d in self.deliveries if d.failing is not None]
 
     @property
     def paused(self) -> bool:

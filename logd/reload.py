@@ -27,18 +27,29 @@ def fingerprint(path: Path) -> str | None:
         return None
 
 
-def watched_folders(path: Path) -> set[Path]:
-    """The folder of the path, and of every symlink hop to the real file."""
-    folders = {path.absolute().parent}
-    current = path.absolute()
+def symlink_chain(path: Path) -> tuple[str, ...]:
+    """The path, every symlink hop on the way to the real file, and the real file."""
+    chain = [path.absolute()]
+    current = chain[0]
     for _ in range(16):  # symlink chains are short; never loop forever on a cycle
         if not current.is_symlink():
             break
         target = Path(os.readlink(current))
         current = target if target.is_absolute() else current.parent / target
-        folders.add(current.parent)
-    folders.add(path.resolve().parent)
-    return {f for f in folders if f.is_dir()}
+        chain.append(current)
+    chain.append(path.resolve())
+    return tuple(dict.fromkeys(os.fspath(p) for p in chain))
+
+
+def watched_folders(chain: tuple[str, ...]) -> set[Path]:
+    return {p.parent for p in map(Path, chain) if p.parent.is_dir()}
+
+
+def concerns(event_path: str, chain: tuple[str, ...]) -> bool:
+    """Whether a change at ``event_path`` can change the config: it is a hop, or a folder
+    (often a swapped symlink) on the way to one. Other files in the folder, such as the
+    log file logd itself writes next to the config, are not."""
+    return any(hop == event_path or hop.startswith(event_path + os.sep) for hop in chain)
 
 
 class ConfigWatcher(FileSystemEventHandler):
@@ -49,6 +60,7 @@ class ConfigWatcher(FileSystemEventHandler):
         self.on_change = on_change
         self.debounce = debounce
         self.last = fingerprint(path)
+        self._chain = symlink_chain(path)
         self._observer = Observer()
         self._watches: dict[Path, object] = {}
         self._timer: asyncio.TimerHandle | None = None
@@ -65,7 +77,8 @@ class ConfigWatcher(FileSystemEventHandler):
         self._observer.join(timeout=5)
 
     def _rewatch(self) -> None:
-        wanted = watched_folders(self.path)
+        self._chain = symlink_chain(self.path)
+        wanted = watched_folders(self._chain)
         for folder in set(self._watches) - wanted:
             self._observer.unschedule(self._watches.pop(folder))
         for folder in wanted - set(self._watches):
@@ -75,6 +88,10 @@ class ConfigWatcher(FileSystemEventHandler):
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
             return  # reads (including our own) are not changes
+        chain = self._chain
+        paths = [event.src_path, getattr(event, "dest_path", "")]
+        if not any(p and concerns(os.fsdecode(p), chain) for p in paths):
+            return
         try:
             self.loop.call_soon_threadsafe(self._poke)
         except RuntimeError:

@@ -30,6 +30,10 @@ class FileSink:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
         return self._fd
 
+    def open(self) -> None:
+        """Open (creating folders and the file) now, so a bad path fails at start or reload."""
+        self._open()
+
     def write(self, batch: Batch) -> None:
         data = batch.json_lines()
         self._unwritten = self._unwritten + data if self._unwritten else data

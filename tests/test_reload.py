@@ -1,0 +1,158 @@
+"""Hot reload of agentflow.toml: file edits, SIGHUP and `logd reload`, against a real daemon."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+
+from support import agent_records, read_records, send_records, wait_for
+
+
+def edit(path: Path, text: str) -> float:
+    """Save the way most editors do: write a temp file, then rename it over the original."""
+    tmp = path.with_name(path.name + ".swp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return time.time()
+
+
+def reload_records(log: Path) -> list[dict]:
+    return [r for r in read_records(log) if r.get("agent") == "logd" and r.get("event") == "reload"]
+
+
+def epoch(canonical: str) -> float:
+    return datetime.fromisoformat(canonical.replace("Z", "+00:00")).timestamp()
+
+
+class Sender(threading.Thread):
+    """Sends numbered info and debug records on one connection until told to stop."""
+
+    def __init__(self, path: Path, client: int) -> None:
+        super().__init__()
+        self.path, self.client, self.sent = path, client, 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(str(self.path))
+        while not self.done.is_set() or self.sent < 2000:
+            batch = b"".join(orjson.dumps({"level": "debug" if i % 2 else "info", "msg": "m", "client": self.client,
+                                           "seq": i}) + b"\n" for i in range(self.sent, self.sent + 50))
+            s.sendall(batch)
+            self.sent += 50
+            time.sleep(0.002)  # pace the load; the daemon is not waiting on this
+        s.shutdown(socket.SHUT_WR)
+        s.recv(1)
+        s.close()
+
+
+def test_level_change_under_load_applies_quickly_and_loses_nothing(daemon, tmp_path):
+    d = daemon('level = "info"\nfile = "agent.log"')
+    senders = [Sender(d.socket_path, c) for c in range(4)]
+    for s in senders:
+        s.start()
+    wait_for(lambda: len(agent_records(tmp_path / "agent.log")) > 500, what="records before the edit")
+    edited_at = edit(d.config, d.config.read_text().replace('level = "info"', 'level = "debug"'))
+    [reloaded] = wait_for(lambda: reload_records(tmp_path / "agent.log"), what="the reload record")
+    time.sleep(0.2)  # let some debug records through after the switch
+    for s in senders:
+        s.done.set()
+    for s in senders:
+        s.join(30)
+    assert d.stop() == 0
+    assert reloaded["changed"] == ['level: "info" -> "debug"']
+    assert epoch(reloaded["time"]) - edited_at < 1.0  # the daemon applied it within a second of the save
+    recs = agent_records(tmp_path / "agent.log")
+    for s in senders:
+        mine = [r["seq"] for r in recs if r["client"] == s.client]
+        assert mine == sorted(mine)  # order kept across the swap
+        info = [q for q in mine if q % 2 == 0]
+        assert info == list(range(0, s.sent, 2))  # every always-kept record arrived
+        debug = [q for q in mine if q % 2]
+        assert debug, "debug records should flow after the level change"
+        assert debug == list(range(debug[0], s.sent, 2))  # from the switch on, none missing
+
+
+def test_invalid_edit_is_refused_and_the_last_good_config_kept(daemon, tmp_path):
+    d = daemon('level = "warn"\nfile = "agent.log"')
+    edit(d.config, d.config.read_text().replace('level = "warn"', 'level = "warn"\nmax_sise = 3'))
+    wait_for(lambda: reload_records(tmp_path / "agent.log"), what="the refusal record")
+    [refused] = reload_records(tmp_path / "agent.log")
+    assert refused["level"] == "error"
+    assert (refused["key"], refused["line"], refused["file"]) == ("logging.max_sise", 6, str(d.config))
+    assert 'did you mean "max_size"?' in refused["error"]
+    wait_for(lambda: "keeping the last good config" in d.stderr(), what="stderr line")
+    send_records(d.socket_path, [{"level": "info", "msg": "still filtered"}, {"level": "warn", "msg": "kept"}])
+    d.stop()
+    assert [r["message"] for r in agent_records(tmp_path / "agent.log")] == ["kept"]
+
+
+def test_logd_reload_prints_the_outcome(daemon, tmp_path):
+    d = daemon('file = "agent.log"')
+    cmd = [sys.executable, "-m", "logd", "reload", "--config", str(d.config)]
+    d.config.write_text(d.config.read_text().replace('file = "agent.log"', 'file = "agent.log"\nlevel = "error"'))
+    ok = subprocess.run(cmd, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.startswith(f"reloaded {d.config}") and 'level: "info" -> "error"' in ok.stdout
+    d.config.write_text(d.config.read_text() + "\n[logging.bogus]\n")
+    bad = subprocess.run(cmd, capture_output=True, text=True)
+    assert bad.returncode == 1
+    assert "reload refused, the daemon keeps its last good config" in bad.stderr and "logging.bogus" in bad.stderr
+
+
+def test_file_switch_closes_the_old_file_and_opens_the_new_one(daemon, tmp_path):
+    d = daemon('file = "first.log"')
+    send_records(d.socket_path, [{"msg": f"before {i}"} for i in range(100)])
+    edit(d.config, d.config.read_text().replace("first.log", "logs/second.log"))
+    wait_for(lambda: (tmp_path / "logs" / "second.log").exists(), what="the new file")
+    send_records(d.socket_path, [{"msg": f"after {i}"} for i in range(100)])
+    d.stop()
+    first = [r["message"] for r in agent_records(tmp_path / "first.log")]
+    second = [r["message"] for r in agent_records(tmp_path / "logs" / "second.log")]
+    assert first == [f"before {i}" for i in range(100)]
+    assert second == [f"after {i}" for i in range(100)]
+    # the old file ends by saying where the records went
+    assert read_records(tmp_path / "first.log")[-1]["changed"] == [
+        f'file: "{tmp_path / "first.log"}" -> "{tmp_path / "logs" / "second.log"}"']
+
+
+def test_sighup_reopens_the_file_after_an_external_rotation(daemon, tmp_path):
+    d = daemon('file = "agent.log"')
+    send_records(d.socket_path, [{"msg": "old"}])
+    os.rename(tmp_path / "agent.log", tmp_path / "agent.log.moved")  # what logrotate does
+    d.signal(signal.SIGHUP)
+    wait_for(lambda: (tmp_path / "agent.log").exists(), what="the reopened file")
+    send_records(d.socket_path, [{"msg": "new"}])
+    d.stop()
+    assert [r["message"] for r in agent_records(tmp_path / "agent.log.moved")] == ["old"]
+    assert [r["message"] for r in agent_records(tmp_path / "agent.log")] == ["new"]
+
+
+def test_symlink_swap_of_the_config_is_noticed(daemon, tmp_path, sock_dir):
+    d = daemon('file = "agent.log"')
+    # turn the config into a Kubernetes-style symlink: agentflow.toml -> data/agentflow.toml
+    v1, v2 = tmp_path / "v1", tmp_path / "v2"
+    v1.mkdir()
+    v2.mkdir()
+    (v1 / "agentflow.toml").write_text(d.config.read_text())
+    (v2 / "agentflow.toml").write_text(d.config.read_text().replace('file = "agent.log"', 'file = "agent.log"\nlevel = "warn"'))
+    (tmp_path / "data").symlink_to("v1")
+    tmp_link = tmp_path / "cfg.tmp"
+    tmp_link.symlink_to("data/agentflow.toml")
+    os.replace(tmp_link, d.config)
+    time.sleep(0.5)  # let the watcher settle on the new layout (content is unchanged: no reload)
+    new_data = tmp_path / "data.tmp"
+    new_data.symlink_to("v2")
+    os.replace(new_data, tmp_path / "data")  # the atomic swap
+    wait_for(lambda: any(r.get("changed") for r in reload_records(tmp_path / "agent.log")), what="reload after swap")
+    d.stop()
+    assert any('level: "info" -> "warn"' in r["changed"] for r in reload_records(tmp_path / "agent.log"))
