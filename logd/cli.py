@@ -123,13 +123,20 @@ def cmd_send(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_status(args: argparse.Namespace) -> int:
+def ask_daemon(args: argparse.Namespace, command: str, **fields: object) -> dict | None:
+    """Send a control command to the running daemon; None (error already printed) when it fails."""
     from .control import ControlError, request
 
     try:
-        reply = request(resolve_socket(args), "status")
+        return request(resolve_socket(args), command, **fields)
     except (ConfigError, ControlError) as exc:
         _error(str(exc))
+        return None
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    reply = ask_daemon(args, "status")
+    if reply is None:
         return EXIT_FAILURE
     reply.pop("ok", None)
     if args.json:
@@ -140,12 +147,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_reload(args: argparse.Namespace) -> int:
-    from .control import ControlError, request
-
-    try:
-        reply = request(resolve_socket(args), "reload")
-    except (ConfigError, ControlError) as exc:
-        _error(str(exc))
+    reply = ask_daemon(args, "reload")
+    if reply is None:
         return EXIT_FAILURE
     if not reply.get("applied"):
         _error(f"reload refused, the daemon keeps its last good config: {reply.get('error')}")
