@@ -251,9 +251,24 @@ def tune_malloc(trim_threshold: int = 64 << 20, mmap_threshold: int = 16 << 20) 
         return False
 
 
+def raise_fd_limit(wanted: int) -> None:
+    """Allow ``wanted`` open files (clients + files + slack) up to the hard limit: the usual
+    soft limit of 1024 would make accept() fail before max_connections is reached."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        if soft != resource.RLIM_INFINITY and soft < target:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
 def run(config: Config) -> int:
     """Run the daemon until SIGTERM/SIGINT; returns the process exit code."""
     tune_malloc()
+    raise_fd_limit(config.socket.max_connections + 256)
     try:
         return asyncio.run(Daemon(config).run())
     except StartupError as exc:

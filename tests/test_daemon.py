@@ -354,3 +354,64 @@ def test_sigint_also_shuts_down_cleanly(daemon, tmp_path):
     d.signal(signal.SIGINT)
     assert d.proc.wait(15) == 0
     assert [r["message"] for r in agent_records(tmp_path / "agent.log")] == ["before sigint"]
+
+
+def test_hundreds_of_clients_at_once(daemon, tmp_path):
+    d = daemon(extra="max_connections = 400\n")
+    clients = []
+    for c in range(300):  # all connected at the same time
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(str(d.socket_path))
+        clients.append(s)
+    for c, s in enumerate(clients):
+        s.sendall(b"".join(orjson.dumps({"msg": "hi", "client": c, "seq": i}) + b"\n" for i in range(20)))
+    for s in clients:
+        s.close()
+    wait_for(lambda: len(agent_records(tmp_path / "agent.log")) == 6000, 30, what="6000 records")
+    d.stop()
+    recs = agent_records(tmp_path / "agent.log")
+    for c in range(300):
+        assert [r["seq"] for r in recs if r["client"] == c] == list(range(20))
+
+
+def _rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_a_stuck_sink_stops_reading_instead_of_buffering(tmp_path, sock_dir):
+    """Console on a pipe nobody reads: logd must stop reading clients, not grow memory."""
+    config = write_config(tmp_path, sock_dir / "logd.sock", 'file = "agent.log"')
+    proc = subprocess.Popen([sys.executable, "-m", "logd", "run", "--config", str(config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ, "NO_COLOR": "1"})
+    try:
+        wait_for(lambda: can_connect(sock_dir / "logd.sock"), what="socket")
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(str(sock_dir / "logd.sock"))
+        s.settimeout(0.5)
+        line = orjson.dumps({"msg": "x" * 200}) + b"\n"
+        sent = 0
+        try:
+            while sent < 200_000:  # ~45 MB if nothing pushed back
+                s.sendall(line * 100)
+                sent += 100
+        except socket.timeout:
+            pass
+        assert sent < 200_000, "the client was never slowed down"
+        rss_blocked = _rss_kb(proc.pid)
+        assert rss_blocked < 150_000, f"logd buffered {rss_blocked} kB instead of pushing back"
+        # now drain the console: everything the client managed to send arrives
+        reader = threading.Thread(target=lambda: proc.stdout.read(), daemon=True)
+        reader.start()
+        s.settimeout(None)
+        s.shutdown(socket.SHUT_WR)
+        s.recv(1)
+        s.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        assert len(agent_records(tmp_path / "agent.log")) >= sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
