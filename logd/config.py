@@ -54,6 +54,14 @@ class SocketSettings:
 
 
 @dataclass(frozen=True)
+class TraceSettings:
+    """``[logging.traces]``: where per-session trace files go and how long they are kept."""
+
+    dir: Path | None = None  # None: see traces_dir()
+    max_age: float = 0  # days; 0 keeps every session
+
+
+@dataclass(frozen=True)
 class Config:
     socket: SocketSettings
     level: str = "info"
@@ -64,6 +72,7 @@ class Config:
     max_backups: int = 0
     max_age: float = 0  # days
     compress: bool = False
+    traces: TraceSettings = field(default_factory=TraceSettings)
     source: Path | None = field(default=None, compare=False)
 
     @property
@@ -106,6 +115,18 @@ def find_config(explicit: str | os.PathLike[str] | None = None) -> Path | None:
         return Path(os.environ[CONFIG_ENV])
     local = Path(DEFAULT_CONFIG_NAME)
     return local if local.is_file() else None
+
+
+def traces_dir(config: Config, env: dict[str, str] | None = None) -> Path:
+    """The trace folder: ``[logging.traces] dir``, else ``traces/`` beside the log file,
+    else ``$XDG_STATE_HOME/logd/traces`` (``~/.local/state/logd/traces``)."""
+    if config.traces.dir is not None:
+        return config.traces.dir
+    if config.file is not None:
+        return config.file.parent / "traces"
+    env = os.environ if env is None else env
+    state = env.get("XDG_STATE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".local" / "state")
+    return Path(state) / "logd" / "traces"
 
 
 def defaults() -> Config:
@@ -206,7 +227,12 @@ _SOCKET_KEYS: dict[str, Validator] = {
 }
 # Sub-tables of [logging]: name -> (settings class, its keys). A sub-table's settings
 # become the Config field of the same name; add new ones here.
-_SUBTABLES: dict[str, tuple[type, dict[str, Validator]]] = {"socket": (SocketSettings, _SOCKET_KEYS)}
+_TRACES_KEYS: dict[str, Validator] = {
+    "dir": _string,
+    "max_age": _number(0, "a number of days >= 0 (0 keeps every session)"),
+}
+_SUBTABLES: dict[str, tuple[type, dict[str, Validator]]] = {"socket": (SocketSettings, _SOCKET_KEYS),
+                                                             "traces": (TraceSettings, _TRACES_KEYS)}
 
 
 def load_config(path: Path | None) -> Config:
@@ -250,6 +276,8 @@ def parse_config(text: str, path: Path) -> Config:
     if "path" in tables["socket"]:
         tables["socket"]["path"] = base / Path(tables["socket"]["path"]).expanduser()
     tables["socket"].setdefault("path", default_socket_path())
+    if "dir" in tables["traces"]:
+        tables["traces"]["dir"] = base / Path(tables["traces"]["dir"]).expanduser()
     for name, (settings_class, _) in _SUBTABLES.items():
         values[name] = settings_class(**tables[name])
     return Config(source=path.absolute(), **values)
@@ -338,6 +366,7 @@ def describe(config: Config) -> str:
         [f"file {config.file}"] if config.file else [])
     lines.append("")
     lines.append(f"# sinks: {', '.join(sinks) or 'none'}")
+    lines.append(f"# traces: {traces_dir(config)}")
     return "\n".join(lines) + "\n"
 
 
