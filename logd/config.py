@@ -61,6 +61,41 @@ class TraceSettings:
     max_age: float = 0  # days; 0 keeps every session
 
 
+SHIP_TYPES = ("syslog", "otlp", "http", "loki", "elasticsearch")
+# per target type: accepted ``format`` values, the first is the default
+SHIP_FORMATS: dict[str, tuple[str, ...]] = {
+    "syslog": ("message", "json"), "otlp": ("protobuf", "json"), "http": ("ndjson",),
+    "loki": ("json",), "elasticsearch": ("json",),
+}
+
+
+@dataclass(frozen=True)
+class ShipSettings:
+    """One ``[[logging.ship]]`` target: where records are forwarded, and how."""
+    type: str
+    url: str
+    name: str
+    format: str = ""
+    batch_size: int = 500
+    flush_interval: float = 1.0  # seconds to wait for a full batch before sending a partial one
+    timeout: float = 10.0  # seconds, per connection/request
+    compression: str = "none"
+    headers: tuple[tuple[str, str], ...] = ()  # values as written: "env:NAME" is resolved when sending
+    level: str = "trace"  # minimum level shipped to this target
+    match: tuple[tuple[str, tuple[Any, ...]], ...] = ()  # field -> accepted values
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_verify: bool = True
+    hostname: str | None = None  # syslog HOSTNAME; default: this machine's name
+    facility: str = "user"
+    index: str = "logd"  # elasticsearch index
+    service_name: str = "logd"  # otlp service.name for records without an agent
+    backoff_initial: float = 0.2
+    backoff_max: float = 60.0
+    max_retries: int = 0  # 0: retry for ever (a retryable failure never drops a batch)
+
+
 @dataclass(frozen=True)
 class Config:
     socket: SocketSettings
@@ -73,6 +108,8 @@ class Config:
     max_age: float = 0  # days
     compress: bool = False
     traces: TraceSettings = field(default_factory=TraceSettings)
+    ship: tuple[ShipSettings, ...] = ()
+    state_dir: Path | None = None
     source: Path | None = field(default=None, compare=False)
 
     @property
@@ -82,6 +119,16 @@ class Config:
     @property
     def console_enabled(self) -> bool:
         return not self.file_only or self.file is None
+
+    @property
+    def ship_state_dir(self) -> Path:
+        """Where shippers keep checkpoints, dead letters and (without a file) the spool."""
+        if self.state_dir is not None:
+            return self.state_dir
+        if self.file is not None:
+            return self.file.parent / ".logd-state"
+        base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+        return Path(base) / "logd"
 
 
 def default_socket_path(env: dict[str, str] | None = None) -> Path:
@@ -217,6 +264,7 @@ _LOGGING_KEYS: dict[str, Validator] = {
     "max_backups": _integer(0, "a whole number >= 0 (0 keeps every backup)"),
     "max_age": _number(0, "a number of days >= 0 (0 means no limit)"),
     "compress": _boolean,
+    "state_dir": _string,
 }
 _SOCKET_KEYS: dict[str, Validator] = {
     "path": _string,
@@ -225,6 +273,72 @@ _SOCKET_KEYS: dict[str, Validator] = {
     "max_record_bytes": _integer(64, "a whole number of bytes >= 64"),
     "max_connections": _integer(1, "a whole number >= 1"),
 }
+
+
+def _url(value: Any) -> str:
+    if isinstance(value, str) and re.fullmatch(r"(https?|tcp|tls)://[^\s/]+(/\S*)?", value):
+        return value
+    raise _Invalid('a URL such as "http://collector:4318/v1/logs" or "tcp://syslog:6514"')
+
+
+def _string_table(value: Any) -> tuple[tuple[str, str], ...]:
+    if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
+        return tuple(value.items())
+    raise _Invalid('a table of strings, e.g. { Authorization = "env:SHIP_TOKEN" }')
+
+
+def _match_table(value: Any) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+    scalar = (str, int, float, bool)
+    if isinstance(value, dict):
+        out = []
+        for k, v in value.items():
+            values = tuple(v) if isinstance(v, list) else (v,)
+            if not values or not all(isinstance(x, scalar) for x in values):
+                break
+            out.append((k, values))
+        else:
+            return tuple(out)
+    raise _Invalid('a table of field = value or [values], e.g. { agent = ["planner", "writer"] }')
+
+
+def _target_name(value: Any) -> str:
+    # names a checkpoint file, so it may not hold a path separator
+    if isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", value):
+        return value
+    raise _Invalid("a name of letters, digits, '_', '.', '-' (up to 64 characters)")
+
+
+_SHIP_KEYS: dict[str, Validator] = {
+    "type": _choice({t: t for t in SHIP_TYPES}, "one of " + ", ".join(f'"{t}"' for t in SHIP_TYPES)),
+    "url": _url,
+    "name": _target_name,
+    "format": _string,
+    "batch_size": _integer(1, "a whole number of records >= 1"),
+    "flush_interval": _number(0, "a positive number of seconds", positive=True),
+    "timeout": _number(0, "a positive number of seconds", positive=True),
+    "compression": _choice({"none": "none", "gzip": "gzip"}, 'one of "none", "gzip"'),
+    "headers": _string_table,
+    "level": _choice({name: name for name in ("trace", "debug", "info", "warn", "error", "fatal", "panic")}
+                     | {"warning": "warn"}, 'one of "trace", "debug", "info", "warn", "error", "fatal"'),
+    "match": _match_table,
+    "tls_ca": _string,
+    "tls_cert": _string,
+    "tls_key": _string,
+    "tls_verify": _boolean,
+    "hostname": _string,
+    "facility": _choice({f: f for f in ("kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news",
+                                        "uucp", "cron", "authpriv", "ftp")} | {f"local{i}": f"local{i}" for i in range(8)},
+                        'a syslog facility name such as "user", "daemon" or "local0"'),
+    "index": _string,
+    "service_name": _string,
+    "backoff_initial": _number(0, "a positive number of seconds", positive=True),
+    "backoff_max": _number(0, "a positive number of seconds", positive=True),
+    "max_retries": _integer(0, "a whole number >= 0 (0 retries for ever)"),
+}
+# Arrays of tables under [logging]: name -> (its keys, builder from validated values).
+# Each element's errors name it by index: logging.ship[0].url.
+_ARRAYS: dict[str, dict[str, Validator]] = {"ship": _SHIP_KEYS}
+
 # Sub-tables of [logging]: name -> (settings class, its keys). A sub-table's settings
 # become the Config field of the same name; add new ones here.
 _TRACES_KEYS: dict[str, Validator] = {
@@ -263,16 +377,20 @@ def parse_config(text: str, path: Path) -> Config:
     values: dict[str, Any] = {}
     tables: dict[str, dict[str, Any]] = {name: {} for name in _SUBTABLES}
     for key, raw in section.items():
-        if key in _SUBTABLES:
+        if key in _ARRAYS:
+            values[key] = _validate_array(path, locate, key, raw, base)
+        elif key in _SUBTABLES:
             if not isinstance(raw, dict):
                 raise ConfigError(path, f"expected a table [logging.{key}], found {_found(raw)}",
                                   line=locate("logging", key), key=f"logging.{key}")
             tables[key] = _validate_table(path, locate, f"logging.{key}", raw, _SUBTABLES[key][1])
         else:
             values.update(_validate_table(path, locate, "logging", {key: raw}, _LOGGING_KEYS,
-                                          extra_names=tuple(_SUBTABLES)))
+                                          extra_names=tuple(_SUBTABLES) + tuple(_ARRAYS)))
     if "file" in values:
         values["file"] = base / Path(values["file"]).expanduser()
+    if "state_dir" in values:
+        values["state_dir"] = base / Path(values["state_dir"]).expanduser()
     if "path" in tables["socket"]:
         tables["socket"]["path"] = base / Path(tables["socket"]["path"]).expanduser()
     tables["socket"].setdefault("path", default_socket_path())
@@ -300,6 +418,61 @@ def _validate_table(path: Path, locate: "_Locator", table: str, raw: dict[str, A
             raise ConfigError(path, f"expected {bad.expected}, found {_found(value)}",
                               line=line, key=f"{table}.{key}") from None
     return out
+
+
+def _validate_array(path: Path, locate: "_Locator", key: str, raw: Any, base: Path) -> tuple[ShipSettings, ...]:
+    """``[[logging.ship]]`` elements -> settings; errors name the element: ``logging.ship[1].url``."""
+    if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
+        raise ConfigError(path, f"expected an array of tables [[logging.{key}]], found {_found(raw)}",
+                          line=locate("logging", key), key=f"logging.{key}")
+    out: list[ShipSettings] = []
+    names: set[str] = set()
+    for index, item in enumerate(raw):
+        name = f"logging.{key}[{index}]"
+        where = _ArrayLocator(locate, f"logging.{key}", index)
+        table = _validate_table(path, where, name, item, _ARRAYS[key])
+        for required in ("type", "url"):
+            if required not in table:
+                raise ConfigError(path, f'missing required key "{required}"', line=where(name, None),
+                                  key=f"{name}.{required}")
+        kind, url = table["type"], table["url"]
+        wants_stream = kind == "syslog"
+        if url.startswith(("tcp://", "tls://")) != wants_stream:
+            expected = "tcp://host:port or tls://host:port" if wants_stream else "an http:// or https:// URL"
+            raise ConfigError(path, f'expected {expected} for type "{kind}", found "{url}"',
+                              line=where(name, "url"), key=f"{name}.url")
+        if wants_stream and not re.fullmatch(r"(tcp|tls)://[^\s:/]+:\d+", url):
+            raise ConfigError(path, f'expected tcp://host:port or tls://host:port (the port is required), found "{url}"',
+                              line=where(name, "url"), key=f"{name}.url")
+        formats = SHIP_FORMATS[kind]
+        table.setdefault("format", formats[0])
+        if table["format"] not in formats:
+            raise ConfigError(path, f'expected one of {", ".join(map(repr, formats))} for type "{kind}", '
+                              f'found "{table["format"]}"', line=where(name, "format"), key=f"{name}.format")
+        for header, value in table.get("headers", ()):
+            if value.startswith("env:") and value[4:] not in os.environ:
+                raise ConfigError(path, f"environment variable {value[4:]} is not set (the header takes its value from it)",
+                                  line=where(name, "headers"), key=f"{name}.headers.{header}")
+        for tls_key in ("tls_ca", "tls_cert", "tls_key"):
+            if tls_key in table:
+                table[tls_key] = base / Path(table[tls_key]).expanduser()
+        table.setdefault("name", f"{kind}-{index}")
+        if table["name"] in names:
+            raise ConfigError(path, f'duplicate target name "{table["name"]}"; give each target its own name',
+                              line=where(name, "name"), key=f"{name}.name")
+        names.add(table["name"])
+        out.append(ShipSettings(**table))
+    return tuple(out)
+
+
+class _ArrayLocator:
+    """Finds lines inside the N-th ``[[table]]`` element (keys there are named ``table[N].key``)."""
+
+    def __init__(self, locate: "_Locator", table: str, index: int) -> None:
+        self.locate, self.table, self.index = locate, table, index
+
+    def __call__(self, _name: str, key: str | None) -> int | None:
+        return self.locate.in_array(self.table, self.index, key)
 
 
 def _syntax_error(path: Path, exc: Exception) -> ConfigError:
@@ -338,12 +511,36 @@ class _Locator:
                     return number
         return None
 
+    def in_array(self, table: str, index: int, key: str | None) -> int | None:
+        """The line of ``key`` in the ``index``-th ``[[table]]`` (its header when key is None)."""
+        seen, inside = -1, False
+        for number, line in enumerate(self._lines, start=1):
+            header = self._HEADER.match(line)
+            if header:
+                current = header.group(1).replace('"', "").replace(" ", "")
+                if line.lstrip().startswith("[[") and current == table:
+                    seen += 1
+                    inside = seen == index
+                    if inside and key is None:
+                        return number
+                elif inside and key is not None and current == f"{table}.{key}":
+                    return number
+                elif not current.startswith(table + "."):
+                    inside = False
+                continue
+            m = self._KEY.match(line)
+            if inside and m and key is not None:
+                dotted = m.group(1).replace('"', "").replace("'", "")
+                if dotted == key or dotted.startswith(key + "."):
+                    return number
+        return None
+
 
 def describe(config: Config) -> str:
     """The effective config as TOML, with derived values as comments."""
     lines = [f"# effective config from {config.source or '<embedded defaults>'}", "[logging]"]
     for f in fields(Config):
-        if f.name in _SUBTABLES or f.name == "source":
+        if f.name in _SUBTABLES or f.name in _ARRAYS or f.name == "source":
             continue
         value = getattr(config, f.name)
         if value is None:
@@ -362,6 +559,20 @@ def describe(config: Config) -> str:
                 lines.append(f"mode = 0o{value:o}")
             else:
                 lines.append(f"{f.name} = {_toml_value(value)}")
+    for target in config.ship:
+        lines.append("")
+        lines.append("[[logging.ship]]")
+        for f in fields(target):
+            value = getattr(target, f.name)
+            if value is None:
+                lines.append(f"# {f.name} is not set")
+            elif f.name in ("headers", "match"):  # header values as written: "env:NAME", never the secret
+                inner = ", ".join(f'"{k}" = {_toml_value(v)}' for k, v in value)
+                lines.append(f"{f.name} = {{ {inner} }}")
+            else:
+                lines.append(f"{f.name} = {_toml_value(value)}")
+    if config.ship:
+        lines.append(f"# ship state (checkpoints, dead letters): {config.ship_state_dir}")
     sinks = (["console (" + config.format + ")"] if config.console_enabled else []) + (
         [f"file {config.file}"] if config.file else [])
     lines.append("")
@@ -387,11 +598,26 @@ def changes(old: Config, new: Config) -> list[str]:
         if f.name == "source":
             continue
         a, b = getattr(old, f.name), getattr(new, f.name)
-        if f.name in _SUBTABLES:
+        if f.name in _ARRAYS:
+            out.extend(_array_changes(f.name, a, b))
+        elif f.name in _SUBTABLES:
             out.extend(f"{f.name}.{g.name}: {_shown(getattr(a, g.name))} -> {_shown(getattr(b, g.name))}"
                        for g in fields(a) if getattr(a, g.name) != getattr(b, g.name))
         elif a != b:
             out.append(f"{f.name}: {_shown(a)} -> {_shown(b)}")
+    return out
+
+
+def _array_changes(name: str, old: tuple, new: tuple) -> list[str]:
+    out: list[str] = []
+    for i in range(max(len(old), len(new))):
+        a = old[i] if i < len(old) else None
+        b = new[i] if i < len(new) else None
+        if a is None or b is None:
+            out.append(f"{name}[{i}]: {'added' if a is None else 'removed'} {(b or a).name}")
+        else:
+            out.extend(f"{name}[{i}].{g.name}: {_shown(getattr(a, g.name))} -> {_shown(getattr(b, g.name))}"
+                       for g in fields(a) if getattr(a, g.name) != getattr(b, g.name))
     return out
 
 
