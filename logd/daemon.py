@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Awaitable, Callable
 
 from . import __version__, systemd
-from .config import Config, ConfigError, changes, load_config
+from .config import Config, ConfigError, changes, load_config, traces_dir
 from .control import ControlServer, control_path
 from .reload import ConfigWatcher
 from .pipeline import Pipeline, Sink, Step, level_filter, _stderr_line
 from .server import SocketServer, StartupError, create_listener
 from .sinks.console import ConsoleSink
 from .sinks.file import FileSink
+from .traces.sink import TraceSink
 
 
 def build_sinks(config: Config) -> list[Sink]:
@@ -33,6 +34,9 @@ def build_sinks(config: Config) -> list[Sink]:
         sinks.append(ConsoleSink(sys.stdout.buffer, config.format))
     if config.file is not None:
         sinks.append(FileSink(config.file))
+    # trace records (recognised in logd.traces.shapes) also go to per-session files;
+    # they stay in the sinks above too: the session files are an index, not the record
+    sinks.append(TraceSink(traces_dir(config), max_age_days=config.traces.max_age))
     return sinks
 
 
@@ -88,6 +92,7 @@ class Daemon:
             "received": stats.received, "filtered": stats.filtered, "reloads": self.reloads,
             "sinks": {name: {"delivered": stats.delivered[name], "errors": stats.sink_errors[name]}
                       for name in stats.delivered},
+            **{"traces": s.stats() for s in self.pipeline.sinks if isinstance(s, TraceSink)},
         }
 
     async def _reload_command(self, request: dict) -> dict:
@@ -109,6 +114,7 @@ class Daemon:
                 os.unlink(self.socket_path)
             raise StartupError(f"cannot open {exc.filename or 'a sink'}: {exc.strerror or exc}") from None
         self.pipeline = Pipeline(build_steps(config), sinks, clock=self.clock)
+        self._wire_trace_reports(sinks)
         self.server = SocketServer(listener, config.socket, self.pipeline, clock=self.clock)
         self.pipeline.on_pressure = self.server.set_paused
         self.control = ControlServer(control_path(self.socket_path))
@@ -195,6 +201,7 @@ class Daemon:
             return self._refuse(reason, f"sink {', '.join(failing)} is failing and holds unwritten records; "
                                         "reload again once it has recovered")
         sinks = build_sinks(new)
+        self._wire_trace_reports(sinks)
         try:
             open_sinks(sinks)
         except OSError as exc:
@@ -210,6 +217,19 @@ class Daemon:
             await hook(old, new)
         self.reloads += 1
         return {"applied": True, "changed": changed, "config": str(path or "<embedded defaults>")}
+
+    def _wire_trace_reports(self, sinks: list[Sink]) -> None:
+        """The trace writer thread reports its failures as logd records, via the event loop."""
+        loop = asyncio.get_running_loop()
+
+        def report(message: str, fields: dict) -> None:
+            _stderr_line(f"logd: error: {message}")
+            if self.pipeline is not None:
+                loop.call_soon_threadsafe(lambda: self.pipeline.emit("error", message, sink="traces", **fields))
+
+        for sink in sinks:
+            if isinstance(sink, TraceSink):
+                sink.report = report
 
     def _refuse(self, reason: str, summary: str, **fields: object) -> dict:
         """Report a reload that was not applied: as a record, on stderr, and to `logd reload`."""

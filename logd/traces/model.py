@@ -1,0 +1,299 @@
+"""Trace records of any shape -> one timeline of :class:`Event` and one list of :class:`Span`.
+
+Events are what happened at a point in time (a hook fired, a Koog event, a span
+ended); spans are intervals with an agent, a name and maybe a parent:
+
+* span records are spans as sent (``started_at``/``ended_at``; the agent is the
+  nearest enclosing ``agent`` span's name);
+* AgenticGoKit hooks pair up per agent and event id: BeforeAgentRun ->
+  AfterAgentRun/AgentError, or BeforeEventHandling -> AfterEventHandling when a
+  session has no agent-run hooks;
+* Koog ``XStartingEvent`` pairs with ``XCompletedEvent``/``XFailedEvent`` of the
+  same family (agent, node, LLM call, tool call, strategy) and the same node,
+  tool call or model.
+
+A span still open when the records end is closed at the session's last event and
+marked ``unfinished``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+import orjson
+
+from ..timestamps import normalize_time
+from .shapes import AGK, KOOG, SPAN, classify
+
+
+@dataclass
+class Event:
+    time: float
+    session: str
+    shape: str
+    hook: str
+    agent: str
+    state: Any = None
+    error: str | None = None
+    event_id: str | None = None
+    source: str | None = None
+    target: str | None = None
+    span_id: str | None = None
+    parent_id: str | None = None
+    duration: float | None = None
+    record: dict = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class Span:
+    id: str
+    session: str
+    agent: str
+    name: str
+    kind: str
+    start: float
+    end: float
+    parent: str | None = None
+    error: str | None = None
+    unfinished: bool = False
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.end - self.start)
+
+
+@dataclass
+class Session:
+    id: str
+    events: list[Event]
+    spans: list[Span]
+
+    @property
+    def start(self) -> float | None:
+        times = [e.time for e in self.events] + [s.start for s in self.spans]
+        return min(times) if times else None
+
+    @property
+    def end(self) -> float | None:
+        times = [e.time for e in self.events] + [s.end for s in self.spans]
+        return max(times) if times else None
+
+    @property
+    def agents(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for e in self.events:
+            if e.agent:
+                seen.setdefault(e.agent, None)
+        return list(seen)
+
+    @property
+    def errors(self) -> list[Event]:
+        return [e for e in self.events if e.error]
+
+
+def epoch(value: Any) -> float | None:
+    """Seconds since the epoch from a canonical time, any timestamp logd accepts, or None."""
+    if value is None:
+        return None
+    text = value if isinstance(value, str) and value.endswith("Z") and len(value) == 27 else normalize_time(value)
+    if text is None:
+        return None
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+
+
+def error_text(value: Any) -> str | None:
+    """A one-line error from whatever a framework put in its error field."""
+    if value in (None, "", False, {}, []):
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        message = value.get("message") or value.get("error") or value.get("msg")
+        kind = value.get("type") or value.get("kind")
+        if message:
+            return f"{kind}: {message}" if kind else str(message)
+    return orjson.dumps(value, default=str).decode()
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else (str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None)
+
+
+# --- records -> events ---
+
+def to_event(record: dict) -> Event | None:
+    shape = classify(record)
+    if shape is None:
+        return None
+    kind, session = shape
+    time = epoch(record.get("time")) or 0.0
+    if kind == AGK:
+        return Event(time=time, session=session, shape=AGK, hook=record["hook"],
+                     agent=_str(record.get("agent_id")) or _str(record.get("agent")) or "",
+                     state=record.get("state"), error=error_text(record.get("error")),
+                     event_id=_str(record.get("event_id")), source=_str(record.get("source_agent_id")),
+                     target=_str(record.get("target_agent_id")), record=record)
+    if kind == KOOG:
+        event_type = record["eventType"]
+        failed = event_type.endswith("FailedEvent")
+        error = error_text(record.get("error")) or (error_text(record.get("message")) if failed else None)
+        return Event(time=time, session=session, shape=KOOG, hook=event_type,
+                     agent=_str(record.get("agentId")) or _str(record.get("agent_id")) or _str(record.get("agent")) or "agent",
+                     state=_koog_state(record), error=error or ("failed" if failed else None),
+                     event_id=_str(record.get("toolCallId")) or _str(record.get("nodeName")), record=record)
+    data = record.get("span_data") if isinstance(record.get("span_data"), dict) else {}
+    start, end = epoch(record.get("started_at")), epoch(record.get("ended_at"))
+    span_type = _str(data.get("type")) or "custom"
+    return Event(time=start if start is not None else time, session=session, shape=SPAN,
+                 hook=f"span:{span_type}", agent=_span_agent_hint(record, data), state=data,
+                 error=error_text(record.get("error")), event_id=_str(record.get("trace_id")),
+                 source=_str(data.get("from_agent")), target=_str(data.get("to_agent")),
+                 span_id=_str(record.get("span_id")), parent_id=_str(record.get("parent_id")),
+                 duration=(end - start) if start is not None and end is not None else None, record=record)
+
+
+_KOOG_STATE_KEYS = ("nodeName", "toolName", "toolArgs", "model", "prompt", "responses", "result",
+                    "toolResult", "input", "output", "strategyName")
+
+
+def _koog_state(record: dict) -> dict:
+    return {k: record[k] for k in _KOOG_STATE_KEYS if k in record}
+
+
+def _span_agent_hint(record: dict, data: dict) -> str:
+    if data.get("type") == "agent" and _str(data.get("name")):
+        return data["name"]
+    return _str(record.get("agent")) or ""
+
+
+# --- events -> spans ---
+
+_KOOG_PHASE = re.compile(r"^(.*?)(Starting|Started|ExecutionStarting|Completed|Finished|ExecutionCompleted|"
+                         r"Failed|ExecutionFailed|ValidationFailed)Event$")
+
+
+def build_session(session: str, records: Iterable[dict]) -> Session:
+    events = [e for e in (to_event(r) for r in records) if e is not None]
+    events.sort(key=lambda e: e.time)
+    spans = _record_spans(events) + _agk_spans(events) + _koog_spans(events)
+    last = max([e.time for e in events] + [s.end for s in spans], default=0.0)
+    for s in spans:
+        if s.unfinished:
+            s.end = max(s.start, last)
+    spans.sort(key=lambda s: (s.start, -s.end))
+    # span records name their agent through the nearest enclosing agent span
+    by_id = {s.id: s for s in spans}
+    for s in spans:
+        if not s.agent:
+            s.agent = _enclosing_agent(s, by_id) or ""
+    for e in events:
+        if e.shape == SPAN and not e.agent and e.span_id in by_id:
+            e.agent = by_id[e.span_id].agent
+    return Session(id=session, events=events, spans=spans)
+
+
+def _enclosing_agent(span: Span, by_id: dict[str, Span]) -> str | None:
+    seen = set()
+    parent = by_id.get(span.parent) if span.parent else None
+    while parent is not None and parent.id not in seen:
+        seen.add(parent.id)
+        if parent.kind == "agent":
+            return parent.agent or parent.name
+        parent = by_id.get(parent.parent) if parent.parent else None
+    return None
+
+
+def _span_name(data: dict, kind: str) -> str:
+    if kind == "handoff":
+        return f"handoff {data.get('from_agent') or '?'} -> {data.get('to_agent') or '?'}"
+    if kind in ("generation", "response"):
+        return str(data.get("name") or data.get("model") or kind)
+    return str(data.get("name") or kind)
+
+
+def _record_spans(events: list[Event]) -> list[Span]:
+    out: list[Span] = []
+    for e in events:
+        if e.shape != SPAN:
+            continue
+        data = e.state if isinstance(e.state, dict) else {}
+        kind = e.hook.split(":", 1)[1]
+        end = e.time + e.duration if e.duration is not None else e.time
+        out.append(Span(id=e.span_id or f"span-{len(out)}", session=e.session,
+                        agent=e.agent if kind == "agent" else "", name=_span_name(data, kind), kind=kind,
+                        start=e.time, end=end, parent=e.parent_id, error=e.error,
+                        unfinished=e.duration is None))
+    return out
+
+
+def _agk_spans(events: list[Event]) -> list[Span]:
+    agk = [e for e in events if e.shape == AGK]
+    use_runs = any(e.hook in ("BeforeAgentRun", "AfterAgentRun") for e in agk)
+    opening, closing = (("BeforeAgentRun",), ("AfterAgentRun", "AgentError")) if use_runs else (
+        ("BeforeEventHandling",), ("AfterEventHandling", "AgentError"))
+    open_: dict[tuple[str, str | None], Event] = {}
+    out: list[Span] = []
+    for e in agk:
+        key = (e.agent, e.event_id)
+        if e.hook in opening:
+            open_[key] = e
+        elif e.hook in closing:
+            begun = open_.pop(key, None)
+            if begun is None and e.hook == "AgentError":
+                begun = open_.pop(next((k for k in open_ if k[0] == e.agent), key), None)
+            start = begun.time if begun is not None else e.time
+            out.append(Span(id=f"{e.agent}/{e.event_id}/{len(out)}", session=e.session, agent=e.agent,
+                            name=e.agent, kind="agent", start=start, end=e.time, error=e.error))
+    for begun in open_.values():
+        out.append(Span(id=f"{begun.agent}/{begun.event_id}/{len(out)}", session=begun.session, agent=begun.agent,
+                        name=begun.agent, kind="agent", start=begun.time, end=begun.time, unfinished=True))
+    return out
+
+
+def _koog_key(e: Event, family: str) -> tuple:
+    r = e.record
+    return (family, e.agent, r.get("nodeName") if family.startswith("Node") else None,
+            r.get("toolCallId") or r.get("toolName") if family.startswith("Tool") else None)
+
+
+def _koog_spans(events: list[Event]) -> list[Span]:
+    open_: dict[tuple, list[Event]] = {}
+    out: list[Span] = []
+    for e in events:
+        if e.shape != KOOG:
+            continue
+        m = _KOOG_PHASE.match(e.hook)
+        if not m:
+            continue
+        family, phase = m.group(1), m.group(2)
+        family = "ToolCall" if family == "Tool" else family  # ToolValidationFailedEvent ends a tool call
+        key = _koog_key(e, family)
+        if "Start" in phase:
+            open_.setdefault(key, []).append(e)
+            continue
+        stack = open_.get(key)
+        begun = stack.pop() if stack else None
+        out.append(_koog_span(begun or e, e, family, len(out)))
+    for stack in open_.values():
+        for begun in stack:
+            span = _koog_span(begun, begun, _KOOG_PHASE.match(begun.hook).group(1), len(out))
+            span.unfinished = True
+            out.append(span)
+    return out
+
+
+_KOOG_KINDS = {"Agent": "agent", "LLMCall": "generation", "ToolCall": "function", "Tool": "function",
+               "Node": "node", "Strategy": "strategy"}
+
+
+def _koog_span(begun: Event, ended: Event, family: str, n: int) -> Span:
+    r = begun.record
+    kind = _KOOG_KINDS.get(family, family.lower() or "event")
+    name = {"agent": begun.agent, "generation": r.get("model") or ended.record.get("model") or "llm call",
+            "function": r.get("toolName") or "tool", "node": r.get("nodeName") or "node",
+            "strategy": r.get("strategyName") or "strategy"}.get(kind, family)
+    return Span(id=f"koog/{family}/{n}", session=begun.session, agent=begun.agent, name=str(name), kind=kind,
+                start=begun.time, end=ended.time, error=ended.error)

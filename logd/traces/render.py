@@ -1,0 +1,253 @@
+"""Sessions as text (agentcli's table, flow, sequence and route; the analysis with a
+Gantt-style timeline) and as data (JSON, CSV, Chrome trace JSON for Perfetto)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+import orjson
+
+from .analysis import END, agent_stats, critical_path, flow, route, slowest
+from .model import Event, Session, Span
+
+ARROW = "→"
+GANTT_WIDTH = 50
+GANTT_ROWS = 40
+
+
+# --- small formatting helpers ---
+
+def clock_time(t: float, verbose: bool = False) -> str:
+    dt = datetime.fromtimestamp(t, timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if verbose else dt.strftime("%H:%M:%S.%f")[:-3]
+
+
+def fmt_duration(seconds: float) -> str:
+    if seconds < 0.001:
+        return f"{seconds * 1e6:.0f}µs"
+    if seconds < 1:
+        return f"{seconds * 1e3:.1f}ms"
+    if seconds < 60:
+        return f"{seconds:.2f}s"
+    minutes, rest = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{int(minutes)}m{rest:04.1f}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{int(hours)}h{int(minutes):02d}m"
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
+
+
+def summarize_state(event: Event, verbose: bool = False, width: int = 40) -> str:
+    """agentcli's state column: the first key and value, ``{message:"hi", ...}``."""
+    state = event.state
+    if event.shape == "span":
+        data = state if isinstance(state, dict) else {}
+        name = data.get("name") or data.get("model") or (
+            f"{data.get('from_agent')} {ARROW} {data.get('to_agent')}" if data.get("to_agent") else "")
+        text = f"{name} ({fmt_duration(event.duration)})" if event.duration is not None else str(name)
+        return orjson.dumps(state, default=str).decode() if verbose else _cut(text, width)
+    if state in (None, {}, ""):
+        return "-"
+    if verbose:
+        return orjson.dumps(state, default=str).decode()
+    if isinstance(state, dict):
+        key, value = next(iter(state.items()))
+        shown = orjson.dumps(value, default=str).decode()
+        text = "{" + f"{key}:{_cut(shown, 24)}" + (", ...}" if len(state) > 1 else "}")
+    else:
+        text = orjson.dumps(state, default=str).decode()
+    return _cut(text, width)
+
+
+def _box(headers: list[str], rows: list[list[str]], max_width: int | None = 48) -> list[str]:
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row)]
+    if max_width:
+        widths = [min(w, max_width) for w in widths]
+
+    def line(cells: Iterable[str]) -> str:
+        return "│ " + " │ ".join(_cut(c, w).ljust(w) for c, w in zip(cells, widths)) + " │"
+
+    rule = lambda l, m, r: l + m.join("─" * (w + 2) for w in widths) + r  # noqa: E731
+    return ([rule("┌", "┬", "┐"), line(headers), rule("├", "┼", "┤")] + [line(r) for r in rows]
+            + [rule("└", "┴", "┘")])
+
+
+# --- agentcli views ---
+
+TABLE_HEADERS = ["TIMESTAMP", "HOOK", "AGENT", "STATE", "ERROR"]
+
+
+def event_row(event: Event, verbose: bool = False) -> list[str]:
+    return [clock_time(event.time, verbose), event.hook, event.agent or "-",
+            summarize_state(event, verbose), event.error or "-"]
+
+
+def render_table(session: Session, verbose: bool = False) -> str:
+    rows = [event_row(e, verbose) for e in session.events]
+    lines = [f"Trace for session {session.id}:", ""]
+    lines += _box(TABLE_HEADERS, rows, None if verbose else 48)
+    return "\n".join(lines) + "\n"
+
+
+def render_flow(session: Session, verbose: bool = False) -> str:
+    steps = flow(session)
+    lines = [f"Agent request flow for session {session.id}:", ""]
+    lines.append(f"{'TIME':<16} {'AGENT':<16} {'NEXT':<16} {'HOOK':<22} EVENT ID")
+    for s in steps:
+        event_id = s.event_id or "-"
+        lines.append(f"{clock_time(s.time):<16} {_cut(s.agent, 16):<16} {_cut(s.next, 16):<16} "
+                     f"{_cut(s.hook, 22):<22} {event_id if verbose else _cut(event_id, 12)}")
+    lines += ["", "Sequence diagram:", "-" * 16]
+    lines += [f"{i}. {s.agent} {ARROW} {s.next}" for i, s in enumerate(steps, 1)]
+    lines += ["", "Condensed route:", f" {ARROW} ".join(route(steps)) or "(no agents)"]
+    return "\n".join(lines) + "\n"
+
+
+# --- analysis ---
+
+def render_analysis(session: Session, verbose: bool = False) -> str:
+    start, end = session.start or 0.0, session.end or 0.0
+    total = end - start
+    lines = [f"Analysis of session {session.id}: {len(session.events)} events, {len(session.spans)} spans, "
+             f"{fmt_duration(total)} from {clock_time(start, True)}", ""]
+    stats = agent_stats(session)
+    lines.append(f"{'AGENT':<20} {'COUNT':>5} {'TOTAL':>10} {'MEAN':>10} {'P95':>10} {'MAX':>10} {'ERRORS':>6}")
+    for a in stats:
+        lines.append(f"{_cut(a.agent, 20):<20} {a.count:>5} {fmt_duration(a.total):>10} {fmt_duration(a.mean):>10} "
+                     f"{fmt_duration(a.p95):>10} {fmt_duration(a.max):>10} {a.errors:>6}")
+    lines += ["", "Slowest spans:"]
+    for s in slowest(session, 10 if verbose else 5):
+        lines.append(f"  {fmt_duration(s.duration):>10}  {s.kind:<10} {_span_label(s)}"
+                     + (f"  ✗ {s.error}" if s.error else "") + ("  (unfinished)" if s.unfinished else ""))
+    errs = session.errors
+    lines += ["", f"Errors ({len(errs)}):" if errs else "Errors: none"]
+    for e in errs:
+        lines.append(f"  {clock_time(e.time)}  {e.agent or '-':<16} {e.hook:<22} {e.error}")
+    path = critical_path(session)
+    covered = sum(s.duration for d, s in path if d == 0)
+    lines += ["", f"Critical path ({fmt_duration(covered)} of {fmt_duration(total)}):"]
+    for depth, s in path:
+        lines.append(f"  {'  ' * depth}{_span_label(s)}  {fmt_duration(s.duration)}" + ("  ✗" if s.error else ""))
+    lines += ["", "Timeline:"] + gantt(session, verbose)
+    return "\n".join(lines) + "\n"
+
+
+def _span_label(span: Span) -> str:
+    return span.name if not span.agent or span.name == span.agent else f"{span.agent}: {span.name}"
+
+
+def gantt(session: Session, verbose: bool = False, width: int = GANTT_WIDTH) -> list[str]:
+    """One row per span: a bar placed on the session's time axis, errors marked ✗."""
+    spans = session.spans
+    if not spans:
+        return ["  (no spans)"]
+    start = min(s.start for s in spans)
+    total = max(s.end for s in spans) - start or 1e-9
+    shown = spans if verbose else spans[:GANTT_ROWS]
+    label_w = min(28, max(len(_span_label(s)) for s in shown))
+    lines = []
+    for s in shown:
+        a = min(width - 1, int((s.start - start) / total * width))
+        b = max(a + 1, min(width, math.ceil((s.end - start) / total * width)))
+        bar = " " * a + ("█" * (b - a)) + " " * (width - b)
+        lines.append(f"  {_cut(_span_label(s), label_w):<{label_w}} │{bar}│ {fmt_duration(s.duration)}"
+                     + (" ✗" if s.error else ""))
+    if len(spans) > len(shown):
+        lines.append(f"  … {len(spans) - len(shown)} more spans (--verbose shows all)")
+    lines.append(f"  {'':<{label_w}} 0{'':<{width - 1}}{fmt_duration(total)}")
+    return lines
+
+
+# --- data formats ---
+
+def event_dict(e: Event) -> dict[str, Any]:
+    return {"time": clock_time(e.time, True), "session": e.session, "shape": e.shape, "hook": e.hook,
+            "agent": e.agent, "event_id": e.event_id, "span_id": e.span_id, "parent_id": e.parent_id,
+            "source": e.source, "target": e.target,
+            "duration_ms": round(e.duration * 1e3, 3) if e.duration is not None else None,
+            "error": e.error, "state": e.state}
+
+
+def span_dict(s: Span) -> dict[str, Any]:
+    return {"id": s.id, "parent": s.parent, "agent": s.agent, "name": s.name, "kind": s.kind,
+            "start": clock_time(s.start, True), "end": clock_time(s.end, True),
+            "duration_ms": round(s.duration * 1e3, 3), "error": s.error, "unfinished": s.unfinished}
+
+
+def to_json(session: Session, analyze: bool = False) -> dict[str, Any]:
+    steps = flow(session)
+    out: dict[str, Any] = {
+        "session": session.id, "events": [event_dict(e) for e in session.events],
+        "spans": [span_dict(s) for s in session.spans],
+        "flow": [{"time": clock_time(s.time, True), "agent": s.agent, "next": s.next, "hook": s.hook,
+                  "event_id": s.event_id} for s in steps],
+        "route": route(steps)}
+    if analyze:
+        out["analysis"] = {
+            "agents": [{"agent": a.agent, "count": a.count, "total_ms": _ms(a.total), "mean_ms": _ms(a.mean),
+                        "p95_ms": _ms(a.p95), "max_ms": _ms(a.max), "errors": a.errors} for a in agent_stats(session)],
+            "slowest": [span_dict(s) for s in slowest(session)],
+            "errors": [event_dict(e) for e in session.errors],
+            "critical_path": [{"depth": d, **span_dict(s)} for d, s in critical_path(session)]}
+    return out
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1e3, 3)
+
+
+CSV_COLUMNS = ["time", "session", "shape", "hook", "agent", "event_id", "span_id", "parent_id", "source",
+               "target", "duration_ms", "error", "state"]
+
+
+def csv_header() -> str:
+    buf = io.StringIO()
+    csv.writer(buf).writerow(CSV_COLUMNS)
+    return buf.getvalue()
+
+
+def csv_rows(events: Iterable[Event]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    for e in events:
+        d = event_dict(e)
+        d["state"] = orjson.dumps(d["state"], default=str).decode() if d["state"] is not None else ""
+        writer.writerow(["" if d[c] is None else d[c] for c in CSV_COLUMNS])
+    return buf.getvalue()
+
+
+def to_chrome(session: Session) -> dict[str, Any]:
+    """Chrome trace JSON (``ph: X`` complete events, µs): opens in Perfetto and chrome://tracing.
+
+    One thread row per agent, named by ``thread_name`` metadata; errors become instant events.
+    """
+    tids: dict[str, int] = {}
+    events: list[dict[str, Any]] = [{"name": "process_name", "ph": "M", "pid": 1, "tid": 0,
+                                     "args": {"name": f"session {session.id}"}}]
+    for s in session.spans:
+        tid = tids.setdefault(s.agent or "-", len(tids) + 1)
+        args: dict[str, Any] = {"id": s.id, "kind": s.kind}
+        if s.parent:
+            args["parent"] = s.parent
+        if s.error:
+            args["error"] = s.error
+        if s.unfinished:
+            args["unfinished"] = True
+        events.append({"name": s.name, "cat": s.kind, "ph": "X", "ts": round(s.start * 1e6),
+                       "dur": max(0, round(s.duration * 1e6)), "pid": 1, "tid": tid, "args": args})
+    for e in session.errors:
+        tid = tids.setdefault(e.agent or "-", len(tids) + 1)
+        events.append({"name": f"error: {e.error}", "cat": "error", "ph": "i", "s": "t",
+                       "ts": round(e.time * 1e6), "pid": 1, "tid": tid, "args": {"hook": e.hook}})
+    for agent, tid in tids.items():
+        events.append({"name": "thread_name", "ph": "M", "pid": 1, "tid": tid, "args": {"name": agent}})
+    return {"traceEvents": events, "displayTimeUnit": "ms"}

@@ -1,0 +1,136 @@
+"""The per-session trace files: appending in batches through a small LRU of open files,
+retention by age, and reading them back.
+
+One file per session (``names.file_name``), JSON lines of the records as the
+pipeline delivered them. Only the daemon's trace writer appends; readers
+(``logd list``/``logd trace``) take complete lines only, so a line being written
+is read on the next pass.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import orjson
+
+from .names import SUFFIX, open_append
+
+DIR_MODE = 0o750
+DAY = 86_400.0
+
+
+class TraceStore:
+    """Appends encoded records to per-session files; at most ``max_open`` stay open at once."""
+
+    def __init__(self, folder: Path, *, max_age_days: float = 0, max_open: int = 32,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.folder = folder
+        self.max_age_days = max_age_days
+        self.max_open = max_open
+        self.clock = clock
+        self._fds: OrderedDict[str, int] = OrderedDict()
+        self._folder_ready = False
+
+    def _fd(self, name: str) -> int:
+        fd = self._fds.get(name)
+        if fd is not None:
+            self._fds.move_to_end(name)
+            return fd
+        if not self._folder_ready:
+            self.folder.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+            self._folder_ready = True
+        fd = open_append(self.folder, name)
+        self._fds[name] = fd
+        while len(self._fds) > self.max_open:
+            _, old = self._fds.popitem(last=False)
+            os.close(old)
+        return fd
+
+    def append(self, name: str, data: bytes) -> None:
+        """Append whole lines to one session's file; raises OSError with nothing half-written
+        left behind unless the disk itself fails mid-write."""
+        fd = self._fd(name)
+        view = memoryview(data)
+        while view:
+            try:
+                written = os.write(fd, view)
+            except InterruptedError:
+                continue
+            except OSError:
+                self._forget(name)
+                raise
+            if written == 0:  # pragma: no cover - exotic filesystems only
+                raise OSError(errno.EIO, "write returned 0", str(self.folder / name))
+            view = view[written:]
+
+    def _forget(self, name: str) -> None:
+        fd = self._fds.pop(name, None)
+        if fd is not None:
+            os.close(fd)
+
+    def prune(self, now: float | None = None) -> list[Path]:
+        """Delete session files last written more than ``max_age_days`` ago; returns them."""
+        if self.max_age_days <= 0:
+            return []
+        cutoff = (self.clock() if now is None else now) - self.max_age_days * DAY
+        removed: list[Path] = []
+        for path in session_files(self.folder):
+            try:
+                if path.lstat().st_mtime < cutoff:
+                    self._forget(path.name)
+                    path.unlink()
+                    removed.append(path)
+            except FileNotFoundError:
+                continue
+        return removed
+
+    @property
+    def open_files(self) -> int:
+        return len(self._fds)
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+
+def session_files(folder: Path) -> list[Path]:
+    """Every session file in ``folder`` (regular files only), oldest first by name order."""
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return []
+    return sorted(Path(e.path) for e in entries
+                  if e.name.endswith(SUFFIX) and e.is_file(follow_symlinks=False))
+
+
+def read_lines(path: Path, offset: int = 0) -> tuple[list[dict], int]:
+    """Complete records from ``offset`` on, and the offset after the last complete line.
+
+    A line that is not a JSON object is skipped (it cannot come from logd's writer)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        with os.fdopen(fd, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except Exception:
+        raise
+    end = data.rfind(b"\n") + 1
+    return list(_decode(data[:end].splitlines())), offset + end
+
+
+def _decode(lines: Iterable[bytes]) -> Iterator[dict]:
+    for line in lines:
+        if not line:
+            continue
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(obj, dict):
+            yield obj

@@ -1,0 +1,188 @@
+"""What ``logd list`` and ``logd trace`` do: find sessions in the trace folder, build
+them, render them, and follow one live. The CLI only parses arguments and calls here."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, TextIO
+
+import orjson
+
+from ..timestamps import normalize_time
+from . import render
+from .model import Session, build_session, epoch, to_event
+from .names import UnsafeSessionId, session_path
+from .shapes import classify
+from .store import read_lines, session_files
+
+FORMATS = ("table", "json", "csv", "chrome")
+
+
+class TraceError(Exception):
+    """A session that cannot be shown; ``str()`` is the one line for the user."""
+
+
+@dataclass
+class Summary:
+    session: str
+    path: Path
+    start: float | None
+    end: float | None
+    agents: list[str]
+    events: int
+    errors: int
+    shapes: list[str]
+    size: int
+
+    @property
+    def duration(self) -> float:
+        return (self.end - self.start) if self.start is not None and self.end is not None else 0.0
+
+
+def session_id_of(records: list[dict]) -> str | None:
+    for record in records:
+        found = classify(record)
+        if found is not None:
+            return found[1]
+    return None
+
+
+def load(path: Path) -> Session:
+    records, _ = read_lines(path)
+    return build_session(session_id_of(records) or path.name, records)
+
+
+def summaries(folder: Path, since: float | None = None) -> list[Summary]:
+    """Every stored session ending at or after ``since``, oldest first."""
+    out = []
+    for path in session_files(folder):
+        try:
+            session = load(path)
+            size = path.stat().st_size
+        except OSError:
+            continue  # removed by retention while we looked
+        if since is not None and (session.end is None or session.end < since):
+            continue
+        out.append(Summary(session.id, path, session.start, session.end, session.agents, len(session.events),
+                           len(session.errors), sorted({e.shape for e in session.events}), size))
+    out.sort(key=lambda s: (s.start or 0.0, s.session))
+    return out
+
+
+def render_list(items: list[Summary], verbose: bool = False) -> str:
+    if not items:
+        return "No trace sessions.\n"
+    header = f"{'SESSION':<36} {'START':<24} {'DURATION':>9} {'EVENTS':>6} {'ERRORS':>6}  AGENTS"
+    lines = [header]
+    for s in items:
+        agents = ", ".join(s.agents)
+        lines.append(f"{s.session if verbose else render._cut(s.session, 36):<36} "
+                     f"{render.clock_time(s.start, True) if s.start else '-':<24} {render.fmt_duration(s.duration):>9} "
+                     f"{s.events:>6} {s.errors:>6}  {agents if verbose else render._cut(agents, 40)}")
+        if verbose:
+            lines.append(f"{'':<4}file {s.path} ({s.size} bytes), shapes: {', '.join(s.shapes)}, "
+                         f"ended {render.clock_time(s.end, True) if s.end else '-'}")
+    return "\n".join(lines) + "\n"
+
+
+def list_json(items: list[Summary]) -> str:
+    return orjson.dumps([{"session": s.session, "start": render.clock_time(s.start, True) if s.start else None,
+                          "duration_ms": round(s.duration * 1e3, 3), "agents": s.agents, "events": s.events,
+                          "errors": s.errors, "shapes": s.shapes, "file": str(s.path)} for s in items],
+                        option=orjson.OPT_INDENT_2).decode() + "\n"
+
+
+_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(text: str, now: float) -> float:
+    """``30m``, ``2h``, ``7d`` ago, or an absolute timestamp logd understands."""
+    m = _RELATIVE.match(text)
+    if m:
+        return now - float(m.group(1)) * _UNIT[m.group(2)]
+    value = epoch(normalize_time(text))
+    if value is None:
+        raise TraceError(f"--since: expected a duration such as 30m, 2h, 7d or a timestamp, got {text!r}")
+    return value
+
+
+def find(folder: Path, session: str, must_exist: bool = True) -> Path:
+    """The file of ``session``: its exact id, else a unique id prefix among stored sessions."""
+    try:
+        path = session_path(folder, session)
+    except UnsafeSessionId as exc:
+        raise TraceError(str(exc)) from None
+    if path.exists():
+        return path
+    matches = [s for s in summaries(folder) if s.session.startswith(session)]
+    if len(matches) == 1:
+        return matches[0].path
+    if len(matches) > 1:
+        raise TraceError(f"session {session!r} is ambiguous: "
+                         + ", ".join(m.session for m in matches[:5]) + (" ..." if len(matches) > 5 else ""))
+    if not must_exist:
+        return path
+    raise TraceError(f"no trace session {session!r} in {folder} (see `logd list`)")
+
+
+def only_agent(session: Session, agent: str) -> Session:
+    return Session(session.id, [e for e in session.events if e.agent == agent or e.source == agent
+                                or e.target == agent], [s for s in session.spans if s.agent == agent])
+
+
+def show(session: Session, *, fmt: str = "table", flow_only: bool = False, analyze: bool = False,
+         verbose: bool = False) -> str:
+    if fmt == "json":
+        return orjson.dumps(render.to_json(session, analyze), default=str, option=orjson.OPT_INDENT_2).decode() + "\n"
+    if fmt == "csv":
+        return render.csv_header() + render.csv_rows(session.events)
+    if fmt == "chrome":
+        return orjson.dumps(render.to_chrome(session)).decode() + "\n"
+    parts = [] if flow_only else [render.render_table(session, verbose)]
+    parts.append(render.render_flow(session, verbose))
+    if analyze:
+        parts.append(render.render_analysis(session, verbose))
+    return "\n".join(parts)
+
+
+def follow(path: Path, out: TextIO, *, fmt: str = "table", agent: str | None = None, verbose: bool = False,
+           stop: Callable[[], bool] = lambda: False, poll_s: float = 0.2,
+           sleep: Callable[[float], None] = time.sleep) -> None:
+    """Print the session's events so far, then each new one as it is stored, until ``stop()``.
+
+    Rows only (no closing border): table rows, JSON lines or CSV rows.
+    """
+    if fmt == "chrome":
+        raise TraceError("--follow prints events as they come: use --format table, json or csv")
+    offset = 0
+    if fmt == "csv":
+        out.write(render.csv_header())
+    elif fmt == "table":
+        out.write("  ".join(f"{h:<{w}}" for h, w in zip(render.TABLE_HEADERS, _FOLLOW_WIDTHS)).rstrip() + "\n")
+    out.flush()
+    while not stop():
+        try:
+            records, offset = read_lines(path, offset)
+        except FileNotFoundError:
+            records = []
+        events = [e for e in (to_event(r) for r in records) if e is not None]
+        if agent is not None:
+            events = [e for e in events if agent in (e.agent, e.source, e.target)]
+        for e in events:
+            if fmt == "json":
+                out.write(orjson.dumps(render.event_dict(e), default=str).decode() + "\n")
+            elif fmt == "csv":
+                out.write(render.csv_rows([e]))
+            else:
+                cells = render.event_row(e, verbose)
+                out.write("  ".join(f"{c:<{w}}" for c, w in zip(cells, _FOLLOW_WIDTHS)).rstrip() + "\n")
+        if events:
+            out.flush()
+        sleep(poll_s)
+
+
+_FOLLOW_WIDTHS = (12, 22, 16, 40, 0)
