@@ -25,6 +25,9 @@ from .pipeline import Pipeline, Sink, Step, level_filter, _stderr_line
 from .server import SocketServer, StartupError, create_listener
 from .sinks.console import ConsoleSink
 from .sinks.file import FileSink
+from .ship import ShipManager
+from .ship.checkpoint import CheckpointError
+from .ship.spool import SpoolSink, spool_path
 from .traces.sink import TraceSink
 
 
@@ -34,6 +37,8 @@ def build_sinks(config: Config) -> list[Sink]:
         sinks.append(ConsoleSink(sys.stdout.buffer, config.format))
     if config.file is not None:
         sinks.append(FileSink(config.file))
+    elif config.ship:  # shippers read files: without a log file they read the spool
+        sinks.append(SpoolSink(spool_path(config.ship_state_dir)))
     # trace records (recognised in logd.traces.shapes) also go to per-session files;
     # they stay in the sinks above too: the session files are an index, not the record
     sinks.append(TraceSink(traces_dir(config), max_age_days=config.traces.max_age))
@@ -76,6 +81,8 @@ class Daemon:
         # called as hook(old, new) after a reload was applied; components that live
         # outside the pipeline (metrics server, shippers) re-read their settings here
         self.reload_hooks: list[Callable[[Config, Config], Awaitable[None]]] = []
+        self.ship: ShipManager | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._reload_lock = asyncio.Lock()
 
     async def _ping(self, request: dict) -> dict:
@@ -93,6 +100,8 @@ class Daemon:
             "sinks": {name: {"delivered": stats.delivered[name], "errors": stats.sink_errors[name]}
                       for name in stats.delivered},
             **{"traces": s.stats() for s in self.pipeline.sinks if isinstance(s, TraceSink)},
+            # lag is counted in the files, so off the event loop
+            **({"ship": await asyncio.to_thread(self.ship.status)} if self.ship and self.ship.shippers else {}),
         }
 
     async def _reload_command(self, request: dict) -> dict:
@@ -121,6 +130,17 @@ class Daemon:
         self.control.register("ping", self._ping)
         self.control.register("status", self._status)
         self.control.register("reload", self._reload_command)
+        self._loop = asyncio.get_running_loop()
+        self.ship = ShipManager(self._ship_notify)
+        try:
+            self.ship.start(config)
+        except (OSError, CheckpointError) as exc:
+            self.pipeline.close()
+            listener.close()
+            if activated is None:
+                os.unlink(self.socket_path)
+            raise StartupError(f"cannot start shipping: {exc}") from None
+        self.reload_hooks.append(self._ship_reload)
 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -150,6 +170,9 @@ class Daemon:
             watcher.stop()
         await self.control.stop()
         left = await self.server.stop()
+        if self.ship is not None and self.ship.shippers:
+            self.pipeline.drain()  # what clients sent is in the file before the shippers' last look
+            await asyncio.to_thread(self.ship.stop)
         stats = self.pipeline.stats
         self.pipeline.emit("info", "logd stopped", event="stop", received=stats.received,
                            filtered=stats.filtered, connections_aborted=left)
@@ -161,6 +184,30 @@ class Daemon:
             except OSError:
                 pass
         return 0
+
+    def _ship_notify(self, level: str, message: str, /, **fields: object) -> None:
+        """From a shipper thread: a record about shipping, made on the event loop's thread."""
+        if level == "error":
+            detail = fields.get("error") or fields.get("reason") or fields.get("problem")
+            _stderr_line(f"logd: error: {message}" + (f": {detail}" if detail else ""))
+        if self._loop is None or self.pipeline is None:
+            return
+        pipeline = self.pipeline
+        try:
+            self._loop.call_soon_threadsafe(lambda: pipeline.emit(level, message, **fields))
+        except RuntimeError:
+            pass  # the loop has closed: shutting down, stderr has it
+
+    async def _ship_reload(self, old: Config, new: Config) -> None:
+        if self.ship is not None:
+            try:
+                restarted = await asyncio.to_thread(self.ship.reconfigure, new)
+            except (OSError, CheckpointError) as exc:
+                self._ship_notify("error", "ship targets could not follow the new config", error=str(exc))
+                return
+            if restarted:
+                assert self.pipeline is not None
+                self.pipeline.emit("info", "ship targets follow the new config", event="reload", targets=restarted)
 
     def _start_watchdog(self, loop: asyncio.AbstractEventLoop) -> asyncio.Task | None:
         interval = systemd.watchdog_interval()

@@ -1,0 +1,10 @@
+"""Shipping: forward every record of logd's JSON files to remote collectors, at least once.
+
+``[[logging.ship]]`` targets (syslog, otlp, http, loki, elasticsearch) each get a
+:class:`~.shipper.Shipper` thread that tails the files with its own checkpoint.
+"""
+
+from .manager import ShipManager, shipped_file
+from .shipper import Shipper
+
+__all__ = ["ShipManager", "Shipper", "shipped_file"]

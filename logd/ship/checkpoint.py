@@ -1,0 +1,70 @@
+"""Where a ship target has got to: a file fingerprint plus an offset, saved atomically.
+
+A file is recognised by a hash of its first line, not by its name or inode: rotation
+renames ``agent.log`` to ``agent.log.1`` and later compresses it to ``agent.log.2.zst``
+(the decompressed first line is the same), while a file replaced under the same name
+starts with a different line. ``offset`` counts uncompressed bytes of complete lines
+already delivered, so it means the same in the plain and the compressed copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import orjson
+
+
+def fingerprint(first_line: bytes) -> str:
+    return hashlib.sha256(first_line).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Position:
+    """Everything of the file with ``fingerprint`` before ``offset`` is delivered."""
+
+    fingerprint: str
+    offset: int
+    first_time: str | None = None  # the file's first record time: orders files whose name moved on
+    file: str = ""  # the name it had when saved; a hint for people, never trusted
+
+
+class CheckpointStore:
+    """One JSON file per target in the state folder, replaced atomically (write, fsync, rename)."""
+
+    def __init__(self, state_dir: Path, target: str) -> None:
+        self.path = state_dir / f"{target}.checkpoint.json"
+
+    def load(self) -> tuple[Position | None, int]:
+        """The saved position (None: nothing delivered yet) and the count of records delivered."""
+        try:
+            data = orjson.loads(self.path.read_bytes())
+            position = Position(data["fingerprint"], int(data["offset"]), data.get("first_time"), data.get("file", ""))
+            return position, int(data.get("delivered", 0))
+        except FileNotFoundError:
+            return None, 0
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"cannot read checkpoint {self.path}: {exc}; move it away to start over") from None
+
+    def save(self, position: Position, delivered: int) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        data = orjson.dumps({**asdict(position), "delivered": delivered})
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
+        dir_fd = os.open(self.path.parent, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(dir_fd)  # the rename itself survives a power cut
+        finally:
+            os.close(dir_fd)
+
+
+class CheckpointError(Exception):
+    """A checkpoint file exists but cannot be used."""

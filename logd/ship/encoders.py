@@ -1,0 +1,246 @@
+"""Records -> the bytes each kind of collector takes. Pure functions: no I/O here.
+
+- syslog: RFC 5424 messages, octet-counted (RFC 6587); fields as SD-params.
+- otlp: an OTLP ``ExportLogsServiceRequest``, protobuf or OTLP/JSON.
+- http: newline-delimited JSON (Vector, Fluent Bit, Logstash HTTP inputs).
+- loki: the push API's JSON, one stream per (agent, level).
+- elasticsearch: a ``_bulk`` body of ``create`` actions with ids derived from the
+  record's place in the log, so a batch sent twice is stored once.
+"""
+
+from __future__ import annotations
+
+import base64
+import calendar
+import re
+from typing import Any, Iterable
+
+import orjson
+
+from ..record import Record
+
+# An item to ship: a stable id (file fingerprint + byte offset of the line) and the record.
+Item = tuple[str, Record]
+
+HEADER_FIELDS = ("time", "level", "message")
+
+
+def parse_line(line: bytes) -> Record:
+    """A line of logd's JSON file back into a record; a line that is not JSON is kept, flagged."""
+    try:
+        record = orjson.loads(line)
+        if isinstance(record, dict):
+            return record
+    except orjson.JSONDecodeError:
+        pass
+    return {"level": "info", "message": line.decode("utf-8", "replace"), "_malformed": True}
+
+
+_TIME = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?Z")
+
+
+def time_ns(value: Any) -> int:
+    """Nanoseconds since the epoch of a canonical record time; 0 when it is not one."""
+    if not isinstance(value, str):
+        return 0
+    m = _TIME.fullmatch(value)
+    if m is None:
+        return 0
+    y, mo, d, h, mi, s = (int(g) for g in m.groups()[:6])
+    fraction = (m.group(7) or "").ljust(9, "0")
+    return calendar.timegm((y, mo, d, h, mi, s)) * 1_000_000_000 + int(fraction)
+
+
+# --- syslog (RFC 5424 + RFC 6587 octet counting) ---
+
+FACILITIES = {name: i for i, name in enumerate(
+    ("kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv", "ftp"))}
+FACILITIES.update({f"local{i}": 16 + i for i in range(8)})
+SYSLOG_SEVERITY = {"trace": 7, "debug": 7, "info": 6, "warn": 4, "error": 3, "fatal": 2, "panic": 1}
+SD_ID = "logd@32473"  # 32473: the private enterprise number RFC 5612 reserves for documentation
+_SD_NAME_BAD = re.compile(r'[^!-~]|[=\]"]')
+_SD_VALUE_ESCAPE = re.compile(r'(["\\\]])')
+_HEADER_BAD = re.compile(r"[^!-~]")
+
+
+def _header(value: Any, limit: int) -> str:
+    """A HEADER field: printable US-ASCII without spaces, or ``-`` (NILVALUE)."""
+    if value is None or value == "":
+        return "-"
+    text = _HEADER_BAD.sub("_", str(value))[:limit]
+    return text or "-"
+
+
+def _sd_value(value: Any) -> str:
+    text = value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
+    return _SD_VALUE_ESCAPE.sub(r"\\\1", text)
+
+
+def structured_data(record: Record, skip: Iterable[str]) -> str:
+    """Every field but ``skip`` as SD-params of one SD-ELEMENT (names cut to 32 characters)."""
+    skipped = set(skip)
+    params = []
+    for key, value in record.items():
+        if key in skipped or value is None:
+            continue
+        name = _SD_NAME_BAD.sub("_", key)[:32] or "_"
+        params.append(f'{name}="{_sd_value(value)}"')
+    return f"[{SD_ID} {' '.join(params)}]" if params else "-"
+
+
+def syslog_message(record: Record, *, facility: int, hostname: str, msg_format: str = "message") -> bytes:
+    """One RFC 5424 message (without framing)."""
+    level = record.get("level")
+    pri = facility * 8 + SYSLOG_SEVERITY.get(level if isinstance(level, str) else "info", 6)
+    when = record.get("time")
+    timestamp = when if isinstance(when, str) and _TIME.fullmatch(when) else "-"
+    app = _header(record.get("agent"), 48)
+    procid = _header(record.get("_pid"), 128)
+    msgid = _header(record.get("event"), 32)
+    if msg_format == "json":
+        sd, msg = "-", orjson.dumps(record, default=str).decode()
+    else:
+        sd = structured_data(record, HEADER_FIELDS)
+        message = record.get("message", "")
+        msg = message if isinstance(message, str) else orjson.dumps(message, default=str).decode()
+    return f"<{pri}>1 {timestamp} {hostname} {app} {procid} {msgid} {sd} {msg}".encode("utf-8", "replace")
+
+
+def syslog_frames(items: list[Item], *, facility: int, hostname: str, msg_format: str = "message") -> bytes:
+    """Octet-counted frames (RFC 6587 3.4.1): ``LEN SP MSG`` each, so messages may hold newlines."""
+    out = []
+    for _, record in items:
+        message = syslog_message(record, facility=facility, hostname=hostname, msg_format=msg_format)
+        out.append(b"%d %s" % (len(message), message))
+    return b"".join(out)
+
+
+# --- OTLP logs ---
+
+OTLP_SEVERITY = {"trace": 1, "debug": 5, "info": 9, "warn": 13, "error": 17, "fatal": 21, "panic": 24}
+OTLP_SEVERITY_TEXT = {"trace": "TRACE", "debug": "DEBUG", "info": "INFO", "warn": "WARN", "error": "ERROR",
+                      "fatal": "FATAL", "panic": "FATAL"}
+_TRACE_KEYS = ("trace_id", "traceId", "trace.id")
+_SPAN_KEYS = ("span_id", "spanId", "span.id")
+_HEX = re.compile(r"[0-9a-fA-F]+")
+
+
+def _hex_id(record: Record, keys: tuple[str, ...], size: int) -> tuple[bytes, str | None]:
+    """A trace/span id given as hex of the right length, and the key it came from."""
+    for key in keys:
+        value = record.get(key)
+        if isinstance(value, str) and len(value) == size * 2 and _HEX.fullmatch(value):
+            return bytes.fromhex(value), key
+    return b"", None
+
+
+def _any_value(value: Any, out: Any) -> None:
+    """Fill an OTLP ``AnyValue`` from a JSON value."""
+    if isinstance(value, bool):
+        out.bool_value = value
+    elif isinstance(value, int) and -(1 << 63) <= value < (1 << 63):
+        out.int_value = value
+    elif isinstance(value, float):
+        out.double_value = value
+    elif isinstance(value, str):
+        out.string_value = value
+    elif isinstance(value, dict):
+        out.kvlist_value.SetInParent()  # {} stays a (empty) map, not "no value"
+        for k, v in value.items():
+            kv = out.kvlist_value.values.add()
+            kv.key = str(k)
+            _any_value(v, kv.value)
+    elif isinstance(value, list):
+        out.array_value.SetInParent()
+        for v in value:
+            _any_value(v, out.array_value.values.add())
+    elif value is not None:  # None stays an empty AnyValue
+
+        out.string_value = str(value)
+
+
+def otlp_request(items: list[Item], *, service_name: str, hostname: str) -> Any:
+    """An ``ExportLogsServiceRequest``: one ResourceLogs per agent (its ``service.name``)."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    request = ExportLogsServiceRequest()
+    scopes: dict[str, Any] = {}
+    for _, record in items:
+        agent = record.get("agent")
+        service = agent if isinstance(agent, str) and agent else service_name
+        scope = scopes.get(service)
+        if scope is None:
+            resource_logs = request.resource_logs.add()
+            for key, value in (("service.name", service), ("host.name", hostname)):
+                attr = resource_logs.resource.attributes.add()
+                attr.key = key
+                attr.value.string_value = value
+            scope = resource_logs.scope_logs.add()
+            scope.scope.name = "logd"
+            scopes[service] = scope
+        log = scope.log_records.add()
+        ts = time_ns(record.get("time"))
+        log.time_unix_nano = ts
+        log.observed_time_unix_nano = ts
+        level = record.get("level")
+        level = level if isinstance(level, str) else "info"
+        log.severity_number = OTLP_SEVERITY.get(level, 9)
+        log.severity_text = OTLP_SEVERITY_TEXT.get(level, level.upper())
+        _any_value(record.get("message", ""), log.body)
+        trace_id, trace_key = _hex_id(record, _TRACE_KEYS, 16)
+        span_id, span_key = _hex_id(record, _SPAN_KEYS, 8)
+        log.trace_id, log.span_id = trace_id, span_id
+        skip = {"time", "level", "message", "agent", trace_key, span_key}
+        for key, value in record.items():
+            if key in skip or value is None:
+                continue
+            attr = log.attributes.add()
+            attr.key = key
+            _any_value(value, attr.value)
+    return request
+
+
+def otlp_protobuf(items: list[Item], *, service_name: str, hostname: str) -> bytes:
+    return otlp_request(items, service_name=service_name, hostname=hostname).SerializeToString()
+
+
+def otlp_json(items: list[Item], *, service_name: str, hostname: str) -> bytes:
+    """OTLP/JSON: the protobuf JSON mapping, except ids are hex (not base64) as OTLP requires."""
+    from google.protobuf.json_format import MessageToDict
+
+    data = MessageToDict(otlp_request(items, service_name=service_name, hostname=hostname))
+    for resource_logs in data.get("resourceLogs", []):
+        for scope_logs in resource_logs.get("scopeLogs", []):
+            for log in scope_logs.get("logRecords", []):
+                for key in ("traceId", "spanId"):
+                    if key in log:
+                        log[key] = base64.b64decode(log[key]).hex()
+    return orjson.dumps(data)
+
+
+# --- newline-delimited JSON, Loki, Elasticsearch ---
+
+def ndjson(items: list[Item]) -> bytes:
+    return b"".join(orjson.dumps(record, default=str, option=orjson.OPT_APPEND_NEWLINE) for _, record in items)
+
+
+def loki_push(items: list[Item], *, hostname: str) -> bytes:
+    """Loki push API body: streams labelled job/host/agent/level, each line the record as JSON."""
+    streams: dict[tuple[str, str], list[list[str]]] = {}
+    for _, record in items:
+        agent, level = record.get("agent"), record.get("level")
+        key = (agent if isinstance(agent, str) else "unknown", level if isinstance(level, str) else "info")
+        ns = time_ns(record.get("time"))
+        streams.setdefault(key, []).append([str(ns), orjson.dumps(record, default=str).decode()])
+    return orjson.dumps({"streams": [
+        {"stream": {"job": "logd", "host": hostname, "agent": agent, "level": level}, "values": values}
+        for (agent, level), values in streams.items()]})
+
+
+def es_bulk(items: list[Item], *, index: str) -> bytes:
+    """``_bulk`` body: ``create`` with the item's id, then the record with ``@timestamp``."""
+    out = []
+    for item_id, record in items:
+        out.append(orjson.dumps({"create": {"_index": index, "_id": item_id}}))
+        out.append(orjson.dumps({"@timestamp": record.get("time"), **record}, default=str))
+    return b"\n".join(out) + b"\n"

@@ -1,0 +1,360 @@
+"""One thread per ship target: tail the log files, batch, deliver, checkpoint.
+
+At least once: the checkpoint moves only after the remote took a batch (or refused
+it for good, into the dead-letter file with the reason), so a restart, an outage or
+a kill resends at most the batch in flight. Retryable failures are retried for ever
+by default with capped, jittered backoff; the waiting is an injected ``sleep`` that
+returns True when the shipper is asked to stop, so tests drive it without sleeping.
+Shippers read files, never the pipeline: ingestion never waits on the network.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import orjson
+
+from .. import reader
+from ..config import ShipSettings
+from ..levels import RANK
+from ..timestamps import format_epoch
+from . import encoders
+from .backoff import RetryPolicy
+from .checkpoint import CheckpointError, CheckpointStore, Position, fingerprint
+from .encoders import Item
+from .tail import Chunk, Tailer, resume_index, survey
+from .targets import Target, build_target, safe_url
+
+Notify = Callable[..., None]  # notify(level, message, **fields): a record about logd itself
+
+
+@dataclass
+class ShipStats:
+    delivered: int = 0  # records the remote accepted (since the checkpoint was created)
+    skipped: int = 0  # records this target's level/match filter left out
+    dead_lettered: int = 0
+    lost_to_retention: int = 0
+    unreadable: int = 0  # damaged backups reported (their rest is not shipped)
+    retries: int = 0
+    failing_since: float | None = None
+    last_success: float | None = None
+    last_error: str | None = None
+    last_error_at: float | None = None
+    next_retry_at: float | None = None
+
+
+class Shipper:
+    def __init__(self, settings: ShipSettings, log_path: Path, state_dir: Path, *,
+                 hostname: str | None = None, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], bool] | None = None, rng: random.Random | None = None,
+                 notify: Notify = lambda level, message, **fields: None,
+                 target: Target | None = None, poll_interval: float = 0.05) -> None:
+        self.settings = settings
+        self.name = settings.name
+        self.log_path = log_path
+        self.state_dir = state_dir
+        self.hostname = hostname or socket.gethostname()
+        self.clock = clock
+        self.notify = notify
+        self.poll_interval = poll_interval
+        self.store = CheckpointStore(state_dir, settings.name)
+        self.dead_letter_path = state_dir / f"{settings.name}.dead-letter.jsonl"
+        self.policy = RetryPolicy(settings.backoff_initial, settings.backoff_max,
+                                  max_retries=settings.max_retries, rng=rng or random.Random())
+        self.stats = ShipStats()
+        self.position: Position | None = None  # last checkpoint saved
+        self._stop = threading.Event()
+        self._sleep = sleep or self._stop.wait
+        self._drain_until = float("inf")
+        self._thread: threading.Thread | None = None
+        self._target = target
+        self._tailer: Tailer | None = None
+        self._lock = threading.Lock()
+        self._floor = RANK.get(settings.level, 0)
+        self._match = {key: set(values) for key, values in settings.match}
+        self.fatal: str | None = None  # set when the shipper cannot run at all
+
+    # --- life cycle ---
+
+    def start(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.position, self.stats.delivered = self.store.load()
+        self._thread = threading.Thread(target=self._run, name=f"ship-{self.name}", daemon=True)
+        self._thread.start()
+
+    def request_stop(self, drain: float = 2.0) -> None:
+        """Ship what is already in the files for up to ``drain`` seconds, then stop.
+        A batch still failing then stays after the checkpoint and goes out next start."""
+        self._drain_until = time.monotonic() + drain
+        self._stop.set()
+
+    def join(self) -> None:
+        if self._thread is not None:
+            self._thread.join(max(0.0, self._drain_until - time.monotonic()) + self.settings.timeout + 1)
+
+    def stop(self, drain: float = 2.0) -> None:
+        self.request_stop(drain)
+        self.join()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        tailer = self._tailer = Tailer(self.log_path, self.position, on_problem=self._problem)
+        try:
+            if self._target is None:
+                self._target = build_target(self.settings, self.hostname, self.clock)
+            while True:
+                stopping = self._stop.is_set()
+                if stopping and time.monotonic() > self._drain_until:
+                    return
+                chunks = self._gather(tailer, stopping)
+                if not chunks:
+                    if stopping:
+                        return
+                    self._stop.wait(self.poll_interval)
+                    continue
+                if not self._ship(chunks):
+                    return
+        except Exception as exc:  # a bug must not pass silently: say so, in status and as a record
+            self.fatal = f"{type(exc).__name__}: {exc}"
+            self.notify("error", f"shipper {self.name} stopped on an unexpected error", target=self.name,
+                        error=self.fatal)
+            raise
+        finally:
+            tailer.close()
+            if self._target is not None:
+                self._target.close()
+
+    # --- batching ---
+
+    def _gather(self, tailer: Tailer, stopping: bool) -> list[Chunk]:
+        """Up to ``batch_size`` lines; a partial batch waits at most ``flush_interval`` for more."""
+        chunks: list[Chunk] = []
+        count = 0
+        deadline = 0.0
+        limit = self.settings.batch_size
+        while count < limit:
+            chunk = tailer.read(limit - count)
+            if chunk is not None:
+                if not chunks:
+                    deadline = time.monotonic() + self.settings.flush_interval
+                chunks.append(chunk)
+                count += len(chunk.lines)
+                continue
+            remaining = deadline - time.monotonic()
+            if not chunks or stopping or remaining <= 0:
+                break
+            stopping = self._stop.wait(min(self.poll_interval, remaining))
+        return chunks
+
+    def _wanted(self, record: dict[str, Any]) -> bool:
+        level = record.get("level")
+        if RANK.get(level if isinstance(level, str) else "info", 2) < self._floor:
+            return False
+        return all(record.get(key) in values for key, values in self._match.items())
+
+    # --- delivery ---
+
+    def _ship(self, chunks: list[Chunk]) -> bool:
+        """Deliver one batch and move the checkpoint; False when asked to stop before it was delivered."""
+        items: list[Item] = []
+        lines = 0
+        for chunk in chunks:
+            offset = chunk.start.offset
+            prefix = chunk.start.fingerprint[:16]
+            for line in chunk.lines:
+                record = encoders.parse_line(line)
+                if self._wanted(record):
+                    items.append((f"{prefix}-{offset}", record))
+                offset += len(line) + 1
+            lines += len(chunk.lines)
+        pending, attempt = items, 0
+        assert self._target is not None
+        while pending:
+            outcome = self._target.send(pending)
+            if outcome.dead:
+                self._dead_letter(outcome.dead)
+            if outcome.done:
+                break
+            attempt += 1
+            if self.policy.gives_up(attempt):
+                self._dead_letter([(item, f"gave up after {self.settings.max_retries} retries: {outcome.error}")
+                                   for item in outcome.retry])
+                break
+            delay = self.policy.delay(attempt, outcome.retry_after)
+            self._failed(outcome.error or "delivery failed", delay)
+            if self._sleep(delay):
+                return False
+            pending = outcome.retry
+        self._delivered(chunks[-1].end, len(items), lines - len(items))
+        return True
+
+    def _failed(self, error: str, delay: float) -> None:
+        now = self.clock()
+        with self._lock:
+            first = self.stats.failing_since is None
+            self.stats.retries += 1
+            self.stats.last_error, self.stats.last_error_at = error, now
+            self.stats.next_retry_at = now + delay
+            if first:
+                self.stats.failing_since = now
+        if first:  # one record per outage, not one per attempt
+            self.notify("error", f"ship target {self.name} failed; retrying with backoff (nothing is dropped)",
+                        target=self.name, error=error, retry_in_s=round(delay, 3))
+
+    def _delivered(self, end: Position, records: int, skipped: int) -> None:
+        with self._lock:
+            self.stats.delivered += records
+            self.stats.skipped += skipped
+            self.stats.last_success = self.clock()
+            recovered = self.stats.failing_since is not None
+            outage = self.clock() - self.stats.failing_since if recovered else 0.0
+            self.stats.failing_since = self.stats.next_retry_at = None
+        self.store.save(end, self.stats.delivered)
+        self.position = end
+        if recovered:
+            self.notify("info", f"ship target {self.name} recovered; held records delivered", target=self.name,
+                        outage_s=round(outage, 3))
+
+    def _dead_letter(self, refused: list[tuple[Item, str]]) -> None:
+        now = format_epoch(self.clock())
+        data = b"".join(orjson.dumps({"time": now, "target": self.name, "reason": reason, "id": item_id,
+                                      "record": record}, default=str, option=orjson.OPT_APPEND_NEWLINE)
+                        for (item_id, record), reason in refused)
+        fd = os.open(self.dead_letter_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        with self._lock:
+            self.stats.dead_lettered += len(refused)
+        self.notify("error", f"ship target {self.name} refused {len(refused)} records; kept in the dead-letter file",
+                    target=self.name, reason=refused[0][1], count=len(refused), file=str(self.dead_letter_path))
+
+    def _problem(self, problem: reader.Problem) -> None:
+        with self._lock:
+            self.stats.unreadable += 1
+        self.notify("error", f"ship target {self.name}: a log file could not be read to its end",
+                    target=self.name, problem=str(problem))
+
+    # --- retention and status ---
+
+    def before_delete(self, paths: list[Path]) -> int:
+        """Retention is about to delete ``paths``: count (and report) the records this target
+        has not shipped from them. Thread-safe; the files must still exist."""
+        lost = 0
+        position = self.position
+        tailer = self._tailer
+        open_fp = tailer._fp if tailer is not None and tailer._file is not None else None
+        for path in paths:
+            info = _file_info(path)
+            if info is None:
+                continue
+            fp, first_time = info
+            if fp == open_fp:
+                continue  # being read through an open descriptor: the unlink takes nothing from us
+            if position is not None and fp == position.fingerprint:
+                lost += count_lines(path, position.offset)[0]
+            elif position is None or (first_time is not None and position.first_time is not None
+                                      and first_time > position.first_time):
+                lost += count_lines(path, 0)[0]
+        if lost:
+            with self._lock:
+                self.stats.lost_to_retention += lost
+            self.notify("error", f"retention deleted {lost} records ship target {self.name} had not shipped yet",
+                        target=self.name, lost=lost, files=[str(p) for p in paths])
+        return lost
+
+    def lag(self) -> tuple[int, int]:
+        """Records and (uncompressed) bytes in the files after the checkpoint."""
+        files = survey(self.log_path)
+        index, offset = resume_index(files, self.position)
+        records = size = 0
+        for i, info in enumerate(files[index:]):
+            lines, nbytes = count_lines(info.path, offset if i == 0 else 0)
+            records += lines
+            size += nbytes
+        return records, size
+
+    def status(self) -> dict[str, Any]:
+        try:
+            lag_records, lag_bytes = self.lag()
+        except OSError:
+            lag_records = lag_bytes = -1
+        with self._lock:
+            s = self.stats
+            state = ("stopped" if not self.alive else "retrying" if s.failing_since is not None else
+                     "behind" if lag_records > 0 else "up to date")
+            return {
+                "type": self.settings.type, "url": safe_url(self.settings.url), "state": state,
+                "lag_records": lag_records, "lag_bytes": lag_bytes, "delivered": s.delivered,
+                "filtered_out": s.skipped, "dead_lettered": s.dead_lettered,
+                "lost_to_retention": s.lost_to_retention, "unreadable_files": s.unreadable, "retries": s.retries,
+                "last_success": _when(s.last_success), "last_error": s.last_error,
+                "last_error_at": _when(s.last_error_at), "next_retry_at": _when(s.next_retry_at),
+                "fatal": self.fatal, "checkpoint": str(self.store.path),
+            }
+
+
+def _when(epoch: float | None) -> str | None:
+    return format_epoch(epoch) if epoch is not None else None
+
+
+def _open_log_file(path: Path) -> reader.LogFile | None:
+    compression = {".zst": "zst", ".gz": "gz"}.get(path.suffix, "")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    return reader.LogFile(path, 1, compression, fd=fd)
+
+
+def _file_info(path: Path) -> tuple[str, str | None] | None:
+    file = _open_log_file(path)
+    if file is None:
+        return None
+    try:
+        line = reader.first_line(file)
+    finally:
+        file.close()
+    if line is None:
+        return None
+    return fingerprint(line), reader.line_time(line)
+
+
+def count_lines(path: Path, offset: int) -> tuple[int, int]:
+    """Complete lines and bytes of a (possibly compressed) log file after ``offset``."""
+    file = _open_log_file(path)
+    if file is None:
+        return 0, 0
+    lines = size = 0
+    skip = offset
+    try:
+        raw = None if file.compression else reader.raw_chunks(file.fd, start=offset)  # type: ignore[arg-type]
+        if raw is not None:
+            skip = 0
+        for chunk in reader.decoded_chunks(file, raw):
+            if skip:
+                if len(chunk) <= skip:
+                    skip -= len(chunk)
+                    continue
+                chunk, skip = chunk[skip:], 0
+            lines += chunk.count(b"\n")
+            size += len(chunk)
+    except (reader.CorruptData, OSError):
+        pass
+    finally:
+        file.close()
+    return lines, size

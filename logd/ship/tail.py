@@ -1,0 +1,224 @@
+"""Follow a JSON-lines log file and its rotated backups from a checkpoint, line by line.
+
+Rotation (``agent.log`` -> ``agent.log.1`` -> ``agent.log.2.zst``) renames files while
+we read; the tailer keeps its file open, so a rename or a later unlink changes nothing
+for the lines it has yet to read. It moves on to the next file once the one it reads
+is finished: a backup at its end, or the current file after it was rotated away and
+drained. Files are found again by fingerprint (:mod:`.checkpoint`), which survives
+renames and compression. Listing, opening and decompressing come from :mod:`logd.reader`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from .. import reader
+from .checkpoint import Position, fingerprint
+
+READ_CHUNK = 1 << 20
+
+
+@dataclass
+class Chunk:
+    """Complete lines of one file, and the positions before and after them."""
+
+    lines: list[bytes]
+    start: Position
+    end: Position
+    nbytes: int
+
+
+@dataclass
+class FileInfo:
+    path: Path
+    number: int
+    compression: str
+    fingerprint: str | None
+    first_time: str | None
+
+
+def survey(current: Path) -> list[FileInfo]:
+    """Every file of the set, oldest first, with its fingerprint (None while it has no complete line)."""
+    out = []
+    with reader.snapshot(current) as files:
+        for f in files:
+            line = reader.first_line(f)
+            fp = fingerprint(line) if line is not None else None
+            out.append(FileInfo(f.path, f.number, f.compression, fp,
+                                reader.line_time(line) if line is not None else None))
+    return out
+
+
+def resume_index(files: list[FileInfo], position: Position | None) -> tuple[int, int]:
+    """Which file (index into ``files``) to read from, and from which offset.
+
+    The checkpoint's file when it still exists; otherwise it is gone (retention, or
+    replaced) and reading starts at the oldest file that began after it did."""
+    if position is None:
+        return 0, 0
+    for i, f in enumerate(files):
+        if f.fingerprint == position.fingerprint:
+            return i, position.offset
+    if position.first_time is not None:
+        for i, f in enumerate(files):
+            if f.first_time is not None and f.first_time > position.first_time:
+                return i, 0
+        return len(files) - 1 if files and files[-1].fingerprint is None else len(files), 0
+    return 0, 0
+
+
+class Tailer:
+    """Reads complete lines from ``position`` on, across rotations. Not thread-safe: one owner."""
+
+    def __init__(self, current: Path, position: Position | None,
+                 on_problem: reader.ProblemHandler = lambda problem: None) -> None:
+        self.current = current
+        self.on_problem = on_problem
+        self.position = position  # where the next read starts; None before the first line is seen
+        self._file: reader.LogFile | None = None
+        self._offset = 0  # uncompressed bytes of complete lines consumed from the open file
+        self._fp: str | None = None
+        self._first_time: str | None = None
+        self._pending = b""  # bytes read past the last complete line
+        self._decoded: Iterator[bytes] | None = None  # for compressed files
+        self._raw_pos = 0  # for plain files: where the next pread starts
+        self._finished: str | None = None  # fingerprint of a file read to its end after rotation
+
+    # --- opening ---
+
+    def _open(self) -> bool:
+        files = survey(self.current)
+        index, offset = resume_index(files, self.position)
+        if index < len(files) and self._finished is not None and files[index].fingerprint == self._finished:
+            index, offset = index + 1, 0
+        if index >= len(files):
+            return False
+        info = files[index]
+        try:
+            fd = os.open(info.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False  # renamed between survey and open: try again on the next read
+        st = os.fstat(fd)
+        file = reader.LogFile(info.path, info.number, info.compression, fd=fd, inode=(st.st_dev, st.st_ino))
+        line = reader.first_line(file)
+        if info.fingerprint is not None and (line is None or fingerprint(line) != info.fingerprint):
+            file.close()  # the name moved on to another file in between
+            return False
+        self._file, self._fp, self._first_time = file, info.fingerprint, info.first_time
+        self._finished = None
+        self._pending, self._offset, self._raw_pos = b"", 0, 0
+        self._decoded = None
+        if info.compression:
+            self._decoded = reader.decoded_chunks(file)
+            self._skip_decoded(offset)
+        else:
+            self._raw_pos = offset
+        self._offset = offset
+        return True
+
+    def _skip_decoded(self, count: int) -> None:
+        assert self._decoded is not None
+        while count > 0:
+            chunk = next(self._decoded, b"")
+            if not chunk:
+                return
+            if len(chunk) > count:
+                self._pending = chunk[count:]
+                return
+            count -= len(chunk)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    # --- reading ---
+
+    def _read_more(self) -> bytes:
+        assert self._file is not None and self._file.fd is not None
+        if self._decoded is not None:
+            return next(self._decoded, b"")
+        data = os.pread(self._file.fd, READ_CHUNK, self._raw_pos)
+        self._raw_pos += len(data)
+        return data
+
+    def _rotated_away(self) -> bool:
+        """The open file is the current one no longer (renamed or replaced), so it will not grow."""
+        assert self._file is not None
+        if self._file.compression:
+            return True
+        try:
+            st = os.stat(self.current)
+        except FileNotFoundError:
+            return True
+        return (st.st_dev, st.st_ino) != self._file.inode
+
+    def read(self, max_lines: int) -> Chunk | None:
+        """Up to ``max_lines`` complete lines from one file, or None when nothing new is there yet."""
+        try:
+            return self._read(max_lines)
+        except (reader.CorruptData, OSError) as exc:
+            # a damaged backup: report it (file and where) and go on with the next file
+            assert self._file is not None
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            self.on_problem(reader.Problem(self._file.path, None,
+                                           f"{reason} after byte {self._offset}; the rest of this file is not shipped"))
+            self._finish_file()
+            return None
+
+    def _read(self, max_lines: int) -> Chunk | None:
+        for _ in range(3):  # at most: finish a file, open the next, read it
+            if self._file is None and not self._open():
+                return None
+            chunk = self._take(max_lines)
+            if chunk is not None:
+                return chunk
+            # nothing complete left in this file; is it finished?
+            finished = self._rotated_away()
+            data = self._read_more()  # a last look: lines written just before the rotation
+            if data:
+                self._pending += data
+                chunk = self._take(max_lines)
+                if chunk is not None:
+                    return chunk
+            if not finished:
+                return None
+            self._finish_file()
+        return None
+
+    def _take(self, max_lines: int) -> Chunk | None:
+        while self._pending.count(b"\n", 0) < max_lines:
+            data = self._read_more()
+            if not data:
+                break
+            self._pending += data
+        if b"\n" not in self._pending:
+            return None
+        lines = []
+        cut = 0
+        while len(lines) < max_lines:
+            nl = self._pending.find(b"\n", cut)
+            if nl < 0:
+                break
+            lines.append(self._pending[cut:nl])
+            cut = nl + 1
+        self._pending = self._pending[cut:]
+        if self._fp is None:  # the file was empty when opened: its first line names it now
+            assert self._offset == 0
+            self._fp = fingerprint(lines[0])
+            self._first_time = reader.line_time(lines[0])
+        assert self._file is not None
+        start = Position(self._fp, self._offset, self._first_time, self._file.path.name)
+        self._offset += cut
+        end = Position(self._fp, self._offset, self._first_time, self._file.path.name)
+        self.position = end
+        return Chunk(lines, start, end, cut)
+
+    def _finish_file(self) -> None:
+        """Done with the open file: the next open takes the file after it (found by fingerprint)."""
+        self.close()
+        self._finished = self._fp
+        self._pending = b""

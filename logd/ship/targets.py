@@ -1,0 +1,202 @@
+"""Delivery to one remote collector, and what came of it.
+
+A target takes a batch of items and answers with an :class:`Outcome`: which items must
+be sent again (the remote is down, overloaded, or said 429/5xx), and which were refused
+for good (a permanent 4xx, an Elasticsearch item error) with the reason, for the
+dead-letter file. Targets never sleep or retry themselves; the shipper decides.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import socket
+import ssl
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+
+from ..config import ShipSettings
+from . import encoders
+from .backoff import parse_retry_after
+from .encoders import Item
+
+
+@dataclass
+class Outcome:
+    retry: list[Item] = field(default_factory=list)  # to send again; empty: nothing left to do
+    dead: list[tuple[Item, str]] = field(default_factory=list)  # refused for good, with the reason
+    error: str | None = None  # why ``retry`` is not empty
+    retry_after: float | None = None  # seconds the remote asked us to wait
+
+    @property
+    def done(self) -> bool:
+        return not self.retry
+
+
+class Target(Protocol):
+    def send(self, items: list[Item]) -> Outcome: ...
+
+    def close(self) -> None: ...
+
+
+def tls_context(settings: ShipSettings) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=os.fspath(settings.tls_ca) if settings.tls_ca else None)
+    if not settings.tls_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if settings.tls_cert is not None:
+        context.load_cert_chain(os.fspath(settings.tls_cert),
+                                os.fspath(settings.tls_key) if settings.tls_key else None)
+    return context
+
+
+def resolved_headers(settings: ShipSettings, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Header values, with ``"env:NAME"`` replaced by the variable's value (secrets stay out of files)."""
+    env = os.environ if environ is None else environ
+    return {name: env.get(value[4:], "") if value.startswith("env:") else value
+            for name, value in settings.headers}
+
+
+def safe_url(url: str) -> str:
+    """The URL without user:password, for status and logs."""
+    parts = urlsplit(url)
+    if parts.username or parts.password:
+        netloc = parts.hostname or ""
+        if parts.port:
+            netloc += f":{parts.port}"
+        return parts._replace(netloc=netloc).geturl()
+    return url
+
+
+class SyslogTarget:
+    """RFC 5424 over TCP (or TLS, RFC 5425), octet-counted; one connection per batch.
+
+    TCP alone cannot say what the server really read: bytes in flight are lost when it
+    stops. So each batch ends with a half-close, and counts as delivered only once the
+    server has closed its side too, which it does after reading everything we sent.
+    If it dies first, the connection is reset instead and the batch is sent again."""
+
+    def __init__(self, settings: ShipSettings, hostname: str) -> None:
+        parts = urlsplit(settings.url)
+        self.host, self.port = parts.hostname or "localhost", parts.port or 514
+        self.timeout = settings.timeout
+        self.facility = encoders.FACILITIES[settings.facility]
+        self.hostname = hostname
+        self.msg_format = settings.format
+        self.tls = tls_context(settings) if parts.scheme == "tls" else None
+
+    def send(self, items: list[Item]) -> Outcome:
+        data = encoders.syslog_frames(items, facility=self.facility, hostname=self.hostname,
+                                      msg_format=self.msg_format)
+        try:
+            with socket.create_connection((self.host, self.port), timeout=self.timeout) as raw:
+                sock: socket.socket = raw
+                if self.tls is not None:
+                    sock = self.tls.wrap_socket(raw, server_hostname=self.host)
+                sock.sendall(data)
+                sock.shutdown(socket.SHUT_WR)
+                while sock.recv(65536):
+                    pass  # servers send nothing back; wait for their end of the close
+        except (OSError, ssl.SSLError) as exc:
+            return Outcome(retry=items, error=f"{self.host}:{self.port}: {_reason(exc)}")
+        return Outcome()
+
+    def close(self) -> None:
+        pass
+
+
+class HttpTarget:
+    """POST a body per batch (OTLP/HTTP, NDJSON, Loki push, Elasticsearch _bulk) with httpx."""
+
+    def __init__(self, settings: ShipSettings, encode: Callable[[list[Item]], bytes], content_type: str,
+                 clock: Callable[[], float] = time.time, check: Callable[[list[Item], httpx.Response], Outcome] | None = None) -> None:
+        self.url = settings.url
+        self.encode = encode
+        self.gzip = settings.compression == "gzip"
+        self.clock = clock
+        self.check = check
+        headers = {"Content-Type": content_type, "User-Agent": "logd"}
+        headers.update(resolved_headers(settings))
+        if self.gzip:
+            headers["Content-Encoding"] = "gzip"
+        verify: ssl.SSLContext | bool = tls_context(settings) if self.url.startswith("https:") else True
+        self.client = httpx.Client(timeout=settings.timeout, headers=headers, verify=verify)
+
+    def send(self, items: list[Item]) -> Outcome:
+        body = self.encode(items)
+        if self.gzip:
+            body = gzip.compress(body, compresslevel=6)
+        try:
+            response = self.client.post(self.url, content=body)
+        except httpx.HTTPError as exc:
+            return Outcome(retry=items, error=f"{safe_url(self.url)}: {type(exc).__name__}: {exc}")
+        status = response.status_code
+        if 200 <= status < 300:
+            return self.check(items, response) if self.check else Outcome()
+        reason = f"HTTP {status}: {response.text[:300].strip()}"
+        if status in (408, 425, 429) or status >= 500:
+            return Outcome(retry=items, error=reason,
+                           retry_after=parse_retry_after(response.headers.get("Retry-After"), self.clock()))
+        return Outcome(dead=[(item, reason) for item in items])
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def es_bulk_outcome(items: list[Item], response: httpx.Response) -> Outcome:
+    """A 200 from ``_bulk`` can still refuse items: retry 429/5xx ones, dead-letter the rest;
+    409 on ``create`` means the id is stored already (this batch was sent before)."""
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return Outcome()
+    if not body.get("errors"):
+        return Outcome()
+    outcome = Outcome()
+    for item, result in zip(items, body.get("items", [])):
+        action = next(iter(result.values()), {}) if isinstance(result, dict) else {}
+        status = action.get("status", 200)
+        if status < 300 or status == 409:
+            continue
+        error = action.get("error", {})
+        reason = f"HTTP {status}: {error.get('type', '')}: {error.get('reason', '')}" if isinstance(error, dict) else str(error)
+        if status == 429 or status >= 500:
+            outcome.retry.append(item)
+            outcome.error = reason
+        else:
+            outcome.dead.append((item, reason))
+    return outcome
+
+
+def build_target(settings: ShipSettings, hostname: str, clock: Callable[[], float] = time.time) -> Target:
+    kind = settings.type
+    if kind == "syslog":
+        return SyslogTarget(settings, hostname)
+    if kind == "otlp":
+        if settings.format == "json":
+            return HttpTarget(settings, lambda items: encoders.otlp_json(
+                items, service_name=settings.service_name, hostname=hostname), "application/json", clock)
+        return HttpTarget(settings, lambda items: encoders.otlp_protobuf(
+            items, service_name=settings.service_name, hostname=hostname), "application/x-protobuf", clock)
+    if kind == "http":
+        return HttpTarget(settings, encoders.ndjson, "application/x-ndjson", clock)
+    if kind == "loki":
+        return HttpTarget(settings, lambda items: encoders.loki_push(items, hostname=hostname),
+                          "application/json", clock)
+    if kind == "elasticsearch":
+        return HttpTarget(settings, lambda items: encoders.es_bulk(items, index=settings.index),
+                          "application/x-ndjson", clock, check=es_bulk_outcome)
+    raise ValueError(f"unknown ship type {kind!r}")
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, socket.timeout):
+        return "timed out"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
