@@ -1,0 +1,216 @@
+"""``logd query``: select records from the log file and its backups, as JSON lines for jq.
+
+Filters are compiled once into a :class:`Filter`; its ``match`` takes a raw line and
+rejects most records from bytes alone (logd writes ``time`` and ``level`` first, so both
+sit at fixed places at the head of each line, and a wanted agent's ``"agent":"x"``
+must appear in the line verbatim) before anything is parsed. Matching lines are printed
+as they are stored: no re-encoding.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, BinaryIO, Callable, Iterable, Iterator
+
+import orjson
+
+from .levels import LEVELS, RANK
+from .reader import LogFile, Problem, ProblemHandler, file_lines, in_window
+from .record import Record
+from .timestamps import format_epoch, format_utc, normalize_time
+
+SESSION_KEYS = ("session_id", "session")
+_RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)\s*(?:ago)?", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+TIME_HELP = "RFC 3339 (2026-11-23T11:28:07Z), a date (local midnight), now, or a relative time: 30s, 15m, 2h, 3d, 1w"
+
+
+class TimeError(ValueError):
+    pass
+
+
+def parse_time(text: str, now: float | None = None) -> str:
+    """``--since``/``--until`` value -> canonical UTC time. Relative times count back from ``now``."""
+    now = time.time() if now is None else now
+    value = text.strip()
+    if value.lower() == "now":
+        return format_epoch(now)
+    m = _RELATIVE.fullmatch(value)
+    if m:
+        return format_epoch(now - float(m.group(1)) * _UNIT_SECONDS[m.group(2).lower()])
+    if _DATE.fullmatch(value):
+        try:
+            return format_utc(datetime.fromisoformat(value).astimezone())
+        except ValueError:
+            pass
+    if value[:4].isdigit() and not value.replace(".", "").isdigit():  # not an epoch number
+        canonical = normalize_time(value)
+        if canonical is not None:
+            return canonical
+    raise TimeError(f"cannot read time {text!r}: expected {TIME_HELP}")
+
+
+def parse_where(text: str) -> tuple[tuple[str, ...], Any, str]:
+    """``key=value`` (key may be dotted into nested objects; value is JSON if it parses)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise ValueError(f"expected key=value, got {text!r}")
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        value = raw
+    return tuple(key.split(".")), value, raw
+
+
+def _lookup(record: Record, path: tuple[str, ...]) -> Any:
+    value: Any = record
+    for part in path:
+        if not isinstance(value, dict) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value
+
+
+_MISSING = object()
+
+
+@dataclass
+class Filter:
+    """What ``logd query`` and ``logd tail`` select; empty selects everything."""
+
+    since: str | None = None
+    until: str | None = None
+    level: str | None = None  # this level and above
+    agents: tuple[str, ...] = ()
+    sessions: tuple[str, ...] = ()
+    grep: re.Pattern[str] | None = None
+    where: tuple[tuple[tuple[str, ...], Any, str], ...] = ()
+    _levels: frozenset[bytes] = field(init=False, repr=False)
+    _needles: tuple[bytes, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        floor = RANK[self.level] if self.level else 0
+        self._levels = frozenset(name.encode() for name in LEVELS if RANK[name] >= floor)
+        # a top-level "agent":"x" is in the line exactly as orjson writes it
+        self._needles = tuple(b'"agent":' + orjson.dumps(a) for a in self.agents)
+
+    @property
+    def needs_record(self) -> bool:
+        return bool(self.agents or self.sessions or self.grep or self.where)
+
+    def match(self, line: bytes) -> bool | None:
+        """Whether a raw line is selected; None when it is not a JSON object (damage)."""
+        fast = line.startswith(b'{"time":"') and line[36:47] == b'","level":"'
+        if fast:
+            if self.since is not None or self.until is not None:
+                t = line[9:36].decode("ascii", "replace")
+                if (self.since is not None and t < self.since) or (self.until is not None and t > self.until):
+                    return False
+            if self.level:
+                end = line.find(b'"', 47)
+                if line[47:end] not in self._levels:
+                    return False
+            if self._needles and not any(n in line for n in self._needles):
+                return False
+        try:
+            record = orjson.loads(line)  # confirms what the bytes suggested
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(record, dict):
+            return None
+        return self.match_record(record, times_checked=fast)
+
+    def match_record(self, record: Record, times_checked: bool = False) -> bool:
+        if not times_checked:
+            if self.since is not None or self.until is not None:
+                t = normalize_time(record.get("time"))
+                if t is None or (self.since is not None and t < self.since) or (
+                        self.until is not None and t > self.until):
+                    return False
+            if self.level and RANK.get(record.get("level"), -1) < RANK[self.level]:
+                return False
+        if self.agents and record.get("agent") not in self.agents:
+            return False
+        if self.sessions and not any(record.get(k) in self.sessions for k in SESSION_KEYS):
+            return False
+        if self.grep is not None:
+            message = record.get("message")
+            if not isinstance(message, str) or self.grep.search(message) is None:
+                return False
+        for path, value, raw in self.where:
+            found = _lookup(record, path)
+            if found is _MISSING or not (found == value or (isinstance(found, str) and found == raw)):
+                return False
+        return True
+
+
+def select(files: list[LogFile], selection: Filter, on_problem: ProblemHandler) -> Iterator[list[bytes]]:
+    """Batches of the selected raw lines, oldest file first, each file in write order.
+    Lines that are not JSON records are reported once per file (first line, and how many)."""
+    match = selection.match
+    for file in in_window(files, selection.since, selection.until):
+        read = 0
+        damaged: tuple[int, int] | None = None  # (first line number, count)
+        for batch in file_lines(file, on_problem):
+            chosen = []
+            for line in batch:
+                verdict = match(line) if line else False
+                if verdict:
+                    chosen.append(line)
+                elif verdict is None:
+                    number = read + batch.index(line) + 1
+                    damaged = (damaged[0], damaged[1] + 1) if damaged else (number, 1)
+            read += len(batch)
+            if chosen:
+                yield chosen
+        if damaged:
+            more = f" (and {damaged[1] - 1} more lines like it)" if damaged[1] > 1 else ""
+            on_problem(Problem(file.path, damaged[0], f"not a JSON record, skipped{more}"))
+
+
+def write_json(batches: Iterable[list[bytes]], out: BinaryIO) -> int:
+    """Write lines as they are stored; returns how many."""
+    count = 0
+    for lines in batches:
+        count += len(lines)
+        out.write(b"\n".join(lines) + b"\n")
+    return count
+
+
+def write_human(batches: Iterable[list[bytes]], out: BinaryIO, format_record: Callable[[Record], str]) -> int:
+    """Write lines in the console's human format (a line that is not JSON is shown as is)."""
+    count = 0
+    for lines in batches:
+        parts = []
+        for line in lines:
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                record = None
+            if isinstance(record, dict):
+                parts.append(format_record(record))
+            else:
+                parts.append(line.decode("utf-8", "replace") + "\n")
+        count += len(lines)
+        out.write("".join(parts).encode("utf-8", "replace"))
+    return count
+
+
+def problem_printer(stream: Any) -> Callable[[Problem], None]:
+    def report(problem: Problem) -> None:
+        print(f"logd: warning: {problem}", file=stream, flush=True)
+    return report
+
+
+
+def run_query(files: list[LogFile], selection: Filter, out: BinaryIO, on_problem: ProblemHandler,
+              format_record: Callable[[Record], str] | None = None) -> int:
+    """Print the selected records (JSON lines, or human lines with ``format_record``); returns how many."""
+    batches = select(files, selection, on_problem)
+    if format_record is None:
+        return write_json(batches, out)
+    return write_human(batches, out, format_record)
