@@ -16,7 +16,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
-from .levels import CONFIG_LEVELS
+from .levels import CONFIG_LEVELS, LEVELS
+from .redact import DEFAULT_KEYS, DEFAULT_PATTERNS, REPLACEMENT, combine_patterns
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -97,6 +98,39 @@ class ShipSettings:
 
 
 @dataclass(frozen=True)
+class RedactSettings:
+    """``[logging.redact]``: secret keys (any depth, case-insensitive) and value patterns."""
+
+    enabled: bool = True
+    keys: tuple[str, ...] = DEFAULT_KEYS
+    patterns: tuple[str, ...] = DEFAULT_PATTERNS
+    replacement: str = REPLACEMENT
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """``[logging.sampling]``: zap-style sampling (off unless ``enabled``) and a per-agent
+    rate limit (off while ``burst`` is 0)."""
+
+    enabled: bool = False
+    tick: float = 1.0  # seconds
+    initial: int = 100
+    thereafter: int = 100  # 0: nothing after the first ``initial`` in a tick
+    max_level: str = "info"  # sampled: this level and below
+    burst: int = 0  # records per agent per interval; 0: no rate limit
+    interval: float = 30.0  # seconds
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """``[logging.metrics]``: the /metrics, /health, /ready server (off while ``listen`` is empty)."""
+
+    listen: str = ""  # "host:port", "[::1]:port", or "unix:/path"
+    mode: int = 0o660  # of a Unix socket
+    max_agents: int = 500  # distinct agent label values; further agents count as "_other"
+
+
+@dataclass(frozen=True)
 class Config:
     socket: SocketSettings
     level: str = "info"
@@ -108,6 +142,9 @@ class Config:
     max_age: float = 0  # days
     compress: bool = False
     traces: TraceSettings = field(default_factory=TraceSettings)
+    redact: RedactSettings = field(default_factory=RedactSettings)
+    sampling: SamplingSettings = field(default_factory=SamplingSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     ship: tuple[ShipSettings, ...] = ()
     state_dir: Path | None = None
     source: Path | None = field(default=None, compare=False)
@@ -341,12 +378,68 @@ _ARRAYS: dict[str, dict[str, Validator]] = {"ship": _SHIP_KEYS}
 
 # Sub-tables of [logging]: name -> (settings class, its keys). A sub-table's settings
 # become the Config field of the same name; add new ones here.
+def _string_list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, list) and all(isinstance(v, str) and v for v in value):
+        return tuple(value)
+    raise _Invalid("an array of non-empty strings")
+
+
+def _regex_list(value: Any) -> tuple[str, ...]:
+    patterns = _string_list(value)
+    for index, pattern in enumerate(patterns):
+        try:
+            combine_patterns([pattern])
+        except re.error as exc:
+            raise _Invalid(f"an array of regular expressions; pattern {index + 1} ({pattern!r}) "
+                           f"does not compile: {exc}") from None
+    return patterns
+
+
+def _listen(value: Any) -> str:
+    """``host:port`` (port 0-65535; ``[v6]:port``) or ``unix:PATH`` / a path with a slash."""
+    if isinstance(value, str):
+        if value == "":
+            return value
+        if value.startswith("unix:") and len(value) > 5:
+            return value
+        if "/" in value:
+            return "unix:" + value
+        m = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]*):(\d{1,5})", value)
+        if m and int(m.group(2)) <= 65535:
+            return value
+    raise _Invalid('"host:port" (e.g. "127.0.0.1:9464"), "unix:/path/metrics.sock", or "" for no server')
+
+
+_REDACT_KEYS: dict[str, Validator] = {
+    "enabled": _boolean,
+    "keys": _string_list,
+    "patterns": _regex_list,
+    "replacement": _string,
+}
+_SAMPLING_KEYS: dict[str, Validator] = {
+    "enabled": _boolean,
+    "tick": _number(0, "a positive number of seconds", positive=True),
+    "initial": _integer(0, "a whole number >= 0"),
+    "thereafter": _integer(0, "a whole number >= 0 (0 keeps none after the first `initial`)"),
+    "max_level": _choice({name: name for name in LEVELS} | {"warning": "warn"},
+                         "a level: " + ", ".join(f'"{name}"' for name in LEVELS)),
+    "burst": _integer(0, "a whole number of records >= 0 (0 means no rate limit)"),
+    "interval": _number(0, "a positive number of seconds", positive=True),
+}
+_METRICS_KEYS: dict[str, Validator] = {
+    "listen": _listen,
+    "mode": _file_mode,
+    "max_agents": _integer(1, "a whole number >= 1"),
+}
 _TRACES_KEYS: dict[str, Validator] = {
     "dir": _string,
     "max_age": _number(0, "a number of days >= 0 (0 keeps every session)"),
 }
 _SUBTABLES: dict[str, tuple[type, dict[str, Validator]]] = {"socket": (SocketSettings, _SOCKET_KEYS),
-                                                             "traces": (TraceSettings, _TRACES_KEYS)}
+                                                             "traces": (TraceSettings, _TRACES_KEYS),
+                                                             "redact": (RedactSettings, _REDACT_KEYS),
+                                                             "sampling": (SamplingSettings, _SAMPLING_KEYS),
+                                                             "metrics": (MetricsSettings, _METRICS_KEYS)}
 
 
 def load_config(path: Path | None) -> Config:
@@ -396,6 +489,9 @@ def parse_config(text: str, path: Path) -> Config:
     tables["socket"].setdefault("path", default_socket_path())
     if "dir" in tables["traces"]:
         tables["traces"]["dir"] = base / Path(tables["traces"]["dir"]).expanduser()
+    listen = tables["metrics"].get("listen", "")
+    if listen.startswith("unix:"):
+        tables["metrics"]["listen"] = "unix:" + str(base / Path(listen[5:]).expanduser())
     for name, (settings_class, _) in _SUBTABLES.items():
         values[name] = settings_class(**tables[name])
     return Config(source=path.absolute(), **values)

@@ -1,0 +1,200 @@
+"""Secrets out of records before any sink sees them: ``[logging.redact]``.
+
+Two rules, applied at any depth of a record (dicts and lists are walked, nothing else):
+- a field whose *name* is secret (``password``, ``apiKey``, ``X-Api-Key``, ``access_token``...)
+  has its whole value replaced by ``"[REDACTED]"``;
+- any *string value* (the message included) has every match of the patterns (bearer
+  tokens, ``sk-...`` API keys, ...) replaced by ``"[REDACTED]"``.
+
+This runs on every record, so it is built for the common case of a record with
+nothing to hide: key names are classified once and remembered, the patterns are one
+compiled alternation, and strings shorter than the shortest possible match are
+never scanned.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from itertools import islice
+from typing import Any, Iterable
+
+from .record import Record
+
+REPLACEMENT = "[REDACTED]"
+DEFAULT_KEYS: tuple[str, ...] = ("password", "passwd", "secret", "token", "api_key", "apikey",
+                                 "authorization", "cookie")
+# Each alternative starts with a literal character so the regex engine can skip ahead
+# quickly; no \b (it defeats that) and no global flags (they cannot be combined).
+_TOKEN_CHARS = r"[A-Za-z0-9\-._~+/]"
+DEFAULT_PATTERNS: tuple[str, ...] = (
+    rf"Bearer\s+{_TOKEN_CHARS}{{8,}}=*",  # HTTP bearer tokens (any capitalisation below)
+    rf"bearer\s+{_TOKEN_CHARS}{{8,}}=*",
+    rf"BEARER\s+{_TOKEN_CHARS}{{8,}}=*",
+    r"sk-[A-Za-z0-9_\-]{16,}",  # OpenAI / Anthropic style: sk-..., sk-proj-..., sk-ant-...
+    r"sk_(?:live|test)_[A-Za-z0-9]{16,}",  # Stripe
+    r"rk_(?:live|test)_[A-Za-z0-9]{16,}",
+    r"AKIA[0-9A-Z]{16}",  # AWS access key id
+    r"gh[pousr]_[A-Za-z0-9]{36,}",  # GitHub tokens
+    r"github_pat_[A-Za-z0-9_]{22,}",
+    r"xox[abprs]-[A-Za-z0-9-]{10,}",  # Slack
+    r"AIza[0-9A-Za-z_\-]{35}",  # Google API key
+    r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",  # JWT
+)
+# A dict key or string value is remembered only up to these sizes, so a client sending
+# endless distinct keys or huge values cannot grow logd's memory.
+_MAX_REMEMBERED = 4096
+_MAX_REMEMBERED_KEY = 128
+_MAX_REMEMBERED_VALUE = 256
+
+_CAMEL_BOUNDARY = re.compile(r"([a-z0-9])([A-Z])")
+_SEPARATORS = re.compile(r"[-. ]+")
+_LEADING_FLAGS = re.compile(r"\(\?([aiLmsux]+)\)")
+
+
+def normalise_key(key: str) -> str:
+    """``apiKey``, ``API-Key``, ``api.key`` -> ``api_key``: the form keys are compared in."""
+    return _SEPARATORS.sub("_", _CAMEL_BOUNDARY.sub(r"\1_\2", key)).lower()
+
+
+def combine_patterns(patterns: Iterable[str]) -> re.Pattern[str]:
+    """One alternation of all ``patterns``. A pattern's leading global flags such as
+    ``(?i)`` are scoped to that pattern (Python refuses global flags mid-expression).
+    Raises ``re.error`` naming the bad pattern."""
+    parts = []
+    for pattern in patterns:
+        re.compile(pattern)  # the error names this pattern, not the combination
+        flags = _LEADING_FLAGS.match(pattern)
+        if flags:
+            pattern = f"(?{flags.group(1)}:{pattern[flags.end():]})"
+        parts.append(pattern)
+    return re.compile("|".join(parts))
+
+
+def _min_match_length(pattern: re.Pattern[str]) -> int:
+    """The fewest characters any match needs (0 when it cannot be worked out)."""
+    try:
+        from re import _parser as parser  # type: ignore[attr-defined]  # Python >= 3.11
+    except ImportError:  # pragma: no cover - Python 3.10
+        import sre_parse as parser  # type: ignore[no-redef]
+    try:
+        return int(parser.parse(pattern.pattern, pattern.flags).getwidth()[0])
+    except Exception:  # an internal API: never let it break redaction
+        return 0
+
+
+class Redactor:
+    """A pipeline step: redacts every record in a batch in place and returns the batch."""
+
+    def __init__(self, keys: Iterable[str] = DEFAULT_KEYS, patterns: Iterable[str] = DEFAULT_PATTERNS,
+                 replacement: str = REPLACEMENT, counts: dict[str, int] | None = None) -> None:
+        self.keys = frozenset(normalise_key(k) for k in keys)
+        self._suffixes = tuple("_" + k for k in self.keys)
+        patterns = tuple(patterns)
+        self.pattern = combine_patterns(patterns) if patterns else None
+        self._search = self.pattern.search if self.pattern is not None else None
+        # strings shorter than any match are never scanned; without patterns, none are
+        self._min_len = _min_match_length(self.pattern) if self.pattern is not None else sys.maxsize
+        self.replacement = replacement
+        self._plain_keys: set[str] = set()  # keys already known not to be secret
+        self._secret_keys: set[str] = set()
+        self._clean: set[str] = set()  # string values known to match no pattern
+        self.counts = {} if counts is None else counts  # "key" / "pattern" -> values redacted
+
+    def __call__(self, records: list[Record]) -> list[Record]:
+        walk = self._walk_dict
+        for record in records:
+            # a canonical record starts with ``time`` and ``level``, both made by logd from
+            # parsed values (record.py): their strings need no scan
+            walk(record, 2)
+        return records
+
+    # --- keys ---
+
+    def is_secret_key(self, key: str) -> bool:
+        """Equal to a listed key, or ending with one after a separator (``db_password``,
+        ``X-Api-Key``, ``accessToken``); ``tokens`` or ``token_count`` are not secret."""
+        norm = normalise_key(key)
+        return norm in self.keys or norm.endswith(self._suffixes)
+
+    def _classify(self, key: Any) -> bool:
+        secret = isinstance(key, str) and self.is_secret_key(key)
+        if isinstance(key, str) and len(key) <= _MAX_REMEMBERED_KEY:
+            if len(self._plain_keys) + len(self._secret_keys) >= _MAX_REMEMBERED:
+                self._plain_keys.clear()
+                self._secret_keys.clear()
+            (self._secret_keys if secret else self._plain_keys).add(key)
+        return secret
+
+    # --- the walk ---
+
+    def _walk_dict(self, obj: dict[str, Any], skip: int = 0) -> None:
+        if not self._plain_keys.issuperset(obj):  # one C-level check covers every key
+            self._walk_dict_keys(obj)
+            return
+        # the common case, in one comprehension: pick out what needs a look, i.e. strings
+        # long enough to match and not already known clean, and containers
+        min_len, clean = self._min_len, self._clean
+        todo = [v for v in (islice(obj.values(), skip, None) if skip else obj.values())
+                if ((kind := v.__class__) is str and len(v) >= min_len and v not in clean)
+                or kind is dict or kind is list]
+        if not todo:
+            return
+        dirty = False
+        for value in todo:
+            kind = value.__class__
+            if kind is str:
+                dirty = self._dirty(value) or dirty
+            elif kind is dict:
+                self._walk_dict(value)
+            else:
+                self._walk_list(value)
+        if dirty:
+            for key, value in islice(obj.items(), skip, None):
+                if value.__class__ is str and value not in clean and self._dirty(value):
+                    obj[key] = self._scrub(value)  # same key: the dict does not change size
+
+    def _walk_dict_keys(self, obj: dict[str, Any]) -> None:
+        """Some key is secret or not seen before: look at each one."""
+        for key, value in obj.items():
+            if key in self._secret_keys or (key not in self._plain_keys and self._classify(key)):
+                if value is not None and value != self.replacement:
+                    obj[key] = self.replacement
+                    self.counts["key"] = self.counts.get("key", 0) + 1
+            elif value.__class__ is str:
+                if len(value) >= self._min_len and value not in self._clean and self._dirty(value):
+                    obj[key] = self._scrub(value)
+            elif value.__class__ is dict:
+                self._walk_dict(value)
+            elif value.__class__ is list:
+                self._walk_list(value)
+
+    def _walk_list(self, items: list[Any]) -> None:
+        min_len, clean, dirty = self._min_len, self._clean, self._dirty
+        for index, value in enumerate(items):
+            kind = value.__class__
+            if kind is str:
+                if len(value) >= min_len and value not in clean and dirty(value):
+                    items[index] = self._scrub(value)
+            elif kind is dict:
+                self._walk_dict(value)
+            elif kind is list:
+                self._walk_list(value)
+
+    def _dirty(self, text: str) -> bool:
+        """Whether a pattern matches ``text``; clean strings are remembered, since agents
+        repeat the same messages and values over and over."""
+        assert self._search is not None
+        if self._search(text) is not None:
+            return True
+        if len(text) <= _MAX_REMEMBERED_VALUE:
+            if len(self._clean) >= _MAX_REMEMBERED:
+                self._clean.clear()
+            self._clean.add(text)
+        return False
+
+    def _scrub(self, text: str) -> str:
+        assert self.pattern is not None
+        scrubbed, count = self.pattern.subn(self.replacement, text)
+        self.counts["pattern"] = self.counts.get("pattern", 0) + count
+        return scrubbed

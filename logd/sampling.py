@@ -1,0 +1,151 @@
+"""Surviving log floods: ``[logging.sampling]``.
+
+Two pipeline steps, both off by default and both reading an injected clock once per batch:
+
+- :class:`Sampler`, zap's sampling: within each ``tick`` seconds, of the records with
+  the same agent, level and message the first ``initial`` are kept, then every
+  ``thereafter``-th (0: none). Levels above ``max_level`` (by default warn and above)
+  are never sampled. Keyed per agent because in zap each agent has its own logger.
+- :class:`RateLimiter`, journald's rate limit: each agent may send ``burst`` records per
+  ``interval`` seconds; the rest of that interval is suppressed and, once it has ended,
+  reported by one record ``suppressed N records from agent X``.
+
+logd's own records are never sampled or limited. Every record removed is counted, by
+level (sampling) and by agent (rate limit), in dicts the daemon keeps across reloads.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+from .levels import RANK
+from .record import Record
+from .timestamps import format_epoch
+
+Clock = Callable[[], float]
+NO_AGENT = "unknown"
+
+
+def _is_own(record: Record, pid: int = os.getpid()) -> bool:
+    """A record logd made itself: agent "logd" and logd's own pid (clients cannot set ``_pid``)."""
+    return record.get("_pid") == pid and record.get("agent") == "logd"
+
+
+def agent_of(record: Record) -> str:
+    agent = record.get("agent")
+    if agent.__class__ is str:
+        return agent
+    return NO_AGENT if agent is None else str(agent)
+
+
+class Sampler:
+    """Pipeline step: zap-style sampling per (agent, level, message) and tick."""
+
+    drop_reason = "sampled"
+
+    def __init__(self, *, initial: int, thereafter: int, tick: float, max_level: str = "info",
+                 clock: Clock, counts: dict[str, int] | None = None) -> None:
+        self.initial, self.thereafter, self.tick = initial, thereafter, tick
+        self.max_rank = RANK[max_level]
+        self.clock = clock
+        self.counts = {} if counts is None else counts  # level -> records sampled out
+        self._seen: dict[tuple[str, str, str], int] = {}
+        self._tick_ends = float("-inf")
+
+    def __call__(self, records: list[Record]) -> list[Record]:
+        now = self.clock()
+        if now >= self._tick_ends:
+            # a new tick: every count starts again (this also bounds the memory used)
+            self._seen.clear()
+            self._tick_ends = now + self.tick
+        seen, initial, thereafter, max_rank = self._seen, self.initial, self.thereafter, self.max_rank
+        kept: list[Record] = []
+        dropped = 0
+        for record in records:
+            level = record["level"]
+            if RANK[level] > max_rank or _is_own(record):
+                kept.append(record)
+                continue
+            key = (agent_of(record), level, record["message"])
+            n = seen.get(key, 0) + 1
+            seen[key] = n
+            if n <= initial or (thereafter and (n - initial) % thereafter == 0):
+                kept.append(record)
+            else:
+                self.counts[level] = self.counts.get(level, 0) + 1
+                dropped += 1
+        return kept if dropped else records
+
+
+class _Window:
+    __slots__ = ("ends", "count", "suppressed")
+
+    def __init__(self, ends: float) -> None:
+        self.ends, self.count, self.suppressed = ends, 0, 0
+
+
+class RateLimiter:
+    """Pipeline step: at most ``burst`` records per agent per ``interval`` seconds.
+
+    The window of an agent opens with its first record. Suppressed records are reported
+    by :meth:`reports` (the daemon calls it every second and at shutdown) once the
+    window has ended, as one record per agent and window.
+    """
+
+    drop_reason = "rate_limited"
+
+    def __init__(self, *, burst: int, interval: float, clock: Clock,
+                 counts: dict[str, int] | None = None) -> None:
+        self.burst, self.interval, self.clock = burst, interval, clock
+        self.counts = {} if counts is None else counts  # agent -> records suppressed
+        self._windows: dict[str, _Window] = {}
+        self._ended: list[tuple[str, int, float]] = []  # (agent, suppressed, window end)
+
+    def __call__(self, records: list[Record]) -> list[Record]:
+        now = self.clock()
+        windows, burst = self._windows, self.burst
+        kept: list[Record] = []
+        dropped = 0
+        for record in records:
+            if _is_own(record):
+                kept.append(record)
+                continue
+            agent = agent_of(record)
+            window = windows.get(agent)
+            if window is None or now >= window.ends:
+                if window is not None and window.suppressed:
+                    self._ended.append((agent, window.suppressed, window.ends))
+                window = windows[agent] = _Window(now + self.interval)
+            window.count += 1
+            if window.count <= burst:
+                kept.append(record)
+            else:
+                window.suppressed += 1
+                self.counts[agent] = self.counts.get(agent, 0) + 1
+                dropped += 1
+        return kept if dropped else records
+
+    def reports(self, *, final: bool = False) -> list[Record]:
+        """One ``suppressed N records from agent X`` record per ended window that
+        suppressed something; ``final`` (shutdown, reload) ends every window now."""
+        now = self.clock()
+        ended, self._ended = self._ended, []
+        for agent, window in list(self._windows.items()):
+            if final or now >= window.ends:
+                del self._windows[agent]  # idle agents are forgotten: memory stays bounded
+                if window.suppressed:
+                    ended.append((agent, window.suppressed, window.ends))
+        return [self._report(agent, n, now) for agent, n, _ in ended]
+
+    def _report(self, agent: str, suppressed: int, now: float) -> Record:
+        from .pipeline import SELF_TRUSTED  # the pipeline module imports the steps' users
+
+        record: Record = {
+            "time": format_epoch(now), "level": "warn",
+            "message": f"suppressed {suppressed} records from agent {agent}",
+            "agent": "logd", "event": "rate_limit", "suppressed": suppressed,
+            "suppressed_agent": agent, "burst": self.burst, "interval_s": self.interval,
+        }
+        record.update(SELF_TRUSTED)
+        return record
