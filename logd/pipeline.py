@@ -64,8 +64,11 @@ def level_filter(minimum: str) -> Step:
     """Keep records at ``minimum`` or above."""
     floor = RANK[minimum]
     if floor == 0:
-        return lambda records: records
-    return lambda records: [r for r in records if RANK[r["level"]] >= floor]
+        keep: Step = lambda records: records
+    else:
+        keep = lambda records: [r for r in records if RANK[r["level"]] >= floor]
+    keep.drop_reason = "below_level"  # type: ignore[attr-defined]  # see Pipeline.drain
+    return keep
 
 
 @dataclass
@@ -89,6 +92,7 @@ class Backoff:
 class Stats:
     received: int = 0
     filtered: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)  # by the removing step's drop_reason
     delivered: dict[str, int] = field(default_factory=dict)
     sink_errors: dict[str, int] = field(default_factory=dict)
 
@@ -120,16 +124,26 @@ class Pipeline:
         self.high_water = high_water
         self.clock = clock
         self._pending: list[Record] = []
+        # acknowledged delivery: callbacks for records in _pending, then those whose
+        # batch a failing sink still holds (called once every sink has written it)
+        self._written_callbacks: list[Callable[[], None]] = []
+        self._held_callbacks: list[Callable[[], None]] = []
         self._scheduled = False
         self._paused = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # --- intake ---
 
-    def put(self, records: list[Record]) -> None:
-        """Accept parsed records: processed at once when a batch is full, else on the next loop turn."""
+    def put(self, records: list[Record], on_written: Callable[[], None] | None = None) -> None:
+        """Accept parsed records: processed at once when a batch is full, else on the next loop turn.
+
+        ``on_written`` is called once every sink has taken these records (after a failing
+        sink recovers, if one fails); filtered-out records count as done.
+        """
         self._pending.extend(records)
         self.stats.received += len(records)
+        if on_written is not None:
+            self._written_callbacks.append(on_written)
         if len(self._pending) >= BATCH_RECORDS:
             self.drain()
         elif not self._scheduled:
@@ -162,7 +176,11 @@ class Pipeline:
         if records:
             before = len(records)
             for step in self.steps:
+                count = len(records)
                 records = step(records)
+                if len(records) != count:  # counted per step and batch, not per record
+                    reason = getattr(step, "drop_reason", "filtered")
+                    self.stats.dropped[reason] = self.stats.dropped.get(reason, 0) + count - len(records)
                 if not records:
                     break
             self.stats.filtered += before - len(records)
@@ -170,7 +188,19 @@ class Pipeline:
             batch = Batch(records)
             for delivery in self.deliveries:
                 self._deliver(delivery, batch)
+        if self._written_callbacks:
+            callbacks, self._written_callbacks = self._written_callbacks, []
+            self._held_callbacks.extend(callbacks)
+            self._call_written()
         self._update_pressure()
+
+    def _call_written(self) -> None:
+        """Tell the senders of held batches they are written, unless a sink still holds them."""
+        if any(d.failing is not None for d in self.deliveries):
+            return
+        callbacks, self._held_callbacks = self._held_callbacks, []
+        for callback in callbacks:
+            callback()
 
     def _deliver(self, delivery: _Delivery, batch: Batch) -> None:
         try:
@@ -212,6 +242,8 @@ class Pipeline:
             delivery.retry = None
         delivery.failing = None
         delivery.backoff.reset()
+        if self._held_callbacks:
+            self._call_written()
         self.emit("info", f"sink {delivery.sink.name} recovered; held records written",
                   sink=delivery.sink.name)
         _stderr_line(f"logd: sink {delivery.sink.name} recovered; held records written")
@@ -250,6 +282,11 @@ class Pipeline:
     @property
     def paused(self) -> bool:
         return self._paused
+
+    @property
+    def queue_depth(self) -> int:
+        """Records accepted and not yet through the steps."""
+        return len(self._pending)
 
     def close(self) -> None:
         """Drain, then flush and close every sink (shutdown path; errors are reported, not raised)."""

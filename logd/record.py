@@ -24,7 +24,9 @@ Record = dict[str, Any]
 # Fields only logd may set: kernel-verified peer credentials and logd's flags.
 TRUSTED_FIELDS = ("_pid", "_uid", "_gid", "_comm")
 FLAG_FIELDS = ("_malformed", "_invalid_utf8", "_truncated", "_partial", "_level", "_time")
-RESERVED = frozenset(TRUSTED_FIELDS + FLAG_FIELDS)
+# Set by logd on records of acknowledged batches (see logd/ack.py): the record id and the resend mark.
+ACK_FIELDS = ("_rid", "_resent")
+RESERVED = frozenset(TRUSTED_FIELDS + FLAG_FIELDS + ACK_FIELDS)
 
 # Alternative spellings, tried after the canonical key.
 _TIME_KEYS = ("ts", "timestamp", "@timestamp", "asctime", "t")

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from .ack import AckReader, hello_line, parse_hello
 from .config import SocketSettings
 from .pipeline import BATCH_RECORDS, Pipeline
 from .record import Record, parse_line
@@ -113,6 +114,9 @@ class Connection(asyncio.Protocol):
         self.trusted: Record = {}
         self._buf = b""
         self._overflow: int | None = None  # original length of a line being cut
+        # the first line decides: an ack hello hands the connection to an AckReader
+        self._ack: AckReader | None = None
+        self._plain = False  # known once the first line is complete
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -128,6 +132,16 @@ class Connection(asyncio.Protocol):
             transport.pause_reading()
 
     def data_received(self, data: bytes) -> None:
+        self.server.bytes_received += len(data)
+        if not self._plain:  # once per chunk, not per line: the plain path stays as it was
+            if self._ack is None:
+                data = self._check_hello(data)
+            if self._ack is not None:
+                if data:
+                    self._ack.data_received(data)
+                return
+            if not data:
+                return
         received = format_epoch(self.server.clock())
         max_bytes = self.max_bytes
         trusted = self.trusted
@@ -159,11 +173,32 @@ class Connection(asyncio.Protocol):
         if records:
             self.server.pipeline.put(records)
 
+    def _check_hello(self, data: bytes) -> bytes:
+        """Look at the first line; returns the data still to be read as ordinary (or ack) lines."""
+        data = self._buf + data
+        self._buf = b""
+        end = data.find(b"\n")
+        if end < 0 and len(data) <= self.max_bytes:
+            self._buf = data  # the first line is not complete yet
+            return b""
+        stream = parse_hello(data[:end]) if end >= 0 else None
+        if stream is None:
+            self._plain = True
+            return data
+        self._ack = AckReader(self, stream)  # from now on every chunk goes to it
+        if self.transport is not None:
+            self.transport.write(hello_line(stream))  # the answer: ack mode is on
+        return data[end + 1 :]
+
     def eof_received(self) -> bool:
+        if self._ack is not None:
+            self._ack.eof_received()
         return False  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._buf or self._overflow is not None:
+        if self._ack is not None:
+            self._ack.connection_lost()
+        elif self._buf or self._overflow is not None:
             received = format_epoch(self.server.clock())
             if self._overflow is not None:
                 record = parse_line(self._buf, received, self.trusted, truncated=self._overflow)
@@ -196,10 +231,15 @@ class SocketServer:
         self.clock = clock
         self.connections: set[Connection] = set()
         self.rejected = 0
+        self.bytes_received = 0
         self._last_reject_report = 0.0
         self._server: asyncio.AbstractServer | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+
+    @property
+    def listening(self) -> bool:
+        return self._server is not None and self._server.is_serving()
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()

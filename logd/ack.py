@@ -1,0 +1,160 @@
+"""Acknowledged delivery: the small line protocol a client opts into, daemon side.
+
+A connection whose first line is a hello (``{"logd_ack": 1, "stream": "<id>"}``)
+is in ack mode: the daemon answers the hello with the same line, then reads
+batches framed by a header line, ``{"batch": <seq>, "count": <n>}`` followed by
+``n`` record lines, and answers ``{"ack": <seq>}`` once every sink has taken the
+batch. A batch sent again after a reconnect says ``"resent": true`` in its
+header. Every record of an ack-mode batch gets ``_rid`` = ``<stream>:<seq>:<i>``
+(the same on the first and the resent copy), resent ones ``_resent: true``, so
+a reader keeps the first record of each ``_rid``. Both fields are set by logd
+only (see ``record.RESERVED``). Plain connections never come through here.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import orjson
+
+from .record import Record, parse_line
+from .timestamps import format_epoch
+
+if TYPE_CHECKING:
+    from .server import Connection
+
+PROTOCOL_VERSION = 1
+HELLO_KEY = "logd_ack"
+_HELLO_MARK = HELLO_KEY.encode()
+
+
+def hello_line(stream: str) -> bytes:
+    """The first line of an ack-mode connection (the client sends it, the daemon echoes it)."""
+    return orjson.dumps({HELLO_KEY: PROTOCOL_VERSION, "stream": stream}) + b"\n"
+
+
+def header_line(seq: int, count: int, resent: bool = False) -> bytes:
+    header: Record = {"batch": seq, "count": count}
+    if resent:
+        header["resent"] = True
+    return orjson.dumps(header) + b"\n"
+
+
+def parse_hello(line: bytes) -> str | None:
+    """The stream id of a hello line (one is made up when the client gave none), else None."""
+    if _HELLO_MARK not in line:
+        return None
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(obj, dict) or obj.get(HELLO_KEY) != PROTOCOL_VERSION:
+        return None
+    stream = obj.get("stream")
+    return stream if isinstance(stream, str) and stream else os.urandom(6).hex()
+
+
+def _parse_header(line: bytes) -> tuple[int, int, bool] | None:
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    seq, count = obj.get("batch"), obj.get("count")
+    if type(seq) is not int or type(count) is not int or count < 0:
+        return None
+    return seq, count, obj.get("resent") is True
+
+
+class AckReader:
+    """The lines of one ack-mode connection: headers, their records, an ack once written.
+
+    A line outside a batch that is not a header is kept as an ordinary record
+    (no ack). Records of a batch cut short by a closed connection are written
+    too: the client resends the batch, and ``_rid`` tells the copies apart.
+    """
+
+    def __init__(self, conn: "Connection", stream: str) -> None:
+        self.conn = conn
+        self.stream = stream
+        self.max_bytes = conn.max_bytes
+        self._buf = b""
+        self._overflow: int | None = None  # original length of a line being cut
+        self._seq = 0
+        self._left = 0  # records still expected in the current batch
+        self._resent = False
+        self._records: list[Record] = []
+
+    def data_received(self, data: bytes) -> None:
+        received = format_epoch(self.conn.server.clock())
+        if self._overflow is not None:
+            end = data.find(b"\n")
+            if end < 0:
+                self._overflow += len(data)
+                return
+            self._line(self._buf, received, self._overflow + end)
+            self._buf, self._overflow, data = b"", None, data[end + 1:]
+        lines = (self._buf + data).split(b"\n")
+        self._buf = lines.pop()
+        for line in lines:
+            if len(line) > self.max_bytes:
+                self._line(line[: self.max_bytes], received, len(line))
+            else:
+                self._line(line, received, None)
+        if len(self._buf) > self.max_bytes:
+            self._overflow = len(self._buf)
+            self._buf = self._buf[: self.max_bytes]
+
+    def _line(self, line: bytes, received: str, truncated: int | None) -> None:
+        if self._left == 0:
+            header = _parse_header(line) if truncated is None else None
+            if header is None:
+                self.conn.server.pipeline.put([parse_line(line, received, self.conn.trusted, truncated=truncated)])
+                return
+            self._seq, self._left, self._resent = header
+            if self._left == 0:
+                self._complete()
+            return
+        self._records.append(self._record(parse_line(line, received, self.conn.trusted, truncated=truncated)))
+        self._left -= 1
+        if self._left == 0:
+            self._complete()
+
+    def _record(self, record: Record) -> Record:
+        record["_rid"] = f"{self.stream}:{self._seq}:{len(self._records)}"
+        if self._resent:
+            record["_resent"] = True
+        return record
+
+    def _complete(self) -> None:
+        records, self._records = self._records, []
+        seq = self._seq
+        self.conn.server.pipeline.put(records, on_written=lambda: self._ack(seq))
+
+    def _ack(self, seq: int) -> None:
+        transport = self.conn.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(b'{"ack":%d}\n' % seq)
+
+    def eof_received(self) -> None:
+        """The client is done sending: write what it sent now, so its acks go out before we close."""
+        self.conn.server.pipeline.drain()
+
+    def connection_lost(self) -> None:
+        """Keep what arrived of an unfinished batch (and a partial last line), without an ack."""
+        received = format_epoch(self.conn.server.clock())
+        if self._buf or self._overflow is not None:
+            record = parse_line(self._buf, received, self.conn.trusted, truncated=self._overflow,
+                                partial=self._overflow is None)
+            if self._overflow is not None:
+                record["_partial"] = True
+            if self._left:
+                self._records.append(self._record(record))
+            else:
+                self.conn.server.pipeline.put([record])
+            self._buf, self._overflow = b"", None
+        if self._records:
+            records, self._records = self._records, []
+            self.conn.server.pipeline.put(records)

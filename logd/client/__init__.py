@@ -1,0 +1,20 @@
+"""What Python agents import to send to logd: one line of set-up, never slowed or broken by it.
+
+    import logging, logd.client
+    logging.getLogger().addHandler(logd.client.LogdHandler())        # stdlib logging
+
+    from loguru import logger
+    logger.add(logd.client.loguru_sink())                            # loguru
+
+    logd.client.bind(session_id="s-42", agent="planner")             # context for every record
+
+The socket is found like the daemon finds it (``$LOGD_SOCKET``, then
+``$XDG_RUNTIME_DIR/logd/logd.sock``, then ``/tmp/logd-$UID/logd.sock``), or pass a path.
+"""
+
+from .context import Bound, bind, bound, correlation_id, new_correlation_id
+from .handlers import LogdHandler, LoguruSink, loguru_sink
+from .sender import Reconnect, Sender
+
+__all__ = ["Bound", "LogdHandler", "LoguruSink", "Reconnect", "Sender", "bind", "bound", "correlation_id",
+           "loguru_sink", "new_correlation_id"]

@@ -1,0 +1,403 @@
+"""The sender: ready records in, JSON lines out to logd, on a background thread.
+
+:meth:`Sender.put` is all a logging call pays: one append to a bounded deque
+under a lock. A daemon thread batches, encodes and writes to the socket. While
+logd is unreachable it reconnects with capped exponential backoff and keeps at
+most ``max_buffer`` records (plus the batch in flight); past that the oldest
+are dropped and counted, and the next batch starts with one record saying how
+many. With ``ack=True`` the connection speaks the ack protocol (logd/ack.py):
+each batch is kept until logd says it is written, and resent after a reconnect.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import socket
+import sys
+import threading
+import time
+import weakref
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import orjson
+
+from ..ack import header_line, hello_line
+from ..config import default_socket_path
+from ..pipeline import Backoff
+from ..timestamps import format_epoch
+
+Record = dict[str, Any]
+_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+
+
+@dataclass
+class Reconnect:
+    """When to try the socket again: capped exponential backoff on an injectable clock."""
+
+    initial: float = 0.05
+    cap: float = 5.0
+    clock: Callable[[], float] = time.monotonic
+    _backoff: Backoff = field(init=False)
+    _next_try: float = field(default=0.0, init=False)
+
+    def __post_init__(self) -> None:
+        self._backoff = Backoff(initial=self.initial, cap=self.cap)
+
+    def remaining(self) -> float:
+        """Seconds until the next attempt is due (0: try now)."""
+        return max(0.0, self._next_try - self.clock())
+
+    def failed(self) -> float:
+        """An attempt failed: returns the delay before the next one."""
+        delay = self._backoff.next_delay()
+        self._next_try = self.clock() + delay
+        return delay
+
+    def succeeded(self) -> None:
+        self._backoff.reset()
+        self._next_try = 0.0
+
+
+def encode_lines(records: list[Record]) -> list[bytes]:
+    """One JSON line per record; float times become canonical RFC 3339; never raises."""
+    lines = []
+    for record in records:
+        when = record.get("time")
+        if type(when) is float:
+            record["time"] = format_epoch(when)
+        try:
+            lines.append(orjson.dumps(record, default=str, option=_OPTIONS))
+        except (TypeError, orjson.JSONEncodeError) as exc:  # e.g. an int beyond 64 bits
+            safe = {str(k): v if isinstance(v, (str, bool, float, type(None))) else str(v) for k, v in record.items()}
+            safe["encode_error"] = str(exc)
+            lines.append(orjson.dumps(safe, option=_OPTIONS))
+    return lines
+
+
+class _Closed(Exception):
+    """The connection went away; what was not confirmed is sent again on the next one."""
+
+
+class Sender:
+    """Delivers records to logd from a background thread; see the module docstring.
+
+    Reusable by anything that makes records (the logging handler, the loguru sink,
+    tracing): ``put(record)`` takes a dict whose ``time`` is epoch seconds (float)
+    or an RFC 3339 string, and that nobody changes afterwards.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        ack: bool = False,
+        max_buffer: int = 10_000,
+        batch_size: int = 512,
+        exit_timeout: float = 2.0,
+        io_timeout: float = 1.0,
+        backoff_initial: float = 0.05,
+        backoff_cap: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        stream: str | None = None,
+    ) -> None:
+        self.path = Path(path) if path is not None else default_socket_path()
+        self.ack = ack
+        self.max_buffer = max_buffer
+        self.batch_size = batch_size
+        self.exit_timeout = exit_timeout
+        self.io_timeout = io_timeout
+        self.clock = clock
+        self.reconnect = Reconnect(backoff_initial, backoff_cap, clock)
+        self.stream = stream or os.urandom(8).hex()  # stable across reconnects: resends match their first copy
+        # counters (read them, do not set them)
+        self.sent = 0  # records written to the socket (ack mode: acknowledged)
+        self.dropped = 0  # records dropped because the buffer was full
+        self.connects = 0
+        self._init_state()
+        _live_senders.add(self)
+
+    def _init_state(self) -> None:
+        self._queue: deque[Record] = deque()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._done = threading.Condition(threading.Lock())
+        self._idle = False
+        self._unreported = 0  # drops not yet announced to logd
+        self._accepted = 0  # records put (flush waits until sent + dropped reach it)
+        self._finished = 0
+        self._closing = False
+        self._deadline = float("inf")
+        self._sock: socket.socket | None = None
+        self._inbox = b""
+        self._unsent: list[bytes] = []  # encoded lines taken from the queue, not yet on the socket
+        self._weights: list[int] = []  # per line: 1 for a record that was put, 0 for a drop report
+        self._exit_retry = False
+        self._seq = 0  # ack mode: the batch awaiting its ack, if _unsent holds one
+        self._resend = False
+        self._written = 0
+        self._warned: set[str] = set()
+        self._thread = threading.Thread(target=self._run, name="logd-sender", daemon=True)
+        self._thread.start()
+
+    # --- the caller's side: cheap, never blocks, never raises ---
+
+    def put(self, record: Record) -> None:
+        with self._lock:
+            if len(self._queue) >= self.max_buffer:
+                self._queue.popleft()
+                self.dropped += 1
+                self._unreported += 1
+            self._queue.append(record)
+            self._accepted += 1
+        if self._idle:
+            self._wake.set()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until everything put so far is sent (ack mode: written) or dropped; False on timeout."""
+        with self._lock:
+            target = self._accepted
+        self._wake.set()
+        deadline = time.monotonic() + timeout
+        with self._done:
+            while self._finished < target:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._thread.is_alive():
+                    return False
+                self._done.wait(min(left, 0.1))
+        return True
+
+    def close(self, timeout: float | None = None) -> None:
+        """Send what is buffered (up to ``timeout``, default ``exit_timeout``), then stop."""
+        if self._closing:
+            return
+        self._deadline = self.clock() + (self.exit_timeout if timeout is None else timeout)
+        self._closing = True
+        self._wake.set()
+        self._thread.join(max(0.0, self._deadline - self.clock()) + self.io_timeout + 1)
+
+    # --- the background thread ---
+
+    def _run(self) -> None:
+        try:
+            while self._step():
+                pass
+        except Exception as exc:  # a bug must not take the application down; say it once
+            self._warn("crash", f"logd client: sender stopped after an unexpected error: {exc!r}")
+        finally:
+            self._disconnect()
+            self._give_up()
+
+    def _step(self) -> bool:
+        """One round: connect if needed, send one batch, or wait. False when done."""
+        if self._closing and not self._exit_retry:
+            self._exit_retry = True
+            self.reconnect.succeeded()  # at exit, try at once rather than after the current backoff
+        if not self._unsent and not self._take():
+            if self._closing:
+                return False
+            self._wait_for_records()
+            return True
+        if self._sock is None and not self._connect():
+            if self._closing and self.clock() >= self._deadline:
+                return False
+            self._wake.wait(self.reconnect.remaining())
+            self._wake.clear()
+            return True
+        try:
+            if self.ack:
+                self._send_acked()
+            else:
+                self._send_plain()
+        except (_Closed, OSError):
+            self._disconnect()
+            self.reconnect.failed()
+            if self._closing and self.clock() >= self._deadline:
+                return False
+        return True
+
+    def _wait_for_records(self) -> None:
+        self._wake.clear()
+        self._idle = True
+        if not self._queue and not self._closing:
+            self._wake.wait(1.0)
+        self._idle = False
+
+    def _take(self) -> bool:
+        """Move the next batch from the queue to ``_unsent`` (encoded), led by a drop report."""
+        with self._lock:
+            n = min(len(self._queue), self.batch_size)
+            records = [self._queue.popleft() for _ in range(n)]
+            unreported, self._unreported = self._unreported, 0
+        if unreported:
+            self._finish(unreported)
+            records.insert(0, self._drop_report(unreported))
+        if not records:
+            return False
+        self._unsent = encode_lines(records)
+        self._weights = [1] * n
+        if unreported:
+            self._weights.insert(0, 0)
+        self._seq += 1
+        self._resend = False
+        return True
+
+    def _drop_report(self, count: int) -> Record:
+        return {"time": time.time(), "level": "warn",
+                "message": f"logd client dropped {count} records: its buffer (max_buffer={self.max_buffer}) "
+                           "was full while logd was unreachable or slow",
+                "logger": "logd.client", "dropped": count, "dropped_total": self.dropped}
+
+    def _connect(self) -> bool:
+        if self.reconnect.remaining() > 0:
+            return False
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        sock.settimeout(self.io_timeout)
+        try:
+            sock.connect(os.fspath(self.path))
+            if self.ack:
+                self._sock, self._inbox = sock, b""
+                sock.sendall(hello_line(self.stream))
+                reply = self._read_line()
+                if b'"logd_ack"' not in reply:
+                    raise _Closed(f"unexpected answer to the ack hello: {reply[:80]!r}")
+        except (OSError, _Closed) as exc:
+            sock.close()
+            self._sock = None
+            self.reconnect.failed()
+            self._warn("connect", f"logd client: cannot reach logd at {self.path} ({exc}); "
+                                  "buffering and retrying")
+            return False
+        self._sock = sock
+        self.connects += 1
+        self.reconnect.succeeded()
+        self._warned.discard("connect")
+        return True
+
+    def _disconnect(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        self._resend = self.ack and bool(self._unsent)
+
+    def _write_all(self, data: bytes) -> None:
+        """Write everything, waiting while logd pushes back; ``_written`` counts what went."""
+        assert self._sock is not None
+        self._written = 0
+        while self._written < len(data):
+            try:
+                self._written += self._sock.send(data[self._written:], socket.MSG_NOSIGNAL)
+            except TimeoutError:
+                if self._closing and self.clock() >= self._deadline:
+                    raise
+
+    def _send_plain(self) -> None:
+        """Write the batch; on failure the lines not fully written stay in ``_unsent``."""
+        try:
+            self._write_all(b"".join(self._unsent))
+        finally:
+            self._forget_written(self._written)
+
+    def _forget_written(self, offset: int) -> None:
+        """Forget the lines wholly written (the daemon reads them; a cut one is resent whole)."""
+        count = 0
+        for line in self._unsent:
+            if offset < len(line):
+                break
+            offset -= len(line)
+            count += 1
+        records = sum(self._weights[:count])
+        del self._unsent[:count], self._weights[:count]
+        self.sent += records
+        self._finish(records)
+
+    def _send_acked(self) -> None:
+        """Send the batch framed by its header, then wait for its ack."""
+        header = header_line(self._seq, len(self._unsent), resent=self._resend)
+        self._write_all(header + b"".join(self._unsent))
+        while True:
+            line = self._read_line()
+            try:
+                reply = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(reply, dict) and reply.get("ack") == self._seq:
+                break
+        records = sum(self._weights)
+        self.sent += records
+        self._finish(records)
+        self._unsent, self._weights, self._resend = [], [], False
+
+    def _read_line(self) -> bytes:
+        """The next line from logd; waits while it is busy, raises _Closed when it went away."""
+        assert self._sock is not None
+        while b"\n" not in self._inbox:
+            try:
+                chunk = self._sock.recv(4096)
+            except TimeoutError:
+                if self._closing and self.clock() >= self._deadline:
+                    raise _Closed("no answer before the exit timeout") from None
+                continue
+            if not chunk:
+                raise _Closed("logd closed the connection")
+            self._inbox += chunk
+        line, _, self._inbox = self._inbox.partition(b"\n")
+        return line
+
+    def _finish(self, count: int) -> None:
+        if count:
+            with self._done:
+                self._finished += count
+                self._done.notify_all()
+
+    def _give_up(self) -> None:
+        """At close: what could not be sent before the deadline is lost; say how much."""
+        with self._lock:
+            left = len(self._queue) + sum(self._weights)
+            self._queue.clear()
+            self.dropped += left
+        self._unsent, self._weights = [], []
+        if left:
+            self._finish(left)
+            _stderr(f"logd client: {left} records not delivered to logd at {self.path} before exit")
+
+    def _warn(self, key: str, text: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            _stderr(text)
+
+    def _after_fork(self) -> None:
+        """In a forked child: a fresh queue, connection and thread (the parent's records are its own)."""
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+        self.sent = self.dropped = self.connects = 0
+        self.stream = os.urandom(8).hex()
+        self._init_state()
+
+
+def _stderr(text: str) -> None:
+    try:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+_live_senders: "weakref.WeakSet[Sender]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Flush every sender at interpreter exit, each within its ``exit_timeout``."""
+    for sender in list(_live_senders):
+        sender.close()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: [s._after_fork() for s in list(_live_senders)])
