@@ -48,11 +48,29 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Sender(Protocol):
-    """Anything that takes finished records and sends them to logd (the client's sender fits)."""
+    """Where finished span records go (:class:`BatchSender`, or anything with these two methods)."""
 
     def send(self, record: dict[str, Any]) -> None: ...
 
     def flush(self, timeout: float = ...) -> bool: ...
+
+
+class Transport(Protocol):
+    """What actually writes to logd: ``logd.client``'s sender (``put``/``flush``)."""
+
+    def put(self, record: dict[str, Any]) -> None: ...
+
+    def flush(self, timeout: float = ...) -> bool: ...
+
+
+def client_transport() -> Transport | None:
+    """The logging client's sender (its reconnects, partial-line handling and drop reports),
+    when that module is installed; None means :class:`BatchSender` writes the socket itself."""
+    try:
+        from .client.sender import Sender as ClientSender
+    except ImportError:
+        return None
+    return ClientSender()
 
 
 class Span:
@@ -154,14 +172,19 @@ def propagate(fn: F) -> F:
 
 
 class BatchSender:
-    """A bounded queue and one thread that sends records to logd's socket in batches.
+    """A bounded queue and one thread that sends records in batches: ``batch_size``
+    records at once, or whatever is queued every ``flush_interval`` seconds.
 
-    The connection is kept open and re-made after an error; records that could not
-    be sent stay queued (oldest dropped, and counted, once ``max_queue`` is reached).
+    A batch goes to ``transport`` (the logging client's sender) when one is given;
+    otherwise this thread writes to logd's socket itself, keeping the connection open
+    and re-making it after an error. Records that could not be sent stay queued
+    (oldest dropped, and counted, once ``max_queue`` is reached).
     """
 
     def __init__(self, socket_path: Path | str | None = None, *, batch_size: int = 64,
-                 flush_interval: float = 0.2, max_queue: int = 10_000) -> None:
+                 flush_interval: float = 0.2, max_queue: int = 10_000,
+                 transport: Transport | None = None) -> None:
+        self.transport = transport
         if socket_path is None:
             from .config import default_socket_path
 
@@ -172,7 +195,7 @@ class BatchSender:
         self.max_queue = max_queue
         self.sent = 0
         self.dropped = 0
-        self._queue: deque[bytes] = deque()
+        self._queue: deque[dict[str, Any]] = deque()
         self._in_flight = 0
         self._cond = threading.Condition()
         self._closed = False
@@ -181,12 +204,11 @@ class BatchSender:
         self._thread.start()
 
     def send(self, record: dict[str, Any]) -> None:
-        line = orjson.dumps(record, default=str, option=orjson.OPT_APPEND_NEWLINE)
         with self._cond:
             if len(self._queue) >= self.max_queue:
                 self._queue.popleft()
                 self.dropped += 1
-            self._queue.append(line)
+            self._queue.append(record)
             if len(self._queue) >= self.batch_size:
                 self._cond.notify_all()
 
@@ -201,6 +223,8 @@ class BatchSender:
                     return False
                 self._cond.wait(min(left, 0.05))
                 self._cond.notify_all()
+        if self.transport is not None:
+            return self.transport.flush(max(0.0, deadline - time.monotonic()))
         return True
 
     def close(self, timeout: float = 5.0) -> None:
@@ -238,13 +262,18 @@ class BatchSender:
                     if self._closed:
                         return
 
-    def _send(self, batch: list[bytes]) -> bool:
+    def _send(self, batch: list[dict[str, Any]]) -> bool:
+        if self.transport is not None:
+            for record in batch:
+                self.transport.put(record)
+            return True
         try:
             if self._sock is None:
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 sock.connect(self.socket_path)
                 self._sock = sock
-            self._sock.sendall(b"".join(batch))
+            self._sock.sendall(b"".join(orjson.dumps(r, default=str, option=orjson.OPT_APPEND_NEWLINE)
+                                        for r in batch))
             return True
         except OSError:
             if self._sock is not None:
@@ -262,7 +291,7 @@ def get_sender() -> Sender:
     global _sender
     with _sender_lock:
         if _sender is None:
-            _sender = BatchSender()
+            _sender = BatchSender(transport=client_transport())
             atexit.register(_sender.flush)
         return _sender
 

@@ -189,14 +189,28 @@ def test_records_wait_while_logd_is_down_and_overflow_is_counted(sock_dir):
         sender.close()
 
 
+def test_batches_can_go_through_the_logging_clients_sender(collector):
+    client_sender = pytest.importorskip("logd.client.sender", reason="logd.client's sender is another issue's")
+    transport = client_sender.Sender(collector.path)
+    sender = BatchSender(batch_size=2, flush_interval=30, transport=transport)
+    try:
+        with trace("via-client", sender=sender):
+            with span("a", kind="agent", sender=sender):
+                pass
+        wait_for(lambda: len(collector.lines) == 2, what="a full batch through the client's sender")
+        with span("b", sender=sender):
+            pass
+        assert sender.flush()
+        assert [r["span_data"]["name"] for r in collector.received(3)] == ["a", "via-client", "b"]
+        assert transport.sent == 3
+    finally:
+        sender.close()
+        transport.close()
+
+
 def test_unknown_span_kind_is_refused():
     with pytest.raises(ValueError, match="span kind must be one of agent, function"):
         span("x", kind="llm")
-
-
-def test_client_module_re_exports_the_api():
-    client = pytest.importorskip("logd.client", reason="logd.client is written in another issue")
-    assert client.trace is trace and client.span is span
 
 
 def test_spans_through_logd_show_in_logd_trace(daemon, tmp_path):
