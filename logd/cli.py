@@ -171,9 +171,45 @@ def format_status(status: dict) -> str:
         else:
             lines.append(f"{pad}{key}: {value}")
 
+    ship = status.get("ship")
     for k, v in status.items():
-        walk(v, 0, k)
+        if k != "ship":
+            walk(v, 0, k)
+    if isinstance(ship, dict):
+        lines.extend(format_ship_status(ship))
     return "\n".join(lines) + "\n"
+
+
+def format_ship_status(ship: dict) -> list[str]:
+    """Per ship target: state, lag, last success and last error, readable at a glance."""
+    lines: list[str] = []
+    for name, t in ship.items():
+        lines.append(f"ship {name} ({t.get('type')} {t.get('url')}): {t.get('state')}")
+        lines.append(f"  lag: {t.get('lag_records')} records, {_human_bytes(t.get('lag_bytes'))}")
+        lines.append(f"  delivered: {t.get('delivered')}  filtered out: {t.get('filtered_out')}  "
+                     f"retries: {t.get('retries')}")
+        lines.append(f"  last success: {t.get('last_success') or 'never'}")
+        if t.get("last_error"):
+            lines.append(f"  last error: {t.get('last_error')} (at {t.get('last_error_at')})")
+            if t.get("next_retry_at") and t.get("state") == "retrying":
+                lines.append(f"  next retry: {t.get('next_retry_at')}")
+        for key, what in (("dead_lettered", "dead-lettered (refused for good, kept in the dead-letter file)"),
+                          ("lost_to_retention", "LOST: deleted by retention before shipping"),
+                          ("unreadable_files", "damaged files not shipped to their end")):
+            if t.get(key):
+                lines.append(f"  {what}: {t.get(key)}")
+        if t.get("fatal"):
+            lines.append(f"  STOPPED on an unexpected error: {t.get('fatal')}")
+    return lines
+
+
+def _human_bytes(value: object) -> str:
+    if not isinstance(value, int) or value < 0:
+        return "unknown bytes"
+    for unit, size in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if value >= size:
+            return f"{value / size:.1f} {unit} ({value} bytes)"
+    return f"{value} bytes"
 
 
 def _traces_folder(args: argparse.Namespace) -> Path:
@@ -471,6 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clients", type=int, default=4, help="client processes (default 4)")
     p.add_argument("--records", type=int, default=200_000, help="records in total (default 200000)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument("--traces", action="store_true", help="trace records stored per session vs plain records")
     p.set_defaults(func=cmd_bench)
     return parser
 
