@@ -295,7 +295,14 @@ def bench_ingest(args: argparse.Namespace) -> Report:
 MODES: dict[str, Callable[[argparse.Namespace], Report]] = {}
 
 
+def _register_modes() -> None:
+    from .traces.bench import bench_traces
+
+    MODES["traces"] = bench_traces
+
+
 def main(args: argparse.Namespace) -> int:
+    _register_modes()
     chosen = [fn for flag, fn in MODES.items() if getattr(args, flag, False)] or [bench_ingest]
     reports = [fn(args) for fn in chosen]
     if args.json:
