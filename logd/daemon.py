@@ -23,6 +23,10 @@ from .control import ControlServer, control_path
 from .reload import ConfigWatcher
 from .pipeline import Pipeline, Sink, Step, level_filter, _stderr_line
 from .server import SocketServer, StartupError, create_listener
+from .config import MetricsSettings
+from .metrics import AgentMetrics, ListenError, MetricsServer, snapshot, status_view
+from .redact import Redactor
+from .sampling import RateLimiter, Sampler
 from .sinks.console import ConsoleSink
 from .sinks.file import FileSink
 from .ship import ShipManager
@@ -61,8 +65,23 @@ def open_sinks(sinks: list[Sink]) -> None:
         raise
 
 
-def build_steps(config: Config) -> list[Step]:
-    return [level_filter(config.level)]
+def build_steps(config: Config, agents: AgentMetrics | None = None,
+                clock: Callable[[], float] = time.time) -> list[Step]:
+    """Count by agent -> level filter -> redact -> sample -> rate-limit. ``agents`` holds
+    every count and outlives reloads; redaction runs before any sink, shippers included."""
+    agents = agents if agents is not None else AgentMetrics(config.metrics.max_agents)
+    steps: list[Step] = [agents, level_filter(config.level)]
+    redact = config.redact
+    if redact.enabled:
+        steps.append(Redactor(redact.keys, redact.patterns, redact.replacement, counts=agents.redacted))
+    sampling = config.sampling
+    if sampling.enabled:
+        steps.append(Sampler(initial=sampling.initial, thereafter=sampling.thereafter, tick=sampling.tick,
+                             max_level=sampling.max_level, clock=clock, counts=agents.sampled))
+    if sampling.burst > 0:
+        steps.append(RateLimiter(burst=sampling.burst, interval=sampling.interval, clock=clock,
+                                 counts=agents.rate_limited, label=agents.label))
+    return steps
 
 
 class Daemon:
@@ -78,6 +97,9 @@ class Daemon:
         self.control: ControlServer | None = None
         self.socket_path: Path = config.socket.path
         self.reloads = 0
+        self.agents = AgentMetrics(config.metrics.max_agents)  # counts that survive reloads
+        self.metrics: MetricsServer | None = None
+        self.metrics_error: str | None = None
         # called as hook(old, new) after a reload was applied; components that live
         # outside the pipeline (metrics server, shippers) re-read their settings here
         self.reload_hooks: list[Callable[[Config, Config], Awaitable[None]]] = []
@@ -89,6 +111,16 @@ class Daemon:
         return {"pid": os.getpid(), "version": __version__}
 
     async def _status(self, request: dict) -> dict:
+        """``logd status``: the daemon's settings plus the same figures ``/metrics`` serves."""
+        reply = await self._base_status(request)
+        view = status_view(snapshot_of(self))
+        for name, figures in view.pop("sinks").items():
+            reply.setdefault("sinks", {}).setdefault(name, {}).update(figures)
+        reply.update(view)
+        reply["metrics"] = self.metrics.url if self.metrics is not None else (self.metrics_error or "off")
+        return reply
+
+    async def _base_status(self, request: dict) -> dict:
         assert self.pipeline is not None and self.server is not None
         stats = self.pipeline.stats
         return {
@@ -122,7 +154,7 @@ class Daemon:
             if activated is None:
                 os.unlink(self.socket_path)
             raise StartupError(f"cannot open {exc.filename or 'a sink'}: {exc.strerror or exc}") from None
-        self.pipeline = Pipeline(build_steps(config), sinks, clock=self.clock)
+        self.pipeline = Pipeline(build_steps(config, self.agents, self.clock), sinks, clock=self.clock)
         self._wire_trace_reports(sinks)
         self.server = SocketServer(listener, config.socket, self.pipeline, clock=self.clock)
         self.pipeline.on_pressure = self.server.set_paused
@@ -148,6 +180,9 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload("SIGHUP")))
         await self.server.start()
         await self.control.start()
+        self._start_metrics(config.metrics)
+        self.reload_hooks.append(self._metrics_reload)
+        reporter = loop.create_task(self._rate_limit_reporter())
         watcher = None
         if config.source is not None:
             watcher = ConfigWatcher(config.source, loop, lambda: loop.create_task(self.reload("config file changed")))
@@ -168,11 +203,14 @@ class Daemon:
             pinger.cancel()
         if watcher is not None:
             watcher.stop()
+        reporter.cancel()
+        await self._stop_metrics()
         await self.control.stop()
         left = await self.server.stop()
         if self.ship is not None and self.ship.shippers:
             self.pipeline.drain()  # what clients sent is in the file before the shippers' last look
             await asyncio.to_thread(self.ship.stop)
+        self._report_rate_limits(final=True)
         stats = self.pipeline.stats
         self.pipeline.emit("info", "logd stopped", event="stop", received=stats.received,
                            filtered=stats.filtered, connections_aborted=left)
@@ -208,6 +246,53 @@ class Daemon:
             if restarted:
                 assert self.pipeline is not None
                 self.pipeline.emit("info", "ship targets follow the new config", event="reload", targets=restarted)
+
+    # --- metrics, health, rate-limit reports ---
+
+    def _start_metrics(self, settings: MetricsSettings) -> None:
+        """Serve /metrics, /health, /ready; a busy address is reported, and logging goes on."""
+        assert self.pipeline is not None
+        self.metrics, self.metrics_error = None, None
+        if not settings.listen:
+            return
+        server = MetricsServer(settings.listen, lambda: snapshot_of(self), asyncio.get_running_loop(),
+                               mode=settings.mode)
+        try:
+            server.start()
+        except ListenError as exc:
+            self.metrics_error = f"not served: {exc}"
+            self.pipeline.emit("error", "metrics server not started; logging goes on without it",
+                               event="metrics", listen=settings.listen, error=str(exc))
+            _stderr_line(f"logd: error: {exc}; logging goes on without /metrics")
+            return
+        self.metrics = server
+        self.pipeline.emit("info", f"metrics served on {server.url}", event="metrics", url=server.url)
+
+    async def _stop_metrics(self) -> None:
+        if self.metrics is not None:
+            server, self.metrics = self.metrics, None
+            await asyncio.to_thread(server.stop)  # waits for the HTTP thread, not the loop
+
+    async def _metrics_reload(self, old: Config, new: Config) -> None:
+        self.agents.max_agents = new.metrics.max_agents
+        if old.metrics.listen != new.metrics.listen or old.metrics.mode != new.metrics.mode:
+            await self._stop_metrics()
+            self._start_metrics(new.metrics)
+
+    def _report_rate_limits(self, final: bool = False) -> None:
+        """Put the "suppressed N records from agent X" records of ended windows."""
+        if self.pipeline is None:
+            return
+        for step in self.pipeline.steps:
+            if isinstance(step, RateLimiter):
+                reports = step.reports(final=final)
+                if reports:
+                    self.pipeline.put(reports)
+
+    async def _rate_limit_reporter(self) -> None:
+        while True:
+            await asyncio.sleep(1)
+            self._report_rate_limits()
 
     def _start_watchdog(self, loop: asyncio.AbstractEventLoop) -> asyncio.Task | None:
         interval = systemd.watchdog_interval()
@@ -257,7 +342,8 @@ class Daemon:
         # it out, and lands in the old file when the file changes (its last line)
         self.pipeline.emit("info", "config reloaded" if changed else "config reloaded; files reopened",
                            event="reload", reason=reason, changed=changed)
-        self.pipeline.reconfigure(build_steps(new), sinks)
+        self._report_rate_limits(final=True)  # the old limiter's windows end here
+        self.pipeline.reconfigure(build_steps(new, self.agents, self.clock), sinks)
         old, self.config = self.config, new
         self.server.settings = new.socket
         for hook in self.reload_hooks:
@@ -297,6 +383,13 @@ class Daemon:
             self.pipeline.emit("warn", "socket settings change on restart only; keeping the current ones",
                                event="reload", keys=[f"socket.{k}" for k in moved])
         return replace(new, socket=replace(new.socket, **{k: getattr(old, k) for k in fixed}))
+
+
+def snapshot_of(daemon: Daemon) -> dict:
+    """Every figure of a running daemon (on its event loop): for /metrics and ``logd status``."""
+    assert daemon.pipeline is not None
+    return snapshot(pipeline=daemon.pipeline, server=daemon.server, agents=daemon.agents,
+                    reloads=daemon.reloads, started=daemon.started, now=daemon.clock())
 
 
 def tune_malloc(trim_threshold: int = 64 << 20, mmap_threshold: int = 16 << 20) -> bool:

@@ -20,6 +20,7 @@ import os
 from typing import Callable
 
 from .levels import RANK
+from .pipeline import SELF_TRUSTED
 from .record import Record
 from .timestamps import format_epoch
 
@@ -96,9 +97,10 @@ class RateLimiter:
     drop_reason = "rate_limited"
 
     def __init__(self, *, burst: int, interval: float, clock: Clock,
-                 counts: dict[str, int] | None = None) -> None:
+                 counts: dict[str, int] | None = None, label: Callable[[str], str] = str) -> None:
         self.burst, self.interval, self.clock = burst, interval, clock
-        self.counts = {} if counts is None else counts  # agent -> records suppressed
+        self.counts = {} if counts is None else counts  # agent label -> records suppressed
+        self.label = label  # caps how many agents get their own count (metrics.AgentMetrics.label)
         self._windows: dict[str, _Window] = {}
         self._ended: list[tuple[str, int, float]] = []  # (agent, suppressed, window end)
 
@@ -122,7 +124,8 @@ class RateLimiter:
                 kept.append(record)
             else:
                 window.suppressed += 1
-                self.counts[agent] = self.counts.get(agent, 0) + 1
+                name = self.label(agent)
+                self.counts[name] = self.counts.get(name, 0) + 1
                 dropped += 1
         return kept if dropped else records
 
@@ -139,8 +142,6 @@ class RateLimiter:
         return [self._report(agent, n, now) for agent, n, _ in ended]
 
     def _report(self, agent: str, suppressed: int, now: float) -> Record:
-        from .pipeline import SELF_TRUSTED  # the pipeline module imports the steps' users
-
         record: Record = {
             "time": format_epoch(now), "level": "warn",
             "message": f"suppressed {suppressed} records from agent {agent}",
