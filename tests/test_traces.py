@@ -263,6 +263,7 @@ def test_json_loads_back_with_flow_and_analysis():
     data = orjson.loads(views.show(agk(), fmt="json", analyze=True))
     assert data["route"] == ["planner", "researcher", "writer"]
     assert len(data["events"]) == len(agk_session()) and len(data["spans"]) == 4
+    assert data["events"][2]["agent_result"] == {"route": "researcher"}
     writer = [a for a in data["analysis"]["agents"] if a["agent"] == "writer"][0]
     assert writer["p95_ms"] == 600.0 and writer["errors"] == 1
 

@@ -179,3 +179,16 @@ def test_trace_config_is_validated(tmp_path):
     cfg.write_text('[logging]\nfile = "logs/a.log"\n[logging.traces]\nmax_age = 7\n')
     shown = logd("check", "--config", str(cfg), cwd=tmp_path).stdout
     assert "max_age = 7" in shown and f"# traces: {tmp_path / 'logs' / 'traces'}" in shown
+
+
+def test_reload_moves_the_trace_folder(daemon, tmp_path):
+    d = daemon('file = "agent.log"\n[logging.traces]\ndir = "first"')
+    send_records(d.socket_path, agk_session(session="before"))
+    d.config.write_text(d.config.read_text().replace('dir = "first"', 'dir = "second"'))
+    reloaded = logd("reload", "--config", str(d.config), cwd=tmp_path)
+    assert reloaded.returncode == 0 and "traces.dir" in reloaded.stdout
+    send_records(d.socket_path, agk_session(session="after"))
+    assert d.stop() == 0
+    assert [p.name for p in (tmp_path / "first").iterdir()] == [file_name("before")]
+    assert [p.name for p in (tmp_path / "second").iterdir()] == [file_name("after")]
+    assert len(stored(tmp_path / "first", "before")) == len(agk_session())

@@ -174,7 +174,8 @@ def event_dict(e: Event) -> dict[str, Any]:
             "agent": e.agent, "event_id": e.event_id, "span_id": e.span_id, "parent_id": e.parent_id,
             "source": e.source, "target": e.target,
             "duration_ms": round(e.duration * 1e3, 3) if e.duration is not None else None,
-            "error": e.error, "state": e.state}
+            "error": e.error, "state": e.state,
+            **({"agent_result": e.record["agent_result"]} if "agent_result" in e.record else {})}
 
 
 def span_dict(s: Span) -> dict[str, Any]:
