@@ -138,7 +138,18 @@ def _run(span_: Span, sender: Sender | None) -> Iterator[Span]:
     finally:
         _current.reset(token)
         span_.ended_at = time.time()
-        (sender or get_sender()).send(span_.to_record())
+        record = span_.to_record()
+        for key, value in _bound_fields().items():  # logd.client.bind(session_id=...) applies to spans too
+            record.setdefault(key, value)
+        (sender or get_sender()).send(record)
+
+
+def _bound_fields() -> dict[str, Any]:
+    try:
+        from .client.context import bound
+    except ImportError:
+        return {}
+    return bound()
 
 
 def trace(workflow: str, *, group_id: str | None = None, trace_id: str | None = None,

@@ -208,6 +208,25 @@ def test_batches_can_go_through_the_logging_clients_sender(collector):
         transport.close()
 
 
+def test_client_module_re_exports_the_api():
+    import logd.client
+
+    assert logd.client.trace is trace and logd.client.span is span and logd.client.propagate is propagate
+
+
+def test_fields_bound_with_the_client_go_on_every_span(sender, collector):
+    import logd.client
+
+    with logd.client.bind(session_id="s-42", agent="planner-process"):
+        with trace("wf", sender=sender):
+            with span("planner", kind="agent", sender=sender):
+                pass
+    sender.flush()
+    lines = collector.received(2)
+    assert {r["session_id"] for r in lines} == {"s-42"}
+    assert [r["agent"] for r in lines] == ["planner", "planner-process"]  # a span's own agent wins
+
+
 def test_unknown_span_kind_is_refused():
     with pytest.raises(ValueError, match="span kind must be one of agent, function"):
         span("x", kind="llm")
