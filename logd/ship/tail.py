@@ -86,6 +86,8 @@ class Tailer:
         self._decoded: Iterator[bytes] | None = None  # for compressed files
         self._raw_pos = 0  # for plain files: where the next pread starts
         self._finished: str | None = None  # fingerprint of a file read to its end after rotation
+        self._damage: Exception | None = None  # why the open file cannot be read further
+        self._damaged: set[tuple[int, int] | None] = set()  # files given up on, by (device, inode)
 
     # --- opening ---
 
@@ -94,35 +96,37 @@ class Tailer:
         index, offset = resume_index(files, self.position)
         if index < len(files) and self._finished is not None and files[index].fingerprint == self._finished:
             index, offset = index + 1, 0
-        if index >= len(files):
-            return False
-        info = files[index]
-        try:
-            fd = os.open(info.path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return False  # renamed between survey and open: try again on the next read
-        st = os.fstat(fd)
-        file = reader.LogFile(info.path, info.number, info.compression, fd=fd, inode=(st.st_dev, st.st_ino))
-        line = reader.first_line(file)
-        if info.fingerprint is not None and (line is None or fingerprint(line) != info.fingerprint):
-            file.close()  # the name moved on to another file in between
-            return False
-        self._file, self._fp, self._first_time = file, info.fingerprint, info.first_time
-        self._finished = None
-        self._pending, self._offset, self._raw_pos = b"", 0, 0
-        self._decoded = None
-        if info.compression:
-            self._decoded = reader.decoded_chunks(file)
-            self._skip_decoded(offset)
-        else:
-            self._raw_pos = offset
-        self._offset = offset
-        return True
+        for info in files[index:]:
+            try:
+                fd = os.open(info.path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return False  # renamed between survey and open: try again on the next read
+            st = os.fstat(fd)
+            file = reader.LogFile(info.path, info.number, info.compression, fd=fd, inode=(st.st_dev, st.st_ino))
+            if file.inode in self._damaged:
+                file.close()  # reported once already; its readable part was read
+                offset = 0
+                continue
+            line = reader.first_line(file)
+            if info.fingerprint is not None and (line is None or fingerprint(line) != info.fingerprint):
+                file.close()  # the name moved on to another file in between
+                return False
+            self._file, self._fp, self._first_time = file, info.fingerprint, info.first_time
+            self._finished = None
+            self._pending, self._offset, self._raw_pos = b"", 0, 0
+            self._decoded, self._damage = None, None
+            if info.compression:
+                self._decoded = reader.decoded_chunks(file)
+                self._skip_decoded(offset)
+            else:
+                self._raw_pos = offset
+            self._offset = offset
+            return True
+        return False
 
     def _skip_decoded(self, count: int) -> None:
-        assert self._decoded is not None
         while count > 0:
-            chunk = next(self._decoded, b"")
+            chunk = self._read_more()
             if not chunk:
                 return
             if len(chunk) > count:
@@ -138,10 +142,17 @@ class Tailer:
     # --- reading ---
 
     def _read_more(self) -> bytes:
+        """The next bytes of the open file; b"" at its end, or once it proved damaged."""
         assert self._file is not None and self._file.fd is not None
-        if self._decoded is not None:
-            return next(self._decoded, b"")
-        data = os.pread(self._file.fd, READ_CHUNK, self._raw_pos)
+        if self._damage is not None:
+            return b""
+        try:
+            if self._decoded is not None:
+                return next(self._decoded, b"")
+            data = os.pread(self._file.fd, READ_CHUNK, self._raw_pos)
+        except (reader.CorruptData, OSError) as exc:
+            self._damage = exc  # lines before the damage still go out; the file ends here
+            return b""
         self._raw_pos += len(data)
         return data
 
@@ -158,18 +169,6 @@ class Tailer:
 
     def read(self, max_lines: int) -> Chunk | None:
         """Up to ``max_lines`` complete lines from one file, or None when nothing new is there yet."""
-        try:
-            return self._read(max_lines)
-        except (reader.CorruptData, OSError) as exc:
-            # a damaged backup: report it (file and where) and go on with the next file
-            assert self._file is not None
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            self.on_problem(reader.Problem(self._file.path, None,
-                                           f"{reason} after byte {self._offset}; the rest of this file is not shipped"))
-            self._finish_file()
-            return None
-
-    def _read(self, max_lines: int) -> Chunk | None:
         for _ in range(3):  # at most: finish a file, open the next, read it
             if self._file is None and not self._open():
                 return None
@@ -177,7 +176,7 @@ class Tailer:
             if chunk is not None:
                 return chunk
             # nothing complete left in this file; is it finished?
-            finished = self._rotated_away()
+            finished = self._damage is not None or self._rotated_away()
             data = self._read_more()  # a last look: lines written just before the rotation
             if data:
                 self._pending += data
@@ -186,8 +185,19 @@ class Tailer:
                     return chunk
             if not finished:
                 return None
+            if self._damage is not None:
+                self._report_damage()
+                assert self._file is not None
+                self._damaged.add(self._file.inode)
             self._finish_file()
         return None
+
+    def _report_damage(self) -> None:
+        assert self._file is not None and self._damage is not None
+        exc = self._damage
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        self.on_problem(reader.Problem(self._file.path, None,
+                                       f"{reason} after byte {self._offset}; the rest of this file is not shipped"))
 
     def _take(self, max_lines: int) -> Chunk | None:
         while self._pending.count(b"\n", 0) < max_lines:
