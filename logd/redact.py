@@ -24,22 +24,31 @@ from .record import Record
 REPLACEMENT = "[REDACTED]"
 DEFAULT_KEYS: tuple[str, ...] = ("password", "passwd", "secret", "token", "api_key", "apikey",
                                  "authorization", "cookie")
-# Each alternative starts with a literal character so the regex engine can skip ahead
-# quickly; no \b (it defeats that) and no global flags (they cannot be combined).
+# Each alternative starts with a literal so the regex engine can skip ahead quickly; a
+# lookbehind *after* that literal (``\b`` in front would defeat the skip) makes sure it
+# starts a word: "task-..." is not an "sk-" key. No global flags (they cannot be combined).
 _TOKEN_CHARS = r"[A-Za-z0-9\-._~+/]"
+_W = "[A-Za-z0-9_]"  # a character that would make the literal part of a longer word
+
+
+def _word(literal: str, rest: str) -> str:
+    """``literal`` at the start of a word, followed by ``rest``."""
+    return f"{literal}(?<!{_W}{literal}){rest}"
+
+
 DEFAULT_PATTERNS: tuple[str, ...] = (
-    rf"Bearer\s+{_TOKEN_CHARS}{{8,}}=*",  # HTTP bearer tokens (any capitalisation below)
-    rf"bearer\s+{_TOKEN_CHARS}{{8,}}=*",
-    rf"BEARER\s+{_TOKEN_CHARS}{{8,}}=*",
-    r"sk-[A-Za-z0-9_\-]{16,}",  # OpenAI / Anthropic style: sk-..., sk-proj-..., sk-ant-...
-    r"sk_(?:live|test)_[A-Za-z0-9]{16,}",  # Stripe
-    r"rk_(?:live|test)_[A-Za-z0-9]{16,}",
-    r"AKIA[0-9A-Z]{16}",  # AWS access key id
-    r"gh[pousr]_[A-Za-z0-9]{36,}",  # GitHub tokens
-    r"github_pat_[A-Za-z0-9_]{22,}",
-    r"xox[abprs]-[A-Za-z0-9-]{10,}",  # Slack
-    r"AIza[0-9A-Za-z_\-]{35}",  # Google API key
-    r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",  # JWT
+    _word("Bearer", rf"\s+{_TOKEN_CHARS}{{8,}}=*"),  # HTTP bearer tokens, three capitalisations
+    _word("bearer", rf"\s+{_TOKEN_CHARS}{{8,}}=*"),
+    _word("BEARER", rf"\s+{_TOKEN_CHARS}{{8,}}=*"),
+    _word("sk-", r"[A-Za-z0-9_\-]{16,}"),  # OpenAI / Anthropic style: sk-..., sk-proj-..., sk-ant-...
+    _word("sk_", r"(?:live|test)_[A-Za-z0-9]{16,}"),  # Stripe
+    _word("rk_", r"(?:live|test)_[A-Za-z0-9]{16,}"),
+    _word("AKIA", r"[0-9A-Z]{16}"),  # AWS access key id
+    _word("gh", r"[pousr]_[A-Za-z0-9]{36,}"),  # GitHub tokens
+    _word("github_pat_", r"[A-Za-z0-9_]{22,}"),
+    _word("xox", r"[abprs]-[A-Za-z0-9-]{10,}"),  # Slack
+    _word("AIza", r"[0-9A-Za-z_\-]{35}"),  # Google API key
+    _word("eyJ", r"[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),  # JWT
 )
 # A dict key or string value is remembered only up to these sizes, so a client sending
 # endless distinct keys or huge values cannot grow logd's memory.
