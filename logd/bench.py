@@ -297,8 +297,10 @@ MODES: dict[str, Callable[[argparse.Namespace], Report]] = {}
 
 def _register_modes() -> None:
     from .traces.bench import bench_traces
+    from .query_bench import bench_query
 
     MODES["traces"] = bench_traces
+    MODES["query"] = bench_query
 
 
 def main(args: argparse.Namespace) -> int:
