@@ -42,7 +42,7 @@ def build_sinks(config: Config) -> list[Sink]:
     if config.file is not None:
         sinks.append(FileSink(config.file))
     elif config.ship:  # shippers read files: without a log file they read the spool
-        sinks.append(SpoolSink(spool_path(config.ship_state_dir)))
+        sinks.append(SpoolSink(spool_path(config.ship_state_dir), max_bytes=config.max_size_bytes))
     # trace records (recognised in logd.traces.shapes) also go to per-session files;
     # they stay in the sinks above too: the session files are an index, not the record
     sinks.append(TraceSink(traces_dir(config), max_age_days=config.traces.max_age))

@@ -55,7 +55,8 @@ class Shipper:
                  hostname: str | None = None, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], bool] | None = None, rng: random.Random | None = None,
                  notify: Notify = lambda level, message, **fields: None,
-                 target: Target | None = None, poll_interval: float = 0.05) -> None:
+                 target: Target | None = None, poll_interval: float = 0.05,
+                 on_progress: Callable[[], None] = lambda: None) -> None:
         self.settings = settings
         self.name = settings.name
         self.log_path = log_path
@@ -64,6 +65,7 @@ class Shipper:
         self.clock = clock
         self.notify = notify
         self.poll_interval = poll_interval
+        self.on_progress = on_progress  # called (on this shipper's thread) after each checkpoint
         self.store = CheckpointStore(state_dir, settings.name)
         self.dead_letter_path = state_dir / f"{settings.name}.dead-letter.jsonl"
         self.policy = RetryPolicy(settings.backoff_initial, settings.backoff_max,
@@ -221,6 +223,7 @@ class Shipper:
             self.stats.failing_since = self.stats.next_retry_at = None
         self.store.save(end, self.stats.delivered)
         self.position = end
+        self.on_progress()
         if recovered:
             self.notify("info", f"ship target {self.name} recovered; held records delivered", target=self.name,
                         outage_s=round(outage, 3))
@@ -276,6 +279,21 @@ class Shipper:
             self.notify("error", f"retention deleted {lost} records ship target {self.name} had not shipped yet",
                         target=self.name, lost=lost, files=[str(p) for p in paths])
         return lost
+
+    def done_with(self, path: Path) -> bool:
+        """Whether this target has shipped all of backup ``path`` (one of the shipped file's set)."""
+        position = self.position
+        if position is None:
+            return False
+        files = survey(self.log_path)
+        names = [f.path.name for f in files]
+        index, offset = resume_index(files, position)
+        if path.name not in names:
+            return False
+        mine = names.index(path.name)
+        if mine < index:
+            return True
+        return mine == index and files[index].number > 0 and offset >= path.stat().st_size
 
     def lag(self) -> tuple[int, int]:
         """Records and (uncompressed) bytes in the files after the checkpoint."""

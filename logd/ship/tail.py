@@ -63,8 +63,9 @@ def resume_index(files: list[FileInfo], position: Position | None) -> tuple[int,
         if f.fingerprint == position.fingerprint:
             return i, position.offset
     if position.first_time is not None:
+        # records of one batch share a time, so a tie is taken as newer: better twice than never
         for i, f in enumerate(files):
-            if f.first_time is not None and f.first_time > position.first_time:
+            if f.first_time is not None and f.first_time >= position.first_time:
                 return i, 0
         return len(files) - 1 if files and files[-1].fingerprint is None else len(files), 0
     return 0, 0
