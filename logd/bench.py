@@ -298,9 +298,11 @@ MODES: dict[str, Callable[[argparse.Namespace], Report]] = {}
 def _register_modes() -> None:
     from .traces.bench import bench_traces
     from .query_bench import bench_query
+    from .redact_bench import bench_redact
 
     MODES["traces"] = bench_traces
     MODES["query"] = bench_query
+    MODES["redact"] = bench_redact
 
 
 def main(args: argparse.Namespace) -> int:
