@@ -114,12 +114,9 @@ def read_lines(path: Path, offset: int = 0) -> tuple[list[dict], int]:
 
     A line that is not a JSON object is skipped (it cannot come from logd's writer)."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        with os.fdopen(fd, "rb") as f:
-            f.seek(offset)
-            data = f.read()
-    except Exception:
-        raise
+    with os.fdopen(fd, "rb") as f:
+        f.seek(offset)
+        data = f.read()
     end = data.rfind(b"\n") + 1
     return list(_decode(data[:end].splitlines())), offset + end
 
