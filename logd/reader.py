@@ -20,8 +20,10 @@ Used by ``logd query`` and ``logd tail``; other readers (shippers) can use it to
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,6 +118,12 @@ def _open(path: Path, number: int, compression: str) -> LogFile:
         file.error = exc
         return file
     st = os.fstat(file.fd)
+    if not stat.S_ISREG(st.st_mode):
+        file.close()
+        file.error = OSError(errno.EISDIR if stat.S_ISDIR(st.st_mode) else errno.EINVAL,
+                             "a directory, not a file" if stat.S_ISDIR(st.st_mode) else "not a regular file",
+                             str(path))
+        return file
     file.inode = (st.st_dev, st.st_ino)
     return file
 

@@ -102,6 +102,7 @@ class Follower:
         self.file: LogFile | None = None
         self.offset = 0
         self._rest = b""
+        self._told_unreadable = False
 
     def start_at(self, file: LogFile | None, offset: int) -> None:
         """Follow ``file`` (the current file, open) from byte ``offset``; None waits for the file."""
@@ -140,11 +141,17 @@ class Follower:
     def poll(self) -> None:
         if self.file is None:
             files = snapshot(self.path)
-            current = next((f for f in files if f.is_current and f.fd is not None), None)
+            current = next((f for f in files if f.is_current), None)
             for f in files:
                 if f is not current:
                     f.close()
             if current is None:
+                return
+            if current.fd is None:  # there but unreadable: say so once, keep trying
+                if not self._told_unreadable:
+                    reason = current.error.strerror if current.error and current.error.strerror else current.error
+                    self.on_problem(Problem(self.path, None, f"cannot read: {reason}; waiting for it"))
+                    self._told_unreadable = True
                 return
             self.start_at(current, 0)
         self._drain()
@@ -213,8 +220,14 @@ class Follower:
         observer.schedule(_Wake(wake), folder, recursive=False)
         observer.start()
         try:
+            told = ""
             while not stop.is_set():
-                self.poll()
+                try:
+                    self.poll()
+                except OSError as exc:  # an I/O error on the disk: say so once, keep trying
+                    if str(exc) != told:
+                        told = str(exc)
+                        self.on_problem(Problem(self.path, None, f"read error: {exc.strerror or exc}; retrying"))
                 wake.wait(poll_interval)
                 wake.clear()
             self.poll()

@@ -229,3 +229,19 @@ def test_tail_follow_loses_and_repeats_nothing_while_a_daemon_writes_through_rot
         _, err = tail.communicate(timeout=10)
     assert tail.returncode == 0, err
     assert err == b""
+
+
+def test_follow_reports_an_unreadable_file_once_and_waits_for_it(tmp_path: Path) -> None:
+    """A directory where the file should be cannot be followed (root reads any file, so a
+    permission test would prove nothing here); it is reported once, then the real file is."""
+    current = tmp_path / "agent.log"
+    current.mkdir()
+    got = Collector()
+    follower = Follower(current, got.emit, got.problems.append)
+    follower.poll()
+    follower.poll()
+    assert len(got.problems) == 1 and got.problems[0].path == current
+    current.rmdir()
+    append(current, range(3))
+    follower.poll()
+    assert got.seqs == [0, 1, 2] and len(got.problems) == 1
