@@ -28,28 +28,34 @@ Emit = Callable[[list[bytes]], None]
 BACK_BLOCK = 1 << 16
 
 
+def complete_end(fd: int, end: int) -> int:
+    """Where the complete lines before byte ``end`` stop: just after the last newline."""
+    pos = end
+    while pos > 0:
+        size = min(BACK_BLOCK, pos)
+        cut = os.pread(fd, size, pos - size).rfind(b"\n")
+        if cut >= 0:
+            return pos - size + cut + 1
+        pos -= size
+    return 0
+
+
 def _plain_tail(fd: int, end: int, n: int, match: Match) -> list[bytes]:
-    """The last ``n`` matching complete lines of a plain file up to byte ``end``, read backwards."""
+    """The last ``n`` matching lines of a plain file whose complete lines end at ``end``,
+    read backwards from there in blocks."""
     found: list[bytes] = []
     pos = end
     rest = b""
-    cut_tail = True  # bytes after the last newline are an unfinished line: not ours to show
     while pos > 0 and len(found) < n:
         size = min(BACK_BLOCK, pos)
         pos -= size
-        data = os.pread(fd, size, pos) + rest
-        lines = data.split(b"\n")
+        lines = (os.pread(fd, size, pos) + rest).split(b"\n")
         rest = lines.pop(0) if pos > 0 else b""  # may be the end of a line that starts earlier
-        if cut_tail:
-            lines.pop()
-            cut_tail = False
         for line in reversed(lines):
             if line and match(line):
                 found.append(line)
                 if len(found) == n:
                     break
-    if pos == 0 and rest and len(found) < n and match(rest):
-        found.append(rest)
     found.reverse()
     return found
 
@@ -69,7 +75,10 @@ def last_lines(files: list[LogFile], n: int, match: Match, on_problem: ProblemHa
             on_problem(Problem(file.path, None, f"cannot read: {file.error.strerror if file.error else 'not open'}; skipped"))
             continue
         if not file.compression:
-            end = current_end if (file.is_current and current_end is not None) else os.fstat(file.fd).st_size
+            if file.is_current and current_end is not None:
+                end = current_end
+            else:
+                end = complete_end(file.fd, os.fstat(file.fd).st_size)
             got = _plain_tail(file.fd, end, wanted, match)
         else:
             window: deque[bytes] = deque(maxlen=wanted)
@@ -246,15 +255,7 @@ def open_current(path: Path) -> tuple[Snapshot, LogFile | None, int]:
     current = next((f for f in files if f.is_current and f.fd is not None), None)
     if current is None or current.fd is None:
         return files, current, 0
-    end = os.fstat(current.fd).st_size
-    pos = end
-    while pos > 0:
-        size = min(BACK_BLOCK, pos)
-        cut = os.pread(current.fd, size, pos - size).rfind(b"\n")
-        if cut >= 0:
-            return files, current, pos - size + cut + 1
-        pos -= size
-    return files, current, 0
+    return files, current, complete_end(current.fd, os.fstat(current.fd).st_size)
 
 
 def run_tail(path: Path, n: int, follow: bool, match: Match | None, emit: Emit,

@@ -245,3 +245,16 @@ def test_follow_reports_an_unreadable_file_once_and_waits_for_it(tmp_path: Path)
     append(current, range(3))
     follower.poll()
     assert got.seqs == [0, 1, 2] and len(got.problems) == 1
+
+
+def test_tail_handles_records_longer_than_its_read_block(tmp_path: Path) -> None:
+    """A 200 kB record (logd accepts up to 256 kB) spans several backward reads, also as
+    the cut last line of a backup."""
+    current = tmp_path / "agent.log"
+    write(tmp_path / "agent.log.1", lines([record(0), record(1, blob="z" * 200_000)])
+          + lines([record(2, blob="q" * 150_000)])[:-10])
+    write(current, lines([record(3, blob="w" * 200_000)]))
+    result = run_logd("tail", "--file", str(current), "-n", "3", "--json")
+    assert result.returncode == 0, result.stderr
+    assert seqs(result.stdout) == [0, 1, 3]
+    assert [len(orjson.loads(line).get("blob", "")) for line in result.stdout.splitlines()] == [0, 200_000, 200_000]
