@@ -324,3 +324,23 @@ def test_follow_prints_what_is_there_then_what_arrives(tmp_path):
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("TIMESTAMP") and len(lines) == 4
     assert "BeforeEventHandling" in lines[1] and "AfterAgentRun" in lines[3]
+
+
+def test_verbose_shows_full_times_whole_state_and_every_timeline_row():
+    text = views.show(agk(), verbose=True, analyze=True)
+    assert "2026-11-18T11:06:40.000000Z" in text
+    assert '{"findings":"trend up","retry":1}' in text  # the whole state, not its first key
+    rounds = [{**r, "event_id": f"{r['event_id']}-{i}"} for i in range(30) for r in agk_session("big", fail=False)]
+    many = build_session("big", parsed(rounds))  # 120 agent runs: more than the timeline's 40 rows
+    assert "more spans (--verbose shows all)" in views.show(many, analyze=True)
+    assert "more spans" not in views.show(many, analyze=True, verbose=True)
+
+
+def test_a_span_without_an_end_is_shown_as_unfinished():
+    records = span_trace()
+    del records[-1]["ended_at"]
+    session = build_session("t", parsed(records))
+    root = next(s for s in session.spans if s.name == "support workflow")
+    assert root.unfinished and root.end == max(s.end for s in session.spans)
+    chrome = orjson.loads(views.show(session, fmt="chrome"))["traceEvents"]
+    assert next(e for e in chrome if e["name"] == "support workflow")["args"]["unfinished"] is True
