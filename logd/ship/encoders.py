@@ -22,7 +22,7 @@ from ..record import Record
 # An item to ship: a stable id (file fingerprint + byte offset of the line) and the record.
 Item = tuple[str, Record]
 
-HEADER_FIELDS = ("time", "level", "message")
+HEADER_FIELDS = frozenset(("time", "level", "message"))
 
 
 def parse_line(line: bytes) -> Record:
@@ -59,7 +59,6 @@ FACILITIES.update({f"local{i}": 16 + i for i in range(8)})
 SYSLOG_SEVERITY = {"trace": 7, "debug": 7, "info": 6, "warn": 4, "error": 3, "fatal": 2, "panic": 1}
 SD_ID = "logd@32473"  # 32473: the private enterprise number RFC 5612 reserves for documentation
 _SD_NAME_BAD = re.compile(r'[^!-~]|[=\]"]')
-_SD_VALUE_ESCAPE = re.compile(r'(["\\\]])')
 _HEADER_BAD = re.compile(r"[^!-~]")
 
 
@@ -67,24 +66,43 @@ def _header(value: Any, limit: int) -> str:
     """A HEADER field: printable US-ASCII without spaces, or ``-`` (NILVALUE)."""
     if value is None or value == "":
         return "-"
-    text = _HEADER_BAD.sub("_", str(value))[:limit]
-    return text or "-"
+    text = str(value)
+    if not (text.isascii() and text.isprintable() and " " not in text):
+        text = _HEADER_BAD.sub("_", text)
+    return text[:limit] or "-"
+
+
+_sd_names: dict[str, str] = {}  # field name -> SD-NAME; field names repeat, so this stays small
+
+
+def _sd_name(key: str) -> str:
+    name = _sd_names.get(key)
+    if name is None:
+        name = _SD_NAME_BAD.sub("_", key)[:32] or "_"
+        if len(_sd_names) < 10_000:
+            _sd_names[key] = name
+    return name
 
 
 def _sd_value(value: Any) -> str:
-    text = value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
-    return _SD_VALUE_ESCAPE.sub(r"\\\1", text)
+    if isinstance(value, str):
+        text = value
+    elif value is True or value is False:
+        return "true" if value else "false"
+    elif isinstance(value, int):
+        return str(value)
+    else:
+        text = orjson.dumps(value, default=str).decode()
+    if '"' in text or "\\" in text or "]" in text:
+        text = text.replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
+    return text
 
 
 def structured_data(record: Record, skip: Iterable[str]) -> str:
     """Every field but ``skip`` as SD-params of one SD-ELEMENT (names cut to 32 characters)."""
-    skipped = set(skip)
-    params = []
-    for key, value in record.items():
-        if key in skipped or value is None:
-            continue
-        name = _SD_NAME_BAD.sub("_", key)[:32] or "_"
-        params.append(f'{name}="{_sd_value(value)}"')
+    skipped = skip if isinstance(skip, (set, frozenset)) else set(skip)
+    params = [f'{_sd_name(key)}="{_sd_value(value)}"' for key, value in record.items()
+              if key not in skipped and value is not None]
     return f"[{SD_ID} {' '.join(params)}]" if params else "-"
 
 

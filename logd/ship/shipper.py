@@ -170,12 +170,13 @@ class Shipper:
         """Deliver one batch and move the checkpoint; False when asked to stop before it was delivered."""
         items: list[Item] = []
         lines = 0
+        everything = self._floor == 0 and not self._match
         for chunk in chunks:
             offset = chunk.start.offset
             prefix = chunk.start.fingerprint[:16]
             for line in chunk.lines:
                 record = encoders.parse_line(line)
-                if self._wanted(record):
+                if everything or self._wanted(record):
                     items.append((f"{prefix}-{offset}", record))
                 offset += len(line) + 1
             lines += len(chunk.lines)

@@ -1,0 +1,151 @@
+"""``logd bench --ship``: shipping throughput to a local rsyslogd, against rsyslog taking the
+same messages straight from a raw TCP sender into its own file output, in the same run."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+from .. import bench
+from ..bench import LineCounter, Report, Row, cpu_seconds, drive_clients, machine_line, start_logd
+from . import encoders
+
+RSYSLOG_CONF = """
+global(workDirectory="{folder}" maxMessageSize="64k")
+module(load="imtcp")
+main_queue(queue.type="Direct")
+template(name="msg" type="string" string="%msg%\\n")
+input(type="imtcp" port="{port}" address="127.0.0.1" ruleset="ship")
+ruleset(name="ship") {{ action(type="omfile" file="{out}" template="msg") }}
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _Rsyslog:
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.port = folder, _free_port()
+        folder.mkdir(parents=True, exist_ok=True)
+        self.out = folder / "out.log"
+        conf = folder / "rsyslog.conf"
+        conf.write_text(RSYSLOG_CONF.format(folder=folder, port=self.port, out=self.out))
+        self.proc = subprocess.Popen([shutil.which("rsyslogd") or "rsyslogd", "-n", "-f", str(conf),
+                                      "-i", str(folder / "pid")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError("rsyslogd did not start listening")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(30)
+
+
+def _wait_lines(counter: LineCounter, expected: int, start: float, timeout: float = 300) -> float:
+    while counter.poll() < expected and time.perf_counter() - start < timeout:
+        time.sleep(0.005)
+    return time.perf_counter() - start
+
+
+def bench_ship(args: argparse.Namespace) -> Report:
+    if shutil.which("rsyslogd") is None:
+        return Report("logd bench --ship", [], notes=["rsyslogd is not installed (apt-get install rsyslog)"], ok=False)
+    folder = Path(tempfile.mkdtemp(prefix="logd-bench-ship-", dir="/tmp"))
+    try:
+        blobs, total, total_bytes = bench._write_blobs(folder, args.clients, args.records)
+        rows: list[Row] = []
+
+        # 1. rsyslog's own ceiling: the same RFC 5424 frames from one raw TCP connection
+        records = [orjson.loads(line) for blob in blobs for line in blob.read_bytes().splitlines()]
+        frames = encoders.syslog_frames([("", r) for r in records], facility=1, hostname="bench")
+        direct = _Rsyslog(folder / "direct")
+        try:
+            counter = LineCounter(direct.out)
+            start = time.perf_counter()
+            with socket.create_connection(("127.0.0.1", direct.port)) as sock:
+                sock.sendall(frames)
+            seconds = _wait_lines(counter, total, start)
+            rows.append(Row("rsyslog: raw TCP -> its file", total, seconds, len(frames),
+                            cpu_seconds(direct.proc.pid), total - counter.lines))
+        finally:
+            direct.stop()
+
+        # 2. clients -> logd -> file -> shipper -> rsyslog, end to end
+        log, state = folder / "agent.log", folder / "state"
+
+        def config(port: int) -> str:
+            return (f'file = "{log}"\nfile_only = true\nmax_size = 100000\nstate_dir = "{state}"\n\n'
+                    f'[[logging.ship]]\ntype = "syslog"\nurl = "tcp://127.0.0.1:{port}"\nname = "bench"\n'
+                    f'batch_size = 2000\nflush_interval = 0.05\n')
+
+        rs = _Rsyslog(folder / "shipped")
+        try:
+            proc, sock_path = start_logd(folder, config(rs.port))
+            counter = LineCounter(rs.out)
+            start = time.perf_counter()
+            drive_clients(sock_path, blobs, log, total)
+            seconds = _wait_lines(counter, total, start)
+            cpu = cpu_seconds(proc.pid)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
+            rows.append(Row(f"logd ({args.clients} clients -> file -> rsyslog)", total, seconds, total_bytes, cpu,
+                            total - _arrived(rs.out)))
+        finally:
+            rs.stop()
+
+        # 3. catching up: the same file shipped again from the start (checkpoint removed)
+        (state / "bench.checkpoint.json").unlink()
+        rs = _Rsyslog(folder / "catchup")
+        try:
+            counter = LineCounter(rs.out)
+            start = time.perf_counter()
+            proc, _ = start_logd(folder, config(rs.port))
+            seconds = _wait_lines(counter, total, start)
+            cpu = cpu_seconds(proc.pid)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
+            rows.append(Row("logd shipper catching up a backlog", total, seconds, total_bytes, cpu,
+                            total - _arrived(rs.out)))
+        finally:
+            rs.stop()
+
+        raw, e2e, catchup = rows
+        report = Report(
+            title=f"logd bench --ship: {total:,} records to a local rsyslogd over TCP (RFC 5424, octet-counted); "
+                  f"{machine_line()}",
+            rows=rows,
+            ratios=[("logd end to end / rsyslog raw", e2e.rate / raw.rate),
+                    ("shipper catch-up / rsyslog raw", catchup.rate / raw.rate)],
+            notes=["each batch is acknowledged by rsyslog closing the connection after reading it all",
+                   "'lost' counts records missing from rsyslog's file at the end"],
+            target="0 lost",
+        )
+        report.ok = e2e.lost == 0 and catchup.lost == 0
+        return report
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+MESSAGE_PREFIXES = tuple(m.encode() for m in bench.MESSAGES)
+
+
+def _arrived(out: Path) -> int:
+    """Bench records (not logd's own) in rsyslog's file."""
+    with open(out, "rb") as f:
+        return sum(1 for line in f if line.startswith(MESSAGE_PREFIXES))
