@@ -510,6 +510,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--traces", action="store_true", help="trace records stored per session vs plain records")
     p.add_argument("--redact", action="store_true",
                    help="what redaction (on by default) costs per record, in-process and end to end")
+    p.add_argument("--ship", action="store_true",
+                   help="shipping to a local rsyslogd vs rsyslog taking the same frames raw into its file")
     p.add_argument("--query", action="store_true",
                    help="logd query --level error over rotated zstd logs vs zstdcat | jq in the same run")
     p.add_argument("--query-mb", type=int, default=1024, metavar="MB",
