@@ -296,12 +296,14 @@ MODES: dict[str, Callable[[argparse.Namespace], Report]] = {}
 
 
 def _register_modes() -> None:
+    from .client.bench import bench_client
     from .traces.bench import bench_traces
     from .query_bench import bench_query
     from .ship.bench import bench_ship
     from .redact_bench import bench_redact
 
     MODES["traces"] = bench_traces
+    MODES["client"] = bench_client
     MODES["query"] = bench_query
     MODES["ship"] = bench_ship
     MODES["redact"] = bench_redact

@@ -508,6 +508,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--records", type=int, default=200_000, help="records in total (default 200000)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.add_argument("--traces", action="store_true", help="trace records stored per session vs plain records")
+    p.add_argument("--client", action="store_true",
+                   help="cost of a logger.info() call with LogdHandler vs FileHandler and loguru's file sink")
     p.add_argument("--redact", action="store_true",
                    help="what redaction (on by default) costs per record, in-process and end to end")
     p.add_argument("--ship", action="store_true",

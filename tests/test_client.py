@@ -16,7 +16,7 @@ from loguru import logger as loguru_logger
 
 import logd.client
 from logd.client import LogdHandler, Reconnect, Sender, bind, correlation_id, loguru_sink
-from logd.client.sender import encode_lines
+from logd.client.sender import encode_batch
 from support import agent_records, wait_for
 
 FILE_ONLY = 'file = "agent.log"\nfile_only = true\nlevel = "debug"'
@@ -64,10 +64,11 @@ def test_reconnect_waits_grow_exponentially_up_to_the_cap_and_reset_on_success()
 
 
 def test_records_are_encoded_off_the_callers_thread_with_canonical_time_and_never_raise():
-    lines = encode_lines([{"time": 1_700_000_000.25, "level": "info", "message": "m", "obj": object(), 3: "k"},
+    data, lengths = encode_batch([{"time": 1_700_000_000.25, "level": "info", "message": "m", "obj": object(), 3: "k"},
                           {"time": "2026-11-23T11:28:07.000001Z", "level": "info", "message": "big", "n": 2**70}])
+    lines = data.splitlines(keepends=True)
+    assert [len(line) for line in lines] == lengths and all(line.endswith(b"\n") for line in lines)
     first, second = (orjson.loads(line) for line in lines)
-    assert all(line.endswith(b"\n") for line in lines)
     assert first["time"] == "2023-11-14T22:13:20.250000Z" and first["3"] == "k" and "object" in first["obj"]
     assert second["n"] == str(2**70) and "encode_error" in second and second["message"] == "big"
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import os
 import traceback
+from itertools import islice
 from typing import Any
 
-from .context import current_fields
+from .context import _fields as _context_fields
 from .sender import Record, Sender
 
 # stdlib level numbers -> logd levels; others go to the nearest level below
@@ -20,7 +21,9 @@ _STDLIB_LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING:
                   logging.ERROR: "error", logging.CRITICAL: "fatal", logging.NOTSET: "trace"}
 _LOGURU_LEVELS = {"TRACE": "trace", "DEBUG": "debug", "INFO": "info", "SUCCESS": "info",
                   "WARNING": "warn", "ERROR": "error", "CRITICAL": "fatal"}
-# attributes every LogRecord has; anything else on a record came from ``extra=``
+# attributes every LogRecord has; anything else on a record came from ``extra=``. LogRecord's
+# __init__ sets the first _INIT_ATTRS of them, so extras (added by makeRecord after it) come later.
+_INIT_ATTRS = len(vars(logging.LogRecord("", 0, "", 0, "", (), None)))
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
 
 
@@ -74,14 +77,14 @@ class LogdHandler(logging.Handler):
                            "message": record.getMessage(), "logger": record.name}
             if self.fields:
                 rec.update(self.fields)
-            context = current_fields()
+            context = _context_fields.get()
             if context:
                 rec.update(context)
             attrs = record.__dict__
-            extra = attrs.keys() - _STANDARD_ATTRS
-            if extra:
-                for key in extra:
-                    rec[key] = attrs[key]
+            if len(attrs) > _INIT_ATTRS:  # only the keys after __init__'s can be extras: no set arithmetic
+                for key, value in islice(attrs.items(), _INIT_ATTRS, None):
+                    if key not in _STANDARD_ATTRS:
+                        rec[key] = value
             if record.exc_info:
                 rec.update(_error_fields(*record.exc_info))
             if record.stack_info:
@@ -114,7 +117,7 @@ class LoguruSink:
                            _stdlib_level(r["level"].no), "message": r["message"], "logger": r["name"]}
             if self.fields:
                 rec.update(self.fields)
-            context = current_fields()
+            context = _context_fields.get()
             if context:
                 rec.update(context)
             if r["extra"]:

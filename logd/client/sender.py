@@ -31,7 +31,8 @@ from ..pipeline import Backoff
 from ..timestamps import format_epoch
 
 Record = dict[str, Any]
-_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+_OPTIONS = orjson.OPT_APPEND_NEWLINE
+SEND_BUFFER = 1 << 20  # bytes asked for the socket's send buffer (the kernel caps it at wmem_max)
 
 
 @dataclass
@@ -62,20 +63,57 @@ class Reconnect:
         self._next_try = 0.0
 
 
-def encode_lines(records: list[Record]) -> list[bytes]:
-    """One JSON line per record; float times become canonical RFC 3339; never raises."""
-    lines = []
+class _TimeFormatter:
+    """Epoch seconds -> canonical RFC 3339 UTC (as :func:`logd.timestamps.format_epoch`),
+    the date and time up to the second cached: consecutive records share it."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, seconds: float) -> str:
+        whole = int(seconds // 1)
+        micros = round((seconds - whole) * 1e6)
+        if micros >= 1_000_000:
+            whole, micros = whole + 1, micros - 1_000_000
+        if whole != self._second:
+            self._second = whole
+            self._prefix = format_epoch(whole)[:19]
+        return f"{self._prefix}.{micros:06d}Z"
+
+
+_format_time = _TimeFormatter()
+
+
+def encode_batch(records: list[Record], format_time: Callable[[float], str] = _format_time) -> tuple[bytes, list[int]]:
+    """The records as JSON lines, and each line's length; float times become canonical RFC 3339.
+
+    Never raises. Each line is appended to one buffer at once and let go: keeping a
+    thousand small bytes objects alive measured ~7x slower (fresh heap pages each batch).
+    """
+    data = bytearray()
+    lengths = []
+    dumps, options = orjson.dumps, _OPTIONS
     for record in records:
         when = record.get("time")
         if type(when) is float:
-            record["time"] = format_epoch(when)
+            record["time"] = format_time(when)
         try:
-            lines.append(orjson.dumps(record, default=str, option=_OPTIONS))
-        except (TypeError, orjson.JSONEncodeError) as exc:  # e.g. an int beyond 64 bits
-            safe = {str(k): v if isinstance(v, (str, bool, float, type(None))) else str(v) for k, v in record.items()}
-            safe["encode_error"] = str(exc)
-            lines.append(orjson.dumps(safe, option=_OPTIONS))
-    return lines
+            line = dumps(record, default=str, option=options)
+        except (TypeError, orjson.JSONEncodeError) as exc:  # a non-str key, an int beyond 64 bits...
+            line = _encode_safely(record, exc)
+        data += line
+        lengths.append(len(line))
+    return bytes(data), lengths
+
+
+def _encode_safely(record: Record, exc: Exception) -> bytes:
+    try:
+        return orjson.dumps(record, default=str, option=_OPTIONS | orjson.OPT_NON_STR_KEYS)
+    except (TypeError, orjson.JSONEncodeError):
+        safe = {str(k): v if isinstance(v, (str, bool, float, type(None))) else str(v) for k, v in record.items()}
+        safe["encode_error"] = str(exc)
+        return orjson.dumps(safe, option=_OPTIONS)
 
 
 class _Closed(Exception):
@@ -96,7 +134,8 @@ class Sender:
         *,
         ack: bool = False,
         max_buffer: int = 10_000,
-        batch_size: int = 512,
+        batch_size: int = 2048,
+        linger: float = 0.002,
         exit_timeout: float = 2.0,
         io_timeout: float = 1.0,
         backoff_initial: float = 0.05,
@@ -108,6 +147,7 @@ class Sender:
         self.ack = ack
         self.max_buffer = max_buffer
         self.batch_size = batch_size
+        self.linger = linger  # seconds to wait for more records after a send
         self.exit_timeout = exit_timeout
         self.io_timeout = io_timeout
         self.clock = clock
@@ -126,6 +166,7 @@ class Sender:
         self._wake = threading.Event()
         self._done = threading.Condition(threading.Lock())
         self._idle = False
+        self._lingering = False
         self._unreported = 0  # drops not yet announced to logd
         self._accepted = 0  # records put (flush waits until sent + dropped reach it)
         self._finished = 0
@@ -133,8 +174,11 @@ class Sender:
         self._deadline = float("inf")
         self._sock: socket.socket | None = None
         self._inbox = b""
-        self._unsent: list[bytes] = []  # encoded lines taken from the queue, not yet on the socket
-        self._weights: list[int] = []  # per line: 1 for a record that was put, 0 for a drop report
+        # the batch taken from the queue and not yet confirmed: its JSON lines, each line's
+        # length, and per line 1 for a record that was put or 0 for a drop report
+        self._unsent = b""
+        self._lengths: list[int] = []
+        self._weights: list[int] = []
         self._exit_retry = False
         self._seq = 0  # ack mode: the batch awaiting its ack, if _unsent holds one
         self._resend = False
@@ -212,6 +256,7 @@ class Sender:
                 self._send_acked()
             else:
                 self._send_plain()
+            self._lingering = True
         except (_Closed, OSError):
             self._disconnect()
             self.reconnect.failed()
@@ -220,8 +265,14 @@ class Sender:
         return True
 
     def _wait_for_records(self) -> None:
+        """Right after a send, linger without asking callers to wake us: a burst then costs them
+        nothing and goes out in few large writes. After a quiet linger, sleep until woken."""
         self._wake.clear()
-        self._idle = True
+        if self._lingering:
+            self._lingering = False
+            self._wake.wait(self.linger)
+            return
+        self._idle = True  # from now on the next put wakes us
         if not self._queue and not self._closing:
             self._wake.wait(1.0)
         self._idle = False
@@ -237,7 +288,7 @@ class Sender:
             records.insert(0, self._drop_report(unreported))
         if not records:
             return False
-        self._unsent = encode_lines(records)
+        self._unsent, self._lengths = encode_batch(records)
         self._weights = [1] * n
         if unreported:
             self._weights.insert(0, 0)
@@ -256,6 +307,12 @@ class Sender:
             return False
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         sock.settimeout(self.io_timeout)
+        try:
+            # every send() gives up the GIL, and getting it back from a busy caller takes a
+            # switch interval (5 ms): the more each send can take, the fewer of them
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+        except OSError:
+            pass
         try:
             sock.connect(os.fspath(self.path))
             if self.ack:
@@ -297,27 +354,28 @@ class Sender:
     def _send_plain(self) -> None:
         """Write the batch; on failure the lines not fully written stay in ``_unsent``."""
         try:
-            self._write_all(b"".join(self._unsent))
+            self._write_all(self._unsent)
         finally:
             self._forget_written(self._written)
 
     def _forget_written(self, offset: int) -> None:
         """Forget the lines wholly written (the daemon reads them; a cut one is resent whole)."""
-        count = 0
-        for line in self._unsent:
-            if offset < len(line):
+        count = done = 0
+        for length in self._lengths:
+            if done + length > offset:
                 break
-            offset -= len(line)
+            done += length
             count += 1
         records = sum(self._weights[:count])
-        del self._unsent[:count], self._weights[:count]
+        self._unsent = self._unsent[done:]
+        del self._lengths[:count], self._weights[:count]
         self.sent += records
         self._finish(records)
 
     def _send_acked(self) -> None:
         """Send the batch framed by its header, then wait for its ack."""
-        header = header_line(self._seq, len(self._unsent), resent=self._resend)
-        self._write_all(header + b"".join(self._unsent))
+        header = header_line(self._seq, len(self._lengths), resent=self._resend)
+        self._write_all(header + self._unsent)
         while True:
             line = self._read_line()
             try:
@@ -329,7 +387,7 @@ class Sender:
         records = sum(self._weights)
         self.sent += records
         self._finish(records)
-        self._unsent, self._weights, self._resend = [], [], False
+        self._unsent, self._lengths, self._weights, self._resend = b"", [], [], False
 
     def _read_line(self) -> bytes:
         """The next line from logd; waits while it is busy, raises _Closed when it went away."""
@@ -359,7 +417,7 @@ class Sender:
             left = len(self._queue) + sum(self._weights)
             self._queue.clear()
             self.dropped += left
-        self._unsent, self._weights = [], []
+        self._unsent, self._lengths, self._weights = b"", [], []
         if left:
             self._finish(left)
             _stderr(f"logd client: {left} records not delivered to logd at {self.path} before exit")
