@@ -48,6 +48,10 @@ class Batch:
             self._json = b"".join([encode(r) for r in self.records])
         return self._json
 
+    def encoded(self) -> bytes | None:
+        """The JSON lines if a sink already made them (one line per record, in order), else None."""
+        return self._json
+
 
 class Sink(Protocol):
     name: str

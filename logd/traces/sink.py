@@ -67,16 +67,22 @@ class TraceSink:
             self._thread.start()
 
     def write(self, batch: Batch) -> None:
-        found: list[tuple[str, bytes]] = []
-        for record in batch.records:
+        hits: list[tuple[int, str]] = []
+        for i, record in enumerate(batch.records):
             shape = classify(record)
-            if shape is None:
-                continue
-            name = self._file_name(shape[1])
-            if name is not None:
-                found.append((name, encode(record)))
-        if found:
-            self._queue(found)
+            if shape is not None:
+                name = self._file_name(shape[1])
+                if name is not None:
+                    hits.append((i, name))
+        if not hits:
+            return
+        encoded = batch.encoded()  # the file sink's encoding, when it ran: reuse, do not encode twice
+        if encoded is not None:
+            lines = encoded.split(b"\n")
+            found = [(name, lines[i] + b"\n") for i, name in hits]
+        else:
+            found = [(name, encode(batch.records[i])) for i, name in hits]
+        self._queue(found)
 
     def _file_name(self, session: str) -> str | None:
         name = self._names.get(session)
