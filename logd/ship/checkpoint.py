@@ -48,22 +48,29 @@ class CheckpointStore:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise CheckpointError(f"cannot read checkpoint {self.path}: {exc}; move it away to start over") from None
 
-    def save(self, position: Position, delivered: int) -> None:
+    def save(self, position: Position, delivered: int, durable: bool = True) -> None:
+        """Replace the checkpoint by rename (a crash leaves the old or the new one, never a mix).
+
+        ``durable`` also fsyncs, so the new one survives a power cut. A checkpoint lost that
+        way only makes the last batches go out again (never skips any), so the shipper asks
+        for it about once a second rather than per batch: fsync was ~15% of shipping time."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
         data = orjson.dumps({**asdict(position), "delivered": delivered})
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
             os.write(fd, data)
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, self.path)
-        dir_fd = os.open(self.path.parent, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            os.fsync(dir_fd)  # the rename itself survives a power cut
-        finally:
-            os.close(dir_fd)
+        if durable:
+            dir_fd = os.open(self.path.parent, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                os.fsync(dir_fd)  # the rename itself survives a power cut
+            finally:
+                os.close(dir_fd)
 
 
 class CheckpointError(Exception):

@@ -33,6 +33,7 @@ from .tail import Chunk, Tailer, resume_index, survey
 from .targets import Target, build_target, safe_url
 
 Notify = Callable[..., None]  # notify(level, message, **fields): a record about logd itself
+DURABLE_EVERY = 1.0  # seconds between fsynced checkpoints (a rename is atomic in between)
 
 
 @dataclass
@@ -75,6 +76,7 @@ class Shipper:
         self._stop = threading.Event()
         self._sleep = sleep or self._stop.wait
         self._drain_until = float("inf")
+        self._last_durable = 0.0
         self._thread: threading.Thread | None = None
         self._target = target
         self._tailer: Tailer | None = None
@@ -135,6 +137,11 @@ class Shipper:
             tailer.close()
             if self._target is not None:
                 self._target.close()
+            if self.position is not None:
+                try:
+                    self.store.save(self.position, self.stats.delivered, durable=True)
+                except OSError:
+                    pass
 
     # --- batching ---
 
@@ -222,7 +229,11 @@ class Shipper:
             recovered = self.stats.failing_since is not None
             outage = self.clock() - self.stats.failing_since if recovered else 0.0
             self.stats.failing_since = self.stats.next_retry_at = None
-        self.store.save(end, self.stats.delivered)
+        now = time.monotonic()
+        durable = now - self._last_durable >= DURABLE_EVERY or self._stop.is_set()
+        self.store.save(end, self.stats.delivered, durable=durable)
+        if durable:
+            self._last_durable = now
         self.position = end
         self.on_progress()
         if recovered:
