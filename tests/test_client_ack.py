@@ -145,3 +145,41 @@ def test_kill_9_mid_stream_then_restart_loses_nothing_and_marks_duplicates(daemo
     duplicates = len(records) - total
     assert duplicates <= 100  # at most the one batch that was in flight
     assert handler.sender.connects == 2 and handler.sender.dropped == 0
+
+
+def test_deduplicator_keeps_the_first_copy_of_each_rid_and_only_drops_resent_ones():
+    from logd.ack import Deduplicator
+
+    records = [{"_rid": "s:1:0"}, {"_rid": "s:1:1"}, {"_rid": "t:1:0"},
+               {"_rid": "s:1:1", "_resent": True}, {"_rid": "s:1:2", "_resent": True},  # a dup, then a first copy
+               {"_rid": "t:1:0", "_resent": True}, {"message": "plain"}, {"_rid": "a:b:c:2:0"}]
+    dedup = Deduplicator()
+    assert [dedup.keep(r) for r in records] == [True, True, True, False, True, False, True, True]
+    assert dedup.dropped == 2
+    small = Deduplicator(batches=2)
+    for seq in range(1, 5):
+        small.keep({"_rid": f"s:{seq}:0"})
+    assert small.keep({"_rid": "s:1:0", "_resent": True})  # too old to remember: kept, never wrongly dropped
+    assert not small.keep({"_rid": "s:4:0", "_resent": True})
+
+
+def test_an_ack_client_facing_a_logd_without_ack_mode_keeps_its_records_and_does_not_hang(sock_dir):
+    """A listener that reads and never answers stands in for an older logd: the hello times out."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(os.fspath(sock_dir / "old.sock"))
+    listener.listen()
+    handler = LogdHandler(sock_dir / "old.sock", ack=True, io_timeout=0.1, backoff_initial=0.01, backoff_cap=0.05,
+                          exit_timeout=0.2)
+    try:
+        log = logging.getLogger("ack.old")
+        log.propagate = False
+        log.addHandler(handler)
+        log.warning("kept")
+        assert handler.sender.flush(0.5) is False
+        assert handler.sender.sent == 0 and handler.sender.dropped == 0
+        handler.close()
+        assert not handler.sender._thread.is_alive()  # gave up at its exit timeout
+        assert handler.sender.dropped == 1  # and counted what it could not deliver
+    finally:
+        logging.getLogger("ack.old").removeHandler(handler)
+        listener.close()

@@ -318,7 +318,7 @@ class Sender:
             if self.ack:
                 self._sock, self._inbox = sock, b""
                 sock.sendall(hello_line(self.stream))
-                reply = self._read_line()
+                reply = self._read_line(patient=False)  # a logd without ack mode never answers
                 if b'"logd_ack"' not in reply:
                     raise _Closed(f"unexpected answer to the ack hello: {reply[:80]!r}")
         except (OSError, _Closed) as exc:
@@ -389,13 +389,16 @@ class Sender:
         self._finish(records)
         self._unsent, self._lengths, self._weights, self._resend = b"", [], [], False
 
-    def _read_line(self) -> bytes:
-        """The next line from logd; waits while it is busy, raises _Closed when it went away."""
+    def _read_line(self, patient: bool = True) -> bytes:
+        """The next line from logd; waits while it is busy (``patient``, else up to ``io_timeout``),
+        raises _Closed when it went away."""
         assert self._sock is not None
         while b"\n" not in self._inbox:
             try:
                 chunk = self._sock.recv(4096)
             except TimeoutError:
+                if not patient:
+                    raise _Closed(f"no answer within {self.io_timeout}s") from None
                 if self._closing and self.clock() >= self._deadline:
                     raise _Closed("no answer before the exit timeout") from None
                 continue
