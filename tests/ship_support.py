@@ -36,16 +36,22 @@ class Rsyslog:
     ``out.log`` as ``APP-NAME<TAB>STRUCTURED-DATA<TAB>MSG``. The main queue is direct, so a
     message rsyslog has read is in the file before it closes the connection."""
 
-    def __init__(self, folder: Path, port: int | None = None) -> None:
+    def __init__(self, folder: Path, port: int | None = None, tls: "Certificates | None" = None) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.out = folder / "out.log"
         self.conf = folder / "rsyslog.conf"
         self.pidfile = folder / "rsyslogd.pid"
+        if tls is None:
+            transport = 'module(load="imtcp")'
+        else:  # RFC 5425 through rsyslog's GnuTLS driver; clients are not asked for certificates
+            transport = f"""global(DefaultNetstreamDriver="gtls" DefaultNetstreamDriverCAFile="{tls.ca}"
+       DefaultNetstreamDriverCertFile="{tls.cert}" DefaultNetstreamDriverKeyFile="{tls.key}")
+module(load="imtcp" StreamDriver.Name="gtls" StreamDriver.Mode="1" StreamDriver.AuthMode="anon")"""
         self.conf.write_text(f"""
 global(workDirectory="{folder}" maxMessageSize="64k")
-module(load="imtcp")
+{transport}
 main_queue(queue.type="Direct")
 template(name="keep" type="string" string="%app-name%\\t%structured-data%\\t%msg%\\n")
 input(type="imtcp" port="{self.port}" address="127.0.0.1" ruleset="ship")
@@ -170,6 +176,22 @@ class Collector:
 
     def accepted_bodies(self) -> list[bytes]:
         return [r["body"] for r in self.requests() if 200 <= r["status"] < 300]
+
+
+class Certificates:
+    """A throw-away CA and a server certificate for 127.0.0.1, made with the openssl CLI."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.ca, self.cert, self.key = folder / "ca.pem", folder / "server.pem", folder / "server.key"
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        run = lambda *args: subprocess.run(["openssl", *args], check=True, capture_output=True)  # noqa: E731
+        run("req", "-x509", *ec, "-keyout", str(folder / "ca.key"), "-out", str(self.ca), "-days", "2",
+            "-subj", "/CN=logd test CA")
+        run("req", *ec, "-keyout", str(self.key), "-out", str(folder / "server.csr"), "-subj", "/CN=127.0.0.1")
+        (folder / "ext").write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+        run("x509", "-req", "-in", str(folder / "server.csr"), "-CA", str(self.ca), "-CAkey", str(folder / "ca.key"),
+            "-CAcreateserial", "-out", str(self.cert), "-days", "2", "-extfile", str(folder / "ext"))
 
 
 def ship_config(*targets: str, extra: str = "") -> str:

@@ -7,7 +7,7 @@ import signal
 from pathlib import Path
 
 from logd.control import request
-from ship_support import Rsyslog, numbered, ship_config
+from ship_support import Certificates, Rsyslog, numbered, ship_config
 from support import agent_records, send_records, wait_for
 
 
@@ -98,5 +98,36 @@ def test_kill_9_mid_stream_then_restart_loses_nothing(daemon, tmp_path):
         daemon(ship_config(syslog_target(rs, batch)))
         wait_for(lambda: len(set(rec_messages(rs))) >= total, 60, interval=0.1, what="all records after restart")
         assert_all_once_or_one_batch_twice(rec_messages(rs), total, batch)
+    finally:
+        rs.stop()
+
+
+def test_tls_to_rsyslog_verifies_the_server_and_delivers(daemon, tmp_path):
+    """RFC 5425: TLS to rsyslog's GnuTLS listener; the server is verified against tls_ca."""
+    certs = Certificates(tmp_path / "certs")
+    rs = Rsyslog(tmp_path / "rsyslog", tls=certs).start()
+    try:
+        trusted = f'''type = "syslog"
+url = "tls://127.0.0.1:{rs.port}"
+name = "secure"
+tls_ca = "{certs.ca}"
+flush_interval = 0.05
+'''
+        untrusted = f'''type = "syslog"
+url = "tls://127.0.0.1:{rs.port}"
+name = "unverified"
+level = "fatal"
+backoff_initial = 0.05
+backoff_max = 0.2
+'''
+        d = daemon(ship_config(trusted, untrusted))
+        send_records(d.socket_path, numbered(2000) + [{"level": "fatal", "message": "rec 999999", "seq": -1}])
+        wait_for(lambda: len(rec_messages(rs)) >= 2001, 60, what="2000 records over TLS")
+        assert rec_messages(rs) == [f"rec {i:06d}" for i in range(2000)] + ["rec 999999"]
+        # the second target has no tls_ca: the test CA is not trusted, so nothing goes out
+        wait_for(lambda: request(d.socket_path, "status")["ship"]["unverified"]["retries"] >= 1, 30,
+                 what="the unverified target to fail")
+        status = request(d.socket_path, "status")["ship"]["unverified"]
+        assert status["delivered"] == 0 and "CERTIFICATE_VERIFY_FAILED" in status["last_error"]
     finally:
         rs.stop()
