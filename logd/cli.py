@@ -194,6 +194,7 @@ def format_ship_status(ship: dict) -> list[str]:
             if t.get("next_retry_at") and t.get("state") == "retrying":
                 lines.append(f"  next retry: {t.get('next_retry_at')}")
         for key, what in (("dead_lettered", "dead-lettered (refused for good, kept in the dead-letter file)"),
+                          ("rejected_by_remote", "dropped by the collector after accepting (partial success)"),
                           ("lost_to_retention", "LOST: deleted by retention before shipping"),
                           ("unreadable_files", "damaged files not shipped to their end")):
             if t.get(key):

@@ -242,3 +242,23 @@ def test_status_and_cli_show_lag_and_last_error_per_target(daemon, collector):
              what="the target to catch up")
     status = request(d.socket_path, "status")["ship"]["central"]
     assert status["lag_records"] == 0 and status["last_success"] is not None
+
+
+def test_413_halves_the_batch_instead_of_refusing_records(tmp_path, collector):
+    collector.plan([{"status": 413, "body": "request entity too large"}])
+    target = f'type = "http"\nurl = "{collector.url()}"\nbatch_size = 100\nflush_interval = 0.05\n'
+    shipper, waits = run_shipper(tmp_path, collector, numbered(100), target,
+                                 lambda: len(ndjson_records(collector.accepted_bodies())) >= 100)
+    assert [len(r["body"].splitlines()) for r in collector.requests()] == [100, 50, 50]
+    assert [r["seq"] for r in ndjson_records(collector.accepted_bodies())] == list(range(100))
+    assert shipper.status()["dead_lettered"] == 0 and waits == []
+
+
+def test_otlp_partial_success_is_counted_and_reported(tmp_path, collector):
+    """A collector that takes a batch but drops some records says so; logd counts it (it cannot resend)."""
+    body = orjson.dumps({"partialSuccess": {"rejectedLogRecords": "3", "errorMessage": "timestamps too old"}})
+    collector.plan([{"status": 200, "headers": {"Content-Type": "application/json"}, "body": body.decode()}])
+    target = f'type = "otlp"\nformat = "json"\nurl = "{collector.url()}"\nflush_interval = 0.05\n'
+    shipper, _ = run_shipper(tmp_path, collector, numbered(5), target, lambda: len(collector.requests()) >= 1)
+    wait_for(lambda: shipper.status()["rejected_by_remote"] == 3, 10, what="the partial success counted")
+    assert "timestamps too old" in shipper.status()["last_error"]

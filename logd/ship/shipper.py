@@ -41,6 +41,7 @@ class ShipStats:
     delivered: int = 0  # records the remote accepted (since the checkpoint was created)
     skipped: int = 0  # records this target's level/match filter left out
     dead_lettered: int = 0
+    rejected_by_remote: int = 0  # OTLP partial success: taken, then dropped by the collector
     lost_to_retention: int = 0
     unreadable: int = 0  # damaged backups reported (their rest is not shipped)
     retries: int = 0
@@ -193,6 +194,8 @@ class Shipper:
             outcome = self._target.send(pending)
             if outcome.dead:
                 self._dead_letter(outcome.dead)
+            if outcome.rejected:
+                self._rejected(outcome.rejected, outcome.error or "")
             if outcome.done:
                 break
             attempt += 1
@@ -257,6 +260,13 @@ class Shipper:
             self.stats.dead_lettered += len(refused)
         self.notify("error", f"ship target {self.name} refused {len(refused)} records; kept in the dead-letter file",
                     target=self.name, reason=refused[0][1], count=len(refused), file=str(self.dead_letter_path))
+
+    def _rejected(self, count: int, error: str) -> None:
+        with self._lock:
+            self.stats.rejected_by_remote += count
+            self.stats.last_error, self.stats.last_error_at = error, self.clock()
+        self.notify("error", f"ship target {self.name}: the collector accepted a batch but dropped {count} records",
+                    target=self.name, error=error, count=count)
 
     def _problem(self, problem: reader.Problem) -> None:
         with self._lock:
@@ -331,6 +341,7 @@ class Shipper:
                 "type": self.settings.type, "url": safe_url(self.settings.url), "state": state,
                 "lag_records": lag_records, "lag_bytes": lag_bytes, "delivered": s.delivered,
                 "filtered_out": s.skipped, "dead_lettered": s.dead_lettered,
+                "rejected_by_remote": s.rejected_by_remote,
                 "lost_to_retention": s.lost_to_retention, "unreadable_files": s.unreadable, "retries": s.retries,
                 "last_success": _when(s.last_success), "last_error": s.last_error,
                 "last_error_at": _when(s.last_error_at), "next_retry_at": _when(s.next_retry_at),

@@ -32,6 +32,7 @@ class Outcome:
     dead: list[tuple[Item, str]] = field(default_factory=list)  # refused for good, with the reason
     error: str | None = None  # why ``retry`` is not empty
     retry_after: float | None = None  # seconds the remote asked us to wait
+    rejected: int = 0  # accepted, but the remote says it dropped this many (OTLP partial success)
 
     @property
     def done(self) -> bool:
@@ -138,6 +139,12 @@ class HttpTarget:
         status = response.status_code
         if 200 <= status < 300:
             return self.check(items, response) if self.check else Outcome()
+        if status == 413 and len(items) > 1:  # too large for this server: halve it rather than refuse records
+            half = len(items) // 2
+            first, second = self.send(items[:half]), self.send(items[half:])
+            return Outcome(retry=first.retry + second.retry, dead=first.dead + second.dead,
+                           error=first.error or second.error,
+                           retry_after=max(first.retry_after or 0, second.retry_after or 0) or None)
         reason = f"HTTP {status}: {response.text[:300].strip()}"
         if status in (408, 425, 429) or status >= 500:
             return Outcome(retry=items, error=reason,
@@ -173,6 +180,25 @@ def es_bulk_outcome(items: list[Item], response: httpx.Response) -> Outcome:
     return outcome
 
 
+def otlp_outcome(items: list[Item], response: httpx.Response) -> Outcome:
+    """OTLP partial success: the collector took the request but rejected some records.
+    It does not say which, so they cannot be dead-lettered; the count is kept as the error."""
+    if not response.content:
+        return Outcome()
+    try:
+        if response.headers.get("content-type", "").startswith("application/json"):
+            partial = orjson.loads(response.content).get("partialSuccess", {})
+            rejected, message = int(partial.get("rejectedLogRecords", 0)), partial.get("errorMessage", "")
+        else:
+            from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+
+            reply = ExportLogsServiceResponse.FromString(response.content)
+            rejected, message = reply.partial_success.rejected_log_records, reply.partial_success.error_message
+    except Exception:  # an unreadable success body is still a success
+        return Outcome()
+    return Outcome(rejected=rejected, error=f"collector rejected {rejected} records: {message}" if rejected else None)
+
+
 def build_target(settings: ShipSettings, hostname: str, clock: Callable[[], float] = time.time) -> Target:
     kind = settings.type
     if kind == "syslog":
@@ -180,9 +206,11 @@ def build_target(settings: ShipSettings, hostname: str, clock: Callable[[], floa
     if kind == "otlp":
         if settings.format == "json":
             return HttpTarget(settings, lambda items: encoders.otlp_json(
-                items, service_name=settings.service_name, hostname=hostname), "application/json", clock)
+                items, service_name=settings.service_name, hostname=hostname), "application/json", clock,
+                check=otlp_outcome)
         return HttpTarget(settings, lambda items: encoders.otlp_protobuf(
-            items, service_name=settings.service_name, hostname=hostname), "application/x-protobuf", clock)
+            items, service_name=settings.service_name, hostname=hostname), "application/x-protobuf", clock,
+            check=otlp_outcome)
     if kind == "http":
         return HttpTarget(settings, encoders.ndjson, "application/x-ndjson", clock)
     if kind == "loki":
