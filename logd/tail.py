@@ -5,7 +5,7 @@ renamed ours away), the follower takes a :func:`~logd.reader.snapshot`, finds ou
 it (by inode, or by its first line once it has been compressed under a new name), reads
 our file to its end, then every file rotated after it, in order, then the new current
 file from its start: at a burst of rotations no line is lost or read twice. It only
-switches once a newer file has data, so a last write to the old file is still seen.
+leaves a file once a newer one has data, so a writer's last lines in the old file are seen.
 watchdog wakes it on file events; a slow poll backs that up.
 """
 
@@ -166,8 +166,9 @@ class Follower:
         self._drain()
         try:
             st = os.stat(self.path)
-        except FileNotFoundError:
-            return  # between the rename and the new file: keep reading ours
+        except FileNotFoundError:  # between a rename and the new file: ours may be far back
+            self._follow_rotation()
+            return
         assert self.file is not None
         if (st.st_dev, st.st_ino) == self.file.inode:
             if st.st_size < self.offset:  # truncated in place (copytruncate): start over
@@ -183,27 +184,35 @@ class Follower:
         ours = self._find_ours(files)
         newer = files[ours + 1:] if ours is not None else [f for f in files if f.is_current]
         current = next((f for f in newer if f.is_current), None)
-        has_data = any(not f.is_current for f in newer) or (
-            current is not None and current.fd is not None and os.fstat(current.fd).st_size > 0)
-        if not has_data:
+        backups = [f for f in newer if not f.is_current]
+        # What to follow next: the new current file once it has data (then the writer has
+        # left every older file); else the newest backup if plain, as the writer may still
+        # be finishing it; compressed backups are complete.
+        if current is not None and current.fd is not None and os.fstat(current.fd).st_size > 0:
+            target: LogFile | None = current
+        elif backups and not backups[-1].compression and backups[-1].fd is not None:
+            target = backups[-1]
+        elif backups:
+            target = None  # read them all, then pick up the current file when it appears
+        else:
             files.close()
-            return  # the writer may not have left our file yet
+            return  # only an empty new file: the writer may not have left ours yet
         if ours is None:
             self.on_problem(Problem(self.file.path, None,
                                     "rotated files were removed before they could be read; records may be missing"))
         self._finish()
         self.file.close()
-        keep = {id(f) for f in newer}
+        keep = {id(f) for f in backups} | {id(target)}
         for f in files:
             if id(f) not in keep:
                 f.close()
-        for f in newer:
-            if f is not current:
+        for f in backups:
+            if f is not target:
                 for batch in file_lines(f, self.on_problem):
                     self._send(batch)
                 f.close()
-        self.start_at(current, 0)
-        if current is not None:
+        self.start_at(target, 0)
+        if target is not None:
             self._drain()
 
     def _find_ours(self, files: Snapshot) -> int | None:

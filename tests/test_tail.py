@@ -193,8 +193,11 @@ def test_tail_follow_loses_and_repeats_nothing_while_a_daemon_writes_through_rot
                 send_records(proc.socket_path, [record(s, agent="tester") for s in range(sent[0], sent[0] + 20)])
                 sent[0] += 20
 
-        def reopened_after(before: int) -> bool:
-            return current.exists() and current.stat().st_ino != before
+        def reopened() -> bool:
+            # logd's reopen notice is the last line it writes to the old file: after it,
+            # logd writes only to the new one (what its own rotation guarantees)
+            old = (tmp_path / "agent.log.1").read_bytes()
+            return b'"event":"reload"' in old[old.rfind(b"\n", 0, -1):]
 
         worker = threading.Thread(target=sender)
         worker.start()
@@ -204,10 +207,9 @@ def test_tail_follow_loses_and_repeats_nothing_while_a_daemon_writes_through_rot
                 goal = sent[0] + 400
                 wait_for(lambda: sent[0] >= goal, what="records sent")
                 for _ in range(3):
-                    before = current.stat().st_ino
                     rotate_by_rename(current)
                     proc.signal(signal.SIGHUP)
-                    wait_for(lambda: reopened_after(before), what="logd to reopen its file")
+                    wait_for(reopened, what="logd to reopen its file")
                     rotations += 1
             goal = sent[0] + 400
             wait_for(lambda: sent[0] >= goal, what="records sent")
@@ -221,7 +223,9 @@ def test_tail_follow_loses_and_repeats_nothing_while_a_daemon_writes_through_rot
         got = printed()
         first = got.index(0)
         assert set(got[:first]) == {-1}  # only the markers come before
-        assert got[first:] == list(range(total))
+        missing = sorted(set(range(total)) - set(got))
+        repeated = sorted(s for s in set(got) if got.count(s) > 1 and s >= 0)
+        assert got[first:] == list(range(total)), f"missing {missing[:20]}, repeated {repeated[:20]}"
         names = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("agent.log"))
         assert names == ["agent.log"] + [f"agent.log.{n}" for n in (1,)] + [f"agent.log.{n}.zst" for n in range(2, rotations + 1)]
     finally:
@@ -258,3 +262,25 @@ def test_tail_handles_records_longer_than_its_read_block(tmp_path: Path) -> None
     assert result.returncode == 0, result.stderr
     assert seqs(result.stdout) == [0, 1, 3]
     assert [len(orjson.loads(line).get("blob", "")) for line in result.stdout.splitlines()] == [0, 200_000, 200_000]
+
+
+def test_follow_keeps_reading_a_backup_the_writer_is_still_finishing(tmp_path: Path) -> None:
+    """Two renames before the new file exists: the file rotated last may still get the
+    writer's last lines, so it is followed, not read once and dropped."""
+    current = tmp_path / "agent.log"
+    append(current, range(0, 2))
+    got = Collector()
+    follower = Follower(current, got.emit, got.problems.append)
+    follower.poll()
+    rotate_by_rename(current)  # ours -> .1
+    current.touch()
+    append(current, range(2, 4))
+    rotate_by_rename(current)  # ours -> .2.zst, the next -> .1, no current file yet
+    follower.poll()
+    assert got.seqs == [0, 1, 2, 3]
+    append(tmp_path / "agent.log.1", range(4, 6))  # the writer, still on its old descriptor
+    follower.poll()
+    assert got.seqs == list(range(6))
+    append(current, range(6, 8))
+    follower.poll()
+    assert got.seqs == list(range(8)) and got.problems == []
