@@ -256,7 +256,7 @@ class Daemon:
         if not settings.listen:
             return
         server = MetricsServer(settings.listen, lambda: snapshot_of(self), asyncio.get_running_loop(),
-                               mode=settings.mode)
+                               mode=settings.mode, ship_status=self._ship_figures)
         try:
             server.start()
         except ListenError as exc:
@@ -267,6 +267,10 @@ class Daemon:
             return
         self.metrics = server
         self.pipeline.emit("info", f"metrics served on {server.url}", event="metrics", url=server.url)
+
+    def _ship_figures(self) -> dict:
+        """Per ship target, for /metrics (called on the HTTP thread: lag reads files)."""
+        return self.ship.status() if self.ship is not None and self.ship.shippers else {}
 
     async def _stop_metrics(self) -> None:
         if self.metrics is not None:

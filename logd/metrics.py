@@ -13,7 +13,7 @@
 
 Components that are not part of logd yet, or that keep their own counters (file
 rotation, compression, shippers), are read through optional attributes of the sinks:
-``rotations``, ``compression_seconds``, ``bytes_written``, ``ship_lag_seconds``.
+``rotations``, ``compression_seconds``, ``bytes_written``; shippers through their status.
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def snapshot(*, pipeline: Any, server: Any, agents: AgentMetrics, reloads: int, 
             # the file sink's rotation counters read 0 until it keeps them
             "rotations": getattr(sink, "rotations", 0 if name == "file" else None),
             "compression_seconds": getattr(sink, "compression_seconds", 0.0 if name == "file" else None),
-            "ship_lag_seconds": getattr(sink, "ship_lag_seconds", None),
+            "retention_deleted": getattr(sink, "retention_deleted", None),
         }
     listening = server is not None and server.listening
     per_agent: dict[str, dict[str, int]] = {}
@@ -219,8 +219,8 @@ class LogdCollector:
         rotations = CounterMetricFamily("logd_rotations", "Log file rotations", labels=["sink"])
         compression = CounterMetricFamily("logd_compression_seconds", "Seconds spent compressing rotated files",
                                           labels=["sink"])
-        ship_lag = GaugeMetricFamily("logd_ship_lag_seconds", "Age of the oldest record not yet shipped",
-                                     labels=["sink"])
+        retention = CounterMetricFamily("logd_retention_deleted_files", "Rotated files removed by retention",
+                                        labels=["sink"])
         for name, sink in s["sinks"].items():
             written.add_metric([name], sink["written"])
             errors.add_metric([name], sink["errors"])
@@ -232,9 +232,10 @@ class LogdCollector:
                 rotations.add_metric([name], sink["rotations"])
             if sink["compression_seconds"] is not None:
                 compression.add_metric([name], sink["compression_seconds"])
-            if sink["ship_lag_seconds"] is not None:
-                ship_lag.add_metric([name], sink["ship_lag_seconds"])
-        yield from (written, errors, writable, pending, written_bytes, rotations, compression, ship_lag)
+            if sink["retention_deleted"] is not None:
+                retention.add_metric([name], sink["retention_deleted"])
+        yield from (written, errors, writable, pending, written_bytes, rotations, compression, retention)
+        yield from _ship_families(s.get("ship", {}))
 
         sampled = CounterMetricFamily("logd_records_sampled", "Records sampled out, by level", labels=["level"])
         for level, n in sorted(s["sampled"].items()):
@@ -269,6 +270,27 @@ class LogdCollector:
                 cumulative.append((bound, total))
             runs.add_metric([agent], cumulative, sum_value=row[-1])
         yield runs
+
+
+def _ship_families(targets: dict[str, dict[str, Any]]) -> Iterable:
+    """Per ship target (``[[logging.ship]]``), from logd.ship's own status."""
+    lag_records = GaugeMetricFamily("logd_ship_lag_records", "Records in the log files not yet shipped",
+                                    labels=["target"])
+    lag_bytes = GaugeMetricFamily("logd_ship_lag_bytes", "Bytes of the log files not yet shipped", labels=["target"])
+    failing = GaugeMetricFamily("logd_ship_failing", "1 while the target is being retried", labels=["target"])
+    shipped = CounterMetricFamily("logd_ship_delivered_records", "Records the target accepted", labels=["target"])
+    dead = CounterMetricFamily("logd_ship_dead_lettered_records", "Records the target refused, kept as dead letters",
+                               labels=["target"])
+    retries = CounterMetricFamily("logd_ship_retries", "Failed attempts, each retried", labels=["target"])
+    for name, t in sorted(targets.items()):
+        if t.get("lag_records", -1) >= 0:  # -1: the files could not be read just now
+            lag_records.add_metric([name], t["lag_records"])
+            lag_bytes.add_metric([name], t["lag_bytes"])
+        failing.add_metric([name], 1 if t.get("state") == "retrying" else 0)
+        shipped.add_metric([name], t.get("delivered", 0))
+        dead.add_metric([name], t.get("dead_lettered", 0))
+        retries.add_metric([name], t.get("retries", 0))
+    return (lag_records, lag_bytes, failing, shipped, dead, retries)
 
 
 def _bound(value: float) -> str:
@@ -386,15 +408,18 @@ class MetricsServer:
     """``/metrics``, ``/health``, ``/ready`` on threads; figures come from ``snapshot_on_loop``."""
 
     def __init__(self, listen: str, snapshot_on_loop: Callable[[], dict[str, Any]],
-                 loop: asyncio.AbstractEventLoop, *, timeout: float = 5.0, mode: int = 0o660) -> None:
+                 loop: asyncio.AbstractEventLoop, *, timeout: float = 5.0, mode: int = 0o660,
+                 ship_status: Callable[[], dict[str, Any]] | None = None) -> None:
         self.listen = listen
         self.address = parse_listen(listen)
         self._snapshot_on_loop = snapshot_on_loop
+        # shippers' figures read their files (lag), so they are taken here, off the loop
+        self._ship_status = ship_status
         self.loop = loop
         self.timeout = timeout
         self.mode = mode
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(LogdCollector(self.take_snapshot))
+        self.registry.register(LogdCollector(self.scrape_snapshot))
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
@@ -420,6 +445,11 @@ class MetricsServer:
         except concurrent.futures.TimeoutError:
             future.cancel()
             raise _LoopUnresponsive(f"the event loop did not answer within {self.timeout:g}s") from None
+
+    def scrape_snapshot(self) -> dict[str, Any]:
+        s = self.take_snapshot()
+        s["ship"] = self._ship_status() if self._ship_status is not None else {}
+        return s
 
     def start(self) -> None:
         """Bind and serve; raises :class:`ListenError` when the address cannot be used."""

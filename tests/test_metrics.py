@@ -18,6 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from logd.metrics import OTHER_AGENTS, AgentMetrics
+from ship_support import Collector, ship_config
 from support import agent_records, can_connect, send_records, wait_for, write_config
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
@@ -233,6 +234,26 @@ def test_reload_moves_the_metrics_server(daemon, tmp_path, sock_dir):
         urllib.request.urlopen(old_url + "/health", timeout=2)
     code, text = get_unix(path, "/metrics")
     assert samples(text)[("logd_config_reloads_total", ())] >= 1
+
+
+def test_ship_targets_report_lag_and_deliveries(daemon, tmp_path):
+    collector = Collector(tmp_path / "collector").start()
+    try:
+        target = f'type = "http"\nurl = "{collector.url("/ingest")}"\nname = "central"\nflush_interval = 0.05\n'
+        d = daemon(ship_config(target) + METRICS_TCP)
+        url = metrics_url(d)
+        send_records(d.socket_path, [{"msg": f"r{i}", "agent": "a"} for i in range(50)])
+
+        def caught_up() -> dict | None:
+            got = samples(get(url + "/metrics")[1])
+            done = got.get(("logd_ship_delivered_records_total", (("target", "central"),)), 0) >= 50
+            return got if done and got[("logd_ship_lag_records", (("target", "central"),))] == 0 else None
+        got = wait_for(caught_up, 20, what="the target to catch up")
+        assert got[("logd_ship_failing", (("target", "central"),))] == 0
+        assert got[("logd_ship_dead_lettered_records_total", (("target", "central"),))] == 0
+        promtool_check(get(url + "/metrics")[1])
+    finally:
+        collector.stop()
 
 
 # --- AgentMetrics alone ---
