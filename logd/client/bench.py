@@ -35,16 +35,16 @@ if kind == "loguru":
     call = lambda i: logger.bind(**extra).info("Agent execution completed step {}", i)
     settle, finish = (lambda: None), logger.remove  # remove() flushes and closes the file
 else:
-    if kind == "logd":
+    if kind.startswith("logd"):
         import logd.client
-        handler = logd.client.LogdHandler(target)
+        handler = logd.client.LogdHandler(target, ack=kind == "logd-ack")
         finish = lambda: handler.sender.flush(120)  # until logd has everything
     else:
         handler = logging.FileHandler(target)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
         finish = handler.flush
     settle = finish
-    log = logging.getLogger("bench")
+    log = logging.getLogger("bench-" + kind)
     log.addHandler(handler); log.setLevel(logging.INFO); log.propagate = False
     call = lambda i: log.info("Agent execution completed step %d", i, extra=extra)
 for i in range(1000):  # warm up (imports, first connection, caches)
@@ -56,7 +56,7 @@ for i in range(count):
 calls, thread = time.perf_counter() - start, time.thread_time() - thread0
 finish()  # the CPU spent until everything is written (or sent to logd) is part of the cost
 done, cpu = time.perf_counter() - start, time.process_time() - cpu0
-dropped = handler.sender.dropped if kind == "logd" else 0
+dropped = handler.sender.dropped if kind.startswith("logd") else 0
 print(orjson.dumps({"calls_s": calls, "done_s": done, "cpu_s": cpu, "caller_cpu_s": thread, "dropped": dropped}).decode())
 """
 
@@ -75,20 +75,25 @@ def bench_client(args: argparse.Namespace) -> Report:
         proc, sock = start_logd(folder, f'file = "{out}"\nfile_only = true\nmax_size = 100000')
         try:
             logd_run = _run_caller("logd", sock, count)
+            ack_run = _run_caller("logd-ack", sock, count)
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(60)
-        written = count_agent_lines(out, b'"logger":"bench"') - 1000  # minus the warm-up calls
+        # minus the warm-up calls
+        written = count_agent_lines(out, b'"logger":"bench-logd"') - 1000
+        ack_written = count_agent_lines(out, b'"logger":"bench-logd-ack"') - 1000
         fh_run = _run_caller("filehandler", folder / "fh.log", count)
         lg_run = _run_caller("loguru", folder / "loguru.log", count)
 
         rows = [
             Row("LogdHandler -> logd (caller)", count, logd_run["calls_s"], cpu_s=round(logd_run["cpu_s"], 2),
                 lost=count - written),
+            Row("LogdHandler(ack=True) (caller)", count, ack_run["calls_s"], cpu_s=round(ack_run["cpu_s"], 2),
+                lost=count - ack_written),
             Row("logging.FileHandler", count, fh_run["calls_s"], cpu_s=round(fh_run["cpu_s"], 2)),
             Row("loguru file sink", count, lg_run["calls_s"], cpu_s=round(lg_run["cpu_s"], 2)),
         ]
-        runs = (("LogdHandler", logd_run), ("FileHandler", fh_run), ("loguru", lg_run))
+        runs = (("LogdHandler", logd_run), ("LogdHandler(ack)", ack_run), ("FileHandler", fh_run), ("loguru", lg_run))
         wall = {name: run["calls_s"] / count * 1e6 for name, run in runs}
         cpu = {name: run["cpu_s"] / count * 1e6 for name, run in runs}
         report = Report(
@@ -96,6 +101,7 @@ def bench_client(args: argparse.Namespace) -> Report:
             rows=rows,
             ratios=[("LogdHandler / FileHandler, CPU per call", cpu["LogdHandler"] / cpu["FileHandler"]),
                     ("LogdHandler / FileHandler, wall per call", wall["LogdHandler"] / wall["FileHandler"]),
+                    ("LogdHandler(ack=True) / FileHandler, CPU per call", cpu["LogdHandler(ack)"] / cpu["FileHandler"]),
                     ("LogdHandler / loguru file sink, CPU per call", cpu["LogdHandler"] / cpu["loguru"])],
             notes=["CPU per call (whole process, background thread included): "
                    + ", ".join(f"{name} {us:.2f} us" for name, us in cpu.items()),
