@@ -83,7 +83,9 @@ class AgentMetrics:
         return known
 
     def __call__(self, records: list[Record]) -> list[Record]:
+        # on every record: kept to local names, one tuple and a few dict operations
         counts, labels, label = self.records, self._labels, self.label
+        durations, buckets = self.durations, self.buckets
         for record in records:
             agent = record.get("agent")
             name = labels.get(agent) if agent.__class__ is str else None
@@ -92,8 +94,14 @@ class AgentMetrics:
             key = (name, record["level"])
             counts[key] = counts.get(key, 0) + 1
             ms = record.get("duration_ms")
-            if ms is not None and (ms.__class__ is int or ms.__class__ is float) and ms >= 0:
-                self.observe_duration(name, ms / 1000)
+            if ms is not None:
+                if (ms.__class__ is int or ms.__class__ is float) and ms >= 0:
+                    row = durations.get(name)
+                    if row is None:
+                        row = durations[name] = [0] * (len(buckets) + 1) + [0.0]
+                    seconds = ms / 1000
+                    row[bisect_left(buckets, seconds)] += 1
+                    row[-1] += seconds
             elif "hook" in record or "span_data" in record:
                 self._trace_duration(record, name)
         return records
