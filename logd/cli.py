@@ -158,6 +158,15 @@ def cmd_reload(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_rotate(args: argparse.Namespace) -> int:
+    reply = ask_daemon(args, "rotate")
+    if reply is None:
+        return EXIT_FAILURE
+    for f in reply.get("files", []):
+        print(f"rotated {f['file']}" if f.get("rotated") else f"not rotated {f['file']}: {f.get('note')}")
+    return EXIT_OK
+
+
 def format_status(status: dict) -> str:
     """Human view of the daemon's status reply: one ``key: value`` per line, nested tables indented."""
     lines: list[str] = []
@@ -199,8 +208,8 @@ def format_ship_status(ship: dict) -> list[str]:
                           ("unreadable_files", "damaged files not shipped to their end")):
             if t.get(key):
                 lines.append(f"  {what}: {t.get(key)}")
-        if t.get("fatal"):
-            lines.append(f"  STOPPED on an unexpected error: {t.get('fatal')}")
+        if t.get("restarting_after"):
+            lines.append(f"  restarting from its checkpoint after: {t.get('restarting_after')}")
     return lines
 
 
@@ -463,6 +472,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "-c", help=config_help)
     p.add_argument("--socket", "-s", help="socket path (overrides the config)")
     p.set_defaults(func=cmd_reload, lenient_config=True)  # the daemon itself reports what is wrong
+
+    p = sub.add_parser("rotate", help="rotate the log file now (through the running daemon; like SIGUSR1)")
+    p.add_argument("--config", "-c", help=config_help)
+    p.add_argument("--socket", "-s", help="socket path (overrides the config)")
+    p.set_defaults(func=cmd_rotate, lenient_config=True)
 
     dir_help = "trace folder (default: the config's [logging.traces] dir)"
     p = sub.add_parser("list", help="list stored trace sessions: start, duration, agents, events, errors")

@@ -262,3 +262,32 @@ def test_otlp_partial_success_is_counted_and_reported(tmp_path, collector):
     shipper, _ = run_shipper(tmp_path, collector, numbered(5), target, lambda: len(collector.requests()) >= 1)
     wait_for(lambda: shipper.status()["rejected_by_remote"] == 3, 10, what="the partial success counted")
     assert "timestamps too old" in shipper.status()["last_error"]
+
+
+def test_a_checkpoint_that_cannot_be_saved_restarts_the_shipper_without_loss(tmp_path, collector):
+    """An error inside the shipper (here: the state folder refuses the checkpoint) is reported in
+    status and the shipper restarts from its last checkpoint; once it can save, all is delivered."""
+    target = f'type = "http"\nurl = "{collector.url()}"\nname = "central"\nbatch_size = 10\nflush_interval = 0.05\n'
+    log = tmp_path / "agent.log"
+    log.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in numbered(30)))
+    config = load_config(write_config(tmp_path, tmp_path / "unused.sock", ship_config(target)))
+    blocker = config.ship_state_dir / "central.checkpoint.json.tmp"
+    blocker.mkdir(parents=True)  # the checkpoint's temp file cannot be created where a folder is
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> bool:
+        waits.append(seconds)
+        return shipper._stop.wait(0.01)  # a token pause so the restart loop does not spin
+    shipper = Shipper(config.ship[0], log, config.ship_state_dir, sleep=sleep, rng=random.Random(1))
+    shipper.start()
+    try:
+        wait_for(lambda: shipper.status()["state"] == "restarting", 10, what="the shipper to report the error")
+        assert "central.checkpoint.json.tmp" in shipper.status()["restarting_after"]
+        blocker.rmdir()
+        wait_for(lambda: shipper.status()["lag_records"] == 0 and shipper.position is not None, 15,
+                 what="everything delivered once the checkpoint can be saved")
+    finally:
+        shipper.stop(drain=0)
+    seqs = [r["seq"] for r in ndjson_records(collector.accepted_bodies())]
+    assert sorted(set(seqs)) == list(range(30))  # the first batch went out again: duplicates, never loss
+    assert shipper.status()["restarting_after"] is None and len(waits) >= 1

@@ -84,7 +84,7 @@ class Shipper:
         self._lock = threading.Lock()
         self._floor = RANK.get(settings.level, 0)
         self._match = {key: set(values) for key, values in settings.match}
-        self.fatal: str | None = None  # set when the shipper cannot run at all
+        self.crash: str | None = None  # the error the shipper is restarting after, until a batch goes out
 
     # --- life cycle ---
 
@@ -113,6 +113,27 @@ class Shipper:
         return self._thread is not None and self._thread.is_alive()
 
     def _run(self) -> None:
+        """Sessions until stopped: an error (a full disk under the state folder, an unreadable
+        TLS file, a bug) is reported and the shipper starts again from its checkpoint after
+        a backoff, rather than dying quietly."""
+        crashes = 0
+        while True:
+            try:
+                self._session()
+                return
+            except Exception as exc:
+                crashes += 1
+                error = f"{type(exc).__name__}: {exc}"
+                delay = self.policy.delay(crashes)
+                with self._lock:
+                    self.crash = error
+                    self.stats.last_error, self.stats.last_error_at = error, self.clock()
+                self.notify("error", f"ship target {self.name} hit an error; restarting from its checkpoint",
+                            target=self.name, error=error, retry_in_s=round(delay, 3))
+                if self._stop.is_set() or self._sleep(delay):
+                    return
+
+    def _session(self) -> None:
         tailer = self._tailer = Tailer(self.log_path, self.position, on_problem=self._problem)
         try:
             if self._target is None:
@@ -129,20 +150,17 @@ class Shipper:
                     continue
                 if not self._ship(chunks):
                     return
-        except Exception as exc:  # a bug must not pass silently: say so, in status and as a record
-            self.fatal = f"{type(exc).__name__}: {exc}"
-            self.notify("error", f"shipper {self.name} stopped on an unexpected error", target=self.name,
-                        error=self.fatal)
-            raise
+                self.crash = None
         finally:
             tailer.close()
-            if self._target is not None:
-                self._target.close()
-            if self.position is not None:
-                try:
-                    self.store.save(self.position, self.stats.delivered, durable=True)
-                except OSError:
-                    pass
+            if self._stop.is_set():
+                if self._target is not None:
+                    self._target.close()
+                if self.position is not None:
+                    try:
+                        self.store.save(self.position, self.stats.delivered, durable=True)
+                    except OSError:
+                        pass
 
     # --- batching ---
 
@@ -335,8 +353,8 @@ class Shipper:
             lag_records = lag_bytes = -1
         with self._lock:
             s = self.stats
-            state = ("stopped" if not self.alive else "retrying" if s.failing_since is not None else
-                     "behind" if lag_records > 0 else "up to date")
+            state = ("stopped" if not self.alive else "restarting" if self.crash else
+                     "retrying" if s.failing_since is not None else "behind" if lag_records > 0 else "up to date")
             return {
                 "type": self.settings.type, "url": safe_url(self.settings.url), "state": state,
                 "lag_records": lag_records, "lag_bytes": lag_bytes, "delivered": s.delivered,
@@ -345,7 +363,7 @@ class Shipper:
                 "lost_to_retention": s.lost_to_retention, "unreadable_files": s.unreadable, "retries": s.retries,
                 "last_success": _when(s.last_success), "last_error": s.last_error,
                 "last_error_at": _when(s.last_error_at), "next_retry_at": _when(s.next_retry_at),
-                "fatal": self.fatal, "checkpoint": str(self.store.path),
+                "restarting_after": self.crash, "checkpoint": str(self.store.path),
             }
 
 
