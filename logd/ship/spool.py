@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -17,6 +18,9 @@ from ..pipeline import Batch
 from ..sinks.file import FileSink
 
 SPOOL_NAME = "spool.log"
+# Rotation (the writer's thread) renames backups while pruning (a shipper's thread) deletes
+# them: one lock, so a name is never deleted just after it moved on to another file.
+_renames = threading.Lock()
 
 
 def spool_path(state_dir: Path) -> Path:
@@ -53,17 +57,19 @@ class SpoolSink(FileSink):
     def rotate(self) -> None:
         """spool.log.N -> N+1 (oldest first), spool.log -> spool.log.1; the next write reopens."""
         self.close()
-        for number, path in reversed(spool_backups(self.path)):
-            os.replace(path, path.with_name(f"{self.path.name}.{number + 1}"))
-        os.replace(self.path, self.path.with_name(self.path.name + ".1"))
+        with _renames:
+            for number, path in reversed(spool_backups(self.path)):
+                os.replace(path, path.with_name(f"{self.path.name}.{number + 1}"))
+            os.replace(self.path, self.path.with_name(self.path.name + ".1"))
 
 
 def prune_spool(current: Path, done_with: Callable[[Path], bool]) -> list[Path]:
     """Delete the spool backups every target is done with; returns what was deleted."""
     deleted = []
-    for _, path in reversed(spool_backups(current)):  # oldest first: stop at the first still needed
-        if not done_with(path):
-            break
-        path.unlink(missing_ok=True)
-        deleted.append(path)
+    with _renames:
+        for _, path in reversed(spool_backups(current)):  # oldest first: stop at the first still needed
+            if not done_with(path):
+                break
+            path.unlink(missing_ok=True)
+            deleted.append(path)
     return deleted
