@@ -217,3 +217,24 @@ def test_sampling_daemon_keeps_initial_and_every_thereafter(daemon, tmp_path):
     wait_for(lambda: len(agent_records(tmp_path / "agent.log")) == 5 + 9 + 3, what="sampled records")
     kept = [r["n"] for r in agent_records(tmp_path / "agent.log") if r["level"] == "info"]
     assert kept == [0, 1, 2, 3, 4, 14, 24, 34, 44, 54, 64, 74, 84, 94]
+
+
+def test_reload_reports_open_windows_and_applies_the_new_limit(daemon, tmp_path):
+    from support import write_config
+
+    d = daemon('file = "agent.log"\n\n[logging.sampling]\nburst = 2\ninterval = 3600\n')
+    send_records(d.socket_path, [{"msg": f"a{i}", "agent": "flooder"} for i in range(7)])
+    wait_for(lambda: len(agent_records(tmp_path / "agent.log")) == 2, what="the burst")
+    # the config watcher reloads (once: `logd reload` as well would make two reloads)
+    write_config(tmp_path, d.socket_path, 'file = "agent.log"\n\n[logging.sampling]\nburst = 4\ninterval = 3600\n')
+
+    def own_messages() -> list[str]:
+        return [r["message"] for r in read_records(tmp_path / "agent.log") if r.get("agent") == "logd"]
+    wait_for(lambda: "suppressed 5 records from agent flooder" in own_messages(),
+             what="the old window's report at reload")
+    send_records(d.socket_path, [{"msg": f"b{i}", "agent": "flooder"} for i in range(7)])
+    wait_for(lambda: len(agent_records(tmp_path / "agent.log")) == 2 + 4, what="the new burst")
+    status = orjson.loads(subprocess.run(
+        [sys.executable, "-m", "logd", "status", "--json", "--socket", str(d.socket_path)],
+        capture_output=True, text=True, check=True).stdout)
+    assert status["rate_limited"] == {"flooder": 5 + 3}  # counts survive the reload
