@@ -8,7 +8,7 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import orjson
 
@@ -17,6 +17,11 @@ from .config import (Config, ConfigError, default_socket_path, describe, find_co
                      socket_path_hint)
 from .levels import canonical_level
 from .timestamps import format_epoch
+
+if TYPE_CHECKING:  # annotations only: commands import what they need when they run
+    import re
+
+    from .query import Filter
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -295,7 +300,7 @@ def _log_file(args: argparse.Namespace) -> Path:
     return config.file
 
 
-def _selection(args: argparse.Namespace) -> "Filter":
+def _selection(args: argparse.Namespace) -> Filter:
     from .query import Filter
 
     return Filter(since=getattr(args, "since", None), until=getattr(args, "until", None), level=args.level,
@@ -303,7 +308,7 @@ def _selection(args: argparse.Namespace) -> "Filter":
                   grep=getattr(args, "grep", None), where=tuple(getattr(args, "where", None) or ()))
 
 
-def _reading_setup(args: argparse.Namespace) -> tuple[Path, "Filter"] | int:
+def _reading_setup(args: argparse.Namespace) -> tuple[Path, Filter] | int:
     from .query import TimeError, parse_time
 
     try:
@@ -320,7 +325,7 @@ def _reading_setup(args: argparse.Namespace) -> tuple[Path, "Filter"] | int:
     return path, _selection(args)
 
 
-def _human_formatter() -> "Callable[[dict], str]":
+def _human_formatter() -> Callable[[dict], str]:
     from .sinks.console import ConsoleFormatter, use_color
 
     return ConsoleFormatter(use_color(sys.stdout.buffer)).format
@@ -405,7 +410,7 @@ def _positive_count(text: str) -> int:
     return value
 
 
-def _regex(text: str) -> "re.Pattern[str]":
+def _regex(text: str) -> re.Pattern[str]:
     import re
 
     try:
