@@ -296,11 +296,16 @@ class Shipper:
 
     def before_delete(self, paths: list[Path]) -> int:
         """Retention is about to delete ``paths``: count (and report) the records this target
-        has not shipped from them. Thread-safe; the files must still exist."""
+        has not shipped from them. Thread-safe; the files must still exist.
+
+        Files are ordered by their place in the set, found by fingerprint (names may move on
+        while we look); record times cannot order them, as one batch's records share a time."""
         lost = 0
         position = self.position
         tailer = self._tailer
         open_fp = tailer._fp if tailer is not None and tailer._file is not None else None
+        order = [f.fingerprint for f in survey(self.log_path)]
+        checkpoint_at = order.index(position.fingerprint) if position and position.fingerprint in order else None
         for path in paths:
             info = _file_info(path)
             if info is None:
@@ -308,11 +313,17 @@ class Shipper:
             fp, first_time = info
             if fp == open_fp:
                 continue  # being read through an open descriptor: the unlink takes nothing from us
-            if position is not None and fp == position.fingerprint:
-                lost += count_lines(path, position.offset)[0]
-            elif position is None or (first_time is not None and position.first_time is not None
-                                      and first_time > position.first_time):
-                lost += count_lines(path, 0)[0]
+            if position is None:
+                unshipped_from: int | None = 0
+            elif fp == position.fingerprint:
+                unshipped_from = position.offset
+            elif checkpoint_at is not None and fp in order:
+                unshipped_from = 0 if order.index(fp) > checkpoint_at else None
+            else:  # the checkpoint's file is gone already: by time, a tie counted as not shipped
+                newer = first_time is None or position.first_time is None or first_time >= position.first_time
+                unshipped_from = 0 if newer else None
+            if unshipped_from is not None:
+                lost += count_lines(path, unshipped_from)[0]
         if lost:
             with self._lock:
                 self.stats.lost_to_retention += lost
