@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .levels import CONFIG_LEVELS, LEVELS
+from .rotation import compression_level_error, parse_rotate_every
 from .redact import DEFAULT_KEYS, DEFAULT_PATTERNS, REPLACEMENT, combine_patterns
 
 if sys.version_info >= (3, 11):
@@ -141,6 +142,9 @@ class Config:
     max_backups: int = 0
     max_age: float = 0  # days
     compress: bool = False
+    compression: str = "zstd"  # of rotated files, when compress is true: "zstd" (.zst) or "gzip" (.gz)
+    compression_level: int | None = None  # None: the algorithm's default (zstd 3, gzip 6)
+    rotate_every: str | None = None  # "hourly", "daily" or "<N>h": also rotate at local-time boundaries
     traces: TraceSettings = field(default_factory=TraceSettings)
     redact: RedactSettings = field(default_factory=RedactSettings)
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
@@ -291,6 +295,15 @@ def _group(value: Any) -> str | int:
     raise _Invalid("a group name or numeric gid")
 
 
+def _rotate_every(value: Any) -> str:
+    if isinstance(value, str):
+        try:
+            return str(parse_rotate_every(value))
+        except ValueError:
+            pass
+    raise _Invalid('"hourly", "daily" or a number of hours such as "6h"')
+
+
 _LOGGING_KEYS: dict[str, Validator] = {
     "level": _choice(CONFIG_LEVELS, 'one of "debug", "info", "warn", "error"'),
     "format": _choice({"console": "console", "text": "console", "json": "json"},
@@ -301,6 +314,9 @@ _LOGGING_KEYS: dict[str, Validator] = {
     "max_backups": _integer(0, "a whole number >= 0 (0 keeps every backup)"),
     "max_age": _number(0, "a number of days >= 0 (0 means no limit)"),
     "compress": _boolean,
+    "compression": _choice({"zstd": "zstd", "gzip": "gzip"}, 'one of "zstd", "gzip"'),
+    "compression_level": _integer(1, "a whole number >= 1 (zstd 1-22, gzip 1-9)"),
+    "rotate_every": _rotate_every,
     "state_dir": _string,
 }
 _SOCKET_KEYS: dict[str, Validator] = {
@@ -482,6 +498,11 @@ def parse_config(text: str, path: Path) -> Config:
                                           extra_names=tuple(_SUBTABLES) + tuple(_ARRAYS)))
     if "file" in values:
         values["file"] = base / Path(values["file"]).expanduser()
+    if "compression_level" in values:  # its range depends on the algorithm
+        expected = compression_level_error(values.get("compression", "zstd"), values["compression_level"])
+        if expected is not None:
+            raise ConfigError(path, f"expected {expected}, found {_found(values['compression_level'])}",
+                              line=locate("logging", "compression_level"), key="logging.compression_level")
     if "state_dir" in values:
         values["state_dir"] = base / Path(values["state_dir"]).expanduser()
     if "path" in tables["socket"]:

@@ -28,6 +28,7 @@ from .metrics import AgentMetrics, ListenError, MetricsServer, snapshot, status_
 from .redact import Redactor
 from .sampling import RateLimiter, Sampler
 from .sinks.console import ConsoleSink
+from .rotation import RotationPolicy
 from .sinks.file import FileSink
 from .ship import ShipManager
 from .ship.checkpoint import CheckpointError
@@ -40,7 +41,7 @@ def build_sinks(config: Config) -> list[Sink]:
     if config.console_enabled:
         sinks.append(ConsoleSink(sys.stdout.buffer, config.format))
     if config.file is not None:
-        sinks.append(FileSink(config.file))
+        sinks.append(FileSink(config.file, RotationPolicy.from_config(config)))
     elif config.ship:  # shippers read files: without a log file they read the spool
         sinks.append(SpoolSink(spool_path(config.ship_state_dir), max_bytes=config.max_size_bytes))
     # trace records (recognised in logd.traces.shapes) also go to per-session files;
@@ -147,6 +148,7 @@ class Daemon:
             self.socket_path = Path(listener.getsockname())
         socket_inode = os.stat(self.socket_path).st_ino
         sinks = build_sinks(config)
+        self._wire_file_sinks(sinks)
         try:
             open_sinks(sinks)
         except OSError as exc:
@@ -162,6 +164,7 @@ class Daemon:
         self.control.register("ping", self._ping)
         self.control.register("status", self._status)
         self.control.register("reload", self._reload_command)
+        self.control.register("rotate", self._rotate_command)
         self._loop = asyncio.get_running_loop()
         self.ship = ShipManager(self._ship_notify)
         try:
@@ -178,11 +181,13 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload("SIGHUP")))
+        loop.add_signal_handler(signal.SIGUSR1, lambda: self.rotate_files("SIGUSR1"))
         await self.server.start()
         await self.control.start()
         self._start_metrics(config.metrics)
         self.reload_hooks.append(self._metrics_reload)
         reporter = loop.create_task(self._rate_limit_reporter())
+        housekeeping = loop.create_task(self._file_housekeeping())
         watcher = None
         if config.source is not None:
             watcher = ConfigWatcher(config.source, loop, lambda: loop.create_task(self.reload("config file changed")))
@@ -204,6 +209,7 @@ class Daemon:
         if watcher is not None:
             watcher.stop()
         reporter.cancel()
+        housekeeping.cancel()
         await self._stop_metrics()
         await self.control.stop()
         left = await self.server.stop()
@@ -337,6 +343,7 @@ class Daemon:
             return self._refuse(reason, f"sink {', '.join(failing)} is failing and holds unwritten records; "
                                         "reload again once it has recovered")
         sinks = build_sinks(new)
+        self._wire_file_sinks(sinks)
         self._wire_trace_reports(sinks)
         try:
             open_sinks(sinks)
@@ -367,6 +374,79 @@ class Daemon:
         for sink in sinks:
             if isinstance(sink, TraceSink):
                 sink.report = report
+
+    # --- file rotation ---
+
+    def _wire_file_sinks(self, sinks: list[Sink]) -> None:
+        """Before they open: file sinks report background work (compression, retention, recovery)
+        as logd records via the event loop, and retention asks the shippers first."""
+        loop = asyncio.get_running_loop()
+
+        def report(level: str, message: str, fields: dict) -> None:
+            if level == "error":
+                _stderr_line(f"logd: error: {message}: {fields.get('error', '')}")
+
+            def emit() -> None:
+                if self.pipeline is not None:
+                    self.pipeline.emit(level, message, sink="file", **fields)
+            try:
+                loop.call_soon_threadsafe(emit)
+            except RuntimeError:
+                pass  # the loop has closed: shutting down
+
+        def before_delete(paths: list[Path]) -> int:
+            ship = self.ship
+            return ship.before_delete(paths) if ship is not None and ship.shippers else 0
+
+        for sink in sinks:
+            if isinstance(sink, FileSink) and type(sink) is FileSink:
+                sink.report, sink.on_delete, sink.clock = report, before_delete, self.clock
+
+    def _file_sinks(self) -> list[FileSink]:
+        assert self.pipeline is not None
+        return [s for s in self.pipeline.sinks if type(s) is FileSink]
+
+    def rotate_files(self, reason: str) -> list[dict]:
+        """Rotate the log file now (``logd rotate``, SIGUSR1); a failure is reported, and the
+        rotation is retried before the next write through the pipeline's failure path."""
+        assert self.pipeline is not None
+        self.pipeline.drain()  # what clients sent before the request goes to the old file
+        results = []
+        for sink in self._file_sinks():
+            try:
+                rotated = sink.rotate_now()
+            except OSError as exc:
+                results.append({"file": str(sink.path), "rotated": False, "error": str(exc)})
+                self.pipeline.emit("error", "log file rotation failed; retrying before the next write",
+                                   event="rotate", reason=reason, file=str(sink.path), error=str(exc))
+                _stderr_line(f"logd: error: cannot rotate {sink.path}: {exc}; retrying before the next write")
+                continue
+            results.append({"file": str(sink.path), "rotated": rotated,
+                            **({} if rotated else {"note": "the file is empty"})})
+            if rotated:
+                self.pipeline.emit("info", "log file rotated", event="rotate", reason=reason, file=str(sink.path))
+        return results
+
+    async def _rotate_command(self, request: dict) -> dict:
+        files = self.rotate_files("logd rotate")
+        if not files:
+            return {"ok": False, "error": "no log file is configured ([logging] file)"}
+        failed = [f for f in files if f.get("error")]
+        if failed:
+            return {"ok": False, "error": "; ".join(f"{f['file']}: {f['error']}" for f in failed), "files": files}
+        return {"files": files}
+
+    async def _file_housekeeping(self, interval: float = 30.0) -> None:
+        """Time rotation that came due without writes, and hourly retention (by the clock)."""
+        while True:
+            await asyncio.sleep(interval)
+            for sink in self._file_sinks():
+                try:
+                    sink.tick()
+                except OSError as exc:
+                    self.pipeline.emit("error", "scheduled log file rotation failed; retrying before the next write",
+                                       event="rotate", file=str(sink.path), error=str(exc))
+                    _stderr_line(f"logd: error: cannot rotate {sink.path}: {exc}")
 
     def _refuse(self, reason: str, summary: str, **fields: object) -> dict:
         """Report a reload that was not applied: as a record, on stderr, and to `logd reload`."""

@@ -1,38 +1,92 @@
-"""JSON-lines file sink: one object per line, appended in whole batches.
+"""JSON-lines file sink: one object per line, appended in whole batches, rotated by policy.
 
 The sink never loses or splits a line it has taken: bytes it could not write
-(disk full, permissions) stay in ``_unwritten`` and go out, in order, on the
-next ``flush``; the error propagates so the pipeline pauses clients.
+(disk full, permissions, a rename that failed while rotating) stay in ``_unwritten``
+and go out, in order, on the next ``flush``; the error propagates so the pipeline
+pauses clients and retries with backoff.
+
+Rotation (see :mod:`logd.rotation`): before a write would make the file exceed
+``max_size`` the sink writes the whole lines that fit, rotates, and goes on in the new
+file; a single line longer than ``max_size`` goes whole into a fresh file. A line is
+never split across files, even when a write was cut short. Time rotation happens
+before the first write at or after the schedule's boundary (or on :meth:`tick`).
+Compression and retention run on the path's background thread.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import time
 from pathlib import Path
+from typing import Callable
 
+from .. import rotation
 from ..pipeline import Batch
+from ..rotation import FILE_MODE, FileSet, OnDelete, Report, RotationPolicy
 
-FILE_MODE = 0o640
+__all__ = ["FILE_MODE", "FileSink"]
 
 
 class FileSink:
     name = "file"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, policy: RotationPolicy | None = None, *,
+                 clock: Callable[[], float] = time.time, report: Report | None = None,
+                 on_delete: OnDelete | None = None) -> None:
+        """``policy`` None: never rotates (a plain append-only file). ``report(level, message,
+        fields)`` hears about background work (compression, retention); ``on_delete(paths)``
+        is called by retention, from the background thread, before it deletes backups that
+        still exist at ``paths`` (the shippers count what they had not read)."""
         self.path = path
+        self.policy = policy
+        self.clock = clock
+        self.report = report
+        self.on_delete = on_delete
+        self.files: FileSet | None = None
+        self._counted: FileSet | None = None  # the counters stay readable after close
+        self.bytes_written = 0
         self._fd: int | None = None
+        self._size = -1  # of the open file; -1: not known yet (fstat at the next write)
+        self._generation = 0
         self._unwritten = b""
+        self._mid_line = False  # the file ends inside a line: finish it before any rotation
+        self._rotate_asked = False
+        self._next_boundary: float | None = None
+
+    # --- files ---
 
     def _open(self) -> int:
         if self._fd is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.policy is not None and self.files is None:
+                self.files = self._counted = rotation.acquire(
+                    self.path, self.policy, clock=self.clock, report=self.report, on_delete=self.on_delete)
+                if self.policy.schedule is not None:
+                    start = rotation.period_start(self.path, self.clock())
+                    self._next_boundary = self.policy.schedule.next_boundary(start)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+            self._size = -1
+            if self.files is not None:
+                self._generation = self.files.generation
+        elif self.files is not None and self._generation != self.files.generation:
+            self._close_fd()  # the other sink of a reload rotated the file: follow it
+            return self._open()
+        if self._size < 0:
+            self._size = os.fstat(self._fd).st_size
         return self._fd
 
     def open(self) -> None:
         """Open (creating folders and the file) now, so a bad path fails at start or reload."""
         self._open()
+        self._size = -1  # another sink may still write before us (a reload): measure at our first write
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    # --- writing ---
 
     def write(self, batch: Batch) -> None:
         data = batch.json_lines()
@@ -40,21 +94,112 @@ class FileSink:
         self.flush()
 
     def flush(self) -> None:
-        while self._unwritten:
-            fd = self._open()
-            try:
-                written = os.write(fd, self._unwritten)
-            except InterruptedError:
-                continue
-            if written == 0:  # pragma: no cover - only on exotic filesystems
-                raise OSError(errno.EIO, "write returned 0", str(self.path))
-            self._unwritten = self._unwritten[written:]
+        fd = self._open()
+        if self.policy is None:
+            while self._unwritten:
+                self._write_some(fd, self._unwritten)
+            return
+        size_limit = self.policy.size
+        while True:
+            if not self._mid_line and (self._rotate_asked or (
+                    self._unwritten and self._next_boundary is not None and self.clock() >= self._next_boundary)):
+                self._rotate()
+                fd = self._open()
+            if not self._unwritten:
+                return
+            chunk = self._unwritten
+            if self._mid_line:  # finish the line a short write left, whatever its size
+                chunk = chunk[:chunk.find(b"\n") + 1 or len(chunk)]
+            elif size_limit is not None:
+                fits = size_limit.fitting(self._size, chunk)
+                if fits == 0:  # not even one more line fits (an oversize one gets a fresh file)
+                    self._rotate()
+                    fd = self._open()
+                    continue
+                if fits < len(chunk):
+                    chunk = chunk[:fits]
+            self._write_some(fd, chunk)
+
+    def _write_some(self, fd: int, chunk: bytes) -> None:
+        try:
+            written = os.write(fd, chunk)
+        except InterruptedError:
+            return
+        if written == 0:  # pragma: no cover - only on exotic filesystems
+            raise OSError(errno.EIO, "write returned 0", str(self.path))
+        self._unwritten = self._unwritten[written:]
+        self._size += written
+        self.bytes_written += written
+        self._mid_line = chunk[written - 1] != 0x0A  # 0x0A: b"\n"
+
+    # --- rotation ---
+
+    def _rotate(self) -> bool:
+        """Rotate now unless the file is empty; raises OSError (the pipeline retries)."""
+        assert self.files is not None and self.policy is not None
+        self._open()
+        self._rotate_asked = False
+        if self._size == 0:
+            return False
+        self.files.rotate()
+        self._close_fd()  # renamed to .1; from here the next write opens a new file
+        self._generation = self.files.generation
+        now = self.clock()
+        if self.policy.schedule is not None:
+            self._next_boundary = self.policy.schedule.next_boundary(now)
+        self._open()  # the new file exists at once, for tail -F and readers (a failure: next write retries)
+        return True
+
+    def rotate_now(self) -> bool:
+        """Rotate at once (``logd rotate``, SIGUSR1); False if there was nothing to rotate.
+
+        Raises OSError when the rotation fails; it is then retried before the next write,
+        through the pipeline's failure path. A line cut short by a failed write is finished
+        first, so the rotation waits for the pending bytes."""
+        if self.policy is None:
+            return False
+        self._rotate_asked = True
+        if self._unwritten or self._mid_line:
+            self.flush()
+            return True
+        return self._rotate()
+
+    def tick(self) -> None:
+        """Periodic housekeeping: a time rotation that came due without writes, hourly retention.
+
+        Leaves a sink holding unwritten bytes to the pipeline's retry."""
+        if self.files is None or self.policy is None:
+            return
+        self.files.tick()
+        if (self._next_boundary is not None and not self._unwritten and not self._mid_line
+                and self.clock() >= self._next_boundary):
+            self._rotate()
+
+    # --- state ---
 
     @property
     def pending_bytes(self) -> int:
         return len(self._unwritten)
 
+    @property
+    def rotations(self) -> int:
+        return self._counted.rotations if self._counted is not None else 0
+
+    @property
+    def compression_seconds(self) -> float:
+        return self._counted.compression_seconds if self._counted is not None else 0.0
+
+    @property
+    def retention_deleted(self) -> int:
+        """Backups deleted by retention (max_backups / max_age) since this path was first opened."""
+        return self._counted.retention_deleted if self._counted is not None else 0
+
+    def settle(self, timeout: float = 30.0) -> bool:
+        """Wait for the background compression and retention asked for so far."""
+        return self.files.settle(timeout) if self.files is not None else True
+
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        self._close_fd()
+        if self.files is not None:
+            files, self.files = self.files, None
+            rotation.release(files)

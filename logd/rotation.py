@@ -1,0 +1,628 @@
+"""Rotation of the log file: policies, backup names, background compression and retention,
+and recovery after a crash.
+
+Names (shared with ``logd query``/``logd tail`` and the shippers, see :mod:`logd.reader`):
+``agent.log`` is the current file, ``agent.log.1`` the newest backup (always plain),
+``agent.log.2.zst``, ``agent.log.3.zst`` ... older ones (``.gz`` with gzip, plain without
+compression); a higher number is older. ``agent.log.N.zst.tmp`` is a compression in progress.
+
+- Policies (:class:`SizeLimit`, :class:`Schedule`, :class:`Compression`, :class:`Retention`)
+  are built once from the config (:meth:`RotationPolicy.from_config`); the write path only
+  asks them "is it due?".
+- A rotation renames: every backup N -> N+1, oldest first, then ``agent.log`` -> ``.1``
+  (so ``tail -F`` follows, and at every instant each file has one number and higher is
+  older). The renamed file's mtime is set to the rotation time: that is the backup's age
+  for ``max_age``, kept by later renames and by compression.
+- One background thread per log path (:class:`FileSet`, shared by the sinks writing that
+  path, as during a reload) compresses plain backups numbered 2 and up, newest first, and
+  applies retention. Compression writes ``N.zst.tmp``, fsyncs it, renames it to ``N.zst``,
+  then removes the plain file. Renames and that last step hold one lock; compressing does
+  not, so ingestion never waits for it.
+- After a crash (:meth:`FileSet.recover`, at start-up): a ``.tmp`` is always unfinished and
+  is removed (its plain source is still there); a number with both a plain and a
+  compressed file lost the race between rename and unlink, and the compressed one is
+  complete (fsynced before its rename), so the plain one goes; gaps a cut-short rename
+  cascade left are closed. No backup is lost and no line is kept twice.
+- Time-based rotation survives restarts: the current file's period began when the newest
+  backup was rotated (``agent.log.1``'s mtime, set at rotation); without a backup, at the
+  time of the current file's first record (but not after the file's last write).
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+import os
+import re
+import threading
+import time
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import Any, Callable
+
+import orjson
+import zstandard
+
+FILE_MODE = 0o640
+MB = 1024 * 1024
+CHUNK = 1 << 20  # bytes read from a backup at a time while compressing
+DAY = 86_400.0
+RETENTION_INTERVAL = 3600.0  # seconds between retention passes without a rotation
+
+Clock = Callable[[], float]
+Report = Callable[[str, str, dict[str, Any]], None]  # (level, message, fields)
+OnDelete = Callable[[list[Path]], object]
+
+
+# --- policies ---
+
+@dataclass(frozen=True)
+class SizeLimit:
+    """Rotate before a write would make the file exceed ``max_bytes``."""
+
+    max_bytes: int
+
+    def due(self, current_size: int, incoming: int) -> bool:
+        return current_size > 0 and current_size + incoming > self.max_bytes
+
+    def fitting(self, current_size: int, data: bytes) -> int:
+        """How many leading bytes of ``data`` (whole lines) still go into the file; 0: rotate
+        first. An empty file takes at least its first line, however long (never split)."""
+        if current_size + len(data) <= self.max_bytes:
+            return len(data)
+        room = self.max_bytes - current_size
+        fits = data.rfind(b"\n", 0, room) + 1 if room > 0 else 0
+        if fits == 0 and current_size == 0:
+            fits = data.find(b"\n") + 1 or len(data)
+        return fits
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """``rotate_every``: rotate at local-time boundaries every ``hours`` hours.
+
+    Boundaries are wall-clock multiples of ``hours`` counted from local midnight
+    1970-01-01, so "daily" is local midnight, "6h" is 00/06/12/18 and "hourly" each hour;
+    daylight-saving changes move them with the wall clock. ``tz`` is for tests; None is
+    the system's local time.
+    """
+
+    hours: int
+    spelling: str = ""
+    tz: tzinfo | None = None
+
+    def next_boundary(self, after: float) -> float:
+        """The first boundary strictly after the epoch time ``after``."""
+        wall = datetime.fromtimestamp(after, self.tz).replace(tzinfo=None)
+        base = datetime(1970, 1, 1)
+        step = timedelta(hours=self.hours)
+        boundary = base + step * (math.floor((wall - base) / step) + 1)
+        epoch = self._epoch(boundary)
+        while epoch <= after:  # a wall time repeated or skipped by a DST change
+            boundary += step
+            epoch = self._epoch(boundary)
+        return epoch
+
+    def _epoch(self, wall: datetime) -> float:
+        return wall.timestamp() if self.tz is None else wall.replace(tzinfo=self.tz).timestamp()
+
+    def __str__(self) -> str:
+        return self.spelling or f"{self.hours}h"
+
+
+def parse_rotate_every(text: str) -> Schedule:
+    """``"hourly"``, ``"daily"`` or ``"<N>h"`` (N >= 1) -> :class:`Schedule`; ValueError otherwise."""
+    spelling = text.strip().lower()
+    if spelling == "hourly":
+        return Schedule(1, "hourly")
+    if spelling == "daily":
+        return Schedule(24, "daily")
+    m = re.fullmatch(r"([1-9][0-9]{0,3})\s*h", spelling)
+    if m:
+        return Schedule(int(m.group(1)), f"{int(m.group(1))}h")
+    raise ValueError(f"cannot parse rotate_every from {text!r}")
+
+
+# algorithm -> (file suffix, lowest level, highest level, default level)
+COMPRESSIONS: dict[str, tuple[str, int, int, int]] = {"zstd": (".zst", 1, 22, 3), "gzip": (".gz", 1, 9, 6)}
+
+
+def compression_level_error(algorithm: str, level: int) -> str | None:
+    """What a valid level is, when ``level`` is not one for ``algorithm``."""
+    _, low, high, _ = COMPRESSIONS[algorithm]
+    if low <= level <= high:
+        return None
+    return f"a {algorithm} level from {low} to {high}"
+
+
+@dataclass(frozen=True)
+class Compression:
+    algorithm: str = "zstd"
+    level: int | None = None  # None: the algorithm's default
+
+    @property
+    def suffix(self) -> str:
+        return COMPRESSIONS[self.algorithm][0]
+
+    @property
+    def effective_level(self) -> int:
+        return self.level if self.level is not None else COMPRESSIONS[self.algorithm][3]
+
+    def compress(self, src: int, dst: int, cancelled: Callable[[], bool]) -> bool:
+        """Stream file descriptor ``src`` into ``dst`` compressed; False if cancelled midway."""
+        if self.algorithm == "zstd":
+            compressor: Any = zstandard.ZstdCompressor(level=self.effective_level).compressobj()
+        else:
+            compressor = zlib.compressobj(self.effective_level, zlib.DEFLATED, 31)  # 31: gzip framing
+        while True:
+            if cancelled():
+                return False
+            chunk = os.read(src, CHUNK)
+            if not chunk:
+                break
+            _write_all(dst, compressor.compress(chunk))
+        _write_all(dst, compressor.flush())
+        return True
+
+
+@dataclass(frozen=True)
+class Retention:
+    """``max_backups`` (0: keep all) and ``max_age`` in days (0: no limit), by rotation time."""
+
+    max_backups: int = 0
+    max_age_days: float = 0
+
+    @property
+    def active(self) -> bool:
+        return self.max_backups > 0 or self.max_age_days > 0
+
+    def expired(self, backups: list["Backup"], now: float) -> list["Backup"]:
+        """The backups to delete; ``backups`` newest first."""
+        out = []
+        for index, backup in enumerate(backups):
+            too_many = self.max_backups > 0 and index >= self.max_backups
+            too_old = self.max_age_days > 0 and now - backup.rotated_at > self.max_age_days * DAY
+            if too_many or too_old:
+                out.append(backup)
+        return out
+
+
+@dataclass(frozen=True)
+class RotationPolicy:
+    """Everything a rotating file sink needs to know, parsed once from the config."""
+
+    size: SizeLimit | None = None
+    schedule: Schedule | None = None
+    compression: Compression | None = None
+    retention: Retention = field(default_factory=Retention)
+
+    @classmethod
+    def from_config(cls, config: Any) -> "RotationPolicy":
+        return cls(
+            size=SizeLimit(config.max_size_bytes) if config.max_size > 0 else None,
+            schedule=parse_rotate_every(config.rotate_every) if config.rotate_every else None,
+            compression=Compression(config.compression, config.compression_level) if config.compress else None,
+            retention=Retention(config.max_backups, config.max_age),
+        )
+
+
+# --- the files on disk ---
+
+@dataclass
+class Backup:
+    """One backup number and the files it has: normally one, briefly two while compressing."""
+
+    number: int
+    plain: Path | None = None
+    compressed: Path | None = None
+    temp: Path | None = None
+
+    @property
+    def main(self) -> Path:
+        """The file readers use: the compressed one when it exists (it is complete)."""
+        path = self.compressed or self.plain or self.temp
+        assert path is not None
+        return path
+
+    @property
+    def files(self) -> list[Path]:
+        return [p for p in (self.plain, self.compressed, self.temp) if p is not None]
+
+    @property
+    def rotated_at(self) -> float:
+        try:
+            return os.stat(self.main).st_mtime
+        except FileNotFoundError:
+            return math.inf  # gone meanwhile: nothing to age
+
+
+def backup_name(current: Path, number: int, suffix: str = "") -> Path:
+    return current.with_name(f"{current.name}.{number}{suffix}")
+
+
+def scan(current: Path) -> list[Backup]:
+    """The backups of ``current``, newest (lowest number) first."""
+    pattern = re.compile(re.escape(current.name) + r"\.([1-9][0-9]*)(\.gz|\.zst)?(\.tmp)?")
+    found: dict[int, Backup] = {}
+    try:
+        names = os.listdir(current.parent)
+    except FileNotFoundError:
+        return []
+    for name in names:
+        m = pattern.fullmatch(name)
+        if m is None or (m.group(3) and not m.group(2)):
+            continue
+        backup = found.setdefault(int(m.group(1)), Backup(int(m.group(1))))
+        path = current.parent / name
+        if m.group(3):
+            backup.temp = path
+        elif m.group(2):
+            backup.compressed = path
+        else:
+            backup.plain = path
+    return [found[n] for n in sorted(found)]
+
+
+def _renumbered(current: Path, path: Path, number: int) -> Path:
+    """``path`` (a file of some backup) under backup number ``number``, same suffixes."""
+    rest = path.name[len(current.name) + 1:]
+    suffixes = rest[rest.index("."):] if "." in rest else ""
+    return backup_name(current, number, suffixes)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def first_record_time(path: Path) -> float | None:
+    """Epoch seconds of the ``time`` of the file's first line, if it has a readable one."""
+    try:
+        with open(path, "rb") as f:
+            line = f.readline(1 << 20)
+        value = orjson.loads(line)["time"]
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, orjson.JSONDecodeError):
+        return None
+
+
+def period_start(current: Path, now: float) -> float:
+    """When the current file's time period began (see the module docstring)."""
+    backups = scan(current)
+    if backups and backups[0].number == 1:
+        try:
+            return os.stat(backups[0].main).st_mtime
+        except FileNotFoundError:
+            pass
+    try:
+        st = os.stat(current)
+    except FileNotFoundError:
+        return now
+    if st.st_size == 0:
+        return now
+    first = first_record_time(current)
+    return min(first, st.st_mtime) if first is not None else st.st_mtime
+
+
+# --- one log path: renames, the background worker, counters ---
+
+class FileSet:
+    """A log path's backups and the thread that compresses and prunes them.
+
+    Shared (through :func:`acquire`/:func:`release`) by every sink writing the path: during
+    a reload the new sink opens the file before the old one's last batch, so they share
+    the lock, and a rotation by either bumps :attr:`generation` so the other reopens.
+    Counters live here so they survive reloads.
+    """
+
+    def __init__(self, path: Path, policy: RotationPolicy, *, clock: Clock = time.time,
+                 report: Report | None = None, on_delete: OnDelete | None = None) -> None:
+        self.path = path
+        self.policy = policy
+        self.clock = clock
+        self.report: Report = report or _stderr_report
+        self.on_delete = on_delete
+        self.lock = threading.Lock()
+        self.generation = 0
+        self.refs = 0
+        # counters (read by metrics and status)
+        self.rotations = 0
+        self.compressed = 0
+        self.compression_seconds = 0.0
+        self.retention_deleted = 0  # backups deleted by max_backups / max_age
+        self.errors = 0
+        self.rename: Callable[[Path, Path], None] = os.rename  # tests inject crashes here
+        self._active: int | None = None  # backup number being compressed
+        self._cancel = False
+        self._stop = False
+        self._wanted = 0  # passes requested
+        self._done = 0  # passes finished
+        self._last_retention = clock()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    # --- rotation (called on the writer's thread) ---
+
+    def rotate(self) -> Path:
+        """Rename every backup one number up, oldest first, then the current file to ``.1``.
+
+        Raises OSError with nothing lost: a cascade cut short leaves a gap that the next
+        rotation or start-up closes. The caller switches to a new file only once this returns.
+        """
+        now = self.clock()
+        first = backup_name(self.path, 1)
+        with self.lock:
+            for backup in reversed(scan(self.path)):
+                for path in backup.files:
+                    self.rename(path, _renumbered(self.path, path, backup.number + 1))
+                if self._active == backup.number:
+                    self._active = backup.number + 1
+            self.rename(self.path, first)
+            self.generation += 1
+            self.rotations += 1
+        try:
+            os.utime(first, (now, now))  # the backup's rotation time, for max_age
+        except OSError:
+            pass
+        self.kick()
+        return first
+
+    # --- background work ---
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=f"logd-rotation {self.path.name}", daemon=True)
+            self._thread.start()
+
+    def kick(self) -> None:
+        """Ask for a pass: retention, then compression of every plain backup numbered 2+."""
+        with self._cond:
+            self._wanted += 1
+            self._cond.notify_all()
+
+    def tick(self) -> None:
+        """Hourly retention by the clock (the daemon calls this periodically)."""
+        if self.clock() - self._last_retention >= RETENTION_INTERVAL:
+            self.kick()
+
+    def settle(self, timeout: float = 30.0) -> bool:
+        """Wait until every pass asked for so far has finished (tests, benchmarks, shutdown)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            wanted = self._wanted
+            while self._done < wanted:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._thread is None or not self._thread.is_alive():
+                    return False
+                self._cond.wait(left)
+        return True
+
+    def stop(self) -> None:
+        """Stop the thread; a compression in progress is abandoned (its ``.tmp`` removed) and
+        redone at the next start, so shutdown never waits for it."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _run(self) -> None:
+        delay = 0.0  # after a failure: wait this long (or for the next kick), then retry
+        while True:
+            with self._cond:
+                if delay and not self._stop:
+                    self._cond.wait(delay)
+                while not self._stop and self._done >= self._wanted:
+                    self._cond.wait()
+                if self._stop:
+                    return
+                wanted = self._wanted
+            try:
+                self._pass()
+            except OSError as exc:
+                self.errors += 1
+                delay = min(60.0, delay * 2 or 1.0)
+                self.report("error", "rotation: compression or retention failed; retrying",
+                            {"file": str(self.path), "error": str(exc), "retry_in_s": delay})
+                continue
+            except Exception as exc:  # a bug: reported, and the thread goes on
+                self.errors += 1
+                delay = 60.0
+                self.report("error", "rotation: unexpected error in the background worker",
+                            {"file": str(self.path), "error": repr(exc)})
+                continue
+            delay = 0.0
+            with self._cond:
+                self._done = max(self._done, wanted)
+                self._cond.notify_all()
+
+    def _pass(self) -> None:
+        self._retain()
+        while not self._stop and self._compress_next():
+            self._retain()
+
+    def _retain(self) -> None:
+        """Delete backups past ``max_backups`` or older than ``max_age``; ``on_delete`` hears first.
+
+        The doomed files are first renamed out of the numbered names (``agent.log.deleting.N...``,
+        same compression suffix), under the lock: the hook then reads exactly those files while
+        rotations go on renaming the others, and a crash in between leaves only names that
+        :meth:`recover` removes."""
+        self._last_retention = self.clock()
+        retention = self.policy.retention
+        if not retention.active:
+            return
+        doomed: list[Path] = []  # the file readers use, per deleted backup
+        leaving: list[Path] = []
+        with self.lock:
+            for backup in retention.expired(scan(self.path), self.clock()):
+                main = backup.main
+                for path in backup.files:
+                    moved = _deleting_name(self.path, path)
+                    self.rename(path, moved)
+                    leaving.append(moved)
+                    if path == main:
+                        doomed.append(moved)
+                if backup.number == self._active:
+                    self._cancel = True
+        if not leaving:
+            return
+        if self.on_delete is not None:
+            try:
+                self.on_delete(doomed)
+            except Exception as exc:  # the hook's problem must not stop retention
+                self.report("error", "rotation: the retention hook failed", {"error": repr(exc)})
+        for path in leaving:
+            path.unlink(missing_ok=True)
+        self.retention_deleted += len(doomed)
+        self.report("info", f"retention deleted {len(doomed)} backup(s)",
+                    {"file": str(self.path), "deleted": [p.name.replace(".deleting", "") for p in doomed],
+                     "max_backups": retention.max_backups, "max_age_days": retention.max_age_days})
+
+    def _compress_next(self) -> bool:
+        """Compress the newest plain backup numbered 2 or more; False when there is none."""
+        compression = self.policy.compression
+        if compression is None:
+            return False
+        with self.lock:
+            pending = [b for b in scan(self.path) if b.number >= 2 and b.plain and not b.compressed]
+            if not pending:
+                return False
+            backup = pending[0]
+            assert backup.plain is not None
+            if backup.temp is not None:
+                backup.temp.unlink()  # a failed earlier attempt
+            src = os.open(backup.plain, os.O_RDONLY | os.O_CLOEXEC)
+            temp = backup_name(self.path, backup.number, compression.suffix + ".tmp")
+            try:
+                dst = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
+            except OSError:
+                os.close(src)
+                raise
+            self._active, self._cancel = backup.number, False
+        started = time.perf_counter()
+        finished = False
+        try:
+            if compression.compress(src, dst, lambda: self._cancel or self._stop):
+                st = os.fstat(src)
+                os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))  # keeps the rotation time
+                os.fsync(dst)
+                finished = True
+        finally:
+            os.close(src)
+            os.close(dst)
+            with self.lock:
+                number, self._active = self._active, None
+                cancelled = self._cancel or not finished
+                assert number is not None
+                temp = backup_name(self.path, number, compression.suffix + ".tmp")
+                if cancelled:
+                    temp.unlink(missing_ok=True)
+                else:
+                    self.rename(temp, backup_name(self.path, number, compression.suffix))
+                    _fsync_dir(self.path.parent)
+                    backup_name(self.path, number).unlink()
+        if not cancelled:
+            self.compressed += 1
+            self.compression_seconds += time.perf_counter() - started
+        return not self._stop
+
+    # --- start-up ---
+
+    def recover(self) -> list[str]:
+        """Finish or undo what a crash interrupted (see the module docstring); returns what was done."""
+        done: list[str] = []
+        with self.lock:
+            prefix = self.path.name + ".deleting."
+            for name in os.listdir(self.path.parent):
+                if name.startswith(prefix):  # retention had decided; the crash came before the unlink
+                    (self.path.parent / name).unlink()
+                    done.append(f"removed {name} (retention)")
+            for backup in scan(self.path):
+                if backup.temp is not None:
+                    backup.temp.unlink()
+                    done.append(f"removed unfinished {backup.temp.name}")
+                if backup.plain is not None and backup.compressed is not None:
+                    backup.plain.unlink()
+                    done.append(f"removed {backup.plain.name}: {backup.compressed.name} is complete")
+            backups = scan(self.path)
+            # close gaps, lowest first; a compressed newest backup stays at 2 or above
+            target = 2 if backups and backups[0].plain is None and backups[0].number >= 2 else 1
+            for backup in backups:
+                if backup.number != target:
+                    for path in backup.files:
+                        self.rename(path, _renumbered(self.path, path, target))
+                    done.append(f"renumbered backup {backup.number} -> {target}")
+                target += 1
+        return done
+
+
+def _deleting_name(current: Path, path: Path) -> Path:
+    """``agent.log.3.zst`` -> ``agent.log.deleting.3.zst``: no reader lists it, the suffix still says
+    how it is compressed."""
+    return path.with_name(f"{current.name}.deleting{path.name[len(current.name):]}")
+
+
+def _stderr_report(level: str, message: str, fields: dict[str, Any]) -> None:
+    if level == "error":
+        try:
+            os.write(2, f"logd: error: {message}: {fields.get('error', '')}\n".encode())
+        except OSError:
+            pass
+
+
+# --- one FileSet per path in this process ---
+
+_registry: dict[str, FileSet] = {}
+_registry_lock = threading.Lock()
+
+
+def acquire(path: Path, policy: RotationPolicy, *, clock: Clock = time.time, report: Report | None = None,
+            on_delete: OnDelete | None = None) -> FileSet:
+    """The path's FileSet, created (recovering the folder and starting its thread) on first use.
+
+    A later caller (a reload) brings the current policy, clock and hooks."""
+    key = os.path.abspath(path)
+    with _registry_lock:
+        files = _registry.get(key)
+        if files is None:
+            files = FileSet(Path(key), policy, clock=clock, report=report, on_delete=on_delete)
+            done = files.recover()
+            if done:
+                files.report("warn", "rotation: finished what an unclean stop interrupted",
+                             {"file": key, "actions": done})
+            _registry[key] = files
+            files.start()
+        else:
+            files.policy, files.clock = policy, clock
+            files.report = report or files.report
+            files.on_delete = on_delete
+        files.refs += 1
+    files.kick()  # start-up (or new settings): retention and pending compression
+    return files
+
+
+def release(files: FileSet) -> None:
+    with _registry_lock:
+        files.refs -= 1
+        if files.refs > 0:
+            return
+        _registry.pop(str(files.path), None)
+    files.stop()
+
+
+def is_disk_full(exc: OSError) -> bool:
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
