@@ -15,9 +15,22 @@ import orjson
 from logd.client import LogdHandler
 from logd.pipeline import Pipeline
 from logd.sinks.file import FileSink
-from support import agent_records, wait_for
+from support import agent_records, read_records, wait_for
 
 FILE_ONLY = 'file = "agent.log"\nfile_only = true'
+
+
+def start_logd(daemon, tmp_path: Path, logging: str = FILE_ONLY):
+    """``logd run`` with a file, once fully up: its start record is written, so its SIGTERM
+    handler is installed (the fixture only waits for the socket; a SIGTERM before the handler
+    would kill logd with what it had not read yet)."""
+    def starts() -> int:
+        return sum(1 for r in read_records(tmp_path / "agent.log") if r.get("agent") == "logd" and r.get("event") == "start")
+
+    before = starts()
+    d = daemon(logging)
+    wait_for(lambda: starts() > before, what="logd's start record")
+    return d
 
 
 class LineSocket:
@@ -45,7 +58,7 @@ class LineSocket:
 
 
 def test_the_ack_line_protocol_as_any_client_speaks_it(daemon, tmp_path):
-    d = daemon(FILE_ONLY)
+    d = start_logd(daemon, tmp_path)
     c = LineSocket(d.socket_path)
     c.send({"logd_ack": 1, "stream": "go-7"})
     assert c.read() == {"logd_ack": 1, "stream": "go-7"}
@@ -67,7 +80,7 @@ def test_the_ack_line_protocol_as_any_client_speaks_it(daemon, tmp_path):
 
 
 def test_plain_clients_are_untouched_by_the_ack_protocol(daemon, tmp_path):
-    d = daemon(FILE_ONLY)
+    d = start_logd(daemon, tmp_path)
     c = LineSocket(d.socket_path)
     c.send({"batch": 1, "count": 1}, {"message": "x"})  # no hello first: these are two ordinary records
     c.sock.shutdown(socket.SHUT_WR)
@@ -101,7 +114,7 @@ def test_on_written_waits_for_every_sink_and_is_withheld_while_one_fails(tmp_pat
 
 
 def test_kill_9_mid_stream_then_restart_loses_nothing_and_marks_duplicates(daemon, tmp_path, sock_dir):
-    d = daemon(FILE_ONLY)
+    d = start_logd(daemon, tmp_path)
     log = logging.getLogger("ack.kill9")
     log.setLevel(logging.INFO)
     log.propagate = False
@@ -124,7 +137,7 @@ def test_kill_9_mid_stream_then_restart_loses_nothing_and_marks_duplicates(daemo
         d.kill()  # SIGKILL: no drain, no goodbye
         sent_at_kill = handler.sender.sent
         assert sent_at_kill < total
-        d = daemon(FILE_ONLY)
+        d = start_logd(daemon, tmp_path)
         done.wait(60)
         assert handler.sender.flush(30)
     finally:
