@@ -134,7 +134,7 @@ class Sender:
         *,
         ack: bool = False,
         max_buffer: int = 10_000,
-        batch_size: int = 2048,
+        batch_size: int | None = None,
         linger: float = 0.002,
         exit_timeout: float = 2.0,
         io_timeout: float = 1.0,
@@ -146,7 +146,9 @@ class Sender:
         self.path = Path(path) if path is not None else default_socket_path()
         self.ack = ack
         self.max_buffer = max_buffer
-        self.batch_size = batch_size
+        # records per write; in ack mode per round trip, so there it is everything queued:
+        # one batch in flight at a time, and bigger batches amortise the wait for each ack
+        self.batch_size = batch_size or (max_buffer if ack else 2048)
         self.linger = linger  # seconds to wait for more records after a send
         self.exit_timeout = exit_timeout
         self.io_timeout = io_timeout
