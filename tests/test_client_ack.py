@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -134,9 +135,11 @@ def test_kill_9_mid_stream_then_restart_loses_nothing_and_marks_duplicates(daemo
     producer.start()
     try:
         wait_for(lambda: handler.sender.sent >= 1500, what="records acknowledged before the kill")
-        d.kill()  # SIGKILL: no drain, no goodbye
-        sent_at_kill = handler.sender.sent
-        assert sent_at_kill < total
+        # freeze logd so that a batch is surely on its way when it dies, then kill it
+        d.signal(signal.SIGSTOP)
+        wait_for(lambda: handler.sender.in_flight > 0, what="a batch waiting for its ack")
+        d.kill()  # SIGKILL: no drain, no goodbye; the batch in its socket buffer is gone
+        assert handler.sender.sent < total
         d = start_logd(daemon, tmp_path)
         done.wait(60)
         assert handler.sender.flush(30)
@@ -157,6 +160,7 @@ def test_kill_9_mid_stream_then_restart_loses_nothing_and_marks_duplicates(daemo
     assert sorted(r["n"] for r in first_copies.values()) == list(range(total))  # dropping by _rid leaves one each
     duplicates = len(records) - total
     assert duplicates <= 100  # at most the one batch that was in flight
+    assert any(r.get("_resent") for r in records)  # the unacknowledged batch came again, marked
     assert handler.sender.connects == 2 and handler.sender.dropped == 0
 
 

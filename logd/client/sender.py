@@ -202,6 +202,11 @@ class Sender:
         if self._idle:
             self._wake.set()
 
+    @property
+    def in_flight(self) -> int:
+        """Records taken from the queue and not yet confirmed (written to the socket; ack mode: acknowledged)."""
+        return len(self._weights)
+
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything put so far is sent (ack mode: written) or dropped; False on timeout."""
         with self._lock:
