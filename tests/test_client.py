@@ -298,3 +298,28 @@ def test_one_sender_serves_several_handlers_and_tracing_style_ready_records(daem
     d.stop()
     assert [r["message"] for r in agent_records(tmp_path / "agent.log")] == ["from stdlib", "from loguru", "ready record"]
     assert sender.connects == 1
+
+
+def test_a_forked_child_sends_its_own_records_on_its_own_connection(daemon, tmp_path, stdlib_logger):
+    d = start_logd(daemon, tmp_path)
+    handler = LogdHandler(d.socket_path)
+    stdlib_logger.addHandler(handler)
+    stdlib_logger.info("parent before fork")
+    assert handler.sender.flush(5)
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's thread does not exist here; a fresh sender must
+        code = 1
+        try:
+            stdlib_logger.info("from the child")
+            code = 0 if handler.sender.flush(5) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    stdlib_logger.info("parent after fork")
+    assert handler.sender.flush(5)
+    d.stop()
+    records = {r["message"]: r for r in agent_records(tmp_path / "agent.log")}
+    assert sorted(records) == ["from the child", "parent after fork", "parent before fork"]
+    assert records["from the child"]["_pid"] == pid
+    assert records["parent after fork"]["_pid"] == os.getpid()
