@@ -300,6 +300,7 @@ def test_one_sender_serves_several_handlers_and_tracing_style_ready_records(daem
     assert sender.connects == 1
 
 
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_child_sends_its_own_records_on_its_own_connection(daemon, tmp_path, stdlib_logger):
     d = start_logd(daemon, tmp_path)
     handler = LogdHandler(d.socket_path)
