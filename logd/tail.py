@@ -11,6 +11,7 @@ watchdog wakes it on file events; a slow poll backs that up.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections import deque
@@ -232,6 +233,8 @@ class Follower:
 
     def run(self, stop: threading.Event, poll_interval: float = 1.0) -> None:
         """Follow until ``stop`` is set; watchdog events on the folder wake us at once."""
+        # watchdog logs a harmless race when its observer stops mid-read; keep it off stderr
+        logging.getLogger("watchdog").addHandler(logging.NullHandler())
         wake = threading.Event()
         observer = Observer()
         folder = os.fspath(self.path.parent)
