@@ -149,7 +149,7 @@ def test_loguru_sink_sends_level_message_logger_extra_context_and_exception(daem
         assert sink.sender.flush(5)
     finally:
         loguru_logger.remove(sink_id)  # stops the sink: its sender is closed
-    assert not sink.sender._thread.is_alive()
+    assert not sink.sender.running
     d.stop()
     done, rejected = agent_records(tmp_path / "agent.log")
     assert done["level"] == "info" and done["message"] == "draft done" and done["logger"] == __name__
@@ -293,7 +293,7 @@ def test_one_sender_serves_several_handlers_and_tracing_style_ready_records(daem
         assert sender.flush(5)
     finally:
         loguru_logger.remove(sink_id)
-    assert sender._thread.is_alive()  # the sink did not own it, so it did not close it
+    assert sender.running  # the sink did not own it, so it did not close it
     sender.close()
     d.stop()
     assert [r["message"] for r in agent_records(tmp_path / "agent.log")] == ["from stdlib", "from loguru", "ready record"]

@@ -195,7 +195,7 @@ def test_an_ack_client_facing_a_logd_without_ack_mode_keeps_its_records_and_does
         assert handler.sender.flush(0.5) is False
         assert handler.sender.sent == 0 and handler.sender.dropped == 0
         handler.close()
-        assert not handler.sender._thread.is_alive()  # gave up at its exit timeout
+        assert not handler.sender.running  # gave up at its exit timeout
         assert handler.sender.dropped == 1  # and counted what it could not deliver
     finally:
         logging.getLogger("ack.old").removeHandler(handler)

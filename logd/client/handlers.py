@@ -127,7 +127,7 @@ class LoguruSink:
                 rec.update(_error_fields(exc.type, exc.value, exc.traceback))
             self.sender.put(rec)
         except Exception as exc:  # never raise into the application
-            self.sender._warn("sink", f"logd client: a loguru record could not be sent: {exc!r}")
+            self.sender.warn_once("sink", f"logd client: a loguru record could not be sent: {exc!r}")
 
     __call__ = write
 

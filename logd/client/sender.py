@@ -203,6 +203,11 @@ class Sender:
             self._wake.set()
 
     @property
+    def running(self) -> bool:
+        """The background thread is alive (False after :meth:`close`)."""
+        return self._thread.is_alive()
+
+    @property
     def in_flight(self) -> int:
         """Records taken from the queue and not yet confirmed (written to the socket; ack mode: acknowledged)."""
         return len(self._weights)
@@ -237,7 +242,7 @@ class Sender:
             while self._step():
                 pass
         except Exception as exc:  # a bug must not take the application down; say it once
-            self._warn("crash", f"logd client: sender stopped after an unexpected error: {exc!r}")
+            self.warn_once("crash", f"logd client: sender stopped after an unexpected error: {exc!r}")
         finally:
             self._disconnect()
             self._give_up()
@@ -332,7 +337,7 @@ class Sender:
             sock.close()
             self._sock = None
             self.reconnect.failed()
-            self._warn("connect", f"logd client: cannot reach logd at {self.path} ({exc}); "
+            self.warn_once("connect", f"logd client: cannot reach logd at {self.path} ({exc}); "
                                   "buffering and retrying")
             return False
         self._sock = sock
@@ -432,7 +437,8 @@ class Sender:
             self._finish(left)
             _stderr(f"logd client: {left} records not delivered to logd at {self.path} before exit")
 
-    def _warn(self, key: str, text: str) -> None:
+    def warn_once(self, key: str, text: str) -> None:
+        """One line on stderr per ``key`` (a "connect" warning again after the next success)."""
         if key not in self._warned:
             self._warned.add(key)
             _stderr(text)
