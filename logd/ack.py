@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from .pipeline import BATCH_RECORDS
 from .record import Record, parse_line
 from .timestamps import format_epoch
 
@@ -77,8 +76,9 @@ class AckReader:
     too: the client resends the batch, and ``_rid`` tells the copies apart.
     """
 
-    def __init__(self, conn: "Connection", stream: str) -> None:
+    def __init__(self, conn: "Connection", stream: str, chunk_records: int = 256) -> None:
         self.conn = conn
+        self.chunk_records = chunk_records  # the pipeline's BATCH_RECORDS (not imported: clients import this module)
         self.stream = stream
         self.max_bytes = conn.max_bytes
         self._buf = b""
@@ -89,7 +89,7 @@ class AckReader:
         self._prefix = ""  # "<stream>:<seq>:" of the current batch
         self._resent = False
         # records of the current batch not yet handed to the pipeline: they go in chunks of
-        # BATCH_RECORDS while still in CPU cache (a whole 2,048-record batch at once measured
+        # chunk_records while still in CPU cache (a whole 2,048-record batch at once measured
         # 1.6x slower per record), the last chunk with the callback that sends the ack
         self._records: list[Record] = []
 
@@ -128,7 +128,7 @@ class AckReader:
         self._left -= 1
         if self._left == 0:
             self._complete()
-        elif len(self._records) >= BATCH_RECORDS:
+        elif len(self._records) >= self.chunk_records:
             records, self._records = self._records, []
             self.conn.server.pipeline.put(records)
 

@@ -185,7 +185,7 @@ class Connection(asyncio.Protocol):
         if stream is None:
             self._plain = True
             return data
-        self._ack = AckReader(self, stream)  # from now on every chunk goes to it
+        self._ack = AckReader(self, stream, BATCH_RECORDS)  # from now on every chunk goes to it
         if self.transport is not None:
             self.transport.write(hello_line(stream))  # the answer: ack mode is on
         return data[end + 1 :]

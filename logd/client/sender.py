@@ -27,7 +27,6 @@ import orjson
 
 from ..ack import header_line, hello_line
 from ..config import default_socket_path
-from ..pipeline import Backoff
 from ..timestamps import format_epoch
 
 Record = dict[str, Any]
@@ -42,24 +41,21 @@ class Reconnect:
     initial: float = 0.05
     cap: float = 5.0
     clock: Callable[[], float] = time.monotonic
-    _backoff: Backoff = field(init=False)
+    _delay: float = field(default=0.0, init=False)
     _next_try: float = field(default=0.0, init=False)
-
-    def __post_init__(self) -> None:
-        self._backoff = Backoff(initial=self.initial, cap=self.cap)
 
     def remaining(self) -> float:
         """Seconds until the next attempt is due (0: try now)."""
         return max(0.0, self._next_try - self.clock())
 
     def failed(self) -> float:
-        """An attempt failed: returns the delay before the next one."""
-        delay = self._backoff.next_delay()
-        self._next_try = self.clock() + delay
-        return delay
+        """An attempt failed: returns the delay before the next one (doubling up to ``cap``)."""
+        self._delay = self.initial if self._delay == 0 else min(self.cap, self._delay * 2)
+        self._next_try = self.clock() + self._delay
+        return self._delay
 
     def succeeded(self) -> None:
-        self._backoff.reset()
+        self._delay = 0.0
         self._next_try = 0.0
 
 
