@@ -45,8 +45,9 @@ def decompress(path: Path) -> bytes:
     return data
 
 
-def names(folder: Path) -> list[str]:
-    return sorted(os.listdir(folder), key=lambda n: (len(n), n))
+def names(folder: Path, prefix: str = "agent.log") -> list[str]:
+    """The log file set's names (daemon output and configs beside them left out), in number order."""
+    return sorted((n for n in os.listdir(folder) if n.startswith(prefix)), key=lambda n: (len(n), n))
 
 
 def file_set(current: Path) -> list[Path]:
