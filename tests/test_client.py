@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -324,3 +325,27 @@ def test_a_forked_child_sends_its_own_records_on_its_own_connection(daemon, tmp_
     assert sorted(records) == ["from the child", "parent after fork", "parent before fork"]
     assert records["from the child"]["_pid"] == pid
     assert records["parent after fork"]["_pid"] == os.getpid()
+
+
+def test_a_stuck_daemon_never_blocks_the_caller_and_the_overflow_is_reported(daemon, tmp_path, stdlib_logger):
+    """logd frozen (SIGSTOP): the socket fills, then the buffer; log calls still return at once."""
+    d = start_logd(daemon, tmp_path)
+    handler = LogdHandler(d.socket_path, max_buffer=200, batch_size=50)
+    stdlib_logger.addHandler(handler)
+    stdlib_logger.info("warm-up")
+    assert handler.sender.flush(5)
+    d.signal(signal.SIGSTOP)
+    try:
+        blob = "x" * 10_000  # ~20 MB in all: more than any socket buffer holds
+        for i in range(2000):
+            stdlib_logger.info(blob, extra={"n": i})
+        dropped = handler.sender.dropped
+        assert dropped > 0 and handler.sender.flush(0.2) is False
+    finally:
+        d.signal(signal.SIGCONT)
+    assert handler.sender.flush(20)
+    d.stop()
+    records = agent_records(tmp_path / "agent.log")
+    numbers = [r["n"] for r in records if "n" in r]
+    assert len(numbers) == 2000 - dropped and numbers[-200:] == list(range(1800, 2000))
+    assert sum(r["dropped"] for r in records if r.get("logger") == "logd.client") == dropped
