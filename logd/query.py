@@ -17,8 +17,9 @@ from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 import orjson
 
+from .ack import Deduplicator
 from .levels import LEVELS, RANK
-from .reader import LogFile, Problem, ProblemHandler, file_lines, in_window
+from .reader import LogFile, Problem, ProblemHandler, file_blocks, in_window
 from .record import Record
 from .timestamps import format_epoch, format_utc, normalize_time
 
@@ -148,16 +149,42 @@ class Filter:
         return True
 
 
-def select(files: list[LogFile], selection: Filter, on_problem: ProblemHandler) -> Iterator[list[bytes]]:
+_RID = b'"_rid":"'
+
+
+def repeat_finder(dedupe: Deduplicator) -> Callable[[bytes], bool]:
+    """Whether a line is the resent copy of a record already read (acknowledged delivery:
+    same ``_rid``, ``"_resent": true``); reads the two fields from the bytes, no parsing."""
+    keep = dedupe.keep
+
+    def is_repeat(line: bytes) -> bool:
+        start = line.find(_RID)
+        if start < 0:
+            return False
+        start += len(_RID)
+        rid = line[start:line.find(b'"', start)].decode("utf-8", "replace")
+        return not keep({"_rid": rid, "_resent": b'"_resent":true' in line})
+
+    return is_repeat
+
+
+def select(files: list[LogFile], selection: Filter, on_problem: ProblemHandler,
+           dedupe: Deduplicator | None = None) -> Iterator[list[bytes]]:
     """Batches of the selected raw lines, oldest file first, each file in write order.
-    Lines that are not JSON records are reported once per file (first line, and how many)."""
+    Lines that are not JSON records are reported once per file (first line, and how many).
+    With ``dedupe``, a record's resent copy is left out (judged before the filters: a
+    record is where its first copy is)."""
     match = selection.match
+    is_repeat = repeat_finder(dedupe) if dedupe is not None else None
     for file in in_window(files, selection.since, selection.until):
         read = 0
         damaged: tuple[int, int] | None = None  # (first line number, count)
-        for batch in file_lines(file, on_problem):
+        for block, batch in file_blocks(file, on_problem):
             chosen = []
+            repeats = is_repeat if is_repeat is not None and _RID in block else None  # one scan per block
             for line in batch:
+                if repeats is not None and repeats(line):
+                    continue
                 verdict = match(line) if line else False
                 if verdict:
                     chosen.append(line)
@@ -210,7 +237,7 @@ def problem_printer(stream: Any) -> Callable[[Problem], None]:
 def run_query(files: list[LogFile], selection: Filter, out: BinaryIO, on_problem: ProblemHandler,
               format_record: Callable[[Record], str] | None = None) -> int:
     """Print the selected records (JSON lines, or human lines with ``format_record``); returns how many."""
-    batches = select(files, selection, on_problem)
+    batches = select(files, selection, on_problem, Deduplicator())
     if format_record is None:
         return write_json(batches, out)
     return write_human(batches, out, format_record)

@@ -254,8 +254,9 @@ def decoded_chunks(file: LogFile, raw: Iterator[bytes] | None = None) -> Iterato
     return raw
 
 
-def line_batches(chunks: Iterator[bytes]) -> Iterator[tuple[list[bytes], bytes]]:
-    """Complete lines of each chunk (without newlines), with the unfinished rest so far."""
+def line_blocks(chunks: Iterator[bytes]) -> Iterator[tuple[bytes, bytes]]:
+    """Each chunk's complete lines as one block of bytes (no final newline), with the
+    unfinished rest so far."""
     rest = b""
     for chunk in chunks:
         if rest:
@@ -265,26 +266,31 @@ def line_batches(chunks: Iterator[bytes]) -> Iterator[tuple[list[bytes], bytes]]
             rest = chunk
             continue
         rest = chunk[cut + 1:]
-        yield chunk[:cut].split(b"\n"), rest
+        yield chunk[:cut], rest
     if rest:
-        yield [], rest
+        yield b"", rest
 
 
-def file_lines(file: LogFile, on_problem: ProblemHandler) -> Iterator[list[bytes]]:
-    """Batches of one file's complete lines, in write order.
+def line_batches(chunks: Iterator[bytes]) -> Iterator[tuple[list[bytes], bytes]]:
+    """Complete lines of each chunk (without newlines), with the unfinished rest so far."""
+    for block, rest in line_blocks(chunks):
+        yield (block.split(b"\n") if block else []), rest
 
-    An unfinished last line is left alone in the current file (logd is writing it) and
-    reported in a backup (the file was cut short); damage stops the file, reported once."""
+
+def file_blocks(file: LogFile, on_problem: ProblemHandler) -> Iterator[tuple[bytes, list[bytes]]]:
+    """Like :func:`file_lines`, with the block of bytes each batch was split from (a
+    reader can test the whole block once before looking at each line)."""
     if file.fd is None:
         on_problem(Problem(file.path, None, f"cannot read: {_os_reason(file.error)}; skipped"))
         return
     count = 0
     rest = b""
     try:
-        for lines, rest in line_batches(decoded_chunks(file)):
-            if lines:
+        for block, rest in line_blocks(decoded_chunks(file)):
+            if block:
+                lines = block.split(b"\n")
                 count += len(lines)
-                yield lines
+                yield block, lines
     except CorruptData as exc:
         on_problem(Problem(file.path, count + 1, f"{exc}; the rest of this file is skipped"))
         return
@@ -293,6 +299,15 @@ def file_lines(file: LogFile, on_problem: ProblemHandler) -> Iterator[list[bytes
         return
     if rest and not file.is_current:
         on_problem(Problem(file.path, count + 1, "truncated: the last line has no end; it is skipped"))
+
+
+def file_lines(file: LogFile, on_problem: ProblemHandler) -> Iterator[list[bytes]]:
+    """Batches of one file's complete lines, in write order.
+
+    An unfinished last line is left alone in the current file (logd is writing it) and
+    reported in a backup (the file was cut short); damage stops the file, reported once."""
+    for _, lines in file_blocks(file, on_problem):
+        yield lines
 
 
 def _os_reason(exc: OSError | None) -> str:

@@ -305,3 +305,19 @@ def test_query_is_streaming_in_constant_memory(tmp_path: Path) -> None:
     total_kb = 101 * len(block) // 1024
     assert total_kb > 40_000
     assert growth_kb < 20_000, f"RSS grew {growth_kb} kB reading {total_kb} kB"
+
+
+def test_resent_copies_from_acknowledged_delivery_are_shown_once(tmp_path: Path) -> None:
+    """A client in ack mode resends a batch it got no ack for: logd writes both copies, with
+    the same _rid and the copy marked _resent; the query shows each record once, even when
+    the copies sit on both sides of a rotation."""
+    first = [record(s, _rid=f"stream-a:7:{s}") for s in range(4)]
+    resent = [record(s, _rid=f"stream-a:7:{s}", _resent=True) for s in range(2, 4)]
+    write(tmp_path / "agent.log.1.zst", lines(first + [record(10)]))
+    current = tmp_path / "agent.log"
+    write(current, lines(resent + [record(11), record(12, _rid="stream-b:1:0", _resent=True)]))
+    result = run_logd("query", "--file", str(current))
+    assert result.returncode == 0, result.stderr
+    assert seqs(result.stdout) == [0, 1, 2, 3, 10, 11, 12]  # a resent copy whose first is unseen stays
+    errors = run_logd("query", "--file", str(current), "--level", "error")
+    assert seqs(errors.stdout) == [3]
