@@ -301,12 +301,14 @@ def _register_modes() -> None:
     from .query_bench import bench_query
     from .ship.bench import bench_ship
     from .redact_bench import bench_redact
+    from .rotation_bench import bench_rotate
 
     MODES["traces"] = bench_traces
     MODES["client"] = bench_client
     MODES["query"] = bench_query
     MODES["ship"] = bench_ship
     MODES["redact"] = bench_redact
+    MODES["rotate"] = bench_rotate
 
 
 def main(args: argparse.Namespace) -> int:

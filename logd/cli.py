@@ -534,6 +534,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what redaction (on by default) costs per record, in-process and end to end")
     p.add_argument("--ship", action="store_true",
                    help="shipping to a local rsyslogd vs rsyslog taking the same frames raw into its file")
+    p.add_argument("--rotate", action="store_true",
+                   help="ingestion while rotating every 1 MB with zstd compression vs without rotation")
     p.add_argument("--query", action="store_true",
                    help="logd query --level error over rotated zstd logs vs zstdcat | jq in the same run")
     p.add_argument("--query-mb", type=int, default=1024, metavar="MB",

@@ -1,0 +1,115 @@
+"""``logd bench --rotate``: ingestion while the file rotates every 1 MB with zstd compression
+on, against the same daemon settings without rotation, in the same run.
+
+Both scenarios drive the same clients and blobs into a ``logd run`` subprocess and stop the
+clock when the daemon reports every record written to its file (``status``: the file sink's
+``written``, polled over the control socket the same way in both). Afterwards every line is
+counted across the current file and its plain and compressed backups: ``lost`` must be 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .bench import _CLIENT_CODE, Report, Row, _write_blobs, cpu_seconds, machine_line, start_logd
+from .control import ControlError, request
+from .reader import list_files
+
+
+def _written(sock: Path) -> int:
+    try:
+        return request(sock, "status", timeout=5)["sinks"]["file"]["written"]
+    except (ControlError, KeyError):
+        return -1
+
+
+def _drive(sock: Path, blobs: list[Path], expected: int, timeout: float = 300) -> float:
+    """Seconds from releasing the clients until the daemon has written ``expected`` more records."""
+    clients = [subprocess.Popen([sys.executable, "-c", _CLIENT_CODE, str(sock), str(b)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for b in blobs]
+    for c in clients:
+        assert c.stdout is not None and c.stdout.readline().strip() == "ready"
+    base = _written(sock)
+    start = time.perf_counter()
+    for c in clients:
+        assert c.stdin is not None
+        c.stdin.write("go\n")
+        c.stdin.flush()
+    deadline = start + timeout
+    while _written(sock) - base < expected and time.perf_counter() < deadline:
+        time.sleep(0.005)
+    elapsed = time.perf_counter() - start
+    for c in clients:
+        c.wait(30)
+    return elapsed
+
+
+def _count_client_lines(current: Path) -> tuple[int, int]:
+    """(lines with a client marker, files) across the current file and every backup."""
+    import gzip
+
+    import zstandard
+
+    lines = 0
+    files = list_files(current)
+    for path, _, compression in files:
+        data = path.read_bytes()
+        if compression == "zst":
+            data = zstandard.ZstdDecompressor().decompressobj().decompress(data)
+        elif compression == "gz":
+            data = gzip.decompress(data)
+        lines += data.count(b'"client":')
+    return lines, len(files)
+
+
+def bench_rotate(args: argparse.Namespace) -> Report:
+    folder = Path(tempfile.mkdtemp(prefix="logd-bench-rot-", dir="/tmp"))
+    try:
+        blobs, total, total_bytes = _write_blobs(folder, args.clients, args.records)
+        rows: list[Row] = []
+        notes: list[str] = []
+        scenarios = [("logd, no rotation", "max_size = 100000"),
+                     ("logd, rotating 1 MB + zstd", "max_size = 1\ncompress = true\ncompression = \"zstd\"")]
+        for name, settings in scenarios:
+            run = folder / name.split(",")[1].strip().split()[0]
+            run.mkdir()
+            out = run / "agent.log"
+            proc, sock = start_logd(run, f'file = "{out}"\nfile_only = true\n{settings}')
+            try:
+                seconds = _drive(sock, blobs, total)
+                cpu = cpu_seconds(proc.pid)
+                status = request(sock, "status")["sinks"]["file"]
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(60)
+            written, files = _count_client_lines(out)
+            rows.append(Row(f"{name} ({args.clients} clients)", total, seconds, total_bytes, cpu, total - written))
+            if status.get("rotations"):
+                notes.append(f"{name}: {status['rotations']} rotations, {files} files, "
+                             f"{status.get('compression_seconds', 0):.2f} s compressing (background thread)")
+        plain, rotating = rows
+        ratio = rotating.rate / plain.rate
+        report = Report(
+            title=f"logd bench --rotate: {total:,} records (~{total_bytes // total} B each), "
+                  f"{args.clients} clients; {machine_line()}",
+            rows=rows, ratios=[("rotating / no rotation", ratio)], notes=notes,
+            target=">= 0.80x of the throughput without rotation, and 0 lost",
+        )
+        report.ok = ratio >= 0.8 and rotating.lost == 0 and plain.lost == 0
+        return report
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":  # pragma: no cover - handy while tuning
+    ns = argparse.Namespace(clients=4, records=200_000)
+    print(bench_rotate(ns).render())
+    os._exit(0)
