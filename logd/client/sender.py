@@ -64,18 +64,17 @@ class _TimeFormatter:
     the date and time up to the second cached: consecutive records share it."""
 
     def __init__(self) -> None:
-        self._second = -1
-        self._prefix = ""
+        self._cached = (-1, "")  # (second, "YYYY-MM-DDTHH:MM:SS"), replaced whole: senders share it
 
     def __call__(self, seconds: float) -> str:
         whole = int(seconds // 1)
         micros = round((seconds - whole) * 1e6)
         if micros >= 1_000_000:
             whole, micros = whole + 1, micros - 1_000_000
-        if whole != self._second:
-            self._second = whole
-            self._prefix = format_epoch(whole)[:19]
-        return f"{self._prefix}.{micros:06d}Z"
+        cached = self._cached
+        if cached[0] != whole:
+            cached = self._cached = (whole, format_epoch(whole)[:19])
+        return f"{cached[1]}.{micros:06d}Z"
 
 
 _format_time = _TimeFormatter()
