@@ -87,6 +87,17 @@ def test_records_are_encoded_off_the_callers_thread_with_canonical_time_and_neve
     assert second["n"] == str(2**70) and "encode_error" in second and second["message"] == "big"
 
 
+
+def test_the_clients_cached_time_format_matches_the_daemons_canonical_time():
+    from logd.client.sender import _TimeFormatter
+    from logd.timestamps import format_epoch
+
+    fmt = _TimeFormatter()
+    values = [1_700_000_000.0, 1_700_000_000.25, 1_700_000_000.9999996, 1_700_000_001.000001,
+              1_700_000_059.5, 1_700_003_599.999999, 1_790_000_000.123456] + [1_700_000_000 + i * 0.37 for i in range(50)]
+    assert [fmt(v) for v in values] == [format_epoch(v) for v in values]
+
+
 # --- stdlib handler ---
 
 def test_handler_sends_level_time_message_logger_context_and_extra_fields(daemon, tmp_path, stdlib_logger):
