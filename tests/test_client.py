@@ -360,3 +360,22 @@ def test_a_stuck_daemon_never_blocks_the_caller_and_the_overflow_is_reported(dae
     numbers = [r["n"] for r in records if "n" in r]
     assert len(numbers) == 2000 - dropped and numbers[-200:] == list(range(1800, 2000))
     assert sum(r["dropped"] for r in records if r.get("logger") == "logd.client") == dropped
+
+
+def test_the_readme_python_set_up_works_as_written(daemon, tmp_path):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("### From Python: `logd.client`"):]
+    set_up = section[section.index("```python\n") + len("```python\n"):section.index("```\n", section.index("```python\n") + 1)]
+    script = set_up + textwrap.dedent("""
+        logging.getLogger().setLevel(logging.INFO)
+        logging.getLogger("readme").info("via stdlib", extra={"step": 1})
+        logger.info("via loguru")
+    """)
+    d = start_logd(daemon, tmp_path)
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=30,
+                   env={**os.environ, "LOGD_SOCKET": str(d.socket_path)})
+    wait_for(lambda: len(records_of(tmp_path / "agent.log", agent="planner")) >= 2, what="both records")
+    d.stop()
+    got = {r["message"]: r for r in records_of(tmp_path / "agent.log", agent="planner")}
+    assert got["via stdlib"]["logger"] == "readme" and got["via stdlib"]["step"] == 1
+    assert got["via loguru"]["logger"] == "__main__"
