@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 import orjson
+import pytest
 
 from logsets import record
 from support import send_records, wait_for
@@ -26,8 +27,10 @@ def seqs(data: bytes | str) -> list[int]:
     return [orjson.loads(line)["seq"] for line in data.splitlines() if line]
 
 
-def test_tail_follow_and_query_through_logds_own_rotation(daemon, tmp_path: Path) -> None:
-    proc = daemon('file = "agent.log"\nfile_only = true\nmax_size = 0.05\ncompress = true')
+@pytest.mark.parametrize("compression, suffix", [("zstd", ".zst"), ("gzip", ".gz")])
+def test_tail_follow_and_query_through_logds_own_rotation(daemon, tmp_path: Path, compression: str,
+                                                         suffix: str) -> None:
+    proc = daemon(f'file = "agent.log"\nfile_only = true\nmax_size = 0.05\ncompress = true\ncompression = "{compression}"')
     config = str(proc.config)
     out_path = tmp_path / "tail.out"
     env = {**os.environ, "NO_COLOR": "1"}
@@ -75,7 +78,7 @@ def test_tail_follow_and_query_through_logds_own_rotation(daemon, tmp_path: Path
         missing = sorted(set(range(total)) - set(got))
         assert got[first:] == list(range(total)), f"missing {missing[:20]}"
         backups = [p.name for p in tmp_path.iterdir() if p.name.startswith("agent.log.")]
-        assert any(n.endswith(".zst") for n in backups) and len(backups) >= 8, backups
+        assert any(n.endswith(suffix) for n in backups) and len(backups) >= 8, backups
 
         # the same records, read back from every backup in order
         wait_for(lambda: not any(p.name.endswith(".tmp") for p in tmp_path.iterdir()), what="compression")
