@@ -142,6 +142,13 @@ class Daemon:
 
     async def run(self) -> int:
         config = self.config
+        loop = asyncio.get_running_loop()
+        # before the socket exists: a stop that arrives while starting still drains what
+        # clients sent; a HUP or USR1 that early is ignored rather than fatal
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        for sig in (signal.SIGHUP, signal.SIGUSR1):
+            loop.add_signal_handler(sig, lambda: None)
         activated = systemd.activated_listener()  # systemd keeps this socket open across restarts
         listener = activated or create_listener(config.socket)  # raises StartupError before any output
         if activated is not None:
@@ -177,9 +184,6 @@ class Daemon:
             raise StartupError(f"cannot start shipping: {exc}") from None
         self.reload_hooks.append(self._ship_reload)
 
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stopping.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload("SIGHUP")))
         loop.add_signal_handler(signal.SIGUSR1, lambda: self.rotate_files("SIGUSR1"))
         await self.server.start()

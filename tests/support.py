@@ -71,7 +71,8 @@ class DaemonProcess:
         with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=self.workdir, env=self.env)
         if wait:
-            wait_for(lambda: self._alive_or_fail() and can_connect(self.socket_path), 15,
+            control = self.socket_path.with_name(self.socket_path.stem + ".ctl")
+            wait_for(lambda: self._alive_or_fail() and can_connect(self.socket_path) and control.exists(), 15,
                      what=f"logd to listen on {self.socket_path}")
         return self
 
