@@ -168,7 +168,8 @@ class Collector:
         if not path.exists():
             return []
         out = []
-        for line in path.read_text().splitlines():
+        data = path.read_bytes()
+        for line in data[: data.rfind(b"\n") + 1].splitlines():  # a line being written waits
             entry = orjson.loads(line)
             entry["body"] = bytes.fromhex(entry["body"])
             out.append(entry)

@@ -190,3 +190,19 @@ def test_retention_of_unshipped_backup_is_counted_as_loss(tmp_path):
     assert shipper.stats.lost_to_retention == 16
     assert notes and notes[0][0] == "error" and notes[0][2]["lost"] == 16
     assert shipper.lag() == (6 + 10 + 5, sum(len(lines([record(s)])) for s in range(14, 35)))
+
+
+def test_files_starting_with_the_same_line_are_told_apart(tmp_path):
+    """A burst of identical records can start two files with the same line; the checkpoint's
+    file, once deleted, is not mistaken for the next one (which would skip its first lines)."""
+    log = tmp_path / "agent.log"
+    burst = lines([record(0, message="heartbeat")] * 5)  # same time, same text
+    log.write_bytes(burst + lines(record(s) for s in range(1, 40)))
+    tailer = Tailer(log, None)
+    position = tailer.read(10).end  # 5 heartbeats and seq 1..5
+    tailer.close()
+    rotate(log)
+    log.write_bytes(burst + lines(record(s) for s in range(100, 140)))
+    (tmp_path / "agent.log.1").unlink()  # retention took the checkpoint's file
+    got = seqs(Tailer(log, position))
+    assert got == [0] * 5 + list(range(100, 140))

@@ -1,10 +1,15 @@
 """Where a ship target has got to: a file fingerprint plus an offset, saved atomically.
 
-A file is recognised by a hash of its first line, not by its name or inode: rotation
-renames ``agent.log`` to ``agent.log.1`` and later compresses it to ``agent.log.2.zst``
-(the decompressed first line is the same), while a file replaced under the same name
-starts with a different line. ``offset`` counts uncompressed bytes of complete lines
-already delivered, so it means the same in the plain and the compressed copy.
+A file is recognised by a hash of its first bytes (up to 4 KiB), not by its name or inode:
+rotation renames ``agent.log`` to ``agent.log.1`` and later compresses it to
+``agent.log.2.zst`` (the decompressed bytes are the same), while a file replaced under the
+same name starts differently. The log only grows, so a prefix never changes: a checkpoint
+records how many leading bytes its fingerprint covers (``fp_len``: what the file had, up
+to 4 KiB), and a file matches when its first ``fp_len`` bytes hash the same.
+Covering 4 KiB rather than one line matters: a burst of identical records (same time,
+same text) can start two files with the same line, but hardly with the same 4 KiB.
+``offset`` counts uncompressed bytes of complete lines already delivered, so it means the
+same in the plain and the compressed copy.
 """
 
 from __future__ import annotations
@@ -17,8 +22,11 @@ from pathlib import Path
 import orjson
 
 
-def fingerprint(first_line: bytes) -> str:
-    return hashlib.sha256(first_line).hexdigest()[:32]
+FP_BYTES = 4096  # leading bytes a fingerprint covers once the file has them
+
+
+def fingerprint(head: bytes) -> str:
+    return hashlib.sha256(head).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,18 @@ class Position:
     offset: int
     first_time: str | None = None  # the file's first record time: orders files whose name moved on
     file: str = ""  # the name it had when saved; a hint for people, never trusted
+    fp_len: int = 0  # leading bytes the fingerprint covers
+
+    def identifies(self, head: bytes) -> bool:
+        """Whether a file whose first bytes are ``head`` (up to FP_BYTES of them) is this position's file."""
+        return len(head) >= self.fp_len and fingerprint(head[:self.fp_len]) == self.fingerprint
+
+
+def position_in(head: bytes, offset: int, first_time: str | None, name: str) -> Position:
+    """The position ``offset`` bytes into a file that starts with ``head`` (all it had, up to
+    FP_BYTES: bytes once written never change, even those of a line still being written)."""
+    fp_len = min(FP_BYTES, len(head))
+    return Position(fingerprint(head[:fp_len]), offset, first_time, name, fp_len)
 
 
 class CheckpointStore:
@@ -41,7 +61,8 @@ class CheckpointStore:
         """The saved position (None: nothing delivered yet) and the count of records delivered."""
         try:
             data = orjson.loads(self.path.read_bytes())
-            position = Position(data["fingerprint"], int(data["offset"]), data.get("first_time"), data.get("file", ""))
+            position = Position(data["fingerprint"], int(data["offset"]), data.get("first_time"), data.get("file", ""),
+                                int(data["fp_len"]))
             return position, int(data.get("delivered", 0))
         except FileNotFoundError:
             return None, 0

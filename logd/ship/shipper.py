@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import socket
 import threading
 import time
@@ -29,7 +30,7 @@ from . import encoders
 from .backoff import RetryPolicy
 from .checkpoint import CheckpointError, CheckpointStore, Position, fingerprint
 from .encoders import Item
-from .tail import Chunk, Tailer, resume_index, survey
+from .tail import Chunk, FileInfo, Tailer, read_head, resume_index, survey
 from .targets import Target, build_target, safe_url
 
 Notify = Callable[..., None]  # notify(level, message, **fields): a record about logd itself
@@ -199,7 +200,7 @@ class Shipper:
         everything = self._floor == 0 and not self._match
         for chunk in chunks:
             offset = chunk.start.offset
-            prefix = chunk.start.fingerprint[:16]
+            prefix = chunk.id_prefix
             for line in chunk.lines:
                 record = encoders.parse_line(line)
                 if everything or self._wanted(record):
@@ -298,32 +299,44 @@ class Shipper:
         """Retention is about to delete ``paths``: count (and report) the records this target
         has not shipped from them. Thread-safe; the files must still exist.
 
-        Files are ordered by their place in the set, found by fingerprint (names may move on
-        while we look); record times cannot order them, as one batch's records share a time."""
-        lost = 0
-        position = self.position
+        Files are matched by their first bytes (names move on while we look). A file counted
+        as lost is marked so the tailer never opens it in the instant before it goes (it
+        would be both counted and shipped)."""
         tailer = self._tailer
-        open_fp = tailer._fp if tailer is not None and tailer._file is not None else None
-        order = [f.fingerprint for f in survey(self.log_path)]
-        checkpoint_at = order.index(position.fingerprint) if position and position.fingerprint in order else None
-        for path in paths:
-            info = _file_info(path)
-            if info is None:
-                continue
-            fp, first_time = info
-            if fp == open_fp:
+        if tailer is None:
+            return self._count_lost(paths, self.position, None, set())
+        with tailer.lock:
+            # what was read is delivered or held in the batch being retried: lines from there on are at stake
+            return self._count_lost(paths, tailer.position or self.position, tailer.open_position(), tailer.doomed)
+
+    def _count_lost(self, paths: list[Path], position: Position | None, reading: Position | None,
+                    doomed: set[tuple[int, int, str]]) -> int:
+        # Retention takes the oldest backups, so the doomed files are older than every file
+        # left; among themselves a higher backup number is older. Record times cannot order
+        # files: one batch's records share a time.
+        infos = [info for info in map(_file_info, sorted(paths, key=_backup_number, reverse=True))
+                 if info is not None and info.head]
+        if position is None:
+            first_unshipped, offset = 0, 0  # nothing read yet: all of them
+        else:
+            at = next((i for i, info in enumerate(infos) if position.identifies(info.head)), None)
+            if at is not None:
+                first_unshipped, offset = at, position.offset
+            elif any(position.identifies(f.head) for f in survey(self.log_path)):
+                first_unshipped, offset = len(infos), 0  # reading beyond them: all shipped
+            else:  # the position's file went in an earlier pass, so these are newer: none shipped
+                first_unshipped, offset = 0, 0
+        lost = 0
+        for i in range(first_unshipped, len(infos)):
+            info = infos[i]
+            if reading is not None and reading.identifies(info.head):
                 continue  # being read through an open descriptor: the unlink takes nothing from us
-            if position is None:
-                unshipped_from: int | None = 0
-            elif fp == position.fingerprint:
-                unshipped_from = position.offset
-            elif checkpoint_at is not None and fp in order:
-                unshipped_from = 0 if order.index(fp) > checkpoint_at else None
-            else:  # the checkpoint's file is gone already: by time, a tie counted as not shipped
-                newer = first_time is None or position.first_time is None or first_time >= position.first_time
-                unshipped_from = 0 if newer else None
-            if unshipped_from is not None:
-                lost += count_lines(path, unshipped_from)[0]
+            lost += count_lines(info.path, offset if i == first_unshipped else 0)[0]
+            try:
+                st = os.stat(info.path)
+                doomed.add((st.st_dev, st.st_ino, fingerprint(info.head)))
+            except OSError:
+                pass
         if lost:
             with self._lock:
                 self.stats.lost_to_retention += lost
@@ -337,11 +350,10 @@ class Shipper:
         if position is None:
             return False
         files = survey(self.log_path)
-        names = [f.path.name for f in files]
         index, offset = resume_index(files, position)
-        if path.name not in names:
+        mine = next((i for i, f in enumerate(files) if f.path.name == path.name), None)
+        if mine is None:
             return False
-        mine = names.index(path.name)
         if mine < index:
             return True
         return mine == index and files[index].number > 0 and offset >= path.stat().st_size
@@ -391,17 +403,23 @@ def _open_log_file(path: Path) -> reader.LogFile | None:
     return reader.LogFile(path, 1, compression, fd=fd)
 
 
-def _file_info(path: Path) -> tuple[str, str | None] | None:
+def _backup_number(path: Path) -> int:
+    """N of ``agent.log.N``, ``agent.log.N.zst`` or ``agent.log.deleting.N.gz``; 0 when there is none."""
+    m = re.search(r"\.(\d+)(\.zst|\.gz)?$", path.name)
+    return int(m.group(1)) if m else 0
+
+
+def _file_info(path: Path) -> FileInfo | None:
     file = _open_log_file(path)
     if file is None:
         return None
     try:
-        line = reader.first_line(file)
+        head = read_head(file)
     finally:
         file.close()
-    if line is None:
-        return None
-    return fingerprint(line), reader.line_time(line)
+    cut = head.find(b"\n")
+    return FileInfo(path, file.number, file.compression, head,
+                    reader.line_time(head[:cut]) if cut >= 0 else None)
 
 
 def count_lines(path: Path, offset: int) -> tuple[int, int]:

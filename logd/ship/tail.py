@@ -11,12 +11,13 @@ renames and compression. Listing, opening and decompressing come from :mod:`logd
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from .. import reader
-from .checkpoint import Position, fingerprint
+from .checkpoint import FP_BYTES, Position, fingerprint, position_in
 
 READ_CHUNK = 1 << 20
 
@@ -29,6 +30,7 @@ class Chunk:
     start: Position
     end: Position
     nbytes: int
+    id_prefix: str  # names the file in ids (a hash of its first line: stable as the file grows)
 
 
 @dataclass
@@ -36,19 +38,43 @@ class FileInfo:
     path: Path
     number: int
     compression: str
-    fingerprint: str | None
+    head: bytes  # the first FP_BYTES decoded bytes (fewer in a shorter file)
     first_time: str | None
+    size: int = -1  # on disk, when surveyed
+
+    @property
+    def first_line(self) -> bytes | None:
+        cut = self.head.find(b"\n")
+        return self.head[:cut] if cut >= 0 else None
+
+
+def read_head(file: reader.LogFile) -> bytes:
+    """The first FP_BYTES bytes of a log file, decompressed; what it has when shorter or damaged."""
+    assert file.fd is not None
+    head = b""
+    try:
+        for chunk in reader.decoded_chunks(file, reader.raw_chunks(file.fd, size=1 << 16)):
+            head += chunk
+            if len(head) >= FP_BYTES:
+                break
+    except (reader.CorruptData, OSError):
+        pass
+    return head[:FP_BYTES]
+
+
+def _first_time(head: bytes) -> str | None:
+    cut = head.find(b"\n")
+    return reader.line_time(head[:cut]) if cut >= 0 else None
 
 
 def survey(current: Path) -> list[FileInfo]:
-    """Every file of the set, oldest first, with its fingerprint (None while it has no complete line)."""
+    """Every file of the set, oldest first, with its first bytes."""
     out = []
     with reader.snapshot(current) as files:
         for f in files:
-            line = reader.first_line(f)
-            fp = fingerprint(line) if line is not None else None
-            out.append(FileInfo(f.path, f.number, f.compression, fp,
-                                reader.line_time(line) if line is not None else None))
+            head = read_head(f) if f.fd is not None else b""
+            size = os.fstat(f.fd).st_size if f.fd is not None else -1
+            out.append(FileInfo(f.path, f.number, f.compression, head, _first_time(head), size))
     return out
 
 
@@ -56,18 +82,18 @@ def resume_index(files: list[FileInfo], position: Position | None) -> tuple[int,
     """Which file (index into ``files``) to read from, and from which offset.
 
     The checkpoint's file when it still exists; otherwise it is gone (retention, or
-    replaced) and reading starts at the oldest file that began after it did."""
+    replaced) and reading starts at the oldest file that began no earlier than it did
+    (one batch's records share a time, so a tie counts as newer: better twice than never)."""
     if position is None:
         return 0, 0
     for i, f in enumerate(files):
-        if f.fingerprint == position.fingerprint:
+        if position.identifies(f.head):
             return i, position.offset
     if position.first_time is not None:
-        # records of one batch share a time, so a tie is taken as newer: better twice than never
         for i, f in enumerate(files):
-            if f.first_time is not None and f.first_time >= position.first_time:
+            if f.first_time is None or f.first_time >= position.first_time:
                 return i, 0
-        return len(files) - 1 if files and files[-1].fingerprint is None else len(files), 0
+        return len(files), 0
     return 0, 0
 
 
@@ -81,38 +107,50 @@ class Tailer:
         self.position = position  # where the next read starts; None before the first line is seen
         self._file: reader.LogFile | None = None
         self._offset = 0  # uncompressed bytes of complete lines consumed from the open file
-        self._fp: str | None = None
+        self._head = b""  # the open file's first bytes (refreshed while it is young and growing)
         self._first_time: str | None = None
         self._pending = b""  # bytes read past the last complete line
         self._decoded: Iterator[bytes] | None = None  # for compressed files
         self._raw_pos = 0  # for plain files: where the next pread starts
-        self._finished: str | None = None  # fingerprint of a file read to its end after rotation
+        self._finished: Position | None = None  # a file read to its end after rotation
         self._damage: Exception | None = None  # why the open file cannot be read further
         self._damaged: set[tuple[int, int] | None] = set()  # files given up on, by (device, inode)
+        # retention's hook (another thread) counts a file as lost and marks it here, under this
+        # lock, so the tailer never also opens it in the instant before it is deleted
+        self.lock = threading.Lock()
+        self.doomed: set[tuple[int, int, str]] = set()  # (device, inode, fingerprint of the head):
+        # the inode number alone is reused by the next file created once the doomed one is gone
 
     # --- opening ---
 
     def _open(self) -> bool:
         files = survey(self.current)
         index, offset = resume_index(files, self.position)
-        if index < len(files) and self._finished is not None and files[index].fingerprint == self._finished:
+        if index < len(files) and self._finished is not None and self._finished.identifies(files[index].head):
             index, offset = index + 1, 0
-        for info in files[index:]:
+        for i in range(index, len(files)):
+            info = files[i]
+            if info.size == 0 and i < len(files) - 1:
+                offset = 0
+                continue  # an empty backup: nothing to read
             try:
                 fd = os.open(info.path, os.O_RDONLY | os.O_CLOEXEC)
             except FileNotFoundError:
                 return False  # renamed between survey and open: try again on the next read
             st = os.fstat(fd)
             file = reader.LogFile(info.path, info.number, info.compression, fd=fd, inode=(st.st_dev, st.st_ino))
-            if file.inode in self._damaged:
-                file.close()  # reported once already; its readable part was read
-                offset = 0
-                continue
-            line = reader.first_line(file)
-            if info.fingerprint is not None and (line is None or fingerprint(line) != info.fingerprint):
+            head = read_head(file)
+            if not head.startswith(info.head):
                 file.close()  # the name moved on to another file in between
                 return False
-            self._file, self._fp, self._first_time = file, info.fingerprint, info.first_time
+            with self.lock:
+                assert file.inode is not None
+                if file.inode in self._damaged or (*file.inode, fingerprint(head)) in self.doomed:
+                    file.close()  # reported already (damaged), or counted lost and about to go
+                    offset = 0
+                    continue
+                self._file = file
+            self._head, self._first_time = head, _first_time(head)
             self._finished = None
             self._pending, self._offset, self._raw_pos = b"", 0, 0
             self._decoded, self._damage = None, None
@@ -217,19 +255,41 @@ class Tailer:
             lines.append(self._pending[cut:nl])
             cut = nl + 1
         self._pending = self._pending[cut:]
-        if self._fp is None:  # the file was empty when opened: its first line names it now
-            assert self._offset == 0
-            self._fp = fingerprint(lines[0])
-            self._first_time = reader.line_time(lines[0])
         assert self._file is not None
-        start = Position(self._fp, self._offset, self._first_time, self._file.path.name)
+        if len(self._head) < FP_BYTES and not self._file.compression:  # a young file grew: read its head again
+            self._head = os.pread(self._file.fd, FP_BYTES, 0)  # type: ignore[arg-type]
+            self._first_time = _first_time(self._head)
+        name = self._file.path.name
+        start = position_in(self._head, self._offset, self._first_time, name)
         self._offset += cut
-        end = Position(self._fp, self._offset, self._first_time, self._file.path.name)
+        end = position_in(self._head, self._offset, self._first_time, name)
         self.position = end
-        return Chunk(lines, start, end, cut)
+        return Chunk(lines, start, end, cut, self.id_prefix())
+
+    def id_prefix(self) -> str:
+        cut = self._head.find(b"\n")
+        return fingerprint(self._head[:cut] if cut >= 0 else self._head)[:16]
+
+    def open_position(self) -> Position | None:
+        """Names the file open now (for retention: a file being read loses nothing when unlinked).
+        Called from another thread under :attr:`lock`; reads the head afresh while the file is
+        young, since a head taken when the file was empty would name every file."""
+        file = self._file
+        if file is None or file.fd is None:
+            return None
+        head = self._head
+        if len(head) < FP_BYTES and not file.compression:
+            try:
+                head = os.pread(file.fd, FP_BYTES, 0)
+            except OSError:
+                return None
+        if not head:
+            return None
+        return position_in(head, len(head), self._first_time, file.path.name)
 
     def _finish_file(self) -> None:
         """Done with the open file: the next open takes the file after it (found by fingerprint)."""
+        if self._file is not None and self._offset > 0:
+            self._finished = position_in(self._head, self._offset, self._first_time, self._file.path.name)
         self.close()
-        self._finished = self._fp
         self._pending = b""
