@@ -50,6 +50,7 @@ MB = 1024 * 1024
 CHUNK = 1 << 20  # bytes read from a backup at a time while compressing
 DAY = 86_400.0
 RETENTION_INTERVAL = 3600.0  # seconds between retention passes without a rotation
+BACKGROUND_NICE = 10  # of the compression thread (only that thread; see FileSet._run)
 
 Clock = Callable[[], float]
 Report = Callable[[str, str, dict[str, Any]], None]  # (level, message, fields)
@@ -343,7 +344,8 @@ class FileSet:
         self.compression_seconds = 0.0
         self.retention_deleted = 0  # backups deleted by max_backups / max_age
         self.errors = 0
-        self.rename: Callable[[Path, Path], None] = os.rename  # tests inject crashes here
+        self.rename: Callable[[Any, Any], None] = os.rename  # tests inject crashes here
+        self._pattern = re.compile(re.escape(path.name) + r"\.([1-9][0-9]*)((?:\.gz|\.zst)?(?:\.tmp)?)")
         self._active: int | None = None  # backup number being compressed
         self._cancel = False
         self._stop = False
@@ -363,12 +365,18 @@ class FileSet:
         """
         now = self.clock()
         first = backup_name(self.path, 1)
-        with self.lock:
-            for backup in reversed(scan(self.path)):
-                for path in backup.files:
-                    self.rename(path, _renumbered(self.path, path, backup.number + 1))
-                if self._active == backup.number:
-                    self._active = backup.number + 1
+        folder, base = str(self.path.parent), self.path.name
+        with self.lock:  # strings, not Paths: this is on the write path, once per backup
+            numbered = []
+            for name in os.listdir(folder):
+                m = self._pattern.fullmatch(name)
+                if m is not None:
+                    numbered.append((int(m.group(1)), m.group(2) or "", name))
+            numbered.sort(reverse=True)  # oldest first: each target name is free when used
+            for number, suffix, name in numbered:
+                self.rename(os.path.join(folder, name), os.path.join(folder, f"{base}.{number + 1}{suffix}"))
+            if self._active is not None:
+                self._active += 1  # every backup moved up one
             self.rename(self.path, first)
             self.generation += 1
             self.rotations += 1
@@ -420,6 +428,10 @@ class FileSet:
             self._thread = None
 
     def _run(self) -> None:
+        try:  # Linux: a thread is a task with its own nice value; ingestion comes first on a busy CPU
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+        except (AttributeError, OSError):
+            pass
         delay = 0.0  # after a failure: wait this long (or for the next kick), then retry
         while True:
             with self._cond:
@@ -498,7 +510,11 @@ class FileSet:
         if compression is None:
             return False
         with self.lock:
-            pending = [b for b in scan(self.path) if b.number >= 2 and b.plain and not b.compressed]
+            backups = scan(self.path)
+            for backup in backups:  # a finish cut short by an error: the compressed file is complete
+                if backup.plain is not None and backup.compressed is not None and backup.temp is None:
+                    backup.plain.unlink()
+            pending = [b for b in backups if b.number >= 2 and b.plain and not b.compressed]
             if not pending:
                 return False
             backup = pending[0]
@@ -524,18 +540,24 @@ class FileSet:
         finally:
             os.close(src)
             os.close(dst)
-            with self.lock:
-                number, self._active = self._active, None
+            with self.lock:  # the cascade may have moved our backup up: self._active follows it
+                number = self._active
                 cancelled = self._cancel or not finished
                 assert number is not None
                 temp = backup_name(self.path, number, compression.suffix + ".tmp")
                 if cancelled:
+                    self._active = None
                     temp.unlink(missing_ok=True)
                 else:
                     self.rename(temp, backup_name(self.path, number, compression.suffix))
-                    _fsync_dir(self.path.parent)
-                    backup_name(self.path, number).unlink()
         if not cancelled:
+            # the rename is made durable before the source goes; not under the lock, so a
+            # rotation never waits for the disk (until the unlink both files are complete)
+            _fsync_dir(self.path.parent)
+            with self.lock:
+                number, self._active = self._active, None
+                assert number is not None
+                backup_name(self.path, number).unlink()
             self.compressed += 1
             self.compression_seconds += time.perf_counter() - started
         return not self._stop

@@ -70,31 +70,45 @@ def _count_client_lines(current: Path) -> tuple[int, int]:
     return lines, len(files)
 
 
-def bench_rotate(args: argparse.Namespace) -> Report:
+def _scenario(folder: Path, settings: str, blobs: list[Path], total: int) -> tuple[float, float, dict, int, int]:
+    """One daemon run: (seconds, daemon CPU seconds, file sink status, client lines found, files)."""
+    folder.mkdir()
+    out = folder / "agent.log"
+    proc, sock = start_logd(folder, f'file = "{out}"\nfile_only = true\n{settings}')
+    try:
+        seconds = _drive(sock, blobs, total)
+        cpu = cpu_seconds(proc.pid)
+        status = request(sock, "status")["sinks"]["file"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    written, files = _count_client_lines(out)
+    shutil.rmtree(folder, ignore_errors=True)
+    return seconds, cpu, status, written, files
+
+
+def bench_rotate(args: argparse.Namespace, rounds: int = 2) -> Report:
+    """Each scenario runs ``rounds`` times, alternating, and keeps its best run: the machines
+    are shared and noisy, and alternating gives both the same conditions."""
     folder = Path(tempfile.mkdtemp(prefix="logd-bench-rot-", dir="/tmp"))
     try:
         blobs, total, total_bytes = _write_blobs(folder, args.clients, args.records)
-        rows: list[Row] = []
-        notes: list[str] = []
         scenarios = [("logd, no rotation", "max_size = 100000"),
                      ("logd, rotating 1 MB + zstd", "max_size = 1\ncompress = true\ncompression = \"zstd\"")]
-        for name, settings in scenarios:
-            run = folder / name.split(",")[1].strip().split()[0]
-            run.mkdir()
-            out = run / "agent.log"
-            proc, sock = start_logd(run, f'file = "{out}"\nfile_only = true\n{settings}')
-            try:
-                seconds = _drive(sock, blobs, total)
-                cpu = cpu_seconds(proc.pid)
-                status = request(sock, "status")["sinks"]["file"]
-            finally:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(60)
-            written, files = _count_client_lines(out)
+        runs: dict[str, list[tuple[float, float, dict, int, int]]] = {name: [] for name, _ in scenarios}
+        for round_ in range(rounds):
+            for index, (name, settings) in enumerate(scenarios):
+                runs[name].append(_scenario(folder / f"run{round_}-{index}", settings, blobs, total))
+        rows, notes = [], []
+        for name, _ in scenarios:
+            lossy = [r for r in runs[name] if r[3] != total]  # a loss is never hidden by a better run
+            seconds, cpu, status, written, files = (min(lossy, key=lambda r: r[3]) if lossy
+                                                    else min(runs[name], key=lambda r: r[0]))
             rows.append(Row(f"{name} ({args.clients} clients)", total, seconds, total_bytes, cpu, total - written))
             if status.get("rotations"):
                 notes.append(f"{name}: {status['rotations']} rotations, {files} files, "
                              f"{status.get('compression_seconds', 0):.2f} s compressing (background thread)")
+        notes.append(f"best of {rounds} alternating runs per scenario")
         plain, rotating = rows
         ratio = rotating.rate / plain.rate
         report = Report(
