@@ -9,10 +9,11 @@ reading logd's source.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import os
 import re
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -152,6 +153,7 @@ class Config:
     ship: tuple[ShipSettings, ...] = ()
     state_dir: Path | None = None
     source: Path | None = field(default=None, compare=False)
+    digest: str | None = field(default=None, compare=False)  # sha256 of the bytes loaded
 
     @property
     def max_size_bytes(self) -> int:
@@ -463,12 +465,13 @@ def load_config(path: Path | None) -> Config:
     if path is None:
         return defaults()
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(path, "config file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(path, f"cannot read config file: {exc}") from None
-    return parse_config(text, path)
+    return replace(parse_config(text, path), digest=hashlib.sha256(raw).hexdigest())
 
 
 def parse_config(text: str, path: Path) -> Config:

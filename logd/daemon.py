@@ -187,15 +187,16 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload("SIGHUP")))
         loop.add_signal_handler(signal.SIGUSR1, lambda: self.rotate_files("SIGUSR1"))
         await self.server.start()
+        watcher = None
+        if config.source is not None:
+            watcher = ConfigWatcher(config.source, loop, lambda: loop.create_task(self.reload("config file changed")),
+                                    loaded=config.digest)
+            watcher.start()
         await self.control.start()
         self._start_metrics(config.metrics)
         self.reload_hooks.append(self._metrics_reload)
         reporter = loop.create_task(self._rate_limit_reporter())
         housekeeping = loop.create_task(self._file_housekeeping())
-        watcher = None
-        if config.source is not None:
-            watcher = ConfigWatcher(config.source, loop, lambda: loop.create_task(self.reload("config file changed")))
-            watcher.start()
         if config.file_only and config.file is None:
             self.pipeline.emit("warn", "file_only is set but no file is configured; logging to the console",
                                config=str(config.source))

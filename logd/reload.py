@@ -54,12 +54,14 @@ def concerns(event_path: str, chain: tuple[str, ...]) -> bool:
 
 class ConfigWatcher(FileSystemEventHandler):
     def __init__(self, path: Path, loop: asyncio.AbstractEventLoop, on_change: Callable[[], None],
-                 debounce: float = 0.2) -> None:
+                 debounce: float = 0.2, loaded: str | None = None) -> None:
+        """``loaded`` is the fingerprint of the content the running config came from, so an
+        edit made between loading and watching is not missed."""
         self.path = path
         self.loop = loop
         self.on_change = on_change
         self.debounce = debounce
-        self.last = fingerprint(path)
+        self.last = loaded if loaded is not None else fingerprint(path)
         self._chain = symlink_chain(path)
         self._observer = Observer()
         self._watches: dict[Path, object] = {}
@@ -69,6 +71,7 @@ class ConfigWatcher(FileSystemEventHandler):
         self._rewatch()
         self._observer.daemon = True
         self._observer.start()
+        self._poke()  # compare once now: the file may have changed since it was loaded
 
     def stop(self) -> None:
         if self._timer is not None:
