@@ -660,7 +660,7 @@ def describe(config: Config) -> str:
     """The effective config as TOML, with derived values as comments."""
     lines = [f"# effective config from {config.source or '<embedded defaults>'}", "[logging]"]
     for f in fields(Config):
-        if f.name in _SUBTABLES or f.name in _ARRAYS or f.name == "source":
+        if f.name in _SUBTABLES or f.name in _ARRAYS or not f.compare:
             continue
         value = getattr(config, f.name)
         if value is None:
@@ -715,7 +715,7 @@ def changes(old: Config, new: Config) -> list[str]:
     """What differs between two configs, as ``key: old -> new`` (sub-table keys dotted)."""
     out: list[str] = []
     for f in fields(Config):
-        if f.name == "source":
+        if not f.compare:  # where it was loaded from, not a setting
             continue
         a, b = getattr(old, f.name), getattr(new, f.name)
         if f.name in _ARRAYS:
