@@ -184,6 +184,11 @@ def default_socket_path(env: dict[str, str] | None = None) -> Path:
     return Path(f"/tmp/logd-{os.getuid()}") / "logd.sock"
 
 
+def _relative_to(base: Path, value: str) -> Path:
+    """A path from the config: ``~`` expanded, relative to the config's folder, ``..`` folded."""
+    return Path(os.path.normpath(base / Path(value).expanduser()))
+
+
 def socket_path_hint(path: Path) -> Path:
     """The socket a config names, read leniently: for commands that must reach the daemon
     even when the file now holds an error (``logd reload`` after a bad edit)."""
@@ -500,22 +505,22 @@ def parse_config(text: str, path: Path) -> Config:
             values.update(_validate_table(path, locate, "logging", {key: raw}, _LOGGING_KEYS,
                                           extra_names=tuple(_SUBTABLES) + tuple(_ARRAYS)))
     if "file" in values:
-        values["file"] = base / Path(values["file"]).expanduser()
+        values["file"] = _relative_to(base, values["file"])
     if "compression_level" in values:  # its range depends on the algorithm
         expected = compression_level_error(values.get("compression", "zstd"), values["compression_level"])
         if expected is not None:
             raise ConfigError(path, f"expected {expected}, found {_found(values['compression_level'])}",
                               line=locate("logging", "compression_level"), key="logging.compression_level")
     if "state_dir" in values:
-        values["state_dir"] = base / Path(values["state_dir"]).expanduser()
+        values["state_dir"] = _relative_to(base, values["state_dir"])
     if "path" in tables["socket"]:
-        tables["socket"]["path"] = base / Path(tables["socket"]["path"]).expanduser()
+        tables["socket"]["path"] = _relative_to(base, tables["socket"]["path"])
     tables["socket"].setdefault("path", default_socket_path())
     if "dir" in tables["traces"]:
-        tables["traces"]["dir"] = base / Path(tables["traces"]["dir"]).expanduser()
+        tables["traces"]["dir"] = _relative_to(base, tables["traces"]["dir"])
     listen = tables["metrics"].get("listen", "")
     if listen.startswith("unix:"):
-        tables["metrics"]["listen"] = "unix:" + str(base / Path(listen[5:]).expanduser())
+        tables["metrics"]["listen"] = "unix:" + str(_relative_to(base, listen[5:]))
     for name, (settings_class, _) in _SUBTABLES.items():
         values[name] = settings_class(**tables[name])
     return Config(source=path.absolute(), **values)
@@ -575,7 +580,7 @@ def _validate_array(path: Path, locate: "_Locator", key: str, raw: Any, base: Pa
                                   line=where(name, "headers"), key=f"{name}.headers.{header}")
         for tls_key in ("tls_ca", "tls_cert", "tls_key"):
             if tls_key in table:
-                table[tls_key] = base / Path(table[tls_key]).expanduser()
+                table[tls_key] = _relative_to(base, table[tls_key])
         table.setdefault("name", f"{kind}-{index}")
         if table["name"] in names:
             raise ConfigError(path, f'duplicate target name "{table["name"]}"; give each target its own name',
