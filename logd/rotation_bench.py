@@ -73,7 +73,10 @@ def _count_client_lines(current: Path) -> tuple[int, int]:
 def _scenario(folder: Path, settings: str, blobs: list[Path], total: int) -> tuple[float, float, dict, int, int]:
     """One daemon run: (seconds, daemon CPU seconds, file sink status, client lines found, files)."""
     folder.mkdir()
-    out = folder / "agent.log"
+    # the log in its own folder, as in production (/var/log/logd vs /etc/logd): the config
+    # watcher watches the config's folder, and would otherwise wake for every write
+    (folder / "logs").mkdir()
+    out = folder / "logs" / "agent.log"
     proc, sock = start_logd(folder, f'file = "{out}"\nfile_only = true\n{settings}')
     try:
         seconds = _drive(sock, blobs, total)
