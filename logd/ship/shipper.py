@@ -28,7 +28,7 @@ from ..levels import RANK
 from ..timestamps import format_epoch
 from . import encoders
 from .backoff import RetryPolicy
-from .checkpoint import CheckpointError, CheckpointStore, Position, fingerprint
+from .checkpoint import CheckpointStore, Position, fingerprint
 from .encoders import Item
 from .tail import Chunk, FileInfo, Tailer, read_head, resume_index, survey
 from .targets import Target, build_target, safe_url

@@ -115,7 +115,9 @@ class HttpTarget:
     """POST a body per batch (OTLP/HTTP, NDJSON, Loki push, Elasticsearch _bulk) with httpx."""
 
     def __init__(self, settings: ShipSettings, encode: Callable[[list[Item]], bytes], content_type: str,
-                 clock: Callable[[], float] = time.time, check: Callable[[list[Item], httpx.Response], Outcome] | None = None) -> None:
+                 clock: Callable[[], float] = time.time,
+                 check: Callable[[list[Item], httpx.Response], Outcome] | None = None) -> None:
+        """``check`` reads a 2xx body for per-record refusals (Elasticsearch, OTLP partial success)."""
         self.url = settings.url
         self.encode = encode
         self.gzip = settings.compression == "gzip"
@@ -171,7 +173,10 @@ def es_bulk_outcome(items: list[Item], response: httpx.Response) -> Outcome:
         if status < 300 or status == 409:
             continue
         error = action.get("error", {})
-        reason = f"HTTP {status}: {error.get('type', '')}: {error.get('reason', '')}" if isinstance(error, dict) else str(error)
+        if isinstance(error, dict):
+            reason = f"HTTP {status}: {error.get('type', '')}: {error.get('reason', '')}"
+        else:
+            reason = f"HTTP {status}: {error}"
         if status == 429 or status >= 500:
             outcome.retry.append(item)
             outcome.error = reason
