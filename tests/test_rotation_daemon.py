@@ -189,3 +189,26 @@ def test_logd_rotate_without_a_file_says_so(daemon, tmp_path):
                          capture_output=True, text=True)
     assert out.returncode == 1
     assert "no log file is configured" in out.stderr
+
+
+def test_reloads_while_rotating_under_load_lose_and_repeat_nothing(daemon, tmp_path):
+    """A reload builds a new file sink before the old one's last batch: both share the path's
+    rotation state, so whichever rotates, the other follows; a new policy (gzip) applies."""
+    d = daemon('file = "agent.log"\nfile_only = true\nmax_size = 0.02\ncompress = true')
+    sender = threading.Thread(target=paced_send, args=(d.socket_path, 3_000), kwargs={"pause": 0.002})
+    sender.start()
+    original = d.config.read_text()
+    for i, extra in enumerate(['\nlevel = "debug"', '\nlevel = "info"', '\ncompression = "gzip"']):
+        wait_for(lambda: len(list(tmp_path.glob("agent.log.*"))) >= 3 * (i + 1), 20, what="rotations")
+        d.config.write_text(original.replace("compress = true", "compress = true" + extra))
+        d.signal(signal.SIGHUP)
+    sender.join(60)
+    wait_for(lambda: [r for r in own_records(tmp_path / "agent.log") if r.get("event") == "reload"
+                      and any("compression" in c for c in r.get("changed", []))], 20, what="the gzip reload")
+    paced_send(d.socket_path, 600, start=3_000)  # rotations under the new policy
+    wait_for(lambda: not [n for n in names(tmp_path) if n.endswith(".tmp") or n == "agent.log.2"], 20,
+             what="compression to catch up")
+    d.stop()
+    assert all_seqs(tmp_path / "agent.log") == list(range(3_600))
+    assert [r for r in own_records(tmp_path / "agent.log") if r.get("event") == "reload"]
+    assert any(n.endswith(".gz") for n in names(tmp_path)) and any(n.endswith(".zst") for n in names(tmp_path))
