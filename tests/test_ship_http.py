@@ -291,3 +291,17 @@ def test_a_checkpoint_that_cannot_be_saved_restarts_the_shipper_without_loss(tmp
     seqs = [r["seq"] for r in ndjson_records(collector.accepted_bodies())]
     assert sorted(set(seqs)) == list(range(30))  # the first batch went out again: duplicates, never loss
     assert shipper.status()["restarting_after"] is None and len(waits) >= 1
+
+
+def test_max_retries_gives_up_into_the_dead_letter_file(tmp_path, collector):
+    """With a retry limit set, a batch still failing after it is dead-lettered with the last error."""
+    collector.plan([{"status": 503, "body": "busy"}] * 3)
+    target = (f'type = "http"\nurl = "{collector.url()}"\nname = "limited"\nbatch_size = 5\nflush_interval = 0.05\n'
+              'max_retries = 2\n')
+    shipper, waits = run_shipper(tmp_path, collector, numbered(10), target,
+                                 lambda: len(ndjson_records(collector.accepted_bodies())) >= 5)
+    dead = [orjson.loads(line) for line in shipper.dead_letter_path.read_text().splitlines()]
+    assert [d["record"]["seq"] for d in dead] == [0, 1, 2, 3, 4]
+    assert dead[0]["reason"] == "gave up after 2 retries: HTTP 503: busy"
+    assert len(waits) == 2
+    assert [r["seq"] for r in ndjson_records(collector.accepted_bodies())] == [5, 6, 7, 8, 9]
