@@ -7,6 +7,7 @@ import asyncio
 import errno
 import os
 import resource
+import subprocess
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -18,6 +19,7 @@ from logd.pipeline import Batch, Pipeline
 from logd.rotation import Compression, Retention, RotationPolicy, Schedule, SizeLimit
 from logd.sinks.file import FileSink
 from rotation_support import Clock, all_seqs, batch, decompress, names, record, seqs_in
+from support import wait_for
 
 
 @pytest.fixture
@@ -87,7 +89,6 @@ def test_older_backups_are_compressed_and_decompress_to_exactly_the_lines_writte
     assert sink.compression_seconds > 0
     # the real tools agree
     tool = ["zstd", "-dc"] if algorithm == "zstd" else ["gzip", "-dc"]
-    import subprocess
     out = subprocess.run(tool + [str(tmp_path / f"agent.log.2{suffix}")], capture_output=True, check=True).stdout
     assert out == decompress(tmp_path / f"agent.log.2{suffix}")
 
@@ -288,3 +289,59 @@ def test_a_failing_rotation_goes_through_the_pipelines_hold_and_retry(tmp_path, 
     own = [orjson.loads(line) for p in sorted(tmp_path.iterdir()) for line in decompress(p).splitlines()]
     messages = [r["message"] for r in own if r.get("agent") == "logd"]
     assert any("failed" in m for m in messages) and any("recovered" in m for m in messages)
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A 512 KB tmpfs: a real disk that fills up (needs mount rights, as root in CI)."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mnt)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()} "
+                    "(test_file_size_limit_* covers a full file system through RLIMIT_FSIZE)")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def fill(folder: Path) -> Path:
+    """Take every free byte of the file system."""
+    filler = folder / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+    return filler
+
+
+def test_disk_full_while_writing_and_compressing_loses_nothing_once_space_is_back(small_fs, sinks):
+    log = small_fs / "agent.log"
+    plain = make(sinks, log, size=SizeLimit(30_000))
+    for i in range(0, 900, 30):  # plain backups .1, .2, .3 ... waiting for compression
+        plain.write(batch(i, 30))
+    plain.close()
+    filler = fill(small_fs)
+
+    reports: list[tuple[str, str, dict]] = []
+    sink = FileSink(log, RotationPolicy(size=SizeLimit(30_000), compression=Compression()),
+                    report=lambda level, message, fields: reports.append((level, message, fields)))
+    sinks.append(sink)
+    sink.open()  # start-up: the compressor tries agent.log.2 and finds the disk full
+    wait_for(lambda: any(level == "error" for level, _, _ in reports), 10, what="the compressor's error")
+    assert "No space left" in [f for lvl, _, f in reports if lvl == "error"][0]["error"]
+    assert "agent.log.2" in names(small_fs) and not [n for n in names(small_fs) if n.endswith(".tmp")]
+    with pytest.raises(OSError) as full:
+        sink.write(batch(900, 30))
+    assert full.value.errno == errno.ENOSPC and sink.pending_bytes > 0
+
+    filler.unlink()  # space is back
+    sink.flush()
+    sink.files.kick()  # the compressor's next retry, now rather than after its backoff
+    assert sink.settle(20)
+    assert all_seqs(log) == list(range(930))
+    assert not [n for n in names(small_fs)[2:] if not n.endswith(".zst")]

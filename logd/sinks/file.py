@@ -136,8 +136,8 @@ class FileSink:
 
     def _rotate(self) -> bool:
         """Rotate now unless the file is empty; raises OSError (the pipeline retries)."""
-        assert self.files is not None and self.policy is not None
         self._open()
+        assert self.files is not None and self.policy is not None
         self._rotate_asked = False
         if self._size == 0:
             return False
