@@ -95,3 +95,16 @@ def test_sigterm_ships_what_was_received_before_exiting(daemon, collector):
     send_records(d.socket_path, numbered(500))
     assert d.stop() == 0
     assert seqs(shipped(collector)) == list(range(500))  # the partial batch was not left waiting
+
+
+def test_a_corrupt_checkpoint_stops_start_up_with_a_clear_error(daemon, collector, tmp_path):
+    """Starting over silently would resend everything (or skip, with a guessed position): refuse, say why."""
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "central.checkpoint.json").write_text("{half a checkpoint")
+    d = daemon(ship_config(http_target(collector, "central")), wait=False)
+    assert d.proc.wait(15) == 1
+    err = d.stderr()
+    assert "logd: error: cannot start shipping: cannot read checkpoint" in err
+    assert "central.checkpoint.json" in err and "move it away to start over" in err
+    assert "Traceback" not in err
