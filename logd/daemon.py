@@ -173,7 +173,8 @@ class Daemon:
         self.control.register("reload", self._reload_command)
         self.control.register("rotate", self._rotate_command)
         self._loop = asyncio.get_running_loop()
-        self.ship = ShipManager(self._ship_notify)
+        pipeline = self.pipeline
+        self.ship = ShipManager(self._ship_notify, ingested=lambda: pipeline.stats.received)
         try:
             self.ship.start(config)
         except (OSError, CheckpointError) as exc:
@@ -184,7 +185,7 @@ class Daemon:
             raise StartupError(f"cannot start shipping: {exc}") from None
         self.reload_hooks.append(self._ship_reload)
 
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload("SIGHUP")))
+        loop.add_signal_handler(signal.SIGHUP, lambda: self._on_sighup(loop))
         loop.add_signal_handler(signal.SIGUSR1, lambda: self.rotate_files("SIGUSR1"))
         await self.server.start()
         watcher = None
@@ -410,6 +411,13 @@ class Daemon:
     def _file_sinks(self) -> list[FileSink]:
         assert self.pipeline is not None
         return [s for s in self.pipeline.sinks if type(s) is FileSink]
+
+    def _on_sighup(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Reopen the log file first (an external logrotate moved it; this holds even when a
+        failing sink makes the reload refuse), then reload the config."""
+        for sink in self._file_sinks():
+            sink.reopen()
+        loop.create_task(self.reload("SIGHUP"))
 
     def rotate_files(self, reason: str) -> list[dict]:
         """Rotate the log file now (``logd rotate``, SIGUSR1); a failure is reported, and the

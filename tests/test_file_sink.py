@@ -345,3 +345,27 @@ def test_disk_full_while_writing_and_compressing_loses_nothing_once_space_is_bac
     assert sink.settle(20)
     assert all_seqs(log) == list(range(930))
     assert not [n for n in names(small_fs)[2:] if not n.endswith(".zst")]
+
+
+def test_reopen_follows_an_external_move_but_finishes_a_cut_line_first(tmp_path, sinks):
+    """SIGHUP after an external logrotate: the next write goes to a new file at the path; a line a
+    short write left unfinished is completed in the moved file, so neither holds half a line."""
+    sink = make(sinks, tmp_path / "agent.log", size=SizeLimit(1 << 20))
+    sink.write(batch(0, 3))
+    os.rename(tmp_path / "agent.log", tmp_path / "moved.log")
+    sink.reopen()
+    sink.write(batch(3, 2))
+    assert all_seqs(tmp_path / "moved.log") == [0, 1, 2] and all_seqs(tmp_path / "agent.log") == [3, 4]
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    size = (tmp_path / "agent.log").stat().st_size
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size + 50, hard))  # the next line is cut after 50 bytes
+    try:
+        with pytest.raises(OSError):
+            sink.write(batch(5, 1))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    os.rename(tmp_path / "agent.log", tmp_path / "moved2.log")
+    sink.reopen()
+    sink.write(batch(6, 1))
+    assert all_seqs(tmp_path / "moved2.log") == [3, 4, 5] and all_seqs(tmp_path / "agent.log") == [6]

@@ -52,6 +52,7 @@ class FileSink:
         self._unwritten = b""
         self._mid_line = False  # the file ends inside a line: finish it before any rotation
         self._rotate_asked = False
+        self._reopen_asked = False
         self._next_boundary: float | None = None
 
     # --- files ---
@@ -97,10 +98,14 @@ class FileSink:
         fd = self._open()
         if self.policy is None:
             while self._unwritten:
+                if self._reopen_asked and not self._mid_line:
+                    fd = self._reopen_now()
                 self._write_some(fd, self._unwritten)
             return
         size_limit = self.policy.size
         while True:
+            if self._reopen_asked and not self._mid_line:
+                fd = self._reopen_now()
             if not self._mid_line and (self._rotate_asked or (
                     self._unwritten and self._next_boundary is not None and self.clock() >= self._next_boundary)):
                 self._rotate()
@@ -163,6 +168,19 @@ class FileSink:
             self.flush()
             return True
         return self._rotate()
+
+    def _reopen_now(self) -> int:
+        self._reopen_asked = False
+        self._close_fd()
+        return self._open()
+
+    def reopen(self) -> None:
+        """Open the path again at the next write (SIGHUP: an external logrotate moved the file).
+        A line a short write left unfinished is finished in the old file first."""
+        self._reopen_asked = True
+        if not self._mid_line:
+            self._reopen_asked = False
+            self._close_fd()
 
     def tick(self) -> None:
         """Periodic housekeeping: a time rotation that came due without writes, hourly retention.
