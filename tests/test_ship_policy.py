@@ -47,3 +47,12 @@ def test_no_retry_limit_by_default():
     assert not RetryPolicy().gives_up(10 ** 6)
     limited = RetryPolicy(max_retries=3)
     assert not limited.gives_up(3) and limited.gives_up(4)
+
+
+def test_shippers_step_aside_while_ingestion_is_busy():
+    """Above the busy rate a shipper pauses twice the CPU it spent (capped); otherwise not at all."""
+    from logd.ship.shipper import BUSY_RATE, yield_seconds
+
+    assert yield_seconds(BUSY_RATE / 2, cpu_spent=0.05) == 0.0
+    assert yield_seconds(BUSY_RATE * 10, cpu_spent=0.05) == 0.1
+    assert yield_seconds(BUSY_RATE * 10, cpu_spent=5.0) == 0.5

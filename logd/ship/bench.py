@@ -99,7 +99,7 @@ def bench_ship(args: argparse.Namespace) -> Report:
             proc, sock_path = start_logd(folder, config(rs.port))
             counter = LineCounter(rs.out)
             start = time.perf_counter()
-            drive_clients(sock_path, blobs, log, total)
+            ingest_seconds = drive_clients(sock_path, blobs, log, total)
             seconds = _wait_lines(counter, total, start)
             cpu = cpu_seconds(proc.pid)
             proc.send_signal(signal.SIGTERM)
@@ -108,6 +108,17 @@ def bench_ship(args: argparse.Namespace) -> Report:
                             total - _arrived(rs.out)))
         finally:
             rs.stop()
+        ingest_shipping = Row("  of which ingestion into the file", total, ingest_seconds, total_bytes)
+
+        # the same ingestion without a ship target: what shipping costs the pipeline
+        plain_folder = folder / "plain"
+        plain_folder.mkdir()
+        plain_log = plain_folder / "agent.log"
+        proc, sock_path = start_logd(plain_folder, f'file = "{plain_log}"\nfile_only = true\nmax_size = 100000\n')
+        plain_seconds = drive_clients(sock_path, blobs, plain_log, total)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+        ingest_plain = Row("ingestion alone (no ship target)", total, plain_seconds, total_bytes)
 
         # 3. catching up: the same file shipped again from the start (checkpoint removed)
         (state / "bench.checkpoint.json").unlink()
@@ -128,12 +139,14 @@ def bench_ship(args: argparse.Namespace) -> Report:
             rs.stop()
 
         raw, e2e, catchup = rows
+        rows[2:2] = [ingest_shipping, ingest_plain]
         report = Report(
             title=f"logd bench --ship: {total:,} records to a local rsyslogd over TCP (RFC 5424, octet-counted); "
                   f"{machine_line()}",
             rows=rows,
             ratios=[("logd end to end / rsyslog raw", e2e.rate / raw.rate),
-                    ("shipper catch-up / rsyslog raw", catchup.rate / raw.rate)],
+                    ("shipper catch-up / rsyslog raw", catchup.rate / raw.rate),
+                    ("ingestion while shipping / ingestion alone", ingest_shipping.rate / ingest_plain.rate)],
             notes=["each batch is acknowledged by rsyslog closing the connection after reading it all",
                    "'lost' counts records missing from rsyslog's file at the end"],
             target="0 lost",

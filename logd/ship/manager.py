@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..config import Config, ShipSettings
 from .shipper import Notify, Shipper
@@ -18,8 +18,9 @@ def shipped_file(config: Config) -> Path:
 
 
 class ShipManager:
-    def __init__(self, notify: Notify) -> None:
+    def __init__(self, notify: Notify, ingested: Callable[[], int] | None = None) -> None:
         self.notify = notify
+        self.ingested = ingested
         self.shippers: dict[str, Shipper] = {}
         self._keys: dict[str, tuple[ShipSettings, Path, Path]] = {}
         self._spool: Path | None = None  # set when shippers read the spool (no log file)
@@ -27,7 +28,7 @@ class ShipManager:
 
     def _start(self, settings: ShipSettings, config: Config) -> Shipper:
         shipper = Shipper(settings, shipped_file(config), config.ship_state_dir, notify=self.notify,
-                          on_progress=self._prune)
+                          on_progress=self._prune, ingested=self.ingested)
         shipper.start()
         self._keys[settings.name] = (settings, shipped_file(config), config.ship_state_dir)
         return shipper

@@ -59,7 +59,8 @@ class Shipper:
                  sleep: Callable[[float], bool] | None = None, rng: random.Random | None = None,
                  notify: Notify = lambda level, message, **fields: None,
                  target: Target | None = None, poll_interval: float = 0.05,
-                 on_progress: Callable[[], None] = lambda: None) -> None:
+                 on_progress: Callable[[], None] = lambda: None,
+                 ingested: Callable[[], int] | None = None) -> None:
         self.settings = settings
         self.name = settings.name
         self.log_path = log_path
@@ -69,6 +70,8 @@ class Shipper:
         self.notify = notify
         self.poll_interval = poll_interval
         self.on_progress = on_progress  # called (on this shipper's thread) after each checkpoint
+        self.ingested = ingested  # records the daemon has taken in so far: how busy ingestion is
+        self._ingest_seen = (time.monotonic(), 0)
         self.store = CheckpointStore(state_dir, settings.name)
         self.dead_letter_path = state_dir / f"{settings.name}.dead-letter.jsonl"
         self.policy = RetryPolicy(settings.backoff_initial, settings.backoff_max,
@@ -143,6 +146,7 @@ class Shipper:
                 stopping = self._stop.is_set()
                 if stopping and time.monotonic() > self._drain_until:
                     return
+                cpu = time.thread_time()
                 chunks = self._gather(tailer, stopping)
                 if not chunks:
                     if stopping:
@@ -152,6 +156,8 @@ class Shipper:
                 if not self._ship(chunks):
                     return
                 self.crash = None
+                if not stopping:
+                    self._stop.wait(self._yield_time(time.thread_time() - cpu))
         finally:
             tailer.close()
             if self._stop.is_set():
@@ -162,6 +168,18 @@ class Shipper:
                         self.store.save(self.position, self.stats.delivered, durable=True)
                     except OSError:
                         pass
+
+    def _yield_time(self, cpu_spent: float) -> float:
+        """Seconds to step aside after a batch. Shippers share the interpreter (the GIL) with
+        ingestion; while agents are sending hard, a shipper that keeps up takes half the CPU
+        from them (``logd bench --ship``: ingestion at 0.43x). So then it pauses twice as long
+        as it worked: shipping falls behind for the burst, reading from disk, and catches up."""
+        if self.ingested is None:
+            return 0.0
+        now, count = time.monotonic(), self.ingested()
+        then, before = self._ingest_seen
+        self._ingest_seen = (now, count)
+        return yield_seconds((count - before) / max(now - then, 1e-3), cpu_spent)
 
     # --- batching ---
 
@@ -388,6 +406,17 @@ class Shipper:
                 "last_error_at": _when(s.last_error_at), "next_retry_at": _when(s.next_retry_at),
                 "restarting_after": self.crash, "checkpoint": str(self.store.path),
             }
+
+
+BUSY_RATE = 5_000.0  # records/s taken in: above this, ingestion comes first
+YIELD_FACTOR = 2.0  # pause / CPU spent while ingestion is busy: shippers get at most a third
+
+
+def yield_seconds(ingest_rate: float, cpu_spent: float) -> float:
+    """How long a shipper pauses after a batch that cost ``cpu_spent`` CPU seconds."""
+    if ingest_rate <= BUSY_RATE:
+        return 0.0
+    return min(0.5, cpu_spent * YIELD_FACTOR)
 
 
 def _when(epoch: float | None) -> str | None:
