@@ -98,7 +98,8 @@ def resume_index(files: list[FileInfo], position: Position | None) -> tuple[int,
 
 
 class Tailer:
-    """Reads complete lines from ``position`` on, across rotations. Not thread-safe: one owner."""
+    """Reads complete lines from ``position`` on, across rotations. One owner thread reads;
+    retention's hook looks at what is open through :meth:`open_position` under :attr:`lock`."""
 
     def __init__(self, current: Path, position: Position | None,
                  on_problem: reader.ProblemHandler = lambda problem: None) -> None:
@@ -149,8 +150,8 @@ class Tailer:
                     file.close()  # reported already (damaged), or counted lost and about to go
                     offset = 0
                     continue
+                self._head, self._first_time = head, _first_time(head)
                 self._file = file
-            self._head, self._first_time = head, _first_time(head)
             self._finished = None
             self._pending, self._offset, self._raw_pos = b"", 0, 0
             self._decoded, self._damage = None, None
