@@ -104,6 +104,11 @@ def test_retention_of_unshipped_backups_is_counted_shown_and_accounts_for_every_
         target = status["ship"]["central"]
         written = status["received"] - status["filtered"]
         return target["delivered"] + target["lost_to_retention"] + target["lag_records"] == written
-    wait_for(accounted, 15, what="delivered + lost + lag to equal the records written")
+    try:
+        wait_for(accounted, 15, what="delivered + lost + lag to equal the records written")
+    except AssertionError:
+        status = request(d.socket_path, "status")
+        raise AssertionError(f"not accounted for: {status['ship']['central']}, received {status['received']}, "
+                             f"filtered {status['filtered']}") from None
     assert lost_so_far() >= missing
     assert "LOST: deleted by retention before shipping" in cli_status(d)
