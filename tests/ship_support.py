@@ -134,6 +134,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 server = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[2])), Handler)
+if len(sys.argv) > 4:  # HTTPS: certificate and key
+    import ssl
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(sys.argv[3], sys.argv[4])
+    server.socket = context.wrap_socket(server.socket, server_side=True)
 server.serve_forever()
 '''
 
@@ -141,20 +146,22 @@ server.serve_forever()
 class Collector:
     """A local HTTP server process that records every POST (decompressed) and answers by plan."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, tls: "Certificates | None" = None) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
+        self.tls = tls
         self.proc: subprocess.Popen[bytes] | None = None
 
     def url(self, path: str = "/") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}{path}"
 
     def plan(self, responses: list[dict]) -> None:
         (self.folder / "plan.json").write_text(orjson.dumps(responses).decode())
 
     def start(self) -> "Collector":
-        self.proc = subprocess.Popen([sys.executable, "-c", _COLLECTOR, str(self.folder), str(self.port)])
+        tls = [str(self.tls.cert), str(self.tls.key)] if self.tls else []
+        self.proc = subprocess.Popen([sys.executable, "-c", _COLLECTOR, str(self.folder), str(self.port), *tls])
         wait_for(lambda: port_open(self.port), 15, what="the HTTP collector")
         return self
 

@@ -16,7 +16,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from logd.config import load_config
 from logd.control import request
 from logd.ship.shipper import Shipper
-from ship_support import Collector, numbered, ship_config
+from ship_support import Certificates, Collector, numbered, ship_config
 from support import send_records, wait_for, write_config
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -305,3 +305,28 @@ def test_max_retries_gives_up_into_the_dead_letter_file(tmp_path, collector):
     assert dead[0]["reason"] == "gave up after 2 retries: HTTP 503: busy"
     assert len(waits) == 2
     assert [r["seq"] for r in ndjson_records(collector.accepted_bodies())] == [5, 6, 7, 8, 9]
+
+
+def test_https_target_verifies_the_collector_against_tls_ca(daemon, tmp_path):
+    """HTTPS: with tls_ca the collector's certificate is trusted and records arrive; without it
+    (system trust only) the target keeps failing on verification and nothing is sent in clear."""
+    certs = Certificates(tmp_path / "certs")
+    secure = Collector(tmp_path / "secure", tls=certs).start()
+    try:
+        trusted = f'type = "otlp"\nname = "trusted"\nurl = "{secure.url("/v1/logs")}"\ntls_ca = "{certs.ca}"\nflush_interval = 0.05\n'
+        untrusted = (f'type = "http"\nname = "untrusted"\nurl = "{secure.url("/x")}"\nflush_interval = 0.05\n'
+                     'backoff_initial = 0.05\nbackoff_max = 0.2\n')
+        d = daemon(ship_config(trusted, untrusted))
+        send_records(d.socket_path, numbered(20))
+
+        def exported() -> int:
+            return sum(len(sl.log_records) for r in secure.requests() if r["path"] == "/v1/logs"
+                       for rl in ExportLogsServiceRequest.FromString(r["body"]).resource_logs for sl in rl.scope_logs)
+        wait_for(lambda: exported() >= 20, 30, what="20 records over HTTPS")
+        wait_for(lambda: request(d.socket_path, "status")["ship"]["untrusted"]["retries"] >= 1, 30,
+                 what="the unverified target to fail")
+        status = request(d.socket_path, "status")["ship"]["untrusted"]
+        assert status["delivered"] == 0 and "CERTIFICATE_VERIFY_FAILED" in status["last_error"]
+        assert not [r for r in secure.requests() if r["path"] == "/x"]
+    finally:
+        secure.stop()
