@@ -36,7 +36,8 @@ class Rsyslog:
     ``out.log`` as ``APP-NAME<TAB>STRUCTURED-DATA<TAB>MSG``. The main queue is direct, so a
     message rsyslog has read is in the file before it closes the connection."""
 
-    def __init__(self, folder: Path, port: int | None = None, tls: "Certificates | None" = None) -> None:
+    def __init__(self, folder: Path, port: int | None = None, tls: "Certificates | None" = None,
+                 client_certs: bool = False) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
@@ -48,7 +49,8 @@ class Rsyslog:
         else:  # RFC 5425 through rsyslog's GnuTLS driver; clients are not asked for certificates
             transport = f"""global(DefaultNetstreamDriver="gtls" DefaultNetstreamDriverCAFile="{tls.ca}"
        DefaultNetstreamDriverCertFile="{tls.cert}" DefaultNetstreamDriverKeyFile="{tls.key}")
-module(load="imtcp" StreamDriver.Name="gtls" StreamDriver.Mode="1" StreamDriver.AuthMode="anon")"""
+module(load="imtcp" StreamDriver.Name="gtls" StreamDriver.Mode="1"
+       StreamDriver.AuthMode="{'x509/certvalid' if client_certs else 'anon'}")"""
         self.conf.write_text(f"""
 global(workDirectory="{folder}" maxMessageSize="64k")
 {transport}
@@ -200,6 +202,11 @@ class Certificates:
         (folder / "ext").write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
         run("x509", "-req", "-in", str(folder / "server.csr"), "-CA", str(self.ca), "-CAkey", str(folder / "ca.key"),
             "-CAcreateserial", "-out", str(self.cert), "-days", "2", "-extfile", str(folder / "ext"))
+        # a client certificate from the same CA, for servers that ask for one (mutual TLS)
+        self.client_cert, self.client_key = folder / "client.pem", folder / "client.key"
+        run("req", *ec, "-keyout", str(self.client_key), "-out", str(folder / "client.csr"), "-subj", "/CN=logd")
+        run("x509", "-req", "-in", str(folder / "client.csr"), "-CA", str(self.ca), "-CAkey", str(folder / "ca.key"),
+            "-CAcreateserial", "-out", str(self.client_cert), "-days", "2")
 
 
 def ship_config(*targets: str, extra: str = "") -> str:

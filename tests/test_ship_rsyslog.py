@@ -131,3 +131,23 @@ backoff_max = 0.2
         assert status["delivered"] == 0 and "CERTIFICATE_VERIFY_FAILED" in status["last_error"]
     finally:
         rs.stop()
+
+
+def test_mutual_tls_client_certificate(daemon, tmp_path):
+    """rsyslog asking for a client certificate: tls_cert/tls_key present it; without them, refused."""
+    certs = Certificates(tmp_path / "certs")
+    rs = Rsyslog(tmp_path / "rsyslog", tls=certs, client_certs=True).start()
+    try:
+        base = f'type = "syslog"\nurl = "tls://127.0.0.1:{rs.port}"\ntls_ca = "{certs.ca}"\nflush_interval = 0.05\n'
+        with_cert = base + f'name = "mtls"\ntls_cert = "{certs.client_cert}"\ntls_key = "{certs.client_key}"\n'
+        without = base + 'name = "anonymous"\nlevel = "fatal"\nbackoff_initial = 0.05\nbackoff_max = 0.2\n'
+        d = daemon(ship_config(with_cert, without))
+        send_records(d.socket_path, numbered(500) + [{"level": "fatal", "message": "rec 999999", "seq": -1}])
+        wait_for(lambda: len(rec_messages(rs)) >= 501, 60, what="500 records over mutual TLS")
+        assert rec_messages(rs) == [f"rec {i:06d}" for i in range(500)] + ["rec 999999"]  # once: only "mtls" got in
+        wait_for(lambda: request(d.socket_path, "status")["ship"]["anonymous"]["retries"] >= 1, 30,
+                 what="the target without a certificate to be refused")
+        anonymous = request(d.socket_path, "status")["ship"]["anonymous"]
+        assert anonymous["delivered"] == 0 and anonymous["lag_records"] > 0, anonymous  # refused is not delivered
+    finally:
+        rs.stop()
