@@ -413,11 +413,14 @@ class Daemon:
         return [s for s in self.pipeline.sinks if type(s) is FileSink]
 
     def _on_sighup(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Reopen the log file first (an external logrotate moved it; this holds even when a
-        failing sink makes the reload refuse), then reload the config."""
-        for sink in self._file_sinks():
-            sink.reopen()
-        loop.create_task(self.reload("SIGHUP"))
+        """Reload, which reopens the files (an external logrotate moved them); a refused reload
+        (a bad edit, a failing sink holding records) still reopens the log file."""
+        async def reload_or_reopen() -> None:
+            result = await self.reload("SIGHUP")
+            if not result.get("applied"):
+                for sink in self._file_sinks():
+                    sink.reopen()
+        loop.create_task(reload_or_reopen())
 
     def rotate_files(self, reason: str) -> list[dict]:
         """Rotate the log file now (``logd rotate``, SIGUSR1); a failure is reported, and the

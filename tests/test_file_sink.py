@@ -347,9 +347,10 @@ def test_disk_full_while_writing_and_compressing_loses_nothing_once_space_is_bac
     assert not [n for n in names(small_fs)[2:] if not n.endswith(".zst")]
 
 
-def test_reopen_follows_an_external_move_but_finishes_a_cut_line_first(tmp_path, sinks):
-    """SIGHUP after an external logrotate: the next write goes to a new file at the path; a line a
-    short write left unfinished is completed in the moved file, so neither holds half a line."""
+def test_reopen_follows_an_external_move_and_takes_back_a_cut_line(tmp_path, sinks):
+    """SIGHUP after an external logrotate: the next write goes to a new file at the path. A line
+    a short write (a full disk) left unfinished in the moved file is truncated away there and
+    written whole to the new file: neither file holds half a line, nothing is lost."""
     sink = make(sinks, tmp_path / "agent.log", size=SizeLimit(1 << 20))
     sink.write(batch(0, 3))
     os.rename(tmp_path / "agent.log", tmp_path / "moved.log")
@@ -368,4 +369,4 @@ def test_reopen_follows_an_external_move_but_finishes_a_cut_line_first(tmp_path,
     os.rename(tmp_path / "agent.log", tmp_path / "moved2.log")
     sink.reopen()
     sink.write(batch(6, 1))
-    assert all_seqs(tmp_path / "moved2.log") == [3, 4, 5] and all_seqs(tmp_path / "agent.log") == [6]
+    assert all_seqs(tmp_path / "moved2.log") == [3, 4] and all_seqs(tmp_path / "agent.log") == [5, 6]

@@ -161,6 +161,30 @@ def test_file_size_limit_pauses_clients_reports_and_writes_everything_once_lifte
     assert "File too large" in d.stderr()
 
 
+def test_sighup_while_the_file_is_full_reopens_it_and_the_held_records_go_to_the_new_file(tmp_path, sock_dir):
+    """An external logrotate moves the full file away and sends HUP: the reload is refused (a
+    sink holds records), the file is reopened anyway, and what was held lands in the new file."""
+    config = write_config(tmp_path, sock_dir / "logd.sock", 'file = "agent.log"\nfile_only = true\nmax_size = 1')
+    d = LimitedDaemon(config, sock_dir / "logd.sock", tmp_path).start()
+    try:
+        total = 500  # ~90 KB against a 60 KB limit per file
+        sender = threading.Thread(target=send, args=(d.socket_path, numbered(total)))
+        sender.start()
+        wait_for(lambda: "sink file failed" in d.stderr(), 20, what="the file to fill up")
+        os.rename(tmp_path / "agent.log", tmp_path / "agent.log.moved")
+        d.signal(signal.SIGHUP)
+        sender.join(30)
+        assert not sender.is_alive()
+        wait_for(lambda: len(agent_records(tmp_path / "agent.log")) + len(agent_records(tmp_path / "agent.log.moved"))
+                 == total, 20, what="every record written")
+        assert d.stop() == 0
+    finally:
+        d.kill()
+    moved, current = seqs_in(tmp_path / "agent.log.moved"), seqs_in(tmp_path / "agent.log")
+    assert moved + current == list(range(total)) and moved and current
+    assert "keeping the last good config" in d.stderr()
+
+
 def test_logd_rotate_and_sigusr1_rotate_through_the_running_daemon(daemon, tmp_path):
     d = daemon('file = "agent.log"\ncompress = true\ncompression = "gzip"')
     log = tmp_path / "agent.log"

@@ -50,7 +50,9 @@ class FileSink:
         self._size = -1  # of the open file; -1: not known yet (fstat at the next write)
         self._generation = 0
         self._unwritten = b""
-        self._mid_line = False  # the file ends inside a line: finish it before any rotation
+        # the start of a line a short write left unfinished at the end of the file (b"" normally):
+        # it is finished there before any rotation, or taken back before a reopen
+        self._line_head = b""
         self._rotate_asked = False
         self._reopen_asked = False
         self._next_boundary: float | None = None
@@ -98,13 +100,13 @@ class FileSink:
         fd = self._open()
         if self.policy is None:
             while self._unwritten:
-                if self._reopen_asked and not self._mid_line:
+                if self._reopen_asked:
                     fd = self._reopen_now()
                 self._write_some(fd, self._unwritten)
             return
         size_limit = self.policy.size
         while True:
-            if self._reopen_asked and not self._mid_line:
+            if self._reopen_asked:
                 fd = self._reopen_now()
             if not self._mid_line and (self._rotate_asked or (
                     self._unwritten and self._next_boundary is not None and self.clock() >= self._next_boundary)):
@@ -135,7 +137,12 @@ class FileSink:
         self._unwritten = self._unwritten[written:]
         self._size += written
         self.bytes_written += written
-        self._mid_line = chunk[written - 1] != 0x0A  # 0x0A: b"\n"
+        if chunk[written - 1] == 0x0A:  # b"\n": the usual case
+            if self._line_head:
+                self._line_head = b""
+        else:
+            start = chunk.rfind(b"\n", 0, written) + 1
+            self._line_head = (self._line_head if start == 0 else b"") + chunk[start:written]
 
     # --- rotation ---
 
@@ -169,18 +176,31 @@ class FileSink:
             return True
         return self._rotate()
 
+    @property
+    def _mid_line(self) -> bool:
+        return bool(self._line_head)
+
     def _reopen_now(self) -> int:
+        """Switch to a new file at the path. A line cut short in the old file is taken back
+        (truncated away, if the old file allows) and written whole to the new one."""
         self._reopen_asked = False
+        if self._line_head and self._fd is not None:
+            try:
+                os.ftruncate(self._fd, self._size - len(self._line_head))
+            except OSError:
+                pass  # the old file keeps a fragment (readers report it); the line is not lost
+            self._unwritten = self._line_head + self._unwritten
+            self._line_head = b""
         self._close_fd()
         return self._open()
 
     def reopen(self) -> None:
-        """Open the path again at the next write (SIGHUP: an external logrotate moved the file).
-        A line a short write left unfinished is finished in the old file first."""
-        self._reopen_asked = True
-        if not self._mid_line:
-            self._reopen_asked = False
-            self._close_fd()
+        """Open the path again before the next write (SIGHUP: an external logrotate moved the
+        file away, perhaps while it was full)."""
+        if self._unwritten:
+            self._reopen_asked = True  # at the next flush (the pipeline's retry)
+        else:
+            self._close_fd()  # the next write opens the path
 
     def tick(self) -> None:
         """Periodic housekeeping: a time rotation that came due without writes, hourly retention.
