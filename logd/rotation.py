@@ -30,7 +30,6 @@ compression); a higher number is older. ``agent.log.N.zst.tmp`` is a compression
 
 from __future__ import annotations
 
-import errno
 import math
 import os
 import re
@@ -644,7 +643,3 @@ def release(files: FileSet) -> None:
             return
         _registry.pop(str(files.path), None)
     files.stop()
-
-
-def is_disk_full(exc: OSError) -> bool:
-    return exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
