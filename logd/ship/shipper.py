@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import random
 import re
+from collections import OrderedDict
 import socket
 import threading
 import time
@@ -451,8 +452,33 @@ def _file_info(path: Path) -> FileInfo | None:
                     reader.line_time(head[:cut]) if cut >= 0 else None)
 
 
+_counted: "OrderedDict[tuple[int, int, int, int, int], tuple[int, int]]" = OrderedDict()
+_counted_lock = threading.Lock()
+
+
 def count_lines(path: Path, offset: int) -> tuple[int, int]:
-    """Complete lines and bytes of a (possibly compressed) log file after ``offset``."""
+    """Complete lines and bytes of a (possibly compressed) log file after ``offset``.
+
+    Remembered per file version (inode, size, mtime): status and /metrics ask often, and a
+    backlog of compressed backups would otherwise be decompressed at every scrape."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return 0, 0
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, offset)
+    with _counted_lock:
+        if key in _counted:
+            _counted.move_to_end(key)
+            return _counted[key]
+    result = _count_lines(path, offset)
+    with _counted_lock:
+        _counted[key] = result
+        while len(_counted) > 512:
+            _counted.popitem(last=False)
+    return result
+
+
+def _count_lines(path: Path, offset: int) -> tuple[int, int]:
     file = _open_log_file(path)
     if file is None:
         return 0, 0
