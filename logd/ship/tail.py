@@ -53,7 +53,7 @@ def read_head(file: reader.LogFile) -> bytes:
     assert file.fd is not None
     head = b""
     try:
-        for chunk in reader.decoded_chunks(file, reader.raw_chunks(file.fd, size=1 << 16)):
+        for chunk in reader.decoded_chunks(file, reader.raw_chunks(file.fd, size=1 << 12)):
             head += chunk
             if len(head) >= FP_BYTES:
                 break
