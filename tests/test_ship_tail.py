@@ -206,3 +206,17 @@ def test_files_starting_with_the_same_line_are_told_apart(tmp_path):
     (tmp_path / "agent.log.1").unlink()  # retention took the checkpoint's file
     got = seqs(Tailer(log, position))
     assert got == [0] * 5 + list(range(100, 140))
+
+
+def test_copytruncate_rotation_resumes_in_the_copy_then_the_emptied_file(tmp_path):
+    """logrotate's copytruncate: the file is copied to agent.log.1 and cut to zero in place;
+    what was not read yet comes from the copy (same first bytes), then the new lines."""
+    log = tmp_path / "agent.log"
+    append(log, 0, 10)
+    tailer = Tailer(log, None)
+    assert seqs(tailer, max_lines=4, rounds=1) == [0, 1, 2, 3]
+    (tmp_path / "agent.log.1").write_bytes(log.read_bytes())
+    os.truncate(log, 0)
+    assert seqs(tailer) == list(range(4, 10))
+    append(log, 10, 3)
+    assert seqs(tailer) == [10, 11, 12]

@@ -196,6 +196,13 @@ class Tailer:
         self._raw_pos += len(data)
         return data
 
+    def _truncated(self) -> bool:
+        """The open file was cut shorter than what we read (``logrotate copytruncate``)."""
+        assert self._file is not None and self._file.fd is not None
+        if self._file.compression:
+            return False
+        return os.fstat(self._file.fd).st_size < self._raw_pos
+
     def _rotated_away(self) -> bool:
         """The open file is the current one no longer (renamed or replaced), so it will not grow."""
         assert self._file is not None
@@ -224,6 +231,10 @@ class Tailer:
                 if chunk is not None:
                     return chunk
             if not finished:
+                if self._truncated():  # copytruncate: our lines are in the copy, found again by its head
+                    self.close()
+                    self._pending = b""
+                    continue
                 return None
             if self._damage is not None:
                 self._report_damage()
