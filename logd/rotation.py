@@ -468,36 +468,53 @@ class FileSet:
     def _retain(self) -> None:
         """Delete backups past ``max_backups`` or older than ``max_age``; ``on_delete`` hears first.
 
-        The doomed files are first renamed out of the numbered names (``agent.log.deleting.N...``,
-        same compression suffix), under the lock: the hook then reads exactly those files while
-        rotations go on renaming the others, and a crash in between leaves only names that
-        :meth:`recover` removes."""
+        While the hook runs, each doomed file stays under its numbered name (readers such as
+        the shippers still see it) and also gets a second, stable name, a hard link
+        ``agent.log.deleting.N.zst`` (same compression suffix) that no rotation renames: the
+        hook is given those, so it reads exactly what goes. Then the files are found again by
+        inode (rotations may have moved them meanwhile) and removed with their links. A crash
+        in between leaves only links, which :meth:`recover` removes."""
         self._last_retention = self.clock()
         retention = self.policy.retention
         if not retention.active:
             return
-        doomed: list[Path] = []  # the file readers use, per deleted backup
-        leaving: list[Path] = []
+        doomed: list[Path] = []  # the file readers use, per deleted backup (as its stable link)
+        links: list[Path] = []
+        inodes: set[tuple[int, int]] = set()
         with self.lock:
             for backup in retention.expired(scan(self.path), self.clock()):
-                main = backup.main
                 for path in backup.files:
-                    moved = _deleting_name(self.path, path)
-                    self.rename(path, moved)
-                    leaving.append(moved)
-                    if path == main:
-                        doomed.append(moved)
-                if backup.number == self._active:
-                    self._cancel = True
-        if not leaving:
+                    link = _deleting_name(self.path, path)
+                    link.unlink(missing_ok=True)  # from an earlier attempt
+                    try:
+                        os.link(path, link)
+                    except OSError:  # no hard links here: move it out instead
+                        self.rename(path, link)
+                    links.append(link)
+                    st = os.stat(link)
+                    inodes.add((st.st_dev, st.st_ino))
+                    if path == backup.main:
+                        doomed.append(link)
+        if not links:
             return
         if self.on_delete is not None:
             try:
                 self.on_delete(doomed)
             except Exception as exc:  # the hook's problem must not stop retention
                 self.report("error", "rotation: the retention hook failed", {"error": repr(exc)})
-        for path in leaving:
-            path.unlink(missing_ok=True)
+        with self.lock:
+            for backup in scan(self.path):
+                for path in backup.files:
+                    try:
+                        st = os.stat(path)
+                    except FileNotFoundError:
+                        continue
+                    if (st.st_dev, st.st_ino) in inodes:
+                        path.unlink()
+                        if backup.number == self._active:
+                            self._cancel = True
+        for link in links:
+            link.unlink(missing_ok=True)
         self.retention_deleted += len(doomed)
         self.report("info", f"retention deleted {len(doomed)} backup(s)",
                     {"file": str(self.path), "deleted": [p.name.replace(".deleting", "") for p in doomed],
@@ -569,7 +586,7 @@ class FileSet:
         with self.lock:
             prefix = self.path.name + ".deleting."
             for name in os.listdir(self.path.parent):
-                if name.startswith(prefix):  # retention had decided; the crash came before the unlink
+                if name.startswith(prefix):  # retention's link (or file moved out); it runs again at start-up
                     (self.path.parent / name).unlink()
                     done.append(f"removed {name} (retention)")
             for backup in scan(self.path):
@@ -592,8 +609,8 @@ class FileSet:
 
 
 def _deleting_name(current: Path, path: Path) -> Path:
-    """``agent.log.3.zst`` -> ``agent.log.deleting.3.zst``: no reader lists it, the suffix still says
-    how it is compressed."""
+    """``agent.log.3.zst`` -> ``agent.log.deleting.3.zst``: no reader lists it, no rotation renames
+    it, and the suffix still says how it is compressed."""
     return path.with_name(f"{current.name}.deleting{path.name[len(current.name):]}")
 
 
