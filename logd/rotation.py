@@ -374,8 +374,8 @@ class FileSet:
             numbered.sort(reverse=True)  # oldest first: each target name is free when used
             for number, suffix, name in numbered:
                 self.rename(os.path.join(folder, name), os.path.join(folder, f"{base}.{number + 1}{suffix}"))
-            if self._active is not None:
-                self._active += 1  # every backup moved up one
+                if number == self._active and suffix == "":
+                    self._active += 1  # the compressor's source moved: it finishes under the new number
             self.rename(self.path, first)
             self.generation += 1
             self.rotations += 1
@@ -527,16 +527,19 @@ class FileSet:
             return False
         with self.lock:
             backups = scan(self.path)
-            for backup in backups:  # a finish cut short by an error: the compressed file is complete
-                if backup.plain is not None and backup.compressed is not None and backup.temp is None:
-                    backup.plain.unlink()
+            for backup in backups:
+                if backup.temp is not None:  # no compression runs now: any .tmp is left from a failure
+                    backup.temp.unlink()
+                    backup.temp = None
+                if backup.plain is not None and backup.compressed is not None:
+                    backup.plain.unlink()  # a finish cut short by an error: the compressed file is complete
+                    backup.plain = None
+            backups = [b for b in backups if b.files]
             pending = [b for b in backups if b.number >= 2 and b.plain and not b.compressed]
             if not pending:
                 return False
             backup = pending[0]
             assert backup.plain is not None
-            if backup.temp is not None:
-                backup.temp.unlink()  # a failed earlier attempt
             src = os.open(backup.plain, os.O_RDONLY | os.O_CLOEXEC)
             temp = backup_name(self.path, backup.number, compression.suffix + ".tmp")
             try:
@@ -561,11 +564,14 @@ class FileSet:
                 cancelled = self._cancel or not finished
                 assert number is not None
                 temp = backup_name(self.path, number, compression.suffix + ".tmp")
+                if not cancelled:
+                    try:
+                        self.rename(temp, backup_name(self.path, number, compression.suffix))
+                    except FileNotFoundError:  # a cascade cut short split our files: do it again later
+                        cancelled = True
                 if cancelled:
                     self._active = None
                     temp.unlink(missing_ok=True)
-                else:
-                    self.rename(temp, backup_name(self.path, number, compression.suffix))
         if not cancelled:
             # the rename is made durable before the source goes; not under the lock, so a
             # rotation never waits for the disk (until the unlink both files are complete)
