@@ -15,8 +15,16 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (DirCreatedEvent, DirDeletedEvent, DirMovedEvent, FileClosedEvent, FileCreatedEvent,
+                             FileDeletedEvent, FileMovedEvent, FileSystemEvent, FileSystemEventHandler)
 from watchdog.observers import Observer
+
+
+# What can change a config: renames (editors, symlink swaps), creation, deletion, and a
+# writer closing the file. Not every write: the log file often sits in the same folder,
+# and waking this thread on each of its writes costs ingestion (measured with py-spy).
+WATCHED_EVENTS = [FileMovedEvent, DirMovedEvent, FileCreatedEvent, DirCreatedEvent, FileDeletedEvent,
+                  DirDeletedEvent, FileClosedEvent]
 
 
 def fingerprint(path: Path) -> str | None:
@@ -85,7 +93,8 @@ class ConfigWatcher(FileSystemEventHandler):
         for folder in set(self._watches) - wanted:
             self._observer.unschedule(self._watches.pop(folder))
         for folder in wanted - set(self._watches):
-            self._watches[folder] = self._observer.schedule(self, os.fspath(folder), recursive=False)
+            self._watches[folder] = self._observer.schedule(self, os.fspath(folder), recursive=False,
+                                                            event_filter=WATCHED_EVENTS)
 
     # watchdog's thread
     def on_any_event(self, event: FileSystemEvent) -> None:

@@ -156,3 +156,12 @@ def test_symlink_swap_of_the_config_is_noticed(daemon, tmp_path, sock_dir):
     wait_for(lambda: any(r.get("changed") for r in reload_records(tmp_path / "agent.log")), what="reload after swap")
     d.stop()
     assert any('level: "info" -> "warn"' in r["changed"] for r in reload_records(tmp_path / "agent.log"))
+
+
+def test_an_in_place_save_is_noticed_but_log_writes_beside_the_config_are_not(daemon, tmp_path):
+    d = daemon('file = "agent.log"')
+    send_records(d.socket_path, [{"msg": str(i)} for i in range(200)])  # writes next to the config
+    d.config.write_text(d.config.read_text().replace('file = "agent.log"', 'file = "agent.log"\nlevel = "warn"'))
+    [reloaded] = wait_for(lambda: reload_records(tmp_path / "agent.log"), what="the reload record")
+    assert reloaded["changed"] == ['level: "info" -> "warn"']
+    d.stop()
