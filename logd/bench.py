@@ -187,24 +187,24 @@ class LineCounter:
         return self.lines
 
 
-def drive_clients(sock: Path, blobs: list[Path], out: Path, expected_lines: int,
+def drive_clients(sock: Path, blobs: list[Path], out: Path | Callable[[], int], expected_lines: int,
                   timeout: float = 300) -> float:
     """Start one sender process per blob, release them together, return seconds until
-    ``expected_lines`` lines are in ``out`` (or the timeout)."""
+    ``expected_lines`` more lines are in the file ``out`` (or ``out()``, a progress count,
+    has grown by that much), or the timeout."""
     clients = [subprocess.Popen([sys.executable, "-c", _CLIENT_CODE, str(sock), str(b)],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for b in blobs]
     for c in clients:
         assert c.stdout is not None and c.stdout.readline().strip() == "ready"
-    counter = LineCounter(out)
-    counter.poll()
-    base = counter.lines
+    progress = LineCounter(out).poll if isinstance(out, Path) else out
+    base = progress()
     start = time.perf_counter()
     for c in clients:
         assert c.stdin is not None
         c.stdin.write("go\n")
         c.stdin.flush()
     deadline = start + timeout
-    while counter.poll() - base < expected_lines and time.perf_counter() < deadline:
+    while progress() - base < expected_lines and time.perf_counter() < deadline:
         time.sleep(0.005)
     elapsed = time.perf_counter() - start
     for c in clients:

@@ -13,13 +13,10 @@ import argparse
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-from .bench import _CLIENT_CODE, Report, Row, _write_blobs, cpu_seconds, machine_line, start_logd
+from .bench import Report, Row, _write_blobs, cpu_seconds, drive_clients, machine_line, start_logd
 from .control import ControlError, request
 from .reader import list_files
 
@@ -29,27 +26,6 @@ def _written(sock: Path) -> int:
         return request(sock, "status", timeout=5)["sinks"]["file"]["written"]
     except (ControlError, KeyError):
         return -1
-
-
-def _drive(sock: Path, blobs: list[Path], expected: int, timeout: float = 300) -> float:
-    """Seconds from releasing the clients until the daemon has written ``expected`` more records."""
-    clients = [subprocess.Popen([sys.executable, "-c", _CLIENT_CODE, str(sock), str(b)],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for b in blobs]
-    for c in clients:
-        assert c.stdout is not None and c.stdout.readline().strip() == "ready"
-    base = _written(sock)
-    start = time.perf_counter()
-    for c in clients:
-        assert c.stdin is not None
-        c.stdin.write("go\n")
-        c.stdin.flush()
-    deadline = start + timeout
-    while _written(sock) - base < expected and time.perf_counter() < deadline:
-        time.sleep(0.005)
-    elapsed = time.perf_counter() - start
-    for c in clients:
-        c.wait(30)
-    return elapsed
 
 
 def _count_client_lines(current: Path) -> tuple[int, int]:
@@ -79,7 +55,7 @@ def _scenario(folder: Path, settings: str, blobs: list[Path], total: int) -> tup
     out = folder / "logs" / "agent.log"
     proc, sock = start_logd(folder, f'file = "{out}"\nfile_only = true\n{settings}')
     try:
-        seconds = _drive(sock, blobs, total)
+        seconds = drive_clients(sock, blobs, lambda: _written(sock), total)
         cpu = cpu_seconds(proc.pid)
         status = request(sock, "status")["sinks"]["file"]
     finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-from pathlib import Path
 
 import orjson
 import pytest
@@ -16,7 +15,7 @@ from logd.traces import views
 from logd.traces.analysis import agent_stats, critical_path, flow, percentile, route
 from logd.traces.model import build_session
 from logd.traces.names import UnsafeSessionId, file_name, open_append, session_path
-from logd.traces.render import to_chrome, to_json
+from logd.traces.render import to_chrome
 from logd.traces.shapes import classify
 from logd.traces.sink import TraceSink
 from logd.traces.store import TraceStore, read_lines, session_files

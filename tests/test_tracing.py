@@ -234,7 +234,7 @@ def test_unknown_span_kind_is_refused():
 
 def test_spans_through_logd_show_in_logd_trace(daemon, tmp_path):
     d = daemon('file = "agent.log"')
-    code = f"""
+    code = """
 import asyncio
 from logd.tracing import trace, span
 async def agent(name, fail):

@@ -11,7 +11,7 @@ from typing import Any, Iterable
 
 import orjson
 
-from .analysis import END, agent_stats, critical_path, flow, route, slowest
+from .analysis import agent_stats, critical_path, flow, route, slowest
 from .model import Event, Session, Span
 
 ARROW = "→"
