@@ -6,13 +6,23 @@ from __future__ import annotations
 import gzip
 import os
 import signal
+import subprocess
+import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
+
+import orjson
 
 import zstandard
 
 from logd.pipeline import encode
 from logd.timestamps import format_epoch
+from support import send_records, wait_for
+
+if TYPE_CHECKING:
+    from support import DaemonProcess
 
 BASE = 1_795_000_000.0  # 2026-11-18T09:46:40Z
 AGENTS = ("planner", "writer", "critic")
@@ -90,3 +100,64 @@ def rotate_by_rename(current: Path, compression: str = ".zst") -> None:
 def reopen(pid: int) -> None:
     """Ask a running logd to reopen its files (what it does on SIGHUP, for external rotation)."""
     os.kill(pid, signal.SIGHUP)
+
+
+def seqs(data: bytes | str) -> list[int]:
+    return [orjson.loads(line)["seq"] for line in data.splitlines() if line]
+
+
+@contextmanager
+def following(daemon: "DaemonProcess", out_path: Path, *source: str) -> Iterator[Callable[[], list[int]]]:
+    """`logd tail -f -n 0 --json --agent tester SOURCE…` running against ``daemon``'s file.
+
+    Returns once the follower printed a marker record (-1), yields a function giving the
+    ``seq`` of every complete line printed so far, and at the end stops the follower and
+    checks it exited cleanly with nothing on stderr."""
+    env = {**os.environ, "NO_COLOR": "1"}
+    env.pop("LOGD_CONFIG", None)
+    with out_path.open("wb") as out:
+        tail = subprocess.Popen([sys.executable, "-m", "logd", "tail", "-f", "-n", "0", "--json", "--agent", "tester",
+                                 *source], stdout=out, stderr=subprocess.PIPE, env=env)
+
+    def printed() -> list[int]:
+        data = out_path.read_bytes()
+        return seqs(data[: data.rfind(b"\n") + 1])
+
+    def marker_seen() -> bool:  # tail -n 0 starts at the end: send markers until one shows
+        send_records(daemon.socket_path, [record(-1, agent="tester")])
+        return -1 in printed()
+
+    try:
+        wait_for(marker_seen, interval=0.2, what="tail -f to start following")
+        yield printed
+    finally:
+        tail.send_signal(signal.SIGTERM)
+        _, err = tail.communicate(timeout=10)
+    assert tail.returncode == 0 and err == b"", err
+
+
+class SteadySender:
+    """Sends numbered `tester` records in groups of 20, all the time, until the block ends."""
+
+    def __init__(self, daemon: "DaemonProcess") -> None:
+        self.daemon = daemon
+        self.sent = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        while not self._done.is_set():
+            send_records(self.daemon.socket_path, [record(s, agent="tester") for s in range(self.sent, self.sent + 20)])
+            self.sent += 20
+
+    def wait_sent(self, more: int) -> None:
+        goal = self.sent + more
+        wait_for(lambda: self.sent >= goal, what="records sent")
+
+    def __enter__(self) -> "SteadySender":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join(30)

@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import orjson
+import pytest
+
+from logd.config import ConfigError, load_config
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.02,
@@ -130,3 +133,18 @@ def read_records(path: Path) -> list[dict]:
 def agent_records(path: Path) -> list[dict]:
     """Records in a JSON-lines file, without logd's own start/stop records."""
     return [r for r in read_records(path) if r.get("agent") != "logd"]
+
+
+def write_toml(folder: Path, text: str) -> Path:
+    """``text`` as ``folder/agentflow.toml``."""
+    path = folder / "agentflow.toml"
+    path.write_text(text)
+    return path
+
+
+def config_error(folder: Path, text: str) -> ConfigError:
+    """The ConfigError that loading ``text`` raises (fails the test when it loads)."""
+    with pytest.raises(ConfigError) as info:
+        load_config(write_toml(folder, text))
+    return info.value
+

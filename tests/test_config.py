@@ -9,20 +9,13 @@ from pathlib import Path
 import pytest
 
 from logd.config import ConfigError, default_socket_path, find_config, load_config
+from support import config_error, write_toml
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "agentflow.toml"
-    path.write_text(text)
-    return path
-
-
-def error_of(tmp_path: Path, text: str) -> ConfigError:
-    with pytest.raises(ConfigError) as info:
-        load_config(write(tmp_path, text))
-    return info.value
+write = write_toml
+error_of = config_error
 
 
 def test_agenticgokit_keys_are_read_and_other_sections_ignored(tmp_path):

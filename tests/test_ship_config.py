@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
-
-import pytest
-
-from logd.config import ConfigError, changes, load_config
 
 
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "agentflow.toml"
-    path.write_text(text)
-    return path
+from logd.config import changes, load_config
+from support import config_error, write_toml
 
 
-def error_of(tmp_path: Path, text: str) -> ConfigError:
-    with pytest.raises(ConfigError) as info:
-        load_config(write(tmp_path, text))
-    return info.value
+write = write_toml
+error_of = config_error
 
 
 TWO = """[logging]

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import orjson
@@ -15,18 +14,14 @@ from logd.query import Filter
 from logd.reader import Problem
 from logd.sinks.console import ConsoleFormatter
 from logd.tail import Follower, last_lines, open_current
-from logsets import lines, record, rotate_by_rename, rotated_set, write
-from support import send_records, wait_for
+from logsets import SteadySender, following, lines, seqs, record, rotate_by_rename, rotated_set, write
+from support import wait_for
 
 
 def run_logd(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "NO_COLOR": "1"}
     env.pop("LOGD_CONFIG", None)
     return subprocess.run([sys.executable, "-m", "logd", *args], capture_output=True, text=True, env=env, timeout=60)
-
-
-def seqs(text: str | bytes) -> list[int]:
-    return [orjson.loads(line)["seq"] for line in text.splitlines() if line]
 
 
 # --- last N ---
@@ -167,56 +162,25 @@ def test_tail_follow_loses_and_repeats_nothing_while_a_daemon_writes_through_rot
     to reopen by SIGHUP), twice in bursts of three; `logd tail -f` prints every record once."""
     proc = daemon('file = "agent.log"\nfile_only = true')
     current = tmp_path / "agent.log"
-    out_path = tmp_path / "tail.out"
-    env = {**os.environ, "NO_COLOR": "1"}
-    env.pop("LOGD_CONFIG", None)
-    with out_path.open("wb") as out:
-        tail = subprocess.Popen([sys.executable, "-m", "logd", "tail", "-f", "-n", "0", "--json", "--agent", "tester",
-                                 "--file", str(current)], stdout=out, stderr=subprocess.PIPE, env=env)
-    try:
-        def printed() -> list[int]:
-            data = out_path.read_bytes()
-            return seqs(data[: data.rfind(b"\n") + 1])
 
-        def marker_seen() -> bool:
-            # tail -n 0 starts at the end of the file: send markers until it shows one
-            send_records(proc.socket_path, [record(-1, agent="tester")])
-            return -1 in printed()
+    def reopened() -> bool:
+        # logd's reopen notice is the last line it writes to the old file: after it,
+        # logd writes only to the new one (what its own rotation guarantees)
+        old = (tmp_path / "agent.log.1").read_bytes()
+        return b'"event":"reload"' in old[old.rfind(b"\n", 0, -1):]
 
-        wait_for(marker_seen, interval=0.2, what="tail -f to start following")
-
-        done = threading.Event()
-        sent = [0]
-
-        def sender() -> None:  # writes all the time, so rotations land in the middle of writing
-            while not done.is_set():
-                send_records(proc.socket_path, [record(s, agent="tester") for s in range(sent[0], sent[0] + 20)])
-                sent[0] += 20
-
-        def reopened() -> bool:
-            # logd's reopen notice is the last line it writes to the old file: after it,
-            # logd writes only to the new one (what its own rotation guarantees)
-            old = (tmp_path / "agent.log.1").read_bytes()
-            return b'"event":"reload"' in old[old.rfind(b"\n", 0, -1):]
-
-        worker = threading.Thread(target=sender)
-        worker.start()
+    with following(proc, tmp_path / "tail.out", "--file", str(current)) as printed:
         rotations = 0
-        try:
+        with SteadySender(proc) as sender:  # writes all the time, so rotations land mid-write
             for burst in range(2):
-                goal = sent[0] + 400
-                wait_for(lambda: sent[0] >= goal, what="records sent")
+                sender.wait_sent(400)
                 for _ in range(3):
                     rotate_by_rename(current)
                     proc.signal(signal.SIGHUP)
                     wait_for(reopened, what="logd to reopen its file")
                     rotations += 1
-            goal = sent[0] + 400
-            wait_for(lambda: sent[0] >= goal, what="records sent")
-        finally:
-            done.set()
-            worker.join(30)
-        total = sent[0]
+            sender.wait_sent(400)
+        total = sender.sent
 
         wait_for(lambda: len([s for s in printed() if s >= 0]) >= total, timeout=30,
                  what="tail to print every record")
@@ -228,11 +192,6 @@ def test_tail_follow_loses_and_repeats_nothing_while_a_daemon_writes_through_rot
         assert got[first:] == list(range(total)), f"missing {missing[:20]}, repeated {repeated[:20]}"
         names = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("agent.log"))
         assert names == ["agent.log"] + [f"agent.log.{n}" for n in (1,)] + [f"agent.log.{n}.zst" for n in range(2, rotations + 1)]
-    finally:
-        tail.send_signal(signal.SIGTERM)
-        _, err = tail.communicate(timeout=10)
-    assert tail.returncode == 0, err
-    assert err == b""
 
 
 def test_follow_reports_an_unreadable_file_once_and_waits_for_it(tmp_path: Path) -> None:
