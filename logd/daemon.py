@@ -33,7 +33,7 @@ from .sinks.file import FileSink
 from .ship import ShipManager
 from .ship.checkpoint import CheckpointError
 from .ship.spool import SpoolSink, spool_path
-from .traces.sink import TraceSink
+from .traces.sink import TraceSink, TraceTap
 
 
 def build_sinks(config: Config) -> list[Sink]:
@@ -44,10 +44,13 @@ def build_sinks(config: Config) -> list[Sink]:
         sinks.append(FileSink(config.file, RotationPolicy.from_config(config)))
     elif config.ship:  # shippers read files: without a log file they read the spool
         sinks.append(SpoolSink(spool_path(config.ship_state_dir), max_bytes=config.max_size_bytes))
-    # trace records (recognised in logd.traces.shapes) also go to per-session files;
-    # they stay in the sinks above too: the session files are an index, not the record
-    sinks.append(TraceSink(traces_dir(config), max_age_days=config.traces.max_age))
     return sinks
+
+
+def build_trace_store(config: Config) -> TraceSink:
+    """Per-session trace files, fed by a TraceTap step (see build_steps). Trace records stay
+    in the sinks above too: the session files are an index, not the record."""
+    return TraceSink(traces_dir(config), max_age_days=config.traces.max_age)
 
 
 def open_sinks(sinks: list[Sink]) -> None:
@@ -67,14 +70,20 @@ def open_sinks(sinks: list[Sink]) -> None:
 
 
 def build_steps(config: Config, agents: AgentMetrics | None = None,
-                clock: Callable[[], float] = time.time) -> list[Step]:
-    """Count by agent -> level filter -> redact -> sample -> rate-limit. ``agents`` holds
-    every count and outlives reloads; redaction runs before any sink, shippers included."""
+                clock: Callable[[], float] = time.time, traces: TraceSink | None = None) -> list[Step]:
+    """Count by agent -> trace records to the trace store -> level filter -> redact -> sample
+    -> rate-limit. ``agents`` holds every count and outlives reloads; redaction runs before
+    any sink, shippers and session files included."""
     agents = agents if agents is not None else AgentMetrics(config.metrics.max_agents)
-    steps: list[Step] = [agents, level_filter(config.level)]
     redact = config.redact
-    if redact.enabled:
-        steps.append(Redactor(redact.keys, redact.patterns, redact.replacement, counts=agents.redacted))
+    redactor = (Redactor(redact.keys, redact.patterns, redact.replacement, counts=agents.redacted)
+                if redact.enabled else None)
+    steps: list[Step] = [agents]
+    if traces is not None:
+        steps.append(TraceTap(traces, redactor))
+    steps.append(level_filter(config.level))
+    if redactor is not None:
+        steps.append(redactor)
     sampling = config.sampling
     if sampling.enabled:
         steps.append(Sampler(initial=sampling.initial, thereafter=sampling.thereafter, tick=sampling.tick,
@@ -105,6 +114,7 @@ class Daemon:
         # outside the pipeline (metrics server, shippers) re-read their settings here
         self.reload_hooks: list[Callable[[Config, Config], Awaitable[None]]] = []
         self.ship: ShipManager | None = None
+        self.traces: TraceSink | None = None  # per-session trace files, fed by the TraceTap step
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reload_lock = asyncio.Lock()
 
@@ -132,7 +142,7 @@ class Daemon:
             "received": stats.received, "filtered": stats.filtered, "reloads": self.reloads,
             "sinks": {name: {"delivered": stats.delivered[name], "errors": stats.sink_errors[name]}
                       for name in stats.delivered},
-            **{"traces": s.stats() for s in self.pipeline.sinks if isinstance(s, TraceSink)},
+            **({"traces": self.traces.stats()} if self.traces is not None else {}),
             # lag is counted in the files, so off the event loop
             **({"ship": await asyncio.to_thread(self.ship.status)} if self.ship and self.ship.shippers else {}),
         }
@@ -163,8 +173,10 @@ class Daemon:
             if activated is None:
                 os.unlink(self.socket_path)
             raise StartupError(f"cannot open {exc.filename or 'a sink'}: {exc.strerror or exc}") from None
-        self.pipeline = Pipeline(build_steps(config, self.agents, self.clock), sinks, clock=self.clock)
-        self._wire_trace_reports(sinks)
+        self.traces = build_trace_store(config)
+        self._wire_trace_reports(self.traces)
+        self.traces.open()
+        self.pipeline = Pipeline(build_steps(config, self.agents, self.clock, self.traces), sinks, clock=self.clock)
         self.server = SocketServer(listener, config.socket, self.pipeline, clock=self.clock)
         self.pipeline.on_pressure = self.server.set_paused
         self.control = ControlServer(control_path(self.socket_path))
@@ -227,6 +239,7 @@ class Daemon:
         self.pipeline.emit("info", "logd stopped", event="stop", received=stats.received,
                            filtered=stats.filtered, connections_aborted=left)
         self.pipeline.close()
+        self.traces.close()  # after the last batch went through its tap
         if activated is None:  # an activated socket belongs to systemd and outlives us
             try:
                 if os.stat(self.socket_path).st_ino == socket_inode:
@@ -350,17 +363,24 @@ class Daemon:
                                         "reload again once it has recovered")
         sinks = build_sinks(new)
         self._wire_file_sinks(sinks)
-        self._wire_trace_reports(sinks)
         try:
             open_sinks(sinks)
         except OSError as exc:
             return self._refuse(reason, f"cannot open {exc.filename or 'a sink'}: {exc.strerror or exc}")
+        traces = self.traces
+        if traces_dir(new) != traces_dir(self.config) or new.traces != self.config.traces:
+            traces = build_trace_store(new)
+            self._wire_trace_reports(traces)
+            traces.open()
         # announced under the old settings, so it is seen even when the new ones filter
         # it out, and lands in the old file when the file changes (its last line)
         self.pipeline.emit("info", "config reloaded" if changed else "config reloaded; files reopened",
                            event="reload", reason=reason, changed=changed)
         self._report_rate_limits(final=True)  # the old limiter's windows end here
-        self.pipeline.reconfigure(build_steps(new, self.agents, self.clock), sinks)
+        self.pipeline.reconfigure(build_steps(new, self.agents, self.clock, traces), sinks)
+        if traces is not self.traces:
+            old_traces, self.traces = self.traces, traces
+            old_traces.close()  # the old tap's last records went through in reconfigure's drain
         old, self.config = self.config, new
         self.server.settings = new.socket
         for hook in self.reload_hooks:
@@ -368,7 +388,7 @@ class Daemon:
         self.reloads += 1
         return {"applied": True, "changed": changed, "config": str(path or "<embedded defaults>")}
 
-    def _wire_trace_reports(self, sinks: list[Sink]) -> None:
+    def _wire_trace_reports(self, traces: TraceSink) -> None:
         """The trace writer thread reports its failures as logd records, via the event loop."""
         loop = asyncio.get_running_loop()
 
@@ -377,9 +397,7 @@ class Daemon:
             if self.pipeline is not None:
                 loop.call_soon_threadsafe(lambda: self.pipeline.emit("error", message, sink="traces", **fields))
 
-        for sink in sinks:
-            if isinstance(sink, TraceSink):
-                sink.report = report
+        traces.report = report
 
     # --- file rotation ---
 

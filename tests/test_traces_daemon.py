@@ -193,3 +193,18 @@ def test_reload_moves_the_trace_folder(daemon, tmp_path):
     assert [p.name for p in (tmp_path / "first").iterdir()] == [file_name("before")]
     assert [p.name for p in (tmp_path / "second").iterdir()] == [file_name("after")]
     assert len(stored(tmp_path / "first", "before")) == len(agk_session())
+
+
+def test_trace_records_reach_their_session_file_whatever_the_level_and_redacted(daemon, tmp_path):
+    """level = "warn" keeps info chatter out of the log, not a session's hooks out of its trace."""
+    d = daemon('file = "agent.log"\nlevel = "warn"\n[logging.traces]\ndir = "tr"')
+    session = agk_session()
+    session[0] = {**session[0], "api_key": "live-key-123", "state": {"note": "Bearer abcdefghijklmnop"}}
+    send_records(d.socket_path, session + [{"level": "info", "msg": "ordinary chatter"}])
+    assert d.stop() == 0
+    kept = stored(tmp_path / "tr", "req-17461596")
+    assert [r["hook"] for r in kept] == [r["hook"] for r in agk_session()]  # every hook, info included
+    assert kept[0]["api_key"] == "[REDACTED]" and "abcdefghijklmnop" not in kept[0]["state"]["note"]
+    in_log = agent_records(tmp_path / "agent.log")
+    assert all(r["level"] in ("warn", "error", "fatal", "panic") for r in in_log)  # the log obeys the level
+    assert b"live-key-123" not in (tmp_path / "tr" / file_name("req-17461596")).read_bytes()

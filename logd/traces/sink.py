@@ -188,3 +188,27 @@ class TraceSink:
             self.pruned += len(self.store.prune())
         except OSError as exc:
             self.report(f"cannot prune old trace files in {self.store.folder}: {exc}", {})
+
+
+class TraceTap:
+    """A pipeline step, placed before the level filter, sampling and rate limits: it hands
+    every trace record to the trace store and passes the whole batch on unchanged.
+
+    Traces are not chatter to be filtered: with ``level = "warn"`` the log keeps only
+    warnings, but a session's hooks and spans (mostly info) must still all reach its file.
+    Trace records are redacted here first, the same way the pipeline's redaction step will
+    redact them for the other sinks (it is idempotent), so secrets never reach a session file.
+    """
+
+    def __init__(self, sink: TraceSink, redact: Callable[[list], list] | None = None) -> None:
+        self.sink = sink
+        self.redact = redact
+
+    def __call__(self, records: list) -> list:
+        hits = [r for r in records if classify(r) is not None]
+        if hits:
+            if self.redact is not None:
+                self.redact(hits)
+            self.sink.write(Batch(hits))
+        return records
+
