@@ -71,19 +71,22 @@ def open_sinks(sinks: list[Sink]) -> None:
 
 def build_steps(config: Config, agents: AgentMetrics | None = None,
                 clock: Callable[[], float] = time.time, traces: TraceSink | None = None) -> list[Step]:
-    """Count by agent -> trace records to the trace store -> level filter -> redact -> sample
-    -> rate-limit. ``agents`` holds every count and outlives reloads; redaction runs before
+    """Count by agent -> level filter -> redact -> sample -> rate-limit, with trace records
+    taken before the filters and stored after redaction (TraceTap). ``agents`` holds every count and outlives reloads; redaction runs before
     any sink, shippers and session files included."""
     agents = agents if agents is not None else AgentMetrics(config.metrics.max_agents)
     redact = config.redact
     redactor = (Redactor(redact.keys, redact.patterns, redact.replacement, counts=agents.redacted)
                 if redact.enabled else None)
+    tap = TraceTap(traces, redactor) if traces is not None else None
     steps: list[Step] = [agents]
-    if traces is not None:
-        steps.append(TraceTap(traces, redactor))
+    if tap is not None:
+        steps.append(tap.collect)
     steps.append(level_filter(config.level))
     if redactor is not None:
         steps.append(redactor)
+    if tap is not None:
+        steps.append(tap.store)
     sampling = config.sampling
     if sampling.enabled:
         steps.append(Sampler(initial=sampling.initial, thereafter=sampling.thereafter, tick=sampling.tick,

@@ -26,7 +26,6 @@ import socket
 import socketserver
 import threading
 from bisect import bisect_left
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -37,7 +36,7 @@ from prometheus_client.exposition import choose_encoder
 
 from . import __version__
 from .record import Record
-from .timestamps import normalize_time
+from .timestamps import epoch_seconds
 
 OTHER_AGENTS = "_other"  # label for agents beyond max_agents: keeps the number of series bounded
 NO_AGENT = "unknown"
@@ -47,11 +46,7 @@ DURATION_BUCKETS: tuple[float, ...] = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 _MAX_OPEN_RUNS = 10_000  # BeforeAgentRun hooks waiting for their AfterAgentRun
 
 
-def _epoch(value: Any) -> float | None:
-    text = normalize_time(value) if value is not None else None
-    if text is None:
-        return None
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+_epoch = epoch_seconds
 
 
 class AgentMetrics:

@@ -185,8 +185,7 @@ class Pipeline:
                 if len(records) != count:  # counted per step and batch, not per record
                     reason = getattr(step, "drop_reason", "filtered")
                     self.stats.dropped[reason] = self.stats.dropped.get(reason, 0) + count - len(records)
-                if not records:
-                    break
+                # no early exit on an empty batch: a later step may still have work (TraceTap)
             self.stats.filtered += before - len(records)
         if records:
             batch = Batch(records)

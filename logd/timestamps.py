@@ -140,3 +140,25 @@ def normalize_time(value: object) -> str | None:
         except (ValueError, OverflowError, OSError):
             return None
     return None
+
+
+_SECOND_EPOCH: dict[str, float] = {}
+
+
+def epoch_seconds(value: object) -> float | None:
+    """Seconds since the epoch for any time :func:`normalize_time` accepts, or None.
+
+    Converts each distinct second once (records of one second share it), so it is cheap
+    enough for per-record use (agent run durations, trace analysis)."""
+    text = normalize_time(value) if value is not None else None
+    if text is None:
+        return None
+    second = text[:19]
+    base = _SECOND_EPOCH.get(second)
+    if base is None:
+        base = datetime.fromisoformat(second).replace(tzinfo=UTC).timestamp()
+        if len(_SECOND_EPOCH) > _CACHE_MAX:
+            _SECOND_EPOCH.clear()
+        _SECOND_EPOCH[second] = base
+    return base + int(text[20:26]) / 1e6
+

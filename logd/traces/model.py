@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Iterable
 
 import orjson
 
-from ..timestamps import normalize_time
+from ..timestamps import epoch_seconds
 from .shapes import AGK, KOOG, SPAN, classify
 
 
@@ -96,12 +95,7 @@ class Session:
 
 def epoch(value: Any) -> float | None:
     """Seconds since the epoch from a canonical time, any timestamp logd accepts, or None."""
-    if value is None:
-        return None
-    text = value if isinstance(value, str) and value.endswith("Z") and len(value) == 27 else normalize_time(value)
-    if text is None:
-        return None
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+    return epoch_seconds(value)
 
 
 def error_text(value: Any) -> str | None:

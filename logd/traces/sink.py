@@ -191,24 +191,33 @@ class TraceSink:
 
 
 class TraceTap:
-    """A pipeline step, placed before the level filter, sampling and rate limits: it hands
-    every trace record to the trace store and passes the whole batch on unchanged.
+    """Two pipeline steps that route trace records to the trace store whatever the filters say.
 
-    Traces are not chatter to be filtered: with ``level = "warn"`` the log keeps only
-    warnings, but a session's hooks and spans (mostly info) must still all reach its file.
-    Trace records are redacted here first, the same way the pipeline's redaction step will
-    redact them for the other sinks (it is idempotent), so secrets never reach a session file.
+    ``collect`` stands before the level filter, sampling and rate limits and notes every
+    trace record; ``store`` stands right after the redaction step and writes them all to
+    the store. Traces are not chatter to filter: with ``level = "warn"`` the log keeps only
+    warnings, but a session's hooks and spans (mostly info) must all reach its file. Records
+    that passed the filters were redacted in place by the redaction step; the ones the level
+    filter dropped are redacted here, so no secret reaches a session file and none is
+    redacted twice.
     """
 
     def __init__(self, sink: TraceSink, redact: Callable[[list], list] | None = None) -> None:
         self.sink = sink
         self.redact = redact
+        self._hits: list = []
 
-    def __call__(self, records: list) -> list:
-        hits = [r for r in records if classify(r) is not None]
-        if hits:
-            if self.redact is not None:
-                self.redact(hits)
-            self.sink.write(Batch(hits))
+    def collect(self, records: list) -> list:
+        self._hits = [r for r in records if classify(r) is not None]
         return records
 
+    def store(self, records: list) -> list:
+        hits, self._hits = self._hits, []
+        if hits:
+            if self.redact is not None:
+                passed = {id(r) for r in records}
+                dropped = [r for r in hits if id(r) not in passed]
+                if dropped:
+                    self.redact(dropped)
+            self.sink.write(Batch(hits))
+        return records
