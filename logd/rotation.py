@@ -153,7 +153,7 @@ class Compression:
     def compress(self, src: int, dst: int, cancelled: Callable[[], bool]) -> bool:
         """Stream file descriptor ``src`` into ``dst`` compressed; False if cancelled midway."""
         if self.algorithm == "zstd":
-            compressor: Any = zstandard.ZstdCompressor(level=self.effective_level).compressobj()
+            compressor: Any = zstandard.ZstdCompressor(level=self.effective_level, write_checksum=True).compressobj()
         else:
             compressor = zlib.compressobj(self.effective_level, zlib.DEFLATED, 31)  # 31: gzip framing
         while True:

@@ -321,3 +321,33 @@ def test_resent_copies_from_acknowledged_delivery_are_shown_once(tmp_path: Path)
     assert seqs(result.stdout) == [0, 1, 2, 3, 10, 11, 12]  # a resent copy whose first is unseen stays
     errors = run_logd("query", "--file", str(current), "--level", "error")
     assert seqs(errors.stdout) == [3]
+
+
+def test_logds_zstd_backups_carry_a_checksum_and_damage_is_reported(tmp_path: Path) -> None:
+    """logd's compressor writes zstd content checksums, so damage that still decodes to
+    valid-looking JSON is caught too; a damaged backup is named on stderr."""
+    import os as _os
+
+    import zstandard
+
+    from logd.rotation import Compression
+
+    current = tmp_path / "agent.log"
+    plain = tmp_path / "plain"
+    plain.write_bytes(lines([record(i, t=1_790_000_000 + i) for i in range(200)]))
+    backup = tmp_path / "agent.log.2.zst"
+    src, dst = _os.open(plain, _os.O_RDONLY), _os.open(backup, _os.O_WRONLY | _os.O_CREAT, 0o640)
+    try:
+        assert Compression("zstd", None).compress(src, dst, lambda: False)
+    finally:
+        _os.close(src)
+        _os.close(dst)
+    assert zstandard.get_frame_parameters(backup.read_bytes()).has_checksum
+    data = bytearray(backup.read_bytes())
+    digits = [i for i in range(len(data) // 2, len(data) - 8) if chr(data[i]).isdigit()]
+    data[digits[0]] = ord("7") if data[digits[0]] != ord("7") else ord("3")  # still a digit: JSON stays valid
+    backup.write_bytes(bytes(data))
+    current.write_bytes(lines([record(1000, t=1_790_001_000)]))
+    result = subprocess.run([sys.executable, "-m", "logd", "query", "--file", str(current)],
+                            capture_output=True, text=True)
+    assert str(backup) in result.stderr and result.returncode == 1
