@@ -169,6 +169,7 @@ class Daemon:
         socket_inode = os.stat(self.socket_path).st_ino
         sinks = build_sinks(config)
         self._wire_file_sinks(sinks)
+        self._wire_console(sinks)
         try:
             open_sinks(sinks)
         except OSError as exc:
@@ -366,6 +367,7 @@ class Daemon:
                                         "reload again once it has recovered")
         sinks = build_sinks(new)
         self._wire_file_sinks(sinks)
+        self._wire_console(sinks)
         try:
             open_sinks(sinks)
         except OSError as exc:
@@ -403,6 +405,19 @@ class Daemon:
         traces.report = report
 
     # --- file rotation ---
+
+    def _wire_console(self, sinks: list[Sink]) -> None:
+        """A console that breaks says so once, as a logd record (to the file) and on stderr."""
+        loop = asyncio.get_running_loop()
+
+        def report(message: str) -> None:
+            _stderr_line(f"logd: error: {message}")
+            if self.pipeline is not None:  # called from inside a write: emit on the next turn
+                loop.call_soon(lambda: self.pipeline.emit("error", message, sink="console"))
+
+        for sink in sinks:
+            if isinstance(sink, ConsoleSink):
+                sink.report = report
 
     def _wire_file_sinks(self, sinks: list[Sink]) -> None:
         """Before they open: file sinks report background work (compression, retention, recovery)

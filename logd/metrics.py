@@ -145,7 +145,9 @@ def snapshot(*, pipeline: Any, server: Any, agents: AgentMetrics, reloads: int, 
         name = sink.name
         writable = name not in failing and not getattr(sink, "broken", False)
         sink_state[name] = {
-            "written": stats.delivered.get(name, 0),
+            # records a disabled sink skipped (a console whose reader is gone) were not written
+            "written": stats.delivered.get(name, 0) - getattr(sink, "dropped", 0),
+            "dropped": getattr(sink, "dropped", 0),
             "errors": stats.sink_errors.get(name, 0),
             "writable": writable,
             "pending_bytes": getattr(sink, "pending_bytes", 0),

@@ -414,3 +414,30 @@ def test_a_stuck_sink_stops_reading_instead_of_buffering(tmp_path, sock_dir):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_a_console_whose_reader_is_gone_is_disabled_counted_and_reported(tmp_path, sock_dir):
+    config = write_config(tmp_path, sock_dir / "logd.sock", 'file = "agent.log"')
+    proc = subprocess.Popen([sys.executable, "-m", "logd", "run", "--config", str(config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "NO_COLOR": "1"})
+    try:
+        wait_for(lambda: can_connect(sock_dir / "logd.sock") and (sock_dir / "logd.ctl").exists(), what="socket")
+        proc.stdout.close()  # the reader of the console goes away
+        send_records(sock_dir / "logd.sock", [{"msg": f"r{i}"} for i in range(50)])
+        wait_for(lambda: any("console output failed" in r["message"] for r in read_records(tmp_path / "agent.log")),
+                 what="the console failure record")
+        send_records(sock_dir / "logd.sock", [{"msg": "after"}])
+        wait_for(lambda: any(r["message"] == "after" for r in read_records(tmp_path / "agent.log")), what="after")
+        status = orjson.loads(subprocess.run(
+            [sys.executable, "-m", "logd", "status", "--json", "--socket", str(sock_dir / "logd.sock")],
+            capture_output=True, text=True, check=True).stdout)
+        console = status["sinks"]["console"]
+        assert console["writable"] is False and console["dropped"] >= 51
+        assert console["written"] + console["dropped"] == console["delivered"]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        assert b"console output failed" in proc.stderr.read()
+        assert len(agent_records(tmp_path / "agent.log")) == 51  # the file got every record
+    finally:
+        if proc.poll() is None:
+            proc.kill()

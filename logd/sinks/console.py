@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from datetime import datetime
-from typing import Any, BinaryIO, Mapping
+from typing import Any, BinaryIO, Callable, Mapping
 
 import orjson
 
@@ -123,18 +123,34 @@ class ConsoleFormatter:
 
 
 class ConsoleSink:
-    """Writes to a binary stream (stdout by default). A closed stream disables the sink."""
+    """Writes to a binary stream (stdout by default).
+
+    A stream that fails (closed pipe, hung-up terminal) disables the sink rather than hold
+    every record back for a reader that is gone: the records it then skips are counted
+    (``dropped``) and the failure is reported once through ``report``. The other sinks
+    still get every record.
+    """
 
     name = "console"
 
-    def __init__(self, stream: BinaryIO, fmt: str = "console", color: bool | None = None) -> None:
+    def __init__(self, stream: BinaryIO, fmt: str = "console", color: bool | None = None,
+                 report: Callable[[str], None] = lambda message: None) -> None:
         self.stream = stream
         self.json = fmt == "json"
         self.formatter = ConsoleFormatter(use_color(stream) if color is None else color)
         self.broken = False
+        self.dropped = 0
+        self.report = report
+
+    def _broke(self, exc: OSError, lost: int) -> None:
+        self.broken = True
+        self.dropped += lost
+        self.report(f"console output failed ({exc.strerror or exc}); console disabled, "
+                    "records still go to the other sinks")
 
     def write(self, batch: Batch) -> None:
         if self.broken:
+            self.dropped += len(batch.records)
             return
         if self.json:
             data = batch.json_lines()
@@ -144,17 +160,15 @@ class ConsoleSink:
         try:
             self.stream.write(data)
             self.stream.flush()
-        except OSError:
-            # nobody reads the console any more (closed pipe, hung-up terminal): stop
-            # writing to it rather than hold every record back for a reader that is gone.
-            self.broken = True
+        except OSError as exc:
+            self._broke(exc, len(batch.records))
 
     def flush(self) -> None:
         if not self.broken:
             try:
                 self.stream.flush()
-            except OSError:
-                self.broken = True
+            except OSError as exc:
+                self._broke(exc, 0)
 
     def close(self) -> None:
         self.flush()
