@@ -69,6 +69,10 @@ def open_sinks(sinks: list[Sink]) -> None:
         raise
 
 
+def sink_open_error(exc: OSError) -> str:
+    return f"cannot open {exc.filename or 'a sink'}: {exc.strerror or exc}"
+
+
 def build_steps(config: Config, agents: AgentMetrics | None = None,
                 clock: Callable[[], float] = time.time, traces: TraceSink | None = None) -> list[Step]:
     """Count by agent -> level filter -> redact -> sample -> rate-limit, with trace records
@@ -167,16 +171,13 @@ class Daemon:
         if activated is not None:
             self.socket_path = Path(listener.getsockname())
         socket_inode = os.stat(self.socket_path).st_ino
-        sinks = build_sinks(config)
-        self._wire_file_sinks(sinks)
-        self._wire_console(sinks)
         try:
-            open_sinks(sinks)
+            sinks = self._open_sinks(config)
         except OSError as exc:
             listener.close()
             if activated is None:
                 os.unlink(self.socket_path)
-            raise StartupError(f"cannot open {exc.filename or 'a sink'}: {exc.strerror or exc}") from None
+            raise StartupError(sink_open_error(exc)) from None
         self.traces = build_trace_store(config)
         self._wire_trace_reports(self.traces)
         self.traces.open()
@@ -365,13 +366,10 @@ class Daemon:
         if failing:
             return self._refuse(reason, f"sink {', '.join(failing)} is failing and holds unwritten records; "
                                         "reload again once it has recovered")
-        sinks = build_sinks(new)
-        self._wire_file_sinks(sinks)
-        self._wire_console(sinks)
         try:
-            open_sinks(sinks)
+            sinks = self._open_sinks(new)
         except OSError as exc:
-            return self._refuse(reason, f"cannot open {exc.filename or 'a sink'}: {exc.strerror or exc}")
+            return self._refuse(reason, sink_open_error(exc))
         traces = self.traces
         if traces_dir(new) != traces_dir(self.config) or new.traces != self.config.traces:
             traces = build_trace_store(new)
@@ -405,6 +403,14 @@ class Daemon:
         traces.report = report
 
     # --- file rotation ---
+
+    def _open_sinks(self, config: Config) -> list[Sink]:
+        """The config's sinks, wired to report through this daemon and opened (or OSError)."""
+        sinks = build_sinks(config)
+        self._wire_file_sinks(sinks)
+        self._wire_console(sinks)
+        open_sinks(sinks)
+        return sinks
 
     def _wire_console(self, sinks: list[Sink]) -> None:
         """A console that breaks says so once, as a logd record (to the file) and on stderr."""
