@@ -17,9 +17,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from .levels import CONFIG_LEVELS, LEVELS
-from .rotation import compression_level_error, parse_rotate_every
-from .redact import DEFAULT_KEYS, DEFAULT_PATTERNS, REPLACEMENT, combine_patterns
+from logd.levels import CONFIG_LEVELS, LEVELS
+from logd.rotation import compression_level_error, parse_rotate_every
+from logd.steps.redact import DEFAULT_KEYS, DEFAULT_PATTERNS, REPLACEMENT, combine_patterns
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -17,23 +17,23 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Awaitable, Callable
 
-from . import __version__, systemd
-from .config import Config, ConfigError, changes, load_config, traces_dir
-from .control import ControlServer, control_path
-from .reload import ConfigWatcher
-from .pipeline import Pipeline, Sink, Step, level_filter, _stderr_line
-from .server import SocketServer, StartupError, create_listener
-from .config import MetricsSettings
-from .metrics import AgentMetrics, ListenError, MetricsServer, snapshot, status_view
-from .redact import Redactor
-from .sampling import RateLimiter, Sampler
-from .sinks.console import ConsoleSink
-from .rotation import RotationPolicy
-from .sinks.file import FileSink
-from .ship import ShipManager
-from .ship.checkpoint import CheckpointError
-from .ship.spool import SpoolSink, spool_path
-from .traces.sink import TraceSink, TraceTap
+from logd import __version__, systemd
+from logd.config import Config, ConfigError, changes, load_config, traces_dir
+from logd.control import ControlServer, control_path
+from logd.reload import ConfigWatcher
+from logd.pipeline import Pipeline, Sink, Step, level_filter, _stderr_line
+from logd.sources.unix import SocketServer, StartupError, create_listener
+from logd.config import MetricsSettings
+from logd.metrics import AgentMetrics, ListenError, MetricsServer, snapshot, status_view
+from logd.steps.redact import Redactor
+from logd.steps.sampling import RateLimiter, Sampler
+from logd.sinks.console import ConsoleSink
+from logd.rotation import RotationPolicy
+from logd.sinks.file import FileSink
+from logd.ship import ShipManager
+from logd.ship.checkpoint import CheckpointError
+from logd.ship.spool import SpoolSink, spool_path
+from logd.traces.sink import TraceSink, TraceTap
 
 
 def build_sinks(config: Config) -> list[Sink]:

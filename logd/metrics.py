@@ -34,9 +34,9 @@ from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily, Hist
                                     InfoMetricFamily)
 from prometheus_client.exposition import choose_encoder
 
-from . import __version__
-from .record import Record
-from .timestamps import epoch_seconds
+from logd import __version__
+from logd.record import Record
+from logd.timestamps import epoch_seconds
 
 OTHER_AGENTS = "_other"  # label for agents beyond max_agents: keeps the number of series bounded
 NO_AGENT = "unknown"

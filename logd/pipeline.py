@@ -18,9 +18,9 @@ from typing import Callable, Iterable, Protocol
 
 import orjson
 
-from .levels import RANK
-from .record import Record
-from .timestamps import format_epoch
+from logd.levels import RANK
+from logd.record import Record
+from logd.timestamps import format_epoch
 
 Step = Callable[[list[Record]], list[Record]]
 # Records are encoded in batches of about this many, soon after parsing, while they are

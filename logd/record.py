@@ -15,9 +15,9 @@ from typing import Any
 
 import orjson
 
-from .levels import ALIASES as LEVEL_ALIASES
-from .levels import canonical_level
-from .timestamps import normalize_time
+from logd.levels import ALIASES as LEVEL_ALIASES
+from logd.levels import canonical_level
+from logd.timestamps import normalize_time
 
 Record = dict[str, Any]
 

@@ -1,7 +1,7 @@
 """Rotation of the log file: policies, backup names, background compression and retention,
 and recovery after a crash.
 
-Names (shared with ``logd query``/``logd tail`` and the shippers, see :mod:`logd.reader`):
+Names (shared with ``logd query``/``logd tail`` and the shippers, see :mod:`logd.reading.files`):
 ``agent.log`` is the current file, ``agent.log.1`` the newest backup (always plain),
 ``agent.log.2.zst``, ``agent.log.3.zst`` ... older ones (``.gz`` with gzip, plain without
 compression); a higher number is older. ``agent.log.N.zst.tmp`` is a compression in progress.

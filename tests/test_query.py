@@ -11,8 +11,8 @@ import orjson
 import pytest
 import zstandard
 
-from logd.query import Filter, TimeError, parse_time, parse_where, run_query
-from logd.reader import Problem, first_line, in_window, list_files, snapshot
+from logd.reading.query import Filter, TimeError, parse_time, parse_where, run_query
+from logd.reading.files import Problem, first_line, in_window, list_files, snapshot
 from logd.timestamps import format_epoch
 from logsets import BASE, lines, record, rotated_set, write
 

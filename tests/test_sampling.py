@@ -13,7 +13,7 @@ from logd.config import ConfigError, parse_config
 from logd.daemon import build_steps
 from logd.metrics import AgentMetrics
 from logd.pipeline import SELF_TRUSTED, Pipeline
-from logd.sampling import RateLimiter, Sampler
+from logd.steps.sampling import RateLimiter, Sampler
 from support import agent_records, read_records, send_records, wait_for
 
 

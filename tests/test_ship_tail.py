@@ -12,7 +12,7 @@ import pytest
 from logd.config import ShipSettings
 from logd.ship.checkpoint import CheckpointError, CheckpointStore, Position
 from logd.ship.shipper import Shipper
-from logd.ship.tail import Tailer
+from logd.ship.follow import Tailer
 from logsets import lines, record, write
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import orjson
 
-from logd.query import Filter
-from logd.reader import Problem
+from logd.reading.query import Filter
+from logd.reading.files import Problem
 from logd.sinks.console import ConsoleFormatter
-from logd.tail import Follower, last_lines, open_current
+from logd.reading.tail import Follower, last_lines, open_current
 from logsets import SteadySender, following, lines, seqs, record, rotate_by_rename, rotated_set, write
 from support import wait_for
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from logd import tracing
-from logd.tracing import BatchSender, propagate, span, trace
+from logd.client import tracing
+from logd.client.tracing import BatchSender, propagate, span, trace
 from support import read_records, wait_for
 
 
@@ -236,7 +236,7 @@ def test_spans_through_logd_show_in_logd_trace(daemon, tmp_path):
     d = daemon('file = "agent.log"')
     code = """
 import asyncio
-from logd.tracing import trace, span
+from logd.client.tracing import trace, span
 async def agent(name, fail):
     with span(name, kind="agent"):
         with span("gpt-4o", kind="generation", model="gpt-4o"):

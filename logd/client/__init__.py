@@ -8,17 +8,17 @@
 
     logd.client.bind(session_id="s-42", agent="planner")             # context for every record
 
-    with logd.client.trace("workflow"), logd.client.span("planner", kind="agent"):  # spans (logd.tracing)
+    with logd.client.trace("workflow"), logd.client.span("planner", kind="agent"):  # spans (logd.client.tracing)
         ...
 
 The socket is found like the daemon finds it (``$LOGD_SOCKET``, then
 ``$XDG_RUNTIME_DIR/logd/logd.sock``, then ``/tmp/logd-$UID/logd.sock``), or pass a path.
 """
 
-from .context import Bound, bind, bound, correlation_id, new_correlation_id
-from .handlers import LogdHandler, LoguruSink, loguru_sink
-from .sender import Reconnect, Sender
-from ..tracing import current_span, propagate, span, trace  # tracing API (logd/tracing.py)
+from logd.client.context import Bound, bind, bound, correlation_id, new_correlation_id
+from logd.client.handlers import LogdHandler, LoguruSink, loguru_sink
+from logd.client.sender import Reconnect, Sender
+from logd.client.tracing import current_span, propagate, span, trace  # tracing API (logd/tracing.py)
 
 __all__ = ["Bound", "LogdHandler", "LoguruSink", "Reconnect", "Sender", "bind", "bound", "correlation_id",
            "loguru_sink", "new_correlation_id", "current_span", "propagate", "span", "trace"]

@@ -13,8 +13,8 @@ import traceback
 from itertools import islice
 from typing import Any
 
-from .context import _fields as _context_fields
-from .sender import Record, Sender
+from logd.client.context import _fields as _context_fields
+from logd.client.sender import Record, Sender
 
 # stdlib level numbers -> logd levels; others go to the nearest level below
 _STDLIB_LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn",

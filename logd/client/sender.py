@@ -25,9 +25,9 @@ from typing import Any, Callable
 
 import orjson
 
-from ..ack import header_line, hello_line
-from ..config import default_socket_path
-from ..timestamps import format_epoch
+from logd.sources.ack import header_line, hello_line
+from logd.config import default_socket_path
+from logd.timestamps import format_epoch
 
 Record = dict[str, Any]
 _OPTIONS = orjson.OPT_APPEND_NEWLINE

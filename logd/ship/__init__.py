@@ -4,7 +4,7 @@
 :class:`~.shipper.Shipper` thread that tails the files with its own checkpoint.
 """
 
-from .manager import ShipManager, shipped_file
-from .shipper import Shipper
+from logd.ship.manager import ShipManager, shipped_file
+from logd.ship.shipper import Shipper
 
 __all__ = ["ShipManager", "Shipper", "shipped_file"]

@@ -17,7 +17,7 @@ from typing import Any, Iterable
 
 import orjson
 
-from ..record import Record
+from logd.record import Record
 
 # An item to ship: a stable id (file fingerprint + byte offset of the line) and the record.
 Item = tuple[str, Record]

@@ -7,9 +7,9 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from ..config import Config, ShipSettings
-from .shipper import Notify, Shipper
-from .spool import prune_spool, spool_path
+from logd.config import Config, ShipSettings
+from logd.ship.shipper import Notify, Shipper
+from logd.ship.spool import prune_spool, spool_path
 
 
 def shipped_file(config: Config) -> Path:

@@ -23,16 +23,16 @@ from typing import Any, Callable
 
 import orjson
 
-from .. import reader
-from ..config import ShipSettings
-from ..levels import RANK
-from ..timestamps import format_epoch
-from . import encoders
-from .backoff import RetryPolicy
-from .checkpoint import CheckpointStore, Position, fingerprint
-from .encoders import Item
-from .tail import Chunk, FileInfo, Tailer, read_head, resume_index, survey
-from .targets import Target, build_target, safe_url
+from logd.reading import files as reader
+from logd.config import ShipSettings
+from logd.levels import RANK
+from logd.timestamps import format_epoch
+from logd.ship import encoders
+from logd.ship.backoff import RetryPolicy
+from logd.ship.checkpoint import CheckpointStore, Position, fingerprint
+from logd.ship.encoders import Item
+from logd.ship.follow import Chunk, FileInfo, Tailer, read_head, resume_index, survey
+from logd.ship.targets import Target, build_target, safe_url
 
 Notify = Callable[..., None]  # notify(level, message, **fields): a record about logd itself
 DURABLE_EVERY = 1.0  # seconds between fsynced checkpoints (a rename is atomic in between)

@@ -14,8 +14,8 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from ..pipeline import Batch
-from ..sinks.file import FileSink
+from logd.pipeline import Batch
+from logd.sinks.file import FileSink
 
 SPOOL_NAME = "spool.log"
 # Rotation (the writer's thread) renames backups while pruning (a shipper's thread) deletes

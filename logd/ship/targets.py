@@ -20,10 +20,10 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
-from ..config import ShipSettings
-from . import encoders
-from .backoff import parse_retry_after
-from .encoders import Item
+from logd.config import ShipSettings
+from logd.ship import encoders
+from logd.ship.backoff import parse_retry_after
+from logd.ship.encoders import Item
 
 
 @dataclass

@@ -15,8 +15,8 @@ from typing import Any, BinaryIO, Callable, Mapping
 
 import orjson
 
-from ..pipeline import Batch
-from ..record import TRUSTED_FIELDS, Record
+from logd.pipeline import Batch
+from logd.record import TRUSTED_FIELDS, Record
 
 RESET = "\x1b[0m"
 DIM = "\x1b[90m"

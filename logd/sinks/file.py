@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .. import rotation
-from ..pipeline import Batch
-from ..rotation import FILE_MODE, FileSet, OnDelete, Report, RotationPolicy
+from logd import rotation
+from logd.pipeline import Batch
+from logd.rotation import FILE_MODE, FileSet, OnDelete, Report, RotationPolicy
 
 __all__ = ["FILE_MODE", "FileSink"]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .model import Event, Session, Span
-from .shapes import AGK
+from logd.traces.model import Event, Session, Span
+from logd.traces.shapes import AGK
 
 END = "(end)"
 _EPS = 1e-6

@@ -24,8 +24,8 @@ from typing import Any, Iterable
 
 import orjson
 
-from ..timestamps import epoch_seconds
-from .shapes import AGK, KOOG, SPAN, classify
+from logd.timestamps import epoch_seconds
+from logd.traces.shapes import AGK, KOOG, SPAN, classify
 
 
 @dataclass

@@ -11,8 +11,8 @@ from typing import Any, Iterable
 
 import orjson
 
-from .analysis import agent_stats, critical_path, flow, route, slowest
-from .model import Event, Session, Span
+from logd.traces.analysis import agent_stats, critical_path, flow, route, slowest
+from logd.traces.model import Event, Session, Span
 
 ARROW = "→"
 GANTT_WIDTH = 50

@@ -9,7 +9,7 @@ renamed ``timestamp`` to the canonical ``time``):
   ``source_agent_id``/``target_agent_id``. Session: ``session_id``.
 * Koog agent events: ``eventType`` (AgentStartingEvent, LLMCallCompletedEvent, ...)
   + ``runId``. Session: ``runId``.
-* Spans (OpenAI Agents SDK and :mod:`logd.tracing`): ``trace_id`` + ``span_id``,
+* Spans (OpenAI Agents SDK and :mod:`logd.client.tracing`): ``trace_id`` + ``span_id``,
   ``parent_id``, ``started_at``, ``ended_at``, ``span_data.type``, ``error``.
   Session: ``session_id`` if present, else ``group_id``, else ``trace_id`` (so a
   ``group_id`` gathers several traces of one conversation into one session).

@@ -17,10 +17,10 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
 
-from ..pipeline import Batch, encode
-from .names import UnsafeSessionId, file_name
-from .shapes import classify
-from .store import TraceStore
+from logd.pipeline import Batch, encode
+from logd.traces.names import UnsafeSessionId, file_name
+from logd.traces.shapes import classify
+from logd.traces.store import TraceStore
 
 Report = Callable[[str, dict], None]
 PRUNE_EVERY_S = 3600.0

@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Iterator
 
 import orjson
 
-from .names import SUFFIX, open_append
+from logd.traces.names import SUFFIX, open_append
 
 DIR_MODE = 0o750
 DAY = 86_400.0

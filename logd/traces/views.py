@@ -11,12 +11,12 @@ from typing import Callable, TextIO
 
 import orjson
 
-from ..timestamps import normalize_time
-from . import render
-from .model import Session, build_session, epoch, to_event
-from .names import UnsafeSessionId, session_path
-from .shapes import classify
-from .store import read_lines, session_files
+from logd.timestamps import normalize_time
+from logd.traces import render
+from logd.traces.model import Session, build_session, epoch, to_event
+from logd.traces.names import UnsafeSessionId, session_path
+from logd.traces.shapes import classify
+from logd.traces.store import read_lines, session_files
 
 FORMATS = ("table", "json", "csv", "chrome")
 

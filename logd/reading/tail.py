@@ -1,7 +1,7 @@
 """``logd tail``: the last N records, and ``-f`` following the file across rotations.
 
 Following keeps the file it reads open. When the path names a new file (a rotation
-renamed ours away), the follower takes a :func:`~logd.reader.snapshot`, finds our file in
+renamed ours away), the follower takes a :func:`~logd.reading.files.snapshot`, finds our file in
 it (by inode, or by its first line once it has been compressed under a new name), reads
 our file to its end, then every file rotated after it, in order, then the new current
 file from its start: at a burst of rotations no line is lost or read twice. It only
@@ -21,7 +21,7 @@ from typing import Callable
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from .reader import (LogFile, Problem, ProblemHandler, Snapshot, file_lines, first_line, raw_chunks,
+from logd.reading.files import (LogFile, Problem, ProblemHandler, Snapshot, file_lines, first_line, raw_chunks,
                      snapshot)
 
 Match = Callable[[bytes], "bool | None"]

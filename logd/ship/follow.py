@@ -5,7 +5,7 @@ we read; the tailer keeps its file open, so a rename or a later unlink changes n
 for the lines it has yet to read. It moves on to the next file once the one it reads
 is finished: a backup at its end, or the current file after it was rotated away and
 drained. Files are found again by fingerprint (:mod:`.checkpoint`), which survives
-renames and compression. Listing, opening and decompressing come from :mod:`logd.reader`.
+renames and compression. Listing, opening and decompressing come from :mod:`logd.reading.files`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from .. import reader
-from .checkpoint import FP_BYTES, Position, fingerprint, position_in
+from logd.reading import files as reader
+from logd.ship.checkpoint import FP_BYTES, Position, fingerprint, position_in
 
 READ_CHUNK = 1 << 20
 

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from .record import Record, parse_line
-from .timestamps import format_epoch
+from logd.record import Record, parse_line
+from logd.timestamps import format_epoch
 
 if TYPE_CHECKING:
-    from .server import Connection
+    from logd.sources.unix import Connection
 
 PROTOCOL_VERSION = 1
 HELLO_KEY = "logd_ack"

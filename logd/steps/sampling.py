@@ -19,10 +19,10 @@ from __future__ import annotations
 import os
 from typing import Callable
 
-from .levels import RANK
-from .pipeline import SELF_TRUSTED
-from .record import Record
-from .timestamps import format_epoch
+from logd.levels import RANK
+from logd.pipeline import SELF_TRUSTED
+from logd.record import Record
+from logd.timestamps import format_epoch
 
 Clock = Callable[[], float]
 NO_AGENT = "unknown"

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import orjson
 
-from .. import bench
-from ..bench import LineCounter, Report, Row, cpu_seconds, drive_clients, machine_line, start_logd
-from . import encoders
+from logd import bench
+from logd.bench import LineCounter, Report, Row, cpu_seconds, drive_clients, machine_line, start_logd
+from logd.ship import encoders
 
 RSYSLOG_CONF = """
 global(workDirectory="{folder}" maxMessageSize="64k")

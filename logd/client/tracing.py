@@ -41,7 +41,7 @@ from typing import Any, Callable, Iterator, Protocol, TypeVar
 
 import orjson
 
-from .timestamps import format_epoch
+from logd.timestamps import format_epoch
 
 SPAN_KINDS = ("agent", "function", "generation", "response", "handoff", "custom", "guardrail")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -67,7 +67,7 @@ def client_transport() -> Transport | None:
     """The logging client's sender (its reconnects, partial-line handling and drop reports),
     when that module is installed; None means :class:`BatchSender` writes the socket itself."""
     try:
-        from .client.sender import Sender as ClientSender
+        from logd.client.sender import Sender as ClientSender
     except ImportError:
         return None
     return ClientSender()
@@ -146,7 +146,7 @@ def _run(span_: Span, sender: Sender | None) -> Iterator[Span]:
 
 def _bound_fields() -> dict[str, Any]:
     try:
-        from .client.context import bound
+        from logd.client.context import bound
     except ImportError:
         return {}
     return bound()
@@ -197,7 +197,7 @@ class BatchSender:
                  transport: Transport | None = None) -> None:
         self.transport = transport
         if socket_path is None:
-            from .config import default_socket_path
+            from logd.config import default_socket_path
 
             socket_path = default_socket_path()
         self.socket_path = os.fspath(socket_path)

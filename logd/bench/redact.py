@@ -16,11 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from .bench import (Report, Row, _write_blobs, count_agent_lines, cpu_seconds, drive_clients, machine_line,
+from logd.bench import (Report, Row, _write_blobs, count_agent_lines, cpu_seconds, drive_clients, machine_line,
                     make_records, start_logd)
-from .pipeline import BATCH_RECORDS
-from .record import parse_line
-from .redact import Redactor
+from logd.pipeline import BATCH_RECORDS
+from logd.record import parse_line
+from logd.steps.redact import Redactor
 
 RECEIVED = "2026-11-23T11:28:07.123456Z"
 TRUSTED = {"_pid": 4242, "_uid": 1000, "_gid": 1000, "_comm": "agent"}  # as the server adds them

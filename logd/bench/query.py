@@ -20,7 +20,7 @@ from pathlib import Path
 
 import zstandard
 
-from .bench import AGENTS, MESSAGES, Report, Row, machine_line
+from logd.bench import AGENTS, MESSAGES, Report, Row, machine_line
 
 FILE_MB = 64
 _LINE = (b'{"time":"%s.%06dZ","level":"%s","message":"%s","agent":"%s","session_id":"sess-%05d",'

@@ -17,11 +17,11 @@ from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 import orjson
 
-from .ack import Deduplicator
-from .levels import LEVELS, RANK
-from .reader import LogFile, Problem, ProblemHandler, file_blocks, in_window
-from .record import Record
-from .timestamps import format_epoch, format_utc, normalize_time
+from logd.sources.ack import Deduplicator
+from logd.levels import LEVELS, RANK
+from logd.reading.files import LogFile, Problem, ProblemHandler, file_blocks, in_window
+from logd.record import Record
+from logd.timestamps import format_epoch, format_utc, normalize_time
 
 SESSION_KEYS = ("session_id", "session")
 _RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)\s*(?:ago)?", re.IGNORECASE)

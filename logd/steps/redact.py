@@ -19,7 +19,7 @@ import sys
 from itertools import islice
 from typing import Any, Iterable
 
-from .record import Record
+from logd.record import Record
 
 REPLACEMENT = "[REDACTED]"
 DEFAULT_KEYS: tuple[str, ...] = ("password", "passwd", "secret", "token", "api_key", "apikey",

@@ -21,11 +21,11 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .ack import AckReader, hello_line, parse_hello
-from .config import SocketSettings
-from .pipeline import BATCH_RECORDS, Pipeline
-from .record import Record, parse_line
-from .timestamps import format_epoch
+from logd.sources.ack import AckReader, hello_line, parse_hello
+from logd.config import SocketSettings
+from logd.pipeline import BATCH_RECORDS, Pipeline
+from logd.record import Record, parse_line
+from logd.timestamps import format_epoch
 
 _PEERCRED = struct.Struct("3i")
 MAX_UNIX_PATH = 107

@@ -16,9 +16,9 @@ import signal
 import tempfile
 from pathlib import Path
 
-from .bench import Report, Row, _write_blobs, cpu_seconds, drive_clients, machine_line, start_logd
-from .control import ControlError, request
-from .reader import list_files
+from logd.bench import Report, Row, _write_blobs, cpu_seconds, drive_clients, machine_line, start_logd
+from logd.control import ControlError, request
+from logd.reading.files import list_files
 
 
 def _written(sock: Path) -> int:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import orjson
 
-from ..bench import AGENTS, Report, Row, count_agent_lines, cpu_seconds, drive_clients, machine_line, start_logd
-from .names import SUFFIX
+from logd.bench import AGENTS, Report, Row, count_agent_lines, cpu_seconds, drive_clients, machine_line, start_logd
+from logd.traces.names import SUFFIX
 
 HOOKS = ("BeforeAgentRun", "AfterAgentRun", "BeforeEventHandling", "AfterEventHandling")
 SESSION_RECORDS = 200  # records per session: many sessions, so the LRU of open files is exercised
@@ -44,7 +44,7 @@ def bench_traces(args: argparse.Namespace) -> Report:
         per_client = args.records // args.clients
         total = per_client * args.clients
         rows: list[Row] = []
-        from ..bench import make_records
+        from logd.bench import make_records
 
         for label, make in (("plain records -> file", make_records), ("trace records -> file + sessions", make_trace_records)):
             run = folder / label.split()[0]

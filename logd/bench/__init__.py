@@ -296,12 +296,12 @@ MODES: dict[str, Callable[[argparse.Namespace], Report]] = {}
 
 
 def _register_modes() -> None:
-    from .client.bench import bench_client
-    from .traces.bench import bench_traces
-    from .query_bench import bench_query
-    from .ship.bench import bench_ship
-    from .redact_bench import bench_redact
-    from .rotation_bench import bench_rotate
+    from logd.bench.client import bench_client
+    from logd.bench.traces import bench_traces
+    from logd.bench.query import bench_query
+    from logd.bench.ship import bench_ship
+    from logd.bench.redact import bench_redact
+    from logd.bench.rotation import bench_rotate
 
     MODES["traces"] = bench_traces
     MODES["client"] = bench_client

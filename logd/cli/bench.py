@@ -1,0 +1,32 @@
+"""`logd bench`: throughput against baselines run in the same process tree."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from logd.bench import main as bench_main
+
+    return bench_main(args)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="measure throughput against baselines in the same run")
+    p.add_argument("--clients", type=int, default=4, help="client processes (default 4)")
+    p.add_argument("--records", type=int, default=200_000, help="records in total (default 200000)")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument("--traces", action="store_true", help="trace records stored per session vs plain records")
+    p.add_argument("--client", action="store_true",
+                   help="cost of a logger.info() call with LogdHandler vs FileHandler and loguru's file sink")
+    p.add_argument("--redact", action="store_true",
+                   help="what redaction (on by default) costs per record, in-process and end to end")
+    p.add_argument("--ship", action="store_true",
+                   help="shipping to a local rsyslogd vs rsyslog taking the same frames raw into its file")
+    p.add_argument("--rotate", action="store_true",
+                   help="ingestion while rotating every 1 MB with zstd compression vs without rotation")
+    p.add_argument("--query", action="store_true",
+                   help="logd query --level error over rotated zstd logs vs zstdcat | jq in the same run")
+    p.add_argument("--query-mb", type=int, default=1024, metavar="MB",
+                   help="uncompressed size of the logs --query reads (default 1024)")
+    p.set_defaults(func=cmd_bench)

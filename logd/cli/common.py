@@ -1,0 +1,55 @@
+"""What every command shares: exit codes, error lines, finding the config and the socket."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from logd.config import Config, ConfigError, default_socket_path, find_config, load_config, socket_path_hint
+from logd.levels import canonical_level
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+CONFIG_HELP = "agentflow.toml to use (default: $LOGD_CONFIG, then ./agentflow.toml, then built-in defaults)"
+SOCKET_HELP = "socket path (overrides the config)"
+
+
+def error(message: str) -> None:
+    print(f"logd: error: {message}", file=sys.stderr)
+
+
+def load(args: argparse.Namespace) -> Config:
+    return load_config(find_config(args.config))
+
+
+def resolve_socket(args: argparse.Namespace) -> Path:
+    """The socket a client command talks to: --socket, else the config's, else the default rule."""
+    if getattr(args, "socket", None):
+        return Path(args.socket)
+    path = find_config(args.config)
+    if path is None:
+        return default_socket_path()
+    try:
+        return load_config(path).socket.path
+    except ConfigError:
+        if getattr(args, "lenient_config", False):
+            return socket_path_hint(path)
+        raise
+
+
+def ask_daemon(args: argparse.Namespace, command: str, **fields: object) -> dict | None:
+    """Send a control command to the running daemon; None (error already printed) when it fails."""
+    from logd.control import ControlError, request
+
+    try:
+        return request(resolve_socket(args), command, **fields)
+    except (ConfigError, ControlError) as exc:
+        error(str(exc))
+        return None
+
+
+def level_arg(text: str) -> str:
+    level = canonical_level(text)
+    if level is None:
+        raise argparse.ArgumentTypeError(f"unknown level {text!r} (use trace, debug, info, warn, error, fatal)")
+    return level

@@ -1,0 +1,183 @@
+"""`logd query` and `logd tail`: reading the log file and its backups."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from logd.cli.common import CONFIG_HELP, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, error, level_arg, load
+from logd.config import ConfigError
+
+if TYPE_CHECKING:  # annotations only: commands import what they need when they run
+    import re
+
+    from logd.reading.query import Filter
+
+
+def _log_file(args: argparse.Namespace) -> Path:
+    """--file, else the config's [logging] file."""
+    if args.file:
+        return Path(args.file)
+    config = load(args)
+    if config.file is None:
+        raise ConfigError(config.source, "no [logging] file is set; pass --file PATH or set it in the config")
+    return config.file
+
+
+def _selection(args: argparse.Namespace) -> Filter:
+    from logd.reading.query import Filter
+
+    return Filter(since=getattr(args, "since", None), until=getattr(args, "until", None), level=args.level,
+                  agents=tuple(args.agent or ()), sessions=tuple(args.session or ()),
+                  grep=getattr(args, "grep", None), where=tuple(getattr(args, "where", None) or ()))
+
+
+def _reading_setup(args: argparse.Namespace) -> tuple[Path, Filter] | int:
+    from logd.reading.query import TimeError, parse_time
+
+    try:
+        path = _log_file(args)
+        for name in ("since", "until"):
+            if getattr(args, name, None):
+                setattr(args, name, parse_time(getattr(args, name)))
+    except ConfigError as exc:
+        error(str(exc))
+        return EXIT_USAGE
+    except TimeError as exc:
+        error(str(exc))
+        return EXIT_USAGE
+    return path, _selection(args)
+
+
+def _human_formatter() -> Callable[[dict], str]:
+    from logd.sinks.console import ConsoleFormatter, use_color
+
+    return ConsoleFormatter(use_color(sys.stdout.buffer)).format
+
+
+def _no_files(path: Path) -> int:
+    error(f"no log file at {path} and no backups of it")
+    return EXIT_FAILURE
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from logd.reading.query import problem_printer, run_query
+    from logd.reading.files import snapshot
+
+    setup = _reading_setup(args)
+    if isinstance(setup, int):
+        return setup
+    path, selection = setup
+    problems: list[object] = []
+    report = problem_printer(sys.stderr)
+
+    def on_problem(problem: object) -> None:
+        problems.append(problem)
+        report(problem)
+
+    with snapshot(path) as files:
+        if not files:
+            return _no_files(path)
+        try:
+            run_query(list(files), selection, sys.stdout.buffer,
+                      on_problem, _human_formatter() if args.human else None)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `logd query | head`: the reader has what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_OK
+    return EXIT_FAILURE if problems else EXIT_OK
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from logd.reading.query import problem_printer, write_human
+    from logd.reading.files import list_files
+    from logd.reading.tail import run_tail
+
+    setup = _reading_setup(args)
+    if isinstance(setup, int):
+        return setup
+    path, selection = setup
+    if not args.follow and not list_files(path):
+        return _no_files(path)
+    out = sys.stdout.buffer
+    human = None if args.json else _human_formatter()
+
+    def emit(lines: list[bytes]) -> None:
+        if human is None:
+            out.write(b"\n".join(lines) + b"\n")
+        else:
+            write_human([lines], out, human)
+        out.flush()
+
+    stop = threading.Event()
+    if args.follow:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    match = selection.match if (selection.level or selection.needs_record) else None
+    try:
+        run_tail(path, args.lines, args.follow, match, emit, problem_printer(sys.stderr), stop)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_OK
+
+
+def _positive_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
+def _regex(text: str) -> re.Pattern[str]:
+    import re
+
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise argparse.ArgumentTypeError(f"bad regular expression {text!r}: {exc}") from None
+
+
+def _where(text: str) -> tuple:
+    from logd.reading.query import parse_where
+
+    try:
+        return parse_where(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_selection_args(p: argparse.ArgumentParser, config_help: str) -> None:
+    p.add_argument("--level", "-l", type=level_arg, help="this level and above (trace, debug, info, warn, error, fatal)")
+    p.add_argument("--agent", "-a", action="append", metavar="A", help="only this agent (repeatable: any of them)")
+    p.add_argument("--session", action="append", metavar="S",
+                   help="only this session_id (repeatable: any of them)")
+    p.add_argument("--file", metavar="PATH", help="log file to read (default: the config's [logging] file)")
+    p.add_argument("--config", "-c", help=config_help)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("tail", help="the last records of the log file; -f follows it across rotations")
+    p.add_argument("-n", "--lines", type=_positive_count, default=10, metavar="N", help="how many (default 10)")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing records as they are written")
+    p.add_argument("--json", action="store_true", help="JSON lines instead of the console's human format")
+    _add_selection_args(p, CONFIG_HELP)
+    p.set_defaults(func=cmd_tail)
+
+    p = sub.add_parser("query", help="records from the log file and every backup, oldest first, as JSON lines")
+    p.add_argument("--since", metavar="T", help="records at or after T: RFC 3339, or relative: 15m, 2h, 3d")
+    p.add_argument("--until", metavar="T", help="records at or before T (same forms as --since)")
+    p.add_argument("--grep", type=_regex, metavar="RE", help="messages matching this regular expression")
+    p.add_argument("--where", action="append", type=_where, metavar="KEY=VALUE",
+                   help="field equals value (KEY may be dotted: tokens.prompt; VALUE is JSON if it parses)")
+    p.add_argument("--human", action="store_true", help="the console's human format instead of JSON lines")
+    _add_selection_args(p, CONFIG_HELP)
+    p.set_defaults(func=cmd_query)
