@@ -18,6 +18,18 @@ def error(message: str) -> None:
     print(f"logd: error: {message}", file=sys.stderr)
 
 
+def config_error(exc: ConfigError) -> None:
+    """Every error of a config file, one line each (file:line:col: key: what was expected)."""
+    for one in getattr(exc, "errors", [exc]):
+        error(str(one))
+    for message in getattr(exc, "warnings", []):
+        warn(message)
+
+
+def warn(message: str) -> None:
+    print(f"logd: warning: {message}", file=sys.stderr)
+
+
 def load(args: argparse.Namespace) -> Config:
     return load_config(find_config(args.config))
 
