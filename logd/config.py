@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from logd.extras import available, install_hint
 from logd.levels import CONFIG_LEVELS, LEVELS
 from logd.rotation import compression_level_error, parse_rotate_every
 from logd.steps.redact import DEFAULT_KEYS, DEFAULT_PATTERNS, REPLACEMENT, combine_patterns
@@ -412,6 +413,9 @@ _SHIP_KEYS: dict[str, Validator] = {
     "backoff_max": _number(0, "a positive number of seconds", positive=True),
     "max_retries": _integer(0, "a whole number >= 0 (0 retries for ever)"),
 }
+# what each ship target type imports beyond the core install (the `ship` extra)
+_SHIP_NEEDS: dict[str, tuple[str, ...]] = {"otlp": ("httpx", "opentelemetry.proto"), "http": ("httpx",),
+                                           "loki": ("httpx",), "elasticsearch": ("httpx",)}
 # Arrays of tables under [logging]: name -> (its keys, builder from validated values).
 # Each element's errors name it by index: logging.ship[0].url.
 _ARRAYS: dict[str, dict[str, Validator]] = {"ship": _SHIP_KEYS}
@@ -640,6 +644,10 @@ def _validate_array(path: Path, locate: "_Locator", key: str, raw: Any, base: Pa
                 bad(f'expected tcp://host:port or tls://host:port (the port is required), found "{url}"',
                     "url", f"{name}.url")
         if kind is not None:
+            for module in _SHIP_NEEDS.get(kind, ()):
+                if not available(module):
+                    bad(f'ship target type "{kind}" needs {module.split(".")[0]}, which is not installed: '
+                        f"{install_hint(module)}", "type", f"{name}.type")
             formats = SHIP_FORMATS[kind]
             table.setdefault("format", formats[0])
             if table["format"] not in formats:
