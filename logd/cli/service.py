@@ -193,7 +193,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("send", help="send one record (or one per stdin line) to the daemon")
     p.add_argument("message", nargs="?", help="the message; without it, each line of stdin is one record")
     p.add_argument("--level", "-l", type=level_arg, default="info", help="record level (default info)")
-    p.add_argument("--field", "-f", action="append", type=_parse_field, metavar="KEY=VALUE",
+    p.add_argument("--field", action="append", type=_parse_field, metavar="KEY=VALUE",
                    help="extra field; VALUE is JSON if it parses, else a string (repeatable)")
     p.add_argument("--raw", action="store_true", help="send stdin lines unchanged (they are parsed like any client's)")
     p.add_argument("--config", "-c", help=CONFIG_HELP)
