@@ -70,6 +70,7 @@ class SocketSettings:
     max_record_bytes: int = 256 * 1024
     max_connections: int = 1024
     allow_world_writable: bool = False  # a mode with o+w is refused unless this is set
+    control_group: str | int | None = None  # members may run the read-only control commands (logd status)
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,20 @@ def default_socket_path(env: dict[str, str] | None = None) -> Path:
     if env.get("XDG_RUNTIME_DIR"):
         return Path(env["XDG_RUNTIME_DIR"]) / "logd" / "logd.sock"
     return Path(f"/tmp/logd-{os.getuid()}") / "logd.sock"
+
+
+SYSTEM_SOCKET = Path("/run/logd/logd.sock")  # where the systemd units put it (systemd/logd.socket)
+
+
+def client_socket_path(env: dict[str, str] | None = None, system: Path = SYSTEM_SOCKET) -> Path:
+    """Where a client sends when nothing names a socket: ``$LOGD_SOCKET``; else the per-user
+    socket of :func:`default_socket_path` when one is there; else the system socket
+    ``/run/logd/logd.sock`` when a system-wide logd runs; else the per-user path."""
+    env = os.environ if env is None else env
+    user = default_socket_path(env)
+    if env.get(SOCKET_ENV) or user.exists() or not system.exists():
+        return user
+    return system
 
 
 def _relative_to(base: Path, value: str) -> Path:
@@ -350,6 +365,7 @@ _SOCKET_KEYS: dict[str, Validator] = {
     "max_record_bytes": _integer(64, "a whole number of bytes >= 64"),
     "max_connections": _integer(1, "a whole number >= 1"),
     "allow_world_writable": _boolean,
+    "control_group": _group,
 }
 
 
