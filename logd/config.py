@@ -64,11 +64,11 @@ class ConfigErrors(ConfigError):
 
 @dataclass(frozen=True)
 class SocketSettings:
-    path: Path
-    mode: int = 0o660
-    group: str | int | None = None
-    max_record_bytes: int = 256 * 1024
-    max_connections: int = 1024
+    path: Path  # the socket agents send to
+    mode: int = 0o660  # socket permissions: owner and group may send
+    group: str | int | None = None  # group owning the socket (agents' users join it); default: the daemon's
+    max_record_bytes: int = 256 * 1024  # longer lines are cut to this and flagged _truncated
+    max_connections: int = 1024  # more concurrent clients are refused, counted and reported
     allow_world_writable: bool = False  # a mode with o+w is refused unless this is set
     control_group: str | int | None = None  # members may run the read-only control commands (logd status)
 
@@ -77,7 +77,7 @@ class SocketSettings:
 class TraceSettings:
     """``[logging.traces]``: where per-session trace files go and how long they are kept."""
 
-    dir: Path | None = None  # None: see traces_dir()
+    dir: Path | None = None  # default: traces/ beside `file`, else $XDG_STATE_HOME/logd/traces
     max_age: float = 0  # days; 0 keeps every session
 
 
@@ -92,27 +92,27 @@ SHIP_FORMATS: dict[str, tuple[str, ...]] = {
 @dataclass(frozen=True)
 class ShipSettings:
     """One ``[[logging.ship]]`` target: where records are forwarded, and how."""
-    type: str
-    url: str
-    name: str
-    format: str = ""
-    batch_size: int = 500
+    type: str  # syslog, otlp, http, loki or elasticsearch
+    url: str  # tcp:// or tls:// for syslog, http(s):// for the others
+    name: str  # names the checkpoint file; default "<type>-<index>"
+    format: str = ""  # syslog: message or json; otlp: protobuf or json
+    batch_size: int = 500  # records per request/connection
     flush_interval: float = 1.0  # seconds to wait for a full batch before sending a partial one
     timeout: float = 10.0  # seconds, per connection/request
-    compression: str = "none"
+    compression: str = "none"  # of HTTP request bodies: none or gzip
     headers: tuple[tuple[str, str], ...] = ()  # values as written: "env:NAME" is resolved when sending
     level: str = "trace"  # minimum level shipped to this target
     match: tuple[tuple[str, tuple[Any, ...]], ...] = ()  # field -> accepted values
-    tls_ca: Path | None = None
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    tls_verify: bool = True
+    tls_ca: Path | None = None  # CA bundle to verify the collector with
+    tls_cert: Path | None = None  # client certificate (mutual TLS)
+    tls_key: Path | None = None  # its private key
+    tls_verify: bool = True  # verify the collector's certificate
     hostname: str | None = None  # syslog HOSTNAME; default: this machine's name
-    facility: str = "user"
+    facility: str = "user"  # syslog facility
     index: str = "logd"  # elasticsearch index
     service_name: str = "logd"  # otlp service.name for records without an agent
-    backoff_initial: float = 0.2
-    backoff_max: float = 60.0
+    backoff_initial: float = 0.2  # seconds before the first retry
+    backoff_max: float = 60.0  # cap of the exponential backoff, seconds
     max_retries: int = 0  # 0: retry for ever (a retryable failure never drops a batch)
 
 
@@ -120,10 +120,10 @@ class ShipSettings:
 class RedactSettings:
     """``[logging.redact]``: secret keys (any depth, case-insensitive) and value patterns."""
 
-    enabled: bool = True
-    keys: tuple[str, ...] = DEFAULT_KEYS
-    patterns: tuple[str, ...] = DEFAULT_PATTERNS
-    replacement: str = REPLACEMENT
+    enabled: bool = True  # redaction runs before every sink
+    keys: tuple[str, ...] = DEFAULT_KEYS  # field names whose whole value is replaced (any depth, any case/style)
+    patterns: tuple[str, ...] = DEFAULT_PATTERNS  # regexes replaced in every string; yours replace the defaults
+    replacement: str = REPLACEMENT  # what a secret becomes
 
 
 @dataclass(frozen=True)
@@ -131,9 +131,9 @@ class SamplingSettings:
     """``[logging.sampling]``: zap-style sampling (off unless ``enabled``) and a per-agent
     rate limit (off while ``burst`` is 0)."""
 
-    enabled: bool = False
+    enabled: bool = False  # zap-style sampling
     tick: float = 1.0  # seconds
-    initial: int = 100
+    initial: int = 100  # per agent, level and message in a tick: keep the first N ...
     thereafter: int = 100  # 0: nothing after the first ``initial`` in a tick
     max_level: str = "info"  # sampled: this level and below
     burst: int = 0  # records per agent per interval; 0: no rate limit
@@ -152,14 +152,14 @@ class MetricsSettings:
 @dataclass(frozen=True)
 class Config:
     socket: SocketSettings
-    level: str = "info"
-    format: str = "console"
-    file: Path | None = None
-    file_only: bool = False
-    max_size: float = 100  # MB
-    max_backups: int = 0
-    max_age: float = 0  # days
-    compress: bool = False
+    level: str = "info"  # minimum level for every sink ("warning" is accepted for "warn")
+    format: str = "console"  # what the console prints: human lines, or the JSON lines of the file
+    file: Path | None = None  # the JSON-lines file; unset: console only
+    file_only: bool = False  # no console output
+    max_size: float = 100  # MB: rotate before the file would exceed this
+    max_backups: int = 0  # rotated files kept; 0 keeps every one
+    max_age: float = 0  # days: rotated files older than this are removed; 0: no limit
+    compress: bool = False  # compress rotated files (all but the newest backup)
     compression: str = "zstd"  # of rotated files, when compress is true: "zstd" (.zst) or "gzip" (.gz)
     compression_level: int | None = None  # None: the algorithm's default (zstd 3, gzip 6)
     rotate_every: str | None = None  # "hourly", "daily" or "<N>h": also rotate at local-time boundaries
@@ -168,7 +168,7 @@ class Config:
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     ship: tuple[ShipSettings, ...] = ()
-    state_dir: Path | None = None
+    state_dir: Path | None = None  # ship checkpoints, dead letters, spool; default .logd-state beside `file`
     source: Path | None = field(default=None, compare=False)
     digest: str | None = field(default=None, compare=False)  # sha256 of the bytes loaded
     warnings: tuple[str, ...] = field(default=(), compare=False)  # things accepted but probably unintended
