@@ -269,7 +269,7 @@ def test_a_regular_file_in_the_socket_path_is_not_deleted(daemon, sock_dir):
 def test_invalid_config_at_start_exits_2_with_the_error(daemon, tmp_path):
     d = daemon('level = "loud"', wait=False)
     assert d.proc.wait(15) == 2
-    assert f"{tmp_path / 'agentflow.toml'}:5: logging.level: expected one of" in d.stderr()
+    assert f"{tmp_path / 'agentflow.toml'}:5:1: logging.level: expected one of" in d.stderr()
 
 
 def test_no_config_runs_on_embedded_defaults_with_the_default_socket(tmp_path, sock_dir):
