@@ -1,5 +1,5 @@
 # The two commands of README's quick start, plus the benchmark.
-.PHONY: run test bench clean
+.PHONY: run test bench man install clean
 
 run:
 	@.ci/setup
@@ -12,6 +12,15 @@ test:
 bench:
 	@.ci/setup
 	.venv/bin/logd bench
+
+man:
+	@.ci/setup --test
+	.venv/bin/python -m logd.cli.generate build
+
+# as root: logd on PATH, users/groups, units, config, man page, completion (systemd/install.sh)
+install: man
+	python3 -m pip install '.[all]'
+	LOGD_BIN=$$(command -v logd) systemd/install.sh
 
 clean:
 	rm -rf .venv logs .pytest_cache

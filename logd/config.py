@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from logd.extras import available, install_hint
 from logd.levels import CONFIG_LEVELS, LEVELS
 from logd.rotation import compression_level_error, parse_rotate_every
 from logd.steps.redact import DEFAULT_KEYS, DEFAULT_PATTERNS, REPLACEMENT, combine_patterns
@@ -47,20 +48,36 @@ class ConfigError(Exception):
         super().__init__(f"{where}: {key + ': ' if key else ''}{message}")
 
 
+class ConfigErrors(ConfigError):
+    """Every error found in one file, in file order; ``str()`` is one line per error."""
+
+    def __init__(self, errors: list[ConfigError], warnings: list[str] | None = None) -> None:
+        first = errors[0]
+        self.warnings = warnings or []
+        self.errors = sorted(errors, key=lambda e: (e.line or 0, e.column or 0))
+        super().__init__(first.file, first.message, line=first.line, column=first.column, key=first.key)
+        self.args = ("\n".join(str(e) for e in self.errors),)
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
 @dataclass(frozen=True)
 class SocketSettings:
-    path: Path
-    mode: int = 0o660
-    group: str | int | None = None
-    max_record_bytes: int = 256 * 1024
-    max_connections: int = 1024
+    path: Path  # the socket agents send to
+    mode: int = 0o660  # socket permissions: owner and group may send
+    group: str | int | None = None  # group owning the socket (agents' users join it); default: the daemon's
+    max_record_bytes: int = 256 * 1024  # longer lines are cut to this and flagged _truncated
+    max_connections: int = 1024  # more concurrent clients are refused, counted and reported
+    allow_world_writable: bool = False  # a mode with o+w is refused unless this is set
+    control_group: str | int | None = None  # members may run the read-only control commands (logd status)
 
 
 @dataclass(frozen=True)
 class TraceSettings:
     """``[logging.traces]``: where per-session trace files go and how long they are kept."""
 
-    dir: Path | None = None  # None: see traces_dir()
+    dir: Path | None = None  # default: traces/ beside `file`, else $XDG_STATE_HOME/logd/traces
     max_age: float = 0  # days; 0 keeps every session
 
 
@@ -75,27 +92,27 @@ SHIP_FORMATS: dict[str, tuple[str, ...]] = {
 @dataclass(frozen=True)
 class ShipSettings:
     """One ``[[logging.ship]]`` target: where records are forwarded, and how."""
-    type: str
-    url: str
-    name: str
-    format: str = ""
-    batch_size: int = 500
+    type: str  # syslog, otlp, http, loki or elasticsearch
+    url: str  # tcp:// or tls:// for syslog, http(s):// for the others
+    name: str  # names the checkpoint file; default "<type>-<index>"
+    format: str = ""  # syslog: message or json; otlp: protobuf or json
+    batch_size: int = 500  # records per request/connection
     flush_interval: float = 1.0  # seconds to wait for a full batch before sending a partial one
     timeout: float = 10.0  # seconds, per connection/request
-    compression: str = "none"
+    compression: str = "none"  # of HTTP request bodies: none or gzip
     headers: tuple[tuple[str, str], ...] = ()  # values as written: "env:NAME" is resolved when sending
     level: str = "trace"  # minimum level shipped to this target
     match: tuple[tuple[str, tuple[Any, ...]], ...] = ()  # field -> accepted values
-    tls_ca: Path | None = None
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    tls_verify: bool = True
+    tls_ca: Path | None = None  # CA bundle to verify the collector with
+    tls_cert: Path | None = None  # client certificate (mutual TLS)
+    tls_key: Path | None = None  # its private key
+    tls_verify: bool = True  # verify the collector's certificate
     hostname: str | None = None  # syslog HOSTNAME; default: this machine's name
-    facility: str = "user"
+    facility: str = "user"  # syslog facility
     index: str = "logd"  # elasticsearch index
     service_name: str = "logd"  # otlp service.name for records without an agent
-    backoff_initial: float = 0.2
-    backoff_max: float = 60.0
+    backoff_initial: float = 0.2  # seconds before the first retry
+    backoff_max: float = 60.0  # cap of the exponential backoff, seconds
     max_retries: int = 0  # 0: retry for ever (a retryable failure never drops a batch)
 
 
@@ -103,10 +120,10 @@ class ShipSettings:
 class RedactSettings:
     """``[logging.redact]``: secret keys (any depth, case-insensitive) and value patterns."""
 
-    enabled: bool = True
-    keys: tuple[str, ...] = DEFAULT_KEYS
-    patterns: tuple[str, ...] = DEFAULT_PATTERNS
-    replacement: str = REPLACEMENT
+    enabled: bool = True  # redaction runs before every sink
+    keys: tuple[str, ...] = DEFAULT_KEYS  # field names whose whole value is replaced (any depth, any case/style)
+    patterns: tuple[str, ...] = DEFAULT_PATTERNS  # regexes replaced in every string; yours replace the defaults
+    replacement: str = REPLACEMENT  # what a secret becomes
 
 
 @dataclass(frozen=True)
@@ -114,9 +131,9 @@ class SamplingSettings:
     """``[logging.sampling]``: zap-style sampling (off unless ``enabled``) and a per-agent
     rate limit (off while ``burst`` is 0)."""
 
-    enabled: bool = False
+    enabled: bool = False  # zap-style sampling
     tick: float = 1.0  # seconds
-    initial: int = 100
+    initial: int = 100  # per agent, level and message in a tick: keep the first N ...
     thereafter: int = 100  # 0: nothing after the first ``initial`` in a tick
     max_level: str = "info"  # sampled: this level and below
     burst: int = 0  # records per agent per interval; 0: no rate limit
@@ -135,14 +152,14 @@ class MetricsSettings:
 @dataclass(frozen=True)
 class Config:
     socket: SocketSettings
-    level: str = "info"
-    format: str = "console"
-    file: Path | None = None
-    file_only: bool = False
-    max_size: float = 100  # MB
-    max_backups: int = 0
-    max_age: float = 0  # days
-    compress: bool = False
+    level: str = "info"  # minimum level for every sink ("warning" is accepted for "warn")
+    format: str = "console"  # what the console prints: human lines, or the JSON lines of the file
+    file: Path | None = None  # the JSON-lines file; unset: console only
+    file_only: bool = False  # no console output
+    max_size: float = 100  # MB: rotate before the file would exceed this
+    max_backups: int = 0  # rotated files kept; 0 keeps every one
+    max_age: float = 0  # days: rotated files older than this are removed; 0: no limit
+    compress: bool = False  # compress rotated files (all but the newest backup)
     compression: str = "zstd"  # of rotated files, when compress is true: "zstd" (.zst) or "gzip" (.gz)
     compression_level: int | None = None  # None: the algorithm's default (zstd 3, gzip 6)
     rotate_every: str | None = None  # "hourly", "daily" or "<N>h": also rotate at local-time boundaries
@@ -151,9 +168,10 @@ class Config:
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     ship: tuple[ShipSettings, ...] = ()
-    state_dir: Path | None = None
+    state_dir: Path | None = None  # ship checkpoints, dead letters, spool; default .logd-state beside `file`
     source: Path | None = field(default=None, compare=False)
     digest: str | None = field(default=None, compare=False)  # sha256 of the bytes loaded
+    warnings: tuple[str, ...] = field(default=(), compare=False)  # things accepted but probably unintended
 
     @property
     def max_size_bytes(self) -> int:
@@ -182,6 +200,20 @@ def default_socket_path(env: dict[str, str] | None = None) -> Path:
     if env.get("XDG_RUNTIME_DIR"):
         return Path(env["XDG_RUNTIME_DIR"]) / "logd" / "logd.sock"
     return Path(f"/tmp/logd-{os.getuid()}") / "logd.sock"
+
+
+SYSTEM_SOCKET = Path("/run/logd/logd.sock")  # where the systemd units put it (systemd/logd.socket)
+
+
+def client_socket_path(env: dict[str, str] | None = None, system: Path = SYSTEM_SOCKET) -> Path:
+    """Where a client sends when nothing names a socket: ``$LOGD_SOCKET``; else the per-user
+    socket of :func:`default_socket_path` when one is there; else the system socket
+    ``/run/logd/logd.sock`` when a system-wide logd runs; else the per-user path."""
+    env = os.environ if env is None else env
+    user = default_socket_path(env)
+    if env.get(SOCKET_ENV) or user.exists() or not system.exists():
+        return user
+    return system
 
 
 def _relative_to(base: Path, value: str) -> Path:
@@ -332,6 +364,8 @@ _SOCKET_KEYS: dict[str, Validator] = {
     "group": _group,
     "max_record_bytes": _integer(64, "a whole number of bytes >= 64"),
     "max_connections": _integer(1, "a whole number >= 1"),
+    "allow_world_writable": _boolean,
+    "control_group": _group,
 }
 
 
@@ -395,6 +429,9 @@ _SHIP_KEYS: dict[str, Validator] = {
     "backoff_max": _number(0, "a positive number of seconds", positive=True),
     "max_retries": _integer(0, "a whole number >= 0 (0 retries for ever)"),
 }
+# what each ship target type imports beyond the core install (the `ship` extra)
+_SHIP_NEEDS: dict[str, tuple[str, ...]] = {"otlp": ("httpx", "opentelemetry.proto"), "http": ("httpx",),
+                                           "loki": ("httpx",), "elasticsearch": ("httpx",)}
 # Arrays of tables under [logging]: name -> (its keys, builder from validated values).
 # Each element's errors name it by index: logging.ship[0].url.
 _ARRAYS: dict[str, dict[str, Validator]] = {"ship": _SHIP_KEYS}
@@ -480,13 +517,16 @@ def load_config(path: Path | None) -> Config:
 
 
 def parse_config(text: str, path: Path) -> Config:
-    """Validate the TOML ``text`` that was read from ``path``."""
+    """Validate the TOML ``text`` that was read from ``path``; every error in the file is
+    reported at once (:class:`ConfigErrors`), like a compiler, not only the first."""
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise _syntax_error(path, exc) from None
-    section = document.get("logging", {})
     locate = _Locator(text)
+    errors: list[ConfigError] = []
+    warnings = _stray_tables(path, locate, document)
+    section = document.get("logging", {})
     if not isinstance(section, dict):
         raise ConfigError(path, f"expected a table [logging], found {_found(section)}",
                           line=locate("logging", None), key="logging")
@@ -495,39 +535,82 @@ def parse_config(text: str, path: Path) -> Config:
     tables: dict[str, dict[str, Any]] = {name: {} for name in _SUBTABLES}
     for key, raw in section.items():
         if key in _ARRAYS:
-            values[key] = _validate_array(path, locate, key, raw, base)
+            values[key] = _validate_array(path, locate, key, raw, base, errors)
         elif key in _SUBTABLES:
             if not isinstance(raw, dict):
-                raise ConfigError(path, f"expected a table [logging.{key}], found {_found(raw)}",
-                                  line=locate("logging", key), key=f"logging.{key}")
-            tables[key] = _validate_table(path, locate, f"logging.{key}", raw, _SUBTABLES[key][1])
+                errors.append(ConfigError(path, f"expected a table [logging.{key}], found {_found(raw)}",
+                                          line=locate("logging", key), key=f"logging.{key}"))
+                continue
+            tables[key] = _validate_table(path, locate, f"logging.{key}", raw, _SUBTABLES[key][1], errors)
         else:
-            values.update(_validate_table(path, locate, "logging", {key: raw}, _LOGGING_KEYS,
+            values.update(_validate_table(path, locate, "logging", {key: raw}, _LOGGING_KEYS, errors,
                                           extra_names=tuple(_SUBTABLES) + tuple(_ARRAYS)))
     if "file" in values:
         values["file"] = _relative_to(base, values["file"])
     if "compression_level" in values:  # its range depends on the algorithm
         expected = compression_level_error(values.get("compression", "zstd"), values["compression_level"])
         if expected is not None:
-            raise ConfigError(path, f"expected {expected}, found {_found(values['compression_level'])}",
-                              line=locate("logging", "compression_level"), key="logging.compression_level")
+            errors.append(ConfigError(path, f"expected {expected}, found {_found(values['compression_level'])}",
+                                      line=locate("logging", "compression_level"), key="logging.compression_level"))
     if "state_dir" in values:
         values["state_dir"] = _relative_to(base, values["state_dir"])
     if "path" in tables["socket"]:
         tables["socket"]["path"] = _relative_to(base, tables["socket"]["path"])
     tables["socket"].setdefault("path", default_socket_path())
+    errors.extend(_world_writable(path, locate, tables))
     if "dir" in tables["traces"]:
         tables["traces"]["dir"] = _relative_to(base, tables["traces"]["dir"])
     listen = tables["metrics"].get("listen", "")
     if listen.startswith("unix:"):
         tables["metrics"]["listen"] = "unix:" + str(_relative_to(base, listen[5:]))
+    if errors:
+        raise ConfigErrors([_with_column(e, text) for e in errors], warnings)
     for name, (settings_class, _) in _SUBTABLES.items():
         values[name] = settings_class(**tables[name])
-    return Config(source=path.absolute(), **values)
+    return Config(source=path.absolute(), warnings=tuple(warnings), **values)
+
+
+def _with_column(error: ConfigError, text: str) -> ConfigError:
+    """The error pointed at the column where its key starts on its line (editors jump there)."""
+    if error.line is None or error.column is not None or not error.key:
+        return error
+    lines = text.splitlines()
+    name = error.key.rsplit(".", 1)[-1].split("[")[0]
+    column = lines[error.line - 1].find(name) if error.line <= len(lines) else -1
+    if column < 0:
+        return error
+    return ConfigError(error.file, error.message, line=error.line, column=column + 1, key=error.key)
+
+
+def _stray_tables(path: Path, locate: "_Locator", document: dict[str, Any]) -> list[str]:
+    """Top-level tables that look like a misspelt ``[logging]`` (``[loging]``): logd reads only
+    ``[logging]``, so their settings would be ignored without a word."""
+    out = []
+    for name, value in document.items():
+        if name != "logging" and isinstance(value, dict) and difflib.get_close_matches(name, ["logging"], n=1, cutoff=0.7):
+            line = locate(name, None)
+            where = f"{path}:{line}" if line else str(path)
+            out.append(f'{where}: [{name}] is not read by logd (did you mean [logging]?); its settings are ignored')
+    return out
+
+
+def _world_writable(path: Path, locate: "_Locator", tables: dict[str, dict[str, Any]]) -> list[ConfigError]:
+    """A socket mode that lets every local user write is refused unless asked for by name:
+    anyone could then send records as any agent (or talk to the control socket)."""
+    out = []
+    for table in ("socket", "metrics"):
+        mode = tables[table].get("mode")
+        if mode is not None and mode & 0o002 and not tables["socket"].get("allow_world_writable", False):
+            out.append(ConfigError(path, f"mode 0o{mode:o} lets every local user write to the socket; use 0o660 "
+                                   "with a group, or set allow_world_writable = true in [logging.socket] "
+                                   "if that is really wanted", line=locate(f"logging.{table}", "mode"),
+                                   key=f"logging.{table}.mode"))
+    return out
 
 
 def _validate_table(path: Path, locate: "_Locator", table: str, raw: dict[str, Any],
-                    schema: dict[str, Validator], extra_names: tuple[str, ...] = ()) -> dict[str, Any]:
+                    schema: dict[str, Validator], errors: list[ConfigError],
+                    extra_names: tuple[str, ...] = ()) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in raw.items():
         check = schema.get(key)
@@ -536,57 +619,70 @@ def _validate_table(path: Path, locate: "_Locator", table: str, raw: dict[str, A
             valid = list(schema) + list(extra_names)
             close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
             hint = f' (did you mean "{close[0]}"?)' if close else f" (valid keys: {', '.join(valid)})"
-            raise ConfigError(path, f"unknown key{hint}", line=line, key=f"{table}.{key}")
+            errors.append(ConfigError(path, f"unknown key{hint}", line=line, key=f"{table}.{key}"))
+            continue
         try:
             out[key] = check(value)
         except _Invalid as bad:
-            raise ConfigError(path, f"expected {bad.expected}, found {_found(value)}",
-                              line=line, key=f"{table}.{key}") from None
+            errors.append(ConfigError(path, f"expected {bad.expected}, found {_found(value)}",
+                                      line=line, key=f"{table}.{key}"))
     return out
 
 
-def _validate_array(path: Path, locate: "_Locator", key: str, raw: Any, base: Path) -> tuple[ShipSettings, ...]:
+def _validate_array(path: Path, locate: "_Locator", key: str, raw: Any, base: Path,
+                    errors: list[ConfigError]) -> tuple[ShipSettings, ...]:
     """``[[logging.ship]]`` elements -> settings; errors name the element: ``logging.ship[1].url``."""
     if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
-        raise ConfigError(path, f"expected an array of tables [[logging.{key}]], found {_found(raw)}",
-                          line=locate("logging", key), key=f"logging.{key}")
+        errors.append(ConfigError(path, f"expected an array of tables [[logging.{key}]], found {_found(raw)}",
+                                  line=locate("logging", key), key=f"logging.{key}"))
+        return ()
     out: list[ShipSettings] = []
     names: set[str] = set()
     for index, item in enumerate(raw):
         name = f"logging.{key}[{index}]"
         where = _ArrayLocator(locate, f"logging.{key}", index)
-        table = _validate_table(path, where, name, item, _ARRAYS[key])
+        found: list[ConfigError] = []
+        table = _validate_table(path, where, name, item, _ARRAYS[key], found)
+
+        def bad(message: str, at: str | None, error_key: str) -> None:
+            found.append(ConfigError(path, message, line=where(name, at), key=error_key))
+
         for required in ("type", "url"):
-            if required not in table:
-                raise ConfigError(path, f'missing required key "{required}"', line=where(name, None),
-                                  key=f"{name}.{required}")
-        kind, url = table["type"], table["url"]
-        wants_stream = kind == "syslog"
-        if url.startswith(("tcp://", "tls://")) != wants_stream:
-            expected = "tcp://host:port or tls://host:port" if wants_stream else "an http:// or https:// URL"
-            raise ConfigError(path, f'expected {expected} for type "{kind}", found "{url}"',
-                              line=where(name, "url"), key=f"{name}.url")
-        if wants_stream and not re.fullmatch(r"(tcp|tls)://[^\s:/]+:\d+", url):
-            raise ConfigError(path, f'expected tcp://host:port or tls://host:port (the port is required), found "{url}"',
-                              line=where(name, "url"), key=f"{name}.url")
-        formats = SHIP_FORMATS[kind]
-        table.setdefault("format", formats[0])
-        if table["format"] not in formats:
-            raise ConfigError(path, f'expected one of {", ".join(map(repr, formats))} for type "{kind}", '
-                              f'found "{table["format"]}"', line=where(name, "format"), key=f"{name}.format")
+            if required not in table and required not in item:
+                bad(f'missing required key "{required}"', None, f"{name}.{required}")
+        kind, url = table.get("type"), table.get("url")
+        if kind is not None and url is not None:
+            wants_stream = kind == "syslog"
+            if url.startswith(("tcp://", "tls://")) != wants_stream:
+                expected = "tcp://host:port or tls://host:port" if wants_stream else "an http:// or https:// URL"
+                bad(f'expected {expected} for type "{kind}", found "{url}"', "url", f"{name}.url")
+            elif wants_stream and not re.fullmatch(r"(tcp|tls)://[^\s:/]+:\d+", url):
+                bad(f'expected tcp://host:port or tls://host:port (the port is required), found "{url}"',
+                    "url", f"{name}.url")
+        if kind is not None:
+            for module in _SHIP_NEEDS.get(kind, ()):
+                if not available(module):
+                    bad(f'ship target type "{kind}" needs {module.split(".")[0]}, which is not installed: '
+                        f"{install_hint(module)}", "type", f"{name}.type")
+            formats = SHIP_FORMATS[kind]
+            table.setdefault("format", formats[0])
+            if table["format"] not in formats:
+                bad(f'expected one of {", ".join(map(repr, formats))} for type "{kind}", '
+                    f'found "{table["format"]}"', "format", f"{name}.format")
         for header, value in table.get("headers", ()):
             if value.startswith("env:") and value[4:] not in os.environ:
-                raise ConfigError(path, f"environment variable {value[4:]} is not set (the header takes its value from it)",
-                                  line=where(name, "headers"), key=f"{name}.headers.{header}")
+                bad(f"environment variable {value[4:]} is not set (the header takes its value from it)",
+                    "headers", f"{name}.headers.{header}")
         for tls_key in ("tls_ca", "tls_cert", "tls_key"):
             if tls_key in table:
                 table[tls_key] = _relative_to(base, table[tls_key])
         table.setdefault("name", f"{kind}-{index}")
         if table["name"] in names:
-            raise ConfigError(path, f'duplicate target name "{table["name"]}"; give each target its own name',
-                              line=where(name, "name"), key=f"{name}.name")
+            bad(f'duplicate target name "{table["name"]}"; give each target its own name', "name", f"{name}.name")
         names.add(table["name"])
-        out.append(ShipSettings(**table))
+        errors.extend(found)
+        if not found:
+            out.append(ShipSettings(**table))
     return tuple(out)
 
 

@@ -9,6 +9,7 @@ credentials). One JSON request line in, one JSON reply line out:
 from __future__ import annotations
 
 import asyncio
+import grp
 import os
 import socket
 import struct
@@ -31,13 +32,25 @@ def control_path(data_socket: Path) -> Path:
 
 
 class ControlServer:
-    def __init__(self, path: Path) -> None:
+    """The control socket. The daemon's user and root may send every command; with a
+    ``group`` (``[logging.socket] control_group``), its members may also connect and send the
+    read-only commands (``logd status``, ``list``, ``trace``...), never ``reload`` or ``rotate``."""
+
+    def __init__(self, path: Path, group: str | int | None = None) -> None:
         self.path = path
+        self.group = group
+        try:
+            self.gid = None if group is None else group if isinstance(group, int) else grp.getgrnam(group).gr_gid
+        except KeyError:
+            raise ValueError(f"[logging.socket] control_group {group!r} does not exist") from None
         self.handlers: dict[str, Handler] = {}
+        self.read_only: set[str] = set()
         self._server: asyncio.AbstractServer | None = None
 
-    def register(self, command: str, handler: Handler) -> None:
+    def register(self, command: str, handler: Handler, *, read_only: bool = False) -> None:
         self.handlers[command] = handler
+        if read_only:
+            self.read_only.add(command)
 
     async def start(self) -> None:
         self.path.unlink(missing_ok=True)  # the data socket's liveness check already ran
@@ -46,6 +59,9 @@ class ControlServer:
             self._server = await asyncio.start_unix_server(self._serve, path=os.fspath(self.path))
         finally:
             os.umask(old_umask)
+        if self.gid is not None:  # readers connect through the group's permission bits
+            os.chown(self.path, -1, self.gid)
+            os.chmod(self.path, 0o660)
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -66,18 +82,22 @@ class ControlServer:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> dict[str, Any]:
         sock = writer.get_extra_info("socket")
         _, uid, _ = _PEERCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size))
-        if uid not in (0, os.getuid()):
+        owner = uid in (0, os.getuid())
+        if not owner and self.group is None:
             return {"ok": False, "error": "permission denied: only the daemon's user or root may control it"}
         try:
             line = await reader.readuntil(b"\n")
             request = orjson.loads(line[:MAX_REQUEST])
             command = request["command"]
+            handler = self.handlers.get(command)
         except (asyncio.LimitOverrunError, orjson.JSONDecodeError, KeyError, TypeError):
             return {"ok": False, "error": 'bad request: expected one JSON line {"command": ...}'}
-        handler = self.handlers.get(command)
         if handler is None:
             return {"ok": False, "error": f"unknown command {command!r}",
                     "commands": sorted(self.handlers)}
+        if not owner and command not in self.read_only:
+            return {"ok": False, "error": f"permission denied: {command!r} is for the daemon's user or root; "
+                                          f"members of the control group may only {', '.join(sorted(self.read_only))}"}
         try:
             return {"ok": True, **await handler(request)}
         except Exception as exc:  # a failing command must not take the daemon down

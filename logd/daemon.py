@@ -184,9 +184,15 @@ class Daemon:
         self.pipeline = Pipeline(build_steps(config, self.agents, self.clock, self.traces), sinks, clock=self.clock)
         self.server = SocketServer(listener, config.socket, self.pipeline, clock=self.clock)
         self.pipeline.on_pressure = self.server.set_paused
-        self.control = ControlServer(control_path(self.socket_path))
-        self.control.register("ping", self._ping)
-        self.control.register("status", self._status)
+        try:
+            self.control = ControlServer(control_path(self.socket_path), group=config.socket.control_group)
+        except ValueError as exc:
+            listener.close()
+            if activated is None:
+                os.unlink(self.socket_path)
+            raise StartupError(str(exc)) from None
+        self.control.register("ping", self._ping, read_only=True)
+        self.control.register("status", self._status, read_only=True)
         self.control.register("reload", self._reload_command)
         self.control.register("rotate", self._rotate_command)
         self._loop = asyncio.get_running_loop()

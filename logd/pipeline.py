@@ -67,10 +67,12 @@ class Sink(Protocol):
 def level_filter(minimum: str) -> Step:
     """Keep records at ``minimum`` or above."""
     floor = RANK[minimum]
+    own_pid = os.getpid()  # logd's own records (start, stop, reload, errors) always pass:
+    # a client cannot carry this _pid, the kernel gives clients theirs
     if floor == 0:
         keep: Step = lambda records: records
     else:
-        keep = lambda records: [r for r in records if RANK[r["level"]] >= floor]
+        keep = lambda records: [r for r in records if RANK[r["level"]] >= floor or r.get("_pid") == own_pid]
     keep.drop_reason = "below_level"  # type: ignore[attr-defined]  # see Pipeline.drain
     return keep
 

@@ -355,7 +355,7 @@ def test_a_stuck_daemon_never_blocks_the_caller_and_the_overflow_is_reported(dae
 
 
 def test_the_readme_python_set_up_works_as_written(daemon, tmp_path):
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (Path(__file__).resolve().parent.parent / "docs" / "clients.md").read_text()
     section = readme[readme.index("### From Python: `logd.client`"):]
     set_up = section[section.index("```python\n") + len("```python\n"):section.index("```\n", section.index("```python\n") + 1)]
     script = set_up + textwrap.dedent("""

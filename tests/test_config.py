@@ -144,7 +144,7 @@ def test_logd_check_exits_2_with_one_clear_line_on_error(tmp_path):
     result = run_check("--config", str(path))
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        f'logd: error: {path}:2: logging.max_sise: unknown key (did you mean "max_size"?)')
+        f'logd: error: {path}:2:1: logging.max_sise: unknown key (did you mean "max_size"?)')
     assert "Traceback" not in result.stderr
 
 

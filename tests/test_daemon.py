@@ -269,7 +269,7 @@ def test_a_regular_file_in_the_socket_path_is_not_deleted(daemon, sock_dir):
 def test_invalid_config_at_start_exits_2_with_the_error(daemon, tmp_path):
     d = daemon('level = "loud"', wait=False)
     assert d.proc.wait(15) == 2
-    assert f"{tmp_path / 'agentflow.toml'}:5: logging.level: expected one of" in d.stderr()
+    assert f"{tmp_path / 'agentflow.toml'}:5:1: logging.level: expected one of" in d.stderr()
 
 
 def test_no_config_runs_on_embedded_defaults_with_the_default_socket(tmp_path, sock_dir):
@@ -292,9 +292,9 @@ def test_logd_send_fields_levels_and_stdin(daemon, tmp_path):
     d = daemon()
     env = {**d.env}
     base = [sys.executable, "-m", "logd", "send", "--socket", str(d.socket_path)]
-    r1 = subprocess.run(base + ["-l", "warn", "-f", "agent=planner", "-f", "duration_ms=12", "-f", "id=007", "hi"],
+    r1 = subprocess.run(base + ["-l", "warn", "--field", "agent=planner", "--field", "duration_ms=12", "--field", "id=007", "hi"],
                         env=env, capture_output=True, text=True)
-    r2 = subprocess.run(base + ["-f", "src=stdin"], input="line one\nline two\n", env=env, capture_output=True, text=True)
+    r2 = subprocess.run(base + ["--field", "src=stdin"], input="line one\nline two\n", env=env, capture_output=True, text=True)
     r3 = subprocess.run(base + ["--raw"], input='{"level":"error","msg":"raw zap"}\n', env=env, capture_output=True, text=True)
     assert (r1.returncode, r2.returncode, r3.returncode) == (0, 0, 0), (r1.stderr, r2.stderr, r3.stderr)
     d.stop()

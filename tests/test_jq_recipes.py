@@ -1,4 +1,4 @@
-"""The README's "Query with jq" recipes, taken from README.md and run as written with real
+"""The "Query with jq" recipes, taken from docs/reading.md and run as written with real
 jq and `logd query` on a generated, rotated log; each output is checked against the data."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 from logd.levels import RANK
 from logsets import lines, write
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parent.parent / "docs" / "reading.md"
 AGENTS = ("planner", "researcher", "writer", "critic")
 MESSAGES = ("LLM call failed", "tool timeout", "rate limited", "bad tool output", "context too long", "index missing")
 

@@ -204,8 +204,14 @@ def test_units_pass_systemd_analyze_verify(tmp_path):
     logd_bin = Path(sys.executable).parent / "logd"
     assert text.count("ExecStart=/usr/local/bin/logd ") == 1
     service.write_text(text.replace("ExecStart=/usr/local/bin/logd ", f"ExecStart={logd_bin} "))
+    # Documentation=man:logd(1): verify runs `man logd(1)`; give it the page `make man` generates
+    from logd.cli.generate import man_page
+
+    (tmp_path / "man" / "man1").mkdir(parents=True)
+    (tmp_path / "man" / "man1" / "logd.1").write_text(man_page())
     result = subprocess.run([analyze, "verify", str(tmp_path / "logd.socket"), str(service)],
-                            capture_output=True, text=True, cwd=tmp_path)
+                            capture_output=True, text=True, cwd=tmp_path,
+                            env={**os.environ, "MANPATH": str(tmp_path / "man")})
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == ""
 

@@ -283,9 +283,14 @@ def bench_ingest(args: argparse.Namespace) -> Report:
             title=f"logd bench: {total:,} records (~{total_bytes // total} B each), {args.clients} clients; {machine_line()}",
             rows=rows,
             ratios=[("logd / raw pass-through", logd.rate / rawrow.rate), ("logd / FileHandler", logd.rate / fh.rate)],
-            target=">= 150,000 records/s with 4 clients and 0 lost",
         )
-        report.ok = logd.rate >= 150_000 and logd.lost == 0
+        if args.clients == 4:  # the target was set for 4 clients; other counts are reported, not judged
+            report.target = ">= 150,000 records/s with 4 clients and 0 lost"
+            report.ok = logd.rate >= 150_000 and logd.lost == 0
+        else:
+            report.ok = logd.lost == 0
+            report.notes.append(f"the 150,000 records/s target is for 4 clients; with {args.clients} "
+                                "only 0 lost is judged")
         return report
     finally:
         shutil.rmtree(folder, ignore_errors=True)

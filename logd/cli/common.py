@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from logd.config import Config, ConfigError, default_socket_path, find_config, load_config, socket_path_hint
+from logd.config import Config, ConfigError, client_socket_path, find_config, load_config, socket_path_hint
 from logd.levels import canonical_level
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -16,6 +16,18 @@ SOCKET_HELP = "socket path (overrides the config)"
 
 def error(message: str) -> None:
     print(f"logd: error: {message}", file=sys.stderr)
+
+
+def config_error(exc: ConfigError) -> None:
+    """Every error of a config file, one line each (file:line:col: key: what was expected)."""
+    for one in getattr(exc, "errors", [exc]):
+        error(str(one))
+    for message in getattr(exc, "warnings", []):
+        warn(message)
+
+
+def warn(message: str) -> None:
+    print(f"logd: warning: {message}", file=sys.stderr)
 
 
 def load(args: argparse.Namespace) -> Config:
@@ -28,7 +40,7 @@ def resolve_socket(args: argparse.Namespace) -> Path:
         return Path(args.socket)
     path = find_config(args.config)
     if path is None:
-        return default_socket_path()
+        return client_socket_path()
     try:
         return load_config(path).socket.path
     except ConfigError:

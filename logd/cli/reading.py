@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from logd.cli.common import CONFIG_HELP, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, error, level_arg, load
+from logd.cli.common import config_error, CONFIG_HELP, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, error, level_arg, load
 from logd.config import ConfigError
 
 if TYPE_CHECKING:  # annotations only: commands import what they need when they run
@@ -44,7 +44,7 @@ def _reading_setup(args: argparse.Namespace) -> tuple[Path, Filter] | int:
             if getattr(args, name, None):
                 setattr(args, name, parse_time(getattr(args, name)))
     except ConfigError as exc:
-        error(str(exc))
+        config_error(exc)
         return EXIT_USAGE
     except TimeError as exc:
         error(str(exc))

@@ -10,7 +10,7 @@ import time
 
 import orjson
 
-from logd.cli.common import (CONFIG_HELP, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, SOCKET_HELP, ask_daemon, error, level_arg,
+from logd.cli.common import (CONFIG_HELP, config_error, warn, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, SOCKET_HELP, ask_daemon, error, level_arg,
                              load, resolve_socket)
 from logd.config import ConfigError, describe
 from logd.timestamps import format_epoch
@@ -22,17 +22,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         config = load(args)
     except ConfigError as exc:
-        error(str(exc))
+        config_error(exc)
         return EXIT_USAGE
+    for message in config.warnings:
+        warn(message)
     return run(config)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    """Exit 0 for a usable config, 2 with every error listed (warnings alone do not fail)."""
     try:
         config = load(args)
     except ConfigError as exc:
-        error(str(exc))
+        config_error(exc)
         return EXIT_USAGE
+    for message in config.warnings:
+        warn(message)
     sys.stdout.write(describe(config))
     return EXIT_OK
 
@@ -52,7 +57,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     try:
         path = resolve_socket(args)
     except ConfigError as exc:
-        error(str(exc))
+        config_error(exc)
         return EXIT_USAGE
     fields = dict(args.field or [])
 
@@ -188,7 +193,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("send", help="send one record (or one per stdin line) to the daemon")
     p.add_argument("message", nargs="?", help="the message; without it, each line of stdin is one record")
     p.add_argument("--level", "-l", type=level_arg, default="info", help="record level (default info)")
-    p.add_argument("--field", "-f", action="append", type=_parse_field, metavar="KEY=VALUE",
+    p.add_argument("--field", action="append", type=_parse_field, metavar="KEY=VALUE",
                    help="extra field; VALUE is JSON if it parses, else a string (repeatable)")
     p.add_argument("--raw", action="store_true", help="send stdin lines unchanged (they are parsed like any client's)")
     p.add_argument("--config", "-c", help=CONFIG_HELP)

@@ -26,7 +26,7 @@ from typing import Any, Callable
 import orjson
 
 from logd.sources.ack import header_line, hello_line
-from logd.config import default_socket_path
+from logd.config import client_socket_path
 from logd.timestamps import format_epoch
 
 Record = dict[str, Any]
@@ -138,7 +138,7 @@ class Sender:
         clock: Callable[[], float] = time.monotonic,
         stream: str | None = None,
     ) -> None:
-        self.path = Path(path) if path is not None else default_socket_path()
+        self.path = Path(path) if path is not None else client_socket_path()
         self.ack = ack
         self.max_buffer = max_buffer
         # records per write; in ack mode per round trip, so there it is everything queued:

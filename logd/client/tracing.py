@@ -197,9 +197,9 @@ class BatchSender:
                  transport: Transport | None = None) -> None:
         self.transport = transport
         if socket_path is None:
-            from logd.config import default_socket_path
+            from logd.config import client_socket_path
 
-            socket_path = default_socket_path()
+            socket_path = client_socket_path()
         self.socket_path = os.fspath(socket_path)
         self.batch_size = batch_size
         self.flush_interval = flush_interval

@@ -14,16 +14,19 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 from urllib.parse import urlsplit
 
-import httpx
 import orjson
 
 from logd.config import ShipSettings
+from logd.extras import require
 from logd.ship import encoders
 from logd.ship.backoff import parse_retry_after
 from logd.ship.encoders import Item
+
+if TYPE_CHECKING:  # httpx is the `ship` extra: imported when an HTTP target is built
+    import httpx
 
 
 @dataclass
@@ -118,6 +121,7 @@ class HttpTarget:
                  clock: Callable[[], float] = time.time,
                  check: Callable[[list[Item], httpx.Response], Outcome] | None = None) -> None:
         """``check`` reads a 2xx body for per-record refusals (Elasticsearch, OTLP partial success)."""
+        self.httpx = require("httpx", f'ship target type "{settings.type}"')
         self.url = settings.url
         self.encode = encode
         self.gzip = settings.compression == "gzip"
@@ -128,7 +132,7 @@ class HttpTarget:
         if self.gzip:
             headers["Content-Encoding"] = "gzip"
         verify: ssl.SSLContext | bool = tls_context(settings) if self.url.startswith("https:") else True
-        self.client = httpx.Client(timeout=settings.timeout, headers=headers, verify=verify)
+        self.client = self.httpx.Client(timeout=settings.timeout, headers=headers, verify=verify)
 
     def send(self, items: list[Item]) -> Outcome:
         body = self.encode(items)
@@ -136,7 +140,7 @@ class HttpTarget:
             body = gzip.compress(body, compresslevel=6)
         try:
             response = self.client.post(self.url, content=body)
-        except httpx.HTTPError as exc:
+        except self.httpx.HTTPError as exc:
             return Outcome(retry=items, error=f"{safe_url(self.url)}: {type(exc).__name__}: {exc}")
         status = response.status_code
         if 200 <= status < 300:

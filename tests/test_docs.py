@@ -1,0 +1,154 @@
+"""Every code block of README.md and docs/*.md runs as written.
+
+Per page, a real `logd run` is started in a fresh folder (its config is `agentflow.toml`
+there, `LOGD_CONFIG`/`LOGD_SOCKET` point at it, `.venv` links to this venv) and the page's
+blocks run in order, so a later block sees what an earlier one did:
+- `sh`/`bash`/`shell`: bash with `-euo pipefail`;
+- `python`: a script;
+- `toml`: through `logd check` (it must be a valid config);
+- `go`: a `package main` is compiled with Debian's Go and zerolog, and run.
+A block preceded by `<!-- illustrative ... -->` is skipped by name (it would run in the
+foreground or change the system); `text`, `json`, `console` and untagged blocks are sample
+output, not code.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from support import DaemonProcess
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+RUNNABLE = {"sh": "shell", "bash": "shell", "shell": "shell", "python": "python", "toml": "toml", "go": "go"}
+ILLUSTRATIVE = re.compile(r"<!--\s*illustrative\b")
+FENCE = re.compile(r"^(\s*)```\s*([A-Za-z0-9_+-]*)")
+GO_PATH = "/usr/share/gocode"  # Debian's golang-github-rs-zerolog-dev puts zerolog here
+
+
+@dataclass
+class Block:
+    page: Path
+    line: int  # 1-based line of the opening fence
+    kind: str  # shell, python, toml, go; "" for sample output
+    code: str
+    illustrative: bool
+
+    @property
+    def where(self) -> str:
+        return f"{self.page.relative_to(ROOT)}:{self.line}"
+
+
+def blocks(page: Path) -> list[Block]:
+    out: list[Block] = []
+    lines = page.read_text().splitlines()
+    i = 0
+    while i < len(lines):
+        m = FENCE.match(lines[i])
+        if not m:
+            i += 1
+            continue
+        indent, lang = m.group(1), m.group(2).lower()
+        previous = next((lines[j] for j in range(i - 1, -1, -1) if lines[j].strip()), "")
+        body: list[str] = []
+        j = i + 1
+        while j < len(lines) and not lines[j].strip().startswith("```"):
+            body.append(lines[j][len(indent):] if lines[j].startswith(indent) else lines[j])
+            j += 1
+        out.append(Block(page, i + 1, RUNNABLE.get(lang, ""), "\n".join(body) + "\n",
+                         bool(ILLUSTRATIVE.search(previous))))
+        i = j + 1
+    return out
+
+
+@pytest.fixture(scope="module")
+def go_cache() -> Path:
+    path = Path(tempfile.mkdtemp(prefix="logd-go-cache-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def run_block(block: Block, folder: Path, env: dict[str, str], index: int, go_cache: Path) -> None:
+    def check(cmd: list[str], extra_env: dict[str, str] | None = None) -> None:
+        result = subprocess.run(cmd, cwd=folder, env={**env, **(extra_env or {})}, capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 0, (f"{block.where}: {block.kind} block failed (exit {result.returncode})\n"
+                                        f"--- block ---\n{block.code}--- stdout ---\n{result.stdout[-3000:]}"
+                                        f"--- stderr ---\n{result.stderr[-3000:]}")
+
+    if block.kind == "shell":
+        check(["bash", "-euo", "pipefail", "-c", block.code])
+    elif block.kind == "python":
+        script = folder / f"block_{index}.py"
+        script.write_text(block.code)
+        check([sys.executable, str(script)])
+    elif block.kind == "toml":
+        config = folder / f"block_{index}.toml"
+        config.write_text(block.code)
+        names = re.findall(r'"env:([A-Za-z_][A-Za-z0-9_]*)"', block.code)  # a reader has these set
+        check([sys.executable, "-m", "logd", "check", "--config", str(config)],
+              {name: "example" for name in names})
+    elif block.kind == "go":
+        assert "package main" in block.code, f"{block.where}: a Go block must be a whole program, or illustrative"
+        source = folder / f"go_{index}" / "main.go"
+        source.parent.mkdir()
+        source.write_text(block.code)
+        binary = source.parent / "program"
+        go_env = {**env, "GO111MODULE": "off", "GOPATH": f"{folder / 'gopath'}:{GO_PATH}",
+                  "GOCACHE": str(go_cache), "GOFLAGS": ""}
+        result = subprocess.run(["go", "build", "-o", str(binary), str(source)], cwd=source.parent, env=go_env,
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, f"{block.where}: go build failed\n{result.stderr}"
+        check([str(binary)])
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
+def test_every_code_block_runs(page: Path, tmp_path: Path, sock_dir: Path, go_cache: Path) -> None:
+    runnable = [b for b in blocks(page) if b.kind and not b.illustrative]
+    if not runnable:
+        return  # a page of prose and sample output only
+    sock = sock_dir / "logd.sock"
+    config = tmp_path / "agentflow.toml"
+    config.write_text(f'[logging]\nlevel = "debug"\nfile = "logs/agent.log"\n\n[logging.socket]\npath = "{sock}"\n')
+    (tmp_path / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    daemon = DaemonProcess(config, sock, tmp_path).start()
+    env = {**daemon.env, "LOGD_CONFIG": str(config), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "PAGER": "cat"}
+    try:
+        for index, block in enumerate(runnable):
+            run_block(block, tmp_path, env, index, go_cache)
+    finally:
+        code = daemon.stop()
+    assert code == 0, f"logd exited with {code} after {page.name}'s blocks: {daemon.stderr()[-2000:]}"
+
+
+def test_readme_is_a_front_door():
+    assert len((ROOT / "README.md").read_text().splitlines()) < 250
+
+
+def test_every_page_is_linked_from_readme():
+    readme = (ROOT / "README.md").read_text()
+    for page in PAGES[1:]:
+        assert f"docs/{page.name}" in readme, f"README does not link docs/{page.name}"
+
+
+def test_config_reference_is_generated_from_the_validators():
+    from logd.config_doc import reference_markdown
+
+    assert (ROOT / "docs" / "config-reference.md").read_text() == reference_markdown(), \
+        "regenerate it: python -m logd.config_doc > docs/config-reference.md"
+
+
+def test_illustrative_blocks_are_few():
+    every = [b for page in PAGES for b in blocks(page) if b.kind]
+    skipped = [b.where for b in every if b.illustrative]
+    assert len(skipped) <= len(every) // 3, skipped
