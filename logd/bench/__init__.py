@@ -307,6 +307,7 @@ def _register_modes() -> None:
     from logd.bench.ship import bench_ship
     from logd.bench.redact import bench_redact
     from logd.bench.rotation import bench_rotate
+    from logd.bench.peers import bench_peers
 
     MODES["traces"] = bench_traces
     MODES["client"] = bench_client
@@ -314,6 +315,7 @@ def _register_modes() -> None:
     MODES["ship"] = bench_ship
     MODES["redact"] = bench_redact
     MODES["rotate"] = bench_rotate
+    MODES["peers"] = bench_peers
 
 
 def main(args: argparse.Namespace) -> int:

@@ -29,4 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="logd query --level error over rotated zstd logs vs zstdcat | jq in the same run")
     p.add_argument("--query-mb", type=int, default=1024, metavar="MB",
                    help="uncompressed size of the logs --query reads (default 1024)")
+    p.add_argument("--peers", action="store_true",
+                   help="the default pipeline beside rsyslog (raw and mmjsonparse), socat and a raw server")
+    p.add_argument("--runs", type=int, default=3, metavar="N", help="runs per server for --peers, median (default 3)")
     p.set_defaults(func=cmd_bench)
