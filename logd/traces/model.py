@@ -194,7 +194,10 @@ _KOOG_STATE_KEYS = ("nodeName", "subgraphName", "toolName", "toolArgs", "model",
 
 
 def _koog_state(record: dict) -> dict:
-    return {k: record[k] for k in _KOOG_STATE_KEYS if k in record}
+    state = {k: record[k] for k in _KOOG_STATE_KEYS if k in record}
+    if isinstance(state.get("model"), dict):
+        state["model"] = _model_name(state["model"]) or state["model"]
+    return state
 
 
 def _span_agent_hint(record: dict, data: dict) -> str:
