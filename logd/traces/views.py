@@ -177,6 +177,9 @@ def follow(path: Path, out: TextIO, *, fmt: str = "table", agent: str | None = N
     """
     if fmt == "chrome":
         raise TraceError("--follow prints events as they come: use --format table, json or csv")
+    if path.exists() and not path.name.endswith(SUFFIX):
+        raise TraceError(f"--follow reads the daemon's session files; {path} is a framework's own file "
+                         "(show it without --follow, or import it with `logd trace import`)")
     offset = 0
     if fmt == "csv":
         out.write(render.csv_header())
