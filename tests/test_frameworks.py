@@ -273,3 +273,25 @@ def test_raw_stdin_sends_one_record_per_document_and_koog_line():
     assert decoded[5] == b"a plain line\n"
     assert [d["object"] for d in decoded[6:8]] == ["trace", "trace.span"] and decoded[7]["group_id"] == "conv-42"
     assert decoded[8:] == [b"{ never closed\n"]  # never completes: sent as it came
+
+
+def test_agk_in_memory_tracer_entries_without_a_hook_are_read_by_their_type(tmp_path):
+    """InMemoryTracer (internal/core/trace.go) logs Type event_start/agent_start/agent_end/event_end, no hook."""
+    entries = [{"timestamp": "2026-11-29T18:02:03.000000000+01:00", "type": "event_start", "event_id": "e1",
+                "session_id": "mem-1"},
+               {"timestamp": "2026-11-29T18:02:03.100000000+01:00", "type": "agent_start", "event_id": "e1",
+                "session_id": "mem-1", "agent_id": "planner", "state": {"data": {"q": "hi"}, "meta": {}}},
+               {"timestamp": "2026-11-29T18:02:03.500000000+01:00", "type": "agent_end", "event_id": "e1",
+                "session_id": "mem-1", "agent_id": "planner", "error": "boom",
+                "agent_result": {"duration_ms": 400, "error": "boom", "output_state": None}},
+               {"timestamp": "2026-11-29T18:02:03.600000000+01:00", "type": "event_end", "event_id": "e1",
+                "session_id": "mem-1", "state": {"data": {"q": "hi"}, "meta": {}}}]
+    session = session_of(write(tmp_path / "mem-1.trace.json", agk_trace_json(entries)))
+    assert [e.hook for e in session.events] == ["BeforeEventHandling", "BeforeAgentRun", "AgentError",
+                                                "AfterEventHandling"]
+    assert [(s.agent, round(s.duration, 3), s.error) for s in session.spans] == [("planner", 0.4, "boom")]
+
+
+def test_a_json_document_nested_beyond_reason_is_a_problem_not_a_crash(tmp_path):
+    read = read_file(write(tmp_path / "deep.json", '{"a":' * 100_000 + "\n" + json.dumps(agk_entries()[0]) + "\n"))
+    assert read.records == 1 and "nested too deeply" in read.problems[0]

@@ -54,8 +54,8 @@ def _agentcli_flow(session: Session) -> list[FlowStep]:
     """agentcli's flow; empty when no entry names a next agent (then activation order is shown)."""
     steps = []
     for e in session.events:
-        if e.shape != AGK or e.hook not in ("AfterEventHandling", "AfterAgentRun"):
-            continue
+        if e.shape != AGK or e.record.get("hook") not in ("AfterEventHandling", "AfterAgentRun"):
+            continue  # agentcli reads the hook field only (InMemoryTracer's typed entries have none)
         route = (e.meta or {}).get("route") if isinstance(e.meta, dict) else None
         steps.append(FlowStep(e.time, e.agent, str(route) if route else (e.target or END), e.hook, e.event_id))
     return steps if any(s.next != END for s in steps) else []

@@ -205,6 +205,7 @@ class Piece:
 
 _DECODER = json.JSONDecoder()
 _STRUCTURE = " \t\r\n,[]"
+_DOCUMENT_START = re.compile(r"\n(?=[\[,\s]*\{)")
 
 
 def scan(text: str) -> Iterator[Piece]:
@@ -221,9 +222,10 @@ def scan(text: str) -> Iterator[Piece]:
         if text[pos] == "{":
             try:
                 value, end = _DECODER.raw_decode(text, pos)
-            except json.JSONDecodeError as exc:
+            except (json.JSONDecodeError, RecursionError) as exc:
                 nl = _next_document(text, pos)
-                yield Piece(line, problem=f"line {line}: a JSON document cut short or malformed ({exc.msg}); skipped")
+                why = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+                yield Piece(line, problem=f"line {line}: a JSON document cut short or malformed ({why}); skipped")
                 line += text.count("\n", pos, nl)
                 pos = nl
                 continue
@@ -239,7 +241,7 @@ def scan(text: str) -> Iterator[Piece]:
 
 def _next_document(text: str, pos: int) -> int:
     """Where to resume after a broken document: the next line that starts a new object."""
-    m = re.compile(r"\n(?=[\[,\s]*\{)").search(text, pos + 1)
+    m = _DOCUMENT_START.search(text, pos + 1)
     return m.start() + 1 if m else len(text)
 
 

@@ -30,7 +30,7 @@ from typing import Any, Iterable
 import orjson
 
 from logd.timestamps import epoch_seconds
-from logd.traces.shapes import AGK, KOOG, SPAN, classify, koog_event_name
+from logd.traces.shapes import AGK, KOOG, SPAN, agk_hook, classify, koog_event_name
 
 
 @dataclass
@@ -162,7 +162,7 @@ def to_event(record: dict) -> Event | None:
         state, meta = agk_state(record)
         result = record.get("agent_result")
         error = error_text(record.get("error")) or (error_text(result.get("error")) if isinstance(result, dict) else None)
-        return Event(time=time, session=session, shape=AGK, hook=record["hook"],
+        return Event(time=time, session=session, shape=AGK, hook=agk_hook(record),
                      agent=_str(record.get("agent_id")) or _str(record.get("agent")) or "",
                      state=state, error=error, meta=meta,
                      event_id=_str(record.get("event_id")), source=_str(record.get("source_agent_id")),

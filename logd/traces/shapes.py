@@ -26,6 +26,9 @@ from __future__ import annotations
 from typing import Any
 
 AGK_HOOKS = frozenset({"BeforeEventHandling", "AfterEventHandling", "BeforeAgentRun", "AfterAgentRun", "AgentError"})
+# InMemoryTracer (internal/core/trace.go) logs entries with a ``type`` and no ``hook``
+AGK_TYPES = {"event_start": "BeforeEventHandling", "event_end": "AfterEventHandling",
+             "agent_start": "BeforeAgentRun", "agent_end": "AfterAgentRun"}
 SPAN_TYPES = frozenset({"agent", "function", "generation", "response", "handoff", "custom", "guardrail"})
 
 AGK, KOOG, SPAN = "agk", "koog", "span"
@@ -58,15 +61,29 @@ def classify(record: dict[str, Any]) -> tuple[str, str] | None:
             session = _text(record.get("session_id")) or _text(record.get("group_id")) or trace_id
             return SPAN, session
     kind = record.get("type")
-    if isinstance(kind, str) and kind.startswith(KOOG_PREFIX):
-        session = _text(record.get("runId"))
-        if session is not None:
-            return KOOG, session
+    if isinstance(kind, str) and kind:
+        if kind.startswith(KOOG_PREFIX):
+            session = _text(record.get("runId"))
+            if session is not None:
+                return KOOG, session
+        elif kind in AGK_TYPES and hook is None:
+            session = _text(record.get("session_id"))
+            if session is not None:
+                return AGK, session
     if record.get("object") == "trace":
         trace_id = _text(record.get("id"))
         if trace_id is not None:
             return SPAN, _text(record.get("group_id")) or trace_id
     return None
+
+
+def agk_hook(record: dict[str, Any]) -> str:
+    """The entry's hook; for InMemoryTracer's hook-less entries, the hook its ``type`` stands for."""
+    hook = record.get("hook")
+    if isinstance(hook, str) and hook:
+        return hook
+    mapped = AGK_TYPES.get(record.get("type"), "")  # type: ignore[arg-type]
+    return "AgentError" if mapped == "AfterAgentRun" and record.get("error") else mapped
 
 
 def koog_event_name(record: dict[str, Any]) -> str:
