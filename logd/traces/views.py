@@ -175,7 +175,7 @@ def follow(path: Path, out: TextIO, *, fmt: str = "table", agent: str | None = N
 
     Rows only (no closing border): table rows, JSON lines or CSV rows.
     """
-    if fmt == "chrome":
+    if fmt in ("chrome", "agk"):
         raise TraceError("--follow prints events as they come: use --format table, json or csv")
     if path.exists() and not path.name.endswith(SUFFIX):
         raise TraceError(f"--follow reads the daemon's session files; {path} is a framework's own file "
