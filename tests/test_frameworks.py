@@ -295,3 +295,9 @@ def test_agk_in_memory_tracer_entries_without_a_hook_are_read_by_their_type(tmp_
 def test_a_json_document_nested_beyond_reason_is_a_problem_not_a_crash(tmp_path):
     read = read_file(write(tmp_path / "deep.json", '{"a":' * 100_000 + "\n" + json.dumps(agk_entries()[0]) + "\n"))
     assert read.records == 1 and "nested too deeply" in read.problems[0]
+
+
+def test_raw_stdin_leaves_ordinary_json_lines_as_they_came():
+    docs = Documents()
+    line = b'{"msg": "disk nearly full",  "error": "ENOSPC"}\n'
+    assert docs.feed(line) == [line]  # not re-encoded, no level added: it is no trace record

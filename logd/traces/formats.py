@@ -26,6 +26,8 @@ from typing import Any, Iterator
 
 import orjson
 
+from logd.traces.shapes import classify
+
 KOOG_PACKAGE = "ai.koog.agents.core.feature.model.events."
 
 # Koog's trace writers: the fields each event's line shows, in order (agents-features-trace,
@@ -190,7 +192,7 @@ def expand(value: Any, meta: TraceMeta) -> list[dict[str, Any]]:
         meta.stamp(value)
         if "time" not in value and isinstance(value.get("started_at") or value.get("ended_at"), str):
             value["time"] = value.get("started_at") or value.get("ended_at")
-    return [with_level(value)]
+    return [with_level(value) if classify(value) is not None else value]
 
 
 # --- files ---
@@ -277,7 +279,9 @@ class Documents:
             except orjson.JSONDecodeError:
                 value = None
             if isinstance(value, (dict, list)):
-                self._lines, self._size = [], 0
+                lines, self._lines, self._size = self._lines, [], 0
+                if len(lines) == 1 and isinstance(value, dict) and "data" not in value and classify(value) is None:
+                    return [body + b"\n"]  # an ordinary JSON line goes as it came
                 return [orjson.dumps(r) + b"\n" for r in expand(value, self.meta)]
         if self._size > self.max_bytes:
             return self.finish()
