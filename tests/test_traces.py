@@ -168,8 +168,9 @@ def test_agenticgokit_hooks_pair_into_agent_runs_with_the_failure_kept():
 
 def test_flow_sequence_and_route_follow_the_hand_offs():
     steps = flow(agk())
+    # agentcli: one step per AfterAgentRun/AfterEventHandling entry (cmd/agentcli/cmd/trace.go)
     assert [(s.agent, s.next) for s in steps] == [("planner", "researcher"), ("researcher", "writer"),
-                                                 ("writer", "(end)")]
+                                                 ("writer", "(end)"), ("planner", "(end)")]
     assert route(steps) == ["planner", "researcher", "writer"]
 
 
@@ -210,7 +211,7 @@ def test_span_records_take_their_agent_from_the_enclosing_agent_span():
     session = build_session("t", parsed(span_trace()))
     by_name = {s.name: s for s in session.spans}
     assert by_name["lookup_invoice"].agent == "billing" and by_name["gpt-4o"].agent == "triage"
-    assert by_name["billing"].error == "invoice not found"
+    assert by_name["billing"].error == 'invoice not found {"id":7}'  # the message, then error.data
     assert route(flow(session)) == ["triage", "billing"]
 
 
@@ -278,7 +279,7 @@ def test_chrome_trace_loads_back_with_the_right_spans():
         assert isinstance(e["ts"], int) and isinstance(e["dur"], int)
     billing = next(e for e in complete if e["name"] == "billing")
     assert billing["dur"] == 1_100_000 and billing["ts"] == round((T0 + 200.5) * 1e6)
-    assert billing["args"]["error"] == "invoice not found"
+    assert billing["args"]["error"] == 'invoice not found {"id":7}'
     threads = {e["args"]["name"]: e["tid"] for e in data["traceEvents"] if e["name"] == "thread_name"}
     assert next(e for e in complete if e["name"] == "lookup_invoice")["tid"] == threads["billing"]
     assert to_chrome(session) == data

@@ -7,6 +7,7 @@ import os
 import socket
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -14,6 +15,9 @@ from logd.cli.common import (CONFIG_HELP, config_error, warn, EXIT_FAILURE, EXIT
                              load, resolve_socket)
 from logd.config import ConfigError, describe
 from logd.timestamps import format_epoch
+
+if TYPE_CHECKING:
+    from logd.traces.formats import Documents
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -78,11 +82,14 @@ def cmd_send(args: argparse.Namespace) -> int:
         if args.message is not None:
             sock.sendall(record(args.message))
         else:
+            raw = _raw_documents() if args.raw else None
             for line in sys.stdin.buffer:
-                if args.raw:
-                    sock.sendall(line if line.endswith(b"\n") else line + b"\n")
+                if raw is not None:
+                    sock.sendall(b"".join(raw.feed(line)))
                 else:
                     sock.sendall(record(line.rstrip(b"\r\n").decode("utf-8", "replace")))
+            if raw is not None:
+                sock.sendall(b"".join(raw.finish()))
         sock.shutdown(socket.SHUT_WR)
         sock.recv(1)  # wait until the daemon has read everything and closed its side
     except BrokenPipeError:
@@ -91,6 +98,13 @@ def cmd_send(args: argparse.Namespace) -> int:
     finally:
         sock.close()
     return EXIT_OK
+
+
+def _raw_documents() -> "Documents":
+    """--raw: pretty-printed JSON documents and Koog trace writer lines become one record each."""
+    from logd.traces.formats import Documents
+
+    return Documents()
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -195,7 +209,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--level", "-l", type=level_arg, default="info", help="record level (default info)")
     p.add_argument("--field", action="append", type=_parse_field, metavar="KEY=VALUE",
                    help="extra field; VALUE is JSON if it parses, else a string (repeatable)")
-    p.add_argument("--raw", action="store_true", help="send stdin lines unchanged (they are parsed like any client's)")
+    p.add_argument("--raw", action="store_true", help="send stdin lines as they are (parsed like any client's); a pretty-printed JSON "
+                        "document (Koog, AgenticGoKit .trace.json) or a Koog trace writer line is one record")
     p.add_argument("--config", "-c", help=CONFIG_HELP)
     p.add_argument("--socket", "-s", help=SOCKET_HELP)
     p.set_defaults(func=cmd_send)

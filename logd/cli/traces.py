@@ -41,11 +41,45 @@ def _agent_filter(text: str) -> str:
     return value
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    """`logd trace import FILE...`: the frameworks' own trace files into the trace folder."""
+    from logd.traces import importer
+
+    if not args.files:
+        error("logd trace import: name at least one file (an AgenticGoKit .trace.json, a Koog log or JSON, "
+              "an OpenAI Agents SDK export)")
+        return EXIT_USAGE
+    try:
+        folder = _traces_folder(args)
+    except ConfigError as exc:
+        error(str(exc))
+        return EXIT_USAGE
+    status = EXIT_OK
+    for name in args.files:
+        try:
+            done = importer.import_file(Path(name), folder)
+        except OSError as exc:
+            error(f"cannot import {name}: {exc.strerror or exc}")
+            status = EXIT_FAILURE
+            continue
+        for problem in done.problems:
+            print(f"logd: warning: {problem}", file=sys.stderr)
+        print(f"{name}: {done.records} trace records in {done.sessions} session(s): {done.added} imported, "
+              f"{done.already} already there -> {folder}")
+    return status
+
+
 def cmd_trace(args: argparse.Namespace) -> int:
     import signal
 
-    from logd.traces import views
+    from logd.traces import render, views
 
+    if args.session == "import":
+        return cmd_import(args)
+    if args.files:
+        error(f"logd trace takes one session, got also {' '.join(args.files)!r} (to import files: logd trace import FILE...)")
+        return EXIT_USAGE
+    render.SHORT_TIMES_UTC = args.utc
     try:
         folder = _traces_folder(args)
         path = views.find(folder, args.session, must_exist=not args.follow)
@@ -60,7 +94,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
             views.follow(path, sys.stdout, fmt=args.format, agent=args.filter, verbose=args.verbose,
                          stop=lambda: stop["now"])
             return EXIT_OK
-        session = views.load(path)
+        session = views.load(path, args.session)
     except (ConfigError, views.TraceError) as exc:
         error(str(exc))
         return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILURE
@@ -85,14 +119,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("trace", help="show one trace session: table, agent flow, route; --analyze for timing")
-    p.add_argument("session", help="session id (a unique prefix is enough)")
+    p.add_argument("session", help="session id (a unique prefix is enough); `logd trace import FILE...` imports "
+                                   "AgenticGoKit .trace.json, Koog and OpenAI Agents SDK trace files")
+    p.add_argument("files", nargs="*", help=argparse.SUPPRESS)
+    p.add_argument("--utc", action="store_true", help="show times in UTC (default: local time, as agentcli)")
     p.add_argument("--flow-only", action="store_true", help="only the agent flow, sequence and route")
     p.add_argument("--filter", type=_agent_filter, metavar="agent=NAME", help="only this agent's events")
     p.add_argument("--verbose", "-v", action="store_true", help="full timestamps, state and ids")
     p.add_argument("--analyze", action="store_true",
                    help="per-agent count/total/mean/p95/max, slowest spans, errors, critical path, timeline")
-    p.add_argument("--format", choices=("table", "json", "csv", "chrome"), default="table",
-                   help="table (default), json, csv (one row per event) or chrome (trace JSON for Perfetto)")
+    p.add_argument("--format", choices=("table", "json", "csv", "chrome", "agk"), default="table",
+                   help="table (default), json, csv (one row per event), chrome (trace JSON for Perfetto) "
+                        "or agk (AgenticGoKit's .trace.json, for agentcli trace)")
     p.add_argument("--follow", "-f", action="store_true", help="keep printing events as they arrive (Ctrl-C stops)")
     p.add_argument("--dir", help=dir_help)
     p.add_argument("--config", "-c", help=CONFIG_HELP)

@@ -28,10 +28,16 @@ class FlowStep:
 def flow(session: Session) -> list[FlowStep]:
     """Who handed off to whom, in order.
 
-    Explicit hand-offs (``target_agent_id``, handoff spans) win; otherwise each agent
-    activation hands off to the next one, as agentcli shows it; the last goes to (end).
+    AgenticGoKit sessions follow ``agentcli trace`` (cmd/agentcli/cmd/trace.go): one step
+    per AfterEventHandling/AfterAgentRun entry, the next agent from ``state.meta.route``,
+    then ``agent_result.output_state.meta.route``, then ``target_agent_id``, else (end).
+    Other sessions: explicit hand-offs (handoff spans) win; otherwise each agent
+    activation hands off to the next one; the last goes to (end).
     """
-    handoffs = [e for e in session.events if e.target and (e.source or e.agent)]
+    agk = _agentcli_flow(session)
+    if agk:
+        return agk
+    handoffs = [e for e in session.events if e.shape != AGK and e.target and (e.source or e.agent)]
     if handoffs:
         steps = [FlowStep(e.time, e.source or e.agent, e.target or END, e.hook, e.event_id) for e in handoffs]
         last = steps[-1]
@@ -42,6 +48,17 @@ def flow(session: Session) -> list[FlowStep]:
     runs = _activations(session)
     return [FlowStep(t, agent, runs[i + 1][1] if i + 1 < len(runs) else END, hook, event_id)
             for i, (t, agent, hook, event_id) in enumerate(runs)]
+
+
+def _agentcli_flow(session: Session) -> list[FlowStep]:
+    """agentcli's flow; empty when no entry names a next agent (then activation order is shown)."""
+    steps = []
+    for e in session.events:
+        if e.shape != AGK or e.record.get("hook") not in ("AfterEventHandling", "AfterAgentRun"):
+            continue  # agentcli reads the hook field only (InMemoryTracer's typed entries have none)
+        route = (e.meta or {}).get("route") if isinstance(e.meta, dict) else None
+        steps.append(FlowStep(e.time, e.agent, str(route) if route else (e.target or END), e.hook, e.event_id))
+    return steps if any(s.next != END for s in steps) else []
 
 
 def _activations(session: Session) -> list[tuple[float, str, str, str | None]]:
@@ -58,13 +75,17 @@ def _activations(session: Session) -> list[tuple[float, str, str, str | None]]:
 
 
 def route(steps: list[FlowStep]) -> list[str]:
-    """The agents in hand-off order with repeats in a row collapsed: planner -> writer -> critic."""
-    out: list[str] = []
+    """The condensed route as agentcli builds it (buildRouteChain): start at the first agent,
+    follow each hop out of the current agent to an agent not yet on the route."""
+    if not steps:
+        return []
+    chain = [steps[0].agent]
+    seen = {steps[0].agent}
     for step in steps:
-        for agent in (step.agent, step.next):
-            if agent != END and (not out or out[-1] != agent):
-                out.append(agent)
-    return out
+        if step.agent == chain[-1] and step.next != END and step.next not in seen:
+            chain.append(step.next)
+            seen.add(step.next)
+    return chain
 
 
 @dataclass

@@ -9,8 +9,13 @@ ended); spans are intervals with an agent, a name and maybe a parent:
   AfterAgentRun/AgentError, or BeforeEventHandling -> AfterEventHandling when a
   session has no agent-run hooks;
 * Koog ``XStartingEvent`` pairs with ``XCompletedEvent``/``XFailedEvent`` of the
-  same family (agent, node, LLM call, tool call, strategy) and the same node,
-  tool call or model.
+  same family (agent, strategy, node, subgraph, LLM call, LLM streaming, tool call)
+  and the same node, subgraph or tool call. Koog events other than the agent's own
+  carry no ``agentId``: they take the run's agent.
+
+AgenticGoKit state is shown as ``agentcli trace`` shows it: the ``data`` of its
+``{data, meta}`` with ``agent_result.output_state`` folded in; ``meta`` is kept apart
+(its ``route`` names the next agent).
 
 A span still open when the records end is closed at the session's last event and
 marked ``unfinished``.
@@ -25,7 +30,7 @@ from typing import Any, Iterable
 import orjson
 
 from logd.timestamps import epoch_seconds
-from logd.traces.shapes import AGK, KOOG, SPAN, classify
+from logd.traces.shapes import AGK, KOOG, SPAN, agk_hook, classify, koog_event_name
 
 
 @dataclass
@@ -44,6 +49,7 @@ class Event:
     parent_id: str | None = None
     duration: float | None = None
     record: dict = field(default_factory=dict, repr=False)
+    meta: dict | None = None  # AgenticGoKit state meta (``route``), data and result folded
 
 
 @dataclass
@@ -112,6 +118,34 @@ def error_text(value: Any) -> str | None:
     return orjson.dumps(value, default=str).decode()
 
 
+def span_error_text(value: Any) -> str | None:
+    """An OpenAI span error ``{"message", "data"}``: the message, then the data as JSON."""
+    if isinstance(value, dict) and value.get("message") and value.get("data") not in (None, {}, ""):
+        return f"{value['message']} {orjson.dumps(value['data'], default=str).decode()}"
+    return error_text(value)
+
+
+def agk_state(record: dict) -> tuple[Any, dict | None]:
+    """``(data, meta)`` as agentcli shows them: ``state`` unwrapped, ``agent_result.output_state`` folded in."""
+    state = record.get("state")
+    result = record.get("agent_result")
+    output = result.get("output_state") if isinstance(result, dict) else None
+    if not _wrapped(state) and not _wrapped(output):
+        return (state if state not in (None, "") else None), None
+    data: dict = {}
+    meta: dict = {}
+    for part in (state, output):
+        if _wrapped(part):
+            data.update({k: v for k, v in (part.get("data") or {}).items() if v is not None})
+            meta.update({k: v for k, v in (part.get("meta") or {}).items() if v not in (None, "")})
+    return data, meta
+
+
+def _wrapped(state: Any) -> bool:
+    return isinstance(state, dict) and state.keys() <= {"data", "meta"} and bool(state) and all(
+        isinstance(v, dict) or v is None for v in state.values())
+
+
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else (str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None)
 
@@ -125,36 +159,45 @@ def to_event(record: dict) -> Event | None:
     kind, session = shape
     time = epoch(record.get("time")) or 0.0
     if kind == AGK:
-        return Event(time=time, session=session, shape=AGK, hook=record["hook"],
+        state, meta = agk_state(record)
+        result = record.get("agent_result")
+        error = error_text(record.get("error")) or (error_text(result.get("error")) if isinstance(result, dict) else None)
+        return Event(time=time, session=session, shape=AGK, hook=agk_hook(record),
                      agent=_str(record.get("agent_id")) or _str(record.get("agent")) or "",
-                     state=record.get("state"), error=error_text(record.get("error")),
+                     state=state, error=error, meta=meta,
                      event_id=_str(record.get("event_id")), source=_str(record.get("source_agent_id")),
                      target=_str(record.get("target_agent_id")), record=record)
     if kind == KOOG:
-        event_type = record["eventType"]
+        event_type = koog_event_name(record)
         failed = event_type.endswith("FailedEvent")
         error = error_text(record.get("error")) or (error_text(record.get("message")) if failed else None)
         return Event(time=time, session=session, shape=KOOG, hook=event_type,
-                     agent=_str(record.get("agentId")) or _str(record.get("agent_id")) or _str(record.get("agent")) or "agent",
+                     agent=_str(record.get("agentId")) or _str(record.get("agent_id")) or _str(record.get("agent")) or "",
                      state=_koog_state(record), error=error or ("failed" if failed else None),
-                     event_id=_str(record.get("toolCallId")) or _str(record.get("nodeName")), record=record)
+                     event_id=_str(record.get("toolCallId")) or _str(record.get("nodeName"))
+                     or _str(record.get("subgraphName")), record=record)
+    if record.get("object") == "trace":
+        return None  # a trace object names its workflow; its spans carry the timeline
     data = record.get("span_data") if isinstance(record.get("span_data"), dict) else {}
     start, end = epoch(record.get("started_at")), epoch(record.get("ended_at"))
     span_type = _str(data.get("type")) or "custom"
     return Event(time=start if start is not None else time, session=session, shape=SPAN,
                  hook=f"span:{span_type}", agent=_span_agent_hint(record, data), state=data,
-                 error=error_text(record.get("error")), event_id=_str(record.get("trace_id")),
+                 error=span_error_text(record.get("error")), event_id=_str(record.get("trace_id")),
                  source=_str(data.get("from_agent")), target=_str(data.get("to_agent")),
-                 span_id=_str(record.get("span_id")), parent_id=_str(record.get("parent_id")),
+                 span_id=_str(record.get("span_id")) or _str(record.get("id")), parent_id=_str(record.get("parent_id")),
                  duration=(end - start) if start is not None and end is not None else None, record=record)
 
 
-_KOOG_STATE_KEYS = ("nodeName", "toolName", "toolArgs", "model", "prompt", "responses", "result",
-                    "toolResult", "input", "output", "strategyName")
+_KOOG_STATE_KEYS = ("nodeName", "subgraphName", "toolName", "toolArgs", "model", "prompt", "responses", "result",
+                    "toolResult", "input", "output", "strategyName", "frame", "tools")
 
 
 def _koog_state(record: dict) -> dict:
-    return {k: record[k] for k in _KOOG_STATE_KEYS if k in record}
+    state = {k: record[k] for k in _KOOG_STATE_KEYS if k in record}
+    if isinstance(state.get("model"), dict):
+        state["model"] = _model_name(state["model"]) or state["model"]
+    return state
 
 
 def _span_agent_hint(record: dict, data: dict) -> str:
@@ -172,6 +215,7 @@ _KOOG_PHASE = re.compile(r"^(.*?)(Starting|Started|ExecutionStarting|Completed|F
 def build_session(session: str, records: Iterable[dict]) -> Session:
     events = [e for e in (to_event(r) for r in records) if e is not None]
     events.sort(key=lambda e: e.time)
+    _koog_agents(events)
     spans = _record_spans(events) + _agk_spans(events) + _koog_spans(events)
     last = max([e.time for e in events] + [s.end for s in spans], default=0.0)
     for s in spans:
@@ -187,6 +231,14 @@ def build_session(session: str, records: Iterable[dict]) -> Session:
         if e.shape == SPAN and not e.agent and e.span_id in by_id:
             e.agent = by_id[e.span_id].agent
     return Session(id=session, events=events, spans=spans)
+
+
+def _koog_agents(events: list[Event]) -> None:
+    """Koog events without ``agentId`` take the agent of their run (its Agent*Event)."""
+    agents = {e.session: e.agent for e in events if e.shape == KOOG and e.agent}
+    for e in events:
+        if e.shape == KOOG and not e.agent:
+            e.agent = agents.get(e.session, "agent")
 
 
 def _enclosing_agent(span: Span, by_id: dict[str, Span]) -> str | None:
@@ -249,7 +301,7 @@ def _agk_spans(events: list[Event]) -> list[Span]:
 
 def _koog_key(e: Event, family: str) -> tuple:
     r = e.record
-    return (family, e.agent, r.get("nodeName") if family.startswith("Node") else None,
+    return (family, e.agent, r.get("nodeName") if family.startswith("Node") else r.get("subgraphName"),
             r.get("toolCallId") or r.get("toolName") if family.startswith("Tool") else None)
 
 
@@ -279,15 +331,25 @@ def _koog_spans(events: list[Event]) -> list[Span]:
     return out
 
 
-_KOOG_KINDS = {"Agent": "agent", "LLMCall": "generation", "ToolCall": "function", "Tool": "function",
-               "Node": "node", "Strategy": "strategy"}
+_KOOG_KINDS = {"Agent": "agent", "LLMCall": "generation", "LLMStreaming": "generation", "ToolCall": "function",
+               "Tool": "function", "Node": "node", "Subgraph": "subgraph", "Strategy": "strategy",
+               "GraphStrategy": "strategy", "FunctionalStrategy": "strategy"}
+
+
+def _model_name(value: Any) -> str | None:
+    """Koog's model: a ``provider:model`` string, or a ModelInfo object ``{provider, model, ...}``."""
+    if isinstance(value, dict):
+        return _str(value.get("model")) or _str(value.get("id")) or _str(value.get("modelIdentifierName"))
+    return _str(value)
 
 
 def _koog_span(begun: Event, ended: Event, family: str, n: int) -> Span:
     r = begun.record
     kind = _KOOG_KINDS.get(family, family.lower() or "event")
-    name = {"agent": begun.agent, "generation": r.get("model") or ended.record.get("model") or "llm call",
+    name = {"agent": begun.agent,
+            "generation": _model_name(r.get("model")) or _model_name(ended.record.get("model")) or "llm call",
             "function": r.get("toolName") or "tool", "node": r.get("nodeName") or "node",
+            "subgraph": r.get("subgraphName") or "subgraph",
             "strategy": r.get("strategyName") or "strategy"}.get(kind, family)
     return Span(id=f"koog/{family}/{n}", session=begun.session, agent=begun.agent, name=str(name), kind=kind,
                 start=begun.time, end=ended.time, error=ended.error)

@@ -21,9 +21,16 @@ GANTT_ROWS = 40
 
 # --- small formatting helpers ---
 
+# Short times are local, as agentcli prints them; ``logd trace --utc`` sets this. Full
+# (verbose) timestamps and every data format stay RFC 3339 UTC.
+SHORT_TIMES_UTC = False
+
+
 def clock_time(t: float, verbose: bool = False) -> str:
-    dt = datetime.fromtimestamp(t, timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if verbose else dt.strftime("%H:%M:%S.%f")[:-3]
+    if verbose:
+        return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    dt = datetime.fromtimestamp(t, timezone.utc) if SHORT_TIMES_UTC else datetime.fromtimestamp(t)
+    return dt.strftime("%H:%M:%S.%f")[:-3]
 
 
 def fmt_duration(seconds: float) -> str:
@@ -53,6 +60,8 @@ def summarize_state(event: Event, verbose: bool = False, width: int = 40) -> str
             f"{data.get('from_agent')} {ARROW} {data.get('to_agent')}" if data.get("to_agent") else "")
         text = f"{name} ({fmt_duration(event.duration)})" if event.duration is not None else str(name)
         return orjson.dumps(state, default=str).decode() if verbose else _cut(text, width)
+    if event.shape == "agk" and event.meta is not None:
+        return agentcli_state(state, verbose, width)
     if state in (None, {}, ""):
         return "-"
     if verbose:
@@ -64,6 +73,38 @@ def summarize_state(event: Event, verbose: bool = False, width: int = 40) -> str
     else:
         text = orjson.dumps(state, default=str).decode()
     return _cut(text, width)
+
+
+def agentcli_state(data: dict, verbose: bool = False, width: int = 40) -> str:
+    """agentcli's state column (stateSummary/formatStateValue): sorted keys, the first three."""
+    if not data:
+        return "{}"
+    keys = sorted(data)
+    if verbose:
+        return "{" + ", ".join(f"{k}:{_go_value(data[k])}" for k in keys) + "}"
+    parts = ", ".join(f"{k}:{_state_value(data[k])}" for k in keys[:3])
+    return _cut("{" + parts + (", ..." if len(keys) > 3 else "") + "}", width)
+
+
+def _state_value(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return f'"{value[:30]}"... ({len(value)} chars)' if len(value) > 30 else f'"{value}"'
+    if isinstance(value, dict):
+        return f"{{...}} ({len(value)} keys)"
+    if isinstance(value, list):
+        return f"[...] ({len(value)} items)"
+    text = _go_value(value)
+    return f"{text[:30]}... ({len(text)} chars)" if len(text) > 30 else text
+
+
+def _go_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value, default=str).decode() if isinstance(value, (dict, list)) else str(value)
 
 
 def _box(headers: list[str], rows: list[list[str]], max_width: int | None = 48) -> list[str]:

@@ -12,13 +12,13 @@ from typing import Callable, TextIO
 import orjson
 
 from logd.timestamps import normalize_time
-from logd.traces import render
+from logd.traces import agk, importer, render
 from logd.traces.model import Session, build_session, epoch, to_event
-from logd.traces.names import UnsafeSessionId, session_path
+from logd.traces.names import SUFFIX, UnsafeSessionId, session_path
 from logd.traces.shapes import classify
 from logd.traces.store import read_lines, session_files
 
-FORMATS = ("table", "json", "csv", "chrome")
+FORMATS = ("table", "json", "csv", "chrome", "agk")
 
 
 class TraceError(Exception):
@@ -50,24 +50,40 @@ def session_id_of(records: list[dict]) -> str | None:
     return None
 
 
-def load(path: Path) -> Session:
-    records, _ = read_lines(path)
-    return build_session(session_id_of(records) or path.name, records)
+def load(path: Path, session: str | None = None) -> Session:
+    """The session in ``path``: a session file of logd's, or a framework's own file read in
+    place (which may hold several sessions: ``session`` picks one, by id or unique prefix)."""
+    if path.name.endswith(SUFFIX):
+        records, _ = read_lines(path)
+        return build_session(session_id_of(records) or path.name, records)
+    found = importer.read_file(path).sessions
+    ids = [s for s in found if s == session] or [s for s in found if session is None or s.startswith(session)]
+    if not ids:
+        raise TraceError(f"no trace session {session!r} in {path}")
+    return build_session(ids[0], found[ids[0]])
+
+
+def _sessions_in(path: Path) -> list[Session]:
+    if path.name.endswith(SUFFIX):
+        return [load(path)]
+    return [build_session(sid, records) for sid, records in importer.read_file(path).sessions.items()]
 
 
 def summaries(folder: Path, since: float | None = None) -> list[Summary]:
-    """Every stored session ending at or after ``since``, oldest first."""
+    """Every session ending at or after ``since``, oldest first: logd's session files and the
+    frameworks' own files (AgenticGoKit ``.trace.json``, Koog and OpenAI exports) in ``folder``."""
     out = []
-    for path in session_files(folder):
+    for path in session_files(folder) + importer.foreign_files(folder):
         try:
-            session = load(path)
+            sessions = _sessions_in(path)
             size = path.stat().st_size
         except OSError:
             continue  # removed by retention while we looked
-        if since is not None and (session.end is None or session.end < since):
-            continue
-        out.append(Summary(session.id, path, session.start, session.end, session.agents, len(session.events),
-                           len(session.errors), sorted({e.shape for e in session.events}), size))
+        for session in sessions:
+            if since is not None and (session.end is None or session.end < since):
+                continue
+            out.append(Summary(session.id, path, session.start, session.end, session.agents, len(session.events),
+                               len(session.errors), sorted({e.shape for e in session.events}), size))
     out.sort(key=lambda s: (s.start or 0.0, s.session))
     return out
 
@@ -119,6 +135,7 @@ def find(folder: Path, session: str, must_exist: bool = True) -> Path:
     if path.exists():
         return path
     matches = [s for s in summaries(folder) if s.session.startswith(session)]
+    matches = [s for s in matches if s.session == session] or matches
     if len(matches) == 1:
         return matches[0].path
     if len(matches) > 1:
@@ -142,6 +159,8 @@ def show(session: Session, *, fmt: str = "table", flow_only: bool = False, analy
         return render.csv_header() + render.csv_rows(session.events)
     if fmt == "chrome":
         return orjson.dumps(render.to_chrome(session)).decode() + "\n"
+    if fmt == "agk":
+        return agk.to_trace_json(session)
     parts = [] if flow_only else [render.render_table(session, verbose)]
     parts.append(render.render_flow(session, verbose))
     if analyze:
@@ -156,8 +175,11 @@ def follow(path: Path, out: TextIO, *, fmt: str = "table", agent: str | None = N
 
     Rows only (no closing border): table rows, JSON lines or CSV rows.
     """
-    if fmt == "chrome":
+    if fmt in ("chrome", "agk"):
         raise TraceError("--follow prints events as they come: use --format table, json or csv")
+    if path.exists() and not path.name.endswith(SUFFIX):
+        raise TraceError(f"--follow reads the daemon's session files; {path} is a framework's own file "
+                         "(show it without --follow, or import it with `logd trace import`)")
     offset = 0
     if fmt == "csv":
         out.write(render.csv_header())

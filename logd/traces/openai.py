@@ -1,0 +1,40 @@
+"""The OpenAI Agents SDK's trace export -> logd records.
+
+The SDK's BackendSpanExporter (src/agents/tracing/processors.py) POSTs batches
+``{"data": [trace or span export, ...]}`` to ``/v1/traces/ingest``: traces
+``{"object": "trace", "id", "workflow_name", "group_id", "metadata"}`` (traces.py) and
+spans ``{"object": "trace.span", "id", "trace_id", "parent_id", "started_at",
+"ended_at", "span_data": {"type", ...}, "error": {"message", "data"}}`` (spans.py).
+
+:func:`records_from_ingest` turns one such body into canonical records for the
+pipeline. A trace is exported when it starts, its spans as each ends, so a span
+usually arrives in a later batch than its trace: the traces seen are remembered
+(bounded) to give their spans the trace's ``group_id`` and ``workflow_name``, which
+decide the spans' session.
+"""
+
+from __future__ import annotations
+
+from logd.record import Record, normalize_object
+from logd.timestamps import format_epoch
+from logd.traces.formats import TraceMeta, expand
+
+_SEEN = TraceMeta()
+
+
+class IngestError(ValueError):
+    """A body that is not the SDK's ``{"data": [...]}``; ``str()`` says what was expected."""
+
+
+def records_from_ingest(payload: object, *, received: str | None = None,
+                        meta: TraceMeta | None = None) -> list[Record]:
+    """Canonical records from one ingest body (decoded JSON). Raises :class:`IngestError`
+    for a body that is not ``{"data": [objects]}``."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
+        raise IngestError('expected a JSON object {"data": [trace or span objects]} as the OpenAI Agents SDK '
+                          f"exporter sends, got {type(payload).__name__}")
+    bad = [i for i, item in enumerate(payload["data"]) if not isinstance(item, dict)]
+    if bad:
+        raise IngestError(f'"data"[{bad[0]}] is not an object: expected trace or span objects')
+    when = received or format_epoch(__import__("time").time())
+    return [normalize_object(obj, when) for obj in expand(payload, meta or _SEEN)]
