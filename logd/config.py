@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from logd.levels import CONFIG_LEVELS, LEVELS
+from logd.paths import SOCKET_ENV, default_socket_path  # noqa: F401  (re-exported: the rule lives in paths.py)
 from logd.rotation import compression_level_error, parse_rotate_every
 from logd.steps.redact import DEFAULT_KEYS, DEFAULT_PATTERNS, REPLACEMENT, combine_patterns
 
@@ -28,7 +29,6 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 MB = 1024 * 1024
 CONFIG_ENV = "LOGD_CONFIG"
-SOCKET_ENV = "LOGD_SOCKET"
 DEFAULT_CONFIG_NAME = "agentflow.toml"
 
 
@@ -172,16 +172,6 @@ class Config:
             return self.file.parent / ".logd-state"
         base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
         return Path(base) / "logd"
-
-
-def default_socket_path(env: dict[str, str] | None = None) -> Path:
-    """``$LOGD_SOCKET``, else ``$XDG_RUNTIME_DIR/logd/logd.sock``, else ``/tmp/logd-$UID/logd.sock``."""
-    env = os.environ if env is None else env
-    if env.get(SOCKET_ENV):
-        return Path(env[SOCKET_ENV])
-    if env.get("XDG_RUNTIME_DIR"):
-        return Path(env["XDG_RUNTIME_DIR"]) / "logd" / "logd.sock"
-    return Path(f"/tmp/logd-{os.getuid()}") / "logd.sock"
 
 
 def _relative_to(base: Path, value: str) -> Path:

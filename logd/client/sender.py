@@ -25,8 +25,8 @@ from typing import Any, Callable
 
 import orjson
 
-from logd.sources.ack import header_line, hello_line
-from logd.config import default_socket_path
+from logd.paths import default_socket_path
+from logd.protocol import header_line, hello_line
 from logd.timestamps import format_epoch
 
 Record = dict[str, Any]

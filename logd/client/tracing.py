@@ -197,7 +197,7 @@ class BatchSender:
                  transport: Transport | None = None) -> None:
         self.transport = transport
         if socket_path is None:
-            from logd.config import default_socket_path
+            from logd.paths import default_socket_path
 
             socket_path = default_socket_path()
         self.socket_path = os.fspath(socket_path)
