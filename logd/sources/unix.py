@@ -24,7 +24,9 @@ from typing import Callable
 from logd.protocol import hello_line, parse_hello
 from logd.sources.ack import AckReader
 from logd.sources.framing import LineFramer
+from logd.components import Pressure
 from logd.config import SocketSettings
+from logd.events import Events
 from logd.pipeline import BATCH_RECORDS, Pipeline
 from logd.record import Record, parse_line
 from logd.timestamps import format_epoch
@@ -210,11 +212,15 @@ class Connection(asyncio.Protocol):
 class SocketServer:
     """Accepts clients on the listening socket and feeds the pipeline."""
 
-    def __init__(self, listener: socket.socket, settings: SocketSettings, pipeline: Pipeline,
+    def __init__(self, listener: socket.socket, settings: SocketSettings, pipeline: Pipeline, *,
+                 events: Events, pressure: Pressure, path: Path | None = None,
                  clock: Callable[[], float] = time.time) -> None:
+        """``pressure``: the pipeline's back-pressure, which pauses and resumes every client."""
         self.listener = listener
         self.settings = settings
         self.pipeline = pipeline
+        self.events = events
+        self.path = path if path is not None else settings.path
         self.clock = clock
         self.connections: set[Connection] = set()
         self.rejected = 0
@@ -223,6 +229,7 @@ class SocketServer:
         self._server: asyncio.AbstractServer | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+        pressure.subscribe(self.set_paused)
 
     @property
     def listening(self) -> bool:
@@ -238,8 +245,8 @@ class SocketServer:
             now = self.clock()
             if now - self._last_reject_report >= 10:
                 self._last_reject_report = now
-                self.pipeline.emit("warn", "connection refused: max_connections reached",
-                                   max_connections=self.settings.max_connections, refused_total=self.rejected)
+                self.events.emit("warn", "connection refused: max_connections reached",
+                                 max_connections=self.settings.max_connections, refused_total=self.rejected)
             return False
         self.connections.add(conn)
         self._idle.clear()
