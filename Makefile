@@ -1,5 +1,5 @@
-# The two commands of README's quick start, plus the benchmark.
-.PHONY: run test bench clean
+# The two commands of README's quick start, plus the benchmark and the checks.
+.PHONY: run test bench lint clean
 
 run:
 	@.ci/setup
@@ -12,6 +12,13 @@ test:
 bench:
 	@.ci/setup
 	.venv/bin/logd bench
+
+# ruff and mypy, configured in pyproject.toml ([tool.ruff], [tool.mypy])
+lint:
+	@.ci/setup --test
+	@.venv/bin/python -m pip install -q -e '.[lint]'
+	.venv/bin/ruff check logd tests
+	.venv/bin/mypy
 
 clean:
 	rm -rf .venv logs .pytest_cache

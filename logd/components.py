@@ -9,8 +9,9 @@ To add a sink, copy ``logd/sinks/console.py`` (the smallest) and add it to
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from logd.record import Record
 

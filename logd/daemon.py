@@ -17,9 +17,10 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import Any
 
 from logd import __version__, systemd
 from logd.components import Pressure, Sink, Step
@@ -217,8 +218,10 @@ class Daemon:
         await server.start()
         stack.push_async_callback(daemon._stop_server)
         if config.source is not None:
-            watcher = ConfigWatcher(config.source, loop, lambda: loop.create_task(daemon.reload("config file changed")),
-                                    loaded=config.digest)
+            def changed() -> None:
+                loop.create_task(daemon.reload("config file changed"))
+
+            watcher = ConfigWatcher(config.source, loop, changed, loaded=config.digest)
             watcher.start()
             stack.callback(watcher.stop)
         await daemon.control.start()
@@ -399,7 +402,7 @@ class Daemon:
         self.reloads += 1
         return {"applied": True, "changed": changed, "config": str(path or "<embedded defaults>")}
 
-    def _refuse(self, reason: str, summary: str, **fields: object) -> dict:
+    def _refuse(self, reason: str, summary: str, **fields: Any) -> dict:
         """Report a reload that was not applied: as a record, on stderr, and to `logd reload`."""
         fields.setdefault("error", summary)
         self.events.emit("error", "config change refused; keeping the last good config", event="reload",

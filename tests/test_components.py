@@ -23,6 +23,7 @@ from logd.pipeline import Pipeline
 from logd.record import parse_line
 from logd.sources.framing import LineFramer
 from logd.traces.store import read_lines, session_files
+
 from trace_samples import agk_session
 
 

@@ -4,8 +4,9 @@ follow config reloads, answer status, and hear about backups retention will dele
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from logd.config import Config, ShipSettings
 from logd.events import Events

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from logd.events import Events
 from logd.pipeline import Batch

@@ -10,8 +10,9 @@ prints the JSON lines instead.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, BinaryIO, Mapping
+from typing import Any, BinaryIO
 
 import orjson
 

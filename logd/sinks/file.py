@@ -18,9 +18,8 @@ from __future__ import annotations
 import errno
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
-
 from typing import Any
 
 from logd import rotation

@@ -11,12 +11,11 @@ reported once per failure spell, and still present in the normal sinks.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from logd.components import SinkStats, Step
 from logd.events import Events
