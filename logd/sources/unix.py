@@ -153,7 +153,7 @@ class Connection(asyncio.Protocol):
         trusted = self.trusted
         put = self.server.pipeline.put
         for start in range(0, len(lines), BATCH_RECORDS):  # handed over while still in CPU cache
-            chunk = lines[start : start + BATCH_RECORDS]
+            chunk = lines if len(lines) <= BATCH_RECORDS else lines[start : start + BATCH_RECORDS]
             if cuts is None:
                 put([parse_line(line, received, trusted) for line in chunk])
             else:
