@@ -281,8 +281,10 @@ class Daemon:
             "level": self.config.level, "connections": len(self.server.connections),
             "connections_refused": self.server.rejected, "paused": self.pipeline.paused,
             "received": stats.received, "filtered": stats.filtered, "reloads": self.reloads,
-            "sinks": {name: {"delivered": stats.delivered[name], "errors": stats.sink_errors[name]}
-                      for name in stats.delivered},
+            "sinks": {**{name: {"delivered": stats.delivered[name], "errors": stats.sink_errors[name]}
+                         for name in stats.delivered},
+                      **{name: {"delivered": stats.branch_delivered[name], "errors": stats.branch_errors[name]}
+                         for name in stats.branch_delivered}},
             "traces": self.traces.store_stats(),
             # lag is counted in the files, so off the event loop
             **({"ship": await asyncio.to_thread(self.ship.status)} if self.ship.shippers else {}),

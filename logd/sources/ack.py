@@ -32,7 +32,7 @@ class AckReader:
     too: the client resends the batch, and ``_rid`` tells the copies apart.
     """
 
-    def __init__(self, conn: "Connection", stream: str, chunk_records: int = 256) -> None:
+    def __init__(self, conn: Connection, stream: str, chunk_records: int = 256) -> None:
         self.conn = conn
         self.chunk_records = chunk_records  # the pipeline's BATCH_RECORDS (not imported: clients import this module)
         self.stream = stream

@@ -18,17 +18,17 @@ import socket
 import stat
 import struct
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from logd.protocol import hello_line, parse_hello
-from logd.sources.ack import AckReader
-from logd.sources.framing import LineFramer
 from logd.components import Pressure
 from logd.config import SocketSettings
 from logd.events import Events
 from logd.pipeline import BATCH_RECORDS, Pipeline
+from logd.protocol import hello_line, parse_hello
 from logd.record import Record, parse_line
+from logd.sources.ack import AckReader
+from logd.sources.framing import LineFramer
 from logd.timestamps import format_epoch
 
 _PEERCRED = struct.Struct("3i")
@@ -111,7 +111,7 @@ def peer_credentials(sock: socket.socket) -> Record:
 class Connection(asyncio.Protocol):
     """One client: splits its byte stream into lines, in order, and parses them."""
 
-    def __init__(self, server: "SocketServer") -> None:
+    def __init__(self, server: SocketServer) -> None:
         self.server = server
         self.max_bytes = server.settings.max_record_bytes
         self.transport: asyncio.Transport | None = None
