@@ -286,6 +286,8 @@ class Daemon:
                       **{name: {"delivered": stats.branch_delivered[name], "errors": stats.branch_errors[name]}
                          for name in stats.branch_delivered}},
             "traces": self.traces.store_stats(),
+            # logd's own events by level, and those that had nowhere to go (before start, after stop)
+            "events": {"emitted": dict(self.events.counts), "lost": self.events.lost},
             # lag is counted in the files, so off the event loop
             **({"ship": await asyncio.to_thread(self.ship.status)} if self.ship.shippers else {}),
         }

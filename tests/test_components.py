@@ -17,6 +17,7 @@ import orjson
 from logd.backoff import Backoff
 from logd.components import Sink, SinkStats
 from logd.config import parse_config
+from logd.control import request
 from logd.daemon import build
 from logd.events import Events
 from logd.pipeline import Pipeline
@@ -24,6 +25,7 @@ from logd.record import parse_line
 from logd.sources.framing import LineFramer
 from logd.traces.store import read_lines, session_files
 
+from support import read_records, send_records, wait_for
 from trace_samples import agk_session
 
 
@@ -136,3 +138,19 @@ def test_import_logd_client_loads_neither_zstandard_nor_httpx():
             " if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_running_logd_counts_the_trace_branch_like_a_sink_and_its_own_events(daemon, tmp_path):
+    """End to end: status shows the trace store among the sinks, with the same figures, and
+    logd's own events by level; a clean run writes nothing to stderr."""
+    d = daemon('file = "agent.log"\nlevel = "warn"')
+    send_records(d.socket_path, agk_session())
+    wait_for(lambda: request(d.socket_path, "status")["sinks"]["traces"]["written"] == len(agk_session()),
+             what="the trace records in the session files")
+    status = request(d.socket_path, "status")
+    assert status["sinks"]["traces"]["delivered"] == len(agk_session()) and status["sinks"]["traces"]["errors"] == 0
+    assert status["sinks"]["file"]["written"] == 0  # info hooks are below the log's level
+    assert status["events"]["emitted"]["info"] >= 1 and status["events"]["lost"] == 0
+    assert d.stop() == 0
+    assert d.stderr() == ""
+    assert [r["message"] for r in read_records(tmp_path / "agent.log")] == []  # start/stop are info
