@@ -1,5 +1,5 @@
 # The two commands of README's quick start, plus the benchmark.
-.PHONY: run test bench man install clean
+.PHONY: run test bench lint man install clean
 
 run:
 	@.ci/setup
@@ -21,6 +21,13 @@ man:
 install: man
 	python3 -m pip install '.[all]'
 	LOGD_BIN=$$(command -v logd) systemd/install.sh
+
+# ruff and mypy, configured in pyproject.toml ([tool.ruff], [tool.mypy])
+lint:
+	@.ci/setup --test
+	@.venv/bin/python -m pip install -q -e '.[lint]'
+	.venv/bin/ruff check logd tests
+	.venv/bin/mypy
 
 clean:
 	rm -rf .venv logs .pytest_cache

@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 from logd.extras import available, install_hint
 from logd.levels import CONFIG_LEVELS, LEVELS
+from logd.paths import SOCKET_ENV, SYSTEM_SOCKET, client_socket_path, default_socket_path  # noqa: F401  (re-exported: the rules live in paths.py)
 from logd.rotation import compression_level_error, parse_rotate_every
 from logd.steps.redact import DEFAULT_KEYS, DEFAULT_PATTERNS, REPLACEMENT, combine_patterns
 
@@ -29,7 +30,6 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 MB = 1024 * 1024
 CONFIG_ENV = "LOGD_CONFIG"
-SOCKET_ENV = "LOGD_SOCKET"
 DEFAULT_CONFIG_NAME = "agentflow.toml"
 
 
@@ -190,30 +190,6 @@ class Config:
             return self.file.parent / ".logd-state"
         base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
         return Path(base) / "logd"
-
-
-def default_socket_path(env: dict[str, str] | None = None) -> Path:
-    """``$LOGD_SOCKET``, else ``$XDG_RUNTIME_DIR/logd/logd.sock``, else ``/tmp/logd-$UID/logd.sock``."""
-    env = os.environ if env is None else env
-    if env.get(SOCKET_ENV):
-        return Path(env[SOCKET_ENV])
-    if env.get("XDG_RUNTIME_DIR"):
-        return Path(env["XDG_RUNTIME_DIR"]) / "logd" / "logd.sock"
-    return Path(f"/tmp/logd-{os.getuid()}") / "logd.sock"
-
-
-SYSTEM_SOCKET = Path("/run/logd/logd.sock")  # where the systemd units put it (systemd/logd.socket)
-
-
-def client_socket_path(env: dict[str, str] | None = None, system: Path = SYSTEM_SOCKET) -> Path:
-    """Where a client sends when nothing names a socket: ``$LOGD_SOCKET``; else the per-user
-    socket of :func:`default_socket_path` when one is there; else the system socket
-    ``/run/logd/logd.sock`` when a system-wide logd runs; else the per-user path."""
-    env = os.environ if env is None else env
-    user = default_socket_path(env)
-    if env.get(SOCKET_ENV) or user.exists() or not system.exists():
-        return user
-    return system
 
 
 def _relative_to(base: Path, value: str) -> Path:

@@ -13,8 +13,9 @@ import grp
 import os
 import socket
 import struct
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import orjson
 
@@ -122,7 +123,7 @@ def request(data_socket: Path, command: str, timeout: float = 30.0, **args: Any)
         raise ControlError(f"no logd is running for {data_socket} (no control socket at {path})") from None
     except PermissionError:
         raise ControlError(f"permission denied on {path}: run as the daemon's user or root") from None
-    except socket.timeout:
+    except TimeoutError:
         raise ControlError(f"logd did not answer {command!r} within {timeout:g}s") from None
     finally:
         sock.close()

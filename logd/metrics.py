@@ -11,9 +11,9 @@
   TCP or a Unix socket from its own threads: a slow scrape never blocks ingestion.
   Only taking the snapshot runs on the loop; formatting happens on the HTTP thread.
 
-Components that are not part of logd yet, or that keep their own counters (file
-rotation, compression, shippers), are read through optional attributes of the sinks:
-``rotations``, ``compression_seconds``, ``bytes_written``; shippers through their status.
+Every sink reports the same counters (:class:`logd.components.SinkStats`, read through
+``Pipeline.sink_stats``); the trace store is one of them, as the pipeline's trace branch.
+Shippers are read through their status.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import socketserver
 import threading
 from bisect import bisect_left
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily,
@@ -37,6 +37,10 @@ from prometheus_client.exposition import choose_encoder
 from logd import __version__
 from logd.record import Record
 from logd.timestamps import epoch_seconds
+
+if TYPE_CHECKING:
+    from logd.pipeline import Pipeline
+    from logd.sources.unix import SocketServer
 
 OTHER_AGENTS = "_other"  # label for agents beyond max_agents: keeps the number of series bounded
 NO_AGENT = "unknown"
@@ -134,28 +138,23 @@ class AgentMetrics:
                 self.observe_duration(self.label(agent), end - start)
 
 
-def snapshot(*, pipeline: Any, server: Any, agents: AgentMetrics, reloads: int, started: float,
-             now: float) -> dict[str, Any]:
+def snapshot(*, pipeline: Pipeline, server: SocketServer | None, agents: AgentMetrics, reloads: int,
+             started: float, now: float) -> dict[str, Any]:
     """Every figure logd reports, as plain data (taken on the event loop: numbers only)."""
     stats = pipeline.stats
-    sinks = list(pipeline.sinks)
-    failing = set(pipeline.failing_sinks())
     sink_state = {}
-    for sink in sinks:
-        name = sink.name
-        writable = name not in failing and not getattr(sink, "broken", False)
+    for name, sink in pipeline.sink_stats().items():
         sink_state[name] = {
             # records a disabled sink skipped (a console whose reader is gone) were not written
-            "written": stats.delivered.get(name, 0) - getattr(sink, "dropped", 0),
-            "dropped": getattr(sink, "dropped", 0),
-            "errors": stats.sink_errors.get(name, 0),
-            "writable": writable,
-            "pending_bytes": getattr(sink, "pending_bytes", 0),
-            "bytes_written": getattr(sink, "bytes_written", None),
-            # the file sink's rotation counters read 0 until it keeps them
-            "rotations": getattr(sink, "rotations", 0 if name == "file" else None),
-            "compression_seconds": getattr(sink, "compression_seconds", 0.0 if name == "file" else None),
-            "retention_deleted": getattr(sink, "retention_deleted", None),
+            "written": sink.sent_events,
+            "dropped": sink.discarded_events,
+            "errors": sink.errors,
+            "writable": sink.writable,
+            "pending_bytes": sink.buffer_bytes,
+            "bytes_written": sink.sent_bytes,
+            "rotations": sink.rotations,
+            "compression_seconds": sink.compression_seconds,
+            "retention_deleted": sink.retention_deleted,
         }
     listening = server is not None and server.listening
     per_agent: dict[str, dict[str, int]] = {}
@@ -168,7 +167,7 @@ def snapshot(*, pipeline: Any, server: Any, agents: AgentMetrics, reloads: int, 
         "listening": listening,
         "paused": pipeline.paused,
         "received": stats.received,
-        "received_bytes": getattr(server, "bytes_received", 0),
+        "received_bytes": server.bytes_received if server is not None else 0,
         "queue_depth": pipeline.queue_depth,
         "connections": len(server.connections) if server is not None else 0,
         "connections_refused": server.rejected if server is not None else 0,

@@ -1,28 +1,34 @@
 """The ordered steps every batch of records goes through, and delivery to the sinks.
 
-Data flows one way: the server hands parsed records to :meth:`Pipeline.put`;
-once per event-loop turn they are run through the steps (each takes a list of
-records and returns the ones to keep) and written to every sink. A sink that
-fails keeps what it could not write; the pipeline then reports pressure, so
-the server stops reading from clients, and retries with capped backoff until
-the sink takes it. Nothing accepted is dropped on the way.
+Data flows one way: sources hand parsed records to :meth:`Pipeline.put`; once per
+event-loop turn they are run through the steps (each takes a list of records and
+returns the ones to keep) and written to every sink. A sink that fails keeps what it
+could not write; the pipeline then reports pressure, so the sources stop reading from
+clients, and retries with capped back-off until the sink takes it. Nothing accepted is
+dropped on the way.
+
+One explicit fork: a :class:`Branch` takes the records it selects at a given point of
+the steps (trace records, after they are counted) through its own steps (redaction)
+to its own sink (the trace store), whatever the later steps decide for the main line.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Protocol
 
 import orjson
 
+from logd.backoff import Backoff
+from logd.components import Sink, SinkStats, Step
+from logd.events import SELF_TRUSTED, Events
 from logd.levels import RANK
 from logd.record import Record
-from logd.timestamps import format_epoch
 
-Step = Callable[[list[Record]], list[Record]]
+__all__ = ["BATCH_RECORDS", "SELF_TRUSTED", "Batch", "Branch", "Pipeline", "Sink", "Step", "encode", "level_filter"]
+
 # Records are encoded in batches of about this many, soon after parsing, while they are
 # still in CPU cache: measured, encoding a 3,000-record batch costs ~5x more per record.
 BATCH_RECORDS = 256
@@ -53,17 +59,6 @@ class Batch:
         return self._json
 
 
-class Sink(Protocol):
-    name: str
-
-    def write(self, batch: Batch) -> None:
-        """Take the batch. On OSError the sink keeps the unwritten rest; ``flush`` retries it."""
-
-    def flush(self) -> None: ...
-
-    def close(self) -> None: ...
-
-
 def level_filter(minimum: str) -> Step:
     """Keep records at ``minimum`` or above."""
     floor = RANK[minimum]
@@ -78,20 +73,17 @@ def level_filter(minimum: str) -> Step:
 
 
 @dataclass
-class Backoff:
-    """Capped exponential backoff for retrying a failing sink."""
+class Branch:
+    """The fork: after the first ``at`` steps, the records ``select`` picks also go through
+    ``steps`` to ``sink`` (delivered and counted like any sink's), whatever the later
+    steps of the main line keep. Steps here change records in place (redaction), so the
+    main line sees them changed too; its own redactor then finds nothing left to do."""
 
-    initial: float = 0.05
-    cap: float = 5.0
-    factor: float = 2.0
-    _next: float = field(default=0.0, init=False)
-
-    def next_delay(self) -> float:
-        self._next = self.initial if self._next == 0 else min(self.cap, self._next * self.factor)
-        return self._next
-
-    def reset(self) -> None:
-        self._next = 0.0
+    name: str
+    select: Callable[[Record], object]
+    sink: Sink
+    at: int = 0
+    steps: list[Step] = field(default_factory=list)
 
 
 @dataclass
@@ -101,6 +93,8 @@ class Stats:
     dropped: dict[str, int] = field(default_factory=dict)  # by the removing step's drop_reason
     delivered: dict[str, int] = field(default_factory=dict)
     sink_errors: dict[str, int] = field(default_factory=dict)
+    branch_delivered: dict[str, int] = field(default_factory=dict)  # by branch name (traces)
+    branch_errors: dict[str, int] = field(default_factory=dict)
 
 
 class _Delivery:
@@ -109,7 +103,7 @@ class _Delivery:
     def __init__(self, sink: Sink) -> None:
         self.sink = sink
         self.failing: OSError | None = None
-        self.backoff = Backoff()
+        self.backoff = Backoff(0.05, 5.0)
         self.retry: asyncio.TimerHandle | None = None
 
 
@@ -119,16 +113,29 @@ class Pipeline:
         steps: list[Step],
         sinks: list[Sink],
         *,
+        events: Events | None = None,
+        branch: Branch | None = None,
         on_pressure: Callable[[bool], None] = lambda paused: None,
         high_water: int = 50_000,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``events``: the daemon's reporter (connected to this pipeline by whoever built
+        both); without one, the pipeline reports into itself (tests, benchmarks)."""
         self.steps = steps
         self.deliveries = [_Delivery(s) for s in sinks]
+        self.branch = branch
+        self._branch_delivery = _Delivery(branch.sink) if branch is not None else None
         self.stats = Stats(delivered={s.name: 0 for s in sinks}, sink_errors={s.name: 0 for s in sinks})
+        if branch is not None:
+            self.stats.branch_delivered[branch.name] = 0
+            self.stats.branch_errors[branch.name] = 0
         self.on_pressure = on_pressure
         self.high_water = high_water
         self.clock = clock
+        if events is None:
+            events = Events(clock)
+            events.connect(self.put)
+        self.events = events
         self._pending: list[Record] = []
         # acknowledged delivery: callbacks for records in _pending, then those whose
         # batch a failing sink still holds (called once every sink has written it)
@@ -158,13 +165,6 @@ class Pipeline:
         if len(self._pending) >= self.high_water:
             self._set_paused(True)
 
-    def emit(self, level: str, message: str, /, **fields: object) -> None:
-        """A record about logd itself, through the same steps and sinks as everyone's."""
-        record: Record = {"time": format_epoch(self.clock()), "level": level, "message": message,
-                          "agent": "logd", **fields}
-        record.update(SELF_TRUSTED)
-        self.put([record])
-
     # --- processing ---
 
     def _get_loop(self) -> asyncio.AbstractEventLoop:
@@ -181,13 +181,18 @@ class Pipeline:
         records, self._pending = self._pending, []
         if records:
             before = len(records)
-            for step in self.steps:
+            branch = self.branch
+            fork = branch.at if branch is not None else -1
+            for i, step in enumerate(self.steps):
+                if i == fork:
+                    self._fork(records)
                 count = len(records)
                 records = step(records)
                 if len(records) != count:  # counted per step and batch, not per record
                     reason = getattr(step, "drop_reason", "filtered")
                     self.stats.dropped[reason] = self.stats.dropped.get(reason, 0) + count - len(records)
-                # no early exit on an empty batch: a later step may still have work (TraceTap)
+            if fork >= len(self.steps):
+                self._fork(records)
             self.stats.filtered += before - len(records)
         if records:
             batch = Batch(records)
@@ -199,9 +204,29 @@ class Pipeline:
             self._call_written()
         self._update_pressure()
 
+    def _fork(self, records: list[Record]) -> None:
+        """The branch's records, through its steps to its sink, now (before later steps drop any)."""
+        assert self.branch is not None and self._branch_delivery is not None
+        select = self.branch.select
+        taken = [r for r in records if select(r)]
+        for step in self.branch.steps:
+            if not taken:
+                return
+            taken = step(taken)
+        if taken:
+            self._deliver(self._branch_delivery, Batch(taken))
+
+    def _counts(self, delivery: _Delivery) -> tuple[dict[str, int], dict[str, int]]:
+        if delivery is self._branch_delivery:
+            return self.stats.branch_delivered, self.stats.branch_errors
+        return self.stats.delivered, self.stats.sink_errors
+
+    def _every(self) -> list[_Delivery]:
+        return self.deliveries + ([self._branch_delivery] if self._branch_delivery is not None else [])
+
     def _call_written(self) -> None:
         """Tell the senders of held batches they are written, unless a sink still holds them."""
-        if any(d.failing is not None for d in self.deliveries):
+        if any(d.failing is not None for d in self._every()):
             return
         callbacks, self._held_callbacks = self._held_callbacks, []
         for callback in callbacks:
@@ -216,20 +241,18 @@ class Pipeline:
             if delivery.failing is not None:
                 self._recovered(delivery)
         # a failing sink holds what it could not write, so the batch is handed over either way
-        self.stats.delivered[delivery.sink.name] += len(batch.records)
+        self._counts(delivery)[0][delivery.sink.name] += len(batch.records)
 
     def _failed(self, delivery: _Delivery, exc: OSError) -> None:
-        self.stats.sink_errors[delivery.sink.name] += 1
+        self._counts(delivery)[1][delivery.sink.name] += 1
         first = delivery.failing is None
         delivery.failing = exc
         if delivery.retry is None:
-            delay = delivery.backoff.next_delay()
+            delay = delivery.backoff.failed()
             delivery.retry = self._get_loop().call_later(delay, self._retry, delivery)
             if first:
-                self.emit("error", f"sink {delivery.sink.name} failed; holding its records and retrying",
-                          sink=delivery.sink.name, error=str(exc), retry_in_s=round(delay, 3))
-                _stderr_line(f"logd: error: sink {delivery.sink.name} failed: {exc}; "
-                             "holding its records, pausing clients and retrying")
+                self.events.emit("error", f"sink {delivery.sink.name} failed; holding its records and retrying",
+                                 sink=delivery.sink.name, error=str(exc), retry_in_s=round(delay, 3))
         self._update_pressure()
 
     def _retry(self, delivery: _Delivery) -> None:
@@ -246,16 +269,15 @@ class Pipeline:
             delivery.retry.cancel()
             delivery.retry = None
         delivery.failing = None
-        delivery.backoff.reset()
+        delivery.backoff.succeeded()
         if self._held_callbacks:
             self._call_written()
-        self.emit("info", f"sink {delivery.sink.name} recovered; held records written",
-                  sink=delivery.sink.name)
-        _stderr_line(f"logd: sink {delivery.sink.name} recovered; held records written")
+        self.events.emit("info", f"sink {delivery.sink.name} recovered; held records written",
+                         stderr=True, sink=delivery.sink.name)
         self._update_pressure()
 
     def _update_pressure(self) -> None:
-        failing = any(d.failing is not None for d in self.deliveries)
+        failing = any(d.failing is not None for d in self._every())
         self._set_paused(failing or len(self._pending) >= self.high_water)
 
     def _set_paused(self, paused: bool) -> None:
@@ -263,26 +285,51 @@ class Pipeline:
             self._paused = paused
             self.on_pressure(paused)
 
-    def reconfigure(self, steps: list[Step], sinks: list[Sink]) -> None:
-        """Swap steps and sinks between two batches: nothing pending is lost or reordered.
+    def reconfigure(self, steps: list[Step], sinks: list[Sink], branch: Branch | None = None) -> None:
+        """Swap steps, sinks and branch between two batches: nothing pending is lost or reordered.
 
         Everything accepted so far goes through the old steps to the old sinks first;
         the old sinks are then flushed and closed (a file is reopened by its new sink).
+        A branch sink that stays the same object is kept open.
         Callers check :meth:`failing_sinks` first: closing a failing sink drops what it holds.
         """
         self.drain()
         for delivery in self.deliveries:
             delivery.sink.flush()
             delivery.sink.close()
+        old = self._branch_delivery
+        if old is not None and (branch is None or branch.sink is not old.sink):
+            old.sink.flush()
+            old.sink.close()  # after the last batch went through the old branch
         self.steps = steps
         self.deliveries = [_Delivery(s) for s in sinks]
         for sink in sinks:
             self.stats.delivered.setdefault(sink.name, 0)
             self.stats.sink_errors.setdefault(sink.name, 0)
+        self.branch = branch
+        if branch is None:
+            self._branch_delivery = None
+        elif old is None or branch.sink is not old.sink:
+            self._branch_delivery = _Delivery(branch.sink)
+            self.stats.branch_delivered.setdefault(branch.name, 0)
+            self.stats.branch_errors.setdefault(branch.name, 0)
         self._update_pressure()
 
     def failing_sinks(self) -> list[str]:
-        return [d.sink.name for d in self.deliveries if d.failing is not None]
+        return [d.sink.name for d in self._every() if d.failing is not None]
+
+    def sink_stats(self) -> dict[str, SinkStats]:
+        """Every current sink's counters, by name (the branch's sink under the branch's name)."""
+        result = {}
+        for delivery in self._every():
+            delivered, errors = self._counts(delivery)
+            name = delivery.sink.name
+            stats = delivery.sink.stats()
+            stats.received_events = delivered.get(name, 0)
+            stats.errors = errors.get(name, 0)
+            stats.writable = stats.writable and delivery.failing is None
+            result[name] = stats
+        return result
 
     @property
     def paused(self) -> bool:
@@ -296,26 +343,18 @@ class Pipeline:
     def close(self) -> None:
         """Drain, then flush and close every sink (shutdown path; errors are reported, not raised)."""
         self.drain()
-        for delivery in self.deliveries:
+        self.events.disconnect()  # from here logd's own events only reach stderr
+        for delivery in self._every():
             if delivery.retry is not None:
                 delivery.retry.cancel()
             try:
                 delivery.sink.flush()
                 delivery.sink.close()
             except OSError as exc:
-                self.stats.sink_errors[delivery.sink.name] += 1
-                _stderr_line(f"logd: error: sink {delivery.sink.name} could not be closed cleanly: {exc}")
+                self._counts(delivery)[1][delivery.sink.name] += 1
+                self.events.emit("error", f"sink {delivery.sink.name} could not be closed cleanly",
+                                 sink=delivery.sink.name, error=str(exc))
 
     @property
     def sinks(self) -> Iterable[Sink]:
         return (d.sink for d in self.deliveries)
-
-
-SELF_TRUSTED: Record = {"_pid": os.getpid(), "_uid": os.getuid(), "_gid": os.getgid(), "_comm": "logd"}
-
-
-def _stderr_line(text: str) -> None:
-    try:
-        os.write(2, (text + "\n").encode())
-    except OSError:
-        pass

@@ -157,7 +157,7 @@ def test_kill_9_mid_stream_then_restart_loses_nothing_and_marks_duplicates(daemo
 
 
 def test_deduplicator_keeps_the_first_copy_of_each_rid_and_only_drops_resent_ones():
-    from logd.sources.ack import Deduplicator
+    from logd.reading.dedupe import Deduplicator
 
     records = [{"_rid": "s:1:0"}, {"_rid": "s:1:1"}, {"_rid": "t:1:0"},
                {"_rid": "s:1:1", "_resent": True}, {"_rid": "s:1:2", "_resent": True},  # a dup, then a first copy

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
+from logd.events import Events
 from logd.pipeline import Batch, Pipeline
 from logd.rotation import Compression, Retention, RotationPolicy, Schedule, SizeLimit
 from logd.sinks.file import FileSink
@@ -327,13 +328,14 @@ def test_disk_full_while_writing_and_compressing_loses_nothing_once_space_is_bac
     plain.close()
     filler = fill(small_fs)
 
-    reports: list[tuple[str, str, dict]] = []
-    sink = FileSink(log, RotationPolicy(size=SizeLimit(30_000), compression=Compression()),
-                    report=lambda level, message, fields: reports.append((level, message, fields)))
+    reports: list[dict] = []  # logd's own records about the sink
+    events = Events(stderr=lambda line: None)
+    events.connect(reports.extend)
+    sink = FileSink(log, RotationPolicy(size=SizeLimit(30_000), compression=Compression()), events=events)
     sinks.append(sink)
     sink.open()  # start-up: the compressor tries agent.log.2 and finds the disk full
-    wait_for(lambda: any(level == "error" for level, _, _ in reports), 10, what="the compressor's error")
-    assert "No space left" in [f for lvl, _, f in reports if lvl == "error"][0]["error"]
+    wait_for(lambda: any(r["level"] == "error" for r in reports), 10, what="the compressor's error")
+    assert "No space left" in [r for r in reports if r["level"] == "error"][0]["error"]
     assert "agent.log.2" in names(small_fs) and not [n for n in names(small_fs) if n.endswith(".tmp")]
     with pytest.raises(OSError) as full:
         sink.write(batch(900, 30))

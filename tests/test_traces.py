@@ -9,6 +9,7 @@ import os
 import orjson
 import pytest
 
+from logd.events import Events
 from logd.pipeline import Batch
 from logd.record import normalize_object
 from logd.traces import views
@@ -133,7 +134,7 @@ def test_sink_counts_what_it_cannot_store_and_never_raises(tmp_path):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
     reports: list[str] = []
-    sink = TraceSink(blocker / "traces", report=lambda message, fields: reports.append(message))
+    sink = TraceSink(blocker / "traces", events=Events(stderr=reports.append))  # logd's own error lines
     sink.open()
     sink.write(Batch(parsed(agk_session())))
     sink.flush()
@@ -144,7 +145,7 @@ def test_sink_counts_what_it_cannot_store_and_never_raises(tmp_path):
 
 def test_sink_queue_is_bounded_and_drops_are_counted(tmp_path):
     reports: list[str] = []
-    sink = TraceSink(tmp_path, max_pending_bytes=1, report=lambda message, fields: reports.append(message))
+    sink = TraceSink(tmp_path, max_pending_bytes=1, events=Events(stderr=reports.append))
     sink.write(Batch(parsed(agk_session())))
     sink.write(Batch(parsed(agk_session())))
     sink.close()

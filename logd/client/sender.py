@@ -19,14 +19,14 @@ import threading
 import time
 import weakref
 from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import orjson
 
-from logd.sources.ack import header_line, hello_line
-from logd.config import client_socket_path
+from logd.backoff import Backoff
+from logd.paths import client_socket_path
+from logd.protocol import header_line, hello_line
 from logd.timestamps import format_epoch
 
 Record = dict[str, Any]
@@ -34,29 +34,7 @@ _OPTIONS = orjson.OPT_APPEND_NEWLINE
 SEND_BUFFER = 1 << 20  # bytes asked for the socket's send buffer (the kernel caps it at wmem_max)
 
 
-@dataclass
-class Reconnect:
-    """When to try the socket again: capped exponential backoff on an injectable clock."""
-
-    initial: float = 0.05
-    cap: float = 5.0
-    clock: Callable[[], float] = time.monotonic
-    _delay: float = field(default=0.0, init=False)
-    _next_try: float = field(default=0.0, init=False)
-
-    def remaining(self) -> float:
-        """Seconds until the next attempt is due (0: try now)."""
-        return max(0.0, self._next_try - self.clock())
-
-    def failed(self) -> float:
-        """An attempt failed: returns the delay before the next one (doubling up to ``cap``)."""
-        self._delay = self.initial if self._delay == 0 else min(self.cap, self._delay * 2)
-        self._next_try = self.clock() + self._delay
-        return self._delay
-
-    def succeeded(self) -> None:
-        self._delay = 0.0
-        self._next_try = 0.0
+Reconnect = Backoff  # the client's name for it: when to try the socket again
 
 
 class _TimeFormatter:
@@ -148,7 +126,7 @@ class Sender:
         self.exit_timeout = exit_timeout
         self.io_timeout = io_timeout
         self.clock = clock
-        self.reconnect = Reconnect(backoff_initial, backoff_cap, clock)
+        self.reconnect = Backoff(backoff_initial, backoff_cap, clock=clock)
         self.stream = stream or os.urandom(8).hex()  # stable across reconnects: resends match their first copy
         # counters (read them, do not set them)
         self.sent = 0  # records written to the socket (ack mode: acknowledged)

@@ -30,7 +30,6 @@ import atexit
 import contextvars
 import functools
 import os
-import secrets
 import socket
 import threading
 import time
@@ -84,7 +83,7 @@ class Span:
         if kind not in SPAN_KINDS:
             raise ValueError(f"span kind must be one of {', '.join(SPAN_KINDS)}; got {kind!r}")
         self.name, self.kind, self.trace_id = name, kind, trace_id
-        self.span_id = "span_" + secrets.token_hex(12)
+        self.span_id = "span_" + os.urandom(12).hex()
         self.parent_id = parent.span_id if parent is not None else None
         self.group_id = group_id
         self.agent = name if kind == "agent" else (parent.agent if parent is not None else None)
@@ -158,7 +157,7 @@ def trace(workflow: str, *, group_id: str | None = None, trace_id: str | None = 
 
     ``group_id`` ties several traces of one conversation into one logd session.
     """
-    tid = trace_id or "trace_" + secrets.token_hex(16)
+    tid = trace_id or "trace_" + os.urandom(16).hex()
     root = Span(workflow, "custom", tid, None, group_id, {"workflow": True, **metadata})
     return _run(root, sender)
 
@@ -167,7 +166,7 @@ def span(name: str, *, kind: str = "custom", sender: Sender | None = None, **dat
     """A child of the current span; outside any trace it starts a trace of its own."""
     parent = _current.get()
     if parent is None:
-        return _run(Span(name, kind, "trace_" + secrets.token_hex(16), None, None, data), sender)
+        return _run(Span(name, kind, "trace_" + os.urandom(16).hex(), None, None, data), sender)
     return _run(Span(name, kind, parent.trace_id, parent, parent.group_id, data), sender)
 
 
@@ -197,7 +196,7 @@ class BatchSender:
                  transport: Transport | None = None) -> None:
         self.transport = transport
         if socket_path is None:
-            from logd.config import client_socket_path
+            from logd.paths import client_socket_path
 
             socket_path = client_socket_path()
         self.socket_path = os.fspath(socket_path)

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 import orjson
 
-from logd.sources.ack import Deduplicator
+from logd.reading.dedupe import Deduplicator
 from logd.levels import LEVELS, RANK
 from logd.reading.files import LogFile, Problem, ProblemHandler, file_blocks, in_window
 from logd.record import Record

@@ -1,4 +1,5 @@
-"""When to try a failed delivery again: capped exponential backoff with jitter, and Retry-After.
+"""When to try a failed delivery again: the shippers' defaults for :class:`logd.backoff.Backoff`
+(jittered, from 0.2 s up to a minute), and Retry-After parsing.
 
 Pure policy: it computes delays and never sleeps, so tests drive it directly with a
 seeded random source; the shipper does the waiting with an interruptible sleeper.
@@ -6,35 +7,21 @@ seeded random source; the shipper does the waiting with an interruptible sleeper
 
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
-RETRY_AFTER_CAP = 3600.0  # a server asking for more than an hour is asking for too much
+from logd.backoff import RETRY_AFTER_CAP, Backoff
+
+__all__ = ["RETRY_AFTER_CAP", "RetryPolicy", "parse_retry_after"]
 
 
 @dataclass
-class RetryPolicy:
+class RetryPolicy(Backoff):
+    """The one back-off class with the shippers' defaults (no other behaviour of its own)."""
+
     initial: float = 0.2
     cap: float = 60.0
-    factor: float = 2.0
-    max_retries: int = 0  # 0: no limit
-    rng: random.Random = field(default_factory=random.Random)
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds to wait before retry number ``attempt`` (1-based).
-
-        "Equal jitter": half the exponential step, plus a random part up to the other
-        half, so many hosts recovering at once do not retry in lock-step, and a wait
-        never collapses to zero. A server's Retry-After is honoured when it asks for longer."""
-        step = min(self.cap, self.initial * self.factor ** max(0, attempt - 1))
-        wait = step / 2 + self.rng.uniform(0, step / 2)
-        if retry_after is not None:
-            wait = max(wait, min(retry_after, RETRY_AFTER_CAP))
-        return wait
-
-    def gives_up(self, attempt: int) -> bool:
-        return self.max_retries > 0 and attempt > self.max_retries
+    jitter: bool = True
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:

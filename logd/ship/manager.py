@@ -4,11 +4,13 @@ follow config reloads, answer status, and hear about backups retention will dele
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from logd.config import Config, ShipSettings
-from logd.ship.shipper import Notify, Shipper
+from logd.events import Events
+from logd.ship.shipper import Shipper
 from logd.ship.spool import prune_spool, spool_path
 
 
@@ -18,8 +20,8 @@ def shipped_file(config: Config) -> Path:
 
 
 class ShipManager:
-    def __init__(self, notify: Notify, ingested: Callable[[], int] | None = None) -> None:
-        self.notify = notify
+    def __init__(self, events: Events, ingested: Callable[[], int] | None = None) -> None:
+        self.notify = events.emit  # shippers report from their own threads: Events is thread-safe
         self.ingested = ingested
         self.shippers: dict[str, Shipper] = {}
         self._keys: dict[str, tuple[ShipSettings, Path, Path]] = {}

@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
+from logd.events import Events
 from logd.pipeline import Batch
 from logd.sinks.file import FileSink
 
@@ -41,8 +42,8 @@ def spool_backups(current: Path) -> list[tuple[int, Path]]:
 class SpoolSink(FileSink):
     name = "spool"
 
-    def __init__(self, path: Path, max_bytes: int = 64 << 20) -> None:
-        super().__init__(path)
+    def __init__(self, path: Path, max_bytes: int = 64 << 20, *, events: Events | None = None) -> None:
+        super().__init__(path, events=events)
         self.max_bytes = max_bytes
 
     def write(self, batch: Batch) -> None:

@@ -10,11 +10,14 @@ prints the JSON lines instead.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, BinaryIO, Callable, Mapping
+from typing import Any, BinaryIO
 
 import orjson
 
+from logd.components import SinkStats
+from logd.events import Events
 from logd.pipeline import Batch
 from logd.record import TRUSTED_FIELDS, Record
 
@@ -123,30 +126,34 @@ class ConsoleFormatter:
 
 
 class ConsoleSink:
-    """Writes to a binary stream (stdout by default).
+    """Writes to a binary stream (stdout by default). The smallest sink: copy it to add one.
 
     A stream that fails (closed pipe, hung-up terminal) disables the sink rather than hold
     every record back for a reader that is gone: the records it then skips are counted
-    (``dropped``) and the failure is reported once through ``report``. The other sinks
+    (``dropped``) and the failure is reported once through ``events``. The other sinks
     still get every record.
     """
 
     name = "console"
 
-    def __init__(self, stream: BinaryIO, fmt: str = "console", color: bool | None = None,
-                 report: Callable[[str], None] = lambda message: None) -> None:
+    def __init__(self, stream: BinaryIO, fmt: str = "console", color: bool | None = None, *,
+                 events: Events | None = None) -> None:
         self.stream = stream
         self.json = fmt == "json"
         self.formatter = ConsoleFormatter(use_color(stream) if color is None else color)
+        self.events = events if events is not None else Events()
         self.broken = False
         self.dropped = 0
-        self.report = report
+        self.bytes_written = 0
 
     def _broke(self, exc: OSError, lost: int) -> None:
         self.broken = True
         self.dropped += lost
-        self.report(f"console output failed ({exc.strerror or exc}); console disabled, "
-                    "records still go to the other sinks")
+        self.events.emit("error", f"console output failed ({exc.strerror or exc}); console disabled, "
+                         "records still go to the other sinks", sink=self.name)
+
+    def open(self) -> None:
+        pass  # the stream is open already
 
     def write(self, batch: Batch) -> None:
         if self.broken:
@@ -162,6 +169,8 @@ class ConsoleSink:
             self.stream.flush()
         except OSError as exc:
             self._broke(exc, len(batch.records))
+        else:
+            self.bytes_written += len(data)
 
     def flush(self) -> None:
         if not self.broken:
@@ -172,3 +181,6 @@ class ConsoleSink:
 
     def close(self) -> None:
         self.flush()
+
+    def stats(self) -> SinkStats:
+        return SinkStats(discarded_events=self.dropped, sent_bytes=self.bytes_written, writable=not self.broken)

@@ -18,12 +18,15 @@ from __future__ import annotations
 import errno
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 from logd import rotation
+from logd.components import SinkStats
+from logd.events import Events
 from logd.pipeline import Batch
-from logd.rotation import FILE_MODE, FileSet, OnDelete, Report, RotationPolicy
+from logd.rotation import FILE_MODE, FileSet, OnDelete, RotationPolicy
 
 __all__ = ["FILE_MODE", "FileSink"]
 
@@ -32,16 +35,16 @@ class FileSink:
     name = "file"
 
     def __init__(self, path: Path, policy: RotationPolicy | None = None, *,
-                 clock: Callable[[], float] = time.time, report: Report | None = None,
+                 clock: Callable[[], float] = time.time, events: Events | None = None,
                  on_delete: OnDelete | None = None) -> None:
-        """``policy`` None: never rotates (a plain append-only file). ``report(level, message,
-        fields)`` hears about background work (compression, retention); ``on_delete(paths)``
+        """``policy`` None: never rotates (a plain append-only file). ``events`` hears about
+        background work (compression, retention), from the rotation thread; ``on_delete(paths)``
         is called by retention, from the background thread, before it deletes backups that
         still exist at ``paths`` (the shippers count what they had not read)."""
         self.path = path
         self.policy = policy
         self.clock = clock
-        self.report = report
+        self.events = events if events is not None else Events(clock)
         self.on_delete = on_delete
         self.files: FileSet | None = None
         self._counted: FileSet | None = None  # the counters stay readable after close
@@ -64,7 +67,7 @@ class FileSink:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if self.policy is not None and self.files is None:
                 self.files = self._counted = rotation.acquire(
-                    self.path, self.policy, clock=self.clock, report=self.report, on_delete=self.on_delete)
+                    self.path, self.policy, clock=self.clock, report=self._report, on_delete=self.on_delete)
                 if self.policy.schedule is not None:
                     start = rotation.period_start(self.path, self.clock())
                     self._next_boundary = self.policy.schedule.next_boundary(start)
@@ -78,6 +81,10 @@ class FileSink:
         if self._size < 0:
             self._size = os.fstat(self._fd).st_size
         return self._fd
+
+    def _report(self, level: str, message: str, fields: dict[str, Any]) -> None:
+        """The rotation thread's reports (its callback shape), as events."""
+        self.events.emit(level, message, sink=self.name, **fields)
 
     def open(self) -> None:
         """Open (creating folders and the file) now, so a bad path fails at start or reload."""
@@ -231,6 +238,11 @@ class FileSink:
     def retention_deleted(self) -> int:
         """Backups deleted by retention (max_backups / max_age) since this path was first opened."""
         return self._counted.retention_deleted if self._counted is not None else 0
+
+    def stats(self) -> SinkStats:
+        return SinkStats(sent_bytes=self.bytes_written, buffer_bytes=len(self._unwritten),
+                         rotations=self.rotations, compression_seconds=self.compression_seconds,
+                         retention_deleted=self.retention_deleted)
 
     def settle(self, timeout: float = 30.0) -> bool:
         """Wait for the background compression and retention asked for so far."""

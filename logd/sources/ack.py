@@ -13,59 +13,15 @@ only (see ``record.RESERVED``). Plain connections never come through here.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
-import orjson
-
+from logd.protocol import ack_line, parse_header
 from logd.record import Record, parse_line
+from logd.sources.framing import LineFramer
 from logd.timestamps import format_epoch
 
 if TYPE_CHECKING:
     from logd.sources.unix import Connection
-
-PROTOCOL_VERSION = 1
-HELLO_KEY = "logd_ack"
-_HELLO_MARK = HELLO_KEY.encode()
-
-
-def hello_line(stream: str) -> bytes:
-    """The first line of an ack-mode connection (the client sends it, the daemon echoes it)."""
-    return orjson.dumps({HELLO_KEY: PROTOCOL_VERSION, "stream": stream}) + b"\n"
-
-
-def header_line(seq: int, count: int, resent: bool = False) -> bytes:
-    header: Record = {"batch": seq, "count": count}
-    if resent:
-        header["resent"] = True
-    return orjson.dumps(header) + b"\n"
-
-
-def parse_hello(line: bytes) -> str | None:
-    """The stream id of a hello line (one is made up when the client gave none), else None."""
-    if _HELLO_MARK not in line:
-        return None
-    try:
-        obj = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(obj, dict) or obj.get(HELLO_KEY) != PROTOCOL_VERSION:
-        return None
-    stream = obj.get("stream")
-    return stream if isinstance(stream, str) and stream else os.urandom(6).hex()
-
-
-def _parse_header(line: bytes) -> tuple[int, int, bool] | None:
-    try:
-        obj = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(obj, dict):
-        return None
-    seq, count = obj.get("batch"), obj.get("count")
-    if type(seq) is not int or type(count) is not int or count < 0:
-        return None
-    return seq, count, obj.get("resent") is True
 
 
 class AckReader:
@@ -76,13 +32,11 @@ class AckReader:
     too: the client resends the batch, and ``_rid`` tells the copies apart.
     """
 
-    def __init__(self, conn: "Connection", stream: str, chunk_records: int = 256) -> None:
+    def __init__(self, conn: Connection, stream: str, chunk_records: int = 256) -> None:
         self.conn = conn
         self.chunk_records = chunk_records  # the pipeline's BATCH_RECORDS (not imported: clients import this module)
         self.stream = stream
-        self.max_bytes = conn.max_bytes
-        self._buf = b""
-        self._overflow: int | None = None  # original length of a line being cut
+        self.framer = LineFramer(conn.max_bytes)
         self._seq = 0
         self._left = 0  # records still expected in the current batch
         self._index = 0  # of the next record in the batch
@@ -94,28 +48,16 @@ class AckReader:
         self._records: list[Record] = []
 
     def data_received(self, data: bytes) -> None:
+        lines, cuts = self.framer.feed(data)
+        if not lines:
+            return
         received = format_epoch(self.conn.server.clock())
-        if self._overflow is not None:
-            end = data.find(b"\n")
-            if end < 0:
-                self._overflow += len(data)
-                return
-            self._line(self._buf, received, self._overflow + end)
-            self._buf, self._overflow, data = b"", None, data[end + 1:]
-        lines = (self._buf + data).split(b"\n")
-        self._buf = lines.pop()
-        for line in lines:
-            if len(line) > self.max_bytes:
-                self._line(line[: self.max_bytes], received, len(line))
-            else:
-                self._line(line, received, None)
-        if len(self._buf) > self.max_bytes:
-            self._overflow = len(self._buf)
-            self._buf = self._buf[: self.max_bytes]
+        for i, line in enumerate(lines):
+            self._line(line, received, cuts.get(i) if cuts is not None else None)
 
     def _line(self, line: bytes, received: str, truncated: int | None) -> None:
         if self._left == 0:
-            header = _parse_header(line) if truncated is None else None
+            header = parse_header(line) if truncated is None else None
             if header is None:
                 self.conn.server.pipeline.put([parse_line(line, received, self.conn.trusted, truncated=truncated)])
                 return
@@ -148,7 +90,7 @@ class AckReader:
     def _ack(self, seq: int) -> None:
         transport = self.conn.transport
         if transport is not None and not transport.is_closing():
-            transport.write(b'{"ack":%d}\n' % seq)
+            transport.write(ack_line(seq))
 
     def eof_received(self) -> None:
         """The client is done sending: write what it sent now, so its acks go out before we close."""
@@ -156,52 +98,16 @@ class AckReader:
 
     def connection_lost(self) -> None:
         """Keep what arrived of an unfinished batch (and a partial last line), without an ack."""
-        received = format_epoch(self.conn.server.clock())
-        if self._buf or self._overflow is not None:
-            record = parse_line(self._buf, received, self.conn.trusted, truncated=self._overflow,
-                                partial=self._overflow is None)
-            if self._overflow is not None:
-                record["_partial"] = True
+        rest = self.framer.close()
+        if rest is not None:
+            line, truncated = rest
+            record = parse_line(line, format_epoch(self.conn.server.clock()), self.conn.trusted,
+                                truncated=truncated, partial=truncated is None)
+            record["_partial"] = True
             if self._left:
                 self._records.append(self._record(record))
             else:
                 self.conn.server.pipeline.put([record])
-            self._buf, self._overflow = b"", None
         if self._records:
             records, self._records = self._records, []
             self.conn.server.pipeline.put(records)
-
-
-class Deduplicator:
-    """For readers of the log (``logd query``): keep the first record of each ``_rid``.
-
-    Only a ``_resent`` record can be a duplicate, and its first copy is at most a few
-    batches of the same stream before it, so memory stays bounded: per stream, the
-    record indexes of its last ``batches`` batches.
-    """
-
-    def __init__(self, batches: int = 16) -> None:
-        self.batches = batches
-        self.dropped = 0
-        self._seen: dict[str, dict[int, set[int]]] = {}
-
-    def keep(self, record: Record) -> bool:
-        rid = record.get("_rid")
-        if not isinstance(rid, str):
-            return True
-        try:
-            stream, seq_text, index_text = rid.rsplit(":", 2)
-            seq, index = int(seq_text), int(index_text)
-        except ValueError:
-            return True
-        recent = self._seen.setdefault(stream, {})
-        seen = recent.get(seq)
-        if seen is None:
-            seen = recent[seq] = set()
-            if len(recent) > self.batches:
-                del recent[next(iter(recent))]  # the stream's oldest batch
-        if index in seen and record.get("_resent") is True:
-            self.dropped += 1
-            return False
-        seen.add(index)
-        return True

@@ -18,13 +18,17 @@ import socket
 import stat
 import struct
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from logd.sources.ack import AckReader, hello_line, parse_hello
+from logd.components import Pressure
 from logd.config import SocketSettings
+from logd.events import Events
 from logd.pipeline import BATCH_RECORDS, Pipeline
+from logd.protocol import hello_line, parse_hello
 from logd.record import Record, parse_line
+from logd.sources.ack import AckReader
+from logd.sources.framing import LineFramer
 from logd.timestamps import format_epoch
 
 _PEERCRED = struct.Struct("3i")
@@ -107,13 +111,13 @@ def peer_credentials(sock: socket.socket) -> Record:
 class Connection(asyncio.Protocol):
     """One client: splits its byte stream into lines, in order, and parses them."""
 
-    def __init__(self, server: "SocketServer") -> None:
+    def __init__(self, server: SocketServer) -> None:
         self.server = server
         self.max_bytes = server.settings.max_record_bytes
         self.transport: asyncio.Transport | None = None
         self.trusted: Record = {}
-        self._buf = b""
-        self._overflow: int | None = None  # original length of a line being cut
+        self.framer = LineFramer(self.max_bytes)
+        self._first = b""  # the first line, until it is complete: it decides the mode
         # the first line decides: an ack hello hands the connection to an AckReader
         self._ack: AckReader | None = None
         self._plain = False  # known once the first line is complete
@@ -142,44 +146,27 @@ class Connection(asyncio.Protocol):
                 return
             if not data:
                 return
+        lines, cuts = self.framer.feed(data)
+        if not lines:
+            return
         received = format_epoch(self.server.clock())
-        max_bytes = self.max_bytes
         trusted = self.trusted
-        records: list[Record] = []
-        if self._overflow is not None:
-            end = data.find(b"\n")
-            if end < 0:
-                self._overflow += len(data)
-                return
-            self._overflow += end
-            records.append(parse_line(self._buf, received, trusted, truncated=self._overflow))
-            self._buf, self._overflow, data = b"", None, data[end + 1 :]
-        if self._buf:
-            data = self._buf + data
-        lines = data.split(b"\n")
-        self._buf = lines.pop()
         put = self.server.pipeline.put
-        for line in lines:
-            if len(line) > max_bytes:
-                records.append(parse_line(line[:max_bytes], received, trusted, truncated=len(line)))
+        for start in range(0, len(lines), BATCH_RECORDS):  # handed over while still in CPU cache
+            chunk = lines if len(lines) <= BATCH_RECORDS else lines[start : start + BATCH_RECORDS]
+            if cuts is None:
+                put([parse_line(line, received, trusted) for line in chunk])
             else:
-                records.append(parse_line(line, received, trusted))
-            if len(records) >= BATCH_RECORDS:  # hand over while the records are still in CPU cache
-                put(records)
-                records = []
-        if len(self._buf) > max_bytes:
-            self._overflow = len(self._buf)
-            self._buf = self._buf[:max_bytes]
-        if records:
-            self.server.pipeline.put(records)
+                put([parse_line(line, received, trusted, truncated=cuts.get(start + i))
+                     for i, line in enumerate(chunk)])
 
     def _check_hello(self, data: bytes) -> bytes:
         """Look at the first line; returns the data still to be read as ordinary (or ack) lines."""
-        data = self._buf + data
-        self._buf = b""
+        data = self._first + data
+        self._first = b""
         end = data.find(b"\n")
         if end < 0 and len(data) <= self.max_bytes:
-            self._buf = data  # the first line is not complete yet
+            self._first = data  # the first line is not complete yet
             return b""
         stream = parse_hello(data[:end]) if end >= 0 else None
         if stream is None:
@@ -198,15 +185,17 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._ack is not None:
             self._ack.connection_lost()
-        elif self._buf or self._overflow is not None:
-            received = format_epoch(self.server.clock())
-            if self._overflow is not None:
-                record = parse_line(self._buf, received, self.trusted, truncated=self._overflow)
+        else:
+            if self._first:  # a first line that never ended
+                self.framer.feed(self._first)
+                self._first = b""
+            rest = self.framer.close()
+            if rest is not None:
+                line, truncated = rest
+                record = parse_line(line, format_epoch(self.server.clock()), self.trusted, truncated=truncated,
+                                    partial=truncated is None)
                 record["_partial"] = True
-            else:
-                record = parse_line(self._buf, received, self.trusted, partial=True)
-            self._buf, self._overflow = b"", None
-            self.server.pipeline.put([record])
+                self.server.pipeline.put([record])
         self.server.forget(self)
 
     def shutdown_read(self) -> None:
@@ -223,11 +212,15 @@ class Connection(asyncio.Protocol):
 class SocketServer:
     """Accepts clients on the listening socket and feeds the pipeline."""
 
-    def __init__(self, listener: socket.socket, settings: SocketSettings, pipeline: Pipeline,
+    def __init__(self, listener: socket.socket, settings: SocketSettings, pipeline: Pipeline, *,
+                 events: Events, pressure: Pressure, path: Path | None = None,
                  clock: Callable[[], float] = time.time) -> None:
+        """``pressure``: the pipeline's back-pressure, which pauses and resumes every client."""
         self.listener = listener
         self.settings = settings
         self.pipeline = pipeline
+        self.events = events
+        self.path = path if path is not None else settings.path
         self.clock = clock
         self.connections: set[Connection] = set()
         self.rejected = 0
@@ -236,6 +229,7 @@ class SocketServer:
         self._server: asyncio.AbstractServer | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+        pressure.subscribe(self.set_paused)
 
     @property
     def listening(self) -> bool:
@@ -251,8 +245,8 @@ class SocketServer:
             now = self.clock()
             if now - self._last_reject_report >= 10:
                 self._last_reject_report = now
-                self.pipeline.emit("warn", "connection refused: max_connections reached",
-                                   max_connections=self.settings.max_connections, refused_total=self.rejected)
+                self.events.emit("warn", "connection refused: max_connections reached",
+                                 max_connections=self.settings.max_connections, refused_total=self.rejected)
             return False
         self.connections.add(conn)
         self._idle.clear()

@@ -1,5 +1,6 @@
-"""The daemon's trace sink: recognises trace records in each batch and hands them to a
-writer thread that appends them to the per-session files.
+"""The daemon's trace sink, at the end of the pipeline's trace branch
+(:func:`trace_branch`): it hands trace records to a writer thread that appends them to
+the per-session files.
 
 Trace records also reach every other sink (the session files are an index for
 ``logd list``/``logd trace``, the log file stays the full record). The sink never
@@ -10,45 +11,39 @@ reported once per failure spell, and still present in the normal sinks.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from logd.pipeline import Batch, encode
+from logd.components import SinkStats, Step
+from logd.events import Events
+from logd.pipeline import Batch, Branch, encode
 from logd.traces.names import UnsafeSessionId, file_name
 from logd.traces.shapes import classify
 from logd.traces.store import TraceStore
 
-Report = Callable[[str, dict], None]
 PRUNE_EVERY_S = 3600.0
 # The writer lets records gather this long before writing: fewer, larger writes, and far
 # less GIL hand-over between it and the event loop (measured: 0.18x -> see logd bench --traces).
 COALESCE_S = 0.02
 
 
-def _stderr_report(message: str, fields: dict) -> None:
-    try:
-        os.write(2, f"logd: error: {message}\n".encode())
-    except OSError:
-        pass
-
-
 class TraceSink:
     name = "traces"
 
     def __init__(self, folder: Path, *, max_age_days: float = 0, clock: Callable[[], float] = time.time,
-                 max_pending_bytes: int = 64 << 20, report: Report = _stderr_report) -> None:
+                 max_pending_bytes: int = 64 << 20, events: Events | None = None) -> None:
         self.store = TraceStore(folder, max_age_days=max_age_days, clock=clock)
         self.clock = clock
         self.max_pending_bytes = max_pending_bytes
-        self.report = report
+        self.events = events if events is not None else Events(clock)
         self.stored = 0        # trace records written to session files
         self.refused = 0       # session ids that name no file ("", ".", "..")
         self.dropped = 0       # not written to the session files (queue full or write error)
         self.pruned = 0
+        self.bytes_written = 0
         self._names: OrderedDict[str, str] = OrderedDict()
         self._pending: list[tuple[str, bytes]] = []
         self._pending_bytes = 0
@@ -111,8 +106,8 @@ class TraceSink:
                     self._behind = False  # the writer caught up since the last drop
                     self._cond.notify()  # it was idle: wake it (otherwise it is about to look)
         if report:
-            self.report("trace writer is behind; trace records not written to session files "
-                        "(they are in the other sinks)", {"dropped": self.dropped})
+            self.events.emit("error", "trace writer is behind; trace records not written to session files "
+                             "(they are in the other sinks)", sink=self.name, dropped=self.dropped)
         if self._thread is None:
             self.open()
 
@@ -136,7 +131,11 @@ class TraceSink:
             self._thread = None
         self.store.close()
 
-    def stats(self) -> dict:
+    def stats(self) -> SinkStats:
+        return SinkStats(discarded_events=self.dropped + self.refused, sent_bytes=self.bytes_written)
+
+    def store_stats(self) -> dict:
+        """The session files' own figures, for ``logd status``."""
         return {"dir": str(self.store.folder), "stored": self.stored, "refused": self.refused,
                 "dropped": self.dropped, "pruned": self.pruned, "open_files": self.store.open_files}
 
@@ -171,15 +170,17 @@ class TraceSink:
             groups.setdefault(name, []).append(data)
         for name, lines in groups.items():
             try:
-                self.store.append(name, b"".join(lines))
+                data = b"".join(lines)
+                self.store.append(name, data)
             except (OSError, UnsafeSessionId) as exc:
                 self.dropped += len(lines)
                 if not self._failing:
                     self._failing = True
-                    self.report(f"cannot write trace file {self.store.folder / name}: {exc}; trace records "
-                                "are still in the other sinks", {"dropped": self.dropped})
+                    self.events.emit("error", f"cannot write trace file {self.store.folder / name}: {exc}; trace "
+                                     "records are still in the other sinks", sink=self.name, dropped=self.dropped)
                 continue
             self.stored += len(lines)
+            self.bytes_written += len(data)
             if self._failing:
                 self._failing = False
 
@@ -187,37 +188,12 @@ class TraceSink:
         try:
             self.pruned += len(self.store.prune())
         except OSError as exc:
-            self.report(f"cannot prune old trace files in {self.store.folder}: {exc}", {})
+            self.events.emit("error", f"cannot prune old trace files in {self.store.folder}: {exc}", sink=self.name)
 
 
-class TraceTap:
-    """Two pipeline steps that route trace records to the trace store whatever the filters say.
-
-    ``collect`` stands before the level filter, sampling and rate limits and notes every
-    trace record; ``store`` stands right after the redaction step and writes them all to
-    the store. Traces are not chatter to filter: with ``level = "warn"`` the log keeps only
-    warnings, but a session's hooks and spans (mostly info) must all reach its file. Records
-    that passed the filters were redacted in place by the redaction step; the ones the level
-    filter dropped are redacted here, so no secret reaches a session file and none is
-    redacted twice.
-    """
-
-    def __init__(self, sink: TraceSink, redact: Callable[[list], list] | None = None) -> None:
-        self.sink = sink
-        self.redact = redact
-        self._hits: list = []
-
-    def collect(self, records: list) -> list:
-        self._hits = [r for r in records if classify(r) is not None]
-        return records
-
-    def store(self, records: list) -> list:
-        hits, self._hits = self._hits, []
-        if hits:
-            if self.redact is not None:
-                passed = {id(r) for r in records}
-                dropped = [r for r in hits if id(r) not in passed]
-                if dropped:
-                    self.redact(dropped)
-            self.sink.write(Batch(hits))
-        return records
+def trace_branch(sink: TraceSink, redact: Step | None, at: int) -> Branch:
+    """Trace records go to the session files whatever the level filter, sampling and rate
+    limits keep of them: a session's hooks and spans (mostly info) must all reach its file
+    even with ``level = "warn"``. They are redacted first, so no secret reaches a session file."""
+    # classify returns the shape (truthy) or None: used as the selector as it is, no wrapper per record
+    return Branch("traces", classify, sink, at=at, steps=[redact] if redact is not None else [])
