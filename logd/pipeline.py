@@ -15,6 +15,7 @@ to its own sink (the trace store), whatever the later steps decide for the main 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
