@@ -25,6 +25,7 @@ from logd.pipeline import Pipeline, Sink, Step, level_filter, _stderr_line
 from logd.sources.unix import SocketServer, StartupError, create_listener
 from logd.config import MetricsSettings
 from logd.metrics import AgentMetrics, ListenError, MetricsServer, snapshot, status_view
+from logd.usage import UsageMetrics, usage_view
 from logd.steps.redact import Redactor
 from logd.steps.sampling import RateLimiter, Sampler
 from logd.sinks.console import ConsoleSink
@@ -74,7 +75,8 @@ def sink_open_error(exc: OSError) -> str:
 
 
 def build_steps(config: Config, agents: AgentMetrics | None = None,
-                clock: Callable[[], float] = time.time, traces: TraceSink | None = None) -> list[Step]:
+                clock: Callable[[], float] = time.time, traces: TraceSink | None = None,
+                usage: UsageMetrics | None = None) -> list[Step]:
     """Count by agent -> level filter -> redact -> sample -> rate-limit, with trace records
     taken before the filters and stored after redaction (TraceTap). ``agents`` holds every count and outlives reloads; redaction runs before
     any sink, shippers and session files included."""
@@ -84,6 +86,8 @@ def build_steps(config: Config, agents: AgentMetrics | None = None,
                 if redact.enabled else None)
     tap = TraceTap(traces, redactor) if traces is not None else None
     steps: list[Step] = [agents]
+    if usage is not None:
+        steps.append(usage)  # tokens, tool calls, model latency: before any filter, like agents
     if tap is not None:
         steps.append(tap.collect)
     steps.append(level_filter(config.level))
@@ -115,6 +119,7 @@ class Daemon:
         self.socket_path: Path = config.socket.path
         self.reloads = 0
         self.agents = AgentMetrics(config.metrics.max_agents)  # counts that survive reloads
+        self.usage = UsageMetrics(self.agents.label)  # tokens, tool calls, model latency; survive reloads too
         self.metrics: MetricsServer | None = None
         self.metrics_error: str | None = None
         # called as hook(old, new) after a reload was applied; components that live
@@ -136,7 +141,17 @@ class Daemon:
             reply.setdefault("sinks", {}).setdefault(name, {}).update(figures)
         reply.update(view)
         reply["metrics"] = self.metrics.url if self.metrics is not None else (self.metrics_error or "off")
+        reply["usage"] = usage_view(self.usage.snapshot())
         return reply
+
+    async def _top(self, request: dict) -> dict:
+        """``logd top``: the raw snapshot (counters and histogram rows, so the client can take rates
+        and quantiles between two calls), with usage and ship lag."""
+        s = snapshot_of(self)
+        if self.ship is not None and self.ship.shippers:
+            s["ship"] = await asyncio.to_thread(self.ship.status)  # lag is counted in the files
+        s["now"] = self.clock()
+        return s
 
     async def _base_status(self, request: dict) -> dict:
         assert self.pipeline is not None and self.server is not None
@@ -181,12 +196,13 @@ class Daemon:
         self.traces = build_trace_store(config)
         self._wire_trace_reports(self.traces)
         self.traces.open()
-        self.pipeline = Pipeline(build_steps(config, self.agents, self.clock, self.traces), sinks, clock=self.clock)
+        self.pipeline = Pipeline(build_steps(config, self.agents, self.clock, self.traces, self.usage), sinks, clock=self.clock)
         self.server = SocketServer(listener, config.socket, self.pipeline, clock=self.clock)
         self.pipeline.on_pressure = self.server.set_paused
         self.control = ControlServer(control_path(self.socket_path))
         self.control.register("ping", self._ping)
         self.control.register("status", self._status)
+        self.control.register("top", self._top)
         self.control.register("reload", self._reload_command)
         self.control.register("rotate", self._rotate_command)
         self._loop = asyncio.get_running_loop()
@@ -380,7 +396,7 @@ class Daemon:
         self.pipeline.emit("info", "config reloaded" if changed else "config reloaded; files reopened",
                            event="reload", reason=reason, changed=changed)
         self._report_rate_limits(final=True)  # the old limiter's windows end here
-        self.pipeline.reconfigure(build_steps(new, self.agents, self.clock, traces), sinks)
+        self.pipeline.reconfigure(build_steps(new, self.agents, self.clock, traces, self.usage), sinks)
         if traces is not self.traces:
             old_traces, self.traces = self.traces, traces
             old_traces.close()  # the old tap's last records went through in reconfigure's drain
@@ -530,8 +546,10 @@ class Daemon:
 def snapshot_of(daemon: Daemon) -> dict:
     """Every figure of a running daemon (on its event loop): for /metrics and ``logd status``."""
     assert daemon.pipeline is not None
-    return snapshot(pipeline=daemon.pipeline, server=daemon.server, agents=daemon.agents,
-                    reloads=daemon.reloads, started=daemon.started, now=daemon.clock())
+    s = snapshot(pipeline=daemon.pipeline, server=daemon.server, agents=daemon.agents,
+                 reloads=daemon.reloads, started=daemon.started, now=daemon.clock())
+    s["usage"] = daemon.usage.snapshot()
+    return s
 
 
 def tune_malloc(trim_threshold: int = 64 << 20, mmap_threshold: int = 16 << 20) -> bool:

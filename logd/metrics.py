@@ -37,6 +37,7 @@ from prometheus_client.exposition import choose_encoder
 from logd import __version__
 from logd.record import Record
 from logd.timestamps import epoch_seconds
+from logd.usage import usage_families
 
 OTHER_AGENTS = "_other"  # label for agents beyond max_agents: keeps the number of series bounded
 NO_AGENT = "unknown"
@@ -275,6 +276,7 @@ class LogdCollector:
                 cumulative.append((bound, total))
             runs.add_metric([agent], cumulative, sum_value=row[-1])
         yield runs
+        yield from usage_families(s.get("usage"))  # tokens, tool calls, model latency (logd.usage)
 
 
 def _ship_families(targets: dict[str, dict[str, Any]]) -> Iterable:
