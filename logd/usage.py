@@ -59,23 +59,17 @@ _GENAI_MODEL_CALLS = frozenset(("chat", "text_completion", "generate_content"))
 _KOOG_TOOL_OUTCOMES = {"ToolCallCompletedEvent": "ok", "ToolCallResultEvent": "ok",
                        "ToolCallFailedEvent": "error", "ToolCallFailureEvent": "error",
                        "ToolValidationFailedEvent": "error", "ToolValidationErrorEvent": "error"}
-_INPUT_KEYS = ("input_tokens", "prompt_tokens", "input", "prompt")
-_OUTPUT_KEYS = ("output_tokens", "completion_tokens", "output", "completion")
-_TOTAL_KEYS = ("total_tokens", "total")
+# token field names -> direction (0 input, 1 output, 2 total)
+_DIRECTIONS = {"input_tokens": 0, "prompt_tokens": 0, "input": 0, "prompt": 0,
+               "output_tokens": 1, "completion_tokens": 1, "output": 1, "completion": 1,
+               "total_tokens": 2, "total": 2}
+_MAX_KEYS = 10_000  # (agent, model) pairs remembered; forgotten all at once past this
 
 
 def _number(value: Any) -> float | None:
     cls = value.__class__
     if (cls is int or cls is float) and value >= 0:
         return value
-    return None
-
-
-def _first(mapping: dict, keys: tuple[str, ...]) -> float | None:
-    for key in keys:
-        n = _number(mapping.get(key))
-        if n is not None:
-            return n
     return None
 
 
@@ -113,21 +107,51 @@ class UsageMetrics:
         # model -> [count per bucket (not cumulative; the last is +Inf)..., sum of seconds]
         self.latency: dict[str, list[float]] = {}
         self.last_error: dict[str, dict[str, Any]] = {}  # agent -> {"time", "message"}
+        self._keys: dict[tuple, tuple] = {}  # (agent, model) as sent -> their three token keys
 
     def __call__(self, records: list[Record]) -> list[Record]:
+        flat, shaped = self._flat, self._shaped
         for record in records:
-            # one membership test per trigger: ordinary log lines stop here
+            # a few membership tests per record: ordinary log lines stop here
             if record["level"] in ERROR_LEVELS:
                 self._last_error(record)
-            if ("usage" in record or "tokens" in record or "tool" in record or "span_data" in record
-                    or "attributes" in record or "eventType" in record or "latency_ms" in record
-                    or GENAI_INPUT in record or GENAI_OPERATION in record):
-                self._inspect(record)
+            if "tokens" in record or "usage" in record or "tool" in record or "latency_ms" in record:
+                if "span_data" in record or "eventType" in record:
+                    shaped(record)
+                else:
+                    flat(record)
+            elif ("span_data" in record or "attributes" in record or "eventType" in record
+                  or GENAI_INPUT in record or GENAI_OPERATION in record):
+                shaped(record)
         return records
 
     # --- per shape ---
 
-    def _inspect(self, record: Record) -> None:
+    def _flat(self, record: Record) -> None:
+        """zerolog-style fields: ``tokens``/``usage``, ``tool``, ``model`` + ``latency_ms``."""
+        agent, model = record.get("agent"), record.get("model")
+        tokens = record.get("tokens")
+        if tokens is not None:
+            cls = tokens.__class__
+            if cls is dict:
+                self._usage(agent, model, tokens)
+            elif (cls is int or cls is float) and tokens >= 0:
+                self._add_tokens(agent, model, 2, tokens)
+        usage = record.get("usage")
+        if usage.__class__ is dict:
+            self._usage(agent, model, usage)
+        tool = record.get("tool")
+        if tool.__class__ is str and tool:
+            failed = record["level"] in ERROR_LEVELS or bool(record.get("error"))
+            self._tool(agent, tool, "error" if failed else "ok")
+        ms = record.get("latency_ms")
+        if ms is not None and model is not None:
+            ms = _number(ms)
+            if ms is not None:
+                self.observe_latency(model, ms / 1000)
+
+    def _shaped(self, record: Record) -> None:
+        """Spans and trace events: Agents SDK, OTel GenAI, Koog."""
         data = record.get("span_data")
         if data.__class__ is dict:
             self._agents_sdk_span(record, data)
@@ -146,24 +170,7 @@ class UsageMetrics:
                 agent = record.get("agent") or record.get("agentId")
                 self._tool(agent, record.get("toolName"), outcome)
             return
-        agent, model = record.get("agent"), record.get("model")
-        usage = record.get("usage")
-        if usage.__class__ is dict:
-            self._usage(agent, model, usage)
-        tokens = record.get("tokens")
-        if tokens is not None:
-            total = _number(tokens)
-            if total is not None:
-                self._add_tokens(agent, model, "total", total)
-            elif tokens.__class__ is dict:
-                self._usage(agent, model, tokens)
-        tool = record.get("tool")
-        if tool.__class__ is str and tool:
-            failed = record["level"] in ERROR_LEVELS or bool(record.get("error"))
-            self._tool(agent, tool, "error" if failed else "ok")
-        ms = _number(record.get("latency_ms"))
-        if ms is not None and model is not None:
-            self.observe_latency(model, ms / 1000)
+        self._flat(record)
 
     def _agents_sdk_span(self, record: Record, data: dict) -> None:
         """OpenAI Agents SDK spans (src/agents/tracing/span_data.py: export())."""
@@ -189,8 +196,8 @@ class UsageMetrics:
         """A span following the OTel GenAI conventions, attributes flat or in ``attributes``."""
         agent = attrs.get(GENAI_AGENT) or record.get("agent")
         model = attrs.get(GENAI_RESPONSE_MODEL) or attrs.get(GENAI_REQUEST_MODEL)
-        self._add_direction(agent, model, "input", _number(attrs.get(GENAI_INPUT)))
-        self._add_direction(agent, model, "output", _number(attrs.get(GENAI_OUTPUT)))
+        self._add_direction(agent, model, 0, _number(attrs.get(GENAI_INPUT)))
+        self._add_direction(agent, model, 1, _number(attrs.get(GENAI_OUTPUT)))
         operation = attrs.get(GENAI_OPERATION)
         if operation == "execute_tool":
             status = record.get("status")
@@ -205,20 +212,50 @@ class UsageMetrics:
     # --- counting ---
 
     def _usage(self, agent: object, model: object, usage: dict) -> None:
-        given_in = _first(usage, _INPUT_KEYS)
-        given_out = _first(usage, _OUTPUT_KEYS)
-        self._add_direction(agent, model, "input", given_in)
-        self._add_direction(agent, model, "output", given_out)
-        if given_in is None and given_out is None:
-            self._add_direction(agent, model, "total", _first(usage, _TOTAL_KEYS))
+        # runs for every record that reports tokens: kept to local names and one pass
+        found = [None, None, None]
+        get = _DIRECTIONS.get
+        for key, value in usage.items():
+            d = get(key)
+            if d is not None and found[d] is None and (value.__class__ is int or value.__class__ is float) \
+                    and value >= 0:
+                found[d] = value
+        keys, tokens = self._token_keys(agent, model), self.tokens
+        n_in, n_out, total = found
+        if n_in is None and n_out is None:
+            if total is not None:
+                key = keys[2]
+                tokens[key] = tokens.get(key, 0) + total
+            return
+        if n_in is not None:
+            key = keys[0]
+            tokens[key] = tokens.get(key, 0) + n_in
+        if n_out is not None:
+            key = keys[1]
+            tokens[key] = tokens.get(key, 0) + n_out
 
-    def _add_direction(self, agent: object, model: object, direction: str, n: float | None) -> None:
+    def _add_direction(self, agent: object, model: object, direction: int, n: float | None) -> None:
         if n is not None:
             self._add_tokens(agent, model, direction, n)
 
-    def _add_tokens(self, agent: object, model: object, direction: str, n: float) -> None:
-        key = (self.agent_label(agent), self.model_label(model, NO_MODEL), direction)
+    def _add_tokens(self, agent: object, model: object, direction: int, n: float) -> None:
+        """``direction``: 0 input, 1 output, 2 total."""
+        key = self._token_keys(agent, model)[direction]
         self.tokens[key] = self.tokens.get(key, 0) + n
+
+    def _token_keys(self, agent: object, model: object) -> tuple:
+        """The three token keys of an (agent, model) pair, made once: a busy agent's records
+        all carry the same pair."""
+        pair = (agent, model) if agent.__class__ is str and (model is None or model.__class__ is str) else None
+        keys = self._keys.get(pair) if pair is not None else None
+        if keys is None:
+            a, m = self.agent_label(agent), self.model_label(model, NO_MODEL)
+            keys = ((a, m, "input"), (a, m, "output"), (a, m, "total"))
+            if pair is not None:
+                if len(self._keys) >= _MAX_KEYS:
+                    self._keys.clear()
+                self._keys[pair] = keys
+        return keys
 
     def _tool(self, agent: object, tool: object, outcome: str) -> None:
         if tool is None or tool == "":
