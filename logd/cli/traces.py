@@ -48,6 +48,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
     try:
         folder = _traces_folder(args)
+        if args.debug and args.follow:
+            raise views.TraceError("--debug shows the stored records once: leave out --follow")
         path = views.find(folder, args.session, must_exist=not args.follow)
         if args.follow:
             stop = {"now": False}
@@ -59,6 +61,11 @@ def cmd_trace(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGINT, finish)
             views.follow(path, sys.stdout, fmt=args.format, agent=args.filter, verbose=args.verbose,
                          stop=lambda: stop["now"])
+            return EXIT_OK
+        if args.debug:
+            if args.format not in ("table", "json"):
+                raise views.TraceError("--debug prints --format table or json")
+            sys.stdout.write(views.show_debug(path, fmt=args.format, verbose=args.verbose))
             return EXIT_OK
         session = views.load(path)
     except (ConfigError, views.TraceError) as exc:
@@ -94,6 +101,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("table", "json", "csv", "chrome"), default="table",
                    help="table (default), json, csv (one row per event) or chrome (trace JSON for Perfetto)")
     p.add_argument("--follow", "-f", action="store_true", help="keep printing events as they arrive (Ctrl-C stops)")
+    p.add_argument("--debug", action="store_true",
+                   help="each stored record as stored, and why it was or was not paired into a span")
     p.add_argument("--dir", help=dir_help)
     p.add_argument("--config", "-c", help=CONFIG_HELP)
     p.set_defaults(func=cmd_trace)
