@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from logd.client.tracing import BatchSender, span, trace
 from logd.metrics import AgentMetrics
 from logd.usage import OTHER, UsageMetrics, quantile
 from support import agent_records, send_records, wait_for
@@ -19,7 +20,15 @@ def test_tokens_tools_and_model_latency_reach_metrics_and_status(daemon, tmp_pat
     url = metrics_url(d)
     records = zerolog_records() + agents_sdk_spans() + genai_spans() + koog_run()
     send_records(d.socket_path, records)
-    wait_for(lambda: len(agent_records(tmp_path / "agent.log")) >= len(records), what="records in the file")
+    # logd's own tracing client: the generation span carries its enclosing agent
+    sender = BatchSender(d.socket_path)
+    with trace("support", sender=sender):
+        with span("triage", kind="agent", sender=sender):
+            with span("gpt-4o-mini", kind="generation", model="gpt-4o-mini", sender=sender) as s:
+                s.set(usage={"input_tokens": 812, "output_tokens": 40})
+    assert sender.flush()
+    sender.close()
+    wait_for(lambda: len(agent_records(tmp_path / "agent.log")) >= len(records) + 3, what="records in the file")
 
     code, text = get(url + "/metrics")
     assert code == 200
@@ -38,16 +47,18 @@ def test_tokens_tools_and_model_latency_reach_metrics_and_status(daemon, tmp_pat
     assert tokens("planner", "gpt-4o", "total") == 300
     assert tools("planner", "web_search", "ok") == 1
     assert tools("planner", "web_search", "error") == 1
-    # Agents SDK: generation usage, function spans with and without error
-    assert tokens("billing", "gpt-4.1", "input") == 1200
-    assert tokens("billing", "gpt-4.1", "output") == 80
-    assert tools("billing", "lookup_invoice", "error") == 1
-    assert tools("billing", "lookup_invoice", "ok") == 1
+    # Agents SDK: generation usage, function spans with and without error (no agent on SDK spans)
+    assert tokens("unknown", "gpt-4.1", "input") == 1200
+    assert tokens("unknown", "gpt-4.1", "output") == 80
+    assert tools("unknown", "lookup_invoice", "error") == 1
+    assert tools("unknown", "lookup_invoice", "ok") == 1
     # GenAI: the response model names the series; execute_tool error.type is an error
     assert tokens("researcher", "claude-sonnet-4-20250514", "input") == 2000
     assert tokens("researcher", "claude-sonnet-4-20250514", "output") == 500
     assert tools("researcher", "get_weather", "error") == 1
     assert tools("researcher", "get_weather", "ok") == 1
+    assert tokens("triage", "gpt-4o-mini", "input") == 812  # logd.client.tracing
+    assert tokens("triage", "gpt-4o-mini", "output") == 40
     # Koog: ToolCallFailedEvent
     assert tools("koog-agent", "weather", "error") == 1
 

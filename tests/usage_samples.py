@@ -32,13 +32,13 @@ def agents_sdk_spans(trace_id: str = "trace_5d1c9e0f2a3b4c5d6e7f8a9b0c1d2e3f") -
     (src/agents/tracing/spans.py: object, id, trace_id, parent_id, started_at, ended_at,
     span_data, error) around span_data.export() (src/agents/tracing/span_data.py:
     GenerationSpanData: type, input, output, model, model_config, usage;
-    FunctionSpanData: type, name, input, output, mcp_data)."""
+    FunctionSpanData: type, name, input, output, mcp_data). The SDK names no agent on these
+    spans, so they count under agent ``unknown`` (logd's own client tracing adds ``agent``)."""
     base = T0 + 10
 
     def span(sid: str, a: float, b: float, data: dict, error: dict | None = None) -> dict:
         return {"object": "trace.span", "id": sid, "trace_id": trace_id, "parent_id": "span_agent",
-                "started_at": iso(base + a), "ended_at": iso(base + b), "span_data": data, "error": error,
-                "agent": "billing"}
+                "started_at": iso(base + a), "ended_at": iso(base + b), "span_data": data, "error": error}
 
     return [
         span("span_gen1", 0.0, 1.5, {"type": "generation", "input": [{"role": "user", "content": "hi"}],
