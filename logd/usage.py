@@ -27,7 +27,9 @@ tool calls, by agent, tool and outcome (``ok``/``error``):
 
 model-call latency, by model: Agents SDK ``generation``/``response`` spans
 (``ended_at - started_at``), GenAI ``chat``/``text_completion``/``generate_content``
-spans (``end_time - start_time``), and records with ``model`` and ``latency_ms``.
+spans (``end_time - start_time``), Koog ``LLMCallStartingEvent`` ->
+``LLMCallCompletedEvent`` pairs (same ``runId`` and ``model``), and records with
+``model`` and ``latency_ms``.
 
 Labels are capped like the agent label: past ``max_models``/``max_tools`` names, new
 ones are counted under ``_other``.
@@ -59,6 +61,7 @@ _GENAI_MODEL_CALLS = frozenset(("chat", "text_completion", "generate_content"))
 _KOOG_TOOL_OUTCOMES = {"ToolCallCompletedEvent": "ok", "ToolCallResultEvent": "ok",
                        "ToolCallFailedEvent": "error", "ToolCallFailureEvent": "error",
                        "ToolValidationFailedEvent": "error", "ToolValidationErrorEvent": "error"}
+_KOOG_LLM_EVENTS = frozenset(("LLMCallStartingEvent", "LLMCallCompletedEvent"))
 # token field names -> direction (0 input, 1 output, 2 total)
 _DIRECTIONS = {"input_tokens": 0, "prompt_tokens": 0, "input": 0, "prompt": 0,
                "output_tokens": 1, "completion_tokens": 1, "output": 1, "completion": 1,
@@ -108,6 +111,7 @@ class UsageMetrics:
         self.latency: dict[str, list[float]] = {}
         self.last_error: dict[str, dict[str, Any]] = {}  # agent -> {"time", "message"}
         self._keys: dict[tuple, tuple] = {}  # (agent, model) as sent -> their three token keys
+        self._open_llm_calls: dict[tuple, float] = {}  # Koog (runId, model) -> call start
 
     def __call__(self, records: list[Record]) -> list[Record]:
         flat, shaped = self._flat, self._shaped
@@ -169,6 +173,8 @@ class UsageMetrics:
             if outcome is not None:
                 agent = record.get("agent") or record.get("agentId")
                 self._tool(agent, record.get("toolName"), outcome)
+            elif event in _KOOG_LLM_EVENTS:
+                self._koog_llm_call(record, event)
             return
         self._flat(record)
 
@@ -208,6 +214,22 @@ class UsageMetrics:
             start, end = epoch_seconds(record.get("start_time")), epoch_seconds(record.get("end_time"))
             if start is not None and end is not None and end >= start:
                 self.observe_latency(model, end - start)
+
+    def _koog_llm_call(self, record: Record, event: str) -> None:
+        """Koog LLMCallStartingEvent -> LLMCallCompletedEvent of the same run and model: one call."""
+        key = (record.get("runId"), record.get("model"))
+        if key[0] is None or not isinstance(key[1], (str, type(None))):
+            return
+        at = epoch_seconds(record.get("time"))
+        if event == "LLMCallStartingEvent":
+            if len(self._open_llm_calls) >= _MAX_KEYS:
+                self._open_llm_calls.clear()  # calls that never completed: forget rather than grow
+            if at is not None:
+                self._open_llm_calls[key] = at
+            return
+        started = self._open_llm_calls.pop(key, None)
+        if started is not None and at is not None and at >= started:
+            self.observe_latency(key[1], at - started)
 
     # --- counting ---
 

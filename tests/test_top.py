@@ -71,6 +71,18 @@ def test_top_in_a_terminal_shows_agent_rows_change_as_records_arrive(daemon, tmp
     wait_for(lambda: "top-exited-0" in screen(), what="top to quit on q")
 
 
+def test_top_says_so_when_the_daemon_goes_away(daemon, tmux):
+    d = daemon()
+    tmux("new-session", "-d", "-x", "160", "-y", "30", "-s", "top",
+         f"{sys.executable} -m logd top --interval 0.5 --socket {d.socket_path}; echo top-exited-$?; sleep 600")
+    screen = lambda: tmux("capture-pane", "-p", "-t", "top")  # noqa: E731
+    wait_for(lambda: "AGENT" in screen(), timeout=20, what="the first frame")
+    assert d.stop() == 0
+    wait_for(lambda: "top-exited-1" in screen(), timeout=20, what="top to exit")
+    # printed after leaving the alternate screen, so it is still there to read
+    assert f"logd: error: no logd is running for {d.socket_path}" in screen()
+
+
 def test_top_once_prints_one_frame_for_scripts(daemon, tmp_path):
     d = daemon()
     records = zerolog_records("planner") + [{"level": "info", "message": "x", "agent": "writer", "duration_ms": 1200}]

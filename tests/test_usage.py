@@ -24,7 +24,7 @@ def test_tokens_tools_and_model_latency_reach_metrics_and_status(daemon, tmp_pat
     sender = BatchSender(d.socket_path)
     with trace("support", sender=sender):
         with span("triage", kind="agent", sender=sender):
-            with span("gpt-4o-mini", kind="generation", model="gpt-4o-mini", sender=sender) as s:
+            with span("o3-mini", kind="generation", model="o3-mini", sender=sender) as s:
                 s.set(usage={"input_tokens": 812, "output_tokens": 40})
     assert sender.flush()
     sender.close()
@@ -57,12 +57,12 @@ def test_tokens_tools_and_model_latency_reach_metrics_and_status(daemon, tmp_pat
     assert tokens("researcher", "claude-sonnet-4-20250514", "output") == 500
     assert tools("researcher", "get_weather", "error") == 1
     assert tools("researcher", "get_weather", "ok") == 1
-    assert tokens("triage", "gpt-4o-mini", "input") == 812  # logd.client.tracing
-    assert tokens("triage", "gpt-4o-mini", "output") == 40
+    assert tokens("triage", "o3-mini", "input") == 812  # logd.client.tracing
+    assert tokens("triage", "o3-mini", "output") == 40
     # Koog: ToolCallFailedEvent
     assert tools("koog-agent", "weather", "error") == 1
 
-    # model latency: zerolog latency_ms 0.812 s, generation span 1.5 s, chat span 3 s
+    # model latency: zerolog latency_ms 0.812 s, generation span 1.5 s, chat span 3 s, Koog pair 0.5 s
     def latency(model: str, suffix: str, le: str | None = None) -> float:
         labels = (("le", le), ("model", model)) if le else (("model", model),)
         return got[(f"logd_model_call_duration_seconds_{suffix}", labels)]
@@ -70,6 +70,8 @@ def test_tokens_tools_and_model_latency_reach_metrics_and_status(daemon, tmp_pat
     assert latency("gpt-4o", "count") == 1 and latency("gpt-4o", "sum") == pytest.approx(0.812)
     assert latency("gpt-4o", "bucket", "0.5") == 0 and latency("gpt-4o", "bucket", "1.0") == 1
     assert latency("gpt-4.1", "count") == 1 and latency("gpt-4.1", "sum") == pytest.approx(1.5)
+    assert latency("gpt-4o-mini", "count") == 1  # Koog LLMCallStarting -> Completed: 0.5 s
+    assert latency("gpt-4o-mini", "sum") == pytest.approx(0.5)
     assert latency("claude-sonnet-4-20250514", "bucket", "2.5") == 0
     assert latency("claude-sonnet-4-20250514", "bucket", "5.0") == 1
 

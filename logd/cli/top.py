@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from logd.cli.common import CONFIG_HELP, EXIT_FAILURE, EXIT_OK, SOCKET_HELP, ask_daemon, error
+from logd.cli.common import CONFIG_HELP, EXIT_FAILURE, EXIT_OK, SOCKET_HELP, ask_daemon, error, resolve_socket
 from logd.usage import quantile
 
 ERROR_LEVELS = ("error", "fatal", "panic")
@@ -169,6 +169,19 @@ def _ask(args: argparse.Namespace) -> dict[str, Any] | None:
     return ask_daemon(args, "top")
 
 
+class _Lost(Exception):
+    """The daemon stopped answering while the live view was up; ``str()`` is the error line."""
+
+
+def _ask_live(socket: Any) -> dict[str, Any]:
+    from logd.control import ControlError, request
+
+    try:
+        return request(socket, "top", timeout=10.0)
+    except ControlError as exc:
+        raise _Lost(str(exc)) from None
+
+
 def cmd_top(args: argparse.Namespace) -> int:
     try:
         import rich  # noqa: F401
@@ -198,6 +211,7 @@ def _live(args: argparse.Namespace, prev: dict[str, Any]) -> int:
     from rich.text import Text
 
     sort = args.sort
+    socket = resolve_socket(args)
     fd = sys.stdin.fileno() if sys.stdin.isatty() else None
     saved = termios.tcgetattr(fd) if fd is not None else None
     if fd is not None:
@@ -215,14 +229,15 @@ def _live(args: argparse.Namespace, prev: dict[str, Any]) -> int:
                         sort = SORT_KEYS[key]
                         if frame is not None:
                             live.update(render(frame, sort), refresh=True)
-                cur = _ask(args)
-                if cur is None:
-                    return EXIT_FAILURE
+                cur = _ask_live(socket)
                 frame = make_frame(prev, cur)
                 prev = cur
                 live.update(render(frame, sort), refresh=True)
     except KeyboardInterrupt:
         return EXIT_OK
+    except _Lost as exc:  # said after the alternate screen is gone, so it stays visible
+        error(str(exc))
+        return EXIT_FAILURE
     finally:
         if fd is not None and saved is not None:
             termios.tcsetattr(fd, termios.TCSADRAIN, saved)
