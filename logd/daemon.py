@@ -196,7 +196,8 @@ class Daemon:
         self.traces = build_trace_store(config)
         self._wire_trace_reports(self.traces)
         self.traces.open()
-        self.pipeline = Pipeline(build_steps(config, self.agents, self.clock, self.traces, self.usage), sinks, clock=self.clock)
+        self.pipeline = Pipeline(build_steps(config, self.agents, self.clock, self.traces, self.usage), sinks,
+                                 clock=self.clock)
         self.server = SocketServer(listener, config.socket, self.pipeline, clock=self.clock)
         self.pipeline.on_pressure = self.server.set_paused
         self.control = ControlServer(control_path(self.socket_path))

@@ -49,13 +49,16 @@ def test_debug_explains_how_each_record_was_paired(daemon, tmp_path):
 def test_debug_with_follow_or_csv_is_refused_in_one_line(tmp_path):
     (tmp_path / "tr").mkdir()
     out = logd("trace", "x", "--debug", "--follow", "--dir", "tr", cwd=tmp_path)
-    assert out.returncode == 1 and out.stderr == "logd: error: --debug shows the stored records once: leave out --follow\n"
+    assert out.returncode == 1
+    assert out.stderr == "logd: error: --debug shows the stored records once: leave out --follow\n"
 
 
 def test_why_a_record_is_not_a_trace_record():
     # the OpenAI Agents SDK's own Span.export() (src/agents/tracing/spans.py) names the span id "id"
     assert why_not_a_trace_record(agents_sdk_spans()[0]) == (
         "has trace_id but no span_id (the OpenAI Agents SDK's Span.export() calls it 'id')")
-    assert why_not_a_trace_record({"hook": "BeforeAgentRun", "agent_id": "a"}) == "an AgenticGoKit hook without a session_id"
-    assert why_not_a_trace_record({"hook": "OnStart", "session_id": "s"}).startswith("hook 'OnStart' is not an AgenticGoKit hook")
+    assert why_not_a_trace_record({"hook": "BeforeAgentRun", "agent_id": "a"}) == (
+        "an AgenticGoKit hook without a session_id")
+    assert why_not_a_trace_record({"hook": "OnStart", "session_id": "s"}).startswith(
+        "hook 'OnStart' is not an AgenticGoKit hook")
     assert why_not_a_trace_record({"message": "hi"}) == "none of hook+session_id, eventType+runId or trace_id+span_id"
