@@ -28,6 +28,7 @@ from logd.config import Config, ConfigError, MetricsSettings, changes, load_conf
 from logd.control import ControlServer, control_path
 from logd.events import Events, write_stderr
 from logd.metrics import AgentMetrics, ListenError, MetricsServer, snapshot, status_view
+from logd.usage import UsageMetrics, usage_view
 from logd.pipeline import Branch, Pipeline, level_filter
 from logd.reload import ConfigWatcher
 from logd.rotation import OnDelete, RotationPolicy
@@ -59,12 +60,13 @@ def build_sinks(config: Config, events: Events, *, clock: Callable[[], float] = 
 
 
 def build_steps(config: Config, agents: AgentMetrics | None = None,
-                clock: Callable[[], float] = time.time) -> list[Step]:
-    """Count by agent -> level filter -> redact -> sample -> rate-limit. ``agents`` holds every
-    count and outlives reloads; redaction runs before any sink, shippers included."""
+                clock: Callable[[], float] = time.time, usage: UsageMetrics | None = None) -> list[Step]:
+    """Count by agent (and usage: tokens, tool calls, model latency) -> level filter -> redact ->
+    sample -> rate-limit. ``agents`` and ``usage`` hold counts that outlive reloads; redaction
+    runs before any sink, shippers included."""
     agents = agents if agents is not None else AgentMetrics(config.metrics.max_agents)
     redact = config.redact
-    steps: list[Step] = [agents, level_filter(config.level)]
+    steps: list[Step] = [agents] + ([usage] if usage is not None else []) + [level_filter(config.level)]
     if redact.enabled:
         steps.append(Redactor(redact.keys, redact.patterns, redact.replacement, counts=agents.redacted))
     sampling = config.sampling
@@ -104,16 +106,17 @@ class Components:
 
 def build(config: Config, events: Events, *, agents: AgentMetrics | None = None,
           clock: Callable[[], float] = time.time, on_delete: OnDelete | None = None,
-          traces: TraceSink | None = None) -> Components:
+          traces: TraceSink | None = None, usage: UsageMetrics | None = None) -> Components:
     """Every component a config asks for. ``traces``: the running trace store, kept when
     the new config leaves its folder and settings alone (a reload)."""
-    steps = build_steps(config, agents, clock)
+    steps = build_steps(config, agents, clock, usage)
     if (traces is None or traces.store.folder != traces_dir(config)
             or traces.store.max_age_days != config.traces.max_age):
         traces = TraceSink(traces_dir(config), max_age_days=config.traces.max_age, clock=clock, events=events)
     redactor = next((step for step in steps if isinstance(step, Redactor)), None)
-    # the fork stands after the agent counter, before the level filter: see trace_branch
-    branch = trace_branch(traces, redactor, at=1)
+    # the fork stands after the counters, before the level filter: see trace_branch
+    at = next(i for i, step in enumerate(steps) if getattr(step, "drop_reason", None) == "below_level")
+    branch = trace_branch(traces, redactor, at=at)
     return Components(steps, build_sinks(config, events, clock=clock, on_delete=on_delete), traces, branch)
 
 
@@ -153,8 +156,8 @@ class Daemon:
     """
 
     def __init__(self, config: Config, events: Events, pipeline: Pipeline, traces: TraceSink,
-                 server: SocketServer, ship: ShipManager, agents: AgentMetrics, stopping: asyncio.Event,
-                 clock: Callable[[], float]) -> None:
+                 server: SocketServer, ship: ShipManager, agents: AgentMetrics, usage: UsageMetrics,
+                 stopping: asyncio.Event, clock: Callable[[], float]) -> None:
         self.config = config
         self.events = events
         self.pipeline = pipeline
@@ -162,6 +165,7 @@ class Daemon:
         self.server = server
         self.ship = ship
         self.agents = agents  # counts that survive reloads
+        self.usage = usage  # tokens, tool calls, model latency; survive reloads too
         self.stopping = stopping
         self.clock = clock
         self.started = clock()
@@ -177,6 +181,7 @@ class Daemon:
             raise StartupError(str(exc)) from None
         self.control.register("ping", self._ping, read_only=True)
         self.control.register("status", self._status, read_only=True)
+        self.control.register("top", self._top, read_only=True)
         self.control.register("reload", self._reload_command)
         self.control.register("rotate", self._rotate_command)
         # called as hook(old, new) after a reload was applied; components that live
@@ -197,8 +202,9 @@ class Daemon:
         stack.callback(listener.close)
 
         agents = AgentMetrics(config.metrics.max_agents)
+        usage = UsageMetrics(agents.label)
         ship = ShipManager(events, ingested=lambda: pipeline.stats.received)
-        parts = build(config, events, agents=agents, clock=clock, on_delete=ship.before_delete)
+        parts = build(config, events, agents=agents, clock=clock, on_delete=ship.before_delete, usage=usage)
         try:
             parts.open()
         except OSError as exc:
@@ -210,7 +216,7 @@ class Daemon:
         events.connect(pipeline.put, loop)
         server = SocketServer(listener, config.socket, pipeline, events=events, pressure=pressure,
                               path=socket_path, clock=clock)
-        daemon = cls(config, events, pipeline, parts.traces, server, ship, agents, stopping, clock)
+        daemon = cls(config, events, pipeline, parts.traces, server, ship, agents, usage, stopping, clock)
         stack.callback(daemon._close_pipeline)
 
         try:
@@ -276,7 +282,17 @@ class Daemon:
             reply.setdefault("sinks", {}).setdefault(name, {}).update(figures)
         reply.update(view)
         reply["metrics"] = self.metrics.url if self.metrics is not None else (self.metrics_error or "off")
+        reply["usage"] = usage_view(self.usage.snapshot())
         return reply
+
+    async def _top(self, request: dict) -> dict:
+        """``logd top``: the raw snapshot (counters and histogram rows, so the client can take rates
+        and quantiles between two calls), with usage and ship lag."""
+        s = snapshot_of(self)
+        if self.ship.shippers:
+            s["ship"] = await asyncio.to_thread(self.ship.status)  # lag is counted in the files
+        s["now"] = self.clock()
+        return s
 
     async def _base_status(self, request: dict) -> dict:
         stats = self.pipeline.stats
@@ -391,7 +407,7 @@ class Daemon:
             return self._refuse(reason, f"sink {', '.join(failing)} is failing and holds unwritten records; "
                                         "reload again once it has recovered")
         parts = build(new, self.events, agents=self.agents, clock=self.clock, on_delete=self.ship.before_delete,
-                      traces=self.traces)
+                      traces=self.traces, usage=self.usage)
         try:
             parts.open()
         except OSError as exc:
@@ -498,8 +514,10 @@ def _remove_socket(path: Path, inode: int, ours: bool) -> None:
 
 def snapshot_of(daemon: Daemon) -> dict:
     """Every figure of a running daemon (on its event loop): for /metrics and ``logd status``."""
-    return snapshot(pipeline=daemon.pipeline, server=daemon.server, agents=daemon.agents,
-                    reloads=daemon.reloads, started=daemon.started, now=daemon.clock())
+    s = snapshot(pipeline=daemon.pipeline, server=daemon.server, agents=daemon.agents,
+                 reloads=daemon.reloads, started=daemon.started, now=daemon.clock())
+    s["usage"] = daemon.usage.snapshot()
+    return s
 
 
 def tune_malloc(trim_threshold: int = 64 << 20, mmap_threshold: int = 16 << 20) -> bool:

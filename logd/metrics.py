@@ -37,6 +37,7 @@ from prometheus_client.exposition import choose_encoder
 from logd import __version__
 from logd.record import Record
 from logd.timestamps import epoch_seconds
+from logd.usage import usage_families
 
 if TYPE_CHECKING:
     from logd.pipeline import Pipeline
@@ -274,6 +275,7 @@ class LogdCollector:
                 cumulative.append((bound, total))
             runs.add_metric([agent], cumulative, sum_value=row[-1])
         yield runs
+        yield from usage_families(s.get("usage"))  # tokens, tool calls, model latency (logd.usage)
 
 
 def _ship_families(targets: dict[str, dict[str, Any]]) -> Iterable:

@@ -7,7 +7,7 @@ import argparse
 from typing import Sequence
 
 from logd import __version__
-from logd.cli import bench, reading, service, traces
+from logd.cli import bench, reading, service, top, traces
 from logd.cli.common import EXIT_USAGE
 
 
@@ -15,7 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="logd", description="Log daemon for multi-agent systems.")
     parser.add_argument("--version", action="version", version=f"logd {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (service, traces, reading, bench):
+    for module in (service, traces, reading, bench, top):
         module.register(sub)
     return parser
 

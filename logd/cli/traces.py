@@ -82,6 +82,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
     render.SHORT_TIMES_UTC = args.utc
     try:
         folder = _traces_folder(args)
+        if args.debug and args.follow:
+            raise views.TraceError("--debug shows the stored records once: leave out --follow")
         path = views.find(folder, args.session, must_exist=not args.follow)
         if args.follow:
             stop = {"now": False}
@@ -93,6 +95,11 @@ def cmd_trace(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGINT, finish)
             views.follow(path, sys.stdout, fmt=args.format, agent=args.filter, verbose=args.verbose,
                          stop=lambda: stop["now"])
+            return EXIT_OK
+        if args.debug:
+            if args.format not in ("table", "json"):
+                raise views.TraceError("--debug prints --format table or json")
+            sys.stdout.write(views.show_debug(path, fmt=args.format, verbose=args.verbose))
             return EXIT_OK
         session = views.load(path, args.session)
     except (ConfigError, views.TraceError) as exc:
@@ -132,6 +139,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="table (default), json, csv (one row per event), chrome (trace JSON for Perfetto) "
                         "or agk (AgenticGoKit's .trace.json, for agentcli trace)")
     p.add_argument("--follow", "-f", action="store_true", help="keep printing events as they arrive (Ctrl-C stops)")
+    p.add_argument("--debug", action="store_true",
+                   help="each stored record as stored, and why it was or was not paired into a span")
     p.add_argument("--dir", help=dir_help)
     p.add_argument("--config", "-c", help=CONFIG_HELP)
     p.set_defaults(func=cmd_trace)

@@ -212,11 +212,22 @@ _KOOG_PHASE = re.compile(r"^(.*?)(Starting|Started|ExecutionStarting|Completed|F
                          r"Failed|ExecutionFailed|ValidationFailed)Event$")
 
 
-def build_session(session: str, records: Iterable[dict]) -> Session:
+# ``logd trace --debug``: why each record was or was not paired into a span, by id(record):
+# (sentence, the other record of the pair or None). Filled only when asked for.
+Notes = dict[int, tuple[str, "dict | None"]]
+
+
+def _note(notes: Notes | None, e: Event, text: str, other: Event | None = None) -> None:
+    if notes is not None:
+        notes[id(e.record)] = (text, other.record if other is not None else None)
+
+
+def build_session(session: str, records: Iterable[dict], notes: Notes | None = None) -> Session:
+    """``notes``, when given, is filled with why each record was or was not paired (``--debug``)."""
     events = [e for e in (to_event(r) for r in records) if e is not None]
     events.sort(key=lambda e: e.time)
     _koog_agents(events)
-    spans = _record_spans(events) + _agk_spans(events) + _koog_spans(events)
+    spans = _record_spans(events, notes) + _agk_spans(events, notes) + _koog_spans(events, notes)
     last = max([e.time for e in events] + [s.end for s in spans], default=0.0)
     for s in spans:
         if s.unfinished:
@@ -230,7 +241,18 @@ def build_session(session: str, records: Iterable[dict]) -> Session:
     for e in events:
         if e.shape == SPAN and not e.agent and e.span_id in by_id:
             e.agent = by_id[e.span_id].agent
+    if notes is not None:
+        _note_parents(events, by_id, notes)
     return Session(id=session, events=events, spans=spans)
+
+
+def _note_parents(events: list[Event], by_id: dict[str, Span], notes: Notes) -> None:
+    """A span record whose parent_id names no span of the session hangs at the top level."""
+    for e in events:
+        if e.shape == SPAN and e.parent_id and e.parent_id not in by_id and id(e.record) in notes:
+            text, other = notes[id(e.record)]
+            notes[id(e.record)] = (f"{text}; its parent {e.parent_id} is not in this session, so it is "
+                                   "shown at the top level", other)
 
 
 def _koog_agents(events: list[Event]) -> None:
@@ -260,7 +282,7 @@ def _span_name(data: dict, kind: str) -> str:
     return str(data.get("name") or kind)
 
 
-def _record_spans(events: list[Event]) -> list[Span]:
+def _record_spans(events: list[Event], notes: Notes | None = None) -> list[Span]:
     out: list[Span] = []
     for e in events:
         if e.shape != SPAN:
@@ -268,6 +290,10 @@ def _record_spans(events: list[Event]) -> list[Span]:
         data = e.state if isinstance(e.state, dict) else {}
         kind = e.hook.split(":", 1)[1]
         end = e.time + e.duration if e.duration is not None else e.time
+        if notes is not None:
+            _note(notes, e, f"a span record: its own {kind} span {e.span_id}" + (
+                " (started_at and ended_at)" if e.duration is not None else
+                ": no started_at/ended_at pair, so it is unfinished and closed at the session's last event"))
         out.append(Span(id=e.span_id or f"span-{len(out)}", session=e.session,
                         agent=e.agent if kind == "agent" else "", name=_span_name(data, kind), kind=kind,
                         start=e.time, end=end, parent=e.parent_id, error=e.error,
@@ -275,7 +301,7 @@ def _record_spans(events: list[Event]) -> list[Span]:
     return out
 
 
-def _agk_spans(events: list[Event]) -> list[Span]:
+def _agk_spans(events: list[Event], notes: Notes | None = None) -> list[Span]:
     agk = [e for e in events if e.shape == AGK]
     use_runs = any(e.hook in ("BeforeAgentRun", "AfterAgentRun") for e in agk)
     opening, closing = (("BeforeAgentRun",), ("AfterAgentRun", "AgentError")) if use_runs else (
@@ -285,17 +311,41 @@ def _agk_spans(events: list[Event]) -> list[Span]:
     for e in agk:
         key = (e.agent, e.event_id)
         if e.hook in opening:
+            if notes is not None and key in open_:
+                _note(notes, open_[key], f"not paired: a later {e.hook} of agent {e.agent!r} with the same "
+                      f"event id {e.event_id!r} replaced it", e)
             open_[key] = e
         elif e.hook in closing:
             begun = open_.pop(key, None)
+            fallback = False
             if begun is None and e.hook == "AgentError":
                 begun = open_.pop(next((k for k in open_ if k[0] == e.agent), key), None)
+                fallback = begun is not None
+            if notes is not None:
+                if begun is None:
+                    _note(notes, e, f"no open {' or '.join(opening)} of agent {e.agent!r} with event id "
+                          f"{e.event_id!r}: a span that starts and ends here")
+                else:
+                    how = (f"the agent's open run (event id {begun.event_id!r}: none had {e.event_id!r})"
+                           if fallback else f"agent {e.agent!r}, event id {e.event_id!r}")
+                    _note(notes, e, f"closes the span opened by {begun.hook}: {how}", begun)
+                    _note(notes, begun, f"opens a span closed by {e.hook} ({e.time - begun.time:.3f}s)", e)
             start = begun.time if begun is not None else e.time
             out.append(Span(id=f"{e.agent}/{e.event_id}/{len(out)}", session=e.session, agent=e.agent,
                             name=e.agent, kind="agent", start=start, end=e.time, error=e.error))
     for begun in open_.values():
+        _note(notes, begun, f"never closed (no {' or '.join(closing)} of agent {begun.agent!r} with event id "
+              f"{begun.event_id!r}): unfinished, closed at the session's last event")
         out.append(Span(id=f"{begun.agent}/{begun.event_id}/{len(out)}", session=begun.session, agent=begun.agent,
                         name=begun.agent, kind="agent", start=begun.time, end=begun.time, unfinished=True))
+    if notes is not None:
+        ignored = set(("BeforeEventHandling", "AfterEventHandling") if use_runs else ())
+        for e in agk:
+            if e.hook in ignored:
+                _note(notes, e, "not paired: this session has agent-run hooks, so event-handling hooks are "
+                      "shown as events only")
+            elif e.hook not in opening and e.hook not in closing:
+                _note(notes, e, f"not paired: {e.hook} is not used for spans in this session")
     return out
 
 
@@ -305,7 +355,7 @@ def _koog_key(e: Event, family: str) -> tuple:
             r.get("toolCallId") or r.get("toolName") if family.startswith("Tool") else None)
 
 
-def _koog_spans(events: list[Event]) -> list[Span]:
+def _koog_spans(events: list[Event], notes: Notes | None = None) -> list[Span]:
     open_: dict[tuple, list[Event]] = {}
     out: list[Span] = []
     for e in events:
@@ -313,6 +363,7 @@ def _koog_spans(events: list[Event]) -> list[Span]:
             continue
         m = _KOOG_PHASE.match(e.hook)
         if not m:
+            _note(notes, e, f"not paired: {e.hook} has no Starting/Completed/Failed phase, so it is a point event")
             continue
         family, phase = m.group(1), m.group(2)
         family = "ToolCall" if family == "Tool" else family  # ToolValidationFailedEvent ends a tool call
@@ -322,13 +373,36 @@ def _koog_spans(events: list[Event]) -> list[Span]:
             continue
         stack = open_.get(key)
         begun = stack.pop() if stack else None
+        if notes is not None:
+            if begun is None:
+                _note(notes, e, f"no open {family} Starting event with the same {_koog_key_text(family)}: "
+                      "a span that starts and ends here")
+            else:
+                _note(notes, e, f"closes the {family} span opened by {begun.hook}", begun)
+                _note(notes, begun, f"opens the {family} span closed by {e.hook} ({e.time - begun.time:.3f}s)", e)
         out.append(_koog_span(begun or e, e, family, len(out)))
     for stack in open_.values():
         for begun in stack:
+            _note(notes, begun, f"never completed (no {family_of(begun)} Completed/Failed event with the same "
+                  f"{_koog_key_text(family_of(begun))}): unfinished, closed at the session's last event")
             span = _koog_span(begun, begun, _KOOG_PHASE.match(begun.hook).group(1), len(out))
             span.unfinished = True
             out.append(span)
     return out
+
+
+def family_of(e: Event) -> str:
+    m = _KOOG_PHASE.match(e.hook)
+    family = m.group(1) if m else e.hook
+    return "ToolCall" if family == "Tool" else family
+
+
+def _koog_key_text(family: str) -> str:
+    if family.startswith("Node"):
+        return "agent and nodeName"
+    if family.startswith("Tool"):
+        return "agent and toolCallId (or toolName)"
+    return "agent"
 
 
 _KOOG_KINDS = {"Agent": "agent", "LLMCall": "generation", "LLMStreaming": "generation", "ToolCall": "function",

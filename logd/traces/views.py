@@ -13,9 +13,9 @@ import orjson
 
 from logd.timestamps import normalize_time
 from logd.traces import agk, importer, render
-from logd.traces.model import Session, build_session, epoch, to_event
+from logd.traces.model import Notes, Session, build_session, epoch, to_event
 from logd.traces.names import SUFFIX, UnsafeSessionId, session_path
-from logd.traces.shapes import classify
+from logd.traces.shapes import AGK_HOOKS, classify
 from logd.traces.store import read_lines, session_files
 
 FORMATS = ("table", "json", "csv", "chrome", "agk")
@@ -208,3 +208,62 @@ def follow(path: Path, out: TextIO, *, fmt: str = "table", agent: str | None = N
 
 
 _FOLLOW_WIDTHS = (12, 22, 16, 40, 0)
+
+
+# --- logd trace --debug ---
+
+_RAW_CHARS = 300  # a record's JSON shown per line without --verbose
+
+
+def why_not_a_trace_record(record: dict) -> str:
+    """Why :func:`logd.traces.shapes.classify` does not take ``record`` as a trace record."""
+    if "hook" in record:
+        if record.get("hook") not in AGK_HOOKS:
+            return f"hook {record.get('hook')!r} is not an AgenticGoKit hook ({', '.join(sorted(AGK_HOOKS))})"
+        return "an AgenticGoKit hook without a session_id"
+    if "eventType" in record:
+        return "a Koog event without a runId" if not isinstance(record.get("runId"), (str, int)) else \
+            "a Koog event whose eventType is not a string"
+    if "trace_id" in record and "span_id" not in record:
+        hint = " (the OpenAI Agents SDK's Span.export() calls it 'id')" if "id" in record else ""
+        return f"has trace_id but no span_id{hint}"
+    if "span_id" in record:
+        return "has span_id but no trace_id"
+    return "none of hook+session_id, eventType+runId or trace_id+span_id"
+
+
+def debug_records(path: Path) -> list[dict]:
+    """Each stored record of a session with its shape and why it was or was not paired into a span."""
+    records, _ = read_lines(path)
+    notes: Notes = {}
+    build_session(session_id_of(records) or path.name, records, notes)
+    line_of = {id(r): n for n, r in enumerate(records, 1)}
+    out = []
+    for n, record in enumerate(records, 1):
+        found = classify(record)
+        if found is None:
+            why, other = f"not a trace record: {why_not_a_trace_record(record)}", None
+        else:
+            why, other = notes.get(id(record), ("an event on the timeline; not part of any span", None))
+        out.append({"line": n, "shape": found[0] if found else None, "session": found[1] if found else None,
+                    "paired": why, "with_line": line_of.get(id(other)) if other is not None else None,
+                    "record": record})
+    return out
+
+
+def show_debug(path: Path, fmt: str = "table", verbose: bool = False) -> str:
+    """``logd trace --debug``: the raw records, one block each, with the pairing explained."""
+    items = debug_records(path)
+    if fmt == "json":
+        return orjson.dumps(items, default=str, option=orjson.OPT_INDENT_2).decode() + "\n"
+    lines = [f"{path} ({len(items)} records)"]
+    for item in items:
+        raw = orjson.dumps(item["record"], default=str).decode()
+        if not verbose and len(raw) > _RAW_CHARS:
+            raw = raw[:_RAW_CHARS - 3] + "..."
+        where = f"{item['shape']} session {item['session']}" if item["shape"] else "-"
+        lines.append(f"#{item['line']} {where}")
+        lines.append(f"  record: {raw}")
+        with_line = f" (line {item['with_line']})" if item["with_line"] else ""
+        lines.append(f"  span:   {item['paired']}{with_line}")
+    return "\n".join(lines) + "\n"
