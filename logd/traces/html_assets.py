@@ -69,7 +69,7 @@ cursor:pointer;color:var(--fg);border:1px solid transparent}
 .flow marker path{fill:var(--muted)}
 .grid{display:flex;flex-wrap:wrap;gap:0 2rem;align-items:flex-start}
 .grid>div{min-width:18rem;flex:1}
-ol.links{padding-left:1.4rem;margin:.2rem 0}
+ol.links{padding-left:2.6rem;margin:.2rem 0;max-height:20rem;overflow:auto}
 ol.links button{vertical-align:top;font:inherit;color:var(--accent);background:none;border:0;padding:0;text-align:left;cursor:pointer}
 ol.links button:hover{text-decoration:underline}
 .filters{display:flex;flex-wrap:wrap;gap:.6rem 1.2rem;align-items:center;padding:.4rem 0}
