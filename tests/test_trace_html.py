@@ -8,7 +8,8 @@ spans) and logd's own client tracing through a real ``logd run``. Token counts f
 openai-agents-python ``src/agents/tracing/span_data.py`` (GenerationSpanData ``usage``:
 ``input_tokens``/``output_tokens``; task/turn custom spans repeat totals) and Koog's
 prompt ``Message.kt`` (``ResponseMetaInfo``: ``inputTokensCount``/``outputTokensCount``/
-``totalTokensCount`` on each of ``LLMCallCompletedEvent.responses``).
+``totalTokensCount`` on each of ``LLMCallCompletedEvent.responses``); OTLP spans, the
+OpenTelemetry GenAI conventions (``gen_ai.usage.input_tokens``/``output_tokens``).
 """
 
 from __future__ import annotations
@@ -322,6 +323,13 @@ def test_tokens_per_agent_and_model_from_each_source():
     assert [(t.agent, t.model, t.input, t.output, t.total) for t in token_usage(
         build_session("req", parsed(agk)))] == [("researcher", "gpt-4o-mini", 70, 7, 77), ("planner", "gpt-4o-mini", 50, 5, 55)]
     assert token_usage(build_session("req", parsed(agk_session()))) == []
+
+    # OpenTelemetry GenAI semantic conventions (semantic-conventions docs/gen-ai/gen-ai-spans.md)
+    otel = span_trace()[:1]
+    otel[0]["span_data"] = {"type": "custom", "name": "chat", "attributes": {
+        "gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 2}}
+    assert [(t.model, t.input, t.output, t.total) for t in token_usage(build_session("o", parsed(otel)))] == [
+        ("gpt-4o", 10, 2, 12)]
 
 
 def test_script_json_cannot_close_its_element_or_break_a_line():

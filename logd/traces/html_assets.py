@@ -137,9 +137,10 @@ REPORT_JS = r"""
 
   // --- summary ---
   const errorCount = D.analysis.errors.length;
-  $("summary").textContent = [EVENTS.length + " events", SPANS.length + " spans",
-    AGENTS.filter((a) => a).length + " agents", fmt(D.duration_ms),
-    D.start ? "from " + D.start : "no timestamps", errorCount ? errorCount + " errors" : "no errors"].join(" \u00b7 ");
+  const count = (n, word) => n + " " + word + (n === 1 ? "" : "s");
+  $("summary").textContent = [count(EVENTS.length, "event"), count(SPANS.length, "span"),
+    count(AGENTS.filter((a) => a).length, "agent"), fmt(D.duration_ms),
+    D.start ? "from " + D.start : "no timestamps", errorCount ? count(errorCount, "error") : "no errors"].join(" \u00b7 ");
 
   // --- details dialog ---
   const dialog = $("details");

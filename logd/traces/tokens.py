@@ -48,6 +48,7 @@ def _count(usage: dict, keys: tuple[str, ...]) -> int | None:
 
 
 def _model_name(*places: Any) -> str:
+    places = places + tuple(p.get("attributes") for p in places if isinstance(p, dict))
     for place in places:
         if not isinstance(place, dict):
             continue
@@ -66,6 +67,10 @@ def _usage(event: Event) -> list[tuple[int, int, int | None]]:
     """(input, output, total or None) for each model call this event reports."""
     state = event.state if isinstance(event.state, dict) else {}
     record = event.record
+    for attrs in (state, state.get("attributes"), record.get("attributes")):
+        if isinstance(attrs, dict) and ("gen_ai.usage.input_tokens" in attrs or "gen_ai.usage.output_tokens" in attrs):
+            i, o = _count(attrs, ("gen_ai.usage.input_tokens",)), _count(attrs, ("gen_ai.usage.output_tokens",))
+            return [(i or 0, o or 0, None)]
     if event.shape == SPAN:
         if event.hook not in ("span:generation", "span:response"):
             return []
@@ -76,8 +81,6 @@ def _usage(event: Event) -> list[tuple[int, int, int | None]]:
         places = metas or [record.get("usage")]
     else:
         places = [state.get("usage"), state.get("tokens"), record.get("usage"), record.get("tokens")]
-    if event.shape != KOOG and "gen_ai.usage.input_tokens" in state:
-        places = [{"input": state.get("gen_ai.usage.input_tokens"), "output": state.get("gen_ai.usage.output_tokens")}]
     out = []
     for usage in places:
         if not isinstance(usage, dict):
