@@ -294,6 +294,9 @@ def test_keyboard_reaches_bars_and_rows_and_dark_mode_changes_the_colours(browse
     page.keyboard.press("Enter")
     assert page.text_content("#details-title") == f"Event #2: {session.events[1].hook}"
     page.keyboard.press("Escape")
+    width = page.evaluate("document.querySelector('.lane').offsetWidth")
+    page.fill("#zoom", "4")  # a long session's short spans get room; the lane names stay in view
+    assert page.evaluate("document.querySelector('.lane').offsetWidth") == pytest.approx(4 * width, abs=2)
     opened.clean(path)
     page.context.close()
 

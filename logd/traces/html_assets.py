@@ -39,8 +39,9 @@ REPORT_CSS = _BASE_CSS + """
 .legend{display:flex;flex-wrap:wrap;gap:.8rem;margin:.3rem 0;color:var(--muted)}
 .legend span{display:inline-flex;align-items:center;gap:.3rem}
 .sw{display:inline-block;width:1rem;height:.7rem;border-radius:2px;border:1px solid var(--line)}
-.timeline{border:1px solid var(--line);border-radius:6px;padding:.3rem .5rem;overflow-x:auto}
-.axis,.lane{display:grid;grid-template-columns:11rem 1fr;gap:.5rem;min-width:40rem}
+.timeline{border:1px solid var(--line);border-radius:6px;padding:.3rem .5rem .3rem 0;overflow-x:auto}
+.axis,.lane{display:grid;grid-template-columns:11rem 1fr;gap:.5rem;min-width:40rem;width:calc(100% * var(--zoom, 1))}
+.axis>div:first-child,.lane-label{position:sticky;left:0;z-index:3;background:var(--bg);padding-left:.5rem;box-shadow:.5rem 0 0 var(--bg)}
 .axis .track{position:relative;height:1.3rem;border-bottom:1px solid var(--line)}
 .tick{position:absolute;top:0;font-size:11px;color:var(--muted);transform:translateX(-50%);white-space:nowrap}
 .lane{border-bottom:1px dashed var(--line);padding:3px 0}
@@ -182,13 +183,17 @@ REPORT_JS = r"""
   const pct = (ms) => (ms / total * 100).toFixed(4) + "%";
   const timeline = $("timeline");
   const axis = el("div", { class: "axis", "aria-hidden": "true" }, el("div"), el("div", { class: "track" }));
-  const raw = total / 8, mag = Math.pow(10, Math.floor(Math.log10(raw)));
-  const step = [1, 2, 5, 10].map((m) => m * mag).find((v) => v >= raw);
-  for (let t = 0; t <= total + 1e-9; t += step) {
-    const tick = el("span", { class: "tick", text: t ? fmt(t) : "0" });
-    tick.style.left = pct(t);
-    axis.lastChild.append(tick);
+  function ticks(zoom) {
+    const raw = total / 8 / zoom, mag = Math.pow(10, Math.floor(Math.log10(raw)));
+    const step = [1, 2, 5, 10].map((m) => m * mag).find((v) => v >= raw);
+    axis.lastChild.replaceChildren();
+    for (let n = 0; n * step <= total + 1e-9; n++) {
+      const tick = el("span", { class: "tick", text: n ? fmt(n * step) : "0" });
+      tick.style.left = pct(n * step);
+      axis.lastChild.append(tick);
+    }
   }
+  ticks(1);
   timeline.append(axis);
   const lanes = new Map();
   SPANS.forEach((s, i) => { if (!lanes.has(s[1])) lanes.set(s[1], []); lanes.get(s[1]).push(i); });
@@ -253,6 +258,7 @@ REPORT_JS = r"""
     else if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); showSpan(i, bar); }
   });
   $("only-critical").addEventListener("change", (ev) => timeline.classList.toggle("dim", ev.target.checked));
+  $("zoom").addEventListener("input", (ev) => { timeline.style.setProperty("--zoom", ev.target.value); ticks(+ev.target.value); });
   const kinds = [...new Set(SPANS.map((s) => s[3]))];
   const legend = $("legend");
   for (const k of kinds) {
