@@ -122,7 +122,8 @@ _REPORT_BODY = """<header>
 <noscript><p>This report draws its timeline and tables with JavaScript; the raw data is in the page source.</p></noscript>
 <main>
 <section aria-labelledby="h-timeline"><h2 id="h-timeline">Timeline</h2>
-<p class="hint">One bar per span, one lane per agent. Hover or focus a bar for its duration; arrow keys move between bars, Enter opens one. <label><input type="checkbox" id="only-critical"> dim everything off the critical path</label>
+<p class="hint">One bar per span, one lane per agent. Hover or focus a bar for its duration; arrow keys move between bars, Enter opens one.</p>
+<p class="controls"><label><input type="checkbox" id="only-critical"> dim everything off the critical path</label>
 <label>zoom <input type="range" id="zoom" min="1" max="200" value="1" aria-label="Timeline zoom"></label></p>
 <div id="legend" class="legend"></div>
 <div id="timeline" class="timeline" role="group" aria-label="Timeline of spans by agent"></div>

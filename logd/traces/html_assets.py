@@ -44,6 +44,9 @@ REPORT_CSS = _BASE_CSS + """
 .axis>div:first-child,.lane-label{position:sticky;left:0;z-index:3;background:var(--bg);padding-left:.5rem;box-shadow:.5rem 0 0 var(--bg)}
 .axis .track{position:relative;height:1.3rem;border-bottom:1px solid var(--line)}
 .tick{position:absolute;top:0;font-size:11px;color:var(--muted);transform:translateX(-50%);white-space:nowrap}
+.tick:first-child{transform:none}
+.controls{display:flex;flex-wrap:wrap;gap:.4rem 2rem;align-items:center;margin:.3rem 0;color:var(--muted)}
+.controls input[type=range]{vertical-align:middle;width:12rem}
 .lane{border-bottom:1px dashed var(--line);padding:3px 0}
 .lane-label{font-weight:600;overflow:hidden;text-overflow:ellipsis;white-space:nowrap;padding-top:2px}
 .lane .track{position:relative}
