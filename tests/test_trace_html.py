@@ -364,7 +364,7 @@ def test_cli_writes_a_report_file_and_refuses_html_it_cannot_make(tmp_path):
     named = logd("list", "--dir", str(folder), "--format", "html", "-o", "pages/all.html", cwd=tmp_path)
     assert named.returncode == 0, named.stderr
     assert sorted(p.name for p in (tmp_path / "pages").iterdir()) == ["all.html", report_name("req-17461596")]
-    assert f'href="all.html"' in (tmp_path / "pages" / report_name("req-17461596")).read_text(encoding="utf-8")
+    assert 'href="all.html"' in (tmp_path / "pages" / report_name("req-17461596")).read_text(encoding="utf-8")
 
 
 def test_bench_times_the_html_export_of_one_session(tmp_path):
