@@ -373,3 +373,43 @@ def test_bench_times_the_html_export_of_one_session(tmp_path):
     row, note = bench_html_export(tmp_path / "report.html", events=700)
     assert row.records == 700 and row.bytes == (tmp_path / "report.html").stat().st_size > 0
     assert note.startswith("html report of 700 events, ")
+
+
+def test_fast_critical_path_matches_the_plain_definition_on_random_spans():
+    """analysis.critical_path was made O(n log n) for 10,000-event reports; it must pick the
+    same containers and chains as the plain scans it replaced (kept here as the reference)."""
+    import random
+
+    from logd.traces import analysis
+    from logd.traces.model import Span
+
+    def container(span: Span, spans: list[Span]) -> str | None:
+        best = None
+        for s in spans:
+            if (s is not span and s.start <= span.start + 1e-6 and s.end >= span.end - 1e-6
+                    and s.duration > span.duration and (best is None or s.duration < best.duration)):
+                best = s
+        return None if span.parent or best is None else best.id
+
+    def chain(group: list[Span]) -> list[Span]:
+        path = [max(group, key=lambda s: (s.end, s.duration))] if group else []
+        while path:
+            before = [s for s in group if s.end <= path[-1].start + 1e-6 and all(s is not p for p in path)]
+            if not before:
+                break
+            path.append(max(before, key=lambda s: (s.end, s.duration)))
+        return path[::-1]
+
+    rnd = random.Random(7)
+    for _ in range(1500):
+        n = rnd.randint(0, 12)
+        spans = []
+        for i in range(n):
+            a = rnd.randint(0, 6) * 0.5
+            spans.append(Span(id=f"s{i}", session="x", agent="a", name="n", kind="agent", start=a,
+                              end=a + rnd.choice([0, 0, 0.5, 1, 1.5, 2, 3]),
+                              parent=f"s{rnd.randint(0, n)}" if rnd.random() < 0.2 else None))
+        spans.sort(key=lambda s: (s.start, -s.end))
+        found = analysis._Containers(spans)
+        assert [found.of(s) for s in spans] == [container(s, spans) for s in spans]
+        assert [s.id for s in analysis._chain(spans)] == [s.id for s in chain(spans)]
