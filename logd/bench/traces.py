@@ -79,6 +79,58 @@ def bench_traces(args: argparse.Namespace) -> Report:
             rows=rows, ratios=[("trace records / plain records", traced.rate / plain.rate)],
             target="trace records >= 0.5x the plain rate, 0 lost")
         report.ok = traced.rate >= 0.5 * plain.rate and traced.lost == 0 and plain.lost == 0
+        html_row, html_note = bench_html_export(folder / "report.html")
+        report.rows.append(html_row)
+        report.notes.append(html_note)
         return report
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+# --- the HTML report of one big session (logd trace S --format html) ---
+
+HTML_EVENTS = 10_000
+_CYCLE = (("planner", "BeforeAgentRun", 0.00), ("planner", "AfterAgentRun", 0.40), ("researcher", "BeforeAgentRun", 0.41),
+          ("researcher", "AfterAgentRun", 1.61), ("writer", "BeforeAgentRun", 1.62), ("writer", "AfterAgentRun", 2.52))
+
+
+def make_session_records(events: int = HTML_EVENTS, seed_time: float = 1_790_000_000.0) -> list[dict]:
+    """One AgenticGoKit session as stored: planner -> researcher -> writer, cycle after
+    cycle, every seventh writer run failing first; ``events`` records in all."""
+    out: list[dict] = []
+    cycle = 0
+    while len(out) < events:
+        base = seed_time + cycle * 2.6
+        for agent, hook, at in _CYCLE:
+            if cycle % 7 == 0 and agent == "writer" and hook == "AfterAgentRun":
+                out.append(_hook(base + 1.90, "writer", "AgentError", f"ev-{cycle}-writer", error="LLM timeout"))
+                out.append(_hook(base + 1.91, "writer", "BeforeAgentRun", f"ev-{cycle}-retry", state={"retry": 1}))
+                out.append(_hook(base + at, agent, hook, f"ev-{cycle}-retry", state={"summary": f"cycle {cycle}"},
+                                 target_agent_id="planner", source_agent_id="writer"))
+                continue
+            out.append(_hook(base + at, agent, hook, f"ev-{cycle}-{agent}", state={"message": "Analyze this data",
+                                                                                  "cycle": cycle}))
+        cycle += 1
+    return out[:events]
+
+
+def _hook(t: float, agent: str, hook: str, event_id: str, **extra: object) -> dict:
+    return {"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1e6) % 1_000_000:06d}Z",
+            "type": "trace", "session_id": "bench-html", "event_id": event_id, "agent_id": agent, "hook": hook, **extra}
+
+
+def bench_html_export(path: Path, events: int = HTML_EVENTS) -> tuple[Row, str]:
+    """Build the session from its stored records, render the HTML report, write it: one row
+    (events per second; MB/s of the page) and a note with its size."""
+    from logd.traces.html import report
+    from logd.traces.model import build_session
+
+    records = make_session_records(events)
+    start = time.perf_counter()
+    session = build_session("bench-html", records)
+    path.write_text(report(session), encoding="utf-8")
+    seconds = time.perf_counter() - start
+    size = path.stat().st_size
+    note = (f"html report of {len(session.events):,} events, {len(session.spans):,} spans: "
+            f"{size / 1e6:.2f} MB in {seconds:.2f} s")
+    return Row(f"html export, {len(session.events):,} events", len(session.events), seconds, size), note

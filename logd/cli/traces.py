@@ -6,9 +6,13 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from logd.cli.common import CONFIG_HELP, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, error, load
 from logd.config import ConfigError
+
+if TYPE_CHECKING:
+    from logd.traces.model import Session
 
 
 def _traces_folder(args: argparse.Namespace) -> Path:
@@ -29,6 +33,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     except (ConfigError, views.TraceError) as exc:
         error(str(exc))
         return EXIT_USAGE
+    if args.format == "html" or args.output:
+        return _list_to_file(args, folder, since)
     items = views.summaries(folder, since)
     sys.stdout.write(views.list_json(items) if args.format == "json" else views.render_list(items, args.verbose))
     return EXIT_OK
@@ -80,6 +86,9 @@ def cmd_trace(args: argparse.Namespace) -> int:
         error(f"logd trace takes one session, got also {' '.join(args.files)!r} (to import files: logd trace import FILE...)")
         return EXIT_USAGE
     render.SHORT_TIMES_UTC = args.utc
+    if args.follow and (args.format == "html" or args.output):
+        error("--follow prints events as they come: use --format table, json or csv, without -o")
+        return EXIT_USAGE
     try:
         folder = _traces_folder(args)
         if args.debug and args.follow:
@@ -110,8 +119,64 @@ def cmd_trace(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     if args.filter:
         session = views.only_agent(session, args.filter)
+    if args.format == "html" or args.output:
+        return _trace_to_file(args, session)
     sys.stdout.write(views.show(session, fmt=args.format, flow_only=args.flow_only, analyze=args.analyze,
                                 verbose=args.verbose))
+    return EXIT_OK
+
+
+# --- HTML reports (--format html) and -o: written to files ---
+
+def _write(path: Path, text: str) -> bool:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return True
+    except OSError as exc:
+        error(f"cannot write {path}: {exc.strerror or exc}")
+        return False
+
+
+def _trace_to_file(args: argparse.Namespace, session: Session) -> int:
+    """The session as --format says, into -o FILE (an HTML report goes to stdout without -o)."""
+    from logd.traces import html, views
+
+    if args.format == "html":
+        text = html.report(session)
+    else:
+        text = views.show(session, fmt=args.format, flow_only=args.flow_only, analyze=args.analyze,
+                          verbose=args.verbose)
+    if not args.output:
+        sys.stdout.write(text)
+        return EXIT_OK
+    return EXIT_OK if _write(Path(args.output), text) else EXIT_FAILURE
+
+
+def _list_to_file(args: argparse.Namespace, folder: Path, since: float | None) -> int:
+    """-o for the table/json list; for --format html, an index plus one report per session.
+
+    ``-o DIR`` writes ``DIR/index.html``; ``-o NAME.html`` writes that index. Either way the
+    reports sit beside the index, named like their trace files (``<id>.<hash>.html``), and
+    the index links to them by relative name, so the folder can be moved or zipped whole.
+    """
+    from logd.traces import html, views
+
+    items = views.summaries(folder, since)
+    if args.format != "html":
+        text = views.list_json(items) if args.format == "json" else views.render_list(items, args.verbose)
+        return EXIT_OK if _write(Path(args.output), text) else EXIT_FAILURE
+    if not args.output:
+        error("logd list --format html writes an index and one report per session: give -o DIR (or -o NAME.html)")
+        return EXIT_USAGE
+    target = Path(args.output)
+    index_path = target if target.suffix.lower() in (".html", ".htm") else target / "index.html"
+    try:
+        written = html.write_site((views.load(item.path) for item in items), index_path)
+    except OSError as exc:
+        error(f"cannot write the HTML index {index_path}: {exc.strerror or exc}")
+        return EXIT_FAILURE
+    print(f"wrote {written[0]} and {len(written) - 1} session report(s) beside it")
     return EXIT_OK
 
 
@@ -120,7 +185,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("list", help="list stored trace sessions: start, duration, agents, events, errors")
     p.add_argument("--since", metavar="T", help="only sessions active since T: 30m, 2h, 7d or a timestamp")
     p.add_argument("--verbose", "-v", action="store_true", help="full ids and agents, file and shapes")
-    p.add_argument("--format", choices=("table", "json"), default="table", help="output format (default table)")
+    p.add_argument("--format", choices=("table", "json", "html"), default="table",
+                   help="output format (default table); html: an index page + one report per session, needs -o")
+    p.add_argument("--output", "-o", metavar="PATH",
+                   help="write here instead of stdout; for html a folder (index.html inside) or NAME.html")
     p.add_argument("--dir", help=dir_help)
     p.add_argument("--config", "-c", help=CONFIG_HELP)
     p.set_defaults(func=cmd_list)
@@ -135,9 +203,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--verbose", "-v", action="store_true", help="full timestamps, state and ids")
     p.add_argument("--analyze", action="store_true",
                    help="per-agent count/total/mean/p95/max, slowest spans, errors, critical path, timeline")
-    p.add_argument("--format", choices=("table", "json", "csv", "chrome", "agk"), default="table",
-                   help="table (default), json, csv (one row per event), chrome (trace JSON for Perfetto) "
-                        "or agk (AgenticGoKit's .trace.json, for agentcli trace)")
+    p.add_argument("--format", choices=("table", "json", "csv", "chrome", "agk", "html"), default="table",
+                   help="table (default), json, csv (one row per event), chrome (trace JSON for Perfetto), "
+                        "agk (AgenticGoKit's .trace.json, for agentcli trace) or html (a self-contained report page)")
+    p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
     p.add_argument("--follow", "-f", action="store_true", help="keep printing events as they arrive (Ctrl-C stops)")
     p.add_argument("--debug", action="store_true",
                    help="each stored record as stored, and why it was or was not paired into a span")
