@@ -132,6 +132,27 @@ class MetricsSettings:
     max_agents: int = 500  # distinct agent label values; further agents count as "_other"
 
 
+OTLP_LISTEN_ENV = "LOGD_OTLP_LISTEN"
+OTLP_DEFAULT_LISTEN = "127.0.0.1:4318"  # the OTLP/HTTP port exporters use by default
+
+
+def default_otlp_listen(env: dict[str, str] | None = None) -> str:
+    """``$LOGD_OTLP_LISTEN`` (``""`` turns the receiver off), else 127.0.0.1:4318."""
+    env = os.environ if env is None else env
+    return env.get(OTLP_LISTEN_ENV, OTLP_DEFAULT_LISTEN)
+
+
+@dataclass(frozen=True)
+class OtlpSettings:
+    """``[logging.otlp]``: the HTTP ingest listener (OTLP/HTTP ``/v1/logs``, ``/v1/traces``).
+
+    On by default on loopback; a busy default port is reported once and logging goes on."""
+
+    listen: str = field(default_factory=default_otlp_listen)  # "host:port"; "" for no listener
+    max_body_bytes: int = 4 * 1024 * 1024  # per request, after gzip decompression: larger gets 413
+    max_connections: int = 1024  # further connections are closed at once (exporters retry)
+
+
 @dataclass(frozen=True)
 class Config:
     socket: SocketSettings
@@ -150,6 +171,7 @@ class Config:
     redact: RedactSettings = field(default_factory=RedactSettings)
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    otlp: OtlpSettings = field(default_factory=OtlpSettings)
     ship: tuple[ShipSettings, ...] = ()
     state_dir: Path | None = None
     source: Path | None = field(default=None, compare=False)
@@ -454,6 +476,20 @@ _METRICS_KEYS: dict[str, Validator] = {
     "mode": _file_mode,
     "max_agents": _integer(1, "a whole number >= 1"),
 }
+def _tcp_listen(value: Any) -> str:
+    """``host:port`` or ``[v6]:port``; ``""`` for no listener."""
+    if isinstance(value, str):
+        m = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})", value)
+        if value == "" or (m and int(m.group(2)) <= 65535):
+            return value
+    raise _Invalid('"host:port" (e.g. "127.0.0.1:4318"), or "" for no OTLP receiver')
+
+
+_OTLP_KEYS: dict[str, Validator] = {
+    "listen": _tcp_listen,
+    "max_body_bytes": _integer(1024, "a whole number of bytes >= 1024"),
+    "max_connections": _integer(1, "a whole number >= 1"),
+}
 _TRACES_KEYS: dict[str, Validator] = {
     "dir": _string,
     "max_age": _number(0, "a number of days >= 0 (0 keeps every session)"),
@@ -462,7 +498,8 @@ _SUBTABLES: dict[str, tuple[type, dict[str, Validator]]] = {"socket": (SocketSet
                                                              "traces": (TraceSettings, _TRACES_KEYS),
                                                              "redact": (RedactSettings, _REDACT_KEYS),
                                                              "sampling": (SamplingSettings, _SAMPLING_KEYS),
-                                                             "metrics": (MetricsSettings, _METRICS_KEYS)}
+                                                             "metrics": (MetricsSettings, _METRICS_KEYS),
+                                                             "otlp": (OtlpSettings, _OTLP_KEYS)}
 
 
 def load_config(path: Path | None) -> Config:

@@ -23,6 +23,7 @@ from logd.control import ControlServer, control_path
 from logd.reload import ConfigWatcher
 from logd.pipeline import Pipeline, Sink, Step, level_filter, _stderr_line
 from logd.sources.unix import SocketServer, StartupError, create_listener
+from logd.sources.http import HttpIngest
 from logd.config import MetricsSettings
 from logd.metrics import AgentMetrics, ListenError, MetricsServer, snapshot, status_view
 from logd.steps.redact import Redactor
@@ -124,6 +125,7 @@ class Daemon:
         self.traces: TraceSink | None = None  # per-session trace files, fed by the TraceTap step
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reload_lock = asyncio.Lock()
+        self.ingest: HttpIngest | None = None  # HTTP ingest listener (OTLP), see _start_ingest
 
     async def _ping(self, request: dict) -> dict:
         return {"pid": os.getpid(), "version": __version__}
@@ -150,6 +152,7 @@ class Daemon:
             "sinks": {name: {"delivered": stats.delivered[name], "errors": stats.sink_errors[name]}
                       for name in stats.delivered},
             **({"traces": self.traces.stats()} if self.traces is not None else {}),
+            **({"otlp": self.ingest.stats()} if self.ingest is not None else {}),
             # lag is counted in the files, so off the event loop
             **({"ship": await asyncio.to_thread(self.ship.status)} if self.ship and self.ship.shippers else {}),
         }
@@ -211,6 +214,7 @@ class Daemon:
                                     loaded=config.digest)
             watcher.start()
         await self.control.start()
+        await self._start_ingest(config)
         self._start_metrics(config.metrics)
         self.reload_hooks.append(self._metrics_reload)
         reporter = loop.create_task(self._rate_limit_reporter())
@@ -236,6 +240,8 @@ class Daemon:
         await self._stop_metrics()
         await self.control.stop()
         left = await self.server.stop()
+        if self.ingest is not None:
+            await self.ingest.stop()  # requests in flight finish; their records are in the pipeline
         if self.ship is not None and self.ship.shippers:
             self.pipeline.drain()  # what clients sent is in the file before the shippers' last look
             await asyncio.to_thread(self.ship.stop)
@@ -276,6 +282,22 @@ class Daemon:
             if restarted:
                 assert self.pipeline is not None
                 self.pipeline.emit("info", "ship targets follow the new config", event="reload", targets=restarted)
+
+    # --- HTTP ingest (OTLP/HTTP receiver, issue 13) ---
+
+    async def _start_ingest(self, config: Config) -> None:
+        """The HTTP ingest listener ([logging.otlp]); a busy port is reported, never fatal."""
+        assert self.pipeline is not None
+        self.ingest = HttpIngest(config.otlp, self.pipeline, stderr=_stderr_line)
+        await self.ingest.start()
+        if self._ingest_reload not in self.reload_hooks:
+            self.reload_hooks.append(self._ingest_reload)
+
+    async def _ingest_reload(self, old: Config, new: Config) -> None:
+        if old.otlp != new.otlp:
+            if self.ingest is not None:
+                await self.ingest.stop()
+            await self._start_ingest(new)
 
     # --- metrics, health, rate-limit reports ---
 
