@@ -222,14 +222,22 @@ class SpanMapper:
                         why = "a span needs a 16-byte traceId and an 8-byte spanId"
                         continue
                     spans.append((span, attributes(span.attributes), resource, scope_spans.scope.name))
-        # first pass: sessions per trace and agents per agent span, from every span of the request
+        # first pass, over every span of the request: one session per trace (the conversation
+        # of its outermost span that names one: a sub-agent run with its own conversation id
+        # stays in the session of the run that called it), and the agent of each agent span
         by_id = {span.span_id: (span, attrs) for span, attrs, _, _ in spans}
+        outermost: dict[bytes, tuple[int, int, str]] = {}
         for span, attrs, resource, _ in spans:
             session = attrs.get("gen_ai.conversation.id") or attrs.get("session.id") or resource.get("session.id")
             if session:
-                self._keep(self._sessions, span.trace_id, str(session))
+                rank = (_depth(span, by_id), span.start_time_unix_nano, str(session))
+                if span.trace_id not in outermost or rank < outermost[span.trace_id]:
+                    outermost[span.trace_id] = rank
             if _kind(span, attrs) == "agent":
                 self._keep(self._agents, span.span_id, _agent_name(span, attrs))
+        for trace_id, (_, _, session) in outermost.items():
+            if trace_id not in self._sessions:  # a trace's earlier spans already went to the first one
+                self._keep(self._sessions, trace_id, session)
         out = [self._record(span, attrs, resource, scope, by_id, received_ns)
                for span, attrs, resource, scope in spans]
         return out, rejected, why
@@ -292,6 +300,16 @@ class SpanMapper:
         if resource:
             record["resource"] = resource
         return record
+
+
+def _depth(span: OtlpSpan, by_id: dict[bytes, tuple[OtlpSpan, dict]]) -> int:
+    """How many ancestors of ``span`` are in the same request."""
+    depth, parent, seen = 0, span.parent_span_id, set()
+    while parent in by_id and parent not in seen:
+        seen.add(parent)
+        depth += 1
+        parent = by_id[parent][0].parent_span_id
+    return depth
 
 
 def _kind(span: OtlpSpan, attrs: dict) -> str:
