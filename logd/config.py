@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from logd.levels import CONFIG_LEVELS, LEVELS
 from logd.rotation import compression_level_error, parse_rotate_every
@@ -94,6 +95,7 @@ class ShipSettings:
     facility: str = "user"
     index: str = "logd"  # elasticsearch index
     service_name: str = "logd"  # otlp service.name for records without an agent
+    signal: str = "logs"  # otlp: "logs" ships every record, "traces" the span records as OTLP spans
     backoff_initial: float = 0.2
     backoff_max: float = 60.0
     max_retries: int = 0  # 0: retry for ever (a retryable failure never drops a batch)
@@ -413,6 +415,7 @@ _SHIP_KEYS: dict[str, Validator] = {
                         'a syslog facility name such as "user", "daemon" or "local0"'),
     "index": _string,
     "service_name": _string,
+    "signal": _choice({"logs": "logs", "traces": "traces"}, 'one of "logs", "traces"'),
     "backoff_initial": _number(0, "a positive number of seconds", positive=True),
     "backoff_max": _number(0, "a positive number of seconds", positive=True),
     "max_retries": _integer(0, "a whole number >= 0 (0 retries for ever)"),
@@ -611,6 +614,14 @@ def _validate_array(path: Path, locate: "_Locator", key: str, raw: Any, base: Pa
         if table["format"] not in formats:
             raise ConfigError(path, f'expected one of {", ".join(map(repr, formats))} for type "{kind}", '
                               f'found "{table["format"]}"', line=where(name, "format"), key=f"{name}.format")
+        if "signal" in table and kind != "otlp":
+            raise ConfigError(path, f'signal is for type "otlp" targets; a "{kind}" target ships log records',
+                              line=where(name, "signal"), key=f"{name}.signal")
+        signal = table.get("signal", "logs")
+        other = {"logs": "/v1/traces", "traces": "/v1/logs"}.get(signal) if kind == "otlp" else None
+        if other is not None and urlsplit(url).path.rstrip("/").endswith(other):
+            raise ConfigError(path, f'signal = "{signal}" posts to /v1/{signal}, but the url ends in {other}',
+                              line=where(name, "url"), key=f"{name}.url")
         for header, value in table.get("headers", ()):
             if value.startswith("env:") and value[4:] not in os.environ:
                 raise ConfigError(path, f"environment variable {value[4:]} is not set (the header takes its value from it)",
