@@ -309,6 +309,9 @@ def _register_modes() -> None:
     MODES["ship"] = bench_ship
     MODES["redact"] = bench_redact
     MODES["rotate"] = bench_rotate
+    from logd.bench.otlp import bench_otlp
+
+    MODES["otlp"] = bench_otlp
 
 
 def main(args: argparse.Namespace) -> int:

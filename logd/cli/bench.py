@@ -29,4 +29,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="logd query --level error over rotated zstd logs vs zstdcat | jq in the same run")
     p.add_argument("--query-mb", type=int, default=1024, metavar="MB",
                    help="uncompressed size of the logs --query reads (default 1024)")
+    p.add_argument("--otlp", action="store_true",
+                   help="spans/s and log records/s over OTLP/HTTP protobuf beside the socket's records/s")
     p.set_defaults(func=cmd_bench)
