@@ -364,3 +364,38 @@ def test_backpressure_answers_503_with_retry_after_and_accepted_records_are_writ
     assert set(answers) == {200, 503}
     assert len(r.records(session_id="held")) == 3 * answers.count(200)  # each 200 written once, no 503
     assert len(r.records(session_id="after")) == 3
+
+
+# --- the listener's life cycle ---
+
+def test_a_busy_port_is_one_clear_line_and_logging_goes_on(daemon):
+    """The default address comes from $LOGD_OTLP_LISTEN here (4318 may be anyone's on a test machine)."""
+    import socket
+
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    busy = f"127.0.0.1:{holder.getsockname()[1]}"
+    try:
+        d = daemon(env={"LOGD_OTLP_LISTEN": busy})
+        wait_for(lambda: "OTLP receiver not started" in d.stderr(), what="the line about the busy port")
+        [line] = [x for x in d.stderr().splitlines() if "OTLP" in x]
+        assert busy in line and "[logging.otlp] listen" in line
+        status = json.loads(subprocess.run([sys.executable, "-m", "logd", "status", "--json", "--config",
+                                            str(d.config)], capture_output=True, text=True, timeout=30).stdout)
+        assert status["otlp"]["listen"] == busy and "in use" in status["otlp"]["error"]
+        assert d.stop() == 0
+    finally:
+        holder.close()
+    [record] = [r for r in read_records(d.workdir / "agent.log") if r.get("event") == "otlp"]
+    assert record["level"] == "warn" and record["listen"] == busy
+
+
+def test_logd_bench_otlp_reports_spans_and_log_records_beside_the_socket():
+    out = subprocess.run([sys.executable, "-m", "logd", "bench", "--otlp", "--records", "2000", "--clients", "1",
+                          "--json"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    [report] = json.loads(out.stdout)
+    assert [r["name"].split(" (")[0] for r in report["rows"]] == ["socket records", "OTLP spans", "OTLP log records"]
+    assert all(r["records"] == 2000 and r["lost"] == 0 for r in report["rows"])
+    assert set(report["ratios"]) == {"OTLP spans / socket records", "OTLP log records / socket records"}

@@ -73,8 +73,16 @@ def attributes(pairs: Iterable[KeyValue]) -> dict[str, Any]:
     return {kv.key: any_value(kv.value) for kv in pairs}
 
 
+_second: list = [None, ""]  # the last whole second formatted: spans of one batch share it
+
+
 def _time(unix_nano: int, fallback: int) -> str:
-    return format_epoch((unix_nano or fallback) / 1e9)
+    """Canonical RFC 3339 UTC with microseconds, as format_epoch writes it."""
+    ns = unix_nano or fallback
+    second, rest = divmod(ns, 1_000_000_000)
+    if _second[0] != second:
+        _second[0], _second[1] = second, format_epoch(second)[:-8]  # "...T10:00:00" of "...T10:00:00.000000Z"
+    return f"{_second[1]}.{rest // 1000:06d}Z"
 
 
 def _safe_key(key: str) -> str:
