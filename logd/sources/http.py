@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import zlib
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 import h11
 import orjson
@@ -28,6 +28,9 @@ import orjson
 from logd.config import OtlpSettings
 from logd.pipeline import Pipeline
 from logd.record import Record
+
+if TYPE_CHECKING:
+    from logd.sources.otlp import OtlpReceiver
 
 MAX_HEADER_BYTES = 64 * 1024
 IDLE_TIMEOUT_S = 30.0  # a keep-alive connection that sends nothing this long is closed
@@ -300,11 +303,8 @@ async def put_and_wait(pipeline: Pipeline, records: list[Record]) -> None:
     await done
 
 
-def ingest_routes(pipeline: Pipeline) -> Routes:
+def ingest_routes(pipeline: Pipeline, otlp: "OtlpReceiver") -> Routes:
     """Every route of the ingest listener. A new source is one line here."""
-    from logd.sources.otlp import OtlpReceiver
-
-    otlp = OtlpReceiver(pipeline)
     return {
         ("POST", "/v1/logs"): otlp.logs,
         ("POST", "/v1/traces"): otlp.traces,
@@ -320,7 +320,10 @@ class HttpIngest:
                  stderr: Callable[[str], None] = lambda text: None) -> None:
         self.settings = settings
         self.pipeline = pipeline
-        self.routes = routes if routes is not None else ingest_routes(pipeline)
+        from logd.sources.otlp import OtlpReceiver  # it imports this module's Request/Response
+
+        self.otlp = OtlpReceiver(pipeline)
+        self.routes = routes if routes is not None else ingest_routes(pipeline, self.otlp)
         self.stderr = stderr
         self.listener: HttpListener | None = None
         self.error: str | None = None
@@ -355,4 +358,4 @@ class HttpIngest:
         if self.listener is None:
             return {"listen": self.settings.listen or "off", **({"error": self.error} if self.error else {})}
         return {"url": self.listener.url, "responses": {str(k): v for k, v in sorted(self.listener.responses.items())},
-                "connections_refused": self.listener.connections_refused}
+                "connections_refused": self.listener.connections_refused, **self.otlp.stats()}
