@@ -428,3 +428,24 @@ def test_logd_bench_otlp_reports_spans_and_log_records_beside_the_socket():
     assert [r["name"].split(" (")[0] for r in report["rows"]] == ["socket records", "OTLP spans", "OTLP log records"]
     assert all(r["records"] == 2000 and r["lost"] == 0 for r in report["rows"])
     assert set(report["ratios"]) == {"OTLP spans / socket records", "OTLP log records / socket records"}
+
+
+def test_a_reload_that_changes_logging_otlp_restarts_the_receiver(daemon, tmp_path, sock_dir):
+    import socket
+
+    d = daemon(extra='[logging.otlp]\nlisten = "127.0.0.1:0"\n')
+    first = wait_for(lambda: [r["url"] for r in read_records(tmp_path / "agent.log") if r.get("event") == "otlp"])
+    port = int(first[0].rsplit(":", 1)[1])
+    write_config(tmp_path, sock_dir / "logd.sock", 'file = "agent.log"', '[logging.otlp]\nlisten = ""\n')
+    subprocess.run([sys.executable, "-m", "logd", "reload", "--config", str(d.config)], check=True,
+                   capture_output=True, timeout=30)
+
+    def refused() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return False
+        except ConnectionRefusedError:
+            return True
+
+    wait_for(refused, what="the receiver to stop after the reload")
+    assert d.stop() == 0
