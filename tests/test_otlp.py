@@ -14,7 +14,6 @@ import concurrent.futures
 import gzip
 import http.client
 import json
-import logging
 import resource
 import shutil
 import subprocess
@@ -35,7 +34,8 @@ from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (ExportTraceServiceRequest,
                                                                       ExportTraceServiceResponse)
-from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+from opentelemetry._logs import LogRecord, SeverityNumber
+from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, LogRecordExportResult, SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -162,12 +162,11 @@ def test_sdk_log_records_become_ordinary_records(receiver, exporter_class):
     memory = InMemoryLogRecordExporter()
     logs = LoggerProvider(resource=Resource.create({"service.name": "billing", "deployment.environment": "test"}))
     logs.add_log_record_processor(SimpleLogRecordProcessor(memory))
-    logger = logging.getLogger(f"test.otlp.{tag}")
-    logger.propagate = False
-    logger.addHandler(LoggingHandler(logger_provider=logs))
     tracer = TracerProvider().get_tracer("t")
-    with tracer.start_as_current_span("refund") as span:
-        logger.warning("refund %s delayed", tag, extra={"order": 42})
+    with tracer.start_as_current_span("refund") as span:  # no timestamp: observed time is used
+        logs.get_logger(f"test.otlp.{tag}").emit(LogRecord(
+            severity_number=SeverityNumber.WARN, severity_text="WARN", body=f"refund {tag} delayed",
+            attributes={"order": 42}))
         ids = (format(span.get_span_context().trace_id, "032x"), format(span.get_span_context().span_id, "016x"))
     logs.shutdown()
     exporter = exporter_class(endpoint=receiver.url + "/v1/logs")
