@@ -479,6 +479,8 @@ _METRICS_KEYS: dict[str, Validator] = {
     "mode": _file_mode,
     "max_agents": _integer(1, "a whole number >= 1"),
 }
+
+
 def _tcp_listen(value: Any) -> str:
     """``host:port`` or ``[v6]:port``; ``""`` for no listener."""
     if isinstance(value, str):

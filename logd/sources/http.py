@@ -87,6 +87,7 @@ class HttpListener:
         self.connections_refused = 0
         self._server: asyncio.AbstractServer | None = None
         self._idle: dict[asyncio.Task, bool] = {}  # connection task -> waiting for a request
+        self._closing = False  # stopping: answer what is in flight with Connection: close
 
     @property
     def url(self) -> str:
@@ -107,6 +108,7 @@ class HttpListener:
         if self._server is None:
             return
         self._server.close()
+        self._closing = True
         for task, idle in list(self._idle.items()):
             if idle:
                 task.cancel()
@@ -116,7 +118,7 @@ class HttpListener:
             for task in late:
                 task.cancel()
         await self._server.wait_closed()
-        self._server = None
+        self._server, self._closing = None, False
 
     # --- one connection ---
 
@@ -141,7 +143,7 @@ class HttpListener:
                 self.responses[response.status] = self.responses.get(response.status, 0) + 1
                 # the connection is kept only when the whole body was read (a 413/503 answered
                 # before reading it closes) and the client did not ask to close
-                keep = conn.their_state is h11.DONE
+                keep = conn.their_state is h11.DONE and not self._closing
                 await self._send(conn, writer, response, close=not keep)
                 if conn.their_state is h11.SEND_BODY:
                     await _linger(reader, writer)
