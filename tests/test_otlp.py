@@ -296,14 +296,6 @@ def test_a_thousand_concurrent_exporters_are_all_answered_and_nothing_accepted_i
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
 
-    def body(n: int) -> bytes:
-        request = ExportTraceServiceRequest()
-        span = request.resource_spans.add().scope_spans.add().spans.add()
-        span.trace_id, span.span_id, span.name = n.to_bytes(16, "big"), n.to_bytes(8, "big"), f"crowd {n}"
-        span.start_time_unix_nano, span.end_time_unix_nano = 1_764_000_000_000_000_000, 1_764_000_001_000_000_000
-        span.attributes.add(key="session.id").value.string_value = "crowd"
-        return request.SerializeToString()
-
     answers: dict[object, int] = {}
     address = urllib.parse.urlsplit(receiver.url)
 
@@ -312,7 +304,7 @@ def test_a_thousand_concurrent_exporters_are_all_answered_and_nothing_accepted_i
         quadratic in the number of connections, which would be the test's cost, not logd's)."""
         reader, writer = await asyncio.open_connection(address.hostname, address.port)
         client = h11.Connection(h11.CLIENT)
-        data = body(n)
+        data = single_span_body(n, "crowd")
         writer.write(client.send(h11.Request(method="POST", target="/v1/traces", headers=[
             ("Host", address.netloc), ("Content-Type", "application/x-protobuf"),
             ("Content-Length", str(len(data))), ("Connection", "close")])) + client.send(h11.Data(data=data))
@@ -448,3 +440,50 @@ def test_a_reload_that_changes_logging_otlp_restarts_the_receiver(daemon, tmp_pa
 
     wait_for(refused, what="the receiver to stop after the reload")
     assert d.stop() == 0
+
+
+def test_a_stop_while_exporters_send_keeps_every_accepted_span(tmp_path, sock_dir):
+    """SIGTERM mid-stream: every request answered 200 has its spans in the file; the rest
+    got an error or no answer (so their exporters would retry), never a 200 for lost spans."""
+    import signal
+    import threading
+
+    r = start_receiver(tmp_path, sock_dir)
+    accepted: list[int] = []
+    lock = threading.Lock()
+
+    def exporter(first: int) -> None:
+        n = first
+        while True:
+            try:
+                status, _, _ = r.post("/v1/traces", single_span_body(n, "stopping"))
+            except OSError:
+                return
+            if status != 200:
+                return
+            with lock:
+                accepted.append(n)
+            n += 4
+
+    threads = [threading.Thread(target=exporter, args=(first,)) for first in range(1, 5)]
+    for t in threads:
+        t.start()
+    try:
+        wait_for(lambda: len(accepted) >= 200, what="exporters under way")
+        r.daemon.signal(signal.SIGTERM)
+        for t in threads:
+            t.join(30)
+        assert r.daemon.proc.wait(30) == 0
+    finally:
+        r.daemon.kill()
+    stored = {int(rec["trace_id"], 16) for rec in r.records(session_id="stopping")}
+    assert set(accepted) <= stored
+
+
+def single_span_body(n: int, session: str) -> bytes:
+    request = ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add()
+    span.trace_id, span.span_id, span.name = n.to_bytes(16, "big"), n.to_bytes(8, "big"), f"{session} {n}"
+    span.start_time_unix_nano, span.end_time_unix_nano = 1_764_000_000_000_000_000, 1_764_000_001_000_000_000
+    span.attributes.add(key="session.id").value.string_value = session
+    return request.SerializeToString()
