@@ -247,8 +247,10 @@ def test_pydantic_ai_instrumentation_gives_session_agents_tools_errors_and_token
 # --- bad input ---
 
 def test_a_body_over_the_limit_gets_413_and_the_receiver_goes_on(receiver):
-    status, _, body = receiver.post("/v1/traces", b"\0" * (10 * 1024 * 1024))
-    assert status == 413 and b"max_body_bytes" in body
+    status, headers, body = receiver.post("/v1/traces", b"\0" * (10 * 1024 * 1024))
+    from google.rpc.status_pb2 import Status as RpcStatus  # the OTLP error body, in the request's encoding
+    assert status == 413 and headers["content-type"] == "application/x-protobuf"
+    assert RpcStatus.FromString(body).code == 8 and "max_body_bytes" in RpcStatus.FromString(body).message
     bomb = gzip.compress(b"\0" * (10 * 1024 * 1024))  # 10 KB on the wire, 10 MB inflated
     status, _, _ = receiver.post("/v1/traces", bomb, **{"Content-Encoding": "gzip"})
     assert status == 413

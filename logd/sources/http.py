@@ -67,8 +67,30 @@ class ListenError(Exception):
     """The address cannot be bound; the message says which and why."""
 
 
-def json_error(status: int, message: str, **headers: str) -> Response:
-    return Response(status, orjson.dumps({"error": message}), headers=list(headers.items()))
+PROTOBUF = "application/x-protobuf"
+# HTTP status -> google.rpc.Code, for the Status body of an error
+_RPC_CODES = {400: 3, 404: 5, 405: 12, 413: 8, 415: 3, 431: 8, 503: 14}
+
+
+def error_response(status: int, message: str, media_type: str = "application/json", **headers: str) -> Response:
+    """A 4xx/5xx whose body is a ``google.rpc.Status`` (what OTLP/HTTP requires): protobuf when
+    the request was protobuf, else its JSON form ``{"code": ..., "message": ...}``."""
+    code = _RPC_CODES.get(status, 2)
+    if media_type == PROTOBUF:  # field 1 code (varint), field 2 message (bytes)
+        text = message.encode()
+        body, content_type = b"\x08" + _varint(code) + b"\x12" + _varint(len(text)) + text, PROTOBUF
+    else:
+        body, content_type = orjson.dumps({"code": code, "message": message}), "application/json"
+    return Response(status, body, content_type=content_type, headers=list(headers.items()))
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
 
 
 class HttpListener:
@@ -172,56 +194,57 @@ class HttpListener:
         path = head.target.decode("ascii", "replace").split("?", 1)[0]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in head.headers}
         peer_text = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
         handler = self.routes.get((method, path))
         if handler is None:
             known = sorted(m for m, p in self.routes if p == path)
             if known:
-                return json_error(405, f"{path} accepts {', '.join(known)}", Allow=", ".join(known))
-            return json_error(404, f"no route for {method} {path}; "
-                                   f"routes: {', '.join(f'{m} {p}' for m, p in sorted(self.routes))}")
+                return error_response(405, f"{path} accepts {', '.join(known)}", media, Allow=", ".join(known))
+            return error_response(404, f"no route for {method} {path}; "
+                                       f"routes: {', '.join(f'{m} {p}' for m, p in sorted(self.routes))}", media)
         if self.busy():
-            return json_error(503, "logd is applying backpressure (a sink is slow or failing); retry later",
-                              **{"Retry-After": str(RETRY_AFTER_S)})
+            return error_response(503, "logd is applying backpressure (a sink is slow or failing); retry later",
+                                  media, **{"Retry-After": str(RETRY_AFTER_S)})
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            return self._too_large(int(declared))
+            return self._too_large(int(declared), media)
         body = bytearray()
         while True:
             event = await self._next_event(conn, reader)
             if isinstance(event, h11.Data):
                 body += event.data
                 if len(body) > self.max_body_bytes:
-                    return self._too_large(len(body), at_least=True)
+                    return self._too_large(len(body), media, at_least=True)
             elif isinstance(event, h11.EndOfMessage):
                 break
             else:  # the client went away mid-body
                 raise ConnectionResetError("connection closed before the request body ended")
         encoding = headers.get("content-encoding", "identity").strip().lower()
         try:
-            data = self._decoded(bytes(body), encoding)
+            data = self._decoded(bytes(body), encoding, media)
         except _BodyError as exc:
             return exc.response
         return await handler(Request(method, path, headers, data, peer_text))
 
-    def _too_large(self, size: int, at_least: bool = False) -> Response:
-        return json_error(413, f"request body is {'over ' if at_least else ''}{size} bytes; "
-                               f"[logging.otlp] max_body_bytes is {self.max_body_bytes}")
+    def _too_large(self, size: int, media: str, at_least: bool = False) -> Response:
+        return error_response(413, f"request body is {'over ' if at_least else ''}{size} bytes; "
+                                   f"[logging.otlp] max_body_bytes is {self.max_body_bytes}", media)
 
-    def _decoded(self, body: bytes, encoding: str) -> bytes:
+    def _decoded(self, body: bytes, encoding: str, media: str) -> bytes:
         if encoding in ("", "identity"):
             return body
         if encoding not in ("gzip", "deflate"):
-            raise _BodyError(json_error(415, f"unsupported Content-Encoding {encoding!r}; "
-                                             "send gzip, deflate or an uncompressed body"))
+            raise _BodyError(error_response(415, f"unsupported Content-Encoding {encoding!r}; "
+                                                 "send gzip, deflate or an uncompressed body", media))
         inflater = zlib.decompressobj(zlib.MAX_WBITS | (16 if encoding == "gzip" else 0))
         try:
             data = inflater.decompress(body, self.max_body_bytes + 1)
         except zlib.error as exc:
-            raise _BodyError(json_error(400, f"the body is not valid {encoding}: {exc}")) from None
+            raise _BodyError(error_response(400, f"the body is not valid {encoding}: {exc}", media)) from None
         if len(data) > self.max_body_bytes:  # a small body that inflates past the limit
-            raise _BodyError(self._too_large(len(data), at_least=True))
+            raise _BodyError(self._too_large(len(data), media, at_least=True))
         if not inflater.eof:
-            raise _BodyError(json_error(400, f"the {encoding} body is truncated"))
+            raise _BodyError(error_response(400, f"the {encoding} body is truncated", media))
         return data
 
     async def _send(self, conn: h11.Connection, writer: asyncio.StreamWriter, response: Response,
@@ -242,7 +265,7 @@ class HttpListener:
         if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return
         status = exc.error_status_hint if 400 <= exc.error_status_hint < 500 else 400
-        response = json_error(status, f"malformed HTTP request: {exc}")
+        response = error_response(status, f"malformed HTTP request: {exc}")
         self.responses[status] = self.responses.get(status, 0) + 1
         try:
             await self._send(h11.Connection(h11.SERVER), writer, response, close=True)
@@ -284,11 +307,11 @@ def records_route(pipeline: Pipeline, convert: Callable[[object], list[Record]])
 
     async def handle(request: Request) -> Response:
         if request.media_type != "application/json":
-            return json_error(415, f"expected Content-Type application/json, got {request.media_type or 'none'!r}")
+            return error_response(415, f"expected Content-Type application/json, got {request.media_type or 'none'!r}")
         try:
             records = convert(orjson.loads(request.body))
         except (orjson.JSONDecodeError, ValueError, TypeError, KeyError) as exc:
-            return json_error(400, f"malformed body: {exc}")
+            return error_response(400, f"malformed body: {exc}")
         await put_and_wait(pipeline, records)
         return Response(200, orjson.dumps({"accepted": len(records)}))
 

@@ -35,10 +35,10 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Status
 from logd.levels import canonical_level
 from logd.pipeline import Pipeline
 from logd.record import RESERVED, Record
-from logd.sources.http import Request, Response, put_and_wait
+from logd.sources.http import PROTOBUF, Request, Response, error_response, put_and_wait
 from logd.timestamps import format_epoch
 
-PROTOBUF, JSON = "application/x-protobuf", "application/json"
+JSON = "application/json"
 _CORE = frozenset({"time", "level", "message"})
 # gen_ai.operation.name -> logd span kind (span_data.type)
 KINDS = {"invoke_agent": "agent", "create_agent": "agent", "chat": "generation", "text_completion": "generation",
@@ -139,23 +139,6 @@ def encode(message: Any, media_type: str) -> bytes:
     if media_type == PROTOBUF:
         return message.SerializeToString()
     return json_format.MessageToJson(message, indent=None).encode()
-
-
-def rpc_status(code: int, message: str, media_type: str) -> bytes:
-    """A ``google.rpc.Status`` (the OTLP error body): field 1 code, field 2 message."""
-    if media_type != PROTOBUF:
-        return orjson.dumps({"code": code, "message": message})
-    text = message.encode()
-    return b"\x08" + _varint(code) + b"\x12" + _varint(len(text)) + text
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
 
 
 # --- logs ---
@@ -384,22 +367,18 @@ class OtlpReceiver:
     def _now_ns(self) -> int:
         return int(self.pipeline.clock() * 1e9)
 
-    def _refuse(self, request: Request, status: int, code: int, why: str, media_type: str) -> Response:
-        return Response(status, rpc_status(code, why, media_type),
-                        content_type=media_type if media_type in (PROTOBUF, JSON) else JSON)
-
     def _check_type(self, request: Request) -> Response | None:
         if request.media_type in (PROTOBUF, JSON):
             return None
-        return self._refuse(request, 415, 3, f"expected Content-Type {PROTOBUF} or {JSON}, "
-                                             f"got {request.media_type or 'none'!r}", JSON)
+        return error_response(415, f"expected Content-Type {PROTOBUF} or {JSON}, "
+                                   f"got {request.media_type or 'none'!r}")
 
     def _malformed(self, request: Request, exc: MalformedBody) -> Response:
         self.malformed += 1
         self.pipeline.emit("error", "OTLP request refused: malformed body", event="otlp", path=request.path,
                            peer=request.peer, content_type=request.media_type, bytes=len(request.body),
                            error=str(exc))
-        return self._refuse(request, 400, 3, str(exc), request.media_type)
+        return error_response(400, str(exc), request.media_type)
 
     async def logs(self, request: Request) -> Response:
         refused = self._check_type(request)
