@@ -345,17 +345,20 @@ class HttpIngest:
                  stderr: Callable[[str], None] = lambda text: None) -> None:
         self.settings = settings
         self.pipeline = pipeline
-        from logd.sources.otlp import OtlpReceiver  # it imports this module's Request/Response
-
-        self.otlp = OtlpReceiver(pipeline)
-        self.routes = routes if routes is not None else ingest_routes(pipeline, self.otlp)
+        self.routes = routes
+        self.otlp: OtlpReceiver | None = None
         self.stderr = stderr
         self.listener: HttpListener | None = None
         self.error: str | None = None
 
     async def start(self) -> None:
         if not self.settings.listen:
-            return
+            return  # off: not even the protobuf classes are imported
+        if self.routes is None:
+            from logd.sources.otlp import OtlpReceiver  # it imports this module's Request/Response
+
+            self.otlp = OtlpReceiver(self.pipeline)
+            self.routes = ingest_routes(self.pipeline, self.otlp)
         listener = HttpListener(self.settings.listen, self.routes, max_body_bytes=self.settings.max_body_bytes,
                                 max_connections=self.settings.max_connections,
                                 busy=lambda: self.pipeline.paused)
@@ -383,4 +386,5 @@ class HttpIngest:
         if self.listener is None:
             return {"listen": self.settings.listen or "off", **({"error": self.error} if self.error else {})}
         return {"url": self.listener.url, "responses": {str(k): v for k, v in sorted(self.listener.responses.items())},
-                "connections_refused": self.listener.connections_refused, **self.otlp.stats()}
+                "connections_refused": self.listener.connections_refused,
+                **(self.otlp.stats() if self.otlp is not None else {})}
