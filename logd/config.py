@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from logd.extras import available, install_hint
 from logd.levels import CONFIG_LEVELS, LEVELS
@@ -111,6 +112,7 @@ class ShipSettings:
     facility: str = "user"  # syslog facility
     index: str = "logd"  # elasticsearch index
     service_name: str = "logd"  # otlp service.name for records without an agent
+    signal: str = "logs"  # otlp: "logs" ships every record, "traces" the span records as OTLP spans
     backoff_initial: float = 0.2  # seconds before the first retry
     backoff_max: float = 60.0  # cap of the exponential backoff, seconds
     max_retries: int = 0  # 0: retry for ever (a retryable failure never drops a batch)
@@ -149,6 +151,27 @@ class MetricsSettings:
     max_agents: int = 500  # distinct agent label values; further agents count as "_other"
 
 
+OTLP_LISTEN_ENV = "LOGD_OTLP_LISTEN"
+OTLP_DEFAULT_LISTEN = "127.0.0.1:4318"  # the OTLP/HTTP port exporters use by default
+
+
+def default_otlp_listen(env: dict[str, str] | None = None) -> str:
+    """``$LOGD_OTLP_LISTEN`` (``""`` turns the receiver off), else 127.0.0.1:4318."""
+    env = os.environ if env is None else env
+    return env.get(OTLP_LISTEN_ENV, OTLP_DEFAULT_LISTEN)
+
+
+@dataclass(frozen=True)
+class OtlpSettings:
+    """``[logging.otlp]``: the HTTP ingest listener (OTLP/HTTP ``/v1/logs``, ``/v1/traces``).
+
+    On by default on loopback; a busy default port is reported once and logging goes on."""
+
+    listen: str = field(default_factory=default_otlp_listen)  # "host:port"; "" for no listener
+    max_body_bytes: int = 4 * 1024 * 1024  # per request, after gzip decompression: larger gets 413
+    max_connections: int = 1024  # further connections are closed at once (exporters retry)
+
+
 @dataclass(frozen=True)
 class Config:
     socket: SocketSettings
@@ -167,6 +190,7 @@ class Config:
     redact: RedactSettings = field(default_factory=RedactSettings)
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    otlp: OtlpSettings = field(default_factory=OtlpSettings)
     ship: tuple[ShipSettings, ...] = ()
     state_dir: Path | None = None  # ship checkpoints, dead letters, spool; default .logd-state beside `file`
     source: Path | None = field(default=None, compare=False)
@@ -401,6 +425,7 @@ _SHIP_KEYS: dict[str, Validator] = {
                         'a syslog facility name such as "user", "daemon" or "local0"'),
     "index": _string,
     "service_name": _string,
+    "signal": _choice({"logs": "logs", "traces": "traces"}, 'one of "logs", "traces"'),
     "backoff_initial": _number(0, "a positive number of seconds", positive=True),
     "backoff_max": _number(0, "a positive number of seconds", positive=True),
     "max_retries": _integer(0, "a whole number >= 0 (0 retries for ever)"),
@@ -467,6 +492,22 @@ _METRICS_KEYS: dict[str, Validator] = {
     "mode": _file_mode,
     "max_agents": _integer(1, "a whole number >= 1"),
 }
+
+
+def _tcp_listen(value: Any) -> str:
+    """``host:port`` or ``[v6]:port``; ``""`` for no listener."""
+    if isinstance(value, str):
+        m = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})", value)
+        if value == "" or (m and int(m.group(2)) <= 65535):
+            return value
+    raise _Invalid('"host:port" (e.g. "127.0.0.1:4318"), or "" for no OTLP receiver')
+
+
+_OTLP_KEYS: dict[str, Validator] = {
+    "listen": _tcp_listen,
+    "max_body_bytes": _integer(1024, "a whole number of bytes >= 1024"),
+    "max_connections": _integer(1, "a whole number >= 1"),
+}
 _TRACES_KEYS: dict[str, Validator] = {
     "dir": _string,
     "max_age": _number(0, "a number of days >= 0 (0 keeps every session)"),
@@ -475,7 +516,8 @@ _SUBTABLES: dict[str, tuple[type, dict[str, Validator]]] = {"socket": (SocketSet
                                                              "traces": (TraceSettings, _TRACES_KEYS),
                                                              "redact": (RedactSettings, _REDACT_KEYS),
                                                              "sampling": (SamplingSettings, _SAMPLING_KEYS),
-                                                             "metrics": (MetricsSettings, _METRICS_KEYS)}
+                                                             "metrics": (MetricsSettings, _METRICS_KEYS),
+                                                             "otlp": (OtlpSettings, _OTLP_KEYS)}
 
 
 def load_config(path: Path | None) -> Config:
@@ -534,6 +576,10 @@ def parse_config(text: str, path: Path) -> Config:
         tables["socket"]["path"] = _relative_to(base, tables["socket"]["path"])
     tables["socket"].setdefault("path", default_socket_path())
     errors.extend(_world_writable(path, locate, tables))
+    if tables["otlp"].get("listen") and not (available("h11") and available("opentelemetry.proto")):
+        errors.append(ConfigError(path, "the OTLP receiver needs h11 and opentelemetry-proto, which are not "
+                                  f"installed: {install_hint('h11')} (or listen = \"\" for none)",
+                                  line=locate("logging.otlp", "listen"), key="logging.otlp.listen"))
     if "dir" in tables["traces"]:
         tables["traces"]["dir"] = _relative_to(base, tables["traces"]["dir"])
     listen = tables["metrics"].get("listen", "")
@@ -645,6 +691,12 @@ def _validate_array(path: Path, locate: "_Locator", key: str, raw: Any, base: Pa
             if table["format"] not in formats:
                 bad(f'expected one of {", ".join(map(repr, formats))} for type "{kind}", '
                     f'found "{table["format"]}"', "format", f"{name}.format")
+        if "signal" in table and kind is not None and kind != "otlp":
+            bad(f'signal is for type "otlp" targets; a "{kind}" target ships log records', "signal", f"{name}.signal")
+        signal = table.get("signal", "logs")
+        other = {"logs": "/v1/traces", "traces": "/v1/logs"}.get(signal) if kind == "otlp" else None
+        if other is not None and url is not None and urlsplit(url).path.rstrip("/").endswith(other):
+            bad(f'signal = "{signal}" posts to /v1/{signal}, but the url ends in {other}', "url", f"{name}.url")
         for header, value in table.get("headers", ()):
             if value.startswith("env:") and value[4:] not in os.environ:
                 bad(f"environment variable {value[4:]} is not set (the header takes its value from it)",

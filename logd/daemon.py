@@ -28,6 +28,7 @@ from logd.config import Config, ConfigError, MetricsSettings, changes, load_conf
 from logd.control import ControlServer, control_path
 from logd.events import Events, write_stderr
 from logd.metrics import AgentMetrics, ListenError, MetricsServer, snapshot, status_view
+from logd.sources.ingest import HttpIngest
 from logd.usage import UsageMetrics, usage_view
 from logd.pipeline import Branch, Pipeline, level_filter
 from logd.reload import ConfigWatcher
@@ -182,12 +183,14 @@ class Daemon:
         self.control.register("ping", self._ping, read_only=True)
         self.control.register("status", self._status, read_only=True)
         self.control.register("top", self._top, read_only=True)
+        self.ingest = HttpIngest(config.otlp, pipeline, events)  # [logging.otlp]: OTLP/HTTP and /v1/traces/ingest
         self.control.register("reload", self._reload_command)
         self.control.register("rotate", self._rotate_command)
         # called as hook(old, new) after a reload was applied; components that live
         # outside the pipeline (metrics server, shippers) re-read their settings here
         self.reload_hooks: list[Callable[[Config, Config], Awaitable[None]]] = [self._ship_reload,
-                                                                                 self._metrics_reload]
+                                                                                 self._metrics_reload,
+                                                                                 self._ingest_reload]
         self._reload_lock = asyncio.Lock()
 
     @classmethod
@@ -235,6 +238,8 @@ class Daemon:
             stack.callback(watcher.stop)
         await daemon.control.start()
         stack.push_async_callback(daemon.control.stop)
+        await daemon.ingest.start()  # a busy port is reported, never fatal
+        stack.push_async_callback(daemon._stop_ingest)
         daemon._start_metrics(config.metrics)
         stack.push_async_callback(daemon._stop_metrics)
         for task in (daemon._rate_limit_reporter(), daemon._file_housekeeping(), daemon._watchdog()):
@@ -268,6 +273,17 @@ class Daemon:
             self.events.emit("info", "logd stopped", event="stop", received=stats.received,
                              filtered=stats.filtered, connections_aborted=self.aborted)
         self.pipeline.close()  # the trace branch's sink too, after its last batch
+
+    # --- HTTP ingest (OTLP/HTTP receiver, OpenAI Agents SDK exporter) ---
+
+    async def _stop_ingest(self) -> None:
+        await self.ingest.stop()  # requests in flight finish; their records are in the pipeline
+
+    async def _ingest_reload(self, old: Config, new: Config) -> None:
+        if old.otlp != new.otlp:
+            await self.ingest.stop()
+            self.ingest = HttpIngest(new.otlp, self.pipeline, self.events)
+            await self.ingest.start()
 
     # --- control commands ---
 
@@ -307,6 +323,7 @@ class Daemon:
                       **{name: {"delivered": stats.branch_delivered[name], "errors": stats.branch_errors[name]}
                          for name in stats.branch_delivered}},
             "traces": self.traces.store_stats(),
+            "otlp": self.ingest.stats(),
             # logd's own events by level, and those that had nowhere to go (before start, after stop)
             "events": {"emitted": dict(self.events.counts), "lost": self.events.lost},
             # lag is counted in the files, so off the event loop

@@ -15,6 +15,7 @@ from types import ModuleType
 # module -> the extra that installs it
 EXTRA_OF: dict[str, str] = {
     "httpx": "ship",
+    "h11": "otlp",
     "opentelemetry.proto": "ship",
     "duckdb": "sql",
     "loguru": "loguru",

@@ -63,7 +63,10 @@ class DaemonProcess:
         self.workdir = workdir
         self.stdout_path = workdir / "daemon.stdout"
         self.stderr_path = workdir / "daemon.stderr"
-        self.env = {**os.environ, "NO_COLOR": "1", "LOGD_SOCKET": str(socket_path), **(env or {})}
+        # LOGD_OTLP_LISTEN="": daemons under test do not race for the OTLP port 4318 unless
+        # their config asks for a listener ([logging.otlp] listen)
+        self.env = {**os.environ, "NO_COLOR": "1", "LOGD_SOCKET": str(socket_path), "LOGD_OTLP_LISTEN": "",
+                    **(env or {})}
         self.env.pop("LOGD_CONFIG", None)
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -316,6 +316,9 @@ def _register_modes() -> None:
     MODES["redact"] = bench_redact
     MODES["rotate"] = bench_rotate
     MODES["peers"] = bench_peers
+    from logd.bench.otlp import bench_otlp
+
+    MODES["otlp"] = bench_otlp
 
 
 def main(args: argparse.Namespace) -> int:

@@ -32,4 +32,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--peers", action="store_true",
                    help="the default pipeline beside rsyslog (raw and mmjsonparse), socat and a raw server")
     p.add_argument("--runs", type=int, default=3, metavar="N", help="runs per server for --peers, median (default 3)")
+    p.add_argument("--otlp", action="store_true",
+                   help="spans/s and log records/s over OTLP/HTTP protobuf beside the socket's records/s")
     p.set_defaults(func=cmd_bench)

@@ -1,7 +1,8 @@
 """Records -> the bytes each kind of collector takes. Pure functions: no I/O here.
 
 - syslog: RFC 5424 messages, octet-counted (RFC 6587); fields as SD-params.
-- otlp: an OTLP ``ExportLogsServiceRequest``, protobuf or OTLP/JSON.
+- otlp: an OTLP ``ExportLogsServiceRequest``, protobuf or OTLP/JSON; with ``signal = "traces"``
+  an ``ExportTraceServiceRequest`` of the span records.
 - http: newline-delimited JSON (Vector, Fluent Bit, Logstash HTTP inputs).
 - loki: the push API's JSON, one stream per (agent, level).
 - elasticsearch: a ``_bulk`` body of ``create`` actions with ids derived from the
@@ -233,6 +234,150 @@ def otlp_json(items: list[Item], *, service_name: str, hostname: str) -> bytes:
                 for key in ("traceId", "spanId"):
                     if key in log:
                         log[key] = base64.b64decode(log[key]).hex()
+    return orjson.dumps(data)
+
+
+# --- OTLP traces (signal = "traces"): logd's span records -> ExportTraceServiceRequest ---
+
+# span_data.type -> gen_ai.operation.name, for span records that did not come in as OTLP
+_OPERATIONS = {"agent": "invoke_agent", "generation": "chat", "response": "chat", "function": "execute_tool"}
+
+
+def is_span_record(record: Record) -> bool:
+    """A span record (logd.client, OpenAI Agents SDK, OTLP in): what a traces target ships."""
+    return ("span_id" in record and "trace_id" in record and "severity_number" not in record
+            and ("started_at" in record or "span_data" in record))
+
+
+def _otlp_id(value: Any, size: int) -> bytes:
+    """A hex id of the right size as is (OTLP in, OTel ids); any other id (``trace_<hex>``,
+    ``span_<hex>``) hashed to ``size`` bytes, the same for a span and its children's parent_id."""
+    if not isinstance(value, str) or not value:
+        return b""
+    if len(value) == size * 2 and _HEX.fullmatch(value):
+        return bytes.fromhex(value)
+    import hashlib
+
+    return hashlib.sha256(value.encode()).digest()[:size]
+
+
+def _span_time_ns(value: Any) -> int:
+    ns = time_ns(value)
+    if ns or value is None:
+        return ns
+    from logd.timestamps import epoch_seconds
+
+    seconds = epoch_seconds(value)
+    return int(seconds * 1e9) if seconds is not None else 0
+
+
+def _add_attributes(target: Any, values: dict[str, Any]) -> None:
+    for key, value in values.items():
+        if value is None:
+            continue
+        attr = target.add()
+        attr.key = str(key)
+        _any_value(value, attr.value)
+
+
+def _gen_ai_attributes(record: Record) -> dict[str, Any]:
+    """For span records that did not come in as OTLP: span_data as GenAI semantic conventions."""
+    data = record.get("span_data") if isinstance(record.get("span_data"), dict) else {}
+    kind = data.get("type")
+    out: dict[str, Any] = {"gen_ai.operation.name": _OPERATIONS.get(kind, kind)}
+    if kind == "agent":
+        out["gen_ai.agent.name"] = data.get("name")
+    elif record.get("agent"):
+        out["gen_ai.agent.name"] = record["agent"]
+    if kind == "function":
+        out["gen_ai.tool.name"] = data.get("name")
+    out["gen_ai.request.model"] = data.get("model")
+    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+    out["gen_ai.usage.input_tokens"] = usage.get("input_tokens")
+    out["gen_ai.usage.output_tokens"] = usage.get("output_tokens")
+    out["gen_ai.conversation.id"] = record.get("session_id") or record.get("group_id")
+    for key, value in data.items():
+        if key not in ("type", "name", "model", "usage"):
+            out[f"logd.span_data.{key}"] = value
+    return out
+
+
+def otlp_trace_request(items: list[Item], *, service_name: str, hostname: str) -> Any:
+    """An ``ExportTraceServiceRequest`` from span records (others are skipped by the shipper).
+
+    Spans that came in as OTLP go out with their own resource, scope, name, kind, attributes
+    and events (logd in between changes nothing but redaction); other span records get
+    ``service.name`` from their agent and their span_data as ``gen_ai.*`` attributes."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+    request = ExportTraceServiceRequest()
+    scopes: dict[tuple[bytes, str], Any] = {}
+    for _, record in items:
+        otel = record.get("otel") if isinstance(record.get("otel"), dict) else {}
+        resource = record.get("resource") if isinstance(record.get("resource"), dict) else None
+        if resource is None:
+            agent = record.get("agent")
+            resource = {"service.name": agent if isinstance(agent, str) and agent else service_name,
+                        "host.name": hostname}
+        scope_name = otel.get("scope") if isinstance(otel.get("scope"), str) else "logd"
+        key = (orjson.dumps(resource, option=orjson.OPT_SORT_KEYS, default=str), scope_name)
+        scope = scopes.get(key)
+        if scope is None:
+            resource_spans = request.resource_spans.add()
+            _add_attributes(resource_spans.resource.attributes, resource)
+            scope = resource_spans.scope_spans.add()
+            scope.scope.name = scope_name
+            scopes[key] = scope
+        span = scope.spans.add()
+        span.trace_id = _otlp_id(record.get("trace_id"), 16)
+        span.span_id = _otlp_id(record.get("span_id"), 8)
+        span.parent_span_id = _otlp_id(record.get("parent_id"), 8)
+        data = record.get("span_data") if isinstance(record.get("span_data"), dict) else {}
+        span.name = str(otel.get("name") or data.get("name") or record.get("message") or "span")
+        span.kind = Span.SpanKind.Value(otel["kind"]) if otel.get("kind") in Span.SpanKind.keys() \
+            else Span.SPAN_KIND_INTERNAL
+        span.start_time_unix_nano = _span_time_ns(record.get("started_at"))
+        span.end_time_unix_nano = _span_time_ns(record.get("ended_at")) or span.start_time_unix_nano
+        attributes = record.get("attributes")
+        _add_attributes(span.attributes, attributes if isinstance(attributes, dict) else _gen_ai_attributes(record))
+        events = otel.get("events") if isinstance(otel.get("events"), list) else []
+        for event in events:
+            if isinstance(event, dict):
+                added = span.events.add()
+                added.name = str(event.get("name", ""))
+                added.time_unix_nano = _span_time_ns(event.get("time"))
+                if isinstance(event.get("attributes"), dict):
+                    _add_attributes(added.attributes, event["attributes"])
+        error = record.get("error")
+        if error:
+            span.status.code = Status.STATUS_CODE_ERROR
+            detail = error if isinstance(error, dict) else {"message": str(error)}
+            span.status.message = str(detail.get("status") or detail.get("message") or "error")
+            if not any(e.name == "exception" for e in span.events):
+                added = span.events.add()
+                added.name = "exception"
+                added.time_unix_nano = span.end_time_unix_nano
+                _add_attributes(added.attributes, {"exception.type": detail.get("type"),
+                                                   "exception.message": detail.get("message")})
+    return request
+
+
+def otlp_traces_protobuf(items: list[Item], *, service_name: str, hostname: str) -> bytes:
+    return otlp_trace_request(items, service_name=service_name, hostname=hostname).SerializeToString()
+
+
+def otlp_traces_json(items: list[Item], *, service_name: str, hostname: str) -> bytes:
+    """OTLP/JSON traces, ids as hex."""
+    from google.protobuf.json_format import MessageToDict
+
+    data = MessageToDict(otlp_trace_request(items, service_name=service_name, hostname=hostname))
+    for resource_spans in data.get("resourceSpans", []):
+        for scope_spans in resource_spans.get("scopeSpans", []):
+            for span in scope_spans.get("spans", []):
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    if key in span:
+                        span[key] = base64.b64decode(span[key]).hex()
     return orjson.dumps(data)
 
 

@@ -89,6 +89,7 @@ class Shipper:
         self._lock = threading.Lock()
         self._floor = RANK.get(settings.level, 0)
         self._match = {key: set(values) for key, values in settings.match}
+        self._spans_only = settings.type == "otlp" and settings.signal == "traces"  # OTLP traces target
         self.crash: str | None = None  # the error the shipper is restarting after, until a batch goes out
 
     # --- life cycle ---
@@ -208,6 +209,8 @@ class Shipper:
         level = record.get("level")
         if RANK.get(level if isinstance(level, str) else "info", 2) < self._floor:
             return False
+        if self._spans_only and not encoders.is_span_record(record):
+            return False
         return all(record.get(key) in values for key, values in self._match.items())
 
     # --- delivery ---
@@ -216,7 +219,7 @@ class Shipper:
         """Deliver one batch and move the checkpoint; False when asked to stop before it was delivered."""
         items: list[Item] = []
         lines = 0
-        everything = self._floor == 0 and not self._match
+        everything = self._floor == 0 and not self._match and not self._spans_only
         for chunk in chunks:
             offset = chunk.start.offset
             prefix = chunk.id_prefix

@@ -189,6 +189,24 @@ def es_bulk_outcome(items: list[Item], response: httpx.Response) -> Outcome:
     return outcome
 
 
+def otlp_traces_outcome(items: list[Item], response: httpx.Response) -> Outcome:
+    """OTLP partial success for a traces request (``rejectedSpans``)."""
+    if not response.content:
+        return Outcome()
+    try:
+        if response.headers.get("content-type", "").startswith("application/json"):
+            partial = orjson.loads(response.content).get("partialSuccess", {})
+            rejected, message = int(partial.get("rejectedSpans", 0)), partial.get("errorMessage", "")
+        else:
+            from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+            reply = ExportTraceServiceResponse.FromString(response.content)
+            rejected, message = reply.partial_success.rejected_spans, reply.partial_success.error_message
+    except Exception:  # an unreadable success body is still a success
+        return Outcome()
+    return Outcome(rejected=rejected, error=f"collector rejected {rejected} spans: {message}" if rejected else None)
+
+
 def otlp_outcome(items: list[Item], response: httpx.Response) -> Outcome:
     """OTLP partial success: the collector took the request but rejected some records.
     It does not say which, so they cannot be dead-lettered; the count is kept as the error."""
@@ -212,6 +230,12 @@ def build_target(settings: ShipSettings, hostname: str, clock: Callable[[], floa
     kind = settings.type
     if kind == "syslog":
         return SyslogTarget(settings, hostname)
+    if kind == "otlp" and settings.signal == "traces":  # the shipper passes span records only
+        encode = encoders.otlp_traces_json if settings.format == "json" else encoders.otlp_traces_protobuf
+        return HttpTarget(settings, lambda items: encode(items, service_name=settings.service_name,
+                                                         hostname=hostname),
+                          "application/json" if settings.format == "json" else "application/x-protobuf", clock,
+                          check=otlp_traces_outcome)
     if kind == "otlp":
         if settings.format == "json":
             return HttpTarget(settings, lambda items: encoders.otlp_json(

@@ -222,3 +222,45 @@ def _chain(group: list[Span]) -> list[Span]:
 
 def errors(session: Session) -> list[Event]:
     return session.errors
+
+
+@dataclass
+class TokenUsage:
+    agent: str
+    model: str
+    calls: int
+    input_tokens: int
+    output_tokens: int
+
+
+def _tokens(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return int(value)
+    if isinstance(value, str) and value.isdigit():  # OTLP JSON writes int64 as strings
+        return int(value)
+    return None
+
+
+def token_usage(session: Session) -> list[TokenUsage]:
+    """Tokens per agent and model, from spans whose data carries ``usage`` (OpenAI Agents SDK
+    generation spans, logd.client spans, OTLP ``gen_ai.usage.*``); most tokens first."""
+    agents = {s.id: s.agent for s in session.spans}
+    totals: dict[tuple[str, str], TokenUsage] = {}
+    for e in session.events:
+        data = e.state if isinstance(e.state, dict) else {}
+        usage = data.get("usage")
+        if not isinstance(usage, dict):
+            continue
+        used_in = _tokens(usage.get("input_tokens", usage.get("prompt_tokens")))
+        used_out = _tokens(usage.get("output_tokens", usage.get("completion_tokens")))
+        if used_in is None and used_out is None:
+            continue
+        agent = agents.get(e.span_id or "") or e.agent or "-"
+        model = str(data.get("model") or "-")
+        row = totals.setdefault((agent, model), TokenUsage(agent, model, 0, 0, 0))
+        row.calls += 1
+        row.input_tokens += used_in or 0
+        row.output_tokens += used_out or 0
+    return sorted(totals.values(), key=lambda t: -(t.input_tokens + t.output_tokens))

@@ -235,9 +235,11 @@ def build_session(session: str, records: Iterable[dict], notes: Notes | None = N
     spans.sort(key=lambda s: (s.start, -s.end))
     # span records name their agent through the nearest enclosing agent span
     by_id = {s.id: s for s in spans}
+    # else the agent the record named (OTLP spans: gen_ai.agent.name, else service.name)
+    named = {e.span_id: e.agent for e in events if e.shape == SPAN and e.agent}
     for s in spans:
         if not s.agent:
-            s.agent = _enclosing_agent(s, by_id) or ""
+            s.agent = _enclosing_agent(s, by_id) or named.get(s.id) or ""
     for e in events:
         if e.shape == SPAN and not e.agent and e.span_id in by_id:
             e.agent = by_id[e.span_id].agent

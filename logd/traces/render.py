@@ -11,7 +11,7 @@ from typing import Any, Iterable
 
 import orjson
 
-from logd.traces.analysis import agent_stats, critical_path, flow, route, slowest
+from logd.traces.analysis import agent_stats, critical_path, flow, route, slowest, token_usage
 from logd.traces.model import Event, Session, Span
 
 ARROW = "→"
@@ -165,6 +165,11 @@ def render_analysis(session: Session, verbose: bool = False) -> str:
     for a in stats:
         lines.append(f"{_cut(a.agent, 20):<20} {a.count:>5} {fmt_duration(a.total):>10} {fmt_duration(a.mean):>10} "
                      f"{fmt_duration(a.p95):>10} {fmt_duration(a.max):>10} {a.errors:>6}")
+    tokens = token_usage(session)
+    if tokens:
+        lines += ["", f"{'TOKENS BY AGENT':<20} {'MODEL':<24} {'CALLS':>5} {'INPUT':>10} {'OUTPUT':>10}"]
+        lines += [f"{_cut(t.agent, 20):<20} {_cut(t.model, 24):<24} {t.calls:>5} {t.input_tokens:>10} "
+                  f"{t.output_tokens:>10}" for t in tokens]
     lines += ["", "Slowest spans:"]
     for s in slowest(session, 10 if verbose else 5):
         lines.append(f"  {fmt_duration(s.duration):>10}  {s.kind:<10} {_span_label(s)}"
@@ -237,6 +242,7 @@ def to_json(session: Session, analyze: bool = False) -> dict[str, Any]:
         out["analysis"] = {
             "agents": [{"agent": a.agent, "count": a.count, "total_ms": _ms(a.total), "mean_ms": _ms(a.mean),
                         "p95_ms": _ms(a.p95), "max_ms": _ms(a.max), "errors": a.errors} for a in agent_stats(session)],
+            "tokens": [vars(t) for t in token_usage(session)],
             "slowest": [span_dict(s) for s in slowest(session)],
             "errors": [event_dict(e) for e in session.errors],
             "critical_path": [{"depth": d, **span_dict(s)} for d, s in critical_path(session)]}

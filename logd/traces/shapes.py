@@ -55,7 +55,8 @@ def classify(record: dict[str, Any]) -> tuple[str, str] | None:
         session = _text(record.get("runId"))
         if session is not None and isinstance(event_type, str):
             return KOOG, session
-    if "span_id" in record or "trace_id" in record:
+    # an OTLP log record (severity_number) carries the ids of the span it was written in: not a span
+    if ("span_id" in record or "trace_id" in record) and "severity_number" not in record:
         trace_id = _text(record.get("trace_id"))
         if trace_id is not None and ("span_id" in record or record.get("object") == "trace.span"):
             session = _text(record.get("session_id")) or _text(record.get("group_id")) or trace_id

@@ -1,0 +1,419 @@
+"""OTLP/HTTP receiver: ``POST /v1/logs`` and ``POST /v1/traces`` -> logd records.
+
+Bodies are ``ExportLogsServiceRequest`` / ``ExportTraceServiceRequest`` as protobuf
+(``application/x-protobuf``) or as OTLP JSON (``application/json``: lowerCamelCase
+keys, hex trace/span ids, int64 as strings), decoded with ``opentelemetry-proto``'s
+own classes. Answers follow the OTLP/HTTP spec: 200 with an Export*ServiceResponse
+(in the request's encoding; ``partial_success`` names what was rejected), 400 with a
+``google.rpc.Status`` for a body that cannot be decoded (and a logd error record),
+415 for another content type. 413 and 503 + Retry-After come from the listener.
+
+Log records become ordinary records; spans become logd's span records (the shape
+:mod:`logd.client.tracing` writes and :mod:`logd.traces` reads), with the GenAI
+semantic conventions mapped to session, agent, kind, model, tokens and errors.
+docs/otlp.md has the mapping table.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections import OrderedDict
+from typing import Any, Iterable
+
+import orjson
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest, ExportLogsServiceResponse)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest, ExportTraceServiceResponse)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span as OtlpSpan
+from opentelemetry.proto.trace.v1.trace_pb2 import Status
+
+from logd.levels import canonical_level
+from logd.events import Events
+from logd.pipeline import Pipeline
+from logd.record import RESERVED, Record
+from logd.sources.http import PROTOBUF, Request, Response, error_response, put_and_wait
+from logd.timestamps import format_epoch
+
+JSON = "application/json"
+_CORE = frozenset({"time", "level", "message"})
+# gen_ai.operation.name -> logd span kind (span_data.type)
+KINDS = {"invoke_agent": "agent", "create_agent": "agent", "chat": "generation", "text_completion": "generation",
+         "generate_content": "generation", "embeddings": "generation", "execute_tool": "function"}
+# OpenInference's span kinds, for instrumentations that set no gen_ai.operation.name
+_OPENINFERENCE_KINDS = {"AGENT": "agent", "LLM": "generation", "TOOL": "function", "EMBEDDING": "generation"}
+_SPAN_KIND_NAMES = {k: v for v, k in OtlpSpan.SpanKind.items()}
+# severityNumber ranges of the OTel log data model: 1-4 TRACE ... 21-24 FATAL
+_SEVERITY = ("trace", "debug", "info", "warn", "error", "fatal")
+
+
+class MalformedBody(ValueError):
+    """The body cannot be decoded; the message says what was wrong."""
+
+
+# --- AnyValue / attributes -> plain values ---
+
+def any_value(value: AnyValue) -> Any:
+    which = value.WhichOneof("value")
+    if which is None:
+        return None
+    if which == "array_value":
+        return [any_value(v) for v in value.array_value.values]
+    if which == "kvlist_value":
+        return attributes(value.kvlist_value.values)
+    if which == "bytes_value":
+        return value.bytes_value.hex()
+    return getattr(value, which)
+
+
+def attributes(pairs: Iterable[KeyValue]) -> dict[str, Any]:
+    return {kv.key: any_value(kv.value) for kv in pairs}
+
+
+_second: list = [None, ""]  # the last whole second formatted: spans of one batch share it
+
+
+def _time(unix_nano: int, fallback: int) -> str:
+    """Canonical RFC 3339 UTC with microseconds, as format_epoch writes it."""
+    ns = unix_nano or fallback
+    second, rest = divmod(ns, 1_000_000_000)
+    if _second[0] != second:
+        _second[0], _second[1] = second, format_epoch(second)[:-8]  # "...T10:00:00" of "...T10:00:00.000000Z"
+    return f"{_second[1]}.{rest // 1000:06d}Z"
+
+
+def _safe_key(key: str) -> str:
+    """Attribute keys never overwrite a record's core keys or logd's trusted fields."""
+    if key in _CORE:
+        return "otel." + key
+    return "client" + key if key in RESERVED else key
+
+
+# --- request bodies ---
+
+_ID_KEYS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
+
+
+def _hex_ids_to_base64(node: Any) -> None:
+    """OTLP JSON writes ids as hex; protobuf's JSON mapping expects base64 for bytes."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _ID_KEYS and isinstance(value, str):
+                try:
+                    node[key] = base64.b64encode(bytes.fromhex(value)).decode()
+                except ValueError:
+                    raise MalformedBody(f"{key} {value[:40]!r} is not a hex id") from None
+            elif isinstance(value, (dict, list)):
+                _hex_ids_to_base64(value)
+    elif isinstance(node, list):
+        for item in node:
+            _hex_ids_to_base64(item)
+
+
+def decode(body: bytes, media_type: str, message: Any) -> Any:
+    """Fill ``message`` (a protobuf request) from the body, or raise MalformedBody."""
+    if media_type == PROTOBUF:
+        try:
+            message.ParseFromString(body)
+        except DecodeError as exc:
+            raise MalformedBody(f"not a valid {type(message).__name__} protobuf: {exc}") from None
+        return message
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedBody(f"not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise MalformedBody(f"expected a JSON object {type(message).__name__}, found {type(document).__name__}")
+    _hex_ids_to_base64(document)
+    try:
+        json_format.ParseDict(document, message, ignore_unknown_fields=True)
+    except (json_format.ParseError, binascii.Error, ValueError, TypeError) as exc:
+        raise MalformedBody(f"not a valid {type(message).__name__}: {exc}") from None
+    return message
+
+
+def encode(message: Any, media_type: str) -> bytes:
+    if media_type == PROTOBUF:
+        return message.SerializeToString()
+    return json_format.MessageToJson(message, indent=None).encode()
+
+
+# --- logs ---
+
+def level_of(severity_number: int, severity_text: str) -> str:
+    if 1 <= severity_number <= 24:
+        return _SEVERITY[(severity_number - 1) // 4]
+    return canonical_level(severity_text) or "info" if severity_text else "info"
+
+
+def log_records(request: ExportLogsServiceRequest, received_ns: int) -> list[Record]:
+    out: list[Record] = []
+    for resource_logs in request.resource_logs:
+        resource = attributes(resource_logs.resource.attributes)
+        service = resource.get("service.name")
+        for scope_logs in resource_logs.scope_logs:
+            scope = scope_logs.scope.name
+            for log in scope_logs.log_records:
+                body = any_value(log.body)
+                record: Record = {
+                    "time": _time(log.time_unix_nano or log.observed_time_unix_nano, received_ns),
+                    "level": level_of(log.severity_number, log.severity_text),
+                    "message": body if isinstance(body, str) else ("" if body is None else
+                                                                   orjson.dumps(body, default=str).decode()),
+                }
+                attrs = attributes(log.attributes)
+                for key, value in (*resource.items(), *attrs.items()):
+                    record[_safe_key(key)] = value
+                record.setdefault("agent", attrs.get("gen_ai.agent.name") or service or "otlp")
+                if scope:
+                    record.setdefault("logger", scope)
+                record["severity_number"] = log.severity_number  # also marks it a log, not a span
+                if log.severity_text:
+                    record["severity_text"] = log.severity_text
+                if log.event_name:
+                    record["event_name"] = log.event_name
+                if any(log.trace_id):
+                    record["trace_id"] = log.trace_id.hex()
+                if any(log.span_id):
+                    record["span_id"] = log.span_id.hex()
+                out.append(record)
+    return out
+
+
+# --- spans ---
+
+class SpanMapper:
+    """Spans -> logd span records. Remembers, for a while, each trace's session and each
+    agent span's agent, because a trace's spans may arrive in several requests."""
+
+    def __init__(self, remember: int = 10_000) -> None:
+        self.remember = remember
+        self._sessions: OrderedDict[bytes, str] = OrderedDict()  # trace id -> session
+        self._agents: OrderedDict[bytes, str] = OrderedDict()  # agent span id -> agent
+
+    def _keep(self, table: OrderedDict, key: bytes, value: str) -> None:
+        table[key] = value
+        table.move_to_end(key)
+        if len(table) > self.remember:
+            table.popitem(last=False)
+
+    def records(self, request: ExportTraceServiceRequest, received_ns: int) -> tuple[list[Record], int, str]:
+        """(records, rejected spans, why) for one request."""
+        spans: list[tuple[OtlpSpan, dict, dict, str]] = []
+        rejected, why = 0, ""
+        for resource_spans in request.resource_spans:
+            resource = attributes(resource_spans.resource.attributes)
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    if len(span.trace_id) != 16 or len(span.span_id) != 8 or not any(span.trace_id):
+                        rejected += 1
+                        why = "a span needs a 16-byte traceId and an 8-byte spanId"
+                        continue
+                    spans.append((span, attributes(span.attributes), resource, scope_spans.scope.name))
+        # first pass, over every span of the request: one session per trace (the conversation
+        # of its outermost span that names one: a sub-agent run with its own conversation id
+        # stays in the session of the run that called it), and the agent of each agent span
+        by_id = {span.span_id: (span, attrs) for span, attrs, _, _ in spans}
+        outermost: dict[bytes, tuple[int, int, str]] = {}
+        for span, attrs, resource, _ in spans:
+            session = attrs.get("gen_ai.conversation.id") or attrs.get("session.id") or resource.get("session.id")
+            if session:
+                rank = (_depth(span, by_id), span.start_time_unix_nano, str(session))
+                if span.trace_id not in outermost or rank < outermost[span.trace_id]:
+                    outermost[span.trace_id] = rank
+            if _kind(span, attrs) == "agent":
+                self._keep(self._agents, span.span_id, _agent_name(span, attrs))
+        for trace_id, (_, _, session) in outermost.items():
+            if trace_id not in self._sessions:  # a trace's earlier spans already went to the first one
+                self._keep(self._sessions, trace_id, session)
+        out = [self._record(span, attrs, resource, scope, by_id, received_ns)
+               for span, attrs, resource, scope in spans]
+        return out, rejected, why
+
+    def _enclosing_agent(self, span: OtlpSpan, by_id: dict[bytes, tuple[OtlpSpan, dict]]) -> str | None:
+        parent, seen = span.parent_span_id, set()
+        while parent and parent not in seen:
+            seen.add(parent)
+            if parent in self._agents:
+                return self._agents[parent]
+            found = by_id.get(parent)
+            if found is None:
+                return None
+            parent = found[0].parent_span_id
+        return None
+
+    def _record(self, span: OtlpSpan, attrs: dict, resource: dict, scope: str,
+                by_id: dict[bytes, tuple[OtlpSpan, dict]], received_ns: int) -> Record:
+        kind = _kind(span, attrs)
+        trace_id = span.trace_id.hex()
+        service = resource.get("service.name")
+        if kind == "agent":
+            agent = _agent_name(span, attrs)
+        else:
+            agent = attrs.get("gen_ai.agent.name") or self._enclosing_agent(span, by_id) or service
+        data: dict[str, Any] = {"type": kind, "name": _span_name(span, attrs, kind, agent)}
+        model = attrs.get("gen_ai.response.model") or attrs.get("gen_ai.request.model") or attrs.get("llm.model_name")
+        if model:
+            data["model"] = model
+        usage: dict[str, Any] = {}
+        for name, keys in (("input_tokens", ("gen_ai.usage.input_tokens", "llm.token_count.prompt")),
+                           ("output_tokens", ("gen_ai.usage.output_tokens", "llm.token_count.completion"))):
+            found = next((attrs[k] for k in keys if k in attrs), None)
+            if found is not None:
+                usage[name] = found
+        if usage:
+            data["usage"] = usage
+        for key, name in (("gen_ai.operation.name", "operation"), ("gen_ai.tool.call.id", "tool_call_id"),
+                          ("gen_ai.provider.name", "provider"), ("gen_ai.system", "system")):
+            if key in attrs:
+                data[name] = attrs[key]
+        error = _error(span)
+        start, end = _time(span.start_time_unix_nano, received_ns), _time(span.end_time_unix_nano, received_ns)
+        record: Record = {
+            "time": end, "level": "error" if error else "info",
+            "message": f"{kind} span {data['name']}" + (" failed" if error else ""),
+            "trace_id": trace_id, "span_id": span.span_id.hex(),
+            "parent_id": span.parent_span_id.hex() if any(span.parent_span_id) else None,
+            "started_at": start, "ended_at": end, "span_data": data, "error": error,
+            "session_id": self._sessions.get(span.trace_id, trace_id),
+        }
+        if agent:
+            record["agent"] = agent
+        record["otel"] = {"name": span.name, "kind": _SPAN_KIND_NAMES.get(span.kind, "SPAN_KIND_UNSPECIFIED"),
+                          **({"scope": scope} if scope else {}),
+                          **({"status": Status.StatusCode.Name(span.status.code)} if span.status.code else {}),
+                          **({"events": [_event(e) for e in span.events]} if span.events else {})}
+        if attrs:
+            record["attributes"] = attrs
+        if resource:
+            record["resource"] = resource
+        return record
+
+
+def _depth(span: OtlpSpan, by_id: dict[bytes, tuple[OtlpSpan, dict]]) -> int:
+    """How many ancestors of ``span`` are in the same request."""
+    depth, parent, seen = 0, span.parent_span_id, set()
+    while parent in by_id and parent not in seen:
+        seen.add(parent)
+        depth += 1
+        parent = by_id[parent][0].parent_span_id
+    return depth
+
+
+def _kind(span: OtlpSpan, attrs: dict) -> str:
+    operation = attrs.get("gen_ai.operation.name")
+    if isinstance(operation, str) and operation in KINDS:
+        return KINDS[operation]
+    oi = attrs.get("openinference.span.kind")
+    if isinstance(oi, str) and oi.upper() in _OPENINFERENCE_KINDS:
+        return _OPENINFERENCE_KINDS[oi.upper()]
+    if "gen_ai.tool.name" in attrs:
+        return "function"
+    return "custom"
+
+
+def _agent_name(span: OtlpSpan, attrs: dict) -> str:
+    name = attrs.get("gen_ai.agent.name") or attrs.get("agent_name")
+    if name:
+        return str(name)
+    return span.name.removeprefix("invoke_agent ").strip() or span.name
+
+
+def _span_name(span: OtlpSpan, attrs: dict, kind: str, agent: str | None) -> str:
+    if kind == "agent":
+        return agent or span.name
+    if kind == "function":
+        return str(attrs.get("gen_ai.tool.name") or span.name)
+    return span.name
+
+
+def _event(event: OtlpSpan.Event) -> dict[str, Any]:
+    return {"name": event.name, "time": format_epoch(event.time_unix_nano / 1e9),
+            **({"attributes": attributes(event.attributes)} if event.attributes else {})}
+
+
+def _error(span: OtlpSpan) -> dict[str, Any] | None:
+    """status ERROR with its message, and the exception event's type, message, stack."""
+    if span.status.code != Status.STATUS_CODE_ERROR:
+        return None
+    error: dict[str, Any] = {}
+    for event in span.events:
+        if event.name == "exception":
+            found = attributes(event.attributes)
+            error = {"type": found.get("exception.type"), "message": found.get("exception.message"),
+                     **({"stacktrace": found["exception.stacktrace"]} if found.get("exception.stacktrace") else {})}
+            error = {k: v for k, v in error.items() if v}
+    if span.status.message:
+        error["message"] = span.status.message if not error.get("message") else error["message"]
+        error.setdefault("status", span.status.message)
+    return error or {"message": "status ERROR"}
+
+
+# --- the routes ---
+
+class OtlpReceiver:
+    """The two OTLP routes, feeding ``pipeline``; counts what it took and refused."""
+
+    def __init__(self, pipeline: Pipeline, events: Events) -> None:
+        self.events = events
+        self.pipeline = pipeline
+        self.spans = SpanMapper()
+        self.received = {"spans": 0, "log_records": 0}
+        self.rejected = {"spans": 0, "log_records": 0}
+        self.malformed = 0
+
+    def _now_ns(self) -> int:
+        return int(self.pipeline.clock() * 1e9)
+
+    def _check_type(self, request: Request) -> Response | None:
+        if request.media_type in (PROTOBUF, JSON):
+            return None
+        return error_response(415, f"expected Content-Type {PROTOBUF} or {JSON}, "
+                                   f"got {request.media_type or 'none'!r}")
+
+    def _malformed(self, request: Request, exc: MalformedBody) -> Response:
+        self.malformed += 1
+        self.events.emit("error", "OTLP request refused: malformed body", event="otlp", path=request.path,
+                           peer=request.peer, content_type=request.media_type, bytes=len(request.body),
+                           error=str(exc))
+        return error_response(400, str(exc), request.media_type)
+
+    async def logs(self, request: Request) -> Response:
+        refused = self._check_type(request)
+        if refused is not None:
+            return refused
+        try:
+            message = decode(request.body, request.media_type, ExportLogsServiceRequest())
+        except MalformedBody as exc:
+            return self._malformed(request, exc)
+        records = log_records(message, self._now_ns())
+        await put_and_wait(self.pipeline, records)
+        self.received["log_records"] += len(records)
+        return Response(200, encode(ExportLogsServiceResponse(), request.media_type), content_type=request.media_type)
+
+    async def traces(self, request: Request) -> Response:
+        refused = self._check_type(request)
+        if refused is not None:
+            return refused
+        try:
+            message = decode(request.body, request.media_type, ExportTraceServiceRequest())
+        except MalformedBody as exc:
+            return self._malformed(request, exc)
+        records, rejected, why = self.spans.records(message, self._now_ns())
+        await put_and_wait(self.pipeline, records)
+        self.received["spans"] += len(records)
+        response = ExportTraceServiceResponse()
+        if rejected:
+            self.rejected["spans"] += rejected
+            response.partial_success.rejected_spans = rejected
+            response.partial_success.error_message = why
+            self.events.emit("warn", f"OTLP: {rejected} span(s) rejected", event="otlp", peer=request.peer,
+                               rejected_spans=rejected, error=why)
+        return Response(200, encode(response, request.media_type), content_type=request.media_type)
+
+    def stats(self) -> dict[str, Any]:
+        return {"received": dict(self.received), "rejected": dict(self.rejected), "malformed": self.malformed}
