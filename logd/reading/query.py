@@ -13,13 +13,15 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 import orjson
 
 from logd.sources.ack import Deduplicator
 from logd.levels import LEVELS, RANK
-from logd.reading.files import LogFile, Problem, ProblemHandler, file_blocks, in_window
+from logd.reading import index
+from logd.reading.files import LogFile, Problem, ProblemHandler, file_blocks
 from logd.record import Record
 from logd.timestamps import format_epoch, format_utc, normalize_time
 
@@ -169,17 +171,36 @@ def repeat_finder(dedupe: Deduplicator) -> Callable[[bytes], bool]:
 
 
 def select(files: list[LogFile], selection: Filter, on_problem: ProblemHandler,
-           dedupe: Deduplicator | None = None) -> Iterator[list[bytes]]:
+           dedupe: Deduplicator | None = None, current: Path | None = None) -> Iterator[list[bytes]]:
     """Batches of the selected raw lines, oldest file first, each file in write order.
     Lines that are not JSON records are reported once per file (first line, and how many).
     With ``dedupe``, a record's resent copy is left out (judged before the filters: a
-    record is where its first copy is)."""
+    record is where its first copy is). With a time window, a backup is skipped only when
+    the bounds index (:mod:`logd.reading.index`) says all its records are outside it; a
+    backup read whole without problems gets its bounds filed for the next query."""
     match = selection.match
     is_repeat = repeat_finder(dedupe) if dedupe is not None else None
-    for file in in_window(files, selection.since, selection.until):
+    if current is None:
+        current = next((f.path for f in files if f.is_current), files[0].path if files else Path("."))
+    window = selection.since is not None or selection.until is not None
+    for known in index.files_in_window(current, files, selection.since, selection.until):
+        file = known.file
+        measure = window and known.bounds is None and known.fp is not None
+        bounds: index.Bounds | None = None
+        size = 0
+        troubled = False
+
+        def report(problem: Problem) -> None:
+            nonlocal troubled
+            troubled = True
+            on_problem(problem)
+
         read = 0
         damaged: tuple[int, int] | None = None  # (first line number, count)
-        for block, batch in file_blocks(file, on_problem):
+        for block, batch in file_blocks(file, report):
+            if measure:
+                bounds = index.lines_bounds(batch, bounds)
+                size += len(block) + 1
             chosen = []
             repeats = is_repeat if is_repeat is not None and _RID in block else None  # one scan per block
             for line in batch:
@@ -194,6 +215,8 @@ def select(files: list[LogFile], selection: Filter, on_problem: ProblemHandler,
             read += len(batch)
             if chosen:
                 yield chosen
+        if measure and not troubled:
+            index.record_bounds(current, known, size, bounds)
         if damaged:
             more = f" (and {damaged[1] - 1} more lines like it)" if damaged[1] > 1 else ""
             on_problem(Problem(file.path, damaged[0], f"not a JSON record, skipped{more}"))
