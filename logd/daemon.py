@@ -154,6 +154,13 @@ class Daemon:
             **({"ship": await asyncio.to_thread(self.ship.status)} if self.ship and self.ship.shippers else {}),
         }
 
+    async def _config_command(self, request: dict) -> dict:
+        """Where this daemon's config and files are, for ``logd query/tail/list/trace``."""
+        config = self.config
+        return {"config": str(config.source.resolve()) if config.source else None,
+                "file": os.path.abspath(config.file) if config.file else None,
+                "traces_dir": os.path.abspath(traces_dir(config))}
+
     async def _reload_command(self, request: dict) -> dict:
         return await self.reload("logd reload")
 
@@ -189,6 +196,7 @@ class Daemon:
         self.control.register("status", self._status)
         self.control.register("reload", self._reload_command)
         self.control.register("rotate", self._rotate_command)
+        self.control.register("config", self._config_command)
         self._loop = asyncio.get_running_loop()
         pipeline = self.pipeline
         self.ship = ShipManager(self._ship_notify, ingested=lambda: pipeline.stats.received)

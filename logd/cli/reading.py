@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from logd.cli.common import CONFIG_HELP, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, error, level_arg, load
+from logd.cli.common import CONFIG_HELP, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, daemon_files, error, level_arg, load
 from logd.config import ConfigError
 
 if TYPE_CHECKING:  # annotations only: commands import what they need when they run
@@ -17,13 +17,28 @@ if TYPE_CHECKING:  # annotations only: commands import what they need when they 
     from logd.reading.query import Filter
 
 
+class NoLogFile(Exception):
+    """Neither --file, --config, a running daemon nor the search order named a log file."""
+
+
 def _log_file(args: argparse.Namespace) -> Path:
-    """--file, else the config's [logging] file."""
+    """--file; else --config's [logging] file; else the running daemon's; else the search order's."""
+    from logd.config import config_search_text
+
     if args.file:
         return Path(args.file)
+    if not args.config:
+        reply, why = daemon_files(args)
+        if reply is not None and reply.get("file"):
+            return Path(reply["file"])
+        if reply is not None:
+            why = f"the running daemon (it writes no file: config {reply.get('config') or '<embedded defaults>'})"
     config = load(args)
     if config.file is None:
-        raise ConfigError(config.source, "no [logging] file is set; pass --file PATH or set it in the config")
+        if args.config or config.source is not None:
+            raise ConfigError(config.source, "no [logging] file is set; pass --file PATH or set it in the config")
+        raise NoLogFile(f"no log file found; tried {why}, {config_search_text()}; "
+                        "pass --file PATH or --config FILE")
     return config.file
 
 
@@ -43,7 +58,7 @@ def _reading_setup(args: argparse.Namespace) -> tuple[Path, Filter] | int:
         for name in ("since", "until"):
             if getattr(args, name, None):
                 setattr(args, name, parse_time(getattr(args, name)))
-    except ConfigError as exc:
+    except (ConfigError, NoLogFile) as exc:
         error(str(exc))
         return EXIT_USAGE
     except TimeError as exc:
