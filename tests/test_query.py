@@ -172,7 +172,7 @@ def test_relative_and_absolute_times() -> None:
     assert parse_time("2026-11-18T09:46:40Z") == "2026-11-18T09:46:40.000000Z"
     assert parse_time("2026-11-18T10:46:40.5+01:00") == "2026-11-18T09:46:40.500000Z"
     for bad in ("yesterday-ish", "15x", "", "1795000000", "2026-13-45T00:00:00Z"):
-        with pytest.raises(TimeError, match="expected RFC 3339"):
+        with pytest.raises(TimeError, match="cannot read time .*expected now, today"):
             parse_time(bad, now=NOW)
 
 

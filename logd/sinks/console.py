@@ -2,21 +2,25 @@
 
 ``15:04:05.123 INF Agent execution completed agent=research-agent duration=2s``
 
-Time is local, levels are three letters, fields are sorted; colour only on a
-TTY unless ``NO_COLOR`` / ``FORCE_COLOR`` say otherwise. ``format = "json"``
+Time is local, with the date in front when the record is not from today; levels are
+three letters, fields are sorted; colour only on a TTY unless ``NO_COLOR`` /
+``FORCE_COLOR`` say otherwise. Trace records (spans, AgenticGoKit hooks, Koog events)
+print as one short line: kind, name, duration, error, session. ``format = "json"``
 prints the JSON lines instead.
 """
 
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, BinaryIO, Callable, Mapping
 
 import orjson
 
 from logd.pipeline import Batch
 from logd.record import TRUSTED_FIELDS, Record
+from logd.timestamps import epoch_seconds
+from logd.traces.shapes import AGK, KOOG, SPAN, classify
 
 RESET = "\x1b[0m"
 DIM = "\x1b[90m"
@@ -53,21 +57,27 @@ def use_color(stream: BinaryIO, env: Mapping[str, str] | None = None) -> bool:
 
 
 class _LocalClock:
-    """Canonical UTC time -> local ``HH:MM:SS.mmm``, converting each second only once."""
+    """Canonical UTC time -> local ``HH:MM:SS.mmm`` (``YYYY-MM-DD HH:MM:SS.mmm`` when not
+    from today), converting each second only once."""
 
-    def __init__(self) -> None:
+    def __init__(self, today: Callable[[], date] = date.today) -> None:
         self._cache: dict[str, str] = {}
+        self._today = today
+        self._day: date | None = None
 
     def __call__(self, canonical: str) -> str:
         second = canonical[:19]
         local = self._cache.get(second)
         if local is None:
+            today = self._today()
+            if today != self._day or len(self._cache) > 1024:  # a new day: what was today is not
+                self._cache.clear()
+                self._day = today
             try:
-                local = datetime.fromisoformat(second + "+00:00").astimezone().strftime("%H:%M:%S")
+                moment = datetime.fromisoformat(second + "+00:00").astimezone()
+                local = moment.strftime("%H:%M:%S" if moment.date() == today else "%Y-%m-%d %H:%M:%S")
             except ValueError:
                 local = second[11:19]
-            if len(self._cache) > 1024:
-                self._cache.clear()
             self._cache[second] = local
         return f"{local}.{canonical[20:23]}"
 
@@ -86,15 +96,46 @@ def _value_text(value: Any) -> str:
     return orjson.dumps(value, default=str).decode()
 
 
+def _duration_text(seconds: float) -> str:
+    return f"{seconds * 1000:.0f}ms" if seconds < 10 else f"{seconds:.1f}s"
+
+
+def _trace_line(record: Record, shape: str, session: str) -> tuple[str, list[tuple[str, str]]]:
+    """A trace record as ``kind name`` and a few fields: duration, error, session."""
+    fields: list[tuple[str, str]] = []
+    error: Any = record.get("error")
+    if shape == SPAN:
+        data = record.get("span_data") if isinstance(record.get("span_data"), dict) else {}
+        kind = f"span {data.get('type') or '?'}"
+        name = data.get("name") or data.get("model") or (
+            f"{data.get('from_agent')} → {data.get('to_agent')}" if data.get("to_agent") else "")
+        start, end = epoch_seconds(record.get("started_at")), epoch_seconds(record.get("ended_at"))
+        if start is not None and end is not None:
+            fields.append(("duration", _duration_text(max(0.0, end - start))))
+    elif shape == AGK:
+        kind, name = str(record.get("hook")), record.get("agent_id") or ""
+    else:
+        kind, name = str(record.get("eventType")), record.get("agentId") or record.get("agent_id") or ""
+        if isinstance(record.get("duration_ms"), (int, float)):
+            fields.append(("duration", _duration_text(record["duration_ms"] / 1000)))
+    if error:
+        fields.append(("error", _value_text(error.get("message", error) if isinstance(error, dict) else error)))
+    fields.append(("session", _value_text(session)))
+    return f"{kind} {_value_text(name)}" if name else kind, fields
+
+
 class ConsoleFormatter:
-    def __init__(self, color: bool) -> None:
+    def __init__(self, color: bool, today: Callable[[], date] = date.today) -> None:
         self.color = color
-        self._clock = _LocalClock()
+        self._clock = _LocalClock(today)
 
     def format(self, record: Record) -> str:
         level = record.get("level", "info")
         abbrev, level_color = LEVEL_STYLE.get(level, ("???", ""))
         stamp = self._clock(record.get("time", ""))
+        traced = classify(record)
+        if traced is not None:
+            return self._format_trace(record, stamp, abbrev, level_color, *traced)
         message = record.get("message", "")
         parts: list[str] = []
         keys = sorted(k for k in record if k not in _HIDDEN)
@@ -120,6 +161,14 @@ class ConsoleFormatter:
                 text = block if isinstance(block, str) else _value_text(block)
                 line += "\n" + "\n".join("    " + row for row in text.rstrip("\n").splitlines())
         return line + "\n"
+
+    def _format_trace(self, record: Record, stamp: str, abbrev: str, level_color: str, shape: str,
+                      session: str) -> str:
+        head, fields = _trace_line(record, shape, session)
+        if self.color:
+            parts = [f"{RED}{k}={v}{RESET}" if k == "error" else f"{CYAN}{k}={RESET}{v}" for k, v in fields]
+            return f"{DIM}{stamp}{RESET} {level_color}{abbrev}{RESET} {BOLD}{head}{RESET} {' '.join(parts)}\n"
+        return f"{stamp} {abbrev} {head} {' '.join(f'{k}={v}' for k, v in fields)}\n"
 
 
 class ConsoleSink:
