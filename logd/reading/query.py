@@ -9,6 +9,7 @@ as they are stored: no re-encoding.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from logd.sources.ack import Deduplicator
 from logd.levels import LEVELS, RANK
 from logd.reading import index
 from logd.reading.files import LogFile, Problem, ProblemHandler, file_blocks
+from logd.reading.output import Progress
 from logd.record import Record
 from logd.reading.timeparse import TIME_HELP, TimeError, parse_time  # noqa: F401  (re-exported)
 from logd.timestamps import normalize_time
@@ -180,7 +182,8 @@ def repeat_finder(dedupe: Deduplicator) -> Callable[[bytes], bool]:
 
 
 def select(files: list[LogFile], selection: Filter, on_problem: ProblemHandler,
-           dedupe: Deduplicator | None = None, current: Path | None = None) -> Iterator[list[bytes]]:
+           dedupe: Deduplicator | None = None, current: Path | None = None,
+           progress: Progress | None = None) -> Iterator[list[bytes]]:
     """Batches of the selected raw lines, oldest file first, each file in write order.
     Lines that are not JSON records are reported once per file (first line, and how many).
     With ``dedupe``, a record's resent copy is left out (judged before the filters: a
@@ -192,7 +195,10 @@ def select(files: list[LogFile], selection: Filter, on_problem: ProblemHandler,
     if current is None:
         current = next((f.path for f in files if f.is_current), files[0].path if files else Path("."))
     window = selection.since is not None or selection.until is not None
-    for known in index.files_in_window(current, files, selection.since, selection.until):
+    chosen_files = index.files_in_window(current, files, selection.since, selection.until)
+    total = sum(_disk_size(k.file) for k in chosen_files) or 1
+    done = 0
+    for number, known in enumerate(chosen_files, 1):
         file = known.file
         measure = window and known.bounds is None and known.fp is not None
         bounds: index.Bounds | None = None
@@ -222,13 +228,24 @@ def select(files: list[LogFile], selection: Filter, on_problem: ProblemHandler,
                     number = read + batch.index(line) + 1
                     damaged = (damaged[0], damaged[1] + 1) if damaged else (number, 1)
             read += len(batch)
+            if progress is not None:
+                progress.update(f"file {number} of {len(chosen_files)}, {total / 1e6:,.0f} MB on disk",
+                                done / total)
             if chosen:
                 yield chosen
+        done += _disk_size(file)
         if measure and not troubled:
             index.record_bounds(current, known, size, bounds)
         if damaged:
             more = f" (and {damaged[1] - 1} more lines like it)" if damaged[1] > 1 else ""
             on_problem(Problem(file.path, damaged[0], f"not a JSON record, skipped{more}"))
+
+
+def _disk_size(file: LogFile) -> int:
+    try:
+        return os.fstat(file.fd).st_size if file.fd is not None else 0
+    except OSError:
+        return 0
 
 
 def write_json(batches: Iterable[list[bytes]], out: BinaryIO) -> int:
