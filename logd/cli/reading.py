@@ -151,6 +151,10 @@ def cmd_tail(args: argparse.Namespace) -> int:
     path, selection = setup
     if not args.follow and not list_files(path):
         return _no_files(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if args.follow and not folder.is_dir():
+        error(f"cannot follow {path}: the folder {folder} does not exist (check --file or the config's [logging] file)")
+        return EXIT_FAILURE
     out = sys.stdout.buffer
     human = None if args.json else _human_formatter()
 
@@ -170,6 +174,9 @@ def cmd_tail(args: argparse.Namespace) -> int:
         run_tail(path, args.lines, args.follow, match, emit, problem_printer(sys.stderr), stop)
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except OSError as exc:  # e.g. the folder removed while following
+        error(f"cannot {'follow' if args.follow else 'read'} {path}: {exc.strerror or exc}")
+        return EXIT_FAILURE
     return EXIT_OK
 
 
