@@ -162,6 +162,27 @@ class Progress:
         self.stream.flush()
         self.drawn = True
 
+    @contextmanager
+    def ticking(self, text: str, fraction: float | None = None) -> Iterator[None]:
+        """Keep the line fresh (elapsed seconds) while a blocking step runs."""
+        import threading
+
+        done = threading.Event()
+
+        def tick() -> None:
+            while not done.wait(0.2):
+                self.update(text, fraction)
+
+        thread = threading.Thread(target=tick, daemon=True)
+        if self.enabled:
+            thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            if thread.is_alive():
+                thread.join()
+
     def finish(self) -> None:
         if self.drawn:
             self.stream.write("\r\x1b[2K")
