@@ -12,7 +12,9 @@ prints the JSON lines instead.
 from __future__ import annotations
 
 import os
-from datetime import date, datetime
+import math
+import time
+from datetime import date, datetime, timedelta
 from typing import Any, BinaryIO, Callable, Mapping
 
 import orjson
@@ -58,26 +60,32 @@ def use_color(stream: BinaryIO, env: Mapping[str, str] | None = None) -> bool:
 
 class _LocalClock:
     """Canonical UTC time -> local ``HH:MM:SS.mmm`` (``YYYY-MM-DD HH:MM:SS.mmm`` when not
-    from today), converting each second only once."""
+    from today), converting each second only once; the cache is dropped at local midnight
+    (``clock``: epoch seconds, injectable)."""
 
-    def __init__(self, today: Callable[[], date] = date.today) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._cache: dict[str, str] = {}
-        self._today = today
-        self._day: date | None = None
+        self._clock = clock
+        self._today: date | None = None
+        self._day_ends = -math.inf
 
     def __call__(self, canonical: str) -> str:
+        if self._clock() >= self._day_ends:  # one float comparison per record
+            now = datetime.fromtimestamp(self._clock()).astimezone()
+            self._today = now.date()
+            midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+            self._day_ends = (midnight + timedelta(days=1)).timestamp()
+            self._cache.clear()
         second = canonical[:19]
         local = self._cache.get(second)
         if local is None:
-            today = self._today()
-            if today != self._day or len(self._cache) > 1024:  # a new day: what was today is not
-                self._cache.clear()
-                self._day = today
             try:
                 moment = datetime.fromisoformat(second + "+00:00").astimezone()
-                local = moment.strftime("%H:%M:%S" if moment.date() == today else "%Y-%m-%d %H:%M:%S")
+                local = moment.strftime("%H:%M:%S" if moment.date() == self._today else "%Y-%m-%d %H:%M:%S")
             except ValueError:
                 local = second[11:19]
+            if len(self._cache) > 1024:
+                self._cache.clear()
             self._cache[second] = local
         return f"{local}.{canonical[20:23]}"
 
@@ -125,9 +133,9 @@ def _trace_line(record: Record, shape: str, session: str) -> tuple[str, list[tup
 
 
 class ConsoleFormatter:
-    def __init__(self, color: bool, today: Callable[[], date] = date.today) -> None:
+    def __init__(self, color: bool, clock: Callable[[], float] = time.time) -> None:
         self.color = color
-        self._clock = _LocalClock(today)
+        self._clock = _LocalClock(clock)
 
     def format(self, record: Record) -> str:
         level = record.get("level", "info")
