@@ -105,3 +105,11 @@ def test_zstd_written_by_logd_run_is_read(tmp_path: Path, daemon) -> None:
                                                   "WHERE agent = 'tester'", "--format", "json"))
     assert got == [{"n": 600, "total": sum(range(600))}]
     assert zstandard  # the backups are real zstd frames, read by DuckDB itself
+
+
+def test_selection_flags_are_refused_beside_sql(tmp_path: Path) -> None:
+    current = rotated_set(tmp_path, names=("agent.log",))
+    result = sql(current, "SELECT 1", "--since", "-1h", "--level", "error")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == ("logd: error: --sql selects with its own WHERE; it cannot be combined with "
+                             "--since, --level\n")

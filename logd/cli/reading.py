@@ -112,6 +112,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         progress = Progress("logd query")
         try:
             with paged(sys.stdout.buffer, not args.no_pager) as out:
+                progress.enabled = progress.enabled and out is sys.stdout.buffer  # not over a pager's screen
                 render = line_formatter(fmt, args.output_fields, use_color(sys.stdout.buffer))
                 batches = select(list(files), selection, on_problem, Deduplicator(), current=path,
                                  progress=progress)
@@ -126,9 +127,18 @@ def cmd_query(args: argparse.Namespace) -> int:
     return EXIT_FAILURE if problems else EXIT_OK
 
 
+_NOT_WITH_SQL = ("since", "until", "grep", "where", "human", "priority", "lines", "reverse", "output_fields",
+                 "level", "agent", "session")
+
+
 def _cmd_sql(args: argparse.Namespace) -> int:
     from logd.reading import sql
 
+    mixed = [name for name in _NOT_WITH_SQL if getattr(args, name, None)]
+    if mixed:
+        error(f"--sql selects with its own WHERE; it cannot be combined with "
+              f"{', '.join('--' + name.replace('_', '-') for name in mixed)}")
+        return EXIT_USAGE
     try:
         path = _log_file(args)
     except (ConfigError, NoLogFile) as exc:

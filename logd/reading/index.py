@@ -25,7 +25,6 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import orjson
 import zstandard
@@ -269,7 +268,3 @@ def record_bounds(current: Path, known: Known, size: int, bounds: Bounds | None)
         append(current, Entry(known.fp, size, bounds[0], bounds[1]))
     except OSError:
         pass
-
-
-def iter_known(known: list[Known]) -> Iterator[LogFile]:
-    return (k.file for k in known)

@@ -22,7 +22,7 @@ import orjson
 from logd.pipeline import Batch
 from logd.record import TRUSTED_FIELDS, Record
 from logd.timestamps import epoch_seconds
-from logd.traces.shapes import AGK, KOOG, SPAN, classify
+from logd.traces.shapes import AGK, SPAN, classify
 
 RESET = "\x1b[0m"
 DIM = "\x1b[90m"
