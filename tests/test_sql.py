@@ -113,3 +113,12 @@ def test_selection_flags_are_refused_beside_sql(tmp_path: Path) -> None:
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr == ("logd: error: --sql selects with its own WHERE; it cannot be combined with "
                              "--since, --level\n")
+
+
+def test_an_empty_current_file_is_left_out_and_no_records_is_one_line(tmp_path: Path) -> None:
+    current = rotated_set(tmp_path, names=("agent.log.1.zst",))
+    current.write_bytes(b"")  # just rotated
+    assert json_rows(sql(current, "SELECT count(*) AS n FROM logs", "--format", "json")) == [{"n": 10}]
+    (tmp_path / "agent.log.1.zst").unlink()
+    result = sql(current, "SELECT count(*) FROM logs")
+    assert result.returncode == 1 and result.stderr == f"logd: error: no records in {current} or its backups\n"

@@ -31,6 +31,10 @@ MISSING = "logd query --sql needs DuckDB: pip install 'logd[sql]'"
 _COMPRESSION = {"": "none", "gz": "gzip", "zst": "zstd"}
 
 
+class NoRecords(Exception):
+    """Every file is empty (or unreadable): there is no table to query."""
+
+
 class SqlError(Exception):
     """The query itself is wrong (syntax, unknown column or table): one line for the user."""
 
@@ -61,11 +65,12 @@ def view_sql(files: list[LogFile], salvaged: dict[int, Path]) -> str | None:
     """``CREATE VIEW logs`` over the open files (each group of one compression read by one
     ``read_json``), None when there is nothing to read."""
     groups: dict[tuple[str, bool], list[str]] = {}
-    for file in files:
-        if file.fd is None:
+    for file in files:  # an empty file has no columns to offer: left out
+        if file.fd is None or os.fstat(file.fd).st_size == 0:
             continue
         if id(file) in salvaged:
-            groups.setdefault(("none", False), []).append(str(salvaged[id(file)]))
+            if salvaged[id(file)].stat().st_size:
+                groups.setdefault(("none", False), []).append(str(salvaged[id(file)]))
         else:
             groups.setdefault((_COMPRESSION[file.compression], file.is_current), []).append(_fd_path(file))
     if not groups:
@@ -139,6 +144,9 @@ def run(current: Path, query: str, fmt: str, out: IO[str], err: IO[str], duckdb:
                 except SqlError as exc:
                     print(f"logd: error: {exc}", file=err)
                     return EXIT_USAGE
+                except NoRecords:
+                    print(f"logd: error: no records in {current} or its backups", file=err)
+                    return EXIT_FAILURE
                 except duckdb.Error as exc:
                     if attempt == 2:
                         print(f"logd: error: --sql failed: {_one_line(str(exc), names)}", file=err)
@@ -171,7 +179,7 @@ def _one_line(message: str, names: dict[str, str]) -> str:
 def _execute(con: Any, duckdb: Any, view: str | None, query: str, fmt: str, out: IO[str],
              names: dict[str, str]) -> None:
     if view is None:
-        raise SqlError("no readable log file")
+        raise NoRecords()
     con.execute(view)
     try:
         relation = _with_progress(con, lambda: con.sql(query))
