@@ -18,13 +18,17 @@ import pytest
 from logd.timestamps import format_epoch
 from support import send_records
 
-NOW = time.time()
 LEVELS = ("debug", "info", "warn", "error", "fatal")
+
+
+NOW = 0.0  # when the records were made (set by the fixture: relative times count from it)
 
 
 @pytest.fixture
 def logfile(daemon, tmp_path: Path) -> Path:
     """12 records: seq 0-1 two days ago, 2-11 over the last half hour; written by `logd run`."""
+    global NOW
+    NOW = time.time()
     d = daemon('file = "agent.log"\nfile_only = true\nlevel = "debug"')
     records = []
     for seq in range(12):
