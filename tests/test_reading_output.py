@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import pty
+import select
 import subprocess
 import sys
 
@@ -32,7 +33,9 @@ def test_progress_is_drawn_on_a_terminal_after_a_second_and_cleared() -> None:
             progress.update("file 2 of 3", 0.5)
             progress.finish()
             terminal.flush()
-            drawn = os.read(master, 4096).decode()
+            drawn = ""
+            while not drawn.endswith("\r\x1b[2K") and select.select([master], [], [], 10)[0]:
+                drawn += os.read(master, 4096).decode()  # a pty hands writes over in pieces
     finally:
         os.close(master)
     assert "file 1 of 3" not in drawn  # the first second stays quiet
