@@ -55,15 +55,24 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _read_json(paths: list[str], compression: str, lenient: bool) -> str:
+def _read_json(paths: list[str], compression: str, lenient: bool, columns: list[tuple[str, str]] | None = None) -> str:
     listed = ", ".join(_quote(p) for p in paths)
+    # every record is looked at to learn the columns (sample_size=-1: a field first seen
+    # late is still one); once learnt they are given (columns=), so binding a query
+    # does not read the files again
+    schema = ("columns={" + ", ".join(f"{_quote(name)}: {_quote(kind)}" for name, kind in columns) + "}"
+              if columns else "sample_size=-1")
     return (f"SELECT * FROM read_json([{listed}], format='newline_delimited', union_by_name=true, "
-            f"sample_size=-1, compression='{compression}'{', ignore_errors=true' if lenient else ''})")
+            f"{schema}, compression='{compression}'{', ignore_errors=true' if lenient else ''})")
 
 
-def view_sql(files: list[LogFile], salvaged: dict[int, Path]) -> str | None:
+Describe = Callable[[str], list[tuple[str, str]]]
+
+
+def view_sql(files: list[LogFile], salvaged: dict[int, Path], describe: Describe | None = None) -> str | None:
     """``CREATE VIEW logs`` over the open files (each group of one compression read by one
-    ``read_json``), None when there is nothing to read."""
+    ``read_json``, its columns found by ``describe`` when given), None when there is nothing
+    to read."""
     groups: dict[tuple[str, bool], list[str]] = {}
     for file in files:  # an empty file has no columns to offer: left out
         if file.fd is None or os.fstat(file.fd).st_size == 0:
@@ -76,6 +85,9 @@ def view_sql(files: list[LogFile], salvaged: dict[int, Path]) -> str | None:
     if not groups:
         return None
     parts = [_read_json(paths, compression, lenient) for (compression, lenient), paths in groups.items()]
+    if describe is not None:
+        parts = [_read_json(paths, compression, lenient, describe(part))
+                 for part, ((compression, lenient), paths) in zip(parts, groups.items())]
     union = "\nUNION ALL BY NAME\n".join(f"({part})" for part in parts)
     return ("CREATE OR REPLACE TEMP VIEW logs AS SELECT * REPLACE (try_cast(\"time\" AS TIMESTAMPTZ) AS \"time\", "
             "CAST(\"level\" AS VARCHAR) AS \"level\", CAST(\"message\" AS VARCHAR) AS \"message\") "
@@ -139,7 +151,7 @@ def run(current: Path, query: str, fmt: str, out: IO[str], err: IO[str], duckdb:
         try:
             for attempt in (1, 2):
                 try:
-                    _execute(con, duckdb, view_sql(files, salvaged), query, fmt, out, names)
+                    _execute(con, duckdb, files, salvaged, query, fmt, out, names)
                     return EXIT_FAILURE if problems else EXIT_OK
                 except SqlError as exc:
                     print(f"logd: error: {exc}", file=err)
@@ -176,8 +188,12 @@ def _one_line(message: str, names: dict[str, str]) -> str:
     return " ".join(" ".join(kept).split())
 
 
-def _execute(con: Any, duckdb: Any, view: str | None, query: str, fmt: str, out: IO[str],
-             names: dict[str, str]) -> None:
+def _execute(con: Any, duckdb: Any, files: list[LogFile], salvaged: dict[int, Path], query: str, fmt: str,
+             out: IO[str], names: dict[str, str]) -> None:
+    def describe(select: str) -> list[tuple[str, str]]:
+        return [(row[0], row[1]) for row in _with_progress(con, lambda: con.execute(f"DESCRIBE {select}").fetchall())]
+
+    view = view_sql(files, salvaged, describe)
     if view is None:
         raise NoRecords()
     con.execute(view)
