@@ -234,14 +234,27 @@ def socket_path_hint(path: Path) -> Path:
     return default_socket_path()
 
 
-def find_config(explicit: str | os.PathLike[str] | None = None) -> Path | None:
-    """Search order: ``--config``, ``$LOGD_CONFIG``, ``./agentflow.toml``; None means embedded defaults."""
+SYSTEM_CONFIG = Path("/etc/logd/agentflow.toml")  # where the systemd unit's daemon reads it
+
+
+def find_config(explicit: str | os.PathLike[str] | None = None, system: Path = SYSTEM_CONFIG) -> Path | None:
+    """Search order: ``--config``, ``$LOGD_CONFIG``, ``./agentflow.toml``,
+    ``/etc/logd/agentflow.toml``; None means embedded defaults."""
     if explicit:
         return Path(explicit)
     if os.environ.get(CONFIG_ENV):
         return Path(os.environ[CONFIG_ENV])
     local = Path(DEFAULT_CONFIG_NAME)
-    return local if local.is_file() else None
+    if local.is_file():
+        return local
+    return system if system.is_file() else None
+
+
+def config_search_text(system: Path = SYSTEM_CONFIG) -> str:
+    """The search order as tried, for an error message when no config was found."""
+    env = os.environ.get(CONFIG_ENV)
+    return (f"${CONFIG_ENV} ({env or 'unset'}), ./{DEFAULT_CONFIG_NAME} (none in {os.getcwd()}), "
+            f"{system} ({'present' if system.is_file() else 'absent'})")
 
 
 def traces_dir(config: Config, env: dict[str, str] | None = None) -> Path:

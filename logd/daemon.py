@@ -183,6 +183,7 @@ class Daemon:
         self.control.register("ping", self._ping, read_only=True)
         self.control.register("status", self._status, read_only=True)
         self.control.register("top", self._top, read_only=True)
+        self.control.register("config", self._config_command, read_only=True)
         self.ingest = HttpIngest(config.otlp, pipeline, events)  # [logging.otlp]: OTLP/HTTP and /v1/traces/ingest
         self.control.register("reload", self._reload_command)
         self.control.register("rotate", self._rotate_command)
@@ -329,6 +330,13 @@ class Daemon:
             # lag is counted in the files, so off the event loop
             **({"ship": await asyncio.to_thread(self.ship.status)} if self.ship.shippers else {}),
         }
+
+    async def _config_command(self, request: dict) -> dict:
+        """Where this daemon's config and files are, for ``logd query/tail/list/trace``."""
+        config = self.config
+        return {"config": str(config.source.resolve()) if config.source else None,
+                "file": os.path.abspath(config.file) if config.file else None,
+                "traces_dir": os.path.abspath(traces_dir(config))}
 
     async def _reload_command(self, request: dict) -> dict:
         return await self.reload("logd reload")

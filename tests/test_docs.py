@@ -2,7 +2,8 @@
 
 Per page, a real `logd run` is started in a fresh folder (its config is `agentflow.toml`
 there, `LOGD_CONFIG`/`LOGD_SOCKET` point at it, `.venv` links to this venv) and the page's
-blocks run in order, so a later block sees what an earlier one did:
+blocks run in order, so a later block sees what an earlier one did; a page that starts its
+own daemon (`logd run` in a block, as its reader would) gets a socket path of its own instead:
 - `sh`/`bash`/`shell`: bash with `-euo pipefail`;
 - `python`: a script;
 - `toml`: through `logd check` (it must be a valid config);
@@ -117,12 +118,19 @@ def test_every_code_block_runs(page: Path, tmp_path: Path, sock_dir: Path, go_ca
     if not runnable:
         return  # a page of prose and sample output only
     sock = sock_dir / "logd.sock"
+    (tmp_path / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    env = {**os.environ, "NO_COLOR": "1", "LOGD_SOCKET": str(sock), "PAGER": "cat", "LOGD_OTLP_LISTEN": "",
+           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env.pop("LOGD_CONFIG", None)
+    if any(b.kind == "shell" and "logd run" in b.code for b in runnable):
+        # the page starts (and stops) its own daemon, as a reader would; it gets a socket of its own
+        for index, block in enumerate(runnable):
+            run_block(block, tmp_path, env, index, go_cache)
+        return
     config = tmp_path / "agentflow.toml"
     config.write_text(f'[logging]\nlevel = "debug"\nfile = "logs/agent.log"\n\n[logging.socket]\npath = "{sock}"\n')
-    (tmp_path / ".venv").symlink_to(Path(sys.executable).parent.parent)
     daemon = DaemonProcess(config, sock, tmp_path).start()
-    env = {**daemon.env, "LOGD_CONFIG": str(config), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "PAGER": "cat"}
+    env = {**env, **daemon.env, "LOGD_CONFIG": str(config), "PATH": env["PATH"]}
     try:
         for index, block in enumerate(runnable):
             run_block(block, tmp_path, env, index, go_cache)

@@ -12,7 +12,7 @@ import pytest
 import zstandard
 
 from logd.reading.query import Filter, TimeError, parse_time, parse_where, run_query
-from logd.reading.files import Problem, first_line, in_window, list_files, snapshot
+from logd.reading.files import Problem, list_files, snapshot
 from logd.timestamps import format_epoch
 from logsets import BASE, lines, record, rotated_set, write
 
@@ -172,7 +172,7 @@ def test_relative_and_absolute_times() -> None:
     assert parse_time("2026-11-18T09:46:40Z") == "2026-11-18T09:46:40.000000Z"
     assert parse_time("2026-11-18T10:46:40.5+01:00") == "2026-11-18T09:46:40.500000Z"
     for bad in ("yesterday-ish", "15x", "", "1795000000", "2026-13-45T00:00:00Z"):
-        with pytest.raises(TimeError, match="expected RFC 3339"):
+        with pytest.raises(TimeError, match="cannot read time .*expected now, today"):
             parse_time(bad, now=NOW)
 
 
@@ -200,29 +200,6 @@ def test_cli_relative_since_counts_back_from_now(tmp_path: Path) -> None:
     assert seqs(result.stdout) == list(range(5))
     bad = run_logd("query", "--file", str(current), "--since", "15 fortnights")
     assert bad.returncode == 2 and "cannot read time '15 fortnights'" in bad.stderr
-
-
-def test_backups_outside_the_range_are_not_decompressed(tmp_path: Path) -> None:
-    """A backup whose tail is damaged is skipped without a word when the range excludes it:
-    only its first record was read. Inside the range, the same damage is reported."""
-    current = rotated_set(tmp_path)
-    damaged = tmp_path / "agent.log.3.zst"
-    big = lines(record(s, padding=os.urandom(20_000).hex()) for s in range(10, 20))  # several zstd blocks
-    good = zstandard.ZstdCompressor(write_checksum=True).compress(big)
-    damaged.write_bytes(good[: len(good) - 8])  # cut inside the frame
-    outside, problems = query(current, Filter(since=format_epoch(BASE + 20.000001)))
-    assert outside == list(range(21, 50)) and problems == []
-    inside, problems = query(current, Filter(since=format_epoch(BASE + 15)))
-    assert [p.path.name for p in problems] == ["agent.log.3.zst"]
-    assert "truncated zstd data" in problems[0].message
-    assert inside[-30:] == list(range(20, 50))
-    with snapshot(current) as files:
-        kept = in_window(list(files), format_epoch(BASE + 20.5), format_epoch(BASE + 29))
-        assert [f.path.name for f in kept] == ["agent.log.2.zst"]
-        # the edge: a record at exactly the next file's first time may still be in this one
-        kept = in_window(list(files), format_epoch(BASE + 30), None)
-        assert [f.path.name for f in kept] == ["agent.log.2.zst", "agent.log.1", "agent.log"]
-        assert first_line(files[0]) == lines([record(0)]).rstrip(b"\n")
 
 
 # --- damage ---

@@ -1,6 +1,8 @@
 """``logd bench --query``: ``logd query --level error`` over rotated zstd logs, against
 ``zstdcat … | jq -c 'select(.level=="error")'`` (and ``zstdcat … | grep``, the floor: no
-JSON at all) on the same files in the same run.
+JSON at all) on the same files in the same run, and the same selection in SQL:
+``logd query --sql "SELECT * FROM logs WHERE level = 'error'" --format json`` (when
+DuckDB, the ``sql`` extra, is installed).
 
 The data (``--query-mb``, default 1024 MB uncompressed) is written as logd writes it,
 time, level, message first, then rotated the way logd names backups: ``agent.log.N.zst``
@@ -21,6 +23,7 @@ from pathlib import Path
 import zstandard
 
 from logd.bench import AGENTS, MESSAGES, Report, Row, machine_line
+from logd.reading.output import Progress
 
 FILE_MB = 64
 _LINE = (b'{"time":"%s.%06dZ","level":"%s","message":"%s","agent":"%s","session_id":"sess-%05d",'
@@ -82,6 +85,12 @@ def _timed(command: list[str] | str, out_path: Path, shell: bool = False) -> tup
     return seconds, lines
 
 
+def _have_duckdb() -> bool:
+    from logd.reading.sql import load_duckdb
+
+    return load_duckdb() is not None
+
+
 def bench_query(args: argparse.Namespace) -> Report:
     missing = [tool for tool in ("zstdcat", "jq") if shutil.which(tool) is None]
     if missing:
@@ -96,25 +105,42 @@ def bench_query(args: argparse.Namespace) -> Report:
                        key=lambda n: -int(n.split(".")[2]))
         inputs = " ".join(names + ["agent.log"])
         rows: list[Row] = []
+        progress = Progress("logd bench --query")
+        steps = 4 if _have_duckdb() else 3
 
-        seconds, logd_lines = _timed([sys.executable, "-m", "logd", "query", "--file", str(current),
-                                      "--level", "error"], folder / "logd.out")
+        with progress.ticking(f"logd query (1/{steps})", 0.0):
+            seconds, logd_lines = _timed([sys.executable, "-m", "logd", "query", "--file", str(current),
+                                          "--level", "error"], folder / "logd.out")
         rows.append(Row("logd query --level error", records, seconds, size))
         jq = f"cd {folder} && zstdcat {inputs} | jq -c 'select(.level==\"error\")'"
-        seconds, jq_lines = _timed(jq, folder / "jq.out", shell=True)
+        with progress.ticking(f"zstdcat | jq (2/{steps})", 1 / steps):
+            seconds, jq_lines = _timed(jq, folder / "jq.out", shell=True)
         rows.append(Row("zstdcat | jq -c select(error)", records, seconds, size))
         grep = f"cd {folder} && zstdcat {inputs} | grep -F '\"level\":\"error\"'"
-        seconds, grep_lines = _timed(grep, folder / "grep.out", shell=True)
+        with progress.ticking(f"zstdcat | grep (3/{steps})", 2 / steps):
+            seconds, grep_lines = _timed(grep, folder / "grep.out", shell=True)
         rows.append(Row("zstdcat | grep (no JSON, floor)", records, seconds, size))
+        notes = []
+        if steps == 4:
+            with progress.ticking(f"logd query --sql (4/{steps})", 3 / steps):
+                seconds, sql_lines = _timed([sys.executable, "-m", "logd", "query", "--file", str(current), "--sql",
+                                             "SELECT * FROM logs WHERE level = 'error'", "--format", "json"],
+                                            folder / "sql.out")
+            rows.append(Row("logd query --sql (DuckDB)", records, seconds, size))
+            notes.append(f"matches: logd --sql {sql_lines:,}")
+        else:
+            notes.append("logd query --sql not timed: DuckDB is missing (pip install 'logd[sql]')")
+        progress.finish()
 
-        logd, jqrow, greprow = rows
+        logd, jqrow, greprow = rows[:3]
         report = Report(
             title=(f"logd bench --query: {size / 1e6:,.0f} MB ({records:,} records) in {len(names) + 1} "
                    f"rotated files, {on_disk / 1e6:,.0f} MB on disk; {machine_line()}"),
             rows=rows,
             ratios=[("logd / zstdcat|jq (speed)", jqrow.seconds / logd.seconds),
-                    ("logd / zstdcat|grep (speed)", greprow.seconds / logd.seconds)],
-            notes=[f"matches: logd {logd_lines:,}, jq {jq_lines:,}, grep {grep_lines:,}",
+                    ("logd / zstdcat|grep (speed)", greprow.seconds / logd.seconds)]
+            + [("logd --sql / zstdcat|jq (speed)", jqrow.seconds / r.seconds) for r in rows[3:]],
+            notes=[f"matches: logd {logd_lines:,}, jq {jq_lines:,}, grep {grep_lines:,}", *notes,
                    "zstdcat|jq and zstdcat|grep run two processes in parallel; logd query one"],
             target="logd query at least as fast as zstdcat | jq, same matches",
         )

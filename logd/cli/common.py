@@ -10,7 +10,8 @@ from logd.config import Config, ConfigError, client_socket_path, find_config, lo
 from logd.levels import canonical_level
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-CONFIG_HELP = "agentflow.toml to use (default: $LOGD_CONFIG, then ./agentflow.toml, then built-in defaults)"
+CONFIG_HELP = ("agentflow.toml to use (default: $LOGD_CONFIG, then ./agentflow.toml, then "
+               "/etc/logd/agentflow.toml, then built-in defaults)")
 SOCKET_HELP = "socket path (overrides the config)"
 
 
@@ -65,3 +66,20 @@ def level_arg(text: str) -> str:
     if level is None:
         raise argparse.ArgumentTypeError(f"unknown level {text!r} (use trace, debug, info, warn, error, fatal)")
     return level
+
+
+def daemon_files(args: argparse.Namespace) -> tuple[dict | None, str]:
+    """Ask the running daemon where its config, log file and traces are (``config`` command).
+
+    Returns the reply, or None and why not (for an error naming what was tried); quiet: a
+    daemon that is not running is not an error here, the caller falls back to the search order."""
+    from logd.control import ControlError, request
+
+    try:
+        sock = resolve_socket(args)
+    except ConfigError as exc:
+        return None, f"no daemon socket ({exc})"
+    try:
+        return request(sock, "config", timeout=5.0), ""
+    except ControlError as exc:
+        return None, f"a running daemon ({exc})"

@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from logd.cli.common import config_error, CONFIG_HELP, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, error, level_arg, load
+from logd.cli.common import (CONFIG_HELP, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, config_error, daemon_files, error,
+                             level_arg, load)
 from logd.config import ConfigError
+from logd.reading.output import FORMATS
 
 if TYPE_CHECKING:  # annotations only: commands import what they need when they run
     import re
@@ -17,20 +19,41 @@ if TYPE_CHECKING:  # annotations only: commands import what they need when they 
     from logd.reading.query import Filter
 
 
+class NoLogFile(Exception):
+    """Neither --file, --config, a running daemon nor the search order named a log file."""
+
+
 def _log_file(args: argparse.Namespace) -> Path:
-    """--file, else the config's [logging] file."""
+    """--file; else --config's [logging] file; else the running daemon's; else the search order's."""
+    from logd.config import config_search_text
+
     if args.file:
         return Path(args.file)
+    if not args.config:
+        reply, why = daemon_files(args)
+        if reply is not None and reply.get("file"):
+            return Path(reply["file"])
+        if reply is not None:
+            why = f"the running daemon (it writes no file: config {reply.get('config') or '<embedded defaults>'})"
     config = load(args)
     if config.file is None:
-        raise ConfigError(config.source, "no [logging] file is set; pass --file PATH or set it in the config")
+        if args.config or config.source is not None:
+            raise ConfigError(config.source, "no [logging] file is set; pass --file PATH or set it in the config")
+        raise NoLogFile(f"no log file found; tried {why}, {config_search_text()}; "
+                        "pass --file PATH or --config FILE")
     return config.file
 
 
 def _selection(args: argparse.Namespace) -> Filter:
+    from logd.levels import RANK
     from logd.reading.query import Filter
 
-    return Filter(since=getattr(args, "since", None), until=getattr(args, "until", None), level=args.level,
+    level, level_max = args.level, None
+    if getattr(args, "priority", None):
+        low, level_max = args.priority
+        level = max(level, low, key=lambda name: RANK[name]) if level else low
+    return Filter(since=getattr(args, "since", None), until=getattr(args, "until", None), level=level,
+                  level_max=level_max,
                   agents=tuple(args.agent or ()), sessions=tuple(args.session or ()),
                   grep=getattr(args, "grep", None), where=tuple(getattr(args, "where", None) or ()))
 
@@ -45,6 +68,9 @@ def _reading_setup(args: argparse.Namespace) -> tuple[Path, Filter] | int:
                 setattr(args, name, parse_time(getattr(args, name)))
     except ConfigError as exc:
         config_error(exc)
+        return EXIT_USAGE
+    except NoLogFile as exc:
+        error(str(exc))
         return EXIT_USAGE
     except TimeError as exc:
         error(str(exc))
@@ -64,9 +90,14 @@ def _no_files(path: Path) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from logd.reading.query import problem_printer, run_query
     from logd.reading.files import snapshot
+    from logd.reading.output import Progress, last_and_reversed, line_formatter, paged, write_lines
+    from logd.reading.query import problem_printer, select
+    from logd.sinks.console import use_color
+    from logd.reading.dedupe import Deduplicator
 
+    if args.sql is not None:
+        return _cmd_sql(args)
     setup = _reading_setup(args)
     if isinstance(setup, int):
         return setup
@@ -78,17 +109,46 @@ def cmd_query(args: argparse.Namespace) -> int:
         problems.append(problem)
         report(problem)
 
+    fmt = "short" if args.human else args.output
     with snapshot(path) as files:
         if not files:
             return _no_files(path)
+        progress = Progress("logd query")
         try:
-            run_query(list(files), selection, sys.stdout.buffer,
-                      on_problem, _human_formatter() if args.human else None)
-            sys.stdout.flush()
+            with paged(sys.stdout.buffer, not args.no_pager) as out:
+                progress.enabled = progress.enabled and out is sys.stdout.buffer  # not over a pager's screen
+                render = line_formatter(fmt, args.output_fields, use_color(sys.stdout.buffer))
+                batches = select(list(files), selection, on_problem, Deduplicator(), current=path,
+                                 progress=progress)
+                write_lines(last_and_reversed(batches, args.lines, args.reverse), out, render)
+                progress.finish()
+                out.flush()
         except BrokenPipeError:  # `logd query | head`: the reader has what it wanted
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return EXIT_OK
+        finally:
+            progress.finish()
     return EXIT_FAILURE if problems else EXIT_OK
+
+
+_NOT_WITH_SQL = ("since", "until", "grep", "where", "human", "priority", "lines", "reverse", "output_fields",
+                 "level", "agent", "session")
+
+
+def _cmd_sql(args: argparse.Namespace) -> int:
+    from logd.reading import sql
+
+    mixed = [name for name in _NOT_WITH_SQL if getattr(args, name, None)]
+    if mixed:
+        error(f"--sql selects with its own WHERE; it cannot be combined with "
+              f"{', '.join('--' + name.replace('_', '-') for name in mixed)}")
+        return EXIT_USAGE
+    try:
+        path = _log_file(args)
+    except (ConfigError, NoLogFile) as exc:
+        error(str(exc))
+        return EXIT_USAGE
+    return sql.run(path, args.sql, args.format, sys.stdout, sys.stderr)
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
@@ -105,6 +165,10 @@ def cmd_tail(args: argparse.Namespace) -> int:
     path, selection = setup
     if not args.follow and not list_files(path):
         return _no_files(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if args.follow and not folder.is_dir():
+        error(f"cannot follow {path}: the folder {folder} does not exist (check --file or the config's [logging] file)")
+        return EXIT_FAILURE
     out = sys.stdout.buffer
     human = None if args.json else _human_formatter()
 
@@ -124,7 +188,28 @@ def cmd_tail(args: argparse.Namespace) -> int:
         run_tail(path, args.lines, args.follow, match, emit, problem_printer(sys.stderr), stop)
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except OSError as exc:  # e.g. the folder removed while following
+        error(f"cannot {'follow' if args.follow else 'read'} {path}: {exc.strerror or exc}")
+        return EXIT_FAILURE
     return EXIT_OK
+
+
+def _level_range(text: str) -> tuple[str, str | None]:
+    from logd.levels import RANK
+
+    low, sep, high = text.partition("..")
+    first = level_arg(low)
+    if not sep:
+        return first, None
+    second = level_arg(high)
+    return (first, second) if RANK[first] <= RANK[second] else (second, first)
+
+
+def _field_list(text: str) -> tuple[str, ...]:
+    fields = tuple(f.strip() for f in text.split(",") if f.strip())
+    if not fields:
+        raise argparse.ArgumentTypeError(f"expected field names separated by commas, got {text!r}")
+    return fields
 
 
 def _positive_count(text: str) -> int:
@@ -164,6 +249,14 @@ def _add_selection_args(p: argparse.ArgumentParser, config_help: str) -> None:
     p.add_argument("--config", "-c", help=config_help)
 
 
+def _negative_values_are_values(p: argparse.ArgumentParser) -> None:
+    """``--since -1h``: read ``-1h`` as a value, as Python 3.13's argparse does (before
+    3.13 only ``-1`` or ``-1.5`` counted as a negative number, ``-1h`` as an unknown option)."""
+    import re
+
+    p._negative_number_matcher = re.compile(r"-\.?\d")  # type: ignore[attr-defined]
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tail", help="the last records of the log file; -f follows it across rotations")
     p.add_argument("-n", "--lines", type=_positive_count, default=10, metavar="N", help="how many (default 10)")
@@ -173,11 +266,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_tail)
 
     p = sub.add_parser("query", help="records from the log file and every backup, oldest first, as JSON lines")
-    p.add_argument("--since", metavar="T", help="records at or after T: RFC 3339, or relative: 15m, 2h, 3d")
-    p.add_argument("--until", metavar="T", help="records at or before T (same forms as --since)")
+    p.add_argument("--since", "-S", metavar="T",
+                   help="records at or after T: today, yesterday, -1h, '1h30m ago', '2026-11-29 15:00' (local), RFC 3339")
+    p.add_argument("--until", "-U", metavar="T", help="records at or before T (same forms as --since)")
     p.add_argument("--grep", type=_regex, metavar="RE", help="messages matching this regular expression")
     p.add_argument("--where", action="append", type=_where, metavar="KEY=VALUE",
-                   help="field equals value (KEY may be dotted: tokens.prompt; VALUE is JSON if it parses)")
-    p.add_argument("--human", action="store_true", help="the console's human format instead of JSON lines")
+                   help="KEY=V, KEY!=V, KEY~REGEX, KEY>N, KEY<N (KEY may be dotted: tokens.prompt; V is JSON if it parses)")
+    p.add_argument("--human", action="store_true", help="the console's human format (same as -o short)")
+    p.add_argument("-p", "--priority", type=_level_range, metavar="LEVEL[..LEVEL]",
+                   help="this level and above, or a range: -p warn..error")
+    p.add_argument("-n", "--lines", type=_positive_count, metavar="N", help="only the last N records")
+    p.add_argument("-r", "--reverse", action="store_true", help="newest first")
+    p.add_argument("-o", "--output", choices=FORMATS, default="json",
+                   help="json (default: lines as stored), json-pretty, short (the console's), short-iso, cat (message)")
+    p.add_argument("--output-fields", type=_field_list, metavar="A,B", help="only these fields (json, short)")
+    p.add_argument("--no-pager", action="store_true", help="never page (on a terminal: $PAGER or less -FRX)")
+    p.add_argument("--sql", metavar="SELECT", help="run SQL over every record (the view `logs`); needs logd[sql]")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table", help="--sql output (default table)")
     _add_selection_args(p, CONFIG_HELP)
+    _negative_values_are_values(p)
     p.set_defaults(func=cmd_query)

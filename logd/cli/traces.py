@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from logd.cli.common import CONFIG_HELP, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, error, load
+from logd.cli.common import CONFIG_HELP, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, daemon_files, error, load
 from logd.config import ConfigError
 
 if TYPE_CHECKING:
@@ -21,6 +21,10 @@ def _traces_folder(args: argparse.Namespace) -> Path:
 
     if args.dir:
         return Path(args.dir)
+    if not args.config:
+        reply, _ = daemon_files(args)
+        if reply is not None and reply.get("traces_dir"):
+            return Path(reply["traces_dir"])
     return traces_dir(load(args))
 
 

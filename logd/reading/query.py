@@ -9,62 +9,76 @@ as they are stored: no re-encoding.
 
 from __future__ import annotations
 
+import os
 import re
-import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 import orjson
 
 from logd.reading.dedupe import Deduplicator
 from logd.levels import LEVELS, RANK
-from logd.reading.files import LogFile, Problem, ProblemHandler, file_blocks, in_window
+from logd.reading import index
+from logd.reading.files import LogFile, Problem, ProblemHandler, file_blocks
+from logd.reading.output import Progress
 from logd.record import Record
-from logd.timestamps import format_epoch, format_utc, normalize_time
+from logd.reading.timeparse import TIME_HELP, TimeError, parse_time  # noqa: F401  (re-exported)
+from logd.timestamps import normalize_time
 
 SESSION_KEYS = ("session_id", "session")
-_RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)\s*(?:ago)?", re.IGNORECASE)
-_UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-TIME_HELP = "RFC 3339 (2026-11-23T11:28:07Z), a date (local midnight), now, or a relative time: 30s, 15m, 2h, 3d, 1w"
+_WHERE = re.compile(r"([^=!~<>]+?)\s*(!=|>=|<=|=|~|>|<)\s*(.*)", re.S)
 
 
-class TimeError(ValueError):
-    pass
+@dataclass(frozen=True)
+class Where:
+    """One ``--where`` condition: ``key=v``, ``key!=v``, ``key~regex``, ``key>n``, ``key<n``
+    (``>=``, ``<=`` too). ``key`` may be dotted into nested objects."""
+
+    path: tuple[str, ...]
+    op: str
+    value: Any  # JSON if the text parses as JSON, else the text; a float for > <; a pattern for ~
+    raw: str
+
+    def matches(self, record: Record) -> bool:
+        found = _lookup(record, self.path)
+        if self.op in ("=", "!="):
+            equal = found is not _MISSING and (found == self.value or (isinstance(found, str) and found == self.raw))
+            return equal if self.op == "=" else not equal
+        if found is _MISSING:
+            return False
+        if self.op == "~":
+            text = found if isinstance(found, str) else orjson.dumps(found).decode()
+            return self.value.search(text) is not None
+        if not isinstance(found, (int, float)) or isinstance(found, bool):
+            return False
+        return {">": found > self.value, "<": found < self.value,
+                ">=": found >= self.value, "<=": found <= self.value}[self.op]
 
 
-def parse_time(text: str, now: float | None = None) -> str:
-    """``--since``/``--until`` value -> canonical UTC time. Relative times count back from ``now``."""
-    now = time.time() if now is None else now
-    value = text.strip()
-    if value.lower() == "now":
-        return format_epoch(now)
-    m = _RELATIVE.fullmatch(value)
-    if m:
-        return format_epoch(now - float(m.group(1)) * _UNIT_SECONDS[m.group(2).lower()])
-    if _DATE.fullmatch(value):
+def parse_where(text: str) -> Where:
+    """``KEY OP VALUE``; raises ValueError naming what was expected."""
+    m = _WHERE.fullmatch(text)
+    if m is None or not m.group(1).strip():
+        raise ValueError(f"expected KEY=VALUE, KEY!=VALUE, KEY~REGEX, KEY>N or KEY<N, got {text!r}")
+    key, op, raw = m.group(1).strip(), m.group(2), m.group(3)
+    value: Any
+    if op == "~":
         try:
-            return format_utc(datetime.fromisoformat(value).astimezone())
+            value = re.compile(raw)
+        except re.error as exc:
+            raise ValueError(f"bad regular expression {raw!r} in --where {text!r}: {exc}") from None
+    elif op in ("=", "!="):
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            value = raw
+    else:
+        try:
+            value = float(raw)
         except ValueError:
-            pass
-    if value[:4].isdigit() and not value.replace(".", "").isdigit():  # not an epoch number
-        canonical = normalize_time(value)
-        if canonical is not None:
-            return canonical
-    raise TimeError(f"cannot read time {text!r}: expected {TIME_HELP}")
-
-
-def parse_where(text: str) -> tuple[tuple[str, ...], Any, str]:
-    """``key=value`` (key may be dotted into nested objects; value is JSON if it parses)."""
-    key, sep, raw = text.partition("=")
-    if not sep or not key:
-        raise ValueError(f"expected key=value, got {text!r}")
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        value = raw
-    return tuple(key.split(".")), value, raw
+            raise ValueError(f"expected a number after {op!r} in --where {text!r}") from None
+    return Where(tuple(key.split(".")), op, value, raw)
 
 
 def _lookup(record: Record, path: tuple[str, ...]) -> Any:
@@ -86,16 +100,18 @@ class Filter:
     since: str | None = None
     until: str | None = None
     level: str | None = None  # this level and above
+    level_max: str | None = None  # and this level and below (``-p warn..error``)
     agents: tuple[str, ...] = ()
     sessions: tuple[str, ...] = ()
     grep: re.Pattern[str] | None = None
-    where: tuple[tuple[tuple[str, ...], Any, str], ...] = ()
+    where: tuple[Where, ...] = ()
     _levels: frozenset[bytes] = field(init=False, repr=False)
     _needles: tuple[bytes, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         floor = RANK[self.level] if self.level else 0
-        self._levels = frozenset(name.encode() for name in LEVELS if RANK[name] >= floor)
+        ceiling = RANK[self.level_max] if self.level_max else max(RANK.values())
+        self._levels = frozenset(name.encode() for name in LEVELS if floor <= RANK[name] <= ceiling)
         # a top-level "agent":"x" is in the line exactly as orjson writes it
         self._needles = tuple(b'"agent":' + orjson.dumps(a) for a in self.agents)
 
@@ -111,7 +127,7 @@ class Filter:
                 t = line[9:36].decode("ascii", "replace")
                 if (self.since is not None and t < self.since) or (self.until is not None and t > self.until):
                     return False
-            if self.level:
+            if self.level or self.level_max:
                 end = line.find(b'"', 47)
                 if line[47:end] not in self._levels:
                     return False
@@ -132,7 +148,8 @@ class Filter:
                 if t is None or (self.since is not None and t < self.since) or (
                         self.until is not None and t > self.until):
                     return False
-            if self.level and RANK.get(record.get("level"), -1) < RANK[self.level]:
+            level = record.get("level")
+            if (self.level or self.level_max) and not (isinstance(level, str) and level.encode() in self._levels):
                 return False
         if self.agents and record.get("agent") not in self.agents:
             return False
@@ -142,11 +159,7 @@ class Filter:
             message = record.get("message")
             if not isinstance(message, str) or self.grep.search(message) is None:
                 return False
-        for path, value, raw in self.where:
-            found = _lookup(record, path)
-            if found is _MISSING or not (found == value or (isinstance(found, str) and found == raw)):
-                return False
-        return True
+        return all(condition.matches(record) for condition in self.where)
 
 
 _RID = b'"_rid":"'
@@ -169,17 +182,40 @@ def repeat_finder(dedupe: Deduplicator) -> Callable[[bytes], bool]:
 
 
 def select(files: list[LogFile], selection: Filter, on_problem: ProblemHandler,
-           dedupe: Deduplicator | None = None) -> Iterator[list[bytes]]:
+           dedupe: Deduplicator | None = None, current: Path | None = None,
+           progress: Progress | None = None) -> Iterator[list[bytes]]:
     """Batches of the selected raw lines, oldest file first, each file in write order.
     Lines that are not JSON records are reported once per file (first line, and how many).
     With ``dedupe``, a record's resent copy is left out (judged before the filters: a
-    record is where its first copy is)."""
+    record is where its first copy is). With a time window, a backup is skipped only when
+    the bounds index (:mod:`logd.reading.index`) says all its records are outside it; a
+    backup read whole without problems gets its bounds filed for the next query."""
     match = selection.match
     is_repeat = repeat_finder(dedupe) if dedupe is not None else None
-    for file in in_window(files, selection.since, selection.until):
+    if current is None:
+        current = next((f.path for f in files if f.is_current), files[0].path if files else Path("."))
+    window = selection.since is not None or selection.until is not None
+    chosen_files = index.files_in_window(current, files, selection.since, selection.until)
+    total = sum(_disk_size(k.file) for k in chosen_files) or 1
+    done = 0
+    for number, known in enumerate(chosen_files, 1):
+        file = known.file
+        measure = window and known.bounds is None and known.fp is not None
+        bounds: index.Bounds | None = None
+        size = 0
+        troubled = False
+
+        def report(problem: Problem) -> None:
+            nonlocal troubled
+            troubled = True
+            on_problem(problem)
+
         read = 0
         damaged: tuple[int, int] | None = None  # (first line number, count)
-        for block, batch in file_blocks(file, on_problem):
+        for block, batch in file_blocks(file, report):
+            if measure:
+                bounds = index.lines_bounds(batch, bounds)
+                size += len(block) + 1
             chosen = []
             repeats = is_repeat if is_repeat is not None and _RID in block else None  # one scan per block
             for line in batch:
@@ -192,11 +228,24 @@ def select(files: list[LogFile], selection: Filter, on_problem: ProblemHandler,
                     number = read + batch.index(line) + 1
                     damaged = (damaged[0], damaged[1] + 1) if damaged else (number, 1)
             read += len(batch)
+            if progress is not None:
+                progress.update(f"file {number} of {len(chosen_files)}, {total / 1e6:,.0f} MB on disk",
+                                done / total)
             if chosen:
                 yield chosen
+        done += _disk_size(file)
+        if measure and not troubled:
+            index.record_bounds(current, known, size, bounds)
         if damaged:
             more = f" (and {damaged[1] - 1} more lines like it)" if damaged[1] > 1 else ""
             on_problem(Problem(file.path, damaged[0], f"not a JSON record, skipped{more}"))
+
+
+def _disk_size(file: LogFile) -> int:
+    try:
+        return os.fstat(file.fd).st_size if file.fd is not None else 0
+    except OSError:
+        return 0
 
 
 def write_json(batches: Iterable[list[bytes]], out: BinaryIO) -> int:

@@ -2,16 +2,20 @@
 
 ``15:04:05.123 INF Agent execution completed agent=research-agent duration=2s``
 
-Time is local, levels are three letters, fields are sorted; colour only on a
-TTY unless ``NO_COLOR`` / ``FORCE_COLOR`` say otherwise. ``format = "json"``
+Time is local, with the date in front when the record is not from today; levels are
+three letters, fields are sorted; colour only on a TTY unless ``NO_COLOR`` /
+``FORCE_COLOR`` say otherwise. Trace records (spans, AgenticGoKit hooks, Koog events)
+print as one short line: kind, name, duration, error, session. ``format = "json"``
 prints the JSON lines instead.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from datetime import datetime
+import math
+import time
+from collections.abc import Callable, Mapping
+from datetime import date, datetime, timedelta
 from typing import Any, BinaryIO
 
 import orjson
@@ -20,6 +24,8 @@ from logd.components import SinkStats
 from logd.events import Events
 from logd.pipeline import Batch
 from logd.record import TRUSTED_FIELDS, Record
+from logd.timestamps import epoch_seconds
+from logd.traces.shapes import AGK, SPAN, classify
 
 RESET = "\x1b[0m"
 DIM = "\x1b[90m"
@@ -56,17 +62,29 @@ def use_color(stream: BinaryIO, env: Mapping[str, str] | None = None) -> bool:
 
 
 class _LocalClock:
-    """Canonical UTC time -> local ``HH:MM:SS.mmm``, converting each second only once."""
+    """Canonical UTC time -> local ``HH:MM:SS.mmm`` (``YYYY-MM-DD HH:MM:SS.mmm`` when not
+    from today), converting each second only once; the cache is dropped at local midnight
+    (``clock``: epoch seconds, injectable)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._cache: dict[str, str] = {}
+        self._clock = clock
+        self._today: date | None = None
+        self._day_ends = -math.inf
 
     def __call__(self, canonical: str) -> str:
+        if self._clock() >= self._day_ends:  # one float comparison per record
+            now = datetime.fromtimestamp(self._clock()).astimezone()
+            self._today = now.date()
+            midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+            self._day_ends = (midnight + timedelta(days=1)).timestamp()
+            self._cache.clear()
         second = canonical[:19]
         local = self._cache.get(second)
         if local is None:
             try:
-                local = datetime.fromisoformat(second + "+00:00").astimezone().strftime("%H:%M:%S")
+                moment = datetime.fromisoformat(second + "+00:00").astimezone()
+                local = moment.strftime("%H:%M:%S" if moment.date() == self._today else "%Y-%m-%d %H:%M:%S")
             except ValueError:
                 local = second[11:19]
             if len(self._cache) > 1024:
@@ -89,15 +107,46 @@ def _value_text(value: Any) -> str:
     return orjson.dumps(value, default=str).decode()
 
 
+def _duration_text(seconds: float) -> str:
+    return f"{seconds * 1000:.0f}ms" if seconds < 10 else f"{seconds:.1f}s"
+
+
+def _trace_line(record: Record, shape: str, session: str) -> tuple[str, list[tuple[str, str]]]:
+    """A trace record as ``kind name`` and a few fields: duration, error, session."""
+    fields: list[tuple[str, str]] = []
+    error: Any = record.get("error")
+    if shape == SPAN:
+        data = record.get("span_data") if isinstance(record.get("span_data"), dict) else {}
+        kind = f"span {data.get('type') or '?'}"
+        name = data.get("name") or data.get("model") or (
+            f"{data.get('from_agent')} → {data.get('to_agent')}" if data.get("to_agent") else "")
+        start, end = epoch_seconds(record.get("started_at")), epoch_seconds(record.get("ended_at"))
+        if start is not None and end is not None:
+            fields.append(("duration", _duration_text(max(0.0, end - start))))
+    elif shape == AGK:
+        kind, name = str(record.get("hook")), record.get("agent_id") or ""
+    else:
+        kind, name = str(record.get("eventType")), record.get("agentId") or record.get("agent_id") or ""
+        if isinstance(record.get("duration_ms"), (int, float)):
+            fields.append(("duration", _duration_text(record["duration_ms"] / 1000)))
+    if error:
+        fields.append(("error", _value_text(error.get("message", error) if isinstance(error, dict) else error)))
+    fields.append(("session", _value_text(session)))
+    return f"{kind} {_value_text(name)}" if name else kind, fields
+
+
 class ConsoleFormatter:
-    def __init__(self, color: bool) -> None:
+    def __init__(self, color: bool, clock: Callable[[], float] = time.time) -> None:
         self.color = color
-        self._clock = _LocalClock()
+        self._clock = _LocalClock(clock)
 
     def format(self, record: Record) -> str:
         level = record.get("level", "info")
         abbrev, level_color = LEVEL_STYLE.get(level, ("???", ""))
         stamp = self._clock(record.get("time", ""))
+        traced = classify(record)
+        if traced is not None:
+            return self._format_trace(record, stamp, abbrev, level_color, *traced)
         message = record.get("message", "")
         parts: list[str] = []
         keys = sorted(k for k in record if k not in _HIDDEN)
@@ -123,6 +172,14 @@ class ConsoleFormatter:
                 text = block if isinstance(block, str) else _value_text(block)
                 line += "\n" + "\n".join("    " + row for row in text.rstrip("\n").splitlines())
         return line + "\n"
+
+    def _format_trace(self, record: Record, stamp: str, abbrev: str, level_color: str, shape: str,
+                      session: str) -> str:
+        head, fields = _trace_line(record, shape, session)
+        if self.color:
+            parts = [f"{RED}{k}={v}{RESET}" if k == "error" else f"{CYAN}{k}={RESET}{v}" for k, v in fields]
+            return f"{DIM}{stamp}{RESET} {level_color}{abbrev}{RESET} {BOLD}{head}{RESET} {' '.join(parts)}\n"
+        return f"{stamp} {abbrev} {head} {' '.join(f'{k}={v}' for k, v in fields)}\n"
 
 
 class ConsoleSink:

@@ -25,6 +25,7 @@ from typing import Any
 from logd import rotation
 from logd.components import SinkStats
 from logd.events import Events
+from logd.reading import index
 from logd.pipeline import Batch
 from logd.rotation import FILE_MODE, FileSet, OnDelete, RotationPolicy
 
@@ -59,6 +60,10 @@ class FileSink:
         self._rotate_asked = False
         self._reopen_asked = False
         self._next_boundary: float | None = None
+        # time bounds of each file, filed at rotation so queries skip only what is outside
+        # their window (logd.reading.index); _pending: bounds of the bytes not yet written
+        self._bounds = index.tracker(path) if policy is not None else None
+        self._pending: index.Bounds | None = None
 
     # --- files ---
 
@@ -73,6 +78,8 @@ class FileSink:
                     self._next_boundary = self.policy.schedule.next_boundary(start)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
             self._size = -1
+            if self._bounds is not None:
+                self._bounds.opened(self._fd)
             if self.files is not None:
                 self._generation = self.files.generation
         elif self.files is not None and self._generation != self.files.generation:
@@ -100,6 +107,10 @@ class FileSink:
 
     def write(self, batch: Batch) -> None:
         data = batch.json_lines()
+        if self._bounds is not None and batch.records:
+            low, high = index.batch_bounds(batch.records)
+            pending = self._pending if self._unwritten else None
+            self._pending = (min(low, pending[0]), max(high, pending[1])) if pending else (low, high)
         self._unwritten = self._unwritten + data if self._unwritten else data
         self.flush()
 
@@ -135,6 +146,8 @@ class FileSink:
             self._write_some(fd, chunk)
 
     def _write_some(self, fd: int, chunk: bytes) -> None:
+        if self._pending is not None and self._bounds is not None:
+            self._bounds.add(*self._pending)  # these bytes come from the pending batches
         try:
             written = os.write(fd, chunk)
         except InterruptedError:
@@ -161,6 +174,8 @@ class FileSink:
         if self._size == 0:
             return False
         self.files.rotate()
+        if self._bounds is not None and self._fd is not None:
+            self._bounds.rotated(self._fd)
         self._close_fd()  # renamed to .1; from here the next write opens a new file
         self._generation = self.files.generation
         now = self.clock()
