@@ -38,7 +38,8 @@ ones are counted under ``_other``.
 from __future__ import annotations
 
 from bisect import bisect_left
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 

@@ -18,6 +18,7 @@ from loguru import logger as loguru_logger
 import logd.client
 from logd.client import LogdHandler, Reconnect, Sender, bind, correlation_id, loguru_sink
 from logd.client.sender import encode_batch
+
 from support import agent_records, wait_for
 
 FILE_ONLY = 'file = "agent.log"\nfile_only = true\nlevel = "debug"'

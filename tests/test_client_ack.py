@@ -16,6 +16,7 @@ import orjson
 from logd.client import LogdHandler
 from logd.pipeline import Pipeline
 from logd.sinks.file import FileSink
+
 from support import agent_records, wait_for
 
 FILE_ONLY = 'file = "agent.log"\nfile_only = true'

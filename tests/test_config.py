@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from logd.config import ConfigError, default_socket_path, find_config, load_config
+
 from support import config_error, write_toml
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from support import read_records, wait_for, write_toml
-
 from logd.config import ConfigErrors, load_config
+
+from support import read_records, wait_for, write_toml
 
 
 def check(path: Path) -> subprocess.CompletedProcess[str]:

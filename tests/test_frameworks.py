@@ -8,6 +8,16 @@ from pathlib import Path
 
 import orjson
 import pytest
+from framework_samples import (
+    KOOG,
+    agk_entries,
+    agk_trace_json,
+    koog_events,
+    koog_line,
+    koog_log_line,
+    koog_pretty,
+    openai_items,
+)
 
 from logd.record import normalize_object
 from logd.traces import views
@@ -20,8 +30,6 @@ from logd.traces.names import file_name
 from logd.traces.openai import IngestError, records_from_ingest
 from logd.traces.render import agentcli_state, render_table
 from logd.traces.store import read_lines
-from framework_samples import (KOOG, agk_entries, agk_trace_json, koog_events, koog_line, koog_log_line, koog_pretty,
-                               openai_items)
 
 RECEIVED = "2026-11-29T17:00:00.000000Z"
 

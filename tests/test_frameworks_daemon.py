@@ -11,9 +11,17 @@ import textwrap
 from pathlib import Path
 
 import orjson
+from framework_samples import (
+    agk_entries,
+    agk_trace_json,
+    go_indent,
+    koog_events,
+    koog_log_line,
+    koog_pretty,
+    openai_items,
+)
 
 from support import agent_records, send_records, wait_for
-from framework_samples import agk_entries, agk_trace_json, go_indent, koog_events, koog_log_line, koog_pretty, openai_items
 
 
 def logd(*args: str, cwd: Path, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -10,13 +10,14 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import orjson
 import pytest
 
 from logd.levels import RANK
+
 from logsets import lines, write
 
 README = Path(__file__).resolve().parent.parent / "docs" / "reading.md"

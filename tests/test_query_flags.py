@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from logd.timestamps import format_epoch
+
 from support import send_records
 
 LEVELS = ("debug", "info", "warn", "error", "fatal")

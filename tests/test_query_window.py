@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ from logd.reading import index
 from logd.reading.files import snapshot
 from logd.reading.query import Filter, select
 from logd.timestamps import format_epoch
+
 from logsets import BASE, lines, record, rotated_set, write
 from support import send_records, wait_for
 

@@ -16,6 +16,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from logd.config import load_config
 from logd.control import request
 from logd.ship.shipper import Shipper
+
 from ship_support import Certificates, Collector, numbered, ship_config
 from support import send_records, wait_for, write_config
 

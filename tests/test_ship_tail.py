@@ -11,8 +11,9 @@ import pytest
 
 from logd.config import ShipSettings
 from logd.ship.checkpoint import CheckpointError, CheckpointStore, Position
-from logd.ship.shipper import Shipper
 from logd.ship.follow import Tailer
+from logd.ship.shipper import Shipper
+
 from logsets import lines, record, write
 
 

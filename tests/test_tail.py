@@ -10,11 +10,12 @@ from pathlib import Path
 
 import orjson
 
-from logd.reading.query import Filter
 from logd.reading.files import Problem
-from logd.sinks.console import ConsoleFormatter
+from logd.reading.query import Filter
 from logd.reading.tail import Follower, last_lines, open_current
-from logsets import SteadySender, following, lines, seqs, record, rotate_by_rename, rotated_set, write
+from logd.sinks.console import ConsoleFormatter
+
+from logsets import SteadySender, following, lines, record, rotate_by_rename, rotated_set, seqs, write
 from support import wait_for
 
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
 
 import orjson
 import pytest
@@ -33,6 +33,7 @@ from logd.traces.html import report, report_name, script_json, write_site
 from logd.traces.model import Session, build_session
 from logd.traces.names import file_name
 from logd.traces.tokens import token_usage
+
 from support import read_records, send_records, wait_for
 from trace_samples import T0, agk_session, iso, koog_run, span_trace
 

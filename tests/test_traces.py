@@ -20,6 +20,7 @@ from logd.traces.render import to_chrome
 from logd.traces.shapes import classify
 from logd.traces.sink import TraceSink
 from logd.traces.store import TraceStore, read_lines, session_files
+
 from trace_samples import T0, agk_session, koog_run, span_trace
 
 RECEIVED = "2026-11-23T12:00:00.000000Z"

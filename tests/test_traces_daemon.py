@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 
 from logd.traces.names import file_name
+
 from support import agent_records, read_records, send, send_records, wait_for
 from trace_samples import agk_session, koog_run, span_trace
 

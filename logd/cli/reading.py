@@ -5,11 +5,21 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
-from logd.cli.common import (CONFIG_HELP, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, config_error, daemon_files, error,
-                             level_arg, load)
+from logd.cli.common import (
+    CONFIG_HELP,
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    config_error,
+    daemon_files,
+    error,
+    level_arg,
+    load,
+)
 from logd.config import ConfigError
 from logd.reading.output import FORMATS
 
@@ -90,11 +100,11 @@ def _no_files(path: Path) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
+    from logd.reading.dedupe import Deduplicator
     from logd.reading.files import snapshot
     from logd.reading.output import Progress, last_and_reversed, line_formatter, paged, write_lines
     from logd.reading.query import problem_printer, select
     from logd.sinks.console import use_color
-    from logd.reading.dedupe import Deduplicator
 
     if args.sql is not None:
         return _cmd_sql(args)
@@ -155,8 +165,8 @@ def cmd_tail(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from logd.reading.query import problem_printer, write_human
     from logd.reading.files import list_files
+    from logd.reading.query import problem_printer, write_human
     from logd.reading.tail import run_tail
 
     setup = _reading_setup(args)

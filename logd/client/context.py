@@ -27,7 +27,7 @@ class Bound:
         """Restore the fields bound before (only in the context that bound them)."""
         _fields.reset(self._token)
 
-    def __enter__(self) -> "Bound":
+    def __enter__(self) -> Bound:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

@@ -18,8 +18,9 @@ import os
 import tempfile
 import threading
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any
 
 import orjson
 

@@ -15,14 +15,13 @@ import logging
 import os
 import threading
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from logd.reading.files import (LogFile, Problem, ProblemHandler, Snapshot, file_lines, first_line, raw_chunks,
-                     snapshot)
+from logd.reading.files import LogFile, Problem, ProblemHandler, Snapshot, file_lines, first_line, raw_chunks, snapshot
 
 Match = Callable[[bytes], "bool | None"]
 Emit = Callable[[list[bytes]], None]

@@ -11,8 +11,8 @@ prints the JSON lines instead.
 
 from __future__ import annotations
 
-import os
 import math
+import os
 import time
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import zlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import h11
 import orjson
 
-from logd.config import OtlpSettings
 from logd.pipeline import Pipeline
 from logd.record import Record
 
@@ -328,7 +328,7 @@ async def put_and_wait(pipeline: Pipeline, records: list[Record]) -> None:
     await done
 
 
-def ingest_routes(pipeline: Pipeline, otlp: "OtlpReceiver") -> Routes:
+def ingest_routes(pipeline: Pipeline, otlp: OtlpReceiver) -> Routes:
     """Every route of the ingest listener. A new source is one line here."""
     from logd.traces.openai import records_from_ingest
 
