@@ -195,9 +195,10 @@ class UsageMetrics:
             self._tool(agent, data.get("name"), "error" if record.get("error") else "ok")
         elif kind == "custom":  # the SDK's task/turn spans carry the run's usage in data.usage
             inner = data.get("data")
-            usage = inner.get("usage") if inner.__class__ is dict else None
-            if usage.__class__ is dict and data.get("name") == "turn":
-                self._usage(inner.get("agent_name") or agent, None, usage)
+            if type(inner) is dict:
+                usage = inner.get("usage")
+                if usage.__class__ is dict and data.get("name") == "turn":
+                    self._usage(inner.get("agent_name") or agent, None, usage)
 
     def _genai_span(self, record: Record, attrs: dict) -> None:
         """A span following the OTel GenAI conventions, attributes flat or in ``attributes``."""
@@ -236,7 +237,7 @@ class UsageMetrics:
 
     def _usage(self, agent: object, model: object, usage: dict) -> None:
         # runs for every record that reports tokens: kept to local names and one pass
-        found = [None, None, None]
+        found: list[int | float | None] = [None, None, None]
         get = _DIRECTIONS.get
         for key, value in usage.items():
             d = get(key)

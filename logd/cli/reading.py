@@ -26,7 +26,8 @@ from logd.reading.output import FORMATS
 if TYPE_CHECKING:  # annotations only: commands import what they need when they run
     import re
 
-    from logd.reading.query import Filter
+    from logd.reading.files import Problem
+    from logd.reading.query import Filter, Where
 
 
 class NoLogFile(Exception):
@@ -112,10 +113,10 @@ def cmd_query(args: argparse.Namespace) -> int:
     if isinstance(setup, int):
         return setup
     path, selection = setup
-    problems: list[object] = []
+    problems: list[Problem] = []
     report = problem_printer(sys.stderr)
 
-    def on_problem(problem: object) -> None:
+    def on_problem(problem: Problem) -> None:
         problems.append(problem)
         report(problem)
 
@@ -241,7 +242,7 @@ def _regex(text: str) -> re.Pattern[str]:
         raise argparse.ArgumentTypeError(f"bad regular expression {text!r}: {exc}") from None
 
 
-def _where(text: str) -> tuple:
+def _where(text: str) -> Where:
     from logd.reading.query import parse_where
 
     try:
@@ -264,7 +265,7 @@ def _negative_values_are_values(p: argparse.ArgumentParser) -> None:
     3.13 only ``-1`` or ``-1.5`` counted as a negative number, ``-1h`` as an unknown option)."""
     import re
 
-    p._negative_number_matcher = re.compile(r"-\.?\d")  # type: ignore[attr-defined]
+    p._negative_number_matcher = re.compile(r"-\.?\d")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -62,7 +62,7 @@ class LogdHandler(logging.Handler):
         self.sender = _sender(sender, path, options)
         self.fields = dict(fields or {})
 
-    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+    def handle(self, record: logging.LogRecord) -> bool:
         """Filter and emit without the handler lock: emit is thread-safe on its own."""
         result = self.filter(record)
         if result:

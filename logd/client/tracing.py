@@ -87,7 +87,7 @@ class Span:
         self.span_id = "span_" + os.urandom(12).hex()
         self.parent_id = parent.span_id if parent is not None else None
         self.group_id = group_id
-        self.agent = name if kind == "agent" else (parent.agent if parent is not None else None)
+        self.agent: str | None = name if kind == "agent" else (parent.agent if parent is not None else None)
         self.data = data
         self.started_at = time.time()
         self.ended_at: float | None = None

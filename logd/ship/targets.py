@@ -15,7 +15,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 import orjson
@@ -173,7 +173,7 @@ def es_bulk_outcome(items: list[Item], response: httpx.Response) -> Outcome:
         return Outcome()
     outcome = Outcome()
     for item, result in zip(items, body.get("items", [])):
-        action = next(iter(result.values()), {}) if isinstance(result, dict) else {}
+        action: dict[str, Any] = next(iter(result.values()), {}) if isinstance(result, dict) else {}
         status = action.get("status", 200)
         if status < 300 or status == 409:
             continue

@@ -323,8 +323,13 @@ async def put_and_wait(pipeline: Pipeline, records: list[Record]) -> None:
     told 200 can forget its batch."""
     if not records:
         return
-    done = asyncio.get_running_loop().create_future()
-    pipeline.put(records, on_written=lambda: done.done() or done.set_result(None))
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def written() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    pipeline.put(records, on_written=written)
     await done
 
 

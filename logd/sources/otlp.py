@@ -253,6 +253,7 @@ class SpanMapper:
         kind = _kind(span, attrs)
         trace_id = span.trace_id.hex()
         service = resource.get("service.name")
+        agent: Any  # an attribute's value as sent (a str in practice)
         if kind == "agent":
             agent = _agent_name(span, attrs)
         else:

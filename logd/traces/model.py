@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
@@ -142,7 +142,7 @@ def agk_state(record: dict) -> tuple[Any, dict | None]:
     return data, meta
 
 
-def _wrapped(state: Any) -> bool:
+def _wrapped(state: Any) -> TypeGuard[dict[str, Any]]:
     return isinstance(state, dict) and state.keys() <= {"data", "meta"} and bool(state) and all(
         isinstance(v, dict) or v is None for v in state.values())
 
@@ -179,7 +179,8 @@ def to_event(record: dict) -> Event | None:
                      or _str(record.get("subgraphName")), record=record)
     if record.get("object") == "trace":
         return None  # a trace object names its workflow; its spans carry the timeline
-    data = record.get("span_data") if isinstance(record.get("span_data"), dict) else {}
+    span_data = record.get("span_data")
+    data = span_data if isinstance(span_data, dict) else {}
     start, end = epoch(record.get("started_at")), epoch(record.get("ended_at"))
     span_type = _str(data.get("type")) or "custom"
     return Event(time=start if start is not None else time, session=session, shape=SPAN,
@@ -388,7 +389,9 @@ def _koog_spans(events: list[Event], notes: Notes | None = None) -> list[Span]:
         for begun in stack:
             _note(notes, begun, f"never completed (no {family_of(begun)} Completed/Failed event with the same "
                   f"{_koog_key_text(family_of(begun))}): unfinished, closed at the session's last event")
-            span = _koog_span(begun, begun, _KOOG_PHASE.match(begun.hook).group(1), len(out))
+            opened = _KOOG_PHASE.match(begun.hook)
+            assert opened is not None  # only events with a phase were put on a stack
+            span = _koog_span(begun, begun, opened.group(1), len(out))
             span.unfinished = True
             out.append(span)
     return out
