@@ -336,7 +336,7 @@ def usage_families(u: dict[str, Any] | None) -> Iterable:
     bounds = [repr(float(b)) for b in u["latency_buckets"]] + ["+Inf"]
     for model, row in sorted(u["latency"].items()):
         cumulative, total = [], 0
-        for bound, n in zip(bounds, row[:-1]):
+        for bound, n in zip(bounds, row[:-1], strict=True):  # a count per bucket and +Inf, then the sum
             total += int(n)
             cumulative.append((bound, total))
         latency.add_metric([model], cumulative, sum_value=row[-1])

@@ -63,10 +63,9 @@ ruleset(name="ship") {{ action(type="omfile" file="{self.out}" template="keep" f
 
     def start(self) -> Rsyslog:
         self.pidfile.unlink(missing_ok=True)
-        log = open(self.folder / "rsyslogd.stderr", "ab")
-        self.proc = subprocess.Popen([RSYSLOGD, "-n", "-f", str(self.conf), "-i", str(self.pidfile)],
-                                     stdout=log, stderr=log)
-        log.close()
+        with open(self.folder / "rsyslogd.stderr", "ab") as log:
+            self.proc = subprocess.Popen([RSYSLOGD, "-n", "-f", str(self.conf), "-i", str(self.pidfile)],
+                                         stdout=log, stderr=log)
         wait_for(lambda: self._alive() and port_open(self.port), 15, what=f"rsyslogd on port {self.port}")
         return self
 

@@ -183,7 +183,7 @@ def test_bound_context_follows_each_asyncio_task_and_never_leaks_back(daemon, tm
         bind(run="r-1")
         ids = await asyncio.gather(agent("planner"), agent("critic"))
         stdlib_logger.info("parent")
-        return dict(zip(("planner", "critic"), ids))
+        return dict(zip(("planner", "critic"), ids, strict=True))
 
     ids = asyncio.run(main())
     assert handler.sender.flush(5)

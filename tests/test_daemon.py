@@ -358,7 +358,7 @@ def test_sigint_also_shuts_down_cleanly(daemon, tmp_path):
 def test_hundreds_of_clients_at_once(daemon, tmp_path):
     d = daemon(extra="max_connections = 400\n")
     clients = []
-    for c in range(300):  # all connected at the same time
+    for _ in range(300):  # all connected at the same time
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.connect(str(d.socket_path))
         clients.append(s)

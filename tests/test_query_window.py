@@ -116,7 +116,7 @@ def test_shuffled_times_across_many_rotations_match_jq_for_every_window(tmp_path
     expected = [orjson.loads(line) for line in jq.stdout.splitlines()]
     assert len(expected) == len(windows) and sum(map(len, expected)) > 2400
     skipped = 0
-    for (since, until), want in zip(windows, expected):
+    for (since, until), want in zip(windows, expected, strict=True):
         got, problems = selected(current, Filter(since=since, until=until, agents=("tester",)))
         assert problems == [] and got == want, (since, until)
         skipped += len(backups) + 1 - len(kept_names(current, since, until))

@@ -89,7 +89,7 @@ flush_interval = 0.05
     wait_for(lambda: {a["service.name"] for a, _ in exported()} >= {"planner", "writer"}, 30,
              what="both agents' records at the collector")
     assert collector.requests()[0]["headers"]["Content-Type"] == "application/x-protobuf"
-    (attrs, log), = [(a, l) for a, l in exported() if a["service.name"] == "planner"]
+    (attrs, log), = [(a, entry) for a, entry in exported() if a["service.name"] == "planner"]
     assert attrs["host.name"]
     assert (log.severity_number, log.severity_text, log.body.string_value) == (13, "WARN", "slow tool")
     assert log.time_unix_nano == 1795433287123456000
@@ -101,7 +101,7 @@ flush_interval = 0.05
     assert [v.string_value for v in fields["tags"].array_value.values] == ["a", "b"]
     assert fields["tokens"].kvlist_value.values[0].key == "prompt"
     assert "trace_id" not in fields and "message" not in fields
-    (_, err), = [(a, l) for a, l in exported() if a["service.name"] == "writer"]
+    (_, err), = [(a, entry) for a, entry in exported() if a["service.name"] == "writer"]
     assert (err.severity_number, err.severity_text) == (17, "ERROR")
     assert err.trace_id == b""
 

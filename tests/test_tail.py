@@ -173,7 +173,7 @@ def test_tail_follow_loses_and_repeats_nothing_while_a_daemon_writes_through_rot
     with following(proc, tmp_path / "tail.out", "--file", str(current)) as printed:
         rotations = 0
         with SteadySender(proc) as sender:  # writes all the time, so rotations land mid-write
-            for burst in range(2):
+            for _burst in range(2):
                 sender.wait_sent(400)
                 for _ in range(3):
                     rotate_by_rename(current)

@@ -23,9 +23,12 @@ def test_tokens_tools_and_model_latency_reach_metrics_and_status(daemon, tmp_pat
     send_records(d.socket_path, records)
     # logd's own tracing client: the generation span carries its enclosing agent
     sender = BatchSender(d.socket_path)
-    with trace("support", sender=sender), span("triage", kind="agent", sender=sender):
-        with span("o3-mini", kind="generation", model="o3-mini", sender=sender) as s:
-            s.set(usage={"input_tokens": 812, "output_tokens": 40})
+    with (
+        trace("support", sender=sender),
+        span("triage", kind="agent", sender=sender),
+        span("o3-mini", kind="generation", model="o3-mini", sender=sender) as s,
+    ):
+        s.set(usage={"input_tokens": 812, "output_tokens": 40})
     assert sender.flush()
     sender.close()
     wait_for(lambda: len(agent_records(tmp_path / "agent.log")) >= len(records) + 3, what="records in the file")

@@ -12,7 +12,8 @@ from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import Any
 
-_fields: ContextVar[dict[str, Any]] = ContextVar("logd_client_fields", default={})
+# One shared empty default is safe: the bound dict is never changed in place, bind() sets a new one.
+_fields: ContextVar[dict[str, Any]] = ContextVar("logd_client_fields", default={})  # noqa: B039
 
 
 class Bound:

@@ -185,7 +185,7 @@ def follow(path: Path, out: TextIO, *, fmt: str = "table", agent: str | None = N
     if fmt == "csv":
         out.write(render.csv_header())
     elif fmt == "table":
-        out.write("  ".join(f"{h:<{w}}" for h, w in zip(render.TABLE_HEADERS, _FOLLOW_WIDTHS)).rstrip() + "\n")
+        out.write("  ".join(f"{h:<{w}}" for h, w in zip(render.TABLE_HEADERS, _FOLLOW_WIDTHS, strict=True)).rstrip() + "\n")
     out.flush()
     while not stop():
         try:
@@ -202,7 +202,7 @@ def follow(path: Path, out: TextIO, *, fmt: str = "table", agent: str | None = N
                 out.write(render.csv_rows([e]))
             else:
                 cells = render.event_row(e, verbose)
-                out.write("  ".join(f"{c:<{w}}" for c, w in zip(cells, _FOLLOW_WIDTHS)).rstrip() + "\n")
+                out.write("  ".join(f"{c:<{w}}" for c, w in zip(cells, _FOLLOW_WIDTHS, strict=True)).rstrip() + "\n")
         if events:
             out.flush()
         sleep(poll_s)
