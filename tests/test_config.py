@@ -89,7 +89,8 @@ def test_unknown_subtable_lists_what_is_valid(tmp_path):
 
 
 @pytest.mark.parametrize("body,key,fragment", [
-    ('max_size = "100MB"', "logging.max_size", 'expected a positive number of megabytes (integer or float), found string "100MB"'),
+    ('max_size = "100MB"', "logging.max_size",
+     'expected a positive number of megabytes (integer or float), found string "100MB"'),
     ("max_size = 0", "logging.max_size", "found integer 0"),
     ('level = "loud"', "logging.level", 'expected one of "debug", "info", "warn", "error", found string "loud"'),
     ('compress = "yes"', "logging.compress", 'expected true or false, found string "yes"'),

@@ -232,7 +232,8 @@ def test_import_twice_adds_nothing_the_second_time(tmp_path):
     path = write(tmp_path / "req-17461596.trace.json", agk_trace_json(agk_entries()))
     first = import_file(path, folder)
     assert (first.records, first.added, first.already) == (14, 14, 0)
-    write(path, agk_trace_json(agk_entries() + [dict(agk_entries()[-1], timestamp="2026-11-29T18:02:06.000000000+01:00")]))
+    later = dict(agk_entries()[-1], timestamp="2026-11-29T18:02:06.000000000+01:00")
+    write(path, agk_trace_json(agk_entries() + [later]))
     second = import_file(path, folder)
     assert (second.records, second.added, second.already) == (15, 1, 14)
     stored, _ = read_lines(folder / file_name("req-17461596"))
@@ -258,7 +259,8 @@ def test_entries_that_are_not_traces_are_counted_in_one_line(tmp_path):
     assert read.records == 3 and read.not_traces == 2
     line = text[: text.index("AfterEverything")].rindex("\n{") + 2  # where that entry's "{" is
     assert read.problems == [f"{tmp_path / 'odd.trace.json'}: 2 entries are not a trace record of AgenticGoKit, "
-                             f"Koog or the OpenAI Agents SDK, kept out (first at line {text.count(chr(10), 0, line) + 1})"]
+                             "Koog or the OpenAI Agents SDK, kept out "
+                             f"(first at line {text.count(chr(10), 0, line) + 1})"]
 
 
 # --- send --raw: stdin split into documents ---

@@ -290,8 +290,8 @@ def test_spans_with_bad_ids_are_rejected_as_partial_success(receiver):
     body = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [good, bad]}]}]}).encode()
     status, _, answer = receiver.post("/v1/traces", body, "application/json")
     assert status == 200
-    assert json.loads(answer) == {"partialSuccess": {"rejectedSpans": "1",
-                                                     "errorMessage": "a span needs a 16-byte traceId and an 8-byte spanId"}}
+    assert json.loads(answer) == {"partialSuccess": {
+        "rejectedSpans": "1", "errorMessage": "a span needs a 16-byte traceId and an 8-byte spanId"}}
     [kept] = wait_for(lambda: receiver.records(session_id="partial"))
     assert kept["span_data"]["name"] == "kept" and kept["started_at"].startswith("2025-11-24T")
 

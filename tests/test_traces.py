@@ -257,7 +257,8 @@ def test_csv_parses_back_to_every_event():
     text = views.show(agk(), fmt="csv")
     rows = list(csv.DictReader(io.StringIO(text)))
     assert len(rows) == len(agk_session())
-    assert rows[0]["hook"] == "BeforeEventHandling" and orjson.loads(rows[0]["state"]) == {"message": "Analyze this data"}
+    assert rows[0]["hook"] == "BeforeEventHandling"
+    assert orjson.loads(rows[0]["state"]) == {"message": "Analyze this data"}
     assert [r["error"] for r in rows if r["error"]] == ["LLM timeout after 300ms"]
 
 

@@ -252,7 +252,8 @@ def _where(text: str) -> Where:
 
 
 def _add_selection_args(p: argparse.ArgumentParser, config_help: str) -> None:
-    p.add_argument("--level", "-l", type=level_arg, help="this level and above (trace, debug, info, warn, error, fatal)")
+    p.add_argument("--level", "-l", type=level_arg,
+                   help="this level and above (trace, debug, info, warn, error, fatal)")
     p.add_argument("--agent", "-a", action="append", metavar="A", help="only this agent (repeatable: any of them)")
     p.add_argument("--session", action="append", metavar="S",
                    help="only this session_id (repeatable: any of them)")
@@ -278,11 +279,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("query", help="records from the log file and every backup, oldest first, as JSON lines")
     p.add_argument("--since", "-S", metavar="T",
-                   help="records at or after T: today, yesterday, -1h, '1h30m ago', '2026-11-29 15:00' (local), RFC 3339")
+                   help="records at or after T: today, yesterday, -1h, '1h30m ago', "
+                        "'2026-11-29 15:00' (local), RFC 3339")
     p.add_argument("--until", "-U", metavar="T", help="records at or before T (same forms as --since)")
     p.add_argument("--grep", type=_regex, metavar="RE", help="messages matching this regular expression")
     p.add_argument("--where", action="append", type=_where, metavar="KEY=VALUE",
-                   help="KEY=V, KEY!=V, KEY~REGEX, KEY>N, KEY<N (KEY may be dotted: tokens.prompt; V is JSON if it parses)")
+                   help="KEY=V, KEY!=V, KEY~REGEX, KEY>N, KEY<N "
+                        "(KEY may be dotted: tokens.prompt; V is JSON if it parses)")
     p.add_argument("--human", action="store_true", help="the console's human format (same as -o short)")
     p.add_argument("-p", "--priority", type=_level_range, metavar="LEVEL[..LEVEL]",
                    help="this level and above, or a range: -p warn..error")

@@ -73,7 +73,8 @@ class LogdHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            rec: Record = {"time": record.created, "level": _STDLIB_LEVELS.get(record.levelno) or _stdlib_level(record.levelno),
+            rec: Record = {"time": record.created,
+                           "level": _STDLIB_LEVELS.get(record.levelno) or _stdlib_level(record.levelno),
                            "message": record.getMessage(), "logger": record.name}
             if self.fields:
                 rec.update(self.fields)

@@ -270,7 +270,8 @@ def table(columns: list[str], rows: list[tuple], color: bool = False) -> str:
     rule = "  ".join("-" * w for w in widths)
     if color:
         head = f"\x1b[1m{head}\x1b[0m"
-    lines = [head, rule] + ["  ".join(_pad(v, w, n) for v, w, n in zip(r, widths, numeric, strict=True)).rstrip() for r in cells]
+    lines = [head, rule] + ["  ".join(_pad(v, w, n) for v, w, n in zip(r, widths, numeric, strict=True)).rstrip()
+                            for r in cells]
     return "\n".join(lines) + "\n"
 
 

@@ -72,7 +72,8 @@ def last_lines(files: list[LogFile], n: int, match: Match, on_problem: ProblemHa
         if wanted <= 0:
             break
         if file.fd is None:
-            on_problem(Problem(file.path, None, f"cannot read: {file.error.strerror if file.error else 'not open'}; skipped"))
+            reason = file.error.strerror if file.error else "not open"
+            on_problem(Problem(file.path, None, f"cannot read: {reason}; skipped"))
             continue
         if not file.compression:
             if file.is_current and current_end is not None:

@@ -148,7 +148,11 @@ def _wrapped(state: Any) -> TypeGuard[dict[str, Any]]:
 
 
 def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else (str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None)
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return None
 
 
 # --- records -> events ---
@@ -162,7 +166,8 @@ def to_event(record: dict) -> Event | None:
     if kind == AGK:
         state, meta = agk_state(record)
         result = record.get("agent_result")
-        error = error_text(record.get("error")) or (error_text(result.get("error")) if isinstance(result, dict) else None)
+        error = error_text(record.get("error")) or (
+            error_text(result.get("error")) if isinstance(result, dict) else None)
         return Event(time=time, session=session, shape=AGK, hook=agk_hook(record),
                      agent=_str(record.get("agent_id")) or _str(record.get("agent")) or "",
                      state=state, error=error, meta=meta,
@@ -173,7 +178,8 @@ def to_event(record: dict) -> Event | None:
         failed = event_type.endswith("FailedEvent")
         error = error_text(record.get("error")) or (error_text(record.get("message")) if failed else None)
         return Event(time=time, session=session, shape=KOOG, hook=event_type,
-                     agent=_str(record.get("agentId")) or _str(record.get("agent_id")) or _str(record.get("agent")) or "",
+                     agent=(_str(record.get("agentId")) or _str(record.get("agent_id"))
+                            or _str(record.get("agent")) or ""),
                      state=_koog_state(record), error=error or ("failed" if failed else None),
                      event_id=_str(record.get("toolCallId")) or _str(record.get("nodeName"))
                      or _str(record.get("subgraphName")), record=record)

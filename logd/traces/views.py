@@ -185,7 +185,8 @@ def follow(path: Path, out: TextIO, *, fmt: str = "table", agent: str | None = N
     if fmt == "csv":
         out.write(render.csv_header())
     elif fmt == "table":
-        out.write("  ".join(f"{h:<{w}}" for h, w in zip(render.TABLE_HEADERS, _FOLLOW_WIDTHS, strict=True)).rstrip() + "\n")
+        header = "  ".join(f"{h:<{w}}" for h, w in zip(render.TABLE_HEADERS, _FOLLOW_WIDTHS, strict=True))
+        out.write(header.rstrip() + "\n")
     out.flush()
     while not stop():
         try:
