@@ -12,13 +12,22 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from watchdog.events import (DirCreatedEvent, DirDeletedEvent, DirMovedEvent, FileClosedEvent, FileCreatedEvent,
-                             FileDeletedEvent, FileMovedEvent, FileSystemEvent, FileSystemEventHandler)
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
-
+from watchdog.observers.api import ObservedWatch
 
 # What can change a config: renames (editors, symlink swaps), creation, deletion, and a
 # writer closing the file. Not every write: the log file often sits in the same folder,
@@ -72,7 +81,7 @@ class ConfigWatcher(FileSystemEventHandler):
         self.last = loaded if loaded is not None else fingerprint(path)
         self._chain = symlink_chain(path)
         self._observer = Observer()
-        self._watches: dict[Path, object] = {}
+        self._watches: dict[Path, ObservedWatch] = {}
         self._timer: asyncio.TimerHandle | None = None
 
     def start(self) -> None:

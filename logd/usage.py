@@ -38,7 +38,8 @@ ones are counted under ``_other``.
 from __future__ import annotations
 
 from bisect import bisect_left
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
@@ -194,9 +195,10 @@ class UsageMetrics:
             self._tool(agent, data.get("name"), "error" if record.get("error") else "ok")
         elif kind == "custom":  # the SDK's task/turn spans carry the run's usage in data.usage
             inner = data.get("data")
-            usage = inner.get("usage") if inner.__class__ is dict else None
-            if usage.__class__ is dict and data.get("name") == "turn":
-                self._usage(inner.get("agent_name") or agent, None, usage)
+            if type(inner) is dict:
+                usage = inner.get("usage")
+                if usage.__class__ is dict and data.get("name") == "turn":
+                    self._usage(inner.get("agent_name") or agent, None, usage)
 
     def _genai_span(self, record: Record, attrs: dict) -> None:
         """A span following the OTel GenAI conventions, attributes flat or in ``attributes``."""
@@ -235,7 +237,7 @@ class UsageMetrics:
 
     def _usage(self, agent: object, model: object, usage: dict) -> None:
         # runs for every record that reports tokens: kept to local names and one pass
-        found = [None, None, None]
+        found: list[int | float | None] = [None, None, None]
         get = _DIRECTIONS.get
         for key, value in usage.items():
             d = get(key)
@@ -334,7 +336,7 @@ def usage_families(u: dict[str, Any] | None) -> Iterable:
     bounds = [repr(float(b)) for b in u["latency_buckets"]] + ["+Inf"]
     for model, row in sorted(u["latency"].items()):
         cumulative, total = [], 0
-        for bound, n in zip(bounds, row[:-1]):
+        for bound, n in zip(bounds, row[:-1], strict=True):  # a count per bucket and +Inf, then the sum
             total += int(n)
             cumulative.append((bound, total))
         latency.add_metric([model], cumulative, sum_value=row[-1])

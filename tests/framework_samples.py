@@ -176,23 +176,29 @@ def koog_line(e: dict) -> str:
         "AgentExecutionFailedEvent": f"agent id: {e.get('agentId')}, run id: {e.get('runId')}, error: {err}",
         "AgentClosingEvent": f"agent id: {e.get('agentId')}",
         "StrategyStartingEvent": f"run id: {e.get('runId')}, strategy: {e.get('strategyName')}",
-        "StrategyCompletedEvent": f"run id: {e.get('runId')}, strategy: {e.get('strategyName')}, result: {e.get('result')}",
+        "StrategyCompletedEvent": f"run id: {e.get('runId')}, strategy: {e.get('strategyName')}, "
+                                  f"result: {e.get('result')}",
         "NodeExecutionStartingEvent": f"run id: {e.get('runId')}, node: {e.get('nodeName')}, input: {e.get('input')}",
         "NodeExecutionCompletedEvent": f"run id: {e.get('runId')}, node: {e.get('nodeName')}, input: {e.get('input')}, "
                                        f"output: {e.get('output')}",
         "NodeExecutionFailedEvent": f"run id: {e.get('runId')}, node: {e.get('nodeName')}, error: {err}",
-        "SubgraphExecutionStartingEvent": f"run id: {e.get('runId')}, subgraph: {e.get('subgraphName')}, input: {e.get('input')}",
+        "SubgraphExecutionStartingEvent": f"run id: {e.get('runId')}, subgraph: {e.get('subgraphName')}, "
+                                          f"input: {e.get('input')}",
         "SubgraphExecutionCompletedEvent": f"run id: {e.get('runId')}, subgraph: {e.get('subgraphName')}, "
                                            f"input: {e.get('input')}, output: {e.get('output')}",
         "SubgraphExecutionFailedEvent": f"run id: {e.get('runId')}, subgraph: {e.get('subgraphName')}, error: {err}",
-        "LLMCallStartingEvent": f"run id: {e.get('runId')}, prompt: {prompt}, model: openai:{model.get('model')}, tools: [weather]",
+        "LLMCallStartingEvent": f"run id: {e.get('runId')}, prompt: {prompt}, model: openai:{model.get('model')}, "
+                                "tools: [weather]",
         "LLMCallCompletedEvent": f"run id: {e.get('runId')}, prompt: {prompt}, model: openai:{model.get('model')}, "
                                  "responses: [{tool_call: weather}]",
-        "LLMStreamingStartingEvent": f"run id: {e.get('runId')}, prompt: {prompt}, model: openai:{model.get('model')}, tools: []",
-        "LLMStreamingFrameReceivedEvent": f"run id: {e.get('runId')}, prompt: {prompt}, model: openai:{model.get('model')}, "
-                                          "frame: Append(text=It is -3°C)",
-        "LLMStreamingCompletedEvent": f"run id: {e.get('runId')}, prompt: {prompt}, model: openai:{model.get('model')}, tools: []",
-        "LLMStreamingFailedEvent": f"run id: {e.get('runId')}, prompt: {prompt}, model: openai:{model.get('model')}, error: {err}",
+        "LLMStreamingStartingEvent": f"run id: {e.get('runId')}, prompt: {prompt}, "
+                                     f"model: openai:{model.get('model')}, tools: []",
+        "LLMStreamingFrameReceivedEvent": f"run id: {e.get('runId')}, prompt: {prompt}, "
+                                          f"model: openai:{model.get('model')}, frame: Append(text=It is -3°C)",
+        "LLMStreamingCompletedEvent": f"run id: {e.get('runId')}, prompt: {prompt}, "
+                                      f"model: openai:{model.get('model')}, tools: []",
+        "LLMStreamingFailedEvent": f"run id: {e.get('runId')}, prompt: {prompt}, "
+                                   f"model: openai:{model.get('model')}, error: {err}",
         "ToolCallStartingEvent": f"run id: {e.get('runId')}, tool: {e.get('toolName')}, tool args: {args}",
         "ToolValidationFailedEvent": f"run id: {e.get('runId')}, tool: {e.get('toolName')}, tool args: {args}, "
                                      f"validation error: {err}",
@@ -243,7 +249,8 @@ def openai_items(trace_id: str = "trace_" + "a1" * 16, group_id: str | None = "c
          error={"message": "Error running tool", "data": {"tool_name": "lookup_invoice", "error": "not found"}})
     span(9, 8, 1.1, 1.5, {"type": "function", "name": "lookup_invoice", "input": "{\"id\": 7}", "output": None,
                           "mcp_data": None},
-         error={"message": "Error running tool (non-fatal)", "data": {"tool_name": "lookup_invoice", "error": "not found"}})
+         error={"message": "Error running tool (non-fatal)",
+                "data": {"tool_name": "lookup_invoice", "error": "not found"}})
     span(10, 8, 1.5, 1.6, {"type": "mcp_tools", "server": "billing-mcp", "result": ["lookup_invoice"]})
     span(11, 8, 1.6, 2.0, {"type": "custom", "name": "fraud score", "data": {"score": 0.1}})
     span(12, 8, 2.0, 2.2, {"type": "transcription", "input": {"data": "", "format": "pcm"}, "output": "refund",

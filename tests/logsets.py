@@ -9,16 +9,17 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import orjson
-
 import zstandard
 
 from logd.pipeline import encode
 from logd.timestamps import format_epoch
+
 from support import send_records, wait_for
 
 if TYPE_CHECKING:
@@ -107,7 +108,7 @@ def seqs(data: bytes | str) -> list[int]:
 
 
 @contextmanager
-def following(daemon: "DaemonProcess", out_path: Path, *source: str) -> Iterator[Callable[[], list[int]]]:
+def following(daemon: DaemonProcess, out_path: Path, *source: str) -> Iterator[Callable[[], list[int]]]:
     """`logd tail -f -n 0 --json --agent tester SOURCE…` running against ``daemon``'s file.
 
     Returns once the follower printed a marker record (-1), yields a function giving the
@@ -139,7 +140,7 @@ def following(daemon: "DaemonProcess", out_path: Path, *source: str) -> Iterator
 class SteadySender:
     """Sends numbered `tester` records in groups of 20, all the time, until the block ends."""
 
-    def __init__(self, daemon: "DaemonProcess") -> None:
+    def __init__(self, daemon: DaemonProcess) -> None:
         self.daemon = daemon
         self.sent = 0
         self._done = threading.Event()
@@ -154,7 +155,7 @@ class SteadySender:
         goal = self.sent + more
         wait_for(lambda: self.sent >= goal, what="records sent")
 
-    def __enter__(self) -> "SteadySender":
+    def __enter__(self) -> SteadySender:
         self._thread.start()
         return self
 

@@ -36,7 +36,7 @@ class Rsyslog:
     ``out.log`` as ``APP-NAME<TAB>STRUCTURED-DATA<TAB>MSG``. The main queue is direct, so a
     message rsyslog has read is in the file before it closes the connection."""
 
-    def __init__(self, folder: Path, port: int | None = None, tls: "Certificates | None" = None,
+    def __init__(self, folder: Path, port: int | None = None, tls: Certificates | None = None,
                  client_certs: bool = False) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
@@ -61,12 +61,11 @@ ruleset(name="ship") {{ action(type="omfile" file="{self.out}" template="keep" f
 """)
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> "Rsyslog":
+    def start(self) -> Rsyslog:
         self.pidfile.unlink(missing_ok=True)
-        log = open(self.folder / "rsyslogd.stderr", "ab")
-        self.proc = subprocess.Popen([RSYSLOGD, "-n", "-f", str(self.conf), "-i", str(self.pidfile)],
-                                     stdout=log, stderr=log)
-        log.close()
+        with open(self.folder / "rsyslogd.stderr", "ab") as log:
+            self.proc = subprocess.Popen([RSYSLOGD, "-n", "-f", str(self.conf), "-i", str(self.pidfile)],
+                                         stdout=log, stderr=log)
         wait_for(lambda: self._alive() and port_open(self.port), 15, what=f"rsyslogd on port {self.port}")
         return self
 
@@ -148,7 +147,7 @@ server.serve_forever()
 class Collector:
     """A local HTTP server process that records every POST (decompressed) and answers by plan."""
 
-    def __init__(self, folder: Path, tls: "Certificates | None" = None) -> None:
+    def __init__(self, folder: Path, tls: Certificates | None = None) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -161,7 +160,7 @@ class Collector:
     def plan(self, responses: list[dict]) -> None:
         (self.folder / "plan.json").write_text(orjson.dumps(responses).decode())
 
-    def start(self) -> "Collector":
+    def start(self) -> Collector:
         tls = [str(self.tls.cert), str(self.tls.key)] if self.tls else []
         self.proc = subprocess.Popen([sys.executable, "-c", _COLLECTOR, str(self.folder), str(self.port), *tls])
         wait_for(lambda: port_open(self.port), 15, what="the HTTP collector")

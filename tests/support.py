@@ -8,8 +8,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import orjson
 import pytest
@@ -70,7 +70,7 @@ class DaemonProcess:
         self.env.pop("LOGD_CONFIG", None)
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, wait: bool = True) -> "DaemonProcess":
+    def start(self, wait: bool = True) -> DaemonProcess:
         cmd = [sys.executable, "-m", "logd", "run"]
         if self.config is not None:
             cmd += ["--config", str(self.config)]

@@ -18,6 +18,7 @@ from loguru import logger as loguru_logger
 import logd.client
 from logd.client import LogdHandler, Reconnect, Sender, bind, correlation_id, loguru_sink
 from logd.client.sender import encode_batch
+
 from support import agent_records, wait_for
 
 FILE_ONLY = 'file = "agent.log"\nfile_only = true\nlevel = "debug"'
@@ -86,7 +87,8 @@ def test_the_clients_cached_time_format_matches_the_daemons_canonical_time():
 
     fmt = _TimeFormatter()
     values = [1_700_000_000.0, 1_700_000_000.25, 1_700_000_000.9999996, 1_700_000_001.000001,
-              1_700_000_059.5, 1_700_003_599.999999, 1_790_000_000.123456] + [1_700_000_000 + i * 0.37 for i in range(50)]
+              1_700_000_059.5, 1_700_003_599.999999, 1_790_000_000.123456]
+    values += [1_700_000_000 + i * 0.37 for i in range(50)]
     assert [fmt(v) for v in values] == [format_epoch(v) for v in values]
 
 
@@ -182,7 +184,7 @@ def test_bound_context_follows_each_asyncio_task_and_never_leaks_back(daemon, tm
         bind(run="r-1")
         ids = await asyncio.gather(agent("planner"), agent("critic"))
         stdlib_logger.info("parent")
-        return dict(zip(("planner", "critic"), ids))
+        return dict(zip(("planner", "critic"), ids, strict=True))
 
     ids = asyncio.run(main())
     assert handler.sender.flush(5)
@@ -300,7 +302,8 @@ def test_one_sender_serves_several_handlers_and_tracing_style_ready_records(daem
     assert sender.running  # the sink did not own it, so it did not close it
     sender.close()
     d.stop()
-    assert [r["message"] for r in agent_records(tmp_path / "agent.log")] == ["from stdlib", "from loguru", "ready record"]
+    messages = [r["message"] for r in agent_records(tmp_path / "agent.log")]
+    assert messages == ["from stdlib", "from loguru", "ready record"]
     assert sender.connects == 1
 
 
@@ -357,7 +360,8 @@ def test_a_stuck_daemon_never_blocks_the_caller_and_the_overflow_is_reported(dae
 def test_the_readme_python_set_up_works_as_written(daemon, tmp_path):
     readme = (Path(__file__).resolve().parent.parent / "docs" / "clients.md").read_text()
     section = readme[readme.index("### From Python: `logd.client`"):]
-    set_up = section[section.index("```python\n") + len("```python\n"):section.index("```\n", section.index("```python\n") + 1)]
+    start = section.index("```python\n") + len("```python\n")
+    set_up = section[start:section.index("```\n", start)]
     script = set_up + textwrap.dedent("""
         logging.getLogger().setLevel(logging.INFO)
         logging.getLogger("readme").info("via stdlib", extra={"step": 1})

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from logd.config import ConfigError, default_socket_path, find_config, load_config
+
 from support import config_error, write_toml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,7 +89,8 @@ def test_unknown_subtable_lists_what_is_valid(tmp_path):
 
 
 @pytest.mark.parametrize("body,key,fragment", [
-    ('max_size = "100MB"', "logging.max_size", 'expected a positive number of megabytes (integer or float), found string "100MB"'),
+    ('max_size = "100MB"', "logging.max_size",
+     'expected a positive number of megabytes (integer or float), found string "100MB"'),
     ("max_size = 0", "logging.max_size", "found integer 0"),
     ('level = "loud"', "logging.level", 'expected one of "debug", "info", "warn", "error", found string "loud"'),
     ('compress = "yes"', "logging.compress", 'expected true or false, found string "yes"'),

@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from support import read_records, wait_for, write_toml
-
 from logd.config import ConfigErrors, load_config
+
+from support import read_records, wait_for, write_toml
 
 
 def check(path: Path) -> subprocess.CompletedProcess[str]:
@@ -24,7 +24,8 @@ def test_check_lists_every_error_with_line_column_key_and_suggestion(tmp_path):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert lines == [
-        f'logd: error: {path}:2:1: logging.level: expected one of "debug", "info", "warn", "error", found string "loud"',
+        f'logd: error: {path}:2:1: logging.level: '
+        'expected one of "debug", "info", "warn", "error", found string "loud"',
         f"logd: error: {path}:3:1: logging.max_size: expected a positive number of megabytes "
         "(integer or float), found integer -1",
         f'logd: error: {path}:4:1: logging.fille: unknown key (did you mean "file"?)',

@@ -8,6 +8,7 @@ from datetime import date, datetime, timezone
 
 from logd.record import normalize_object
 from logd.sinks.console import ConsoleFormatter
+
 from trace_samples import agk_session, span_trace
 
 

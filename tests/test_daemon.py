@@ -196,7 +196,8 @@ def test_console_prints_human_lines(daemon, tmp_path):
     d.stop()
     out = d.stdout()
     import datetime
-    expected_time = datetime.datetime(2026, 11, 23, 11, 28, 7, tzinfo=datetime.timezone.utc).astimezone().strftime("%H:%M:%S")
+    logged_at = datetime.datetime(2026, 11, 23, 11, 28, 7, tzinfo=datetime.timezone.utc)
+    expected_time = logged_at.astimezone().strftime("%H:%M:%S")
     assert f"{expected_time}.123 INF Agent execution completed agent=research-agent duration=2s" in out
     assert 'ERR tool failed error="timeout after 30s"' in out
     assert "\x1b[" not in out  # NO_COLOR is set by the test harness
@@ -292,15 +293,18 @@ def test_logd_send_fields_levels_and_stdin(daemon, tmp_path):
     d = daemon()
     env = {**d.env}
     base = [sys.executable, "-m", "logd", "send", "--socket", str(d.socket_path)]
-    r1 = subprocess.run(base + ["-l", "warn", "--field", "agent=planner", "--field", "duration_ms=12", "--field", "id=007", "hi"],
+    fields = ["--field", "agent=planner", "--field", "duration_ms=12", "--field", "id=007"]
+    r1 = subprocess.run(base + ["-l", "warn", *fields, "hi"], env=env, capture_output=True, text=True)
+    r2 = subprocess.run(base + ["--field", "src=stdin"], input="line one\nline two\n",
                         env=env, capture_output=True, text=True)
-    r2 = subprocess.run(base + ["--field", "src=stdin"], input="line one\nline two\n", env=env, capture_output=True, text=True)
-    r3 = subprocess.run(base + ["--raw"], input='{"level":"error","msg":"raw zap"}\n', env=env, capture_output=True, text=True)
+    r3 = subprocess.run(base + ["--raw"], input='{"level":"error","msg":"raw zap"}\n',
+                        env=env, capture_output=True, text=True)
     assert (r1.returncode, r2.returncode, r3.returncode) == (0, 0, 0), (r1.stderr, r2.stderr, r3.stderr)
     d.stop()
     recs = agent_records(tmp_path / "agent.log")
     hi = recs[0]
-    assert (hi["level"], hi["message"], hi["agent"], hi["duration_ms"], hi["id"]) == ("warn", "hi", "planner", 12, "007")
+    assert (hi["level"], hi["message"], hi["agent"], hi["duration_ms"], hi["id"]) == (
+        "warn", "hi", "planner", 12, "007")
     assert [(r["message"], r["src"]) for r in recs[1:3]] == [("line one", "stdin"), ("line two", "stdin")]
     assert (recs[3]["level"], recs[3]["message"]) == ("error", "raw zap")
 
@@ -358,7 +362,7 @@ def test_sigint_also_shuts_down_cleanly(daemon, tmp_path):
 def test_hundreds_of_clients_at_once(daemon, tmp_path):
     d = daemon(extra="max_connections = 400\n")
     clients = []
-    for c in range(300):  # all connected at the same time
+    for _ in range(300):  # all connected at the same time
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.connect(str(d.socket_path))
         clients.append(s)
@@ -396,7 +400,7 @@ def test_a_stuck_sink_stops_reading_instead_of_buffering(tmp_path, sock_dir):
             while sent < 200_000:  # ~45 MB if nothing pushed back
                 s.sendall(line * 100)
                 sent += 100
-        except socket.timeout:
+        except TimeoutError:
             pass
         assert sent < 200_000, "the client was never slowed down"
         rss_blocked = _rss_kb(proc.pid)

@@ -8,6 +8,16 @@ from pathlib import Path
 
 import orjson
 import pytest
+from framework_samples import (
+    KOOG,
+    agk_entries,
+    agk_trace_json,
+    koog_events,
+    koog_line,
+    koog_log_line,
+    koog_pretty,
+    openai_items,
+)
 
 from logd.record import normalize_object
 from logd.traces import views
@@ -20,8 +30,6 @@ from logd.traces.names import file_name
 from logd.traces.openai import IngestError, records_from_ingest
 from logd.traces.render import agentcli_state, render_table
 from logd.traces.store import read_lines
-from framework_samples import (KOOG, agk_entries, agk_trace_json, koog_events, koog_line, koog_log_line, koog_pretty,
-                               openai_items)
 
 RECEIVED = "2026-11-29T17:00:00.000000Z"
 
@@ -224,7 +232,8 @@ def test_import_twice_adds_nothing_the_second_time(tmp_path):
     path = write(tmp_path / "req-17461596.trace.json", agk_trace_json(agk_entries()))
     first = import_file(path, folder)
     assert (first.records, first.added, first.already) == (14, 14, 0)
-    write(path, agk_trace_json(agk_entries() + [dict(agk_entries()[-1], timestamp="2026-11-29T18:02:06.000000000+01:00")]))
+    later = dict(agk_entries()[-1], timestamp="2026-11-29T18:02:06.000000000+01:00")
+    write(path, agk_trace_json(agk_entries() + [later]))
     second = import_file(path, folder)
     assert (second.records, second.added, second.already) == (15, 1, 14)
     stored, _ = read_lines(folder / file_name("req-17461596"))
@@ -250,7 +259,8 @@ def test_entries_that_are_not_traces_are_counted_in_one_line(tmp_path):
     assert read.records == 3 and read.not_traces == 2
     line = text[: text.index("AfterEverything")].rindex("\n{") + 2  # where that entry's "{" is
     assert read.problems == [f"{tmp_path / 'odd.trace.json'}: 2 entries are not a trace record of AgenticGoKit, "
-                             f"Koog or the OpenAI Agents SDK, kept out (first at line {text.count(chr(10), 0, line) + 1})"]
+                             "Koog or the OpenAI Agents SDK, kept out "
+                             f"(first at line {text.count(chr(10), 0, line) + 1})"]
 
 
 # --- send --raw: stdin split into documents ---

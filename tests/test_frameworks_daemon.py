@@ -11,9 +11,17 @@ import textwrap
 from pathlib import Path
 
 import orjson
+from framework_samples import (
+    agk_entries,
+    agk_trace_json,
+    go_indent,
+    koog_events,
+    koog_log_line,
+    koog_pretty,
+    openai_items,
+)
 
 from support import agent_records, send_records, wait_for
-from framework_samples import agk_entries, agk_trace_json, go_indent, koog_events, koog_log_line, koog_pretty, openai_items
 
 
 def logd(*args: str, cwd: Path, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -56,11 +64,13 @@ def test_imported_session_is_the_same_as_the_one_sent_over_the_socket(daemon, tm
     assert "0 imported, 14 already there" in again.stdout
 
     def shown(session: str) -> dict:
-        out = orjson.loads(logd("trace", session, "--format", "json", "--analyze", "--config", cfg, cwd=tmp_path).stdout)
+        result = logd("trace", session, "--format", "json", "--analyze", "--config", cfg, cwd=tmp_path)
+        out = orjson.loads(result.stdout)
         return json.loads(json.dumps(out).replace(session, "S"))
 
     assert shown("req-import") == shown("req-socket")
-    sessions = [s["session"] for s in orjson.loads(logd("list", "--format", "json", "--config", cfg, cwd=tmp_path).stdout)]
+    listing = logd("list", "--format", "json", "--config", cfg, cwd=tmp_path)
+    sessions = [s["session"] for s in orjson.loads(listing.stdout)]
     assert sorted(sessions) == ["req-import", "req-socket"]
 
     exported = logd("trace", "req-import", "--format", "agk", "--config", cfg, cwd=tmp_path).stdout
@@ -101,7 +111,8 @@ def test_koog_file_writer_output_piped_through_send_raw(daemon, tmp_path):
     failed = [r for r in logged if str(r.get("type", "")).endswith("FailedEvent")]
     assert failed and {r["level"] for r in failed} == {"error"}
     cfg = str(d.config)
-    listed = {s["session"]: s for s in orjson.loads(logd("list", "--format", "json", "--config", cfg, cwd=tmp_path).stdout)}
+    listing = logd("list", "--format", "json", "--config", cfg, cwd=tmp_path)
+    listed = {s["session"]: s for s in orjson.loads(listing.stdout)}
     assert set(listed) == {"run-7f3c", "run-text"}
     assert listed["run-7f3c"]["errors"] == 2 and listed["run-text"]["errors"] == 6
     shown = logd("trace", "run-text", "--analyze", "--config", cfg, cwd=tmp_path).stdout

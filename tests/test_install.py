@@ -22,7 +22,7 @@ def core_venv(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]
     result = subprocess.run([str(python), "-m", "pip", "install", "--disable-pip-version-check", str(ROOT)],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
-    line = next(l for l in result.stdout.splitlines() if l.startswith("Successfully installed"))
+    line = next(out for out in result.stdout.splitlines() if out.startswith("Successfully installed"))
     return python, line.split()[2:]
 
 

@@ -10,13 +10,15 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
-from typing import Callable
 
 import orjson
 import pytest
 
 from logd.levels import RANK
+
 from logsets import lines, write
 
 README = Path(__file__).resolve().parent.parent / "docs" / "reading.md"
@@ -68,7 +70,8 @@ def logset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict], 
     now = time.time()
     recs = generate(now)
     cut = [0, 200, 350, 450, len(recs)]
-    for (a, b), name in zip(zip(cut, cut[1:]), ("agent.log.3.zst", "agent.log.2.gz", "agent.log.1", "agent.log")):
+    names = ("agent.log.3.zst", "agent.log.2.gz", "agent.log.1", "agent.log")
+    for (a, b), name in zip(pairwise(cut), names, strict=True):
         write(logs / name, lines(recs[a:b]))
     (folder / "agentflow.toml").write_text('[logging]\nfile = "logs/agent.log"\n')
     return folder, recs, now

@@ -20,21 +20,23 @@ import subprocess
 import sys
 import tempfile
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import h11
 import pytest
+from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.exporter.otlp.json.http._log_exporter import OTLPLogExporter as JsonLogExporter
 from opentelemetry.exporter.otlp.json.http.trace_exporter import OTLPSpanExporter as JsonSpanExporter
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (ExportTraceServiceRequest,
-                                                                      ExportTraceServiceResponse)
-from opentelemetry._logs import LogRecord, SeverityNumber
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, LogRecordExportResult, SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
@@ -288,8 +290,8 @@ def test_spans_with_bad_ids_are_rejected_as_partial_success(receiver):
     body = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [good, bad]}]}]}).encode()
     status, _, answer = receiver.post("/v1/traces", body, "application/json")
     assert status == 200
-    assert json.loads(answer) == {"partialSuccess": {"rejectedSpans": "1",
-                                                     "errorMessage": "a span needs a 16-byte traceId and an 8-byte spanId"}}
+    assert json.loads(answer) == {"partialSuccess": {
+        "rejectedSpans": "1", "errorMessage": "a span needs a 16-byte traceId and an 8-byte spanId"}}
     [kept] = wait_for(lambda: receiver.records(session_id="partial"))
     assert kept["span_data"]["name"] == "kept" and kept["started_at"].startswith("2025-11-24T")
 

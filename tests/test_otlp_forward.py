@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
+from test_otlp import Receiver, finished_spans, start_receiver
 
 from logd.config import ConfigError, load_config
+
 from support import read_records, send_records, wait_for, write_toml
-from test_otlp import Receiver, finished_spans, start_receiver
 
 
 @pytest.fixture

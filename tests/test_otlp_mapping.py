@@ -27,7 +27,8 @@ def span_request(*spans: tuple[int, int, str, dict]) -> ExportTraceServiceReques
         span.trace_id, span.span_id, span.name = TRACE, span_id.to_bytes(8, "big"), name
         if parent:
             span.parent_span_id = parent.to_bytes(8, "big")
-        span.start_time_unix_nano, span.end_time_unix_nano = 1_764_000_000_000_000_000 + span_id, 1_764_000_001_000_000_000
+        span.start_time_unix_nano = 1_764_000_000_000_000_000 + span_id
+        span.end_time_unix_nano = 1_764_000_001_000_000_000
         for key, value in attributes.items():
             attr = span.attributes.add(key=key)
             if isinstance(value, int):
@@ -131,8 +132,12 @@ def test_token_usage_sums_per_agent_and_model_across_span_sources():
                 "ended_at": "2026-11-29T10:00:01Z", "span_data": data, **({"agent": agent} if agent else {})}
 
     records = [span("a", None, {"type": "agent", "name": "writer"}),
-               span("g1", "a", {"type": "generation", "model": "gpt-4o", "usage": {"input_tokens": 10, "output_tokens": 2}}),
-               span("g2", "a", {"type": "generation", "model": "gpt-4o", "usage": {"prompt_tokens": 5, "completion_tokens": 1}}),
-               span("g3", "a", {"type": "generation", "model": "o3", "usage": {"input_tokens": "7", "output_tokens": "3"}})]
-    usage = [(t.agent, t.model, t.calls, t.input_tokens, t.output_tokens) for t in token_usage(build_session("s", records))]
+               span("g1", "a", {"type": "generation", "model": "gpt-4o",
+                                "usage": {"input_tokens": 10, "output_tokens": 2}}),
+               span("g2", "a", {"type": "generation", "model": "gpt-4o",
+                                "usage": {"prompt_tokens": 5, "completion_tokens": 1}}),
+               span("g3", "a", {"type": "generation", "model": "o3",
+                                "usage": {"input_tokens": "7", "output_tokens": "3"}})]
+    usage = [(t.agent, t.model, t.calls, t.input_tokens, t.output_tokens)
+             for t in token_usage(build_session("s", records))]
     assert usage == [("writer", "gpt-4o", 2, 15, 3), ("writer", "o3", 1, 7, 3)]

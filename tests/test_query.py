@@ -11,9 +11,10 @@ import orjson
 import pytest
 import zstandard
 
-from logd.reading.query import Filter, TimeError, parse_time, parse_where, run_query
 from logd.reading.files import Problem, list_files, snapshot
+from logd.reading.query import Filter, TimeError, parse_time, parse_where, run_query
 from logd.timestamps import format_epoch
+
 from logsets import BASE, lines, record, rotated_set, write
 
 

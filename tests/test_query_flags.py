@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from logd.timestamps import format_epoch
+
 from support import send_records
 
 LEVELS = ("debug", "info", "warn", "error", "fatal")
@@ -131,7 +132,8 @@ def test_pager_and_colour_only_on_a_terminal(logfile: Path) -> None:
     env = {**os.environ, "PAGER": "sed s/^/PAGED:/"}
     env.pop("NO_COLOR", None)
     env.pop("LOGD_CONFIG", None)
-    cmd = [sys.executable, "-m", "logd", "query", "--file", str(logfile), "-n", "2", "--agent", "planner", "--agent", "writer"]
+    cmd = [sys.executable, "-m", "logd", "query", "--file", str(logfile), "-n", "2",
+           "--agent", "planner", "--agent", "writer"]
     paged = _in_pty(cmd + ["-o", "short"], env)
     assert paged.count("PAGED:") == 2 and "\x1b[" in paged  # paged, in colour
     unpaged = _in_pty(cmd + ["--no-pager", "-o", "cat"], env)

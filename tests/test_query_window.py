@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ from logd.reading import index
 from logd.reading.files import snapshot
 from logd.reading.query import Filter, select
 from logd.timestamps import format_epoch
+
 from logsets import BASE, lines, record, rotated_set, write
 from support import send_records, wait_for
 
@@ -43,7 +43,8 @@ def kept_names(current: Path, since: str | None, until: str | None) -> list[str]
 
 def test_a_file_whose_first_record_is_late_is_still_read(tmp_path: Path) -> None:
     """README's case: the backup starts after --until, but a skewed client wrote an earlier record into it."""
-    write(tmp_path / "agent.log.1.zst", lines([record(0, t=BASE + 500), record(1, t=BASE + 5), record(2, t=BASE + 600)]))
+    write(tmp_path / "agent.log.1.zst",
+          lines([record(0, t=BASE + 500), record(1, t=BASE + 5), record(2, t=BASE + 600)]))
     write(tmp_path / "agent.log", lines([record(3, t=BASE + 700)]))
     got, problems = selected(tmp_path / "agent.log", Filter(until=format_epoch(BASE + 10)))
     assert got == [1] and problems == []
@@ -60,7 +61,8 @@ def test_bounds_are_rebuilt_by_the_reader_and_follow_content_not_names(tmp_path:
     assert kept_names(current, *window) == ["agent.log.2.zst", "agent.log"]
     # rename and recompress every backup: the content is the same, so are its bounds
     (tmp_path / "agent.log.2.zst").rename(tmp_path / "agent.log.7.zst")
-    write(tmp_path / "agent.log.9.gz", zstandard.ZstdDecompressor().decompress((tmp_path / "agent.log.3.zst").read_bytes()))
+    oldest = zstandard.ZstdDecompressor().decompress((tmp_path / "agent.log.3.zst").read_bytes())
+    write(tmp_path / "agent.log.9.gz", oldest)
     (tmp_path / "agent.log.3.zst").unlink()
     assert kept_names(current, *window) == ["agent.log.7.zst", "agent.log"]
     assert selected(current, Filter(since=window[0], until=window[1]))[0] == list(range(21, 30))
@@ -116,7 +118,7 @@ def test_shuffled_times_across_many_rotations_match_jq_for_every_window(tmp_path
     expected = [orjson.loads(line) for line in jq.stdout.splitlines()]
     assert len(expected) == len(windows) and sum(map(len, expected)) > 2400
     skipped = 0
-    for (since, until), want in zip(windows, expected):
+    for (since, until), want in zip(windows, expected, strict=True):
         got, problems = selected(current, Filter(since=since, until=until, agents=("tester",)))
         assert problems == [] and got == want, (since, until)
         skipped += len(backups) + 1 - len(kept_names(current, since, until))

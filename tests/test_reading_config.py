@@ -12,6 +12,7 @@ import orjson
 
 from logd.config import find_config
 from logd.control import request
+
 from support import send_records
 from trace_samples import agk_session
 

@@ -28,7 +28,8 @@ def test_zerolog_record():
     rec = parse(b'{"level":"warn","time":"2026-11-23T12:28:07+01:00","message":"slow tool",'
                 b'"error":"timeout","caller":"agent.go:42"}')
     assert rec["time"] == "2026-11-23T11:28:07.000000Z"
-    assert (rec["level"], rec["message"], rec["error"], rec["caller"]) == ("warn", "slow tool", "timeout", "agent.go:42")
+    assert (rec["level"], rec["message"], rec["error"], rec["caller"]) == (
+        "warn", "slow tool", "timeout", "agent.go:42")
 
 
 def test_zap_production_record():
@@ -41,7 +42,8 @@ def test_zap_production_record():
 
 def test_loguru_serialized_record():
     line = {
-        "text": "2026-11-23 11:28:07.123 | ERROR | agent:run:7 - tool failed\nTraceback (most recent call last):\n  x\nValueError: bad\n",
+        "text": "2026-11-23 11:28:07.123 | ERROR | agent:run:7 - tool failed\n"
+                "Traceback (most recent call last):\n  x\nValueError: bad\n",
         "record": {
             "elapsed": {"repr": "0:00:01", "seconds": 1.0},
             "exception": {"type": "ValueError", "value": "bad", "traceback": True},

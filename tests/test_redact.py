@@ -9,6 +9,7 @@ import pytest
 
 from logd.config import ConfigError, parse_config
 from logd.steps.redact import DEFAULT_KEYS, REPLACEMENT, Redactor, normalise_key
+
 from ship_support import Collector, ship_config
 from support import agent_records, send_records, wait_for
 

@@ -148,7 +148,8 @@ def test_symlink_swap_of_the_config_is_noticed(daemon, tmp_path, sock_dir):
     v1.mkdir()
     v2.mkdir()
     (v1 / "agentflow.toml").write_text(d.config.read_text())
-    (v2 / "agentflow.toml").write_text(d.config.read_text().replace('file = "agent.log"', 'file = "agent.log"\nlevel = "warn"'))
+    warn_only = d.config.read_text().replace('file = "agent.log"', 'file = "agent.log"\nlevel = "warn"')
+    (v2 / "agentflow.toml").write_text(warn_only)
     (tmp_path / "data").symlink_to("v1")
     tmp_link = tmp_path / "cfg.tmp"
     tmp_link.symlink_to("data/agentflow.toml")

@@ -14,6 +14,7 @@ from logd.daemon import build_steps
 from logd.metrics import AgentMetrics
 from logd.pipeline import SELF_TRUSTED, Pipeline
 from logd.steps.sampling import RateLimiter, Sampler
+
 from support import agent_records, read_records, send_records, wait_for
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-
 from logd.config import changes, load_config
-from support import config_error, write_toml
 
+from support import config_error, write_toml
 
 write = write_toml
 error_of = config_error

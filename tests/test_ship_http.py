@@ -16,6 +16,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from logd.config import load_config
 from logd.control import request
 from logd.ship.shipper import Shipper
+
 from ship_support import Certificates, Collector, numbered, ship_config
 from support import send_records, wait_for, write_config
 
@@ -88,7 +89,7 @@ flush_interval = 0.05
     wait_for(lambda: {a["service.name"] for a, _ in exported()} >= {"planner", "writer"}, 30,
              what="both agents' records at the collector")
     assert collector.requests()[0]["headers"]["Content-Type"] == "application/x-protobuf"
-    (attrs, log), = [(a, l) for a, l in exported() if a["service.name"] == "planner"]
+    (attrs, log), = [(a, entry) for a, entry in exported() if a["service.name"] == "planner"]
     assert attrs["host.name"]
     assert (log.severity_number, log.severity_text, log.body.string_value) == (13, "WARN", "slow tool")
     assert log.time_unix_nano == 1795433287123456000
@@ -100,7 +101,7 @@ flush_interval = 0.05
     assert [v.string_value for v in fields["tags"].array_value.values] == ["a", "b"]
     assert fields["tokens"].kvlist_value.values[0].key == "prompt"
     assert "trace_id" not in fields and "message" not in fields
-    (_, err), = [(a, l) for a, l in exported() if a["service.name"] == "writer"]
+    (_, err), = [(a, entry) for a, entry in exported() if a["service.name"] == "writer"]
     assert (err.severity_number, err.severity_text) == (17, "ERROR")
     assert err.trace_id == b""
 
@@ -178,7 +179,8 @@ def run_shipper(tmp_path: Path, collector: Collector, records: list[dict], targe
 def test_429_retry_after_and_5xx_are_retried_without_loss(tmp_path, collector):
     """429 waits at least its Retry-After; 503 backs off; the batch then goes through, once."""
     collector.plan([{"status": 429, "headers": {"Retry-After": "7"}}, {"status": 503, "body": "overloaded"}])
-    target = f'type = "http"\nurl = "{collector.url()}"\nbatch_size = 100\nflush_interval = 0.05\nbackoff_initial = 0.5\n'
+    target = (f'type = "http"\nurl = "{collector.url()}"\n'
+              'batch_size = 100\nflush_interval = 0.05\nbackoff_initial = 0.5\n')
     records = numbered(250)
     shipper, waits = run_shipper(tmp_path, collector, records, target,
                                  lambda: len(ndjson_records(collector.accepted_bodies())) >= 250)
@@ -207,8 +209,10 @@ def test_permanent_4xx_batch_goes_to_dead_letter_with_reason(tmp_path, collector
 
 def test_elasticsearch_item_errors_retry_429_and_dead_letter_400(tmp_path, collector):
     """_bulk answering 200 with item errors: 429 items are resent, 400 items dead-lettered, 409 counts as stored."""
-    items = [{"create": {"status": 201}}, {"create": {"status": 429, "error": {"type": "es_rejected_execution_exception"}}},
-             {"create": {"status": 400, "error": {"type": "mapper_parsing_exception", "reason": "failed to parse [tokens]"}}},
+    items = [{"create": {"status": 201}},
+             {"create": {"status": 429, "error": {"type": "es_rejected_execution_exception"}}},
+             {"create": {"status": 400,
+                         "error": {"type": "mapper_parsing_exception", "reason": "failed to parse [tokens]"}}},
              {"create": {"status": 409, "error": {"type": "version_conflict_engine_exception"}}}]
     collector.plan([{"status": 200, "body": orjson.dumps({"errors": True, "items": items}).decode()}])
     target = f'type = "elasticsearch"\nurl = "{collector.url("/_bulk")}"\nbatch_size = 4\nflush_interval = 0.05\n'
@@ -226,7 +230,8 @@ def test_elasticsearch_item_errors_retry_429_and_dead_letter_400(tmp_path, colle
 def test_status_and_cli_show_lag_and_last_error_per_target(daemon, collector):
     """`logd status` prints each target's lag in records and bytes, its last error and last success."""
     collector.plan([{"status": 503, "body": "down for maintenance"}] * 1000)
-    target = f'type = "http"\nurl = "{collector.url()}"\nname = "central"\nflush_interval = 0.05\nbackoff_initial = 0.05\nbackoff_max = 0.1\n'
+    target = (f'type = "http"\nurl = "{collector.url()}"\nname = "central"\n'
+              'flush_interval = 0.05\nbackoff_initial = 0.05\nbackoff_max = 0.1\n')
     d = daemon(ship_config(target))
     send_records(d.socket_path, numbered(50))
     wait_for(lambda: request(d.socket_path, "status")["ship"]["central"]["retries"] >= 2, 30, what="retries")
@@ -313,7 +318,8 @@ def test_https_target_verifies_the_collector_against_tls_ca(daemon, tmp_path):
     certs = Certificates(tmp_path / "certs")
     secure = Collector(tmp_path / "secure", tls=certs).start()
     try:
-        trusted = f'type = "otlp"\nname = "trusted"\nurl = "{secure.url("/v1/logs")}"\ntls_ca = "{certs.ca}"\nflush_interval = 0.05\n'
+        trusted = (f'type = "otlp"\nname = "trusted"\nurl = "{secure.url("/v1/logs")}"\n'
+                   f'tls_ca = "{certs.ca}"\nflush_interval = 0.05\n')
         untrusted = (f'type = "http"\nname = "untrusted"\nurl = "{secure.url("/x")}"\nflush_interval = 0.05\n'
                      'backoff_initial = 0.05\nbackoff_max = 0.2\n')
         d = daemon(ship_config(trusted, untrusted))

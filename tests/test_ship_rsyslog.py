@@ -7,6 +7,7 @@ import signal
 from pathlib import Path
 
 from logd.control import request
+
 from ship_support import Certificates, Rsyslog, numbered, ship_config
 from support import agent_records, send_records, wait_for
 

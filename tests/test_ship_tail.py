@@ -11,8 +11,9 @@ import pytest
 
 from logd.config import ShipSettings
 from logd.ship.checkpoint import CheckpointError, CheckpointStore, Position
-from logd.ship.shipper import Shipper
 from logd.ship.follow import Tailer
+from logd.ship.shipper import Shipper
+
 from logsets import lines, record, write
 
 
@@ -181,8 +182,8 @@ def test_retention_of_unshipped_backup_is_counted_as_loss(tmp_path):
     store = CheckpointStore(tmp_path / "state", "central")
     store.save(mid.end, 14)
     notes = []
-    shipper = Shipper(ShipSettings(type="http", url="http://127.0.0.1:9/", name="central"), log,
-                      tmp_path / "state", notify=lambda level, message, **fields: notes.append((level, message, fields)))
+    shipper = Shipper(ShipSettings(type="http", url="http://127.0.0.1:9/", name="central"), log, tmp_path / "state",
+                      notify=lambda level, message, **fields: notes.append((level, message, fields)))
     shipper.position, _ = store.load()
     assert first is not None
     assert shipper.before_delete([tmp_path / "agent.log.3.zst"]) == 0  # all shipped

@@ -13,6 +13,7 @@ import orjson
 import zstandard
 
 from logd.reading.sql import display_width, table
+
 from logsets import BASE, lines, record, rotated_set, write
 
 

@@ -49,7 +49,7 @@ class NotifySocket:
         while not self._stop:
             try:
                 self.messages.append(self.sock.recv(4096).decode())
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return

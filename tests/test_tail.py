@@ -10,11 +10,12 @@ from pathlib import Path
 
 import orjson
 
-from logd.reading.query import Filter
 from logd.reading.files import Problem
-from logd.sinks.console import ConsoleFormatter
+from logd.reading.query import Filter
 from logd.reading.tail import Follower, last_lines, open_current
-from logsets import SteadySender, following, lines, seqs, record, rotate_by_rename, rotated_set, write
+from logd.sinks.console import ConsoleFormatter
+
+from logsets import SteadySender, following, lines, record, rotate_by_rename, rotated_set, seqs, write
 from support import wait_for
 
 
@@ -110,7 +111,8 @@ def test_follow_survives_a_burst_of_rotations_between_two_reads(tmp_path: Path) 
         seq += 4
         rotate_by_rename(current)
     append(current, range(seq, seq + 2))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["agent.log", "agent.log.1", "agent.log.2.zst", "agent.log.3.zst"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "agent.log", "agent.log.1", "agent.log.2.zst", "agent.log.3.zst"]
     follower.poll()
     assert got.seqs == list(range(5, seq + 2))
     append(current, range(seq + 2, seq + 5))
@@ -172,7 +174,7 @@ def test_tail_follow_loses_and_repeats_nothing_while_a_daemon_writes_through_rot
     with following(proc, tmp_path / "tail.out", "--file", str(current)) as printed:
         rotations = 0
         with SteadySender(proc) as sender:  # writes all the time, so rotations land mid-write
-            for burst in range(2):
+            for _burst in range(2):
                 sender.wait_sent(400)
                 for _ in range(3):
                     rotate_by_rename(current)
@@ -191,7 +193,8 @@ def test_tail_follow_loses_and_repeats_nothing_while_a_daemon_writes_through_rot
         repeated = sorted(s for s in set(got) if got.count(s) > 1 and s >= 0)
         assert got[first:] == list(range(total)), f"missing {missing[:20]}, repeated {repeated[:20]}"
         names = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("agent.log"))
-        assert names == ["agent.log"] + [f"agent.log.{n}" for n in (1,)] + [f"agent.log.{n}.zst" for n in range(2, rotations + 1)]
+        assert names == (["agent.log"] + [f"agent.log.{n}" for n in (1,)]
+                         + [f"agent.log.{n}.zst" for n in range(2, rotations + 1)])
 
 
 def test_follow_reports_an_unreadable_file_once_and_waits_for_it(tmp_path: Path) -> None:

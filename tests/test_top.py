@@ -7,14 +7,15 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
+from usage_samples import zerolog_records
 
 from logd.cli.top import make_frame, sort_rows
+
 from support import agent_records, send_records, wait_for
-from usage_samples import zerolog_records
 
 TMUX = shutil.which("tmux") or "/usr/bin/tmux"
 

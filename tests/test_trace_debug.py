@@ -4,12 +4,13 @@ span; sessions stored by a real `logd run`, read by a `logd trace` subprocess.""
 from __future__ import annotations
 
 import orjson
+from test_traces_daemon import logd
+from usage_samples import agents_sdk_spans
 
 from logd.traces.views import why_not_a_trace_record
+
 from support import send_records
-from test_traces_daemon import logd
-from trace_samples import agk_session, iso, koog_run, T0
-from usage_samples import agents_sdk_spans
+from trace_samples import T0, agk_session, iso, koog_run
 
 
 def test_debug_explains_how_each_record_was_paired(daemon, tmp_path):

@@ -17,10 +17,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
 
 import orjson
 import pytest
@@ -33,6 +33,7 @@ from logd.traces.html import report, report_name, script_json, write_site
 from logd.traces.model import Session, build_session
 from logd.traces.names import file_name
 from logd.traces.tokens import token_usage
+
 from support import read_records, send_records, wait_for
 from trace_samples import T0, agk_session, iso, koog_run, span_trace
 
@@ -42,8 +43,10 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 RECEIVED = "2026-11-23T12:00:00.000000Z"
 WATCH = """
 window.__violations = [];
-document.addEventListener("securitypolicyviolation", (e) => window.__violations.push(e.violatedDirective + " " + e.blockedURI));
+document.addEventListener("securitypolicyviolation",
+  (e) => window.__violations.push(e.violatedDirective + " " + e.blockedURI));
 """
+CELL_TEXTS = "rows => rows.map(r => [...r.cells].map(c => c.textContent))"  # a table's rows as lists of cell texts
 
 
 def parsed(records: list[dict]) -> list[dict]:
@@ -104,7 +107,7 @@ def check_report(page: Page, session: Session) -> None:
     counts: dict[tuple[str, str], int] = {}
     for step in flow(session):
         counts[(step.agent, step.next)] = counts.get((step.agent, step.next), 0) + 1
-    rows = page.eval_on_selector_all("#handoffs tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.textContent))")
+    rows = page.eval_on_selector_all("#handoffs tbody tr", CELL_TEXTS)
     assert rows == [[a, b, str(n)] for (a, b), n in counts.items()]
     i = next(i for i, e in enumerate(session.events) if e.state)
     page.click(f"#events tbody tr[data-i='{i}']")
@@ -171,8 +174,9 @@ def test_index_and_reports_from_a_real_logd_run_open_cleanly_in_chromium(daemon,
         opened.clean(site / report_name(sid))
         opened.page.context.close()
     client = open_page(browser, site / report_name("conv-42"))
-    tokens = client.page.eval_on_selector_all("#tokens tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.textContent))")
-    assert sorted(tokens) == [["planner", "gpt-4o", "1", "812", "64", "876"], ["writer", "gpt-4o", "1", "812", "64", "876"]]
+    tokens = client.page.eval_on_selector_all("#tokens tbody tr", CELL_TEXTS)
+    assert sorted(tokens) == [["planner", "gpt-4o", "1", "812", "64", "876"],
+                              ["writer", "gpt-4o", "1", "812", "64", "876"]]
     assert "RuntimeError: tool broke" in client.page.text_content("#errors")
     assert client.page.text_content("#route") == "Route: planner \u2192 writer"
     client.page.context.close()
@@ -221,7 +225,8 @@ def test_a_10000_event_session_stays_small_and_opens_whole(browser, tmp_path):
 HOSTILE_ID = "evil</script><script>window.__pwned=1</script>\"'&<!-- \u4f1a\u8bdd-\u00df-\U0001f680\u2028x"
 HOSTILE_AGENT = '<img src=x onerror="window.__pwned=2">'
 QUOTED_AGENT = "\"quoted\" & 'single' \u202etxt"
-HOSTILE_STATE = {"html": "</script><script>window.__pwned=3</script>", "u": "na\u00efve \u2603 \u2028 \u2029 \U0001f600",
+HOSTILE_STATE = {"html": "</script><script>window.__pwned=3</script>",
+                 "u": "na\u00efve \u2603 \u2028 \u2029 \U0001f600",
                  "q": "\"'`", "comment": "<!-- <script>"}
 
 
@@ -311,8 +316,10 @@ def test_tokens_per_agent_and_model_from_each_source():
     spans[0]["span_data"]["usage"] = {"input_tokens": 300, "output_tokens": 40}  # triage's gpt-4o generation
     spans.append({**spans[-1], "span_id": "s-task", "span_data": {"type": "custom", "name": "task",
                                                                    "data": {"usage": {"input_tokens": 300}}}})
-    assert [(t.agent, t.model, t.calls, t.input, t.output, t.total) for t in token_usage(
-        build_session("t", parsed(spans)))] == [("triage", "gpt-4o", 1, 300, 40, 340)]  # the task total is not added again
+    usage = token_usage(build_session("t", parsed(spans)))
+    # the task total is not added again
+    assert [(t.agent, t.model, t.calls, t.input, t.output, t.total) for t in usage] == [
+        ("triage", "gpt-4o", 1, 300, 40, 340)]
 
     koog = koog_run()
     koog[3]["responses"] = [{"content": "call weather", "metaInfo": {"timestamp": "2026-11-18T00:00:00Z",
@@ -323,8 +330,9 @@ def test_tokens_per_agent_and_model_from_each_source():
     agk = agk_session(fail=False)
     agk[2]["state"] = {"plan": "p", "model": "gpt-4o-mini", "usage": {"prompt_tokens": 50, "completion_tokens": 5}}
     agk[4]["state"] = {"findings": "f", "model": "gpt-4o-mini", "usage": {"prompt_tokens": 70, "completion_tokens": 7}}
-    assert [(t.agent, t.model, t.input, t.output, t.total) for t in token_usage(
-        build_session("req", parsed(agk)))] == [("researcher", "gpt-4o-mini", 70, 7, 77), ("planner", "gpt-4o-mini", 50, 5, 55)]
+    usage = token_usage(build_session("req", parsed(agk)))
+    assert [(t.agent, t.model, t.input, t.output, t.total) for t in usage] == [
+        ("researcher", "gpt-4o-mini", 70, 7, 77), ("planner", "gpt-4o-mini", 50, 5, 55)]
     assert token_usage(build_session("req", parsed(agk_session()))) == []
 
     # OpenTelemetry GenAI semantic conventions (semantic-conventions docs/gen-ai/gen-ai-spans.md)

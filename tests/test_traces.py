@@ -20,6 +20,7 @@ from logd.traces.render import to_chrome
 from logd.traces.shapes import classify
 from logd.traces.sink import TraceSink
 from logd.traces.store import TraceStore, read_lines, session_files
+
 from trace_samples import T0, agk_session, koog_run, span_trace
 
 RECEIVED = "2026-11-23T12:00:00.000000Z"
@@ -256,7 +257,8 @@ def test_csv_parses_back_to_every_event():
     text = views.show(agk(), fmt="csv")
     rows = list(csv.DictReader(io.StringIO(text)))
     assert len(rows) == len(agk_session())
-    assert rows[0]["hook"] == "BeforeEventHandling" and orjson.loads(rows[0]["state"]) == {"message": "Analyze this data"}
+    assert rows[0]["hook"] == "BeforeEventHandling"
+    assert orjson.loads(rows[0]["state"]) == {"message": "Analyze this data"}
     assert [r["error"] for r in rows if r["error"]] == ["LLM timeout after 300ms"]
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 
 from logd.traces.names import file_name
+
 from support import agent_records, read_records, send, send_records, wait_for
 from trace_samples import agk_session, koog_run, span_trace
 
@@ -109,7 +110,8 @@ def test_every_output_format_from_the_command_line(daemon, tmp_path):
     chrome = orjson.loads(logd("trace", "conv-7", "--format", "chrome", "--config", cfg, cwd=tmp_path).stdout)
     spans = {e["name"]: e for e in chrome["traceEvents"] if e["ph"] == "X"}
     assert len(spans) == 7 and spans["lookup_invoice"]["dur"] == 800_000
-    as_json = orjson.loads(logd("trace", "conv-7", "--format", "json", "--analyze", "--config", cfg, cwd=tmp_path).stdout)
+    shown = logd("trace", "conv-7", "--format", "json", "--analyze", "--config", cfg, cwd=tmp_path)
+    as_json = orjson.loads(shown.stdout)
     assert as_json["session"] == "conv-7" and as_json["route"] == ["triage", "billing"]
     assert as_json["analysis"]["critical_path"][0]["name"] == "support workflow"
     table = logd("trace", "conv-7", "--config", cfg, cwd=tmp_path).stdout

@@ -15,6 +15,7 @@ import pytest
 
 from logd.client import tracing
 from logd.client.tracing import BatchSender, propagate, span, trace
+
 from support import read_records, wait_for
 
 
@@ -70,10 +71,12 @@ def sender(collector):
 
 
 def test_nested_spans_carry_one_trace_and_their_parents(sender, collector):
-    with trace("support", group_id="conv-1", sender=sender) as root:
-        with span("triage", kind="agent", sender=sender) as agent:
-            with span("gpt-4o", kind="generation", model="gpt-4o", sender=sender) as gen:
-                gen.set(usage={"input_tokens": 10})
+    with (
+        trace("support", group_id="conv-1", sender=sender) as root,
+        span("triage", kind="agent", sender=sender) as agent,
+        span("gpt-4o", kind="generation", model="gpt-4o", sender=sender) as gen,
+    ):
+        gen.set(usage={"input_tokens": 10})
     assert sender.flush()
     by_name = {r["span_data"]["name"]: r for r in collector.received(3)}
     assert list(by_name) == ["gpt-4o", "triage", "support"]  # sent as each one ends
@@ -88,11 +91,13 @@ def test_nested_spans_carry_one_trace_and_their_parents(sender, collector):
 
 
 def test_an_exception_is_recorded_on_every_span_it_leaves_and_re_raised(sender, collector):
-    with pytest.raises(KeyError):
-        with trace("wf", sender=sender):
-            with span("billing", kind="agent", sender=sender):
-                with span("lookup", kind="function", sender=sender):
-                    raise KeyError("invoice 7")
+    with (
+        pytest.raises(KeyError),
+        trace("wf", sender=sender),
+        span("billing", kind="agent", sender=sender),
+        span("lookup", kind="function", sender=sender),
+    ):
+        raise KeyError("invoice 7")
     with trace("ok", sender=sender) as t:
         t.record_error("guardrail tripped", rule="pii")
     sender.flush()
@@ -196,9 +201,8 @@ def test_batches_can_go_through_the_logging_clients_sender(collector):
     transport = client_sender.Sender(collector.path)
     sender = BatchSender(batch_size=2, flush_interval=30, transport=transport)
     try:
-        with trace("via-client", sender=sender):
-            with span("a", kind="agent", sender=sender):
-                pass
+        with trace("via-client", sender=sender), span("a", kind="agent", sender=sender):
+            pass
         wait_for(lambda: len(collector.lines) == 2, what="a full batch through the client's sender")
         with span("b", sender=sender):
             pass
@@ -219,10 +223,12 @@ def test_client_module_re_exports_the_api():
 def test_fields_bound_with_the_client_go_on_every_span(sender, collector):
     import logd.client
 
-    with logd.client.bind(session_id="s-42", agent="planner-process"):
-        with trace("wf", sender=sender):
-            with span("planner", kind="agent", sender=sender):
-                pass
+    with (
+        logd.client.bind(session_id="s-42", agent="planner-process"),
+        trace("wf", sender=sender),
+        span("planner", kind="agent", sender=sender),
+    ):
+        pass
     sender.flush()
     lines = collector.received(2)
     assert {r["session_id"] for r in lines} == {"s-42"}

@@ -5,14 +5,15 @@ OTel GenAI spans, Koog tool events) through a real `logd run`, read back from /m
 from __future__ import annotations
 
 import pytest
+from test_metrics import METRICS_TCP, get, metrics_url, promtool_check, samples, status
+from usage_samples import agents_sdk_spans, genai_spans, zerolog_records
 
 from logd.client.tracing import BatchSender, span, trace
 from logd.metrics import AgentMetrics
 from logd.usage import OTHER, UsageMetrics, quantile
+
 from support import agent_records, send_records, wait_for
-from test_metrics import METRICS_TCP, get, metrics_url, promtool_check, samples, status
 from trace_samples import koog_run
-from usage_samples import agents_sdk_spans, genai_spans, zerolog_records
 
 
 def test_tokens_tools_and_model_latency_reach_metrics_and_status(daemon, tmp_path):
@@ -22,10 +23,12 @@ def test_tokens_tools_and_model_latency_reach_metrics_and_status(daemon, tmp_pat
     send_records(d.socket_path, records)
     # logd's own tracing client: the generation span carries its enclosing agent
     sender = BatchSender(d.socket_path)
-    with trace("support", sender=sender):
-        with span("triage", kind="agent", sender=sender):
-            with span("o3-mini", kind="generation", model="o3-mini", sender=sender) as s:
-                s.set(usage={"input_tokens": 812, "output_tokens": 40})
+    with (
+        trace("support", sender=sender),
+        span("triage", kind="agent", sender=sender),
+        span("o3-mini", kind="generation", model="o3-mini", sender=sender) as s,
+    ):
+        s.set(usage={"input_tokens": 812, "output_tokens": 40})
     assert sender.flush()
     sender.close()
     wait_for(lambda: len(agent_records(tmp_path / "agent.log")) >= len(records) + 3, what="records in the file")

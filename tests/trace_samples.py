@@ -39,7 +39,8 @@ def koog_run(run_id: str = "run-koog-1") -> list[dict]:
     """A Koog agent run: a node calls the LLM, then a tool that fails, then completes."""
     base = T0 + 100
     def ev(t: float, kind: str, **extra) -> dict:
-        return {"eventType": kind, "runId": run_id, "timestamp": int((base + t) * 1000), "agentId": "koog-agent", **extra}
+        return {"eventType": kind, "runId": run_id, "timestamp": int((base + t) * 1000), "agentId": "koog-agent",
+                **extra}
     return [
         ev(0.0, "AgentStartingEvent"),
         ev(0.01, "NodeExecutionStartingEvent", nodeName="plan"),

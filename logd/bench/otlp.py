@@ -20,8 +20,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from logd.bench import (AGENTS, LineCounter, Report, Row, _write_blobs, count_agent_lines, cpu_seconds,
-                        drive_clients, machine_line, start_logd)
+from logd.bench import (
+    AGENTS,
+    LineCounter,
+    Report,
+    Row,
+    _write_blobs,
+    count_agent_lines,
+    cpu_seconds,
+    drive_clients,
+    machine_line,
+    start_logd,
+)
 
 BATCH = 512  # items per request
 

@@ -18,9 +18,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from logd import bench
 from logd.bench import Report, Row, drive_clients, machine_line, start_logd
@@ -171,7 +171,7 @@ def bench_peers(args: argparse.Namespace) -> Report:
         logd = rows[0]
         by_name = {r.name: r for r in rows}
         ratios = [(f"logd / {r.name}", logd.rate / r.rate) for r in rows[1:]]
-        notes = [f"peak RSS: " + ", ".join(f"{name} {mb:.0f} MB" for name, mb in rss.items()),
+        notes = ["peak RSS: " + ", ".join(f"{name} {mb:.0f} MB" for name, mb in rss.items()),
                  f"median of {runs_n} run(s), servers interleaved; lost = records missing from the file"]
         report = Report(f"logd bench --peers: {total:,} records (~{total_bytes // total} B), {args.clients} clients "
                         f"over a Unix socket into one file; {machine_line()}", rows, ratios, notes)

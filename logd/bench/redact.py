@@ -16,8 +16,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from logd.bench import (Report, Row, _write_blobs, count_agent_lines, cpu_seconds, drive_clients, machine_line,
-                    make_records, start_logd)
+from logd.bench import (
+    Report,
+    Row,
+    _write_blobs,
+    count_agent_lines,
+    cpu_seconds,
+    drive_clients,
+    machine_line,
+    make_records,
+    start_logd,
+)
 from logd.pipeline import BATCH_RECORDS
 from logd.record import parse_line
 from logd.steps.redact import Redactor

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Sequence
+from collections.abc import Sequence
 
 from logd import __version__
 from logd.cli import bench, reading, service, top, traces

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from logd.config import Config, ConfigError, client_socket_path, find_config, load_config, socket_path_hint
 from logd.levels import canonical_level
@@ -50,7 +51,7 @@ def resolve_socket(args: argparse.Namespace) -> Path:
         raise
 
 
-def ask_daemon(args: argparse.Namespace, command: str, **fields: object) -> dict | None:
+def ask_daemon(args: argparse.Namespace, command: str, **fields: Any) -> dict | None:
     """Send a control command to the running daemon; None (error already printed) when it fails."""
     from logd.control import ControlError, request
 

@@ -5,18 +5,29 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
-from logd.cli.common import (CONFIG_HELP, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, config_error, daemon_files, error,
-                             level_arg, load)
+from logd.cli.common import (
+    CONFIG_HELP,
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    config_error,
+    daemon_files,
+    error,
+    level_arg,
+    load,
+)
 from logd.config import ConfigError
 from logd.reading.output import FORMATS
 
 if TYPE_CHECKING:  # annotations only: commands import what they need when they run
     import re
 
-    from logd.reading.query import Filter
+    from logd.reading.files import Problem
+    from logd.reading.query import Filter, Where
 
 
 class NoLogFile(Exception):
@@ -90,11 +101,11 @@ def _no_files(path: Path) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
+    from logd.reading.dedupe import Deduplicator
     from logd.reading.files import snapshot
     from logd.reading.output import Progress, last_and_reversed, line_formatter, paged, write_lines
     from logd.reading.query import problem_printer, select
     from logd.sinks.console import use_color
-    from logd.reading.dedupe import Deduplicator
 
     if args.sql is not None:
         return _cmd_sql(args)
@@ -102,10 +113,10 @@ def cmd_query(args: argparse.Namespace) -> int:
     if isinstance(setup, int):
         return setup
     path, selection = setup
-    problems: list[object] = []
+    problems: list[Problem] = []
     report = problem_printer(sys.stderr)
 
-    def on_problem(problem: object) -> None:
+    def on_problem(problem: Problem) -> None:
         problems.append(problem)
         report(problem)
 
@@ -155,8 +166,8 @@ def cmd_tail(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from logd.reading.query import problem_printer, write_human
     from logd.reading.files import list_files
+    from logd.reading.query import problem_printer, write_human
     from logd.reading.tail import run_tail
 
     setup = _reading_setup(args)
@@ -231,7 +242,7 @@ def _regex(text: str) -> re.Pattern[str]:
         raise argparse.ArgumentTypeError(f"bad regular expression {text!r}: {exc}") from None
 
 
-def _where(text: str) -> tuple:
+def _where(text: str) -> Where:
     from logd.reading.query import parse_where
 
     try:
@@ -241,7 +252,8 @@ def _where(text: str) -> tuple:
 
 
 def _add_selection_args(p: argparse.ArgumentParser, config_help: str) -> None:
-    p.add_argument("--level", "-l", type=level_arg, help="this level and above (trace, debug, info, warn, error, fatal)")
+    p.add_argument("--level", "-l", type=level_arg,
+                   help="this level and above (trace, debug, info, warn, error, fatal)")
     p.add_argument("--agent", "-a", action="append", metavar="A", help="only this agent (repeatable: any of them)")
     p.add_argument("--session", action="append", metavar="S",
                    help="only this session_id (repeatable: any of them)")
@@ -254,7 +266,7 @@ def _negative_values_are_values(p: argparse.ArgumentParser) -> None:
     3.13 only ``-1`` or ``-1.5`` counted as a negative number, ``-1h`` as an unknown option)."""
     import re
 
-    p._negative_number_matcher = re.compile(r"-\.?\d")  # type: ignore[attr-defined]
+    p._negative_number_matcher = re.compile(r"-\.?\d")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -267,11 +279,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("query", help="records from the log file and every backup, oldest first, as JSON lines")
     p.add_argument("--since", "-S", metavar="T",
-                   help="records at or after T: today, yesterday, -1h, '1h30m ago', '2026-11-29 15:00' (local), RFC 3339")
+                   help="records at or after T: today, yesterday, -1h, '1h30m ago', "
+                        "'2026-11-29 15:00' (local), RFC 3339")
     p.add_argument("--until", "-U", metavar="T", help="records at or before T (same forms as --since)")
     p.add_argument("--grep", type=_regex, metavar="RE", help="messages matching this regular expression")
     p.add_argument("--where", action="append", type=_where, metavar="KEY=VALUE",
-                   help="KEY=V, KEY!=V, KEY~REGEX, KEY>N, KEY<N (KEY may be dotted: tokens.prompt; V is JSON if it parses)")
+                   help="KEY=V, KEY!=V, KEY~REGEX, KEY>N, KEY<N "
+                        "(KEY may be dotted: tokens.prompt; V is JSON if it parses)")
     p.add_argument("--human", action="store_true", help="the console's human format (same as -o short)")
     p.add_argument("-p", "--priority", type=_level_range, metavar="LEVEL[..LEVEL]",
                    help="this level and above, or a range: -p warn..error")

@@ -16,8 +16,9 @@ import os
 import select
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from logd.cli.common import CONFIG_HELP, EXIT_FAILURE, EXIT_OK, SOCKET_HELP, ask_daemon, error, resolve_socket
 from logd.usage import quantile

@@ -87,7 +87,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
     if args.session == "import":
         return cmd_import(args)
     if args.files:
-        error(f"logd trace takes one session, got also {' '.join(args.files)!r} (to import files: logd trace import FILE...)")
+        error(f"logd trace takes one session, got also {' '.join(args.files)!r} "
+              "(to import files: logd trace import FILE...)")
         return EXIT_USAGE
     render.SHORT_TIMES_UTC = args.utc
     if args.follow and (args.format == "html" or args.output):

@@ -12,7 +12,8 @@ from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import Any
 
-_fields: ContextVar[dict[str, Any]] = ContextVar("logd_client_fields", default={})
+# One shared empty default is safe: the bound dict is never changed in place, bind() sets a new one.
+_fields: ContextVar[dict[str, Any]] = ContextVar("logd_client_fields", default={})  # noqa: B039
 
 
 class Bound:
@@ -27,7 +28,7 @@ class Bound:
         """Restore the fields bound before (only in the context that bound them)."""
         _fields.reset(self._token)
 
-    def __enter__(self) -> "Bound":
+    def __enter__(self) -> Bound:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

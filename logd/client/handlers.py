@@ -62,7 +62,7 @@ class LogdHandler(logging.Handler):
         self.sender = _sender(sender, path, options)
         self.fields = dict(fields or {})
 
-    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+    def handle(self, record: logging.LogRecord) -> bool:
         """Filter and emit without the handler lock: emit is thread-safe on its own."""
         result = self.filter(record)
         if result:
@@ -73,7 +73,8 @@ class LogdHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            rec: Record = {"time": record.created, "level": _STDLIB_LEVELS.get(record.levelno) or _stdlib_level(record.levelno),
+            rec: Record = {"time": record.created,
+                           "level": _STDLIB_LEVELS.get(record.levelno) or _stdlib_level(record.levelno),
                            "message": record.getMessage(), "logger": record.name}
             if self.fields:
                 rec.update(self.fields)

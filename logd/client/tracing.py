@@ -34,9 +34,10 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
@@ -78,7 +79,7 @@ class Span:
     __slots__ = ("trace_id", "span_id", "parent_id", "group_id", "kind", "name", "agent", "data",
                  "started_at", "ended_at", "error")
 
-    def __init__(self, name: str, kind: str, trace_id: str, parent: "Span | None",
+    def __init__(self, name: str, kind: str, trace_id: str, parent: Span | None,
                  group_id: str | None, data: dict[str, Any]) -> None:
         if kind not in SPAN_KINDS:
             raise ValueError(f"span kind must be one of {', '.join(SPAN_KINDS)}; got {kind!r}")
@@ -86,7 +87,7 @@ class Span:
         self.span_id = "span_" + os.urandom(12).hex()
         self.parent_id = parent.span_id if parent is not None else None
         self.group_id = group_id
-        self.agent = name if kind == "agent" else (parent.agent if parent is not None else None)
+        self.agent: str | None = name if kind == "agent" else (parent.agent if parent is not None else None)
         self.data = data
         self.started_at = time.time()
         self.ended_at: float | None = None

@@ -11,9 +11,10 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import IO, Any, BinaryIO, Callable, Iterable, Iterator
+from typing import IO, Any, BinaryIO
 
 import orjson
 

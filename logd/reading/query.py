@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterable, Iterator
+from typing import Any, BinaryIO
 
 import orjson
 
-from logd.reading.dedupe import Deduplicator
 from logd.levels import LEVELS, RANK
 from logd.reading import index
+from logd.reading.dedupe import Deduplicator
 from logd.reading.files import LogFile, Problem, ProblemHandler, file_blocks
 from logd.reading.output import Progress
-from logd.record import Record
 from logd.reading.timeparse import TIME_HELP, TimeError, parse_time  # noqa: F401  (re-exported)
+from logd.record import Record
 from logd.timestamps import normalize_time
 
 SESSION_KEYS = ("session_id", "session")

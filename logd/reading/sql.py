@@ -18,8 +18,9 @@ import os
 import tempfile
 import threading
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any
 
 import orjson
 
@@ -87,7 +88,7 @@ def view_sql(files: list[LogFile], salvaged: dict[int, Path], describe: Describe
     parts = [_read_json(paths, compression, lenient) for (compression, lenient), paths in groups.items()]
     if describe is not None:
         parts = [_read_json(paths, compression, lenient, describe(part))
-                 for part, ((compression, lenient), paths) in zip(parts, groups.items())]
+                 for part, ((compression, lenient), paths) in zip(parts, groups.items(), strict=True)]
     union = "\nUNION ALL BY NAME\n".join(f"({part})" for part in parts)
     return ("CREATE OR REPLACE TEMP VIEW logs AS SELECT * REPLACE (try_cast(\"time\" AS TIMESTAMPTZ) AS \"time\", "
             "CAST(\"level\" AS VARCHAR) AS \"level\", CAST(\"message\" AS VARCHAR) AS \"message\") "
@@ -265,11 +266,12 @@ def table(columns: list[str], rows: list[tuple], color: bool = False) -> str:
     numeric = [all(isinstance(row[i], (int, float)) or row[i] is None for row in rows) and bool(rows)
                for i in range(len(columns))]
     widths = [max([display_width(c)] + [display_width(r[i]) for r in cells]) for i, c in enumerate(columns)]
-    head = "  ".join(_pad(c, w, n) for c, w, n in zip(columns, widths, numeric)).rstrip()
+    head = "  ".join(_pad(c, w, n) for c, w, n in zip(columns, widths, numeric, strict=True)).rstrip()
     rule = "  ".join("-" * w for w in widths)
     if color:
         head = f"\x1b[1m{head}\x1b[0m"
-    lines = [head, rule] + ["  ".join(_pad(v, w, n) for v, w, n in zip(r, widths, numeric)).rstrip() for r in cells]
+    lines = [head, rule] + ["  ".join(_pad(v, w, n) for v, w, n in zip(r, widths, numeric, strict=True)).rstrip()
+                            for r in cells]
     return "\n".join(lines) + "\n"
 
 
@@ -280,7 +282,7 @@ def write_rows(columns: list[str], rows: list[tuple], fmt: str, out: IO[str]) ->
         writer.writerows([_cell(v) for v in row] for row in rows)
     elif fmt == "json":
         for row in rows:
-            out.write(orjson.dumps(dict(zip(columns, row)), default=str).decode() + "\n")
+            out.write(orjson.dumps(dict(zip(columns, row, strict=True)), default=str).decode() + "\n")
     else:
         color = False
         try:

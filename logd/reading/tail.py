@@ -15,14 +15,13 @@ import logging
 import os
 import threading
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from logd.reading.files import (LogFile, Problem, ProblemHandler, Snapshot, file_lines, first_line, raw_chunks,
-                     snapshot)
+from logd.reading.files import LogFile, Problem, ProblemHandler, Snapshot, file_lines, first_line, raw_chunks, snapshot
 
 Match = Callable[[bytes], "bool | None"]
 Emit = Callable[[list[bytes]], None]
@@ -73,7 +72,8 @@ def last_lines(files: list[LogFile], n: int, match: Match, on_problem: ProblemHa
         if wanted <= 0:
             break
         if file.fd is None:
-            on_problem(Problem(file.path, None, f"cannot read: {file.error.strerror if file.error else 'not open'}; skipped"))
+            reason = file.error.strerror if file.error else "not open"
+            on_problem(Problem(file.path, None, f"cannot read: {reason}; skipped"))
             continue
         if not file.compression:
             if file.is_current and current_end is not None:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import base64
 import calendar
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import orjson
 
@@ -282,8 +283,9 @@ def _add_attributes(target: Any, values: dict[str, Any]) -> None:
 
 def _gen_ai_attributes(record: Record) -> dict[str, Any]:
     """For span records that did not come in as OTLP: span_data as GenAI semantic conventions."""
-    data = record.get("span_data") if isinstance(record.get("span_data"), dict) else {}
-    kind = data.get("type")
+    span_data = record.get("span_data")
+    data = span_data if isinstance(span_data, dict) else {}
+    kind: Any = data.get("type")  # as sent: usually a str, but any JSON value passes through
     out: dict[str, Any] = {"gen_ai.operation.name": _OPERATIONS.get(kind, kind)}
     if kind == "agent":
         out["gen_ai.agent.name"] = data.get("name")
@@ -292,7 +294,9 @@ def _gen_ai_attributes(record: Record) -> dict[str, Any]:
     if kind == "function":
         out["gen_ai.tool.name"] = data.get("name")
     out["gen_ai.request.model"] = data.get("model")
-    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+    usage = data.get("usage")
+    if not isinstance(usage, dict):
+        usage = {}
     out["gen_ai.usage.input_tokens"] = usage.get("input_tokens")
     out["gen_ai.usage.output_tokens"] = usage.get("output_tokens")
     out["gen_ai.conversation.id"] = record.get("session_id") or record.get("group_id")
@@ -312,15 +316,19 @@ def otlp_trace_request(items: list[Item], *, service_name: str, hostname: str) -
     from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
     request = ExportTraceServiceRequest()
+    kind_names = Span.SpanKind.keys()  # a protobuf enum's names (a list; the enum itself has no ``in``)
     scopes: dict[tuple[bytes, str], Any] = {}
     for _, record in items:
-        otel = record.get("otel") if isinstance(record.get("otel"), dict) else {}
-        resource = record.get("resource") if isinstance(record.get("resource"), dict) else None
-        if resource is None:
+        otel = record.get("otel")
+        if not isinstance(otel, dict):
+            otel = {}
+        resource = record.get("resource")
+        if not isinstance(resource, dict):
             agent = record.get("agent")
             resource = {"service.name": agent if isinstance(agent, str) and agent else service_name,
                         "host.name": hostname}
-        scope_name = otel.get("scope") if isinstance(otel.get("scope"), str) else "logd"
+        otel_scope = otel.get("scope")
+        scope_name = otel_scope if isinstance(otel_scope, str) else "logd"
         key = (orjson.dumps(resource, option=orjson.OPT_SORT_KEYS, default=str), scope_name)
         scope = scopes.get(key)
         if scope is None:
@@ -333,15 +341,17 @@ def otlp_trace_request(items: list[Item], *, service_name: str, hostname: str) -
         span.trace_id = _otlp_id(record.get("trace_id"), 16)
         span.span_id = _otlp_id(record.get("span_id"), 8)
         span.parent_span_id = _otlp_id(record.get("parent_id"), 8)
-        data = record.get("span_data") if isinstance(record.get("span_data"), dict) else {}
+        span_data = record.get("span_data")
+        data = span_data if isinstance(span_data, dict) else {}
         span.name = str(otel.get("name") or data.get("name") or record.get("message") or "span")
-        span.kind = Span.SpanKind.Value(otel["kind"]) if otel.get("kind") in Span.SpanKind.keys() \
-            else Span.SPAN_KIND_INTERNAL
+        span.kind = Span.SpanKind.Value(otel["kind"]) if otel.get("kind") in kind_names else Span.SPAN_KIND_INTERNAL
         span.start_time_unix_nano = _span_time_ns(record.get("started_at"))
         span.end_time_unix_nano = _span_time_ns(record.get("ended_at")) or span.start_time_unix_nano
         attributes = record.get("attributes")
         _add_attributes(span.attributes, attributes if isinstance(attributes, dict) else _gen_ai_attributes(record))
-        events = otel.get("events") if isinstance(otel.get("events"), list) else []
+        events = otel.get("events")
+        if not isinstance(events, list):
+            events = []
         for event in events:
             if isinstance(event, dict):
                 added = span.events.add()

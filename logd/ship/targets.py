@@ -13,8 +13,9 @@ import os
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 import orjson
@@ -171,8 +172,9 @@ def es_bulk_outcome(items: list[Item], response: httpx.Response) -> Outcome:
     if not body.get("errors"):
         return Outcome()
     outcome = Outcome()
-    for item, result in zip(items, body.get("items", [])):
-        action = next(iter(result.values()), {}) if isinstance(result, dict) else {}
+    # strict=False: the reply is the server's; an entry missing or extra in it is not ours to fail on
+    for item, result in zip(items, body.get("items", []), strict=False):
+        action: dict[str, Any] = next(iter(result.values()), {}) if isinstance(result, dict) else {}
         status = action.get("status", 200)
         if status < 300 or status == 409:
             continue

@@ -11,8 +11,8 @@ prints the JSON lines instead.
 
 from __future__ import annotations
 
-import os
 import math
+import os
 import time
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
@@ -116,7 +116,8 @@ def _trace_line(record: Record, shape: str, session: str) -> tuple[str, list[tup
     fields: list[tuple[str, str]] = []
     error: Any = record.get("error")
     if shape == SPAN:
-        data = record.get("span_data") if isinstance(record.get("span_data"), dict) else {}
+        span_data = record.get("span_data")
+        data = span_data if isinstance(span_data, dict) else {}
         kind = f"span {data.get('type') or '?'}"
         name = data.get("name") or data.get("model") or (
             f"{data.get('from_agent')} → {data.get('to_agent')}" if data.get("to_agent") else "")

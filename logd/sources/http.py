@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import zlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import h11
 import orjson
 
-from logd.config import OtlpSettings
 from logd.pipeline import Pipeline
 from logd.record import Record
 
@@ -323,12 +323,17 @@ async def put_and_wait(pipeline: Pipeline, records: list[Record]) -> None:
     told 200 can forget its batch."""
     if not records:
         return
-    done = asyncio.get_running_loop().create_future()
-    pipeline.put(records, on_written=lambda: done.done() or done.set_result(None))
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def written() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    pipeline.put(records, on_written=written)
     await done
 
 
-def ingest_routes(pipeline: Pipeline, otlp: "OtlpReceiver") -> Routes:
+def ingest_routes(pipeline: Pipeline, otlp: OtlpReceiver) -> Routes:
     """Every route of the ingest listener. A new source is one line here."""
     from logd.traces.openai import records_from_ingest
 

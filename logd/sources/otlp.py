@@ -19,21 +19,23 @@ from __future__ import annotations
 import base64
 import binascii
 from collections import OrderedDict
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import orjson
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
-    ExportLogsServiceRequest, ExportLogsServiceResponse)
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest, ExportLogsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest, ExportTraceServiceResponse)
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as OtlpSpan
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
-from logd.levels import canonical_level
 from logd.events import Events
+from logd.levels import canonical_level
 from logd.pipeline import Pipeline
 from logd.record import RESERVED, Record
 from logd.sources.http import PROTOBUF, Request, Response, error_response, put_and_wait
@@ -251,6 +253,7 @@ class SpanMapper:
         kind = _kind(span, attrs)
         trace_id = span.trace_id.hex()
         service = resource.get("service.name")
+        agent: Any  # an attribute's value as sent (a str in practice)
         if kind == "agent":
             agent = _agent_name(span, attrs)
         else:

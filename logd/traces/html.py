@@ -18,9 +18,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import orjson
 
@@ -114,15 +115,18 @@ _PAGE = """<!doctype html>
 </html>
 """
 
+# A backslash at a line's end joins it to the next: the page has no line break there.
 _REPORT_BODY = """<header>
 <p class="crumbs">{back}logd trace report</p>
 <h1>Session <span id="session-id">{session}</span></h1>
 <p id="summary" class="summary"></p>
 </header>
-<noscript><p>This report draws its timeline and tables with JavaScript; the raw data is in the page source.</p></noscript>
+<noscript><p>This report draws its timeline and tables with JavaScript; \
+the raw data is in the page source.</p></noscript>
 <main>
 <section aria-labelledby="h-timeline"><h2 id="h-timeline">Timeline</h2>
-<p class="hint">One bar per span, one lane per agent. Hover or focus a bar for its duration; arrow keys move between bars, Enter opens one.</p>
+<p class="hint">One bar per span, one lane per agent. Hover or focus a bar for its duration; \
+arrow keys move between bars, Enter opens one.</p>
 <p class="controls"><label><input type="checkbox" id="only-critical"> dim everything off the critical path</label>
 <label>zoom <input type="range" id="zoom" min="1" max="200" value="1" aria-label="Timeline zoom"></label></p>
 <div id="legend" class="legend"></div>
@@ -131,12 +135,20 @@ _REPORT_BODY = """<header>
 <section aria-labelledby="h-flow"><h2 id="h-flow">Agent flow</h2>
 <p id="route" class="route"></p>
 <div id="flow" class="flow"></div>
-<table id="handoffs" class="data"><caption>Hand-offs</caption><thead><tr><th scope="col">From</th><th scope="col">To</th><th scope="col">Count</th></tr></thead><tbody></tbody></table>
+<table id="handoffs" class="data"><caption>Hand-offs</caption><thead><tr>\
+<th scope="col">From</th><th scope="col">To</th><th scope="col">Count</th>\
+</tr></thead><tbody></tbody></table>
 </section>
 <section aria-labelledby="h-analysis"><h2 id="h-analysis">Analysis</h2>
 <div class="grid">
-<table id="agent-stats" class="data"><caption>Per agent</caption><thead><tr><th scope="col">Agent</th><th scope="col">Runs</th><th scope="col">Total</th><th scope="col">Mean</th><th scope="col">p95</th><th scope="col">Max</th><th scope="col">Errors</th></tr></thead><tbody></tbody></table>
-<table id="tokens" class="data"><caption>Tokens per agent and model</caption><thead><tr><th scope="col">Agent</th><th scope="col">Model</th><th scope="col">Calls</th><th scope="col">Input</th><th scope="col">Output</th><th scope="col">Total</th></tr></thead><tbody></tbody></table>
+<table id="agent-stats" class="data"><caption>Per agent</caption><thead><tr>\
+<th scope="col">Agent</th><th scope="col">Runs</th><th scope="col">Total</th><th scope="col">Mean</th>\
+<th scope="col">p95</th><th scope="col">Max</th><th scope="col">Errors</th>\
+</tr></thead><tbody></tbody></table>
+<table id="tokens" class="data"><caption>Tokens per agent and model</caption><thead><tr>\
+<th scope="col">Agent</th><th scope="col">Model</th><th scope="col">Calls</th>\
+<th scope="col">Input</th><th scope="col">Output</th><th scope="col">Total</th>\
+</tr></thead><tbody></tbody></table>
 </div>
 <div class="grid">
 <div><h3>Critical path <span id="critical-total"></span></h3><ol id="critical" class="links"></ol></div>
@@ -152,12 +164,16 @@ _REPORT_BODY = """<header>
 <label><input id="f-errors" type="checkbox"> errors only</label>
 <output id="f-count" aria-live="polite"></output>
 </form>
-<table id="events" class="data events"><thead><tr><th scope="col">#</th><th scope="col">Time</th><th scope="col">+s</th><th scope="col">Agent</th><th scope="col">Kind</th><th scope="col">State</th><th scope="col">Error</th></tr></thead><tbody></tbody></table>
+<table id="events" class="data events"><thead><tr>\
+<th scope="col">#</th><th scope="col">Time</th><th scope="col">+s</th><th scope="col">Agent</th>\
+<th scope="col">Kind</th><th scope="col">State</th><th scope="col">Error</th>\
+</tr></thead><tbody></tbody></table>
 <p><button type="button" id="more" hidden>Show more events</button></p>
 </section>
 </main>
 <dialog id="details" aria-labelledby="details-title">
-<form method="dialog"><h2 id="details-title">Details</h2><button class="close" aria-label="Close details">Close</button></form>
+<form method="dialog"><h2 id="details-title">Details</h2>\
+<button class="close" aria-label="Close details">Close</button></form>
 <dl id="details-facts"></dl>
 <pre id="details-json" tabindex="0" aria-label="Full record"></pre>
 </dialog>
@@ -201,7 +217,8 @@ def index(rows: Iterable[IndexRow], title: str = "logd trace sessions") -> str:
             f'<tr{mark}><td><a href="{html.escape(r.href)}">{html.escape(r.session)}</a></td>'
             f"<td>{html.escape(render.clock_time(r.start, True)) if r.start is not None else '-'}</td>"
             f'<td class="num">{html.escape(render.fmt_duration(r.duration))}</td><td class="num">{r.events}</td>'
-            f'<td class="num">{r.spans}</td><td class="num">{r.errors}</td><td>{html.escape(", ".join(r.agents))}</td></tr>')
+            f'<td class="num">{r.spans}</td><td class="num">{r.errors}</td>'
+            f'<td>{html.escape(", ".join(r.agents))}</td></tr>')
     body = (f"<header><h1>{html.escape(title)}</h1><p>{len(cells)} session(s); each links to its report.</p></header>"
             '<main><table class="data"><thead><tr><th scope="col">Session</th><th scope="col">Start</th>'
             '<th scope="col">Duration</th><th scope="col">Events</th><th scope="col">Spans</th>'

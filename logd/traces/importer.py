@@ -64,7 +64,7 @@ def read_file(path: Path) -> FileRead:
         else:
             objs = expand(piece.value, meta)
             keys = [_key(orjson.dumps(o, option=orjson.OPT_SORT_KEYS, default=str)) for o in objs]
-        for obj, key in zip(objs, keys):
+        for obj, key in zip(objs, keys, strict=True):  # a Koog text line expands to one object
             record = normalize_object(obj, received)
             found = classify(record)
             if found is None:

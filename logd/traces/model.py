@@ -24,8 +24,9 @@ marked ``unfinished``.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, TypeGuard
 
 import orjson
 
@@ -141,13 +142,17 @@ def agk_state(record: dict) -> tuple[Any, dict | None]:
     return data, meta
 
 
-def _wrapped(state: Any) -> bool:
+def _wrapped(state: Any) -> TypeGuard[dict[str, Any]]:
     return isinstance(state, dict) and state.keys() <= {"data", "meta"} and bool(state) and all(
         isinstance(v, dict) or v is None for v in state.values())
 
 
 def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else (str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None)
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return None
 
 
 # --- records -> events ---
@@ -161,7 +166,8 @@ def to_event(record: dict) -> Event | None:
     if kind == AGK:
         state, meta = agk_state(record)
         result = record.get("agent_result")
-        error = error_text(record.get("error")) or (error_text(result.get("error")) if isinstance(result, dict) else None)
+        error = error_text(record.get("error")) or (
+            error_text(result.get("error")) if isinstance(result, dict) else None)
         return Event(time=time, session=session, shape=AGK, hook=agk_hook(record),
                      agent=_str(record.get("agent_id")) or _str(record.get("agent")) or "",
                      state=state, error=error, meta=meta,
@@ -172,13 +178,15 @@ def to_event(record: dict) -> Event | None:
         failed = event_type.endswith("FailedEvent")
         error = error_text(record.get("error")) or (error_text(record.get("message")) if failed else None)
         return Event(time=time, session=session, shape=KOOG, hook=event_type,
-                     agent=_str(record.get("agentId")) or _str(record.get("agent_id")) or _str(record.get("agent")) or "",
+                     agent=(_str(record.get("agentId")) or _str(record.get("agent_id"))
+                            or _str(record.get("agent")) or ""),
                      state=_koog_state(record), error=error or ("failed" if failed else None),
                      event_id=_str(record.get("toolCallId")) or _str(record.get("nodeName"))
                      or _str(record.get("subgraphName")), record=record)
     if record.get("object") == "trace":
         return None  # a trace object names its workflow; its spans carry the timeline
-    data = record.get("span_data") if isinstance(record.get("span_data"), dict) else {}
+    span_data = record.get("span_data")
+    data = span_data if isinstance(span_data, dict) else {}
     start, end = epoch(record.get("started_at")), epoch(record.get("ended_at"))
     span_type = _str(data.get("type")) or "custom"
     return Event(time=start if start is not None else time, session=session, shape=SPAN,
@@ -387,7 +395,9 @@ def _koog_spans(events: list[Event], notes: Notes | None = None) -> list[Span]:
         for begun in stack:
             _note(notes, begun, f"never completed (no {family_of(begun)} Completed/Failed event with the same "
                   f"{_koog_key_text(family_of(begun))}): unfinished, closed at the session's last event")
-            span = _koog_span(begun, begun, _KOOG_PHASE.match(begun.hook).group(1), len(out))
+            opened = _KOOG_PHASE.match(begun.hook)
+            assert opened is not None  # only events with a phase were put on a stack
+            span = _koog_span(begun, begun, opened.group(1), len(out))
             span.unfinished = True
             out.append(span)
     return out

@@ -6,8 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Iterable
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any
 
 import orjson
 
@@ -110,14 +111,14 @@ def _go_value(value: Any) -> str:
 def _box(headers: list[str], rows: list[list[str]], max_width: int | None = 48) -> list[str]:
     widths = [len(h) for h in headers]
     for row in rows:
-        widths = [max(w, len(c)) for w, c in zip(widths, row)]
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
     if max_width:
         widths = [min(w, max_width) for w in widths]
 
     def line(cells: Iterable[str]) -> str:
-        return "│ " + " │ ".join(_cut(c, w).ljust(w) for c, w in zip(cells, widths)) + " │"
+        return "│ " + " │ ".join(_cut(c, w).ljust(w) for c, w in zip(cells, widths, strict=True)) + " │"
 
-    rule = lambda l, m, r: l + m.join("─" * (w + 2) for w in widths) + r  # noqa: E731
+    rule = lambda left, mid, right: left + mid.join("─" * (w + 2) for w in widths) + right
     return ([rule("┌", "┬", "┐"), line(headers), rule("├", "┼", "┤")] + [line(r) for r in rows]
             + [rule("└", "┴", "┘")])
 

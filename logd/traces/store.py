@@ -13,8 +13,8 @@ import errno
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import orjson
 

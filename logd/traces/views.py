@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TextIO
 
 import orjson
 
@@ -184,7 +185,8 @@ def follow(path: Path, out: TextIO, *, fmt: str = "table", agent: str | None = N
     if fmt == "csv":
         out.write(render.csv_header())
     elif fmt == "table":
-        out.write("  ".join(f"{h:<{w}}" for h, w in zip(render.TABLE_HEADERS, _FOLLOW_WIDTHS)).rstrip() + "\n")
+        header = "  ".join(f"{h:<{w}}" for h, w in zip(render.TABLE_HEADERS, _FOLLOW_WIDTHS, strict=True))
+        out.write(header.rstrip() + "\n")
     out.flush()
     while not stop():
         try:
@@ -201,7 +203,7 @@ def follow(path: Path, out: TextIO, *, fmt: str = "table", agent: str | None = N
                 out.write(render.csv_rows([e]))
             else:
                 cells = render.event_row(e, verbose)
-                out.write("  ".join(f"{c:<{w}}" for c, w in zip(cells, _FOLLOW_WIDTHS)).rstrip() + "\n")
+                out.write("  ".join(f"{c:<{w}}" for c, w in zip(cells, _FOLLOW_WIDTHS, strict=True)).rstrip() + "\n")
         if events:
             out.flush()
         sleep(poll_s)
