@@ -174,6 +174,7 @@ def snapshot(*, pipeline: Any, server: Any, agents: AgentMetrics, reloads: int, 
         "connections_refused": server.rejected if server is not None else 0,
         "reloads": reloads,
         "dropped": dict(stats.dropped),
+        "record_errors": dict(getattr(stats, "step_errors", {})),  # records kept flagged, by failing step
         "sampled": dict(agents.sampled),
         "rate_limited": dict(agents.rate_limited),
         "redacted": dict(agents.redacted),
@@ -209,6 +210,12 @@ class LogdCollector:
         for reason in sorted(set(s["dropped"]) | {"below_level", "sampled", "rate_limited"}):
             dropped.add_metric([reason], s["dropped"].get(reason, 0))
         yield dropped
+        record_errors = CounterMetricFamily(
+            "logd_record_errors", "Records a step could not handle, kept as flagged text (_error), by step",
+            labels=["step"])
+        for step, n in sorted(s.get("record_errors", {}).items()):
+            record_errors.add_metric([step], n)
+        yield record_errors
         yield GaugeMetricFamily("logd_queue_depth", "Records accepted and waiting for the pipeline",
                                 value=s["queue_depth"])
         yield GaugeMetricFamily("logd_connections", "Open client connections", value=s["connections"])

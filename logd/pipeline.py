@@ -11,6 +11,7 @@ the sink takes it. Nothing accepted is dropped on the way.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from typing import Callable, Iterable, Protocol
 import orjson
 
 from logd.levels import RANK
-from logd.record import Record
+from logd.record import RawNumber, Record
 from logd.timestamps import format_epoch
 
 Step = Callable[[list[Record]], list[Record]]
@@ -29,23 +30,80 @@ BATCH_RECORDS = 256
 _dumps_option = orjson.OPT_APPEND_NEWLINE
 
 
+def _default(value: object) -> object:
+    """What orjson cannot encode itself: a kept number verbatim, anything else as its text."""
+    if value.__class__ is RawNumber:
+        return orjson.Fragment(value.text)  # type: ignore[attr-defined]
+    return str(value)
+
+
 def encode(record: Record) -> bytes:
     """One record as a JSON line (what the file sink writes and ``format = "json"`` prints)."""
-    return orjson.dumps(record, default=str, option=_dumps_option)
+    return orjson.dumps(record, default=_default, option=_dumps_option)
+
+
+def _exact(value: object, depth: int = 0) -> object:
+    """``value`` with what orjson refuses but JSON allows made into verbatim fragments:
+    strings with lone surrogates (escaped as the client sent them), integers beyond 64 bits."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return orjson.Fragment(json.dumps(value))  # type: ignore[attr-defined]
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        return orjson.Fragment(str(value))  # type: ignore[attr-defined]
+    if depth > 250:
+        return value  # too deep for orjson whatever we do: the caller keeps it as text
+    if isinstance(value, dict):
+        return {(_exact(k, depth + 1) if isinstance(k, str) else k): _exact(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_exact(v, depth + 1) for v in value]
+    return value
+
+
+def encode_isolated(record: Record) -> bytes:
+    """:func:`encode`, or for a record orjson refuses (nesting deeper than 254, integers
+    beyond 64 bits, lone surrogates) the same record with each refused value kept as
+    flagged text: the record is never lost and never takes its batch with it."""
+    try:
+        return encode(record)
+    except (orjson.JSONEncodeError, TypeError, ValueError):
+        pass
+    try:
+        return encode(_exact(record))  # type: ignore[arg-type]  # valid JSON kept exactly, not flagged
+    except (orjson.JSONEncodeError, TypeError, ValueError) as exc:
+        flag(record, "encode", exc)
+        for key, value in list(record.items()):
+            try:
+                orjson.dumps(value, default=str)
+            except (orjson.JSONEncodeError, TypeError, ValueError):
+                record[key] = record_text(value)
+        try:
+            return encode(record)
+        except (orjson.JSONEncodeError, TypeError, ValueError):  # a refused key: keep the text of it all
+            return encode(fallback_record(record, "encode", exc))
 
 
 class Batch:
     """Records written together; the JSON encoding is made once and shared by every sink."""
 
-    __slots__ = ("records", "_json")
+    __slots__ = ("records", "_json", "on_error")
 
-    def __init__(self, records: list[Record]) -> None:
+    def __init__(self, records: list[Record], on_error: Callable[[str, int], None] | None = None) -> None:
         self.records = records
         self._json: bytes | None = None
+        self.on_error = on_error  # told ("encode", n) when records had to be encoded as flagged text
 
     def json_lines(self) -> bytes:
         if self._json is None:
-            self._json = b"".join([encode(r) for r in self.records])
+            try:
+                self._json = b"".join([encode(r) for r in self.records])
+            except (orjson.JSONEncodeError, TypeError, ValueError):  # find the culprits, keep everyone
+                lines = [encode_isolated(r) for r in self.records]
+                if self.on_error is not None:
+                    self.on_error("encode", sum(1 for r in self.records if ERROR_FIELD in r))
+                self._json = b"".join(lines)
         return self._json
 
     def encoded(self) -> bytes | None:
@@ -99,6 +157,7 @@ class Stats:
     dropped: dict[str, int] = field(default_factory=dict)  # by the removing step's drop_reason
     delivered: dict[str, int] = field(default_factory=dict)
     sink_errors: dict[str, int] = field(default_factory=dict)
+    step_errors: dict[str, int] = field(default_factory=dict)  # records flagged, by the step that failed
 
 
 class _Delivery:
@@ -181,14 +240,17 @@ class Pipeline:
             before = len(records)
             for step in self.steps:
                 count = len(records)
-                records = step(records)
+                try:
+                    records = step(records)
+                except Exception:  # isolation: only the records the step cannot handle are flagged
+                    records = self._step_per_record(step, records)
                 if len(records) != count:  # counted per step and batch, not per record
                     reason = getattr(step, "drop_reason", "filtered")
                     self.stats.dropped[reason] = self.stats.dropped.get(reason, 0) + count - len(records)
                 # no early exit on an empty batch: a later step may still have work (TraceTap)
             self.stats.filtered += before - len(records)
         if records:
-            batch = Batch(records)
+            batch = Batch(records, self._count_error)
             for delivery in self.deliveries:
                 self._deliver(delivery, batch)
         if self._written_callbacks:
@@ -196,6 +258,27 @@ class Pipeline:
             self._held_callbacks.extend(callbacks)
             self._call_written()
         self._update_pressure()
+
+    def _step_per_record(self, step: Step, records: list[Record]) -> list[Record]:
+        """Run ``step`` on each record alone: a record it fails on is kept as flagged text."""
+        name = step_name(step)
+        kept: list[Record] = []
+        for record in records:
+            try:
+                kept.extend(step([record]))
+            except Exception as exc:
+                safe = fallback_record(record, name, exc)
+                try:  # the flagged text still goes through the step (redaction must see it)
+                    kept.extend(step([safe]))
+                except Exception:
+                    safe["message"] = "[record dropped: the step failed on its text too]"
+                    kept.append(safe)
+                self._count_error(name, 1)
+        return kept
+
+    def _count_error(self, step: str, count: int) -> None:
+        if count:
+            self.stats.step_errors[step] = self.stats.step_errors.get(step, 0) + count
 
     def _call_written(self) -> None:
         """Tell the senders of held batches they are written, unless a sink still holds them."""
@@ -308,6 +391,88 @@ class Pipeline:
     def sinks(self) -> Iterable[Sink]:
         return (d.sink for d in self.deliveries)
 
+
+ERROR_FIELD = "_error"
+MAX_ERROR_TEXT = 64 * 1024  # characters of a failed record's text that are kept
+_TEXT_DEPTH = 64
+
+
+def step_name(step: Step) -> str:
+    """A short name for a step in ``_error`` and the step_errors counter."""
+    name = getattr(step, "__qualname__", None) or type(step).__qualname__
+    return str(name).replace("<lambda>", "filter").split(".<locals>")[0]
+
+
+def flag(record: Record, step: str, exc: BaseException) -> None:
+    record[ERROR_FIELD] = f"{step}: {type(exc).__name__}: {str(exc)[:200]}"
+
+
+def record_text(value: object, depth: int = 0) -> str:
+    """JSON-like text of any value: deep nesting cut, surrogates escaped, big numbers exact."""
+    parts: list[str] = []
+    _text_into(value, depth, parts)
+    text = "".join(parts)
+    return text if len(text) <= MAX_ERROR_TEXT else text[:MAX_ERROR_TEXT] + "…"
+
+
+def _text_into(value: object, depth: int, out: list[str]) -> None:
+    if sum(map(len, out[-64:])) > MAX_ERROR_TEXT and len(out) > 64:
+        return
+    if isinstance(value, str):
+        out.append('"' + value.encode("utf-8", "backslashreplace").decode("utf-8").replace('"', '\\"') + '"')
+    elif isinstance(value, dict):
+        if depth >= _TEXT_DEPTH:
+            out.append("{…}")
+            return
+        out.append("{")
+        for i, (k, v) in enumerate(value.items()):
+            if i:
+                out.append(",")
+            _text_into(str(k), depth + 1, out)
+            out.append(":")
+            _text_into(v, depth + 1, out)
+        out.append("}")
+    elif isinstance(value, (list, tuple)):
+        if depth >= _TEXT_DEPTH:
+            out.append("[…]")
+            return
+        out.append("[")
+        for i, v in enumerate(value):
+            if i:
+                out.append(",")
+            _text_into(v, depth + 1, out)
+        out.append("]")
+    elif value is None or isinstance(value, (bool, int, float)):
+        out.append("null" if value is None else str(value).lower() if isinstance(value, bool) else str(value))
+    else:
+        out.append('"' + str(value).encode("utf-8", "backslashreplace").decode("utf-8") + '"')
+
+
+def fallback_record(record: Record, step: str, exc: BaseException) -> Record:
+    """A record a step could not handle, as plain text fields every step can: the time and
+    level if they are canonical strings, the whole record as text in ``message``, the
+    trusted fields and flags kept, and ``_error`` saying which step failed and why."""
+    time = record.get("time")
+    level = record.get("level")
+    safe: Record = {
+        "time": time if isinstance(time, str) and len(time) == 27 else format_epoch(time_now()),
+        "level": level if isinstance(level, str) and level in RANK else "info",
+        "message": record_text(record),
+    }
+    for key in _KEEP_ON_FALLBACK:
+        value = record.get(key)
+        if isinstance(value, (str, int, bool)) and not (isinstance(value, str) and len(value) > 256):
+            safe[key] = value
+    flag(safe, step, exc)
+    return safe
+
+
+def time_now() -> float:
+    return time.time()
+
+
+_KEEP_ON_FALLBACK = ("_pid", "_uid", "_gid", "_comm", "_rid", "_resent", "_partial", "_truncated",
+                     "_malformed", "_invalid_utf8", "agent")
 
 SELF_TRUSTED: Record = {"_pid": os.getpid(), "_uid": os.getuid(), "_gid": os.getgid(), "_comm": "logd"}
 
