@@ -54,6 +54,10 @@ class SocketSettings:
     group: str | int | None = None
     max_record_bytes: int = 256 * 1024
     max_connections: int = 1024
+    # issue 18 (security/bounds): see docs/security.md
+    shared_folder: bool = False  # the socket's folder may be group-writable (agents' shared group)
+    idle_timeout: float = 300.0  # seconds a connection may send nothing before it is closed (0: never)
+    ack_timeout: float = 60.0  # seconds an ack client may leave its acks unread before it is dropped
 
 
 @dataclass(frozen=True)
@@ -332,6 +336,9 @@ _SOCKET_KEYS: dict[str, Validator] = {
     "group": _group,
     "max_record_bytes": _integer(64, "a whole number of bytes >= 64"),
     "max_connections": _integer(1, "a whole number >= 1"),
+    "shared_folder": _boolean,
+    "idle_timeout": _number(0, "a number of seconds >= 0 (0: never)"),
+    "ack_timeout": _number(0, "a positive number of seconds", positive=True),
 }
 
 

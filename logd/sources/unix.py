@@ -44,6 +44,7 @@ def create_listener(settings: SocketSettings, backlog: int = 1024) -> socket.soc
     if not path.parent.exists():
         # a folder we create holds only our socket: nobody else needs to list it
         path.parent.mkdir(parents=True, mode=0o700)
+    check_folder(path.parent, shared=settings.shared_folder)
     _clear_stale(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old_umask = os.umask(0o177)  # never visible with looser permissions, even for a moment
@@ -69,6 +70,33 @@ def create_listener(settings: SocketSettings, backlog: int = 1024) -> socket.soc
     sock.listen(backlog)
     sock.setblocking(False)
     return sock
+
+
+def check_folder(folder: Path, *, shared: bool = False, uid: int | None = None) -> None:
+    """Refuse a socket folder another user controls: whoever can write to it can replace our
+    socket with theirs and read every client's records (``/tmp/logd-$UID`` can be made by
+    anyone first). It must be owned by us (or root) and not writable by others; group-writable
+    only with ``shared_folder = true``. A sticky folder such as /tmp is fine: there nobody
+    can remove or rename an entry they do not own."""
+    uid = os.getuid() if uid is None else uid
+    try:
+        st = os.stat(folder)
+    except OSError as exc:
+        raise StartupError(f"cannot check socket folder {folder}: {exc.strerror}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise StartupError(f"socket folder {folder} is not a folder")
+    mode = stat.S_IMODE(st.st_mode)
+    sticky = bool(mode & stat.S_ISVTX)
+    if st.st_uid not in (uid, 0):
+        raise StartupError(f"socket folder {folder} belongs to uid {st.st_uid}, not to logd's user (uid {uid}) "
+                           "or root: another user could replace the socket; remove it or choose another "
+                           "[logging.socket] path")
+    writable = mode & (stat.S_IWOTH | (0 if shared else stat.S_IWGRP))
+    if writable and not sticky:
+        who = "others" if mode & stat.S_IWOTH else "its group"
+        raise StartupError(f"socket folder {folder} (mode {mode:04o}) is writable by {who}, who could replace "
+                           f"the socket: chmod go-w {folder}"
+                           + ("" if mode & stat.S_IWOTH else ", or set [logging.socket] shared_folder = true"))
 
 
 def _clear_stale(path: Path) -> None:
