@@ -35,7 +35,7 @@ from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily, Hist
 from prometheus_client.exposition import choose_encoder
 
 from logd import __version__
-from logd.record import Record
+from logd.record import MAX_KEY_CHARS, Record, bounded_key
 from logd.timestamps import epoch_seconds
 
 OTHER_AGENTS = "_other"  # label for agents beyond max_agents: keeps the number of series bounded
@@ -70,6 +70,8 @@ class AgentMetrics:
     def label(self, agent: object) -> str:
         """The agent's label value: its name, until ``max_agents`` names are known."""
         name = agent if agent.__class__ is str else (NO_AGENT if agent is None else str(agent))
+        if len(name) > MAX_KEY_CHARS:  # a label, and a key of every per-agent table: bounded (issue 18)
+            name = bounded_key(name)
         known = self._labels.get(name)
         if known is None:
             known = name if len(self._labels) < self.max_agents else OTHER_AGENTS
@@ -113,7 +115,7 @@ class AgentMetrics:
         hook = record.get("hook")
         if hook == "BeforeAgentRun" or hook == "AfterAgentRun":
             agent = record.get("agent_id") or record.get("agent")
-            key = (str(record.get("session_id")), str(agent))
+            key = (bounded_key(str(record.get("session_id"))), bounded_key(str(agent)))
             if hook == "BeforeAgentRun":
                 if len(self._open_runs) >= _MAX_OPEN_RUNS:
                     self._open_runs.clear()  # runs that never ended: forget rather than grow
@@ -172,6 +174,8 @@ def snapshot(*, pipeline: Any, server: Any, agents: AgentMetrics, reloads: int, 
         "queue_depth": pipeline.queue_depth,
         "connections": len(server.connections) if server is not None else 0,
         "connections_refused": server.rejected if server is not None else 0,
+        "connections_closed_idle": getattr(server, "closed_idle", 0),  # idle_timeout
+        "ack_clients_dropped": getattr(server, "dropped_unread", 0),  # ack_timeout: acks left unread
         "reloads": reloads,
         "dropped": dict(stats.dropped),
         "record_errors": dict(getattr(stats, "step_errors", {})),  # records kept flagged, by failing step
@@ -221,6 +225,10 @@ class LogdCollector:
         yield GaugeMetricFamily("logd_connections", "Open client connections", value=s["connections"])
         yield CounterMetricFamily("logd_connections_refused", "Connections refused at max_connections",
                                   value=s["connections_refused"])
+        yield CounterMetricFamily("logd_connections_closed_idle", "Connections closed after idle_timeout",
+                                  value=s.get("connections_closed_idle", 0))
+        yield CounterMetricFamily("logd_ack_clients_dropped", "Ack clients dropped for leaving acks unread",
+                                  value=s.get("ack_clients_dropped", 0))
         yield CounterMetricFamily("logd_config_reloads", "Configuration reloads applied", value=s["reloads"])
 
         written = CounterMetricFamily("logd_records_written", "Records handed to each sink", labels=["sink"])

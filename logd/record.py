@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import zlib
 from typing import Any
 
 import orjson
@@ -36,6 +37,18 @@ _TIME_KEYS = ("ts", "timestamp", "@timestamp", "asctime", "t")
 _LEVEL_KEYS = ("levelname", "severity", "lvl")
 _MESSAGE_KEYS = ("msg",)
 _MISSING: Any = object()
+
+
+MAX_KEY_CHARS = 128  # of a client-chosen name (agent, session id) used as a key of an in-memory table
+
+
+def bounded_key(text: str, limit: int = MAX_KEY_CHARS) -> str:
+    """``text`` as a key of a table that must stay bounded: a longer one is cut and given a
+    checksum of the whole, so two long names stay two keys, each at most ``limit`` characters."""
+    if len(text) <= limit:
+        return text
+    digest = zlib.crc32(text.encode("utf-8", "surrogatepass"))
+    return f"{text[:limit - 9]}~{digest:08x}"
 
 
 def _pop_first(obj: Record, keys: tuple[str, ...]) -> Any:
