@@ -251,7 +251,7 @@ class Daemon:
                     os.unlink(self.socket_path)
             except OSError:
                 pass
-        return 0
+        return 1 if self.pipeline.lost_at_shutdown else 0  # records accepted and not written: say so
 
     def _ship_notify(self, level: str, message: str, /, **fields: object) -> None:
         """From a shipper thread: a record about shipping, made on the event loop's thread."""
