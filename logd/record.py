@@ -87,13 +87,17 @@ _SURROGATE = re.compile("[\ud800-\udfff]")  # json.loads pairs valid ones: what 
 _INT_RANGE = (-(2**63), 2**64 - 1)
 
 
-def _exact_int(text: str) -> int | RawNumber:
+def _exact_int(text: str) -> int | RawNumber | str:
     value = int(text)
-    return value if _INT_RANGE[0] <= value <= _INT_RANGE[1] else RawNumber(text)
+    if _INT_RANGE[0] <= value <= _INT_RANGE[1]:
+        return value
+    # beyond 64 bits: the digits as sent; beyond float range (orjson readers refuse it): as text
+    return RawNumber(text) if len(text.lstrip("-")) <= 308 else _HugeFloat(text)
 
 
 class _HugeFloat(str):
-    """The text of a number beyond float range (``1e400``): orjson readers refuse it as a number."""
+    """The text of a number beyond float range (``1e400``, 400 digits): JSON readers that
+    use doubles (orjson, jq, most languages) refuse it as a number, so it is kept as text."""
 
 
 def _exact_float(text: str) -> float | str:
