@@ -93,7 +93,9 @@ def fuzz_daemon(tmp_path_factory) -> Iterator[DaemonProcess]:
     d = DaemonProcess(config, socks / "logd.sock", workdir).start()
     d.read_offset = 0  # type: ignore[attr-defined]
     d.seen = {}  # type: ignore[attr-defined]  # example tag -> (client -> [i...])
+    d.totals = dict.fromkeys(("examples", "honest", "hostile", "acks"), 0)  # type: ignore[attr-defined]
     yield d
+    print(f"\nfuzz seed {SEED}: {d.totals} peak RSS {peak_rss_kb(d.proc.pid)} KB")  # type: ignore[attr-defined]
     try:
         assert d.stop() == 0
         assert "Traceback" not in d.stderr()
@@ -196,12 +198,17 @@ def test_hostile_lines_never_cost_an_honest_record_or_an_ack(fuzz_daemon, data, 
         got = d.seen.get(tag, {})  # type: ignore[attr-defined]
         return all(len(got.get(c, [])) >= n for c, n in expected.items())
 
-    wait_for(complete, timeout=30, what=f"example {tag}'s honest records")
+    wait_for(complete, timeout=20, what=f"example {tag}'s honest records")
     got = d.seen.pop(tag)  # type: ignore[attr-defined]
     for client, n in expected.items():
         assert got.get(client, []) == list(range(n)), f"client {client}: {got.get(client)}"
     assert d.proc.poll() is None and request(d.socket_path, "ping")["pid"] == d.proc.pid
     assert peak_rss_kb(d.proc.pid) < RSS_LIMIT_KB
+    totals = d.totals  # type: ignore[attr-defined]
+    totals["examples"] += 1
+    totals["honest"] += sum(expected.values())
+    totals["hostile"] += len(hostile) * clients + sum(len(b) for b in batches) - expected["ack"]
+    totals["acks"] += len(batches)
 
 
 def peak_rss_kb(pid: int) -> int:
