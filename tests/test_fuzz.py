@@ -12,6 +12,7 @@ a longer run: ``LOGD_FUZZ_EXAMPLES=5000 LOGD_FUZZ_SEED=7 pytest tests/test_fuzz.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import socket
 import tempfile
@@ -59,18 +60,27 @@ huge_number = st.one_of(
 )
 surrogate = st.builds(lambda cp, where: (b'{"message":"s\\u%04x","password":"hunter2"}' % cp) if where
                       else (b'{"\\u%04x":1}' % cp), st.integers(0xD800, 0xDFFF), st.booleans())
-reserved = st.builds(lambda key, value: orjson.dumps({key: value, "message": "claims"}),
+def _dumps(obj: object) -> bytes:
+    return json.dumps(obj).encode()  # orjson refuses integers beyond 64 bits; the strategies make them
+
+
+reserved = st.builds(lambda key, value: _dumps({key: value, "message": "claims"}),
                      st.sampled_from(["_pid", "_uid", "_rid", "_resent", "_error", "_malformed", "_time", "_comm"]),
-                     st.one_of(st.integers(), st.text(max_size=20), st.booleans()))
+                     st.one_of(st.integers(), st.text(max_size=20), st.booleans(), st.floats()))
 ack_header = st.one_of(
-    st.builds(lambda s, c: orjson.dumps({"batch": s, "count": c}), st.integers(-5, 2**40), st.integers(-3, 10**9)),
-    st.builds(lambda s: orjson.dumps({"logd_ack": 1, "stream": s}), st.text(max_size=300)),
+    st.builds(lambda s, c: _dumps({"batch": s, "count": c}), st.integers(-5, 2**40), st.integers(-3, 10**9)),
+    st.builds(lambda s: _dumps({"logd_ack": 1, "stream": s}), st.text(max_size=300)),
     st.just(b'{"logd_ack":1,"message":"a plain record"}'),
 )
-structured = st.builds(lambda v: orjson.dumps({"message": {"text": "login", "password": "hunter2", "v": v}}),
+structured = st.builds(lambda v: _dumps({"message": {"text": "login", "password": "hunter2", "v": v}}),
                        st.one_of(st.integers(), st.text(max_size=30)))
 raw_bytes = st.binary(max_size=300).map(lambda b: b.replace(b"\n", b" "))
-HOSTILE = st.one_of(odd_time, bad_offset, deep, huge_number, surrogate, reserved, ack_header, structured, raw_bytes)
+# long repetitive text: a regular expression that backtracks would take minutes on it
+repetitive = st.builds(lambda unit, n, json: (b'{"message":"%s"}' % (unit * n)) if json else unit * n,
+                       st.sampled_from([b"a_", b"a.", b"a-", b"password ", b"x=", b"token:", b"Bearer ", b"sk-"]),
+                       st.integers(1000, 40000), st.booleans())
+HOSTILE = st.one_of(odd_time, bad_offset, deep, huge_number, surrogate, reserved, ack_header, structured, raw_bytes,
+                    repetitive)
 
 # --- honest records ---
 

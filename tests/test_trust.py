@@ -148,6 +148,17 @@ def test_a_password_is_redacted_in_every_form_a_record_is_kept_in(daemon, tmp_pa
     assert text.count("[REDACTED]") >= 9
 
 
+def test_redacting_long_repetitive_text_takes_no_longer_than_reading_it(daemon, tmp_path):
+    """The key=value search starts at the key: ``a_a_a_...`` is not quadratic (it took 60 s for 40 KB)."""
+    d = daemon(FILE_ONLY)
+    send(d.socket_path, b"a_" * 100_000 + b" password=hunter2\n" + b'{"message":"' + b"a." * 100_000 + b'"}\n')
+    send_records(d.socket_path, [{"message": "right behind"}])
+    wait_for(lambda: any(r["message"] == "right behind" for r in agent_records(tmp_path / "agent.log")),
+             timeout=20, what="the record behind the long lines")
+    assert d.stop() == 0
+    assert "hunter2" not in (tmp_path / "agent.log").read_text()
+
+
 # --- finding 6: smaller ones ---
 
 def test_valid_json_is_kept_big_integers_exactly_huge_numbers_and_surrogates_flagged(daemon, tmp_path):

@@ -66,9 +66,22 @@ def their_folder(other_user: pwd.struct_passwd) -> Iterator[Path]:
     shutil.rmtree(base, ignore_errors=True)
 
 
+_started: list[DaemonProcess] = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_daemons() -> Iterator[None]:
+    """A logd that started where it should have refused is not left running."""
+    yield
+    while _started:
+        _started.pop().kill()
+
+
 def run_logd(folder: Path, tmp_path: Path, extra: str = "") -> DaemonProcess:
     config = write_config(tmp_path, folder / "logd.sock", 'file = "agent.log"', extra)
-    return DaemonProcess(config, folder / "logd.sock", tmp_path).start(wait=False)
+    d = DaemonProcess(config, folder / "logd.sock", tmp_path).start(wait=False)
+    _started.append(d)
+    return d
 
 
 def test_logd_refuses_a_socket_folder_another_user_owns(their_folder, tmp_path, other_user):

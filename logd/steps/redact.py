@@ -71,9 +71,9 @@ def key_value_pattern(keys: Iterable[str]) -> re.Pattern[str]:
     everything up to the value, which is what is kept."""
     words = sorted({k for k in keys if k}, key=len, reverse=True)
     alternation = "|".join(r"[_\-. ]?".join(re.escape(part) for part in w.split("_")) for w in words)
-    return re.compile(
-        rf"""((?<![A-Za-z0-9])[A-Za-z0-9_.\-]*(?:{alternation})(?:\\?["'])?\s*[=:]\s*){_KV_VALUE}""",
-        re.IGNORECASE)
+    # starts with the key literal itself (no "any prefix" part: that made the search quadratic on
+    # text like "a_a_a_..."); "db_password=" still matches at "password="
+    return re.compile(rf"""((?:{alternation})(?:\\?["'])?\s*[=:]\s*){_KV_VALUE}""", re.IGNORECASE)
 
 
 _CAMEL_BOUNDARY = re.compile(r"([a-z0-9])([A-Z])")
