@@ -62,6 +62,7 @@ _MAX_REMEMBERED_VALUE = 256
 
 # flags of records kept as text: every string of theirs may hold "key=value" secrets
 TEXT_FLAGS = ("_truncated", "_malformed", "_partial", "_invalid_utf8", "_error")
+_TEXT_FLAG_SET = frozenset(TEXT_FLAGS)
 _KV_VALUE = r"""(?:"(?:[^"\\]|\\.)*"?|'[^']*'?|\\"(?:[^"\\]|\\[^"])*(?:\\")?|[^\s,;&}\])"']+)"""
 
 
@@ -126,6 +127,10 @@ class Redactor:
         self._min_len = _min_match_length(self.pattern) if self.pattern is not None else sys.maxsize
         self.replacement = replacement
         self._kv = key_value_pattern(self.keys) if self.keys else None
+        # a message is searched for key=value only if its lowercase form holds the first word
+        # of some key: one lower() and a few substring tests instead of a regex on every message
+        self._kv_clean: set[str] = set()  # messages known to hold no key=value secret
+        self._kv_stems = tuple(sorted({k.split("_")[0] for k in self.keys if k}))
         self._kv_replacement = "\\g<1>" + replacement.replace("\\", "\\\\")
         self._plain_keys: set[str] = set()  # keys already known not to be secret
         self._secret_keys: set[str] = set()
@@ -144,14 +149,22 @@ class Redactor:
 
     def _redact_text_forms(self, record: Record, kv: re.Pattern[str]) -> None:
         """``key=value`` secrets in the message, and in every string of a record kept as text."""
-        if any(flag in record for flag in TEXT_FLAGS):
+        if not record.keys().isdisjoint(_TEXT_FLAG_SET):
             for key, value in record.items():
                 if value.__class__ is str and key != "time":
                     record[key] = self._kv_scrub(kv, value)
             return
         message = record.get("message")
-        if message.__class__ is str and ("=" in message or ":" in message):
-            record["message"] = self._kv_scrub(kv, message)
+        if message.__class__ is str and message not in self._kv_clean and ("=" in message or ":" in message):
+            low = message.lower()
+            for stem in self._kv_stems:
+                if stem in low:
+                    record["message"] = self._kv_scrub(kv, message)
+                    return
+            if len(message) <= _MAX_REMEMBERED_VALUE:  # agents repeat their messages
+                if len(self._kv_clean) >= _MAX_REMEMBERED:
+                    self._kv_clean.clear()
+                self._kv_clean.add(message)
 
     def _kv_scrub(self, kv: re.Pattern[str], text: str) -> str:
         scrubbed, count = kv.subn(self._kv_replacement, text)
