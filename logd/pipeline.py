@@ -295,11 +295,34 @@ class Pipeline:
             delivery.sink.write(batch)
         except OSError as exc:
             self._failed(delivery, exc)
+        except Exception:  # isolation: a record the sink cannot format is flagged, the rest written
+            self._deliver_per_record(delivery, batch)
         else:
             if delivery.failing is not None:
                 self._recovered(delivery)
         # a failing sink holds what it could not write, so the batch is handed over either way
         self.stats.delivered[delivery.sink.name] += len(batch.records)
+
+    def _deliver_per_record(self, delivery: _Delivery, batch: Batch) -> None:
+        """Write the batch to this sink one record at a time; a record it raises on is written
+        as its flagged text form instead (a sink raises before writing: it formats first)."""
+        sink, name = delivery.sink, f"sink_{delivery.sink.name}"
+        for record in batch.records:
+            try:
+                sink.write(Batch([record], self._count_error))
+                continue
+            except OSError as exc:
+                self._failed(delivery, exc)  # the sink holds it, like any failed write
+                continue
+            except Exception as exc:
+                failure = exc
+            self._count_error(name, 1)
+            try:
+                sink.write(Batch([fallback_record(record, name, failure)], self._count_error))
+            except OSError as exc:
+                self._failed(delivery, exc)
+            except Exception:
+                pass  # not even its text form: counted, and the other records go on
 
     def _failed(self, delivery: _Delivery, exc: OSError) -> None:
         self.stats.sink_errors[delivery.sink.name] += 1

@@ -103,6 +103,16 @@ def test_an_ack_is_sent_for_a_batch_with_a_hostile_record_and_all_of_it_is_writt
     assert [r["message"] for r in records if "_error" not in r] == ["good-1", "good-2", "good-3"]
 
 
+def test_a_record_the_console_cannot_format_costs_no_other_record_in_any_sink(daemon, tmp_path):
+    d = daemon('file = "agent.log"')  # the console too, in its text format
+    send(d.socket_path, b'{"message":"first"}\n' + deep(600) + b'\n{"message":"last"}\n')
+    status = request(d.socket_path, "status")
+    assert d.stop() == 0
+    assert [r["message"] for r in agent_records(tmp_path / "agent.log")][::2] == ["first", "last"]
+    assert "first" in d.stdout() and "last" in d.stdout() and "_error=" in d.stdout()
+    assert status["record_errors"] == {"encode": 1, "sink_console": 1}
+
+
 def test_a_superscript_time_is_not_canonical_and_list_and_trace_still_work(daemon, tmp_path):
     d = daemon('file = "agent.log"\nfile_only = true')
     send_records(d.socket_path, [
