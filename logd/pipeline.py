@@ -11,7 +11,6 @@ the sink takes it. Nothing accepted is dropped on the way.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Callable, Iterable, Protocol
 
 import orjson
 
+from logd.isolation import ERROR_FIELD, encodable, fallback_record, step_name
 from logd.levels import RANK
 from logd.record import RawNumber, Record
 from logd.timestamps import format_epoch
@@ -43,49 +43,6 @@ def encode(record: Record) -> bytes:
     return orjson.dumps(record, default=_default, option=_dumps_option)
 
 
-def _exact(value: object, depth: int = 0) -> object:
-    """``value`` with what orjson refuses but JSON allows made into verbatim fragments:
-    strings with lone surrogates (escaped as the client sent them), integers beyond 64 bits."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-            return value
-        except UnicodeEncodeError:
-            return orjson.Fragment(json.dumps(value))  # type: ignore[attr-defined]
-    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
-        return orjson.Fragment(str(value))  # type: ignore[attr-defined]
-    if depth > 250:
-        return value  # too deep for orjson whatever we do: the caller keeps it as text
-    if isinstance(value, dict):
-        return {(_exact(k, depth + 1) if isinstance(k, str) else k): _exact(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_exact(v, depth + 1) for v in value]
-    return value
-
-
-def encode_isolated(record: Record) -> bytes:
-    """:func:`encode`, or for a record orjson refuses (nesting deeper than 254, integers
-    beyond 64 bits, lone surrogates) the same record with each refused value kept as
-    flagged text: the record is never lost and never takes its batch with it."""
-    try:
-        return encode(record)
-    except (orjson.JSONEncodeError, TypeError, ValueError):
-        pass
-    try:
-        return encode(_exact(record))  # type: ignore[arg-type]  # valid JSON kept exactly, not flagged
-    except (orjson.JSONEncodeError, TypeError, ValueError) as exc:
-        flag(record, "encode", exc)
-        for key, value in list(record.items()):
-            try:
-                orjson.dumps(value, default=str)
-            except (orjson.JSONEncodeError, TypeError, ValueError):
-                record[key] = record_text(value)
-        try:
-            return encode(record)
-        except (orjson.JSONEncodeError, TypeError, ValueError):  # a refused key: keep the text of it all
-            return encode(fallback_record(record, "encode", exc))
-
-
 class Batch:
     """Records written together; the JSON encoding is made once and shared by every sink."""
 
@@ -101,11 +58,17 @@ class Batch:
             try:
                 self._json = b"".join([encode(r) for r in self.records])
             except (orjson.JSONEncodeError, TypeError, ValueError):  # find the culprits, keep everyone
-                lines = [encode_isolated(r) for r in self.records]
-                if self.on_error is not None:
-                    self.on_error("encode", sum(1 for r in self.records if ERROR_FIELD in r))
-                self._json = b"".join(lines)
+                self._json = b"".join([self._encode_one(r) for r in self.records])
         return self._json
+
+    def _encode_one(self, record: Record) -> bytes:
+        try:
+            return encode(record)
+        except (orjson.JSONEncodeError, TypeError, ValueError):
+            fixed = encodable(record)
+            if self.on_error is not None and str(fixed.get(ERROR_FIELD, "")).startswith("encode:"):
+                self.on_error("encode", 1)
+            return encode(fixed)
 
     def encoded(self) -> bytes | None:
         """The JSON lines if a sink already made them (one line per record, in order), else None."""
@@ -436,88 +399,6 @@ class Pipeline:
     def sinks(self) -> Iterable[Sink]:
         return (d.sink for d in self.deliveries)
 
-
-ERROR_FIELD = "_error"
-MAX_ERROR_TEXT = 64 * 1024  # characters of a failed record's text that are kept
-_TEXT_DEPTH = 64
-
-
-def step_name(step: Step) -> str:
-    """A short name for a step in ``_error`` and the step_errors counter."""
-    name = getattr(step, "__qualname__", None) or type(step).__qualname__
-    return str(name).replace("<lambda>", "filter").split(".<locals>")[0]
-
-
-def flag(record: Record, step: str, exc: BaseException) -> None:
-    record[ERROR_FIELD] = f"{step}: {type(exc).__name__}: {str(exc)[:200]}"
-
-
-def record_text(value: object, depth: int = 0) -> str:
-    """JSON-like text of any value: deep nesting cut, surrogates escaped, big numbers exact."""
-    parts: list[str] = []
-    _text_into(value, depth, parts)
-    text = "".join(parts)
-    return text if len(text) <= MAX_ERROR_TEXT else text[:MAX_ERROR_TEXT] + "…"
-
-
-def _text_into(value: object, depth: int, out: list[str]) -> None:
-    if sum(map(len, out[-64:])) > MAX_ERROR_TEXT and len(out) > 64:
-        return
-    if isinstance(value, str):
-        out.append('"' + value.encode("utf-8", "backslashreplace").decode("utf-8").replace('"', '\\"') + '"')
-    elif isinstance(value, dict):
-        if depth >= _TEXT_DEPTH:
-            out.append("{…}")
-            return
-        out.append("{")
-        for i, (k, v) in enumerate(value.items()):
-            if i:
-                out.append(",")
-            _text_into(str(k), depth + 1, out)
-            out.append(":")
-            _text_into(v, depth + 1, out)
-        out.append("}")
-    elif isinstance(value, (list, tuple)):
-        if depth >= _TEXT_DEPTH:
-            out.append("[…]")
-            return
-        out.append("[")
-        for i, v in enumerate(value):
-            if i:
-                out.append(",")
-            _text_into(v, depth + 1, out)
-        out.append("]")
-    elif value is None or isinstance(value, (bool, int, float)):
-        out.append("null" if value is None else str(value).lower() if isinstance(value, bool) else str(value))
-    else:
-        out.append('"' + str(value).encode("utf-8", "backslashreplace").decode("utf-8") + '"')
-
-
-def fallback_record(record: Record, step: str, exc: BaseException) -> Record:
-    """A record a step could not handle, as plain text fields every step can: the time and
-    level if they are canonical strings, the whole record as text in ``message``, the
-    trusted fields and flags kept, and ``_error`` saying which step failed and why."""
-    time = record.get("time")
-    level = record.get("level")
-    safe: Record = {
-        "time": time if isinstance(time, str) and len(time) == 27 else format_epoch(time_now()),
-        "level": level if isinstance(level, str) and level in RANK else "info",
-        "message": record_text(record),
-    }
-    for key in _KEEP_ON_FALLBACK:
-        value = record.get(key)
-        if isinstance(value, (str, int, bool)) and not (isinstance(value, str) and len(value) > 256):
-            safe[key] = value
-    flag(safe, step, exc)
-    return safe
-
-
-def time_now() -> float:
-    return time.time()
-
-
-_KEEP_ON_FALLBACK = ("_pid", "_uid", "_gid", "_comm", "_rid", "_resent", "_partial", "_truncated",
-                     "_malformed", "_invalid_utf8", "agent")
 
 SELF_TRUSTED: Record = {"_pid": os.getpid(), "_uid": os.getuid(), "_gid": os.getgid(), "_comm": "logd"}
 

@@ -201,6 +201,7 @@ def test_hostile_lines_never_cost_an_honest_record_or_an_ack(fuzz_daemon, data, 
         t.start()
     for t in threads:
         t.join(60)
+    assert not any(t.is_alive() for t in threads), f"a client is stuck: {diagnosis(d)}"
     assert not errors, errors
 
     def complete() -> bool:
@@ -208,7 +209,10 @@ def test_hostile_lines_never_cost_an_honest_record_or_an_ack(fuzz_daemon, data, 
         got = d.seen.get(tag, {})  # type: ignore[attr-defined]
         return all(len(got.get(c, [])) >= n for c, n in expected.items())
 
-    wait_for(complete, timeout=20, what=f"example {tag}'s honest records")
+    try:
+        wait_for(complete, timeout=20, what=f"example {tag}'s honest records")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {diagnosis(d)}") from None
     got = d.seen.pop(tag)  # type: ignore[attr-defined]
     for client, n in expected.items():
         assert got.get(client, []) == list(range(n)), f"client {client}: {got.get(client)}"
@@ -219,6 +223,16 @@ def test_hostile_lines_never_cost_an_honest_record_or_an_ack(fuzz_daemon, data, 
     totals["honest"] += sum(expected.values())
     totals["hostile"] += len(hostile) * clients + sum(len(b) for b in batches) - expected["ack"]
     totals["acks"] += len(batches)
+
+
+def diagnosis(d: DaemonProcess) -> str:
+    """What the daemon says about itself, for a failure message."""
+    try:
+        status = request(d.socket_path, "status", timeout=5)
+        keys = ("connections", "paused", "queue_depth", "received", "record_errors", "sinks")
+        return f"status {({k: status.get(k) for k in keys})}; stderr {d.stderr()[-1500:]!r}"
+    except Exception as exc:  # the diagnosis must not hide the failure
+        return f"no status ({exc}); alive={d.proc.poll() is None}; stderr {d.stderr()[-1500:]!r}"
 
 
 def peak_rss_kb(pid: int) -> int:
