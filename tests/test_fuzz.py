@@ -99,9 +99,11 @@ example_ids = itertools.count()
 def fuzz_daemon(tmp_path_factory) -> Iterator[DaemonProcess]:
     workdir = tmp_path_factory.mktemp("fuzz")
     socks = Path(tempfile.mkdtemp(prefix="logd-fz-", dir="/tmp"))
-    config = write_config(workdir, socks / "logd.sock", 'file = "agent.log"\nfile_only = true')
+    # 20 MB files: a long run rotates many times, and the reader follows (read_new)
+    config = write_config(workdir, socks / "logd.sock", 'file = "agent.log"\nfile_only = true\nmax_size = 20')
     d = DaemonProcess(config, socks / "logd.sock", workdir).start()
     d.read_offset = 0  # type: ignore[attr-defined]
+    d.inode = None  # type: ignore[attr-defined]
     d.seen = {}  # type: ignore[attr-defined]  # example tag -> (client -> [i...])
     d.totals = dict.fromkeys(("examples", "honest", "hostile", "acks"), 0)  # type: ignore[attr-defined]
     yield d
@@ -115,8 +117,18 @@ def fuzz_daemon(tmp_path_factory) -> Iterator[DaemonProcess]:
 
 
 def read_new(d: DaemonProcess) -> None:
-    """Index the honest records written since the last look (every line must be JSON)."""
+    """Index the honest records written since the last look (every line must be JSON),
+    following the file through a size rotation (the rest of the old one is agent.log.1)."""
     path = d.workdir / "agent.log"
+    inode = os.stat(path).st_ino
+    if d.inode is not None and inode != d.inode:  # type: ignore[attr-defined]
+        _index(d, path.with_name("agent.log.1"))
+        d.read_offset = 0  # type: ignore[attr-defined]
+    d.inode = inode  # type: ignore[attr-defined]
+    _index(d, path)
+
+
+def _index(d: DaemonProcess, path: Path) -> None:
     with open(path, "rb") as f:
         f.seek(d.read_offset)  # type: ignore[attr-defined]
         data = f.read()
