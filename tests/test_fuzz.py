@@ -100,7 +100,7 @@ def fuzz_daemon(tmp_path_factory) -> Iterator[DaemonProcess]:
     workdir = tmp_path_factory.mktemp("fuzz")
     socks = Path(tempfile.mkdtemp(prefix="logd-fz-", dir="/tmp"))
     # 20 MB files: a long run rotates many times, and the reader follows (read_new)
-    config = write_config(workdir, socks / "logd.sock", 'file = "agent.log"\nfile_only = true\nmax_size = 20')
+    config = write_config(workdir, socks / "logd.sock", 'file = "agent.log"\nfile_only = true\nmax_size = 20\nmax_backups = 3')
     d = DaemonProcess(config, socks / "logd.sock", workdir).start()
     d.read_offset = 0  # type: ignore[attr-defined]
     d.inode = None  # type: ignore[attr-defined]
