@@ -72,6 +72,10 @@ class SocketSettings:
     max_connections: int = 1024  # more concurrent clients are refused, counted and reported
     allow_world_writable: bool = False  # a mode with o+w is refused unless this is set
     control_group: str | int | None = None  # members may run the read-only control commands (logd status)
+    # issue 18 (security/bounds): see docs/security.md
+    shared_folder: bool = False  # the socket's folder may be group-writable (agents' shared group)
+    idle_timeout: float = 300.0  # seconds a connection may send nothing before it is closed (0: never)
+    ack_timeout: float = 60.0  # seconds an ack client may leave its acks unread before it is dropped
 
 
 @dataclass(frozen=True)
@@ -379,6 +383,9 @@ _SOCKET_KEYS: dict[str, Validator] = {
     "max_connections": _integer(1, "a whole number >= 1"),
     "allow_world_writable": _boolean,
     "control_group": _group,
+    "shared_folder": _boolean,
+    "idle_timeout": _number(0, "a number of seconds >= 0 (0: never)"),
+    "ack_timeout": _number(0, "a positive number of seconds", positive=True),
 }
 
 

@@ -90,9 +90,12 @@ class ControlServer:
             line = await reader.readuntil(b"\n")
             request = orjson.loads(line[:MAX_REQUEST])
             command = request["command"]
-            handler = self.handlers.get(command)
         except (asyncio.LimitOverrunError, orjson.JSONDecodeError, KeyError, TypeError):
             return {"ok": False, "error": 'bad request: expected one JSON line {"command": ...}'}
+        if not isinstance(command, str):  # a dict or list here would make the lookup below raise
+            return {"ok": False, "error": f'bad request: "command" must be a string, not {type(command).__name__}',
+                    "commands": sorted(self.handlers)}
+        handler = self.handlers.get(command)
         if handler is None:
             return {"ok": False, "error": f"unknown command {command!r}",
                     "commands": sorted(self.handlers)}

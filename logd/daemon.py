@@ -146,7 +146,7 @@ async def serve(config: Config, clock: Callable[[], float] = time.time) -> int:
         systemd.notify("READY=1", f"STATUS=listening on {daemon.socket_path}", f"MAINPID={os.getpid()}")
         await stopping.wait()
         systemd.notify("STOPPING=1", "STATUS=draining clients")
-    return 0
+    return 1 if daemon.pipeline.lost_at_shutdown else 0  # records accepted and not written: say so
 
 
 class Daemon:

@@ -35,7 +35,7 @@ from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily, Hist
 from prometheus_client.exposition import choose_encoder
 
 from logd import __version__
-from logd.record import Record
+from logd.record import MAX_KEY_CHARS, Record, bounded_key
 from logd.timestamps import epoch_seconds
 from logd.usage import usage_families
 
@@ -75,6 +75,8 @@ class AgentMetrics:
     def label(self, agent: object) -> str:
         """The agent's label value: its name, until ``max_agents`` names are known."""
         name = agent if agent.__class__ is str else (NO_AGENT if agent is None else str(agent))
+        if len(name) > MAX_KEY_CHARS:  # a label, and a key of every per-agent table: bounded (issue 18)
+            name = bounded_key(name)
         known = self._labels.get(name)
         if known is None:
             known = name if len(self._labels) < self.max_agents else OTHER_AGENTS
@@ -118,7 +120,7 @@ class AgentMetrics:
         hook = record.get("hook")
         if hook == "BeforeAgentRun" or hook == "AfterAgentRun":
             agent = record.get("agent_id") or record.get("agent")
-            key = (str(record.get("session_id")), str(agent))
+            key = (bounded_key(str(record.get("session_id"))), bounded_key(str(agent)))
             if hook == "BeforeAgentRun":
                 if len(self._open_runs) >= _MAX_OPEN_RUNS:
                     self._open_runs.clear()  # runs that never ended: forget rather than grow
@@ -172,8 +174,11 @@ def snapshot(*, pipeline: Pipeline, server: SocketServer | None, agents: AgentMe
         "queue_depth": pipeline.queue_depth,
         "connections": len(server.connections) if server is not None else 0,
         "connections_refused": server.rejected if server is not None else 0,
+        "connections_closed_idle": getattr(server, "closed_idle", 0),  # idle_timeout
+        "ack_clients_dropped": getattr(server, "dropped_unread", 0),  # ack_timeout: acks left unread
         "reloads": reloads,
         "dropped": dict(stats.dropped),
+        "record_errors": dict(getattr(stats, "step_errors", {})),  # records kept flagged, by failing step
         "sampled": dict(agents.sampled),
         "rate_limited": dict(agents.rate_limited),
         "redacted": dict(agents.redacted),
@@ -209,11 +214,21 @@ class LogdCollector:
         for reason in sorted(set(s["dropped"]) | {"below_level", "sampled", "rate_limited"}):
             dropped.add_metric([reason], s["dropped"].get(reason, 0))
         yield dropped
+        record_errors = CounterMetricFamily(
+            "logd_record_errors", "Records a step could not handle, kept as flagged text (_error), by step",
+            labels=["step"])
+        for step, n in sorted(s.get("record_errors", {}).items()):
+            record_errors.add_metric([step], n)
+        yield record_errors
         yield GaugeMetricFamily("logd_queue_depth", "Records accepted and waiting for the pipeline",
                                 value=s["queue_depth"])
         yield GaugeMetricFamily("logd_connections", "Open client connections", value=s["connections"])
         yield CounterMetricFamily("logd_connections_refused", "Connections refused at max_connections",
                                   value=s["connections_refused"])
+        yield CounterMetricFamily("logd_connections_closed_idle", "Connections closed after idle_timeout",
+                                  value=s.get("connections_closed_idle", 0))
+        yield CounterMetricFamily("logd_ack_clients_dropped", "Ack clients dropped for leaving acks unread",
+                                  value=s.get("ack_clients_dropped", 0))
         yield CounterMetricFamily("logd_config_reloads", "Configuration reloads applied", value=s["reloads"])
 
         written = CounterMetricFamily("logd_records_written", "Records handed to each sink", labels=["sink"])

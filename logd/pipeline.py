@@ -25,35 +25,57 @@ import orjson
 from logd.backoff import Backoff
 from logd.components import Sink, SinkStats, Step
 from logd.events import SELF_TRUSTED, Events
+from logd.isolation import ERROR_FIELD, encodable, fallback_record, step_name
 from logd.levels import RANK
-from logd.record import Record
+from logd.record import RawNumber, Record
 
 __all__ = ["BATCH_RECORDS", "SELF_TRUSTED", "Batch", "Branch", "Pipeline", "Sink", "Step", "encode", "level_filter"]
 
 # Records are encoded in batches of about this many, soon after parsing, while they are
 # still in CPU cache: measured, encoding a 3,000-record batch costs ~5x more per record.
 BATCH_RECORDS = 256
+SHUTDOWN_GRACE = 10.0  # seconds a failing sink is retried at shutdown before what it holds is given up
 _dumps_option = orjson.OPT_APPEND_NEWLINE
+
+
+def _default(value: object) -> object:
+    """What orjson cannot encode itself: a kept number verbatim, anything else as its text."""
+    if value.__class__ is RawNumber:
+        return orjson.Fragment(value.text)  # type: ignore[attr-defined]
+    return str(value)
 
 
 def encode(record: Record) -> bytes:
     """One record as a JSON line (what the file sink writes and ``format = "json"`` prints)."""
-    return orjson.dumps(record, default=str, option=_dumps_option)
+    return orjson.dumps(record, default=_default, option=_dumps_option)
 
 
 class Batch:
     """Records written together; the JSON encoding is made once and shared by every sink."""
 
-    __slots__ = ("records", "_json")
+    __slots__ = ("records", "_json", "on_error")
 
-    def __init__(self, records: list[Record]) -> None:
+    def __init__(self, records: list[Record], on_error: Callable[[str, int], None] | None = None) -> None:
         self.records = records
         self._json: bytes | None = None
+        self.on_error = on_error  # told ("encode", n) when records had to be encoded as flagged text
 
     def json_lines(self) -> bytes:
         if self._json is None:
-            self._json = b"".join([encode(r) for r in self.records])
+            try:
+                self._json = b"".join([encode(r) for r in self.records])
+            except (orjson.JSONEncodeError, TypeError, ValueError):  # find the culprits, keep everyone
+                self._json = b"".join([self._encode_one(r) for r in self.records])
         return self._json
+
+    def _encode_one(self, record: Record) -> bytes:
+        try:
+            return encode(record)
+        except (orjson.JSONEncodeError, TypeError, ValueError):
+            fixed = encodable(record)
+            if self.on_error is not None and str(fixed.get(ERROR_FIELD, "")).startswith("encode:"):
+                self.on_error("encode", 1)
+            return encode(fixed)
 
     def encoded(self) -> bytes | None:
         """The JSON lines if a sink already made them (one line per record, in order), else None."""
@@ -96,6 +118,7 @@ class Stats:
     sink_errors: dict[str, int] = field(default_factory=dict)
     branch_delivered: dict[str, int] = field(default_factory=dict)  # by branch name (traces)
     branch_errors: dict[str, int] = field(default_factory=dict)
+    step_errors: dict[str, int] = field(default_factory=dict)  # records flagged, by the step that failed
 
 
 class _Delivery:
@@ -145,6 +168,7 @@ class Pipeline:
         self._scheduled = False
         self._paused = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.lost_at_shutdown = 0  # records a sink still held when close() gave up
 
     # --- intake ---
 
@@ -188,7 +212,10 @@ class Pipeline:
                 if i == fork:
                     self._fork(records)
                 count = len(records)
-                records = step(records)
+                try:
+                    records = step(records)
+                except Exception:  # isolation: only the records the step cannot handle are flagged
+                    records = self._step_per_record(step, records)
                 if len(records) != count:  # counted per step and batch, not per record
                     reason = getattr(step, "drop_reason", "filtered")
                     self.stats.dropped[reason] = self.stats.dropped.get(reason, 0) + count - len(records)
@@ -196,7 +223,7 @@ class Pipeline:
                 self._fork(records)
             self.stats.filtered += before - len(records)
         if records:
-            batch = Batch(records)
+            batch = Batch(records, self._count_error)
             for delivery in self.deliveries:
                 self._deliver(delivery, batch)
         if self._written_callbacks:
@@ -213,9 +240,33 @@ class Pipeline:
         for step in self.branch.steps:
             if not taken:
                 return
-            taken = step(taken)
+            try:
+                taken = step(taken)
+            except Exception:  # isolation, as on the main line
+                taken = self._step_per_record(step, taken)
         if taken:
-            self._deliver(self._branch_delivery, Batch(taken))
+            self._deliver(self._branch_delivery, Batch(taken, self._count_error))
+
+    def _step_per_record(self, step: Step, records: list[Record]) -> list[Record]:
+        """Run ``step`` on each record alone: a record it fails on is kept as flagged text."""
+        name = step_name(step)
+        kept: list[Record] = []
+        for record in records:
+            try:
+                kept.extend(step([record]))
+            except Exception as exc:
+                safe = fallback_record(record, name, exc)
+                try:  # the flagged text still goes through the step (redaction must see it)
+                    kept.extend(step([safe]))
+                except Exception:
+                    safe["message"] = "[record dropped: the step failed on its text too]"
+                    kept.append(safe)
+                self._count_error(name, 1)
+        return kept
+
+    def _count_error(self, step: str, count: int) -> None:
+        if count:
+            self.stats.step_errors[step] = self.stats.step_errors.get(step, 0) + count
 
     def _counts(self, delivery: _Delivery) -> tuple[dict[str, int], dict[str, int]]:
         if delivery is self._branch_delivery:
@@ -238,11 +289,34 @@ class Pipeline:
             delivery.sink.write(batch)
         except OSError as exc:
             self._failed(delivery, exc)
+        except Exception:  # isolation: a record the sink cannot format is flagged, the rest written
+            self._deliver_per_record(delivery, batch)
         else:
             if delivery.failing is not None:
                 self._recovered(delivery)
         # a failing sink holds what it could not write, so the batch is handed over either way
         self._counts(delivery)[0][delivery.sink.name] += len(batch.records)
+
+    def _deliver_per_record(self, delivery: _Delivery, batch: Batch) -> None:
+        """Write the batch to this sink one record at a time; a record it raises on is written
+        as its flagged text form instead (a sink raises before writing: it formats first)."""
+        sink, name = delivery.sink, f"sink_{delivery.sink.name}"
+        for record in batch.records:
+            try:
+                sink.write(Batch([record], self._count_error))
+                continue
+            except OSError as exc:
+                self._failed(delivery, exc)  # the sink holds it, like any failed write
+                continue
+            except Exception as exc:
+                failure = exc
+            self._count_error(name, 1)
+            try:
+                sink.write(Batch([fallback_record(record, name, failure)], self._count_error))
+            except OSError as exc:
+                self._failed(delivery, exc)
+            except Exception:
+                pass  # not even its text form: counted, and the other records go on
 
     def _failed(self, delivery: _Delivery, exc: OSError) -> None:
         self._counts(delivery)[1][delivery.sink.name] += 1
@@ -341,15 +415,35 @@ class Pipeline:
         """Records accepted and not yet through the steps."""
         return len(self._pending)
 
-    def close(self) -> None:
-        """Drain, then flush and close every sink (shutdown path; errors are reported, not raised)."""
+    def close(self, grace: float = SHUTDOWN_GRACE) -> None:
+        """Drain, then flush and close every sink (shutdown path; errors are reported, not raised).
+
+        A sink that cannot write (disk full) is retried for up to ``grace`` seconds; what it
+        still holds then is counted as lost and reported, and a torn last line is taken back,
+        so the file ends on a whole line (``lost_at_shutdown``)."""
         self.drain()
         self.events.disconnect()  # from here logd's own events only reach stderr
+        deadline = time.monotonic() + grace
         for delivery in self._every():
             if delivery.retry is not None:
                 delivery.retry.cancel()
+            sink, delay = delivery.sink, 0.05
+            while True:
+                try:
+                    sink.flush()
+                    break
+                except OSError as exc:
+                    self._counts(delivery)[1][sink.name] += 1
+                    if time.monotonic() + delay > deadline:
+                        discard = getattr(sink, "discard_unwritten", None)
+                        lost = discard() if discard is not None else 0
+                        self.lost_at_shutdown += lost
+                        self.events.emit("error", f"sink {sink.name} could not write {lost} records before exit",
+                                         sink=sink.name, error=str(exc))
+                        break
+                    time.sleep(delay)  # shutting down: nothing else to serve
+                    delay = min(delay * 2, 1.0)
             try:
-                delivery.sink.flush()
                 delivery.sink.close()
             except OSError as exc:
                 self._counts(delivery)[1][delivery.sink.name] += 1

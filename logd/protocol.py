@@ -32,18 +32,33 @@ def ack_line(seq: int) -> bytes:
     return b'{"ack":%d}\n' % seq
 
 
+# the stream id is copied into every record's _rid: a short, plain name only
+MAX_STREAM_ID = 128
+_STREAM_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:@/+-")
+
+
 def parse_hello(line: bytes) -> str | None:
-    """The stream id of a hello line (one is made up when the client gave none), else None."""
-    if _HELLO_MARK not in line:
+    """The stream id of a hello line (one is made up when the client gave none), else None.
+
+    Only a real hello counts: ``logd_ack`` and ``stream`` and nothing else, with a stream id
+    of at most MAX_STREAM_ID plain characters. Anything else (a plain client's record that
+    happens to hold ``"logd_ack": 1``) is an ordinary record."""
+    if _HELLO_MARK not in line or len(line) > 64 + MAX_STREAM_ID:
         return None
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
         return None
-    if not isinstance(obj, dict) or obj.get(HELLO_KEY) != PROTOCOL_VERSION:
+    if not isinstance(obj, dict) or obj.get(HELLO_KEY) != PROTOCOL_VERSION or type(obj[HELLO_KEY]) is not int:
+        return None
+    if not set(obj) <= {HELLO_KEY, "stream"}:
         return None
     stream = obj.get("stream")
-    return stream if isinstance(stream, str) and stream else os.urandom(6).hex()
+    if stream is None or stream == "":
+        return os.urandom(6).hex()
+    if isinstance(stream, str) and len(stream) <= MAX_STREAM_ID and _STREAM_CHARS.issuperset(stream):
+        return stream
+    return None
 
 
 def parse_header(line: bytes) -> tuple[int, int, bool] | None:

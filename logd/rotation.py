@@ -540,10 +540,11 @@ class FileSet:
                 return False
             backup = pending[0]
             assert backup.plain is not None
-            src = os.open(backup.plain, os.O_RDONLY | os.O_CLOEXEC)
+            # O_NOFOLLOW: a symlink swapped in for a backup is refused, never its target copied
+            src = os.open(backup.plain, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
             temp = backup_name(self.path, backup.number, compression.suffix + ".tmp")
             try:
-                dst = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
+                dst = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, FILE_MODE)
             except OSError:
                 os.close(src)
                 raise

@@ -13,7 +13,8 @@ from datetime import datetime, timedelta, timezone
 UTC = timezone.utc
 
 _ISO = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?\s*(Z|z|UTC|[+-]\d{2}(?::?\d{2})?)?"
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?\s*(Z|z|UTC|[+-]\d{2}(?::?\d{2})?)?",
+    re.ASCII,  # only ASCII digits: int() would take Arabic-Indic or fullwidth ones too
 )
 _CACHE: dict[str, str | None] = {}
 _CACHE_MAX = 4096
@@ -69,20 +70,27 @@ def _parse_text(text: str) -> str | None:
         return None
     year, month, day, hour, minute, second, frac, tz = m.groups()
     micro = int((frac or "0")[:6].ljust(6, "0"))
+    # all of it inside the try: an offset of +99:00 or a date at the edge of the calendar
+    # is "not a time", never an exception that takes the record's batch with it
     try:
         dt = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro)
-    except ValueError:
+        if tz is None:
+            dt = dt.astimezone()  # naive times (Python's asctime) are the machine's local time
+        elif tz in ("Z", "z", "UTC"):
+            dt = dt.replace(tzinfo=UTC)
+        else:
+            sign = -1 if tz[0] == "-" else 1
+            digits = tz[1:].replace(":", "")
+            offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
+            dt = dt.replace(tzinfo=timezone(sign * offset))
+        return format_utc(dt)
+    except (ValueError, OverflowError, OSError):
         return None
-    if tz is None:
-        dt = dt.astimezone()  # naive times (Python's asctime) are the machine's local time
-    elif tz in ("Z", "z", "UTC"):
-        dt = dt.replace(tzinfo=UTC)
-    else:
-        sign = -1 if tz[0] == "-" else 1
-        digits = tz[1:].replace(":", "")
-        offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
-        dt = dt.replace(tzinfo=timezone(sign * offset))
-    return format_utc(dt)
+
+
+def _ascii_digits(text: str) -> bool:
+    """``str.isdigit`` alone also accepts superscripts and other scripts' digits."""
+    return text.isascii() and text.isdigit()
 
 
 def _canonical_prefix_ok(prefix: str) -> bool:
@@ -90,7 +98,7 @@ def _canonical_prefix_ok(prefix: str) -> bool:
     if ok is None:
         try:
             datetime.strptime(prefix, "%Y-%m-%dT%H:%M:%S")
-            ok = True
+            ok = prefix.isascii()
         except ValueError:
             ok = False
         if len(_PREFIX_OK) > _CACHE_MAX:
@@ -106,7 +114,7 @@ def normalize_time(value: object) -> str | None:
             len(value) == 27
             and value[26] == "Z"
             and value[19] == "."
-            and value[20:26].isdigit()
+            and _ascii_digits(value[20:26])
             and _canonical_prefix_ok(value[:19])
         ):
             return value
@@ -115,7 +123,7 @@ def normalize_time(value: object) -> str | None:
             and value[-1] == "Z"
             and value[19] == "."
             and value[10] == "T"
-            and value[20:-1].isdigit()
+            and _ascii_digits(value[20:-1])
             and _canonical_prefix_ok(value[:19])
         ):  # UTC with a fraction of any precision (zerolog ms, Go RFC3339Nano): no datetime needed
             return f"{value[:20]}{value[20:-1][:6].ljust(6, '0')}Z"

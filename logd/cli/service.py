@@ -15,6 +15,7 @@ from logd.cli.common import (CONFIG_HELP, config_error, warn, EXIT_FAILURE, EXIT
                              load, resolve_socket)
 from logd.config import ConfigError, describe
 from logd.timestamps import format_epoch
+from logd.client.sender import trusted_daemon_uids, untrusted_peer  # the peer check every client makes
 
 if TYPE_CHECKING:
     from logd.traces.formats import Documents
@@ -77,6 +78,11 @@ def cmd_send(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     except PermissionError:
         error(f"permission denied connecting to {path}; is your user in the socket's group?")
+        return EXIT_FAILURE
+    refused = untrusted_peer(sock, path, trusted_daemon_uids())  # before a single byte is sent
+    if refused is not None:
+        sock.close()
+        error(refused)
         return EXIT_FAILURE
     try:
         if args.message is not None:

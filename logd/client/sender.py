@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import atexit
 import os
+import pwd
 import socket
+import struct
 import sys
 import threading
 import time
@@ -31,6 +33,57 @@ from logd.timestamps import format_epoch
 
 Record = dict[str, Any]
 _OPTIONS = orjson.OPT_APPEND_NEWLINE
+_PEERCRED = struct.Struct("3i")
+DAEMON_USER_ENV = "LOGD_DAEMON_USER"  # the user (name or uid) logd runs as, when not root or you
+
+
+def trusted_daemon_uids(extra: str | int | None = None) -> set[int]:
+    """Who may be listening on logd's socket: root, this process's user, and the user named
+    by ``extra`` or ``$LOGD_DAEMON_USER`` (a service account such as ``logd``)."""
+    uids = {0, os.getuid()}
+    for who in (extra, os.environ.get(DAEMON_USER_ENV)):
+        if who is None or who == "":
+            continue
+        if isinstance(who, int) or str(who).isdecimal():
+            uids.add(int(who))
+            continue
+        try:
+            uids.add(pwd.getpwnam(str(who)).pw_uid)
+        except KeyError:
+            pass  # an unknown name trusts nobody more
+    return uids
+
+
+def vouched_by_folder(path: os.PathLike[str] | str, uid: int) -> bool:
+    """A service account's socket in a system folder (systemd's ``/run/logd``, owned by ``logd``):
+    the socket's folder belongs to the daemon's user, and the folder holding it (``/run``) is
+    root's and writable by nobody else, so no other user could have made either."""
+    folder = Path(path).parent
+    try:
+        mine, parent = os.stat(folder), os.stat(folder.parent)
+    except OSError:
+        return False
+    return (mine.st_uid == uid and not mine.st_mode & 0o022
+            and parent.st_uid == 0 and not parent.st_mode & 0o022)
+
+
+def untrusted_peer(sock: socket.socket, path: os.PathLike[str] | str, trusted: set[int]) -> str | None:
+    """Why the process listening at ``path`` must not get our records (kernel peer credentials),
+    or None when it runs as a trusted user: another local user could have put their own socket
+    there (a folder they created first), and records hold secrets until logd redacts them."""
+    try:
+        pid, uid, _ = _PEERCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size))
+    except OSError as exc:
+        return f"cannot check who listens on {path}: {exc}"
+    if uid in trusted or vouched_by_folder(path, uid):
+        return None
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        name = "?"
+    allowed = ", ".join(str(u) for u in sorted(trusted))
+    return (f"refusing to send to {path}: it is served by pid {pid} running as uid {uid} ({name}), "
+            f"not root or the expected user (uids {allowed}); set {DAEMON_USER_ENV} if logd runs as {name}")
 SEND_BUFFER = 1 << 20  # bytes asked for the socket's send buffer (the kernel caps it at wmem_max)
 
 
@@ -115,8 +168,12 @@ class Sender:
         backoff_cap: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         stream: str | None = None,
+        daemon_user: str | int | None = None,
     ) -> None:
+        """``daemon_user``: the user logd runs as, if not root or this process's user (see
+        :func:`trusted_daemon_uids`); a socket served by anyone else gets nothing."""
         self.path = Path(path) if path is not None else client_socket_path()
+        self.trusted_uids = trusted_daemon_uids(daemon_user)
         self.ack = ack
         self.max_buffer = max_buffer
         # records per write; in ack mode per round trip, so there it is everything queued:
@@ -300,6 +357,9 @@ class Sender:
             pass
         try:
             sock.connect(os.fspath(self.path))
+            refused = untrusted_peer(sock, self.path, self.trusted_uids)
+            if refused is not None:
+                raise _Closed(refused)
             if self.ack:
                 self._sock, self._inbox = sock, b""
                 sock.sendall(hello_line(self.stream))

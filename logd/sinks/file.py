@@ -32,6 +32,18 @@ from logd.rotation import FILE_MODE, FileSet, OnDelete, RotationPolicy
 __all__ = ["FILE_MODE", "FileSink"]
 
 
+def _open_log(path: Path) -> int:
+    """The log file for appending; a symlink at its path is refused (O_NOFOLLOW), so a link
+    swapped in by someone else never makes logd append to (or rotate) its target."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, FILE_MODE)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, "is a symbolic link; logd does not follow links for its log file "
+                                       "(remove the link)", str(path)) from None
+        raise
+
+
 class FileSink:
     name = "file"
 
@@ -76,12 +88,13 @@ class FileSink:
                 if self.policy.schedule is not None:
                     start = rotation.period_start(self.path, self.clock())
                     self._next_boundary = self.policy.schedule.next_boundary(start)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+            self._fd = _open_log(self.path)
             self._size = -1
             if self._bounds is not None:
                 self._bounds.opened(self._fd)
             if self.files is not None:
                 self._generation = self.files.generation
+            self._start_on_fresh_line(self._fd)
         elif self.files is not None and self._generation != self.files.generation:
             self._close_fd()  # the other sink of a reload rotated the file: follow it
             return self._open()
@@ -92,6 +105,25 @@ class FileSink:
     def _report(self, level: str, message: str, fields: dict[str, Any]) -> None:
         """The rotation thread's reports (its callback shape), as events."""
         self.events.emit(level, message, sink=self.name, **fields)
+
+    def _start_on_fresh_line(self, fd: int) -> None:
+        """A file whose last line is torn (a logd killed or out of space mid-write, or another
+        writer) gets a newline first: our records never run on from a fragment."""
+        size = os.fstat(fd).st_size
+        if size > 0 and not self._line_head and os.pread(fd, 1, size - 1) != b"\n":
+            os.write(fd, b"\n")
+            self._report("warn", "log file ended in a torn line; it is left as it is and logging goes on "
+                                 "from a new line", {"file": str(self.path)})
+
+    def _check_linked(self, fd: int) -> int:
+        """The open file was deleted (or its whole folder): recreate it now, rather than write
+        into a file nobody can see. Reported once per recreation."""
+        if os.fstat(fd).st_nlink > 0:
+            return fd
+        self._line_head = b""  # what a deleted file held is gone with it
+        self._close_fd()
+        self._report("warn", "log file was deleted; recreated it", {"file": str(self.path)})
+        return self._open()
 
     def open(self) -> None:
         """Open (creating folders and the file) now, so a bad path fails at start or reload."""
@@ -115,7 +147,7 @@ class FileSink:
         self.flush()
 
     def flush(self) -> None:
-        fd = self._open()
+        fd = self._check_linked(self._open())
         if self.policy is None:
             while self._unwritten:
                 if self._reopen_asked:
@@ -262,6 +294,19 @@ class FileSink:
     def settle(self, timeout: float = 30.0) -> bool:
         """Wait for the background compression and retention asked for so far."""
         return self.files.settle(timeout) if self.files is not None else True
+
+    def discard_unwritten(self) -> int:
+        """Give up what could not be written (shutdown on a disk that stays full): takes back a
+        torn last line so the file ends on a whole line, and returns how many records are lost."""
+        lost = self._unwritten.count(b"\n")
+        if self._line_head and self._fd is not None:
+            try:
+                os.ftruncate(self._fd, os.fstat(self._fd).st_size - len(self._line_head))
+            except OSError:
+                pass  # the next start still begins on a fresh line (_start_on_fresh_line)
+            self._line_head = b""
+        self._unwritten = b""
+        return lost
 
     def close(self) -> None:
         self._close_fd()

@@ -48,6 +48,7 @@ def create_listener(settings: SocketSettings, backlog: int = 1024) -> socket.soc
     if not path.parent.exists():
         # a folder we create holds only our socket: nobody else needs to list it
         path.parent.mkdir(parents=True, mode=0o700)
+    check_folder(path.parent, shared=settings.shared_folder)
     _clear_stale(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old_umask = os.umask(0o177)  # never visible with looser permissions, even for a moment
@@ -73,6 +74,33 @@ def create_listener(settings: SocketSettings, backlog: int = 1024) -> socket.soc
     sock.listen(backlog)
     sock.setblocking(False)
     return sock
+
+
+def check_folder(folder: Path, *, shared: bool = False, uid: int | None = None) -> None:
+    """Refuse a socket folder another user controls: whoever can write to it can replace our
+    socket with theirs and read every client's records (``/tmp/logd-$UID`` can be made by
+    anyone first). It must be owned by us (or root) and not writable by others; group-writable
+    only with ``shared_folder = true``. A sticky folder such as /tmp is fine: there nobody
+    can remove or rename an entry they do not own."""
+    uid = os.getuid() if uid is None else uid
+    try:
+        st = os.stat(folder)
+    except OSError as exc:
+        raise StartupError(f"cannot check socket folder {folder}: {exc.strerror}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise StartupError(f"socket folder {folder} is not a folder")
+    mode = stat.S_IMODE(st.st_mode)
+    sticky = bool(mode & stat.S_ISVTX)
+    if st.st_uid not in (uid, 0):
+        raise StartupError(f"socket folder {folder} belongs to uid {st.st_uid}, not to logd's user (uid {uid}) "
+                           "or root: another user could replace the socket; remove it or choose another "
+                           "[logging.socket] path")
+    writable = mode & (stat.S_IWOTH | (0 if shared else stat.S_IWGRP))
+    if writable and not sticky:
+        who = "others" if mode & stat.S_IWOTH else "its group"
+        raise StartupError(f"socket folder {folder} (mode {mode:04o}) is writable by {who}, who could replace "
+                           f"the socket: chmod go-w {folder}"
+                           + ("" if mode & stat.S_IWOTH else ", or set [logging.socket] shared_folder = true"))
 
 
 def _clear_stale(path: Path) -> None:
@@ -121,6 +149,11 @@ class Connection(asyncio.Protocol):
         # the first line decides: an ack hello hands the connection to an AckReader
         self._ack: AckReader | None = None
         self._plain = False  # known once the first line is complete
+        self.last_active = 0.0  # loop time of the last data: idle connections are closed (idle_timeout)
+        # an ack client that does not read its acks: reading stops while our answers to it pile
+        # up, and it is dropped if they are still unread after ack_timeout
+        self.write_blocked = False
+        self._ack_deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -132,11 +165,37 @@ class Connection(asyncio.Protocol):
             self.trusted = peer_credentials(transport.get_extra_info("socket"))
         except OSError:
             self.trusted = {}
+        self.last_active = self.server.loop_time()
         if self.server.pipeline.paused:
             transport.pause_reading()
 
+    def pause_writing(self) -> None:
+        """The transport's buffer of answers to this client is full: it does not read them."""
+        self.write_blocked = True
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
+            timeout = self.server.settings.ack_timeout
+            self._ack_deadline = asyncio.get_running_loop().call_later(timeout, self._drop_unread, timeout)
+
+    def resume_writing(self) -> None:
+        self.write_blocked = False
+        if self._ack_deadline is not None:
+            self._ack_deadline.cancel()
+            self._ack_deadline = None
+        if self.transport is not None and not self.transport.is_closing() and not self.server.pipeline.paused:
+            self.transport.resume_reading()
+
+    def _drop_unread(self, timeout: float) -> None:
+        self._ack_deadline = None
+        if self.transport is not None and not self.transport.is_closing():
+            self.server.dropped_unread += 1
+            self.server.events.emit("warn", "ack client dropped: it left its acks unread", event="ack_timeout",
+                                      ack_timeout_s=timeout, client_pid=self.trusted.get("_pid"))
+            self.transport.abort()  # what it sent is written; unacked batches are resent by a real client
+
     def data_received(self, data: bytes) -> None:
         self.server.bytes_received += len(data)
+        self.last_active = self.server.loop_time()
         if not self._plain:  # once per chunk, not per line: the plain path stays as it was
             if self._ack is None:
                 data = self._check_hello(data)
@@ -183,6 +242,9 @@ class Connection(asyncio.Protocol):
         return False  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._ack_deadline is not None:
+            self._ack_deadline.cancel()
+            self._ack_deadline = None
         if self._ack is not None:
             self._ack.connection_lost()
         else:
@@ -225,8 +287,11 @@ class SocketServer:
         self.connections: set[Connection] = set()
         self.rejected = 0
         self.bytes_received = 0
+        self.closed_idle = 0  # connections closed by idle_timeout
+        self.dropped_unread = 0  # ack clients dropped by ack_timeout
         self._last_reject_report = 0.0
         self._server: asyncio.AbstractServer | None = None
+        self._reaper: asyncio.Task | None = None
         self._idle = asyncio.Event()
         self._idle.set()
         pressure.subscribe(self.set_paused)
@@ -238,7 +303,26 @@ class SocketServer:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_unix_server(lambda: Connection(self), sock=self.listener)
+        self._reaper = loop.create_task(self._close_idle())
 
+    def loop_time(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    async def _close_idle(self) -> None:
+        """Close connections that sent nothing for idle_timeout: idle clients cannot hold all
+        max_connections slots. A client we stopped reading (backpressure) is not idle."""
+        while True:
+            timeout = self.settings.idle_timeout  # read each time: a reload may change it
+            await asyncio.sleep(min(max(timeout / 4, 0.05), 5.0) if timeout > 0 else 5.0)
+            if timeout <= 0 or self.pipeline.paused:
+                continue
+            now = self.loop_time()
+            for conn in list(self.connections):
+                if conn.write_blocked or now - conn.last_active <= timeout:
+                    continue
+                if conn.transport is not None and not conn.transport.is_closing():
+                    self.closed_idle += 1
+                    conn.transport.close()
     def admit(self, conn: Connection) -> bool:
         if len(self.connections) >= self.settings.max_connections:
             self.rejected += 1
@@ -264,7 +348,9 @@ class SocketServer:
                 if paused:
                     conn.transport.pause_reading()
                 else:
-                    conn.transport.resume_reading()
+                    conn.last_active = self.loop_time()  # a client we did not read was not idle
+                    if not conn.write_blocked:  # one leaving its acks unread stays paused
+                        conn.transport.resume_reading()
 
     async def stop(self, timeout: float = 10.0) -> int:
         """Stop accepting, read what clients already sent, and wait for them to close.
@@ -273,6 +359,8 @@ class SocketServer:
         """
         if self._server is not None:
             self._server.close()
+        if self._reaper is not None:
+            self._reaper.cancel()
         for conn in list(self.connections):
             conn.shutdown_read()
         try:

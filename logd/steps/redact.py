@@ -4,7 +4,11 @@ Two rules, applied at any depth of a record (dicts and lists are walked, nothing
 - a field whose *name* is secret (``password``, ``apiKey``, ``X-Api-Key``, ``access_token``...)
   has its whole value replaced by ``"[REDACTED]"``;
 - any *string value* (the message included) has every match of the patterns (bearer
-  tokens, ``sk-...`` API keys, ...) replaced by ``"[REDACTED]"``.
+  tokens, ``sk-...`` API keys, ...) replaced by ``"[REDACTED]"``;
+- the ``message`` text, and every string of a record kept as text (truncated, malformed,
+  partial, flagged ``_error``), also has the *values* of secret keys written in text
+  redacted: ``password=hunter2``, ``"password": "hunter2"``, ``api_key: sk...`` (a structured
+  ``message`` object arrives as such JSON text, see record.py).
 
 This runs on every record, so it is built for the common case of a record with
 nothing to hide: key names are classified once and remembered, the patterns are one
@@ -56,6 +60,23 @@ _MAX_REMEMBERED = 4096
 _MAX_REMEMBERED_KEY = 128
 _MAX_REMEMBERED_VALUE = 256
 
+# flags of records kept as text: every string of theirs may hold "key=value" secrets
+TEXT_FLAGS = ("_truncated", "_malformed", "_partial", "_invalid_utf8", "_error")
+_TEXT_FLAG_SET = frozenset(TEXT_FLAGS)
+_KV_VALUE = r"""(?:"(?:[^"\\]|\\.)*"?|'[^']*'?|\\"(?:[^"\\]|\\[^"])*(?:\\")?|[^\s,;&}\])"']+)"""
+
+
+def key_value_pattern(keys: Iterable[str]) -> re.Pattern[str]:
+    """``<key> = value`` / ``"<key>": "value"`` in text, for any of ``keys`` (normalised form) at
+    the end of a longer key (``db_password``, ``X-Api-Key``, ``accessToken``). Group 1 is
+    everything up to the value, which is what is kept."""
+    words = sorted({k for k in keys if k}, key=len, reverse=True)
+    alternation = "|".join(r"[_\-. ]?".join(re.escape(part) for part in w.split("_")) for w in words)
+    # starts with the key literal itself (no "any prefix" part: that made the search quadratic on
+    # text like "a_a_a_..."); "db_password=" still matches at "password="
+    return re.compile(rf"""((?:{alternation})(?:\\?["'])?\s*[=:]\s*){_KV_VALUE}""", re.IGNORECASE)
+
+
 _CAMEL_BOUNDARY = re.compile(r"([a-z0-9])([A-Z])")
 _SEPARATORS = re.compile(r"[-. ]+")
 _LEADING_FLAGS = re.compile(r"\(\?([aiLmsux]+)\)")
@@ -105,18 +126,51 @@ class Redactor:
         # strings shorter than any match are never scanned; without patterns, none are
         self._min_len = _min_match_length(self.pattern) if self.pattern is not None else sys.maxsize
         self.replacement = replacement
+        self._kv = key_value_pattern(self.keys) if self.keys else None
+        # a message is searched for key=value only if its lowercase form holds the first word
+        # of some key: one lower() and a few substring tests instead of a regex on every message
+        self._kv_clean: set[str] = set()  # messages known to hold no key=value secret
+        self._kv_stems = tuple(sorted({k.split("_")[0] for k in self.keys if k}))
+        self._kv_replacement = "\\g<1>" + replacement.replace("\\", "\\\\")
         self._plain_keys: set[str] = set()  # keys already known not to be secret
         self._secret_keys: set[str] = set()
         self._clean: set[str] = set()  # string values known to match no pattern
         self.counts = {} if counts is None else counts  # "key" / "pattern" -> values redacted
 
     def __call__(self, records: list[Record]) -> list[Record]:
-        walk = self._walk_dict
+        walk, kv = self._walk_dict, self._kv
         for record in records:
             # a canonical record starts with ``time`` and ``level``, both made by logd from
             # parsed values (record.py): their strings need no scan
             walk(record, 2)
+            if kv is not None:
+                self._redact_text_forms(record, kv)
         return records
+
+    def _redact_text_forms(self, record: Record, kv: re.Pattern[str]) -> None:
+        """``key=value`` secrets in the message, and in every string of a record kept as text."""
+        if not record.keys().isdisjoint(_TEXT_FLAG_SET):
+            for key, value in record.items():
+                if value.__class__ is str and key != "time":
+                    record[key] = self._kv_scrub(kv, value)
+            return
+        message = record.get("message")
+        if message.__class__ is str and message not in self._kv_clean and ("=" in message or ":" in message):
+            low = message.lower()
+            for stem in self._kv_stems:
+                if stem in low:
+                    record["message"] = self._kv_scrub(kv, message)
+                    return
+            if len(message) <= _MAX_REMEMBERED_VALUE:  # agents repeat their messages
+                if len(self._kv_clean) >= _MAX_REMEMBERED:
+                    self._kv_clean.clear()
+                self._kv_clean.add(message)
+
+    def _kv_scrub(self, kv: re.Pattern[str], text: str) -> str:
+        scrubbed, count = kv.subn(self._kv_replacement, text)
+        if count:
+            self.counts["key"] = self.counts.get("key", 0) + count
+        return scrubbed
 
     # --- keys ---
 

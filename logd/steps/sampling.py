@@ -21,7 +21,7 @@ from typing import Callable
 
 from logd.levels import RANK
 from logd.pipeline import SELF_TRUSTED
-from logd.record import Record
+from logd.record import MAX_KEY_CHARS, Record, bounded_key
 from logd.timestamps import format_epoch
 
 Clock = Callable[[], float]
@@ -33,11 +33,16 @@ def _is_own(record: Record, pid: int = os.getpid()) -> bool:
     return record.get("_pid") == pid and record.get("agent") == "logd"
 
 
+# per-key tables stay bounded whatever clients send (issue 18): keys are at most
+# MAX_KEY_CHARS characters (record.bounded_key), and a table holds at most MAX_KEYS entries
+MAX_KEYS = 10_000
+
+
 def agent_of(record: Record) -> str:
     agent = record.get("agent")
-    if agent.__class__ is str:
-        return agent
-    return NO_AGENT if agent is None else str(agent)
+    if agent.__class__ is not str:
+        agent = NO_AGENT if agent is None else str(agent)
+    return agent if len(agent) <= MAX_KEY_CHARS else bounded_key(agent)
 
 
 class Sampler:
@@ -68,8 +73,11 @@ class Sampler:
             if RANK[level] > max_rank or _is_own(record):
                 kept.append(record)
                 continue
-            key = (agent_of(record), level, record["message"])
+            # the message's hash, not the message: a key never holds a 256 KB string
+            key = (agent_of(record), level, hash(record["message"]))
             n = seen.get(key, 0) + 1
+            if n == 1 and len(seen) >= MAX_KEYS:
+                seen.clear()  # like a new tick, early: counts start again rather than grow
             seen[key] = n
             if n <= initial or (thereafter and (n - initial) % thereafter == 0):
                 kept.append(record)
@@ -118,6 +126,11 @@ class RateLimiter:
             if window is None or now >= window.ends:
                 if window is not None and window.suppressed:
                     self._ended.append((agent, window.suppressed, window.ends))
+                elif window is None and len(windows) >= MAX_KEYS:
+                    oldest = next(iter(windows))  # the table stays bounded: end the oldest window now
+                    ended = windows.pop(oldest)
+                    if ended.suppressed:
+                        self._ended.append((oldest, ended.suppressed, ended.ends))
                 window = windows[agent] = _Window(now + self.interval)
             window.count += 1
             if window.count <= burst:
