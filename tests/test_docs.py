@@ -80,11 +80,14 @@ def go_cache() -> Path:
 
 def run_block(block: Block, folder: Path, env: dict[str, str], index: int, go_cache: Path) -> None:
     def check(cmd: list[str], extra_env: dict[str, str] | None = None) -> None:
-        result = subprocess.run(cmd, cwd=folder, env={**env, **(extra_env or {})}, capture_output=True, text=True,
-                                timeout=120)
-        assert result.returncode == 0, (f"{block.where}: {block.kind} block failed (exit {result.returncode})\n"
-                                        f"--- block ---\n{block.code}--- stdout ---\n{result.stdout[-3000:]}"
-                                        f"--- stderr ---\n{result.stderr[-3000:]}")
+        # output to files, not pipes: a daemon a block starts in the background keeps them open
+        out, err = folder / f"block_{index}.out", folder / f"block_{index}.err"
+        with open(out, "w") as stdout, open(err, "w") as stderr:
+            code = subprocess.run(cmd, cwd=folder, env={**env, **(extra_env or {})}, stdout=stdout, stderr=stderr,
+                                  timeout=120).returncode
+        assert code == 0, (f"{block.where}: {block.kind} block failed (exit {code})\n"
+                           f"--- block ---\n{block.code}--- stdout ---\n{out.read_text()[-3000:]}"
+                           f"--- stderr ---\n{err.read_text()[-3000:]}")
 
     if block.kind == "shell":
         check(["bash", "-euo", "pipefail", "-c", block.code])
