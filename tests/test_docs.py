@@ -79,18 +79,28 @@ def go_cache() -> Path:
 
 
 def run_block(block: Block, folder: Path, env: dict[str, str], index: int, go_cache: Path) -> None:
+    saved = folder / ".shell_state.cwd"
+    cwd = Path(saved.read_text().strip()) if saved.exists() else folder  # where the page's shell is now
+
     def check(cmd: list[str], extra_env: dict[str, str] | None = None) -> None:
         # output to files, not pipes: a daemon a block starts in the background keeps them open
         out, err = folder / f"block_{index}.out", folder / f"block_{index}.err"
         with open(out, "w") as stdout, open(err, "w") as stderr:
-            code = subprocess.run(cmd, cwd=folder, env={**env, **(extra_env or {})}, stdout=stdout, stderr=stderr,
+            code = subprocess.run(cmd, cwd=cwd, env={**env, **(extra_env or {})}, stdout=stdout, stderr=stderr,
                                   timeout=120).returncode
         assert code == 0, (f"{block.where}: {block.kind} block failed (exit {code})\n"
                            f"--- block ---\n{block.code}--- stdout ---\n{out.read_text()[-3000:]}"
                            f"--- stderr ---\n{err.read_text()[-3000:]}")
 
     if block.kind == "shell":
-        check(["bash", "-euo", "pipefail", "-c", block.code])
+        # one terminal per page, as its reader has: a block sees the folder and the variables
+        # the blocks before it left (state saved after each block, restored before the next)
+        state = folder / ".shell_state"
+        script = (f'[ -f "{state}" ] && source "{state}" 2>/dev/null\n'
+                  "set -euo pipefail\n" + block.code +
+                  f'\n{{ declare -p | grep -Ev "^declare -[a-zA-Z]*r" ; echo "cd $(printf %q "$PWD")"; }} > "{state}"\n'
+                  f'pwd > "{state}.cwd"\n')
+        check(["bash", "-c", script])
     elif block.kind == "python":
         script = folder / f"block_{index}.py"
         script.write_text(block.code)
