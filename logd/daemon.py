@@ -20,6 +20,7 @@ from typing import Awaitable, Callable
 from logd import __version__, systemd
 from logd.config import Config, ConfigError, changes, load_config, traces_dir
 from logd.control import ControlServer, control_path
+from logd.malloc import tune_malloc
 from logd.reload import ConfigWatcher
 from logd.pipeline import Pipeline, Sink, Step, level_filter, _stderr_line
 from logd.sources.unix import SocketServer, StartupError, create_listener
@@ -532,25 +533,6 @@ def snapshot_of(daemon: Daemon) -> dict:
     assert daemon.pipeline is not None
     return snapshot(pipeline=daemon.pipeline, server=daemon.server, agents=daemon.agents,
                     reloads=daemon.reloads, started=daemon.started, now=daemon.clock())
-
-
-def tune_malloc(trim_threshold: int = 64 << 20, mmap_threshold: int = 16 << 20) -> bool:
-    """Keep freed heap memory for reuse instead of returning it to the OS at once.
-
-    Each batch allocates and frees a few hundred KB (reads, encoded lines); with glibc's
-    defaults that memory is trimmed and page-faulted back in on every batch, which
-    measured at ~60% of the daemon's CPU time (`logd bench`: 145k -> 280k records/s).
-    No-op where glibc is not the allocator.
-    """
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-        return bool(libc.mallopt(M_TRIM_THRESHOLD, trim_threshold)) and bool(
-            libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold))
-    except (OSError, AttributeError):
-        return False
 
 
 def raise_fd_limit(wanted: int) -> None:

@@ -33,7 +33,7 @@ def sinks():
 
 def make(sinks, path: Path, **policy) -> FileSink:
     clock = policy.pop("clock", None)
-    sink = FileSink(path, RotationPolicy(**policy), **({"clock": clock} if clock else {}))
+    sink = FileSink(path, RotationPolicy(**{"names": "numbered", **policy}), **({"clock": clock} if clock else {}))
     sinks.append(sink)
     return sink
 
@@ -113,7 +113,7 @@ def test_max_backups_keeps_the_newest_and_counts_deletions(tmp_path, sinks):
         assert all(p.exists() for p in paths)  # the hook hears before the files go
         deleted_seen.append([p.name for p in paths])
 
-    sink = FileSink(tmp_path / "agent.log", RotationPolicy(size=SizeLimit(1_000), compression=Compression(),
+    sink = FileSink(tmp_path / "agent.log", RotationPolicy(names="numbered", size=SizeLimit(1_000), compression=Compression(),
                                                            retention=Retention(max_backups=3)), on_delete=on_delete)
     sinks.append(sink)
     for i in range(0, 200, 5):
@@ -328,7 +328,7 @@ def test_disk_full_while_writing_and_compressing_loses_nothing_once_space_is_bac
     filler = fill(small_fs)
 
     reports: list[tuple[str, str, dict]] = []
-    sink = FileSink(log, RotationPolicy(size=SizeLimit(30_000), compression=Compression()),
+    sink = FileSink(log, RotationPolicy(names="numbered", size=SizeLimit(30_000), compression=Compression()),
                     report=lambda level, message, fields: reports.append((level, message, fields)))
     sinks.append(sink)
     sink.open()  # start-up: the compressor tries agent.log.2 and finds the disk full

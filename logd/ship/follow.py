@@ -67,15 +67,33 @@ def _first_time(head: bytes) -> str | None:
     return reader.line_time(head[:cut]) if cut >= 0 else None
 
 
-def survey(current: Path) -> list[FileInfo]:
-    """Every file of the set, oldest first, with its first bytes."""
-    out = []
-    with reader.snapshot(current) as files:
-        for f in files:
-            head = read_head(f) if f.fd is not None else b""
-            size = os.fstat(f.fd).st_size if f.fd is not None else -1
-            out.append(FileInfo(f.path, f.number, f.compression, head, _first_time(head), size))
+def survey(current: Path, attempts: int = 20) -> list[FileInfo]:
+    """Every file of the set, oldest first, with its first bytes.
+
+    One file open at a time (a set keeps thousands of backups; holding them all open ran
+    out of descriptors): the listing is taken again afterwards, and a survey that a rotation
+    crossed is started over. Whoever opens a file later checks its head again."""
+    out: list[FileInfo] = []
+    for _ in range(attempts):
+        listed = reader.list_files(current)
+        out = [_info(path, number, compression) for path, number, compression in listed]
+        if reader.list_files(current) == listed:
+            break
     return out
+
+
+def _info(path: Path, number: int, compression: str) -> FileInfo:
+    file = reader.LogFile(path, number, compression)
+    try:
+        file.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return FileInfo(path, number, compression, b"", None, -1)
+    try:
+        size = os.fstat(file.fd).st_size
+        head = read_head(file) if size > 0 else b""  # an empty file needs no decompressor
+    finally:
+        file.close()
+    return FileInfo(path, number, compression, head, _first_time(head), size)
 
 
 def resume_index(files: list[FileInfo], position: Position | None) -> tuple[int, int]:

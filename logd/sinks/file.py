@@ -153,13 +153,15 @@ class FileSink:
         self._rotate_asked = False
         if self._size == 0:
             return False
+        started = time.perf_counter()
         self.files.rotate()
-        self._close_fd()  # renamed to .1; from here the next write opens a new file
+        self._close_fd()  # renamed to its backup name; from here the next write opens a new file
         self._generation = self.files.generation
         now = self.clock()
         if self.policy.schedule is not None:
             self._next_boundary = self.policy.schedule.next_boundary(now)
         self._open()  # the new file exists at once, for tail -F and readers (a failure: next write retries)
+        self.files.record_stall(time.perf_counter() - started)  # what this rotation held the writer up
         return True
 
     def rotate_now(self) -> bool:
@@ -231,6 +233,12 @@ class FileSink:
     def retention_deleted(self) -> int:
         """Backups deleted by retention (max_backups / max_age) since this path was first opened."""
         return self._counted.retention_deleted if self._counted is not None else 0
+
+    @property
+    def rotation_stalls(self) -> tuple[int, list[float]]:
+        """(rotations measured, the latest writer stalls in seconds) for this path."""
+        files = self._counted
+        return (files.stall_count, list(files.stalls)) if files is not None else (0, [])
 
     def settle(self, timeout: float = 30.0) -> bool:
         """Wait for the background compression and retention asked for so far."""
