@@ -156,6 +156,7 @@ def snapshot(*, pipeline: Any, server: Any, agents: AgentMetrics, reloads: int, 
             "rotations": getattr(sink, "rotations", 0 if name == "file" else None),
             "compression_seconds": getattr(sink, "compression_seconds", 0.0 if name == "file" else None),
             "retention_deleted": getattr(sink, "retention_deleted", None),
+            **_rotation_stalls(sink),
         }
     listening = server is not None and server.listening
     per_agent: dict[str, dict[str, int]] = {}
@@ -300,6 +301,15 @@ def _ship_families(targets: dict[str, dict[str, Any]]) -> Iterable:
 
 def _bound(value: float) -> str:
     return repr(float(value))
+
+
+def _rotation_stalls(sink: object) -> dict:
+    """The writer's pause per rotation (seconds -> ms): how many were measured, the latest few."""
+    measured = getattr(sink, "rotation_stalls", None)
+    if measured is None:
+        return {}
+    count, recent = measured
+    return {"rotation_stalls": count, "rotation_stall_ms": [round(s * 1000, 3) for s in recent]}
 
 
 def status_view(s: dict[str, Any]) -> dict[str, Any]:

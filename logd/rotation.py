@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 import os
 from collections import deque
+from contextlib import contextmanager
 import re
 import threading
 import time
@@ -40,7 +41,7 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import orjson
 import zstandard
@@ -475,6 +476,29 @@ class FileSet:
                 self._done = max(self._done, wanted)
                 self._cond.notify_all()
 
+    @contextmanager
+    def _scanned(self, pick: Callable[[list[Backup]], list[Backup]]) -> Iterator[list[Backup]]:
+        """Hold the lock with the backups ``pick`` chose from a scan that is still true.
+
+        The scan and the choice (thousands of names) are made before taking the lock, so a
+        rotation never waits for them. Only numbered names move: a rotation in between
+        means scanning again; dated ones stay valid (a rotation only adds the newest)."""
+        for _ in range(5):
+            generation = self.generation
+            found = self.names.scan()
+            chosen = pick(found)
+            self.lock.acquire()
+            if self.generation == generation or not any(b.number is not None for b in found):
+                break
+            self.lock.release()
+        else:
+            self.lock.acquire()
+            chosen = pick(self.names.scan())
+        try:
+            yield chosen
+        finally:
+            self.lock.release()
+
     def _pass(self) -> None:
         self._retain()
         while not self._stop and self._compress_next():
@@ -497,8 +521,8 @@ class FileSet:
         doomed: list[Path] = []  # the file readers use, per deleted backup (as its stable link)
         links: list[Path] = []
         inodes: set[tuple[int, int]] = set()
-        with self.lock:
-            for backup in retention.expired(self.names.scan(), self.clock()):
+        with self._scanned(lambda found: retention.expired(found, self.clock())) as expired:
+            for backup in expired:
                 for path in backup.files:
                     link = self.names.deleting(path)
                     link.unlink(missing_ok=True)  # from an earlier attempt
@@ -518,8 +542,8 @@ class FileSet:
                 self.on_delete(doomed)
             except Exception as exc:  # the hook's problem must not stop retention
                 self.report("error", "rotation: the retention hook failed", {"error": repr(exc)})
-        with self.lock:
-            for backup in self.names.scan():
+        with self._scanned(lambda found: found) as found:
+            for backup in found:
                 for path in backup.files:
                     try:
                         st = os.stat(path)
@@ -541,22 +565,26 @@ class FileSet:
         compression = self.policy.compression
         if compression is None:
             return False
-        with self.lock:
-            found = self.names.scan()
-            for backup in found:
+        target: list[Backup] = []  # the backup to compress, set by pick()
+
+        def pick(found: list[Backup]) -> list[Backup]:
+            """Leftovers of failures to clean up; sets ``target``."""
+            # the newest backup stays plain (numbered: .1), as it always has
+            target[:] = [b for i, b in enumerate(found)
+                         if (i >= 1 or (b.number or 0) >= 2) and b.plain and not b.compressed][:1]
+            return [b for b in found if b.temp is not None or (b.plain and b.compressed)]
+
+        with self._scanned(pick) as chosen:
+            for backup in chosen:
                 if backup.temp is not None:  # no compression runs now: any .tmp is left from a failure
-                    backup.temp.unlink()
+                    backup.temp.unlink(missing_ok=True)
                     backup.temp = None
                 if backup.plain is not None and backup.compressed is not None:
-                    backup.plain.unlink()  # a finish cut short by an error: the compressed file is complete
+                    backup.plain.unlink(missing_ok=True)  # a finish cut short: the compressed file is complete
                     backup.plain = None
-            found = [b for b in found if b.files]
-            # the newest backup stays plain (numbered: .1), as it always has
-            pending = [b for i, b in enumerate(found)
-                       if (i >= 1 or (b.number or 0) >= 2) and b.plain and not b.compressed]
-            if not pending:
+            if not target:
                 return False
-            backup = pending[0]
+            backup = target[0]
             assert backup.plain is not None
             src = os.open(backup.plain, os.O_RDONLY | os.O_CLOEXEC)
             temp = self.names.folder / (backup.base + compression.suffix + ".tmp")

@@ -302,6 +302,7 @@ def _register_modes() -> None:
     from logd.bench.ship import bench_ship
     from logd.bench.redact import bench_redact
     from logd.bench.rotation import bench_rotate
+    from logd.bench.soak import bench_soak
 
     MODES["traces"] = bench_traces
     MODES["client"] = bench_client
@@ -309,6 +310,7 @@ def _register_modes() -> None:
     MODES["ship"] = bench_ship
     MODES["redact"] = bench_redact
     MODES["rotate"] = bench_rotate
+    MODES["soak"] = bench_soak
 
 
 def main(args: argparse.Namespace) -> int:

@@ -29,4 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="logd query --level error over rotated zstd logs vs zstdcat | jq in the same run")
     p.add_argument("--query-mb", type=int, default=1024, metavar="MB",
                    help="uncompressed size of the logs --query reads (default 1024)")
+    p.add_argument("--soak", action="store_true",
+                   help="sustained paced load with rotation, zstd, shipping to rsyslog and reloads; "
+                        "RSS, CPU, rotation stalls and lag each minute, lost/duplicated at the end")
+    p.add_argument("--minutes", type=float, default=30, help="--soak: how long (default 30)")
+    p.add_argument("--rate", type=int, default=5_000, help="--soak: records/s in total (default 5000)")
+    p.add_argument("--backups", type=int, default=10_000,
+                   help="--soak: numbered backups present before the run (default 10000)")
     p.set_defaults(func=cmd_bench)
