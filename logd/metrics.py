@@ -309,7 +309,7 @@ def _rotation_stalls(sink: object) -> dict:
     if measured is None:
         return {}
     count, recent = measured
-    return {"rotation_stalls": count, "rotation_stall_ms": [round(s * 1000, 3) for s in recent]}
+    return {"rotation_stalls": count, "rotation_stall_ms": [round(s * 1000, 2) for s in recent]}
 
 
 def status_view(s: dict[str, Any]) -> dict[str, Any]:

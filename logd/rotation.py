@@ -56,7 +56,7 @@ CHUNK = 1 << 20  # bytes read from a backup at a time while compressing (into on
 # zstd's window/chain/hash tables grow to ~130 MB at level 22: capped, the compressor stays
 # under ~11 MB at any level (window 2 MB; ratio within ~1.5% of uncapped on agent logs)
 ZSTD_MAX_LOG = {"window_log": 21, "chain_log": 20, "hash_log": 20}
-STALLS_KEPT = 256  # recent writer stalls per rotation kept for status (``logd bench --soak``)
+STALLS_KEPT = 32  # recent writer stalls per rotation kept for status (``logd bench --soak`` polls often enough)
 DAY = 86_400.0
 RETENTION_INTERVAL = 3600.0  # seconds between retention passes without a rotation
 BACKGROUND_NICE = 10  # of the compression thread (only that thread; see FileSet._run)
@@ -391,7 +391,7 @@ class FileSet:
         when = max(now, self._last_stamp + 0.001)  # _last_stamp: from recover() at start-up
         while True:
             target = self.names.dated(when)
-            if not any(os.path.lexists(f"{target}{suffix}") for suffix in ("", ".zst", ".gz")):
+            if not any(os.path.lexists(f"{target}{suffix}") for suffix in ("", *backups.COMPRESSED_SUFFIXES)):
                 break
             when += 0.001
         self._last_stamp = backups.stamp_time(backups.stamp_text(when))

@@ -35,7 +35,7 @@ from logd.control import ControlError, request
 from logd.reading.files import read_lines, snapshot
 
 MAX_SIZE_MB = 5
-STATUS_EVERY = 10.0  # seconds between status polls (stalls are kept for the latest 256 rotations)
+STATUS_EVERY = 10.0  # seconds between status polls (status keeps the latest 32 stalls)
 
 # One paced sender: ``rate`` records/s until the stop file appears, then prints how many it sent.
 _CLIENT_CODE = r"""

@@ -1,6 +1,7 @@
 """Follow a JSON-lines log file and its rotated backups from a checkpoint, line by line.
 
-Rotation (``agent.log`` -> ``agent.log.1`` -> ``agent.log.2.zst``) renames files while
+Rotation (``agent.log`` -> ``agent-<time>.log`` -> ``agent-<time>.log.zst``, or numbered
+``agent.log.1`` -> ``agent.log.2.zst``; names from :mod:`logd.backups`) renames files while
 we read; the tailer keeps its file open, so a rename or a later unlink changes nothing
 for the lines it has yet to read. It moves on to the next file once the one it reads
 is finished: a backup at its end, or the current file after it was rotated away and
