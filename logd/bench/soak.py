@@ -43,7 +43,7 @@ import os, random, socket, sys, time
 import orjson
 path, client, rate, stop = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 rng = random.Random(client)
-levels = ["info"] * 14 + ["debug", "warn", "warn", "error"]
+levels = ["info"] * 15 + ["warn", "warn", "error"]  # debug would be filtered out (level = info)
 tools = ["search", "browse", "python", "sql", "shell", "retrieve", "summarise", "plan"]
 agents = ["research-agent", "planner", "writer", "critic", "tool-runner"]
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
