@@ -481,14 +481,14 @@ class FileSet:
         """Hold the lock with the backups ``pick`` chose from a scan that is still true.
 
         The scan and the choice (thousands of names) are made before taking the lock, so a
-        rotation never waits for them. Only numbered names move: a rotation in between
-        means scanning again; dated ones stay valid (a rotation only adds the newest)."""
+        rotation never waits for them. Only a numbered rotation moves names: one in between
+        means scanning again; a dated one only adds the newest backup, the scan stays true."""
         for _ in range(5):
             generation = self.generation
             found = self.names.scan()
             chosen = pick(found)
             self.lock.acquire()
-            if self.generation == generation or not any(b.number is not None for b in found):
+            if self.generation == generation or self.policy.names != backups.NUMBERED:
                 break
             self.lock.release()
         else:

@@ -215,3 +215,21 @@ def test_one_zstd_context_compresses_file_after_file_in_bounded_memory(tmp_path:
             os.close(dst)
         assert decompress(target) == source.read_bytes()
     assert context.memory_size() < 16 << 20
+
+
+def test_the_shippers_survey_of_thousands_of_backups_holds_one_file_open_at_a_time(tmp_path: Path) -> None:
+    """A kept-forever folder outgrows the descriptor limit: the survey must not open them all."""
+    import resource
+
+    from logd.ship.follow import survey
+
+    log = tmp_path / "agent.log"
+    for n in range(300):
+        write(Names(log).dated(1_795_000_000 + n, ".zst"), lines([record(n)]))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(128, hard), hard))
+    try:
+        found = survey(log)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert [f.first_line and orjson.loads(f.first_line)["seq"] for f in found] == list(range(300))
