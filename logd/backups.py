@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
@@ -48,11 +48,21 @@ class Backup:
 
     base: str  # its plain name: "agent.log.3" or "agent-2026-11-29T17-03-00.123.log"
     number: int | None = None  # numbered layout: N; dated: None
-    stamp: float | None = None  # dated layout: rotation time (epoch seconds); numbered: None
+    stamp_text: str | None = None  # dated layout: the time in the name; numbered: None
     plain: Path | None = None
     compressed: Path | None = None
     temp: Path | None = None
     compression: str = ""  # of ``compressed``: "zst" or "gz"
+    _stamp: float | None = field(default=None, repr=False)
+
+    @property
+    def stamp(self) -> float | None:
+        """Dated layout: the rotation time (epoch seconds), parsed when first asked."""
+        if self.stamp_text is None:
+            return None
+        if self._stamp is None:
+            self._stamp = stamp_time(self.stamp_text)
+        return self._stamp
 
     @property
     def main(self) -> Path:
@@ -164,7 +174,7 @@ class Names:
             base, number, stamp, suffix, temp = parsed
             backup = found.get(base)
             if backup is None:
-                backup = found[base] = Backup(base, number, stamp_time(stamp) if stamp is not None else None)
+                backup = found[base] = Backup(base, number, stamp)
             path = self.folder / name
             if temp:
                 backup.temp = path
@@ -174,7 +184,7 @@ class Names:
             else:
                 backup.plain = path
         numbered = sorted((b for b in found.values() if b.number is not None), key=lambda b: b.number or 0)
-        dated = sorted((b for b in found.values() if b.stamp is not None), key=lambda b: b.base, reverse=True)
+        dated = sorted((b for b in found.values() if b.stamp_text is not None), key=lambda b: b.base, reverse=True)
         if not numbered or not dated:
             return numbered or dated
         # both layouts: merge the two orders by rotation time (a tie: the dated one is newer,

@@ -653,7 +653,8 @@ class FileSet:
                     backup.plain.unlink()
                     done.append(f"removed {backup.plain.name}: {backup.compressed.name} is complete")
             found = self.names.scan()
-            self._last_stamp = max((b.stamp for b in found if b.stamp is not None), default=0.0)
+            newest_dated = next((b for b in found if b.stamp_text is not None), None)  # found: newest first
+            self._last_stamp = (newest_dated.stamp or 0.0) if newest_dated is not None else 0.0
             numbered = [b for b in found if b.number is not None]
             # close gaps in numbered names, lowest first; a compressed newest backup stays at 2 or above
             target = 2 if numbered and numbered[0].plain is None and (numbered[0].number or 0) >= 2 else 1
