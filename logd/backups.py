@@ -41,7 +41,7 @@ _STAMP = r"(\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\.\d{3})"
 _STAMP_FORMAT = "%Y-%m-%dT%H-%M-%S"
 
 
-@dataclass
+@dataclass(slots=True)
 class Backup:
     """One backup and its files: normally one, briefly two (plain and ``.tmp``, or plain and
     compressed) while it is being compressed."""
