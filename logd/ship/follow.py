@@ -76,11 +76,18 @@ def survey(current: Path, attempts: int = 20) -> list[FileInfo]:
     crossed is started over. Whoever opens a file later checks its head again."""
     out: list[FileInfo] = []
     for _ in range(attempts):
-        listed = reader.list_files(current)
-        out = [_info(path, number, compression) for path, number, compression in listed]
-        if reader.list_files(current) == listed:
+        before = _names(current.parent)
+        out = [_info(path, number, compression) for path, number, compression in reader.list_files(current)]
+        if _names(current.parent) == before:  # no name came or went meanwhile
             break
     return out
+
+
+def _names(folder: Path) -> list[str]:
+    try:
+        return sorted(os.listdir(folder if str(folder) else "."))
+    except FileNotFoundError:
+        return []
 
 
 def _info(path: Path, number: int, compression: str) -> FileInfo:
