@@ -233,3 +233,19 @@ def test_the_shippers_survey_of_thousands_of_backups_holds_one_file_open_at_a_ti
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert [f.first_line and orjson.loads(f.first_line)["seq"] for f in found] == list(range(300))
+
+
+def test_start_up_after_a_crash_mid_compression_of_dated_backups_keeps_every_line_once(tmp_path: Path) -> None:
+    """A kill -9 left an unfinished ``.zst.tmp`` beside one backup, and both copies of another
+    (killed between the rename and the unlink): the temp and the extra plain copy go."""
+    log = tmp_path / "agent.log"
+    names = Names(log)
+    older, newer = names.dated(1_795_000_000), names.dated(1_795_000_100)
+    write(older, lines(record(s) for s in range(0, 10)))
+    write(older.with_name(older.name + ".zst"), lines(record(s) for s in range(0, 10)))
+    write(newer, lines(record(s) for s in range(10, 20)))
+    newer.with_name(newer.name + ".zst.tmp").write_bytes(b"half a frame")
+    write(log, lines(record(s) for s in range(20, 25)))
+    done = FileSet(log, RotationPolicy(compression=Compression())).recover()
+    assert sorted(os.listdir(tmp_path)) == sorted(["agent.log", older.name + ".zst", newer.name])
+    assert len(done) == 2 and file_seqs(log) == list(range(25))
