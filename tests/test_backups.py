@@ -17,7 +17,6 @@ from pathlib import Path
 import orjson
 import pytest
 
-from logd import backups
 from logd.backups import Names
 from logd.rotation import Compression, FileSet, Retention, RotationPolicy, SizeLimit
 from logd.reading.files import list_files, read_lines, snapshot
@@ -26,7 +25,7 @@ from logd.sinks.file import FileSink
 from logsets import SteadySender, following, lines, record, rotated_set, write
 from rotation_support import Clock, all_seqs, batch, decompress
 from ship_support import Collector, ship_config
-from support import config_error, send_records, wait_for
+from support import config_error, wait_for
 
 
 def file_seqs(current: Path) -> list[int]:
