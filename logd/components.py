@@ -40,6 +40,8 @@ class SinkStats:
     rotations: int | None = None
     compression_seconds: float | None = None
     retention_deleted: int | None = None
+    rotation_stalls: int | None = None  # rotations whose writer pause was measured
+    rotation_stall_ms: list[float] | None = None  # the latest few writer pauses, in ms
 
     @property
     def sent_events(self) -> int:

@@ -190,6 +190,7 @@ class Config:
     compression: str = "zstd"  # of rotated files, when compress is true: "zstd" (.zst) or "gzip" (.gz)
     compression_level: int | None = None  # None: the algorithm's default (zstd 3, gzip 6)
     rotate_every: str | None = None  # "hourly", "daily" or "<N>h": also rotate at local-time boundaries
+    backup_names: str = "dated"  # "dated" (agent-<time>.log) or "numbered" (agent.log.1): see logd.backups
     traces: TraceSettings = field(default_factory=TraceSettings)
     redact: RedactSettings = field(default_factory=RedactSettings)
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
@@ -373,6 +374,7 @@ _LOGGING_KEYS: dict[str, Validator] = {
     "compression": _choice({"zstd": "zstd", "gzip": "gzip"}, 'one of "zstd", "gzip"'),
     "compression_level": _integer(1, "a whole number >= 1 (zstd 1-22, gzip 1-9)"),
     "rotate_every": _rotate_every,
+    "backup_names": _choice({"dated": "dated", "numbered": "numbered"}, 'one of "dated", "numbered"'),
     "state_dir": _string,
 }
 _SOCKET_KEYS: dict[str, Validator] = {

@@ -27,6 +27,7 @@ from logd.components import Pressure, Sink, Step
 from logd.config import Config, ConfigError, MetricsSettings, changes, load_config, traces_dir
 from logd.control import ControlServer, control_path
 from logd.events import Events, write_stderr
+from logd.malloc import tune_malloc
 from logd.metrics import AgentMetrics, ListenError, MetricsServer, snapshot, status_view
 from logd.sources.ingest import HttpIngest
 from logd.usage import UsageMetrics, usage_view
@@ -543,25 +544,6 @@ def snapshot_of(daemon: Daemon) -> dict:
                  reloads=daemon.reloads, started=daemon.started, now=daemon.clock())
     s["usage"] = daemon.usage.snapshot()
     return s
-
-
-def tune_malloc(trim_threshold: int = 64 << 20, mmap_threshold: int = 16 << 20) -> bool:
-    """Keep freed heap memory for reuse instead of returning it to the OS at once.
-
-    Each batch allocates and frees a few hundred KB (reads, encoded lines); with glibc's
-    defaults that memory is trimmed and page-faulted back in on every batch, which
-    measured at ~60% of the daemon's CPU time (`logd bench`: 145k -> 280k records/s).
-    No-op where glibc is not the allocator.
-    """
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-        return bool(libc.mallopt(M_TRIM_THRESHOLD, trim_threshold)) and bool(
-            libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold))
-    except (OSError, AttributeError):
-        return False
 
 
 def raise_fd_limit(wanted: int) -> None:

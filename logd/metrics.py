@@ -158,6 +158,8 @@ def snapshot(*, pipeline: Pipeline, server: SocketServer | None, agents: AgentMe
             "rotations": sink.rotations,
             "compression_seconds": sink.compression_seconds,
             "retention_deleted": sink.retention_deleted,
+            "rotation_stalls": sink.rotation_stalls,  # the writer's pause per rotation: how many measured
+            "rotation_stall_ms": sink.rotation_stall_ms,  # and the latest few
         }
     listening = server is not None and server.listening
     per_agent: dict[str, dict[str, int]] = {}

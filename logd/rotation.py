@@ -1,37 +1,39 @@
-"""Rotation of the log file: policies, backup names, background compression and retention,
-and recovery after a crash.
-
-Names (shared with ``logd query``/``logd tail`` and the shippers, see :mod:`logd.reading.files`):
-``agent.log`` is the current file, ``agent.log.1`` the newest backup (always plain),
-``agent.log.2.zst``, ``agent.log.3.zst`` ... older ones (``.gz`` with gzip, plain without
-compression); a higher number is older. ``agent.log.N.zst.tmp`` is a compression in progress.
+"""Rotation of the log file: policies, background compression and retention, and recovery
+after a crash. Backup names and finding them belong to :mod:`logd.backups`.
 
 - Policies (:class:`SizeLimit`, :class:`Schedule`, :class:`Compression`, :class:`Retention`)
   are built once from the config (:meth:`RotationPolicy.from_config`); the write path only
   asks them "is it due?".
-- A rotation renames: every backup N -> N+1, oldest first, then ``agent.log`` -> ``.1``
-  (so ``tail -F`` follows, and at every instant each file has one number and higher is
-  older). The renamed file's mtime is set to the rotation time: that is the backup's age
+- A rotation renames ``agent.log`` to its backup name: with dated names (the default)
+  ``agent-<rotation time>.log``, one rename whatever the number of backups; with numbered
+  names every backup N -> N+1 first, oldest first, then ``agent.log`` -> ``.1`` (so at
+  every instant each file has one number and higher is older). Either way ``tail -F``
+  follows. The renamed file's mtime is set to the rotation time: that is the backup's age
   for ``max_age``, kept by later renames and by compression.
 - One background thread per log path (:class:`FileSet`, shared by the sinks writing that
-  path, as during a reload) compresses plain backups numbered 2 and up, newest first, and
-  applies retention. Compression writes ``N.zst.tmp``, fsyncs it, renames it to ``N.zst``,
-  then removes the plain file. Renames and that last step hold one lock; compressing does
-  not, so ingestion never waits for it.
+  path, as during a reload) compresses every plain backup but the newest, newest first,
+  and applies retention. Compression writes ``<backup>.zst.tmp``, fsyncs it, renames it to
+  ``<backup>.zst``, then removes the plain file. Renames and that last step hold one lock;
+  compressing does not, so ingestion never waits for it.
+- Memory: one compressor per path, reused, with its tables bounded at any level
+  (:data:`ZSTD_MAX_LOG`); file data goes through one reused buffer; after each pass the
+  thread gives freed heap back to the system (:func:`logd.malloc.release_free_memory`).
 - After a crash (:meth:`FileSet.recover`, at start-up): a ``.tmp`` is always unfinished and
-  is removed (its plain source is still there); a number with both a plain and a
+  is removed (its plain source is still there); a backup with both a plain and a
   compressed file lost the race between rename and unlink, and the compressed one is
-  complete (fsynced before its rename), so the plain one goes; gaps a cut-short rename
+  complete (fsynced before its rename), so the plain one goes; gaps a cut-short numbered
   cascade left are closed. No backup is lost and no line is kept twice.
 - Time-based rotation survives restarts: the current file's period began when the newest
-  backup was rotated (``agent.log.1``'s mtime, set at rotation); without a backup, at the
-  time of the current file's first record (but not after the file's last write).
+  backup was rotated (its mtime, set at rotation); without a backup, at the time of the
+  current file's first record (but not after the file's last write).
 """
 
 from __future__ import annotations
 
 import math
 import os
+from collections import deque
+from contextlib import contextmanager
 import re
 import threading
 import time
@@ -39,14 +41,22 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import orjson
 import zstandard
 
+from logd import backups
+from logd.backups import Backup, Names
+from logd.malloc import release_free_memory
+
 FILE_MODE = 0o640
 MB = 1024 * 1024
-CHUNK = 1 << 20  # bytes read from a backup at a time while compressing
+CHUNK = 1 << 20  # bytes read from a backup at a time while compressing (into one reused buffer)
+# zstd's window/chain/hash tables grow to ~130 MB at level 22: capped, the compressor stays
+# under ~11 MB at any level (window 2 MB; ratio within ~1.5% of uncapped on agent logs)
+ZSTD_MAX_LOG = {"window_log": 21, "chain_log": 20, "hash_log": 20}
+STALLS_KEPT = 32  # recent writer stalls per rotation kept for status (``logd bench --soak`` polls often enough)
 DAY = 86_400.0
 RETENTION_INTERVAL = 3600.0  # seconds between retention passes without a rotation
 BACKGROUND_NICE = 10  # of the compression thread (only that thread; see FileSet._run)
@@ -150,20 +160,39 @@ class Compression:
     def effective_level(self) -> int:
         return self.level if self.level is not None else COMPRESSIONS[self.algorithm][3]
 
-    def compress(self, src: int, dst: int, cancelled: Callable[[], bool]) -> bool:
-        """Stream file descriptor ``src`` into ``dst`` compressed; False if cancelled midway."""
+    def compressor(self) -> Any:
+        """A zstd compression context to reuse for every file (None for gzip): one allocation
+        of its tables per path, not one per rotation."""
+        if self.algorithm != "zstd":
+            return None
+        level = zstandard.ZstdCompressionParameters.from_level(self.effective_level)
+        capped = {key: min(getattr(level, key), cap) for key, cap in ZSTD_MAX_LOG.items()}
+        params = zstandard.ZstdCompressionParameters.from_level(self.effective_level, write_checksum=1, **capped)
+        return zstandard.ZstdCompressor(compression_params=params)
+
+    def compress(self, src: int, dst: int, cancelled: Callable[[], bool], context: Any = None,
+                 buffer: bytearray | None = None) -> bool:
+        """Stream file descriptor ``src`` into ``dst`` compressed; False if cancelled midway.
+
+        ``context`` (from :meth:`compressor`) and ``buffer`` are reused across calls."""
+        view = memoryview(buffer if buffer is not None else bytearray(CHUNK))
+        out = open(dst, "wb", buffering=0, closefd=False)
         if self.algorithm == "zstd":
-            compressor: Any = zstandard.ZstdCompressor(level=self.effective_level, write_checksum=True).compressobj()
+            writer: Any = (context or self.compressor()).stream_writer(out, closefd=False, write_size=CHUNK // 4)
+            write, finish = writer.write, lambda: writer.flush(zstandard.FLUSH_FRAME)
         else:
-            compressor = zlib.compressobj(self.effective_level, zlib.DEFLATED, 31)  # 31: gzip framing
-        while True:
-            if cancelled():
-                return False
-            chunk = os.read(src, CHUNK)
-            if not chunk:
-                break
-            _write_all(dst, compressor.compress(chunk))
-        _write_all(dst, compressor.flush())
+            gz = zlib.compressobj(self.effective_level, zlib.DEFLATED, 31)  # 31: gzip framing
+            write = lambda data: _write_all(dst, gz.compress(data))  # noqa: E731
+            finish = lambda: _write_all(dst, gz.flush())  # noqa: E731
+        with out:
+            while True:
+                if cancelled():
+                    return False
+                n = os.readv(src, [view])
+                if not n:
+                    break
+                write(view[:n])
+            finish()
         return True
 
 
@@ -197,6 +226,7 @@ class RotationPolicy:
     schedule: Schedule | None = None
     compression: Compression | None = None
     retention: Retention = field(default_factory=Retention)
+    names: str = backups.DATED  # backup names: "dated" or "numbered" (see logd.backups)
 
     @classmethod
     def from_config(cls, config: Any) -> "RotationPolicy":
@@ -205,68 +235,24 @@ class RotationPolicy:
             schedule=parse_rotate_every(config.rotate_every) if config.rotate_every else None,
             compression=Compression(config.compression, config.compression_level) if config.compress else None,
             retention=Retention(config.max_backups, config.max_age),
+            names=getattr(config, "backup_names", backups.DATED),
         )
 
 
 # --- the files on disk ---
 
-@dataclass
-class Backup:
-    """One backup number and the files it has: normally one, briefly two while compressing."""
-
-    number: int
-    plain: Path | None = None
-    compressed: Path | None = None
-    temp: Path | None = None
-
-    @property
-    def main(self) -> Path:
-        """The file readers use: the compressed one when it exists (it is complete)."""
-        path = self.compressed or self.plain or self.temp
-        assert path is not None
-        return path
-
-    @property
-    def files(self) -> list[Path]:
-        return [p for p in (self.plain, self.compressed, self.temp) if p is not None]
-
-    @property
-    def rotated_at(self) -> float:
-        try:
-            return os.stat(self.main).st_mtime
-        except FileNotFoundError:
-            return math.inf  # gone meanwhile: nothing to age
-
-
 def backup_name(current: Path, number: int, suffix: str = "") -> Path:
-    return current.with_name(f"{current.name}.{number}{suffix}")
+    """The numbered layout's name of backup ``number``."""
+    return Names(current).numbered(number, suffix)
 
 
 def scan(current: Path) -> list[Backup]:
-    """The backups of ``current``, newest (lowest number) first."""
-    pattern = re.compile(re.escape(current.name) + r"\.([1-9][0-9]*)(\.gz|\.zst)?(\.tmp)?")
-    found: dict[int, Backup] = {}
-    try:
-        names = os.listdir(current.parent)
-    except FileNotFoundError:
-        return []
-    for name in names:
-        m = pattern.fullmatch(name)
-        if m is None or (m.group(3) and not m.group(2)):
-            continue
-        backup = found.setdefault(int(m.group(1)), Backup(int(m.group(1))))
-        path = current.parent / name
-        if m.group(3):
-            backup.temp = path
-        elif m.group(2):
-            backup.compressed = path
-        else:
-            backup.plain = path
-    return [found[n] for n in sorted(found)]
+    """The backups of ``current``, newest first (both layouts; see :mod:`logd.backups`)."""
+    return Names(current).scan()
 
 
 def _renumbered(current: Path, path: Path, number: int) -> Path:
-    """``path`` (a file of some backup) under backup number ``number``, same suffixes."""
+    """``path`` (a file of some numbered backup) under backup number ``number``, same suffixes."""
     rest = path.name[len(current.name) + 1:]
     suffixes = rest[rest.index("."):] if "." in rest else ""
     return backup_name(current, number, suffixes)
@@ -300,10 +286,10 @@ def first_record_time(path: Path) -> float | None:
 
 def period_start(current: Path, now: float) -> float:
     """When the current file's time period began (see the module docstring)."""
-    backups = scan(current)
-    if backups and backups[0].number == 1:
+    found = scan(current)
+    if found and found[0].number in (None, 1):
         try:
-            return os.stat(backups[0].main).st_mtime
+            return os.stat(found[0].main).st_mtime
         except FileNotFoundError:
             pass
     try:
@@ -343,9 +329,14 @@ class FileSet:
         self.compression_seconds = 0.0
         self.retention_deleted = 0  # backups deleted by max_backups / max_age
         self.errors = 0
+        self.stall_count = 0  # rotations whose writer stall was measured (the sink's whole switch)
+        self.stalls: deque[float] = deque(maxlen=STALLS_KEPT)  # the latest, in seconds
         self.rename: Callable[[Any, Any], None] = os.rename  # tests inject crashes here
-        self._pattern = re.compile(re.escape(path.name) + r"\.([1-9][0-9]*)((?:\.gz|\.zst)?(?:\.tmp)?)")
-        self._active: int | None = None  # backup number being compressed
+        self.names = Names(path)
+        self._last_stamp = 0.0  # dated names: the newest rotation time used (names stay unique)
+        self._active: str | None = None  # plain name of the backup being compressed
+        self._context: tuple[Compression, Any] | None = None  # the reused zstd context
+        self._buffer: bytearray | None = None  # the reused read buffer
         self._cancel = False
         self._stop = False
         self._wanted = 0  # passes requested
@@ -357,25 +348,17 @@ class FileSet:
     # --- rotation (called on the writer's thread) ---
 
     def rotate(self) -> Path:
-        """Rename every backup one number up, oldest first, then the current file to ``.1``.
+        """Rename the current file to its newest backup name (see the module docstring);
+        returns that name.
 
-        Raises OSError with nothing lost: a cascade cut short leaves a gap that the next
-        rotation or start-up closes. The caller switches to a new file only once this returns.
-        """
+        Raises OSError with nothing lost: a numbered cascade cut short leaves a gap that the
+        next rotation or start-up closes. The caller switches to a new file only once this returns."""
         now = self.clock()
-        first = backup_name(self.path, 1)
-        folder, base = str(self.path.parent), self.path.name
-        with self.lock:  # strings, not Paths: this is on the write path, once per backup
-            numbered = []
-            for name in os.listdir(folder):
-                m = self._pattern.fullmatch(name)
-                if m is not None:
-                    numbered.append((int(m.group(1)), m.group(2) or "", name))
-            numbered.sort(reverse=True)  # oldest first: each target name is free when used
-            for number, suffix, name in numbered:
-                self.rename(os.path.join(folder, name), os.path.join(folder, f"{base}.{number + 1}{suffix}"))
-                if number == self._active and suffix == "":
-                    self._active += 1  # the compressor's source moved: it finishes under the new number
+        with self.lock:
+            if self.policy.names == backups.NUMBERED:
+                first = self._cascade()
+            else:
+                first = self._dated_name(now)
             self.rename(self.path, first)
             self.generation += 1
             self.rotations += 1
@@ -385,6 +368,39 @@ class FileSet:
             pass
         self.kick()
         return first
+
+    def _cascade(self) -> Path:
+        """Numbered names: every backup N -> N+1, oldest first (each target name is free when
+        used); returns the name for the current file. Strings, not Paths: once per backup."""
+        folder, base = str(self.path.parent), self.path.name
+        numbered = []
+        for name in os.listdir(folder):
+            parsed = self.names.parse(name)
+            if parsed is not None and parsed[1] is not None:
+                numbered.append((parsed[1], name[len(parsed[0]):], parsed[0]))
+        numbered.sort(reverse=True)
+        for number, suffix, plain in numbered:
+            self.rename(os.path.join(folder, plain + suffix), os.path.join(folder, f"{base}.{number + 1}{suffix}"))
+            if plain == self._active and suffix == "":
+                self._active = f"{base}.{number + 1}"  # the compressor's source moved: it finishes there
+        return self.names.numbered(1)
+
+    def _dated_name(self, now: float) -> Path:
+        """A name no backup has: the rotation time, moved on by a millisecond when taken
+        (two rotations within one millisecond, or a clock that went back)."""
+        when = max(now, self._last_stamp + 0.001)  # _last_stamp: from recover() at start-up
+        while True:
+            target = self.names.dated(when)
+            if not any(os.path.lexists(f"{target}{suffix}") for suffix in ("", *backups.COMPRESSED_SUFFIXES)):
+                break
+            when += 0.001
+        self._last_stamp = backups.stamp_time(backups.stamp_text(when))
+        return target
+
+    def record_stall(self, seconds: float) -> None:
+        """The writer's pause for one rotation (called by the sink that rotated)."""
+        self.stalls.append(seconds)
+        self.stall_count += 1
 
     # --- background work ---
 
@@ -460,17 +476,41 @@ class FileSet:
                 self._done = max(self._done, wanted)
                 self._cond.notify_all()
 
+    @contextmanager
+    def _scanned(self, pick: Callable[[list[Backup]], list[Backup]]) -> Iterator[list[Backup]]:
+        """Hold the lock with the backups ``pick`` chose from a scan that is still true.
+
+        The scan and the choice (thousands of names) are made before taking the lock, so a
+        rotation never waits for them. Only a numbered rotation moves names: one in between
+        means scanning again; a dated one only adds the newest backup, the scan stays true."""
+        for _ in range(5):
+            generation = self.generation
+            found = self.names.scan()
+            chosen = pick(found)
+            self.lock.acquire()
+            if self.generation == generation or self.policy.names != backups.NUMBERED:
+                break
+            self.lock.release()
+        else:
+            self.lock.acquire()
+            chosen = pick(self.names.scan())
+        try:
+            yield chosen
+        finally:
+            self.lock.release()
+
     def _pass(self) -> None:
         self._retain()
         while not self._stop and self._compress_next():
             self._retain()
+        release_free_memory()  # what compressing freed goes back now, not at some later trim
 
     def _retain(self) -> None:
         """Delete backups past ``max_backups`` or older than ``max_age``; ``on_delete`` hears first.
 
         While the hook runs, each doomed file stays under its numbered name (readers such as
         the shippers still see it) and also gets a second, stable name, a hard link
-        ``agent.log.deleting.N.zst`` (same compression suffix) that no rotation renames: the
+        ``agent.log.deleting.<backup name>`` (same compression suffix) that no rotation renames: the
         hook is given those, so it reads exactly what goes. Then the files are found again by
         inode (rotations may have moved them meanwhile) and removed with their links. A crash
         in between leaves only links, which :meth:`recover` removes."""
@@ -481,10 +521,10 @@ class FileSet:
         doomed: list[Path] = []  # the file readers use, per deleted backup (as its stable link)
         links: list[Path] = []
         inodes: set[tuple[int, int]] = set()
-        with self.lock:
-            for backup in retention.expired(scan(self.path), self.clock()):
+        with self._scanned(lambda found: retention.expired(found, self.clock())) as expired:
+            for backup in expired:
                 for path in backup.files:
-                    link = _deleting_name(self.path, path)
+                    link = self.names.deleting(path)
                     link.unlink(missing_ok=True)  # from an earlier attempt
                     try:
                         os.link(path, link)
@@ -502,8 +542,8 @@ class FileSet:
                 self.on_delete(doomed)
             except Exception as exc:  # the hook's problem must not stop retention
                 self.report("error", "rotation: the retention hook failed", {"error": repr(exc)})
-        with self.lock:
-            for backup in scan(self.path):
+        with self._scanned(lambda found: found) as found:
+            for backup in found:
                 for path in backup.files:
                     try:
                         st = os.stat(path)
@@ -511,48 +551,58 @@ class FileSet:
                         continue
                     if (st.st_dev, st.st_ino) in inodes:
                         path.unlink()
-                        if backup.number == self._active:
+                        if backup.base == self._active:
                             self._cancel = True
         for link in links:
             link.unlink(missing_ok=True)
         self.retention_deleted += len(doomed)
         self.report("info", f"retention deleted {len(doomed)} backup(s)",
-                    {"file": str(self.path), "deleted": [p.name.replace(".deleting", "") for p in doomed],
+                    {"file": str(self.path), "deleted": [self.names.undeleting(p).name for p in doomed],
                      "max_backups": retention.max_backups, "max_age_days": retention.max_age_days})
 
     def _compress_next(self) -> bool:
-        """Compress the newest plain backup numbered 2 or more; False when there is none."""
+        """Compress the newest plain backup but the newest backup; False when there is none."""
         compression = self.policy.compression
         if compression is None:
             return False
-        with self.lock:
-            backups = scan(self.path)
-            for backup in backups:
+        target: list[Backup] = []  # the backup to compress, set by pick()
+
+        def pick(found: list[Backup]) -> list[Backup]:
+            """Leftovers of failures to clean up; sets ``target``."""
+            # the newest backup stays plain (numbered: .1), as it always has
+            target[:] = [b for i, b in enumerate(found)
+                         if (i >= 1 or (b.number or 0) >= 2) and b.plain and not b.compressed][:1]
+            return [b for b in found if b.temp is not None or (b.plain and b.compressed)]
+
+        with self._scanned(pick) as chosen:
+            for backup in chosen:
                 if backup.temp is not None:  # no compression runs now: any .tmp is left from a failure
-                    backup.temp.unlink()
+                    backup.temp.unlink(missing_ok=True)
                     backup.temp = None
                 if backup.plain is not None and backup.compressed is not None:
-                    backup.plain.unlink()  # a finish cut short by an error: the compressed file is complete
+                    backup.plain.unlink(missing_ok=True)  # a finish cut short: the compressed file is complete
                     backup.plain = None
-            backups = [b for b in backups if b.files]
-            pending = [b for b in backups if b.number >= 2 and b.plain and not b.compressed]
-            if not pending:
+            if not target:
                 return False
-            backup = pending[0]
+            backup = target[0]
             assert backup.plain is not None
             # O_NOFOLLOW: a symlink swapped in for a backup is refused, never its target copied
             src = os.open(backup.plain, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-            temp = backup_name(self.path, backup.number, compression.suffix + ".tmp")
+            temp = self.names.folder / (backup.base + compression.suffix + ".tmp")
             try:
                 dst = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, FILE_MODE)
             except OSError:
                 os.close(src)
                 raise
-            self._active, self._cancel = backup.number, False
+            self._active, self._cancel = backup.base, False
+        if self._context is None or self._context[0] != compression:
+            self._context = (compression, compression.compressor())
+        if self._buffer is None:
+            self._buffer = bytearray(CHUNK)
         started = time.perf_counter()
         finished = False
         try:
-            if compression.compress(src, dst, lambda: self._cancel or self._stop):
+            if compression.compress(src, dst, lambda: self._cancel or self._stop, self._context[1], self._buffer):
                 st = os.fstat(src)
                 os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))  # keeps the rotation time
                 os.fsync(dst)
@@ -560,14 +610,14 @@ class FileSet:
         finally:
             os.close(src)
             os.close(dst)
-            with self.lock:  # the cascade may have moved our backup up: self._active follows it
-                number = self._active
+            with self.lock:  # a numbered cascade may have moved our backup up: self._active follows it
+                active = self._active
                 cancelled = self._cancel or not finished
-                assert number is not None
-                temp = backup_name(self.path, number, compression.suffix + ".tmp")
+                assert active is not None
+                temp = self.names.folder / (active + compression.suffix + ".tmp")
                 if not cancelled:
                     try:
-                        self.rename(temp, backup_name(self.path, number, compression.suffix))
+                        self.rename(temp, self.names.folder / (active + compression.suffix))
                     except FileNotFoundError:  # a cascade cut short split our files: do it again later
                         cancelled = True
                 if cancelled:
@@ -578,9 +628,9 @@ class FileSet:
             # rotation never waits for the disk (until the unlink both files are complete)
             _fsync_dir(self.path.parent)
             with self.lock:
-                number, self._active = self._active, None
-                assert number is not None
-                backup_name(self.path, number).unlink()
+                active, self._active = self._active, None
+                assert active is not None
+                (self.names.folder / active).unlink()
             self.compressed += 1
             self.compression_seconds += time.perf_counter() - started
         return not self._stop
@@ -591,34 +641,31 @@ class FileSet:
         """Finish or undo what a crash interrupted (see the module docstring); returns what was done."""
         done: list[str] = []
         with self.lock:
-            prefix = self.path.name + ".deleting."
+            prefix = self.names.deleting_prefix
             for name in os.listdir(self.path.parent):
                 if name.startswith(prefix):  # retention's link (or file moved out); it runs again at start-up
                     (self.path.parent / name).unlink()
                     done.append(f"removed {name} (retention)")
-            for backup in scan(self.path):
+            for backup in self.names.scan():
                 if backup.temp is not None:
                     backup.temp.unlink()
                     done.append(f"removed unfinished {backup.temp.name}")
                 if backup.plain is not None and backup.compressed is not None:
                     backup.plain.unlink()
                     done.append(f"removed {backup.plain.name}: {backup.compressed.name} is complete")
-            backups = scan(self.path)
-            # close gaps, lowest first; a compressed newest backup stays at 2 or above
-            target = 2 if backups and backups[0].plain is None and backups[0].number >= 2 else 1
-            for backup in backups:
+            found = self.names.scan()
+            newest_dated = next((b for b in found if b.stamp_text is not None), None)  # found: newest first
+            self._last_stamp = (newest_dated.stamp or 0.0) if newest_dated is not None else 0.0
+            numbered = [b for b in found if b.number is not None]
+            # close gaps in numbered names, lowest first; a compressed newest backup stays at 2 or above
+            target = 2 if numbered and numbered[0].plain is None and (numbered[0].number or 0) >= 2 else 1
+            for backup in numbered:
                 if backup.number != target:
                     for path in backup.files:
                         self.rename(path, _renumbered(self.path, path, target))
                     done.append(f"renumbered backup {backup.number} -> {target}")
                 target += 1
         return done
-
-
-def _deleting_name(current: Path, path: Path) -> Path:
-    """``agent.log.3.zst`` -> ``agent.log.deleting.3.zst``: no reader lists it, no rotation renames
-    it, and the suffix still says how it is compressed."""
-    return path.with_name(f"{current.name}.deleting{path.name[len(current.name):]}")
 
 
 def _stderr_report(level: str, message: str, fields: dict[str, Any]) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import gzip
 import os
-import re
 from pathlib import Path
 
 import orjson
 import zstandard
 
+from logd.backups import Names
 from logd.pipeline import Batch
 
 
@@ -51,11 +51,13 @@ def names(folder: Path, prefix: str = "agent.log") -> list[str]:
 
 
 def file_set(current: Path) -> list[Path]:
-    """The current file and its backups, oldest first (as readers order them)."""
-    pattern = re.compile(re.escape(current.name) + r"\.([0-9]+)(\.gz|\.zst)?")
-    backups = sorted(((int(m.group(1)), current.parent / n) for n in os.listdir(current.parent)
-                      if (m := pattern.fullmatch(n))), reverse=True)
-    return [p for _, p in backups] + ([current] if current.exists() else [])
+    """The current file and its backups (either layout), oldest first (as readers order them)."""
+    return [path for path, _, _ in Names(current).readable()]
+
+
+def backup_names(current: Path) -> list[str]:
+    """Every file of every backup (either layout), newest backup first."""
+    return [p.name for b in Names(current).scan() for p in b.files]
 
 
 def all_seqs(current: Path) -> list[int]:

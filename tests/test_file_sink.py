@@ -34,7 +34,7 @@ def sinks():
 
 def make(sinks, path: Path, **policy) -> FileSink:
     clock = policy.pop("clock", None)
-    sink = FileSink(path, RotationPolicy(**policy), **({"clock": clock} if clock else {}))
+    sink = FileSink(path, RotationPolicy(**{"names": "numbered", **policy}), **({"clock": clock} if clock else {}))
     sinks.append(sink)
     return sink
 
@@ -114,7 +114,7 @@ def test_max_backups_keeps_the_newest_and_counts_deletions(tmp_path, sinks):
         assert all(p.exists() for p in paths)  # the hook hears before the files go
         deleted_seen.append([p.name for p in paths])
 
-    sink = FileSink(tmp_path / "agent.log", RotationPolicy(size=SizeLimit(1_000), compression=Compression(),
+    sink = FileSink(tmp_path / "agent.log", RotationPolicy(names="numbered", size=SizeLimit(1_000), compression=Compression(),
                                                            retention=Retention(max_backups=3)), on_delete=on_delete)
     sinks.append(sink)
     for i in range(0, 200, 5):
@@ -331,7 +331,7 @@ def test_disk_full_while_writing_and_compressing_loses_nothing_once_space_is_bac
     reports: list[dict] = []  # logd's own records about the sink
     events = Events(stderr=lambda line: None)
     events.connect(reports.extend)
-    sink = FileSink(log, RotationPolicy(size=SizeLimit(30_000), compression=Compression()), events=events)
+    sink = FileSink(log, RotationPolicy(names="numbered", size=SizeLimit(30_000), compression=Compression()), events=events)
     sinks.append(sink)
     sink.open()  # start-up: the compressor tries agent.log.2 and finds the disk full
     wait_for(lambda: any(r["level"] == "error" for r in reports), 10, what="the compressor's error")

@@ -24,7 +24,7 @@ class Crash(BaseException):
 
 def build_set(folder: Path, lines: int = 400) -> Path:
     """A real rotated set: agent.log, .1 (plain), .2.zst ... written by the sink itself."""
-    sink = FileSink(folder / "agent.log", RotationPolicy(size=SizeLimit(3_000), compression=Compression()))
+    sink = FileSink(folder / "agent.log", RotationPolicy(names="numbered", size=SizeLimit(3_000), compression=Compression()))
     for i in range(0, lines, 20):
         sink.write(batch(i, 20))
     assert sink.settle(20)
@@ -58,7 +58,7 @@ def test_kill_at_every_step_of_the_rename_cascade_then_restart_loses_and_repeats
     for after in range(steps + 1):
         folder = tmp_path / f"crash{after}"
         shutil.copytree(original.parent, folder)
-        files = FileSet(folder / "agent.log", RotationPolicy(compression=Compression()))
+        files = FileSet(folder / "agent.log", RotationPolicy(names="numbered", compression=Compression()))
         files.rename = crashing_rename(after)
         if after < steps:
             with pytest.raises(Crash):
@@ -66,7 +66,7 @@ def test_kill_at_every_step_of_the_rename_cascade_then_restart_loses_and_repeats
         else:
             files.rotate()
         # restart: a new sink on the folder recovers it, then keeps writing and rotating
-        sink = FileSink(folder / "agent.log", RotationPolicy(size=SizeLimit(3_000), compression=Compression()))
+        sink = FileSink(folder / "agent.log", RotationPolicy(names="numbered", size=SizeLimit(3_000), compression=Compression()))
         sink.write(batch(10_000, 30))
         assert sink.settle(20)
         sink.close()
@@ -94,7 +94,7 @@ def test_kill_during_compression_then_restart_finishes_it(tmp_path):
     (complete_tmp / "agent.log.2.zst").rename(complete_tmp / "agent.log.2.zst.tmp")
     both = case("both")  # plain and compressed: the unlink did not happen
     for folder in (partial, complete_tmp, both):
-        sink = FileSink(folder / "agent.log", RotationPolicy(size=SizeLimit(3_000), compression=Compression()))
+        sink = FileSink(folder / "agent.log", RotationPolicy(names="numbered", size=SizeLimit(3_000), compression=Compression()))
         sink.open()
         assert sink.settle(20)
         sink.close()
@@ -107,7 +107,7 @@ def test_recovery_closes_gaps_and_finishes_retention(tmp_path):
     for number, seq in ((1, 8), (3, 7), (4, 6), (7, 5)):  # a cascade cut short, twice
         (tmp_path / f"agent.log.{number}").write_bytes(orjson.dumps({"seq": seq}) + b"\n")
     (tmp_path / "agent.log.deleting.9.zst").write_bytes(b"retention had decided")
-    files = FileSet(log, RotationPolicy())
+    files = FileSet(log, RotationPolicy(names="numbered"))
     done = files.recover()
     assert names(tmp_path) == ["agent.log", "agent.log.1", "agent.log.2", "agent.log.3", "agent.log.4"]
     assert all_seqs(log) == [5, 6, 7, 8, 9]
@@ -118,7 +118,7 @@ def test_rotation_during_compression_renames_the_work_and_never_waits_for_it(tmp
     """Rotations go on while a slow compression runs: the backup being compressed and its .tmp
     move up a number each time, and the finished file lands under its new number."""
     log = tmp_path / "agent.log"
-    sink = FileSink(log, RotationPolicy(size=SizeLimit(4 << 20), compression=Compression("zstd", 19)))
+    sink = FileSink(log, RotationPolicy(names="numbered", size=SizeLimit(4 << 20), compression=Compression("zstd", 19)))
     try:
         big = Batch([{**orjson.loads(orjson.dumps({"seq": i})), "noise": os.urandom(24).hex() * 4}
                      for i in range(8_000)])  # ~1.7 MB that zstd -19 takes a while over
@@ -142,7 +142,7 @@ def test_rotation_during_compression_renames_the_work_and_never_waits_for_it(tmp
 
 def test_shutdown_abandons_a_running_compression_and_the_next_start_redoes_it(tmp_path):
     log = tmp_path / "agent.log"
-    policy = RotationPolicy(size=SizeLimit(8 << 20), compression=Compression("zstd", 19))
+    policy = RotationPolicy(names="numbered", size=SizeLimit(8 << 20), compression=Compression("zstd", 19))
     sink = FileSink(log, policy)
     sink.write(Batch([{"seq": i, "noise": os.urandom(24).hex() * 4} for i in range(8_000)]))
     sink.rotate_now()
@@ -152,7 +152,7 @@ def test_shutdown_abandons_a_running_compression_and_the_next_start_redoes_it(tm
     sink.close()
     # shutdown did not wait for zstd -19: the .tmp is gone, the source kept, nothing compressed
     assert names(tmp_path) == ["agent.log", "agent.log.1", "agent.log.2"]
-    again = FileSink(log, RotationPolicy(size=SizeLimit(8 << 20), compression=Compression("zstd", 3)))
+    again = FileSink(log, RotationPolicy(names="numbered", size=SizeLimit(8 << 20), compression=Compression("zstd", 3)))
     again.open()
     assert again.settle(30)
     again.close()
@@ -168,7 +168,7 @@ def test_retention_hook_sees_the_files_it_is_told_about_while_rotations_go_on(tm
             seen.extend(orjson.loads(line)["seq"] for line in decompress(path).splitlines())
 
     log = tmp_path / "agent.log"
-    sink = FileSink(log, RotationPolicy(size=SizeLimit(1_500), compression=Compression(),
+    sink = FileSink(log, RotationPolicy(names="numbered", size=SizeLimit(1_500), compression=Compression(),
                                         retention=Retention(max_backups=2)), on_delete=on_delete)
     for i in range(0, 600, 10):
         sink.write(batch(i, 10))

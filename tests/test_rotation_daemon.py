@@ -17,7 +17,8 @@ from pathlib import Path
 import orjson
 
 from logd.control import request
-from rotation_support import all_seqs, decompress, file_set, names, seqs_in
+from logd.backups import Names
+from rotation_support import all_seqs, backup_names, decompress, file_set, names, seqs_in
 from support import DaemonProcess, agent_records, read_records, send, send_records, wait_for, write_config
 
 
@@ -84,13 +85,14 @@ def test_tail_F_follows_20_rotations_under_load_and_sees_every_line_once(daemon,
     finally:
         tail.kill()
         tail_err.close()
-    assert len(list(tmp_path.glob("agent.log.*"))) >= 20
+    assert len(backup_names(log)) >= 20
     assert seen == list(range(total))  # every line exactly once, in order
     assert all_seqs(log) == list(range(total))  # and the files agree
 
 
 def test_kill_9_during_compression_then_restart_finishes_it_with_nothing_lost_or_doubled(daemon, tmp_path):
-    config = 'file = "agent.log"\nfile_only = true\nmax_size = 2\ncompress = true\ncompression_level = 19'
+    config = ('file = "agent.log"\nfile_only = true\nmax_size = 2\ncompress = true\ncompression_level = 19\n'
+              'backup_names = "numbered"')
     d = daemon(config)
     log = tmp_path / "agent.log"
     total = 0
@@ -186,7 +188,7 @@ def test_sighup_while_the_file_is_full_reopens_it_and_the_held_records_go_to_the
 
 
 def test_logd_rotate_and_sigusr1_rotate_through_the_running_daemon(daemon, tmp_path):
-    d = daemon('file = "agent.log"\ncompress = true\ncompression = "gzip"')
+    d = daemon('file = "agent.log"\ncompress = true\ncompression = "gzip"\nbackup_names = "numbered"')
     log = tmp_path / "agent.log"
     send_records(d.socket_path, [{"msg": "first", "seq": i} for i in range(10)])
     out = subprocess.run([sys.executable, "-m", "logd", "rotate", "--socket", str(d.socket_path)],
@@ -223,16 +225,17 @@ def test_reloads_while_rotating_under_load_lose_and_repeat_nothing(daemon, tmp_p
     sender.start()
     original = d.config.read_text()
     for i, extra in enumerate(['\nlevel = "debug"', '\nlevel = "info"', '\ncompression = "gzip"']):
-        wait_for(lambda: len(list(tmp_path.glob("agent.log.*"))) >= 3 * (i + 1), 20, what="rotations")
+        wait_for(lambda: len(backup_names(tmp_path / "agent.log")) >= 3 * (i + 1), 20, what="rotations")
         d.config.write_text(original.replace("compress = true", "compress = true" + extra))
         d.signal(signal.SIGHUP)
     sender.join(60)
     wait_for(lambda: [r for r in own_records(tmp_path / "agent.log") if r.get("event") == "reload"
                       and any("compression" in c for c in r.get("changed", []))], 20, what="the gzip reload")
     paced_send(d.socket_path, 600, start=3_000)  # rotations under the new policy
-    wait_for(lambda: not [n for n in names(tmp_path) if n.endswith(".tmp") or n == "agent.log.2"], 20,
+    wait_for(lambda: not [b for b in Names(tmp_path / "agent.log").scan()[1:] if b.plain or b.temp], 20,
              what="compression to catch up")
     d.stop()
     assert all_seqs(tmp_path / "agent.log") == list(range(3_600))
     assert [r for r in own_records(tmp_path / "agent.log") if r.get("event") == "reload"]
-    assert any(n.endswith(".gz") for n in names(tmp_path)) and any(n.endswith(".zst") for n in names(tmp_path))
+    assert any(n.endswith(".gz") for n in backup_names(tmp_path / "agent.log")) and any(
+        n.endswith(".zst") for n in backup_names(tmp_path / "agent.log"))

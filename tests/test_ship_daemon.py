@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from logd.control import request
+from logd.ship.spool import spool_backups
 from ship_support import Collector, numbered, ship_config
 from support import send_records, wait_for, write_config
 
@@ -43,7 +44,7 @@ def test_without_a_file_sink_records_are_spooled_shipped_and_the_spool_pruned(da
     assert seqs(shipped(collector)) == list(range(3000))
     spool = tmp_path / "state"
     # ~450 KB went through a spool rotating at 20 KB: without pruning there would be ~20 backups
-    wait_for(lambda: len(list(spool.glob("spool.log.*"))) <= 1, 10, what="shipped spool backups pruned")
+    wait_for(lambda: len(spool_backups(spool / "spool.log")) <= 1, 10, what="shipped spool backups pruned")
     status = request(d.socket_path, "status")
     assert "spool" in status["sinks"] and status["ship"]["central"]["lag_records"] == 0
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from logd.backups import Names
+
 from logsets import SteadySender, following, seqs
 from support import wait_for
 
@@ -40,7 +42,7 @@ def test_tail_follow_and_query_through_logds_own_rotation(daemon, tmp_path: Path
         first = got.index(0)
         missing = sorted(set(range(total)) - set(got))
         assert got[first:] == list(range(total)), f"missing {missing[:20]}"
-        backups = [p.name for p in tmp_path.iterdir() if p.name.startswith("agent.log.")]
+        backups = [b.main.name for b in Names(tmp_path / "agent.log").scan()]
         assert any(n.endswith(suffix) for n in backups) and len(backups) >= 8, backups
 
         # the same records, read back from every backup in order

@@ -308,6 +308,7 @@ def _register_modes() -> None:
     from logd.bench.redact import bench_redact
     from logd.bench.rotation import bench_rotate
     from logd.bench.peers import bench_peers
+    from logd.bench.soak import bench_soak
 
     MODES["traces"] = bench_traces
     MODES["client"] = bench_client
@@ -319,6 +320,7 @@ def _register_modes() -> None:
     from logd.bench.otlp import bench_otlp
 
     MODES["otlp"] = bench_otlp
+    MODES["soak"] = bench_soak
 
 
 def main(args: argparse.Namespace) -> int:

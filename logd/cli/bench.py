@@ -34,4 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runs", type=int, default=3, metavar="N", help="runs per server for --peers, median (default 3)")
     p.add_argument("--otlp", action="store_true",
                    help="spans/s and log records/s over OTLP/HTTP protobuf beside the socket's records/s")
+    p.add_argument("--soak", action="store_true",
+                   help="sustained paced load with rotation, zstd, shipping to rsyslog and reloads; "
+                        "RSS, CPU, rotation stalls and lag each minute, lost/duplicated at the end")
+    p.add_argument("--minutes", type=float, default=30, help="--soak: how long (default 30)")
+    p.add_argument("--rate", type=int, default=5_000, help="--soak: records/s in total (default 5000)")
+    p.add_argument("--backups", type=int, default=10_000,
+                   help="--soak: numbered backups present before the run (default 10000)")
     p.set_defaults(func=cmd_bench)

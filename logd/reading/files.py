@@ -1,7 +1,8 @@
 """Reading a logd JSON-lines file and its rotated backups, oldest record first.
 
-Naming (fixed by rotation): ``agent.log`` is the current file, ``agent.log.1`` the newest
-backup, ``agent.log.2.zst`` (or ``.gz``, or plain) older ones; a higher number is older.
+Naming (:mod:`logd.backups`): ``agent.log`` is the current file; backups are dated
+(``agent-2026-11-29T17-03-00.123.log.zst``) or numbered (``agent.log.1``, ``agent.log.2.zst``,
+higher is older), or both after a switch; each file here gets its rank, 1 the newest backup.
 ``*.tmp`` files are a compressor's work in progress and are ignored.
 
 Rotation renames files while we read, so :func:`snapshot` opens every file at one
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import stat
 import zlib
 from dataclasses import dataclass, field
@@ -32,10 +32,11 @@ from typing import Callable, Iterator
 import orjson
 import zstandard
 
+from logd.backups import Names
+
 RAW_CHUNK = 1 << 20  # bytes read from disk at a time
 COMPRESSED_CHUNK = 1 << 18  # compressed bytes read at a time
 MAX_OUT = 1 << 22  # decompressed bytes wanted at a time, at most
-COMPRESSIONS = {"": "", ".gz": "gz", ".zst": "zst"}
 
 
 @dataclass(frozen=True)
@@ -80,34 +81,10 @@ class LogFile:
             self.fd = None
 
 
-def backup_pattern(current: Path) -> re.Pattern[str]:
-    return re.compile(re.escape(current.name) + r"\.([1-9][0-9]*)(\.gz|\.zst)?")
-
-
 def list_files(current: Path) -> list[tuple[Path, int, str]]:
-    """``(path, number, compression)`` of the current file and every backup, oldest first.
-
-    When a backup exists both plain and compressed under one number (the instant between
-    the compressor's rename and its unlink of the plain file) only the compressed one,
-    which is complete and stays, is listed."""
-    pattern = backup_pattern(current)
-    found: dict[int, tuple[Path, int, str]] = {}
-    try:
-        names = os.listdir(current.parent if str(current.parent) else ".")
-    except FileNotFoundError:
-        names = []
-    for name in names:
-        if name == current.name:
-            found[0] = (current, 0, "")
-            continue
-        m = pattern.fullmatch(name)
-        if m is None:
-            continue
-        number, compression = int(m.group(1)), COMPRESSIONS[m.group(2) or ""]
-        if number in found and found[number][2] and not compression:
-            continue
-        found[number] = (current.parent / name, number, compression)
-    return [found[n] for n in sorted(found, key=lambda n: (n == 0, -n))]
+    """``(path, number, compression)`` of the current file (number 0) and every backup
+    (1 the newest), oldest first; names and their order come from :mod:`logd.backups`."""
+    return Names(current).readable()
 
 
 def _open(path: Path, number: int, compression: str) -> LogFile:

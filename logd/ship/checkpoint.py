@@ -1,8 +1,9 @@
 """Where a ship target has got to: a file fingerprint plus an offset, saved atomically.
 
 A file is recognised by a hash of its first bytes (up to 4 KiB), not by its name or inode:
-rotation renames ``agent.log`` to ``agent.log.1`` and later compresses it to
-``agent.log.2.zst`` (the decompressed bytes are the same), while a file replaced under the
+rotation renames ``agent.log`` to its backup name (``agent-<time>.log``, or ``agent.log.1``
+then ``.2``: :mod:`logd.backups`) and later compresses it (``.zst``: the decompressed bytes
+are the same), and a switch of naming leaves names as they were; a file replaced under the
 same name starts differently. The log only grows, so a prefix never changes: a checkpoint
 records how many leading bytes its fingerprint covers (``fp_len``: what the file had, up
 to 4 KiB), and a file matches when its first ``fp_len`` bytes hash the same.

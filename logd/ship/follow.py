@@ -1,6 +1,7 @@
 """Follow a JSON-lines log file and its rotated backups from a checkpoint, line by line.
 
-Rotation (``agent.log`` -> ``agent.log.1`` -> ``agent.log.2.zst``) renames files while
+Rotation (``agent.log`` -> ``agent-<time>.log`` -> ``agent-<time>.log.zst``, or numbered
+``agent.log.1`` -> ``agent.log.2.zst``; names from :mod:`logd.backups`) renames files while
 we read; the tailer keeps its file open, so a rename or a later unlink changes nothing
 for the lines it has yet to read. It moves on to the next file once the one it reads
 is finished: a backup at its end, or the current file after it was rotated away and
@@ -33,7 +34,7 @@ class Chunk:
     id_prefix: str  # names the file in ids (a hash of its first line: stable as the file grows)
 
 
-@dataclass
+@dataclass(slots=True)  # thousands at a time in a survey
 class FileInfo:
     path: Path
     number: int
@@ -67,15 +68,40 @@ def _first_time(head: bytes) -> str | None:
     return reader.line_time(head[:cut]) if cut >= 0 else None
 
 
-def survey(current: Path) -> list[FileInfo]:
-    """Every file of the set, oldest first, with its first bytes."""
-    out = []
-    with reader.snapshot(current) as files:
-        for f in files:
-            head = read_head(f) if f.fd is not None else b""
-            size = os.fstat(f.fd).st_size if f.fd is not None else -1
-            out.append(FileInfo(f.path, f.number, f.compression, head, _first_time(head), size))
+def survey(current: Path, attempts: int = 20) -> list[FileInfo]:
+    """Every file of the set, oldest first, with its first bytes.
+
+    One file open at a time (a set keeps thousands of backups; holding them all open ran
+    out of descriptors): the listing is taken again afterwards, and a survey that a rotation
+    crossed is started over. Whoever opens a file later checks its head again."""
+    out: list[FileInfo] = []
+    for _ in range(attempts):
+        before = _names(current.parent)
+        out = [_info(path, number, compression) for path, number, compression in reader.list_files(current)]
+        if _names(current.parent) == before:  # no name came or went meanwhile
+            break
     return out
+
+
+def _names(folder: Path) -> list[str]:
+    try:
+        return sorted(os.listdir(folder if str(folder) else "."))
+    except FileNotFoundError:
+        return []
+
+
+def _info(path: Path, number: int, compression: str) -> FileInfo:
+    file = reader.LogFile(path, number, compression)
+    try:
+        file.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return FileInfo(path, number, compression, b"", None, -1)
+    try:
+        size = os.fstat(file.fd).st_size
+        head = read_head(file) if size > 0 else b""  # an empty file needs no decompressor
+    finally:
+        file.close()
+    return FileInfo(path, number, compression, head, _first_time(head), size)
 
 
 def resume_index(files: list[FileInfo], position: Position | None) -> tuple[int, int]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 from collections import OrderedDict
 import socket
 import threading
@@ -23,6 +22,7 @@ from typing import Any, Callable
 
 import orjson
 
+from logd.backups import Names, compression_of
 from logd.reading import files as reader
 from logd.config import ShipSettings
 from logd.levels import RANK
@@ -334,9 +334,9 @@ class Shipper:
     def _count_lost(self, paths: list[Path], position: Position | None, reading: Position | None,
                     doomed: set[tuple[int, int, str]]) -> int:
         # Retention takes the oldest backups, so the doomed files are older than every file
-        # left; among themselves a higher backup number is older. Record times cannot order
+        # left; among themselves their names give the rotation order. Record times cannot order
         # files: one batch's records share a time.
-        infos = [info for info in map(_file_info, sorted(paths, key=_backup_number, reverse=True))
+        infos = [info for info in map(_file_info, Names(self.log_path).oldest_first(paths))
                  if info is not None and info.head]
         if position is None:
             first_unshipped, offset = 0, 0  # nothing read yet: all of them
@@ -428,18 +428,12 @@ def _when(epoch: float | None) -> str | None:
 
 
 def _open_log_file(path: Path) -> reader.LogFile | None:
-    compression = {".zst": "zst", ".gz": "gz"}.get(path.suffix, "")
+    compression = compression_of(path)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
     return reader.LogFile(path, 1, compression, fd=fd)
-
-
-def _backup_number(path: Path) -> int:
-    """N of ``agent.log.N``, ``agent.log.N.zst`` or ``agent.log.deleting.N.gz``; 0 when there is none."""
-    m = re.search(r"\.(\d+)(\.zst|\.gz)?$", path.name)
-    return int(m.group(1)) if m else 0
 
 
 def _file_info(path: Path) -> FileInfo | None:

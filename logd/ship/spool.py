@@ -1,20 +1,23 @@
 """Without a file sink, shippers still read files: the spool is a JSON-lines file in the
 state folder that only they read, in the file sink's format.
 
-It rotates like the log file (``spool.log`` -> ``spool.log.1``, higher = older, by rename)
-when it passes ``max_bytes``, and a backup is deleted only once every ship target has
-moved past it (:func:`prune_spool`), so the spool never drops what a target still needs.
+It rotates like the log file, with dated names (``spool.log`` ->
+``spool-2026-11-29T17-03-00.123.log``, one rename; :mod:`logd.backups`; numbered
+``spool.log.N`` left by an older logd are still read, in order) when it passes
+``max_bytes``, and a backup is deleted only once every ship target has moved past it
+(:func:`prune_spool`), so the spool never drops what a target still needs.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import threading
 from collections.abc import Callable
+import time
 from pathlib import Path
 
 from logd.events import Events
+from logd.backups import Names
 from logd.pipeline import Batch
 from logd.sinks.file import FileSink
 
@@ -29,14 +32,8 @@ def spool_path(state_dir: Path) -> Path:
 
 
 def spool_backups(current: Path) -> list[tuple[int, Path]]:
-    """``(number, path)`` of the spool's backups, newest (1) first."""
-    pattern = re.compile(re.escape(current.name) + r"\.([1-9][0-9]*)")
-    try:
-        names = os.listdir(current.parent)
-    except FileNotFoundError:
-        return []
-    found = [(int(m.group(1)), current.parent / name) for name in names if (m := pattern.fullmatch(name))]
-    return sorted(found)
+    """``(rank, path)`` of the spool's backups, newest (1) first."""
+    return [(rank, path) for path, rank, _ in reversed(Names(current).readable()) if rank > 0]
 
 
 class SpoolSink(FileSink):
@@ -56,12 +53,14 @@ class SpoolSink(FileSink):
             self.rotate()
 
     def rotate(self) -> None:
-        """spool.log.N -> N+1 (oldest first), spool.log -> spool.log.1; the next write reopens."""
+        """spool.log -> spool-<time>.log (a name no backup has); the next write reopens."""
         self.close()
+        names = Names(self.path)
         with _renames:
-            for number, path in reversed(spool_backups(self.path)):
-                os.replace(path, path.with_name(f"{self.path.name}.{number + 1}"))
-            os.replace(self.path, self.path.with_name(self.path.name + ".1"))
+            when = time.time()
+            while os.path.lexists(names.dated(when)):
+                when += 0.001
+            os.rename(self.path, names.dated(when))
 
 
 def prune_spool(current: Path, done_with: Callable[[Path], bool]) -> list[Path]:

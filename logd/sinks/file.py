@@ -205,15 +205,17 @@ class FileSink:
         self._rotate_asked = False
         if self._size == 0:
             return False
+        started = time.perf_counter()
         self.files.rotate()
         if self._bounds is not None and self._fd is not None:
             self._bounds.rotated(self._fd)
-        self._close_fd()  # renamed to .1; from here the next write opens a new file
+        self._close_fd()  # renamed to its backup name; from here the next write opens a new file
         self._generation = self.files.generation
         now = self.clock()
         if self.policy.schedule is not None:
             self._next_boundary = self.policy.schedule.next_boundary(now)
         self._open()  # the new file exists at once, for tail -F and readers (a failure: next write retries)
+        self.files.record_stall(time.perf_counter() - started)  # what this rotation held the writer up
         return True
 
     def rotate_now(self) -> bool:
@@ -287,9 +289,17 @@ class FileSink:
         return self._counted.retention_deleted if self._counted is not None else 0
 
     def stats(self) -> SinkStats:
+        stalls, recent = self.rotation_stalls
         return SinkStats(sent_bytes=self.bytes_written, buffer_bytes=len(self._unwritten),
                          rotations=self.rotations, compression_seconds=self.compression_seconds,
-                         retention_deleted=self.retention_deleted)
+                         retention_deleted=self.retention_deleted, rotation_stalls=stalls,
+                         rotation_stall_ms=[round(s * 1000, 2) for s in recent])
+
+    @property
+    def rotation_stalls(self) -> tuple[int, list[float]]:
+        """(rotations measured, the latest writer stalls in seconds) for this path."""
+        files = self._counted
+        return (files.stall_count, list(files.stalls)) if files is not None else (0, [])
 
     def settle(self, timeout: float = 30.0) -> bool:
         """Wait for the background compression and retention asked for so far."""
