@@ -88,7 +88,8 @@ def test_shuffled_times_across_many_rotations_match_jq_for_every_window(tmp_path
     a restart in the middle leaves a file the writer did not see whole (the reader measures it).
     `logd query --since --until` must print exactly what jq selects, for many windows."""
     rng = random.Random(16)
-    config = 'file = "agent.log"\nfile_only = true\nmax_size = 0.008\ncompress = true'
+    # numbered names: the jq side below lists the files oldest first by their number
+    config = 'file = "agent.log"\nfile_only = true\nmax_size = 0.008\ncompress = true\nbackup_names = "numbered"'
     times = [BASE + rng.uniform(0, 7200) for _ in range(2400)]
     d = daemon(config)
     for start in range(0, 1200, 40):  # batches: each one is a slow batch of mixed times
