@@ -1,12 +1,15 @@
-# The two commands of README's quick start, plus the benchmark.
+# The two commands of README's quick start, plus the benchmark and the checks.
 .PHONY: run test bench lint man install clean
 
 run:
 	@.ci/setup
 	.venv/bin/logd run --config config/agentflow.toml
 
+# the checks first (ruff, mypy: configured in pyproject.toml), then the whole suite
 test:
 	@.ci/setup --test
+	.venv/bin/ruff check logd tests
+	.venv/bin/mypy
 	.venv/bin/python -m pytest -q
 
 bench:
@@ -25,7 +28,6 @@ install: man
 # ruff and mypy, configured in pyproject.toml ([tool.ruff], [tool.mypy])
 lint:
 	@.ci/setup --test
-	@.venv/bin/python -m pip install -q -e '.[lint]'
 	.venv/bin/ruff check logd tests
 	.venv/bin/mypy
 
