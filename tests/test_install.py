@@ -55,3 +55,14 @@ def test_a_ship_target_without_the_ship_extra_names_the_extra(core_venv, tmp_pat
     ok = subprocess.run([str(python), "-m", "logd", "check", "--config", str(syslog)],
                         capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stderr  # syslog needs nothing beyond the core
+
+
+def test_an_otlp_receiver_without_the_otlp_extra_names_the_extra(core_venv, tmp_path):
+    python, _ = core_venv
+    config = tmp_path / "agentflow.toml"
+    config.write_text('[logging.otlp]\nlisten = "127.0.0.1:4318"\n')
+    result = subprocess.run([str(python), "-m", "logd", "check", "--config", str(config)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "logging.otlp.listen: the OTLP receiver needs h11 and opentelemetry-proto" in result.stderr
+    assert "pip install 'logd[otlp]'" in result.stderr
