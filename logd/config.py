@@ -13,9 +13,10 @@ import hashlib
 import os
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from logd.extras import available, install_hint
@@ -626,7 +627,7 @@ def _with_column(error: ConfigError, text: str) -> ConfigError:
     return ConfigError(error.file, error.message, line=error.line, column=column + 1, key=error.key)
 
 
-def _stray_tables(path: Path, locate: "_Locator", document: dict[str, Any]) -> list[str]:
+def _stray_tables(path: Path, locate: _Locator, document: dict[str, Any]) -> list[str]:
     """Top-level tables that look like a misspelt ``[logging]`` (``[loging]``): logd reads only
     ``[logging]``, so their settings would be ignored without a word."""
     out = []
@@ -638,7 +639,7 @@ def _stray_tables(path: Path, locate: "_Locator", document: dict[str, Any]) -> l
     return out
 
 
-def _world_writable(path: Path, locate: "_Locator", tables: dict[str, dict[str, Any]]) -> list[ConfigError]:
+def _world_writable(path: Path, locate: _Locator, tables: dict[str, dict[str, Any]]) -> list[ConfigError]:
     """A socket mode that lets every local user write is refused unless asked for by name:
     anyone could then send records as any agent (or talk to the control socket)."""
     out = []
@@ -652,7 +653,7 @@ def _world_writable(path: Path, locate: "_Locator", tables: dict[str, dict[str, 
     return out
 
 
-def _validate_table(path: Path, locate: "_Locator", table: str, raw: dict[str, Any],
+def _validate_table(path: Path, locate: _Locator, table: str, raw: dict[str, Any],
                     schema: dict[str, Validator], errors: list[ConfigError],
                     extra_names: tuple[str, ...] = ()) -> dict[str, Any]:
     out: dict[str, Any] = {}
@@ -673,7 +674,7 @@ def _validate_table(path: Path, locate: "_Locator", table: str, raw: dict[str, A
     return out
 
 
-def _validate_array(path: Path, locate: "_Locator", key: str, raw: Any, base: Path,
+def _validate_array(path: Path, locate: _Locator, key: str, raw: Any, base: Path,
                     errors: list[ConfigError]) -> tuple[ShipSettings, ...]:
     """``[[logging.ship]]`` elements -> settings; errors name the element: ``logging.ship[1].url``."""
     if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
@@ -739,7 +740,7 @@ def _validate_array(path: Path, locate: "_Locator", key: str, raw: Any, base: Pa
 class _ArrayLocator:
     """Finds lines inside the N-th ``[[table]]`` element (keys there are named ``table[N].key``)."""
 
-    def __init__(self, locate: "_Locator", table: str, index: int) -> None:
+    def __init__(self, locate: _Locator, table: str, index: int) -> None:
         self.locate, self.table, self.index = locate, table, index
 
     def __call__(self, _name: str, key: str | None) -> int | None:

@@ -6,8 +6,8 @@ flagged ``"_error": "<step>: <exception>: <reason>"``; nothing else in its batch
 from __future__ import annotations
 
 import re
-import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 

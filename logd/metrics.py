@@ -26,12 +26,12 @@ import socket
 import socketserver
 import threading
 from bisect import bisect_left
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
-from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily,
-                                    InfoMetricFamily)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, InfoMetricFamily
 from prometheus_client.exposition import choose_encoder
 
 from logd import __version__
@@ -355,7 +355,7 @@ def parse_listen(listen: str) -> tuple[str, int] | Path:
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    server: "_HTTPServerMixin"
+    server: _HTTPServerMixin
     protocol_version = "HTTP/1.0"
     timeout = 10  # seconds: a scraper that stalls mid-request gives up its thread
 
@@ -407,7 +407,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 class _HTTPServerMixin:
-    owner: "MetricsServer"
+    owner: MetricsServer
     daemon_threads = True  # a stuck scraper never holds up shutdown
 
 

@@ -32,16 +32,17 @@ from __future__ import annotations
 
 import math
 import os
-from collections import deque
-from contextlib import contextmanager
 import re
 import threading
 import time
 import zlib
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import orjson
 import zstandard
@@ -207,7 +208,7 @@ class Retention:
     def active(self) -> bool:
         return self.max_backups > 0 or self.max_age_days > 0
 
-    def expired(self, backups: list["Backup"], now: float) -> list["Backup"]:
+    def expired(self, backups: list[Backup], now: float) -> list[Backup]:
         """The backups to delete; ``backups`` newest first."""
         out = []
         for index, backup in enumerate(backups):
@@ -229,7 +230,7 @@ class RotationPolicy:
     names: str = backups.DATED  # backup names: "dated" or "numbered" (see logd.backups)
 
     @classmethod
-    def from_config(cls, config: Any) -> "RotationPolicy":
+    def from_config(cls, config: Any) -> RotationPolicy:
         return cls(
             size=SizeLimit(config.max_size_bytes) if config.max_size > 0 else None,
             schedule=parse_rotate_every(config.rotate_every) if config.rotate_every else None,

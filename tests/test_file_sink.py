@@ -19,6 +19,7 @@ from logd.events import Events
 from logd.pipeline import Batch, Pipeline
 from logd.rotation import Compression, Retention, RotationPolicy, Schedule, SizeLimit
 from logd.sinks.file import FileSink
+
 from rotation_support import Clock, all_seqs, batch, decompress, names, record, seqs_in
 from support import wait_for
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import socket
 import tempfile
 import threading
-import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import orjson
 import pytest
@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from logd.control import request
+
 from support import DaemonProcess, send, wait_for, write_config
 
 EXAMPLES = int(os.environ.get("LOGD_FUZZ_EXAMPLES", "40"))

@@ -12,8 +12,9 @@ import pytest
 
 from logd.config import ConfigError, parse_config
 from logd.pipeline import Batch
-from logd.rotation import (Compression, FileSet, Retention, RotationPolicy, SizeLimit, parse_rotate_every)
+from logd.rotation import Compression, FileSet, Retention, RotationPolicy, SizeLimit, parse_rotate_every
 from logd.sinks.file import FileSink
+
 from rotation_support import all_seqs, batch, decompress, names
 from support import wait_for
 

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import orjson
 
-from logd.control import request
 from logd.backups import Names
+from logd.control import request
+
 from rotation_support import all_seqs, backup_names, decompress, file_set, names, seqs_in
 from support import DaemonProcess, agent_records, read_records, send, send_records, wait_for, write_config
 
@@ -124,7 +125,7 @@ class LimitedDaemon(DaemonProcess):
 
     limit = 60_000
 
-    def start(self, wait: bool = True) -> "LimitedDaemon":
+    def start(self, wait: bool = True) -> LimitedDaemon:
         limit = self.limit
 
         def lower_limit() -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from logd.control import request
 from logd.ship.spool import spool_backups
+
 from ship_support import Collector, numbered, ship_config
 from support import send_records, wait_for, write_config
 

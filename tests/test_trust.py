@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 
 from logd.control import ControlError, control_path, request
+
 from support import agent_records, read_records, send, send_records, wait_for
 
 FILE_ONLY = 'file = "agent.log"\nfile_only = true'

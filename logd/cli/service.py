@@ -11,11 +11,23 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from logd.cli.common import (CONFIG_HELP, config_error, warn, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, SOCKET_HELP, ask_daemon, error, level_arg,
-                             load, resolve_socket)
+from logd.cli.common import (
+    CONFIG_HELP,
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    SOCKET_HELP,
+    ask_daemon,
+    config_error,
+    error,
+    level_arg,
+    load,
+    resolve_socket,
+    warn,
+)
+from logd.client.sender import trusted_daemon_uids, untrusted_peer  # the peer check every client makes
 from logd.config import ConfigError, describe
 from logd.timestamps import format_epoch
-from logd.client.sender import trusted_daemon_uids, untrusted_peer  # the peer check every client makes
 
 if TYPE_CHECKING:
     from logd.traces.formats import Documents
@@ -106,7 +118,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _raw_documents() -> "Documents":
+def _raw_documents() -> Documents:
     """--raw: pretty-printed JSON documents and Koog trace writer lines become one record each."""
     from logd.traces.formats import Documents
 

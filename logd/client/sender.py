@@ -21,8 +21,9 @@ import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 
@@ -496,7 +497,7 @@ def _stderr(text: str) -> None:
         pass
 
 
-_live_senders: "weakref.WeakSet[Sender]" = weakref.WeakSet()
+_live_senders: weakref.WeakSet[Sender] = weakref.WeakSet()
 
 
 @atexit.register

@@ -25,9 +25,9 @@ import errno
 import os
 import stat
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import orjson
 import zstandard
@@ -125,7 +125,7 @@ class Snapshot(list[LogFile]):
         for file in self:
             file.close()
 
-    def __enter__(self) -> "Snapshot":
+    def __enter__(self) -> Snapshot:
         return self
 
     def __exit__(self, *exc: object) -> None:

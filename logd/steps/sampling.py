@@ -17,7 +17,7 @@ level (sampling) and by agent (rate limit), in dicts the daemon keeps across rel
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 from logd.levels import RANK
 from logd.pipeline import SELF_TRUSTED
