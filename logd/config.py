@@ -444,7 +444,8 @@ _SHIP_KEYS: dict[str, Validator] = {
     "tls_verify": _boolean,
     "hostname": _string,
     "facility": _choice({f: f for f in ("kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news",
-                                        "uucp", "cron", "authpriv", "ftp")} | {f"local{i}": f"local{i}" for i in range(8)},
+                                        "uucp", "cron", "authpriv", "ftp")}
+                        | {f"local{i}": f"local{i}" for i in range(8)},
                         'a syslog facility name such as "user", "daemon" or "local0"'),
     "index": _string,
     "service_name": _string,
@@ -632,7 +633,8 @@ def _stray_tables(path: Path, locate: _Locator, document: dict[str, Any]) -> lis
     ``[logging]``, so their settings would be ignored without a word."""
     out = []
     for name, value in document.items():
-        if name != "logging" and isinstance(value, dict) and difflib.get_close_matches(name, ["logging"], n=1, cutoff=0.7):
+        if (name != "logging" and isinstance(value, dict)
+                and difflib.get_close_matches(name, ["logging"], n=1, cutoff=0.7)):
             line = locate(name, None)
             where = f"{path}:{line}" if line else str(path)
             out.append(f'{where}: [{name}] is not read by logd (did you mean [logging]?); its settings are ignored')

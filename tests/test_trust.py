@@ -27,7 +27,8 @@ def deep(levels: int) -> bytes:
 
 HOSTILE = [
     deep(600),  # orjson reads up to 1024 levels but writes only 254
-    b'{"message":"sup","hook":"BeforeAgentRun","session_id":"s","agent":"x","time":"' + SUPERSCRIPT_TIME.encode() + b'"}',
+    b'{"message":"sup","hook":"BeforeAgentRun","session_id":"s","agent":"x","time":"'
+    + SUPERSCRIPT_TIME.encode() + b'"}',
     b'{"message":"tz","hook":"AfterAgentRun","session_id":"s","agent":"x","time":"2026-01-01T00:00:00+99:00"}',
     b'{"message":"list","a":' + b"[" * 1100 + b"]" * 1100 + b"}",  # deeper than orjson reads at all
 ]
