@@ -316,9 +316,9 @@ def _boolean(value: Any) -> bool:
 
 def _number(minimum: float, what: str, *, positive: bool = False) -> Validator:
     def check(value: Any) -> float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if value > minimum or (not positive and value == minimum):
-                return value
+        if (isinstance(value, (int, float)) and not isinstance(value, bool)
+                and (value > minimum or (not positive and value == minimum))):
+            return value
         raise _Invalid(what)
     return check
 
@@ -691,7 +691,9 @@ def _validate_array(path: Path, locate: _Locator, key: str, raw: Any, base: Path
         found: list[ConfigError] = []
         table = _validate_table(path, where, name, item, _ARRAYS[key], found)
 
-        def bad(message: str, at: str | None, error_key: str) -> None:
+        # called only within this iteration: the defaults bind this element's names
+        def bad(message: str, at: str | None, error_key: str, *, found: list[ConfigError] = found,
+                where: _ArrayLocator = where, name: str = name) -> None:
             found.append(ConfigError(path, message, line=where(name, at), key=error_key))
 
         for required in ("type", "url"):

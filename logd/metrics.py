@@ -287,7 +287,7 @@ class LogdCollector:
         bounds = [_bound(b) for b in s["duration_buckets"]] + ["+Inf"]
         for agent, row in sorted(s["durations"].items()):
             cumulative, total = [], 0
-            for bound, n in zip(bounds, row[:-1]):
+            for bound, n in zip(bounds, row[:-1], strict=True):  # a count per bucket and +Inf, then the sum
                 total += int(n)
                 cumulative.append((bound, total))
             runs.add_metric([agent], cumulative, sum_value=row[-1])

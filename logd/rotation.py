@@ -177,15 +177,14 @@ class Compression:
 
         ``context`` (from :meth:`compressor`) and ``buffer`` are reused across calls."""
         view = memoryview(buffer if buffer is not None else bytearray(CHUNK))
-        out = open(dst, "wb", buffering=0, closefd=False)
-        if self.algorithm == "zstd":
-            writer: Any = (context or self.compressor()).stream_writer(out, closefd=False, write_size=CHUNK // 4)
-            write, finish = writer.write, lambda: writer.flush(zstandard.FLUSH_FRAME)
-        else:
-            gz = zlib.compressobj(self.effective_level, zlib.DEFLATED, 31)  # 31: gzip framing
-            write = lambda data: _write_all(dst, gz.compress(data))  # noqa: E731
-            finish = lambda: _write_all(dst, gz.flush())  # noqa: E731
-        with out:
+        with open(dst, "wb", buffering=0, closefd=False) as out:
+            if self.algorithm == "zstd":
+                writer: Any = (context or self.compressor()).stream_writer(out, closefd=False, write_size=CHUNK // 4)
+                write, finish = writer.write, lambda: writer.flush(zstandard.FLUSH_FRAME)
+            else:
+                gz = zlib.compressobj(self.effective_level, zlib.DEFLATED, 31)  # 31: gzip framing
+                write = lambda data: _write_all(dst, gz.compress(data))  # noqa: E731
+                finish = lambda: _write_all(dst, gz.flush())  # noqa: E731
             while True:
                 if cancelled():
                     return False

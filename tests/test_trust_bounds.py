@@ -51,7 +51,7 @@ def test_an_ack_client_that_never_reads_its_acks_is_paused_then_dropped(daemon, 
     except (BrokenPipeError, ConnectionResetError):
         pass  # dropped after ack_timeout
     except TimeoutError:
-        raise AssertionError("logd neither read nor dropped the client")
+        raise AssertionError("logd neither read nor dropped the client") from None
     assert sent < 400 * len(chunk), "logd kept reading from a client that reads none of its acks"
     c.close()
     status = request(d.socket_path, "status")
@@ -88,7 +88,7 @@ def test_a_connection_that_keeps_sending_is_not_idle(daemon, tmp_path):
     while time.monotonic() < deadline:  # one record after another, each written, for three idle timeouts
         s.sendall(b'{"message":"tick","i":%d}\n' % i)
         i += 1
-        wait_for(lambda: len(agent_records(tmp_path / "agent.log")) >= i, what=f"record {i}")
+        wait_for(lambda i=i: len(agent_records(tmp_path / "agent.log")) >= i, what=f"record {i}")
     s.sendall(b'{"message":"last"}\n')
     s.shutdown(socket.SHUT_WR)
     assert s.recv(1) == b""

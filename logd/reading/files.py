@@ -263,7 +263,7 @@ def file_blocks(file: LogFile, on_problem: ProblemHandler) -> Iterator[tuple[byt
     count = 0
     rest = b""
     try:
-        for block, rest in line_blocks(decoded_chunks(file)):
+        for block, rest in line_blocks(decoded_chunks(file)):  # noqa: B007 - rest is read after the loop
             if block:
                 lines = block.split(b"\n")
                 count += len(lines)
