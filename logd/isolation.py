@@ -6,6 +6,7 @@ flagged ``"_error": "<step>: <exception>: <reason>"``; nothing else in its batch
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -76,10 +77,10 @@ def fallback_record(record: Record, step: str, exc: BaseException) -> Record:
     """A record a step could not handle, as plain text fields every step can: the time and
     level if they are canonical strings, the whole record as text in ``message``, the
     trusted fields and flags kept, and ``_error`` saying which step failed and why."""
-    time = record.get("time")
+    stamp = record.get("time")  # not "time": the module gives the fallback
     level = record.get("level")
     safe: Record = {
-        "time": time if isinstance(time, str) and len(time) == 27 else format_epoch(time.time()),
+        "time": stamp if isinstance(stamp, str) and len(stamp) == 27 else format_epoch(time.time()),
         "level": level if isinstance(level, str) and level in RANK else "info",
         "message": record_text(record),
     }
