@@ -108,7 +108,7 @@ def _exact(value: object, depth: int = 0) -> object:
             return _SURROGATE.sub("\ufffd", value)
     if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
         digits = str(value)
-        return orjson.Fragment(digits) if len(digits.lstrip("-")) <= 308 else digits  # type: ignore[attr-defined]
+        return orjson.Fragment(digits) if len(digits.lstrip("-")) <= 308 else digits
     if depth > 250:
         return value  # too deep for orjson whatever we do: the caller keeps it as text
     if isinstance(value, dict):
