@@ -13,7 +13,7 @@ import hashlib
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -160,7 +160,7 @@ OTLP_LISTEN_ENV = "LOGD_OTLP_LISTEN"
 OTLP_DEFAULT_LISTEN = "127.0.0.1:4318"  # the OTLP/HTTP port exporters use by default
 
 
-def default_otlp_listen(env: dict[str, str] | None = None) -> str:
+def default_otlp_listen(env: Mapping[str, str] | None = None) -> str:
     """``$LOGD_OTLP_LISTEN`` (``""`` turns the receiver off), else 127.0.0.1:4318."""
     env = os.environ if env is None else env
     return env.get(OTLP_LISTEN_ENV, OTLP_DEFAULT_LISTEN)
@@ -263,7 +263,7 @@ def config_search_text(system: Path = SYSTEM_CONFIG) -> str:
             f"{system} ({'present' if system.is_file() else 'absent'})")
 
 
-def traces_dir(config: Config, env: dict[str, str] | None = None) -> Path:
+def traces_dir(config: Config, env: Mapping[str, str] | None = None) -> Path:
     """The trace folder: ``[logging.traces] dir``, else ``traces/`` beside the log file,
     else ``$XDG_STATE_HOME/logd/traces`` (``~/.local/state/logd/traces``)."""
     if config.traces.dir is not None:
@@ -655,7 +655,11 @@ def _world_writable(path: Path, locate: _Locator, tables: dict[str, dict[str, An
     return out
 
 
-def _validate_table(path: Path, locate: _Locator, table: str, raw: dict[str, Any],
+# (table, key) -> the line it stands on: a _Locator, or an _ArrayLocator inside one [[table]]
+_LineOf = Callable[[str, str | None], int | None]
+
+
+def _validate_table(path: Path, locate: _LineOf, table: str, raw: dict[str, Any],
                     schema: dict[str, Validator], errors: list[ConfigError],
                     extra_names: tuple[str, ...] = ()) -> dict[str, Any]:
     out: dict[str, Any] = {}
@@ -884,14 +888,15 @@ def changes(old: Config, new: Config) -> list[str]:
     return out
 
 
-def _array_changes(name: str, old: tuple, new: tuple) -> list[str]:
+def _array_changes(name: str, old: tuple[ShipSettings, ...], new: tuple[ShipSettings, ...]) -> list[str]:
     out: list[str] = []
     for i in range(max(len(old), len(new))):
-        a = old[i] if i < len(old) else None
-        b = new[i] if i < len(new) else None
-        if a is None or b is None:
-            out.append(f"{name}[{i}]: {'added' if a is None else 'removed'} {(b or a).name}")
+        if i >= len(old):
+            out.append(f"{name}[{i}]: added {new[i].name}")
+        elif i >= len(new):
+            out.append(f"{name}[{i}]: removed {old[i].name}")
         else:
+            a, b = old[i], new[i]
             out.extend(f"{name}[{i}].{g.name}: {_shown(getattr(a, g.name))} -> {_shown(getattr(b, g.name))}"
                        for g in fields(a) if getattr(a, g.name) != getattr(b, g.name))
     return out

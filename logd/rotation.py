@@ -611,7 +611,7 @@ class FileSet:
             os.close(src)
             os.close(dst)
             with self.lock:  # a numbered cascade may have moved our backup up: self._active follows it
-                active = self._active
+                active: str | None = self._active
                 cancelled = self._cancel or not finished
                 assert active is not None
                 temp = self.names.folder / (active + compression.suffix + ".tmp")

@@ -284,7 +284,7 @@ class Tailer:
             self._pending += data
         if b"\n" not in self._pending:
             return None
-        lines = []
+        lines: list[bytes] = []
         cut = 0
         while len(lines) < max_lines:
             nl = self._pending.find(b"\n", cut)

@@ -271,8 +271,9 @@ class Shipper:
             self.stats.delivered += records
             self.stats.skipped += skipped
             self.stats.last_success = self.clock()
-            recovered = self.stats.failing_since is not None
-            outage = self.clock() - self.stats.failing_since if recovered else 0.0
+            since = self.stats.failing_since
+            recovered = since is not None
+            outage = self.clock() - since if since is not None else 0.0
             self.stats.failing_since = self.stats.next_retry_at = None
         now = time.monotonic()
         durable = now - self._last_durable >= DURABLE_EVERY or self._stop.is_set()
