@@ -13,9 +13,10 @@ import hashlib
 import os
 import re
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from logd.extras import available, install_hint
@@ -159,7 +160,7 @@ OTLP_LISTEN_ENV = "LOGD_OTLP_LISTEN"
 OTLP_DEFAULT_LISTEN = "127.0.0.1:4318"  # the OTLP/HTTP port exporters use by default
 
 
-def default_otlp_listen(env: dict[str, str] | None = None) -> str:
+def default_otlp_listen(env: Mapping[str, str] | None = None) -> str:
     """``$LOGD_OTLP_LISTEN`` (``""`` turns the receiver off), else 127.0.0.1:4318."""
     env = os.environ if env is None else env
     return env.get(OTLP_LISTEN_ENV, OTLP_DEFAULT_LISTEN)
@@ -262,7 +263,7 @@ def config_search_text(system: Path = SYSTEM_CONFIG) -> str:
             f"{system} ({'present' if system.is_file() else 'absent'})")
 
 
-def traces_dir(config: Config, env: dict[str, str] | None = None) -> Path:
+def traces_dir(config: Config, env: Mapping[str, str] | None = None) -> Path:
     """The trace folder: ``[logging.traces] dir``, else ``traces/`` beside the log file,
     else ``$XDG_STATE_HOME/logd/traces`` (``~/.local/state/logd/traces``)."""
     if config.traces.dir is not None:
@@ -315,9 +316,9 @@ def _boolean(value: Any) -> bool:
 
 def _number(minimum: float, what: str, *, positive: bool = False) -> Validator:
     def check(value: Any) -> float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if value > minimum or (not positive and value == minimum):
-                return value
+        if (isinstance(value, (int, float)) and not isinstance(value, bool)
+                and (value > minimum or (not positive and value == minimum))):
+            return value
         raise _Invalid(what)
     return check
 
@@ -443,7 +444,8 @@ _SHIP_KEYS: dict[str, Validator] = {
     "tls_verify": _boolean,
     "hostname": _string,
     "facility": _choice({f: f for f in ("kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news",
-                                        "uucp", "cron", "authpriv", "ftp")} | {f"local{i}": f"local{i}" for i in range(8)},
+                                        "uucp", "cron", "authpriv", "ftp")}
+                        | {f"local{i}": f"local{i}" for i in range(8)},
                         'a syslog facility name such as "user", "daemon" or "local0"'),
     "index": _string,
     "service_name": _string,
@@ -626,19 +628,20 @@ def _with_column(error: ConfigError, text: str) -> ConfigError:
     return ConfigError(error.file, error.message, line=error.line, column=column + 1, key=error.key)
 
 
-def _stray_tables(path: Path, locate: "_Locator", document: dict[str, Any]) -> list[str]:
+def _stray_tables(path: Path, locate: _Locator, document: dict[str, Any]) -> list[str]:
     """Top-level tables that look like a misspelt ``[logging]`` (``[loging]``): logd reads only
     ``[logging]``, so their settings would be ignored without a word."""
     out = []
     for name, value in document.items():
-        if name != "logging" and isinstance(value, dict) and difflib.get_close_matches(name, ["logging"], n=1, cutoff=0.7):
+        if (name != "logging" and isinstance(value, dict)
+                and difflib.get_close_matches(name, ["logging"], n=1, cutoff=0.7)):
             line = locate(name, None)
             where = f"{path}:{line}" if line else str(path)
             out.append(f'{where}: [{name}] is not read by logd (did you mean [logging]?); its settings are ignored')
     return out
 
 
-def _world_writable(path: Path, locate: "_Locator", tables: dict[str, dict[str, Any]]) -> list[ConfigError]:
+def _world_writable(path: Path, locate: _Locator, tables: dict[str, dict[str, Any]]) -> list[ConfigError]:
     """A socket mode that lets every local user write is refused unless asked for by name:
     anyone could then send records as any agent (or talk to the control socket)."""
     out = []
@@ -652,7 +655,11 @@ def _world_writable(path: Path, locate: "_Locator", tables: dict[str, dict[str, 
     return out
 
 
-def _validate_table(path: Path, locate: "_Locator", table: str, raw: dict[str, Any],
+# (table, key) -> the line it stands on: a _Locator, or an _ArrayLocator inside one [[table]]
+_LineOf = Callable[[str, str | None], int | None]
+
+
+def _validate_table(path: Path, locate: _LineOf, table: str, raw: dict[str, Any],
                     schema: dict[str, Validator], errors: list[ConfigError],
                     extra_names: tuple[str, ...] = ()) -> dict[str, Any]:
     out: dict[str, Any] = {}
@@ -673,7 +680,7 @@ def _validate_table(path: Path, locate: "_Locator", table: str, raw: dict[str, A
     return out
 
 
-def _validate_array(path: Path, locate: "_Locator", key: str, raw: Any, base: Path,
+def _validate_array(path: Path, locate: _Locator, key: str, raw: Any, base: Path,
                     errors: list[ConfigError]) -> tuple[ShipSettings, ...]:
     """``[[logging.ship]]`` elements -> settings; errors name the element: ``logging.ship[1].url``."""
     if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
@@ -688,7 +695,9 @@ def _validate_array(path: Path, locate: "_Locator", key: str, raw: Any, base: Pa
         found: list[ConfigError] = []
         table = _validate_table(path, where, name, item, _ARRAYS[key], found)
 
-        def bad(message: str, at: str | None, error_key: str) -> None:
+        # called only within this iteration: the defaults bind this element's names
+        def bad(message: str, at: str | None, error_key: str, *, found: list[ConfigError] = found,
+                where: _ArrayLocator = where, name: str = name) -> None:
             found.append(ConfigError(path, message, line=where(name, at), key=error_key))
 
         for required in ("type", "url"):
@@ -739,7 +748,7 @@ def _validate_array(path: Path, locate: "_Locator", key: str, raw: Any, base: Pa
 class _ArrayLocator:
     """Finds lines inside the N-th ``[[table]]`` element (keys there are named ``table[N].key``)."""
 
-    def __init__(self, locate: "_Locator", table: str, index: int) -> None:
+    def __init__(self, locate: _Locator, table: str, index: int) -> None:
         self.locate, self.table, self.index = locate, table, index
 
     def __call__(self, _name: str, key: str | None) -> int | None:
@@ -879,14 +888,15 @@ def changes(old: Config, new: Config) -> list[str]:
     return out
 
 
-def _array_changes(name: str, old: tuple, new: tuple) -> list[str]:
+def _array_changes(name: str, old: tuple[ShipSettings, ...], new: tuple[ShipSettings, ...]) -> list[str]:
     out: list[str] = []
     for i in range(max(len(old), len(new))):
-        a = old[i] if i < len(old) else None
-        b = new[i] if i < len(new) else None
-        if a is None or b is None:
-            out.append(f"{name}[{i}]: {'added' if a is None else 'removed'} {(b or a).name}")
+        if i >= len(old):
+            out.append(f"{name}[{i}]: added {new[i].name}")
+        elif i >= len(new):
+            out.append(f"{name}[{i}]: removed {old[i].name}")
         else:
+            a, b = old[i], new[i]
             out.extend(f"{name}[{i}].{g.name}: {_shown(getattr(a, g.name))} -> {_shown(getattr(b, g.name))}"
                        for g in fields(a) if getattr(a, g.name) != getattr(b, g.name))
     return out

@@ -29,8 +29,6 @@ from logd.control import ControlServer, control_path
 from logd.events import Events, write_stderr
 from logd.malloc import tune_malloc
 from logd.metrics import AgentMetrics, ListenError, MetricsServer, snapshot, status_view
-from logd.sources.ingest import HttpIngest
-from logd.usage import UsageMetrics, usage_view
 from logd.pipeline import Branch, Pipeline, level_filter
 from logd.reload import ConfigWatcher
 from logd.rotation import OnDelete, RotationPolicy
@@ -39,10 +37,12 @@ from logd.ship.checkpoint import CheckpointError
 from logd.ship.spool import SpoolSink, spool_path
 from logd.sinks.console import ConsoleSink
 from logd.sinks.file import FileSink
+from logd.sources.ingest import HttpIngest
 from logd.sources.unix import SocketServer, StartupError, create_listener
 from logd.steps.redact import Redactor
 from logd.steps.sampling import RateLimiter, Sampler
 from logd.traces.sink import TraceSink, trace_branch
+from logd.usage import UsageMetrics, usage_view
 
 # --- building: config -> components (no socket, no event loop needed) ---
 

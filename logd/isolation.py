@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 
@@ -76,10 +77,10 @@ def fallback_record(record: Record, step: str, exc: BaseException) -> Record:
     """A record a step could not handle, as plain text fields every step can: the time and
     level if they are canonical strings, the whole record as text in ``message``, the
     trusted fields and flags kept, and ``_error`` saying which step failed and why."""
-    time = record.get("time")
+    stamp = record.get("time")  # not "time": the module gives the fallback
     level = record.get("level")
     safe: Record = {
-        "time": time if isinstance(time, str) and len(time) == 27 else format_epoch(time.time()),
+        "time": stamp if isinstance(stamp, str) and len(stamp) == 27 else format_epoch(time.time()),
         "level": level if isinstance(level, str) and level in RANK else "info",
         "message": record_text(record),
     }
@@ -107,7 +108,7 @@ def _exact(value: object, depth: int = 0) -> object:
             return _SURROGATE.sub("\ufffd", value)
     if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
         digits = str(value)
-        return orjson.Fragment(digits) if len(digits.lstrip("-")) <= 308 else digits  # type: ignore[attr-defined]
+        return orjson.Fragment(digits) if len(digits.lstrip("-")) <= 308 else digits
     if depth > 250:
         return value  # too deep for orjson whatever we do: the caller keeps it as text
     if isinstance(value, dict):

@@ -26,12 +26,12 @@ import socket
 import socketserver
 import threading
 from bisect import bisect_left
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
-from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily,
-                                    InfoMetricFamily)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, InfoMetricFamily
 from prometheus_client.exposition import choose_encoder
 
 from logd import __version__
@@ -287,7 +287,7 @@ class LogdCollector:
         bounds = [_bound(b) for b in s["duration_buckets"]] + ["+Inf"]
         for agent, row in sorted(s["durations"].items()):
             cumulative, total = [], 0
-            for bound, n in zip(bounds, row[:-1]):
+            for bound, n in zip(bounds, row[:-1], strict=True):  # a count per bucket and +Inf, then the sum
                 total += int(n)
                 cumulative.append((bound, total))
             runs.add_metric([agent], cumulative, sum_value=row[-1])
@@ -355,7 +355,7 @@ def parse_listen(listen: str) -> tuple[str, int] | Path:
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    server: "_HTTPServerMixin"
+    server: _HTTPServerMixin
     protocol_version = "HTTP/1.0"
     timeout = 10  # seconds: a scraper that stalls mid-request gives up its thread
 
@@ -406,8 +406,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass  # scrapes every few seconds are not worth a log line
 
 
-class _HTTPServerMixin:
-    owner: "MetricsServer"
+class _HTTPServerMixin(socketserver.BaseServer):
+    """Mixed into both servers: the handler finds the MetricsServer it serves for as ``owner``."""
+
+    owner: MetricsServer
     daemon_threads = True  # a stuck scraper never holds up shutdown
 
 
@@ -446,7 +448,7 @@ class MetricsServer:
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
-        self._server: socketserver.BaseServer | None = None
+        self._server: _HTTPServerMixin | None = None
         self._thread: threading.Thread | None = None
 
     def take_snapshot(self) -> dict[str, Any]:
@@ -485,11 +487,11 @@ class MetricsServer:
                 self._server = cls(address, _Handler)
         except OSError as exc:
             raise ListenError(f"cannot serve metrics on {self.listen}: {exc.strerror or exc}") from None
-        self._server.owner = self  # type: ignore[attr-defined]
+        self._server.owner = self
         self._thread = threading.Thread(target=self._server.serve_forever, name="logd-metrics", daemon=True)
         self._thread.start()
 
-    def _bind_unix(self, path: Path) -> socketserver.BaseServer:
+    def _bind_unix(self, path: Path) -> _UnixServer:
         if path.exists() or path.is_symlink():
             probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
@@ -517,7 +519,9 @@ class MetricsServer:
             return self.listen
         if isinstance(self.address, Path):
             return f"unix:{self.address}"
-        host, port = self._server.server_address[:2]  # type: ignore[index]
+        address = self._server.server_address
+        assert isinstance(address, tuple)  # a TCP server's (host, port, ...); a Unix one's is its path
+        host, port = address[:2]
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     def stop(self) -> None:

@@ -41,7 +41,7 @@ _dumps_option = orjson.OPT_APPEND_NEWLINE
 def _default(value: object) -> object:
     """What orjson cannot encode itself: a kept number verbatim, anything else as its text."""
     if value.__class__ is RawNumber:
-        return orjson.Fragment(value.text)  # type: ignore[attr-defined]
+        return orjson.Fragment(value.text)
     return str(value)
 
 

@@ -32,16 +32,17 @@ from __future__ import annotations
 
 import math
 import os
-from collections import deque
-from contextlib import contextmanager
 import re
 import threading
 import time
 import zlib
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import orjson
 import zstandard
@@ -176,15 +177,14 @@ class Compression:
 
         ``context`` (from :meth:`compressor`) and ``buffer`` are reused across calls."""
         view = memoryview(buffer if buffer is not None else bytearray(CHUNK))
-        out = open(dst, "wb", buffering=0, closefd=False)
-        if self.algorithm == "zstd":
-            writer: Any = (context or self.compressor()).stream_writer(out, closefd=False, write_size=CHUNK // 4)
-            write, finish = writer.write, lambda: writer.flush(zstandard.FLUSH_FRAME)
-        else:
-            gz = zlib.compressobj(self.effective_level, zlib.DEFLATED, 31)  # 31: gzip framing
-            write = lambda data: _write_all(dst, gz.compress(data))  # noqa: E731
-            finish = lambda: _write_all(dst, gz.flush())  # noqa: E731
-        with out:
+        with open(dst, "wb", buffering=0, closefd=False) as out:
+            if self.algorithm == "zstd":
+                writer: Any = (context or self.compressor()).stream_writer(out, closefd=False, write_size=CHUNK // 4)
+                write, finish = writer.write, lambda: writer.flush(zstandard.FLUSH_FRAME)
+            else:
+                gz = zlib.compressobj(self.effective_level, zlib.DEFLATED, 31)  # 31: gzip framing
+                write = lambda data: _write_all(dst, gz.compress(data))  # noqa: E731
+                finish = lambda: _write_all(dst, gz.flush())  # noqa: E731
             while True:
                 if cancelled():
                     return False
@@ -207,7 +207,7 @@ class Retention:
     def active(self) -> bool:
         return self.max_backups > 0 or self.max_age_days > 0
 
-    def expired(self, backups: list["Backup"], now: float) -> list["Backup"]:
+    def expired(self, backups: list[Backup], now: float) -> list[Backup]:
         """The backups to delete; ``backups`` newest first."""
         out = []
         for index, backup in enumerate(backups):
@@ -229,7 +229,7 @@ class RotationPolicy:
     names: str = backups.DATED  # backup names: "dated" or "numbered" (see logd.backups)
 
     @classmethod
-    def from_config(cls, config: Any) -> "RotationPolicy":
+    def from_config(cls, config: Any) -> RotationPolicy:
         return cls(
             size=SizeLimit(config.max_size_bytes) if config.max_size > 0 else None,
             schedule=parse_rotate_every(config.rotate_every) if config.rotate_every else None,
@@ -611,7 +611,7 @@ class FileSet:
             os.close(src)
             os.close(dst)
             with self.lock:  # a numbered cascade may have moved our backup up: self._active follows it
-                active = self._active
+                active: str | None = self._active
                 cancelled = self._cancel or not finished
                 assert active is not None
                 temp = self.names.folder / (active + compression.suffix + ".tmp")

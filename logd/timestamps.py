@@ -127,9 +127,10 @@ def normalize_time(value: object) -> str | None:
             and _canonical_prefix_ok(value[:19])
         ):  # UTC with a fraction of any precision (zerolog ms, Go RFC3339Nano): no datetime needed
             return f"{value[:20]}{value[20:-1][:6].ljust(6, '0')}Z"
-        cached = _CACHE.get(value, False)
-        if cached is not False:
-            return cached
+        try:
+            return _CACHE[value]  # None too: known not to be a time
+        except KeyError:
+            pass
         result = _parse_text(value)
         if result is None:
             try:

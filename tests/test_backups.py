@@ -18,10 +18,11 @@ import orjson
 import pytest
 
 from logd.backups import Names
-from logd.rotation import Compression, FileSet, Retention, RotationPolicy, SizeLimit
 from logd.reading.files import list_files, read_lines, snapshot
+from logd.rotation import Compression, FileSet, Retention, RotationPolicy, SizeLimit
 from logd.ship.spool import SpoolSink, prune_spool, spool_backups
 from logd.sinks.file import FileSink
+
 from logsets import SteadySender, following, lines, record, rotated_set, write
 from rotation_support import Clock, all_seqs, batch, decompress
 from ship_support import Collector, ship_config

@@ -19,6 +19,7 @@ from logd.events import Events
 from logd.pipeline import Batch, Pipeline
 from logd.rotation import Compression, Retention, RotationPolicy, Schedule, SizeLimit
 from logd.sinks.file import FileSink
+
 from rotation_support import Clock, all_seqs, batch, decompress, names, record, seqs_in
 from support import wait_for
 
@@ -114,8 +115,9 @@ def test_max_backups_keeps_the_newest_and_counts_deletions(tmp_path, sinks):
         assert all(p.exists() for p in paths)  # the hook hears before the files go
         deleted_seen.append([p.name for p in paths])
 
-    sink = FileSink(tmp_path / "agent.log", RotationPolicy(names="numbered", size=SizeLimit(1_000), compression=Compression(),
-                                                           retention=Retention(max_backups=3)), on_delete=on_delete)
+    policy = RotationPolicy(names="numbered", size=SizeLimit(1_000), compression=Compression(),
+                            retention=Retention(max_backups=3))
+    sink = FileSink(tmp_path / "agent.log", policy, on_delete=on_delete)
     sinks.append(sink)
     for i in range(0, 200, 5):
         sink.write(batch(i, 5))
@@ -331,7 +333,8 @@ def test_disk_full_while_writing_and_compressing_loses_nothing_once_space_is_bac
     reports: list[dict] = []  # logd's own records about the sink
     events = Events(stderr=lambda line: None)
     events.connect(reports.extend)
-    sink = FileSink(log, RotationPolicy(names="numbered", size=SizeLimit(30_000), compression=Compression()), events=events)
+    sink = FileSink(log, RotationPolicy(names="numbered", size=SizeLimit(30_000), compression=Compression()),
+                    events=events)
     sinks.append(sink)
     sink.open()  # start-up: the compressor tries agent.log.2 and finds the disk full
     wait_for(lambda: any(r["level"] == "error" for r in reports), 10, what="the compressor's error")

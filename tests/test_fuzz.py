@@ -14,12 +14,12 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import socket
 import tempfile
 import threading
-import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import orjson
 import pytest
@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from logd.control import request
+
 from support import DaemonProcess, send, wait_for, write_config
 
 EXAMPLES = int(os.environ.get("LOGD_FUZZ_EXAMPLES", "40"))
@@ -44,15 +45,24 @@ def _nest(depth: int, kind: str) -> bytes:
     return b"[" * depth + b"]" * depth
 
 
-odd_time = st.builds(
-    lambda digits, pos, key: b'{"%s":"%s","message":"odd time"}' % (
-        key.encode(), ("2026-01-01T00:00:00.123456Z"[:pos] + digits + "2026-01-01T00:00:00.123456Z"[pos + len(digits):])
-        .encode()),
-    st.text(alphabet=ODD_DIGITS, min_size=1, max_size=6), st.integers(0, 25), st.sampled_from(["time", "ts", "timestamp"]))
-bad_offset = st.builds(lambda h, m, sign: b'{"time":"2026-01-01T00:00:00%s%02d:%02d","hook":"AfterAgentRun","session_id":"s"}'
-                       % (sign, h, m), st.integers(0, 99), st.integers(0, 99), st.sampled_from([b"+", b"-"]))
-deep = st.builds(lambda d, kind, where: (b'{"message":"deep","x":' + _nest(d, kind) + b"}") if where else _nest(d, kind),
-                 st.integers(200, 1500), st.sampled_from(["dict", "list"]), st.booleans())
+CANONICAL_TIME = "2026-01-01T00:00:00.123456Z"
+
+
+def _odd_time(digits: str, pos: int, key: str) -> bytes:
+    """A canonical time with some of its digits written in other scripts."""
+    stamp = CANONICAL_TIME[:pos] + digits + CANONICAL_TIME[pos + len(digits):]
+    return b'{"%s":"%s","message":"odd time"}' % (key.encode(), stamp.encode())
+
+
+odd_time = st.builds(_odd_time, st.text(alphabet=ODD_DIGITS, min_size=1, max_size=6), st.integers(0, 25),
+                     st.sampled_from(["time", "ts", "timestamp"]))
+bad_offset = st.builds(
+    lambda h, m, sign: b'{"time":"2026-01-01T00:00:00%s%02d:%02d","hook":"AfterAgentRun","session_id":"s"}'
+    % (sign, h, m),
+    st.integers(0, 99), st.integers(0, 99), st.sampled_from([b"+", b"-"]))
+deep = st.builds(
+    lambda d, kind, where: (b'{"message":"deep","x":' + _nest(d, kind) + b"}") if where else _nest(d, kind),
+    st.integers(200, 1500), st.sampled_from(["dict", "list"]), st.booleans())
 huge_number = st.one_of(
     st.builds(lambda n: b'{"n":%s}' % str(n).encode(), st.integers(min_value=-(10**400), max_value=10**400)),
     st.builds(lambda m, e: b'{"f":%de%d}' % (m, e), st.integers(1, 99), st.integers(300, 99999)),
@@ -100,7 +110,8 @@ def fuzz_daemon(tmp_path_factory) -> Iterator[DaemonProcess]:
     workdir = tmp_path_factory.mktemp("fuzz")
     socks = Path(tempfile.mkdtemp(prefix="logd-fz-", dir="/tmp"))
     # 20 MB files: a long run rotates many times, and the reader follows (read_new)
-    config = write_config(workdir, socks / "logd.sock", 'file = "agent.log"\nfile_only = true\nmax_size = 20\nmax_backups = 3')
+    config = write_config(workdir, socks / "logd.sock",
+                          'file = "agent.log"\nfile_only = true\nmax_size = 20\nmax_backups = 3')
     d = DaemonProcess(config, socks / "logd.sock", workdir).start()
     d.read_offset = 0  # type: ignore[attr-defined]
     d.inode = None  # type: ignore[attr-defined]

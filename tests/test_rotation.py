@@ -12,8 +12,9 @@ import pytest
 
 from logd.config import ConfigError, parse_config
 from logd.pipeline import Batch
-from logd.rotation import (Compression, FileSet, Retention, RotationPolicy, SizeLimit, parse_rotate_every)
+from logd.rotation import Compression, FileSet, Retention, RotationPolicy, SizeLimit, parse_rotate_every
 from logd.sinks.file import FileSink
+
 from rotation_support import all_seqs, batch, decompress, names
 from support import wait_for
 
@@ -24,7 +25,8 @@ class Crash(BaseException):
 
 def build_set(folder: Path, lines: int = 400) -> Path:
     """A real rotated set: agent.log, .1 (plain), .2.zst ... written by the sink itself."""
-    sink = FileSink(folder / "agent.log", RotationPolicy(names="numbered", size=SizeLimit(3_000), compression=Compression()))
+    sink = FileSink(folder / "agent.log",
+                    RotationPolicy(names="numbered", size=SizeLimit(3_000), compression=Compression()))
     for i in range(0, lines, 20):
         sink.write(batch(i, 20))
     assert sink.settle(20)
@@ -66,7 +68,8 @@ def test_kill_at_every_step_of_the_rename_cascade_then_restart_loses_and_repeats
         else:
             files.rotate()
         # restart: a new sink on the folder recovers it, then keeps writing and rotating
-        sink = FileSink(folder / "agent.log", RotationPolicy(names="numbered", size=SizeLimit(3_000), compression=Compression()))
+        sink = FileSink(folder / "agent.log",
+                        RotationPolicy(names="numbered", size=SizeLimit(3_000), compression=Compression()))
         sink.write(batch(10_000, 30))
         assert sink.settle(20)
         sink.close()
@@ -94,7 +97,8 @@ def test_kill_during_compression_then_restart_finishes_it(tmp_path):
     (complete_tmp / "agent.log.2.zst").rename(complete_tmp / "agent.log.2.zst.tmp")
     both = case("both")  # plain and compressed: the unlink did not happen
     for folder in (partial, complete_tmp, both):
-        sink = FileSink(folder / "agent.log", RotationPolicy(names="numbered", size=SizeLimit(3_000), compression=Compression()))
+        sink = FileSink(folder / "agent.log",
+                        RotationPolicy(names="numbered", size=SizeLimit(3_000), compression=Compression()))
         sink.open()
         assert sink.settle(20)
         sink.close()

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import orjson
 
-from logd.control import request
 from logd.backups import Names
+from logd.control import request
+
 from rotation_support import all_seqs, backup_names, decompress, file_set, names, seqs_in
 from support import DaemonProcess, agent_records, read_records, send, send_records, wait_for, write_config
 
@@ -51,40 +52,42 @@ def test_tail_F_follows_20_rotations_under_load_and_sees_every_line_once(daemon,
     ~0.2 s (``logd tail -f`` also handles bursts, see test_tail.py)."""
     d = daemon('file = "agent.log"\nfile_only = true\nmax_size = 0.01\ncompress = true')
     log = tmp_path / "agent.log"
-    tail_err = open(tmp_path / "tail.stderr", "wb")
-    tail = subprocess.Popen(["tail", "-F", "-n", "+1", str(log)], stdout=subprocess.PIPE, stderr=tail_err)
     seen: list[int] = []
     lines = [0]
+    with open(tmp_path / "tail.stderr", "wb") as tail_err:
+        tail = subprocess.Popen(["tail", "-F", "-n", "+1", str(log)], stdout=subprocess.PIPE, stderr=tail_err)
 
-    def read() -> None:
-        assert tail.stdout is not None
-        for line in tail.stdout:
-            lines[0] += 1
-            record = orjson.loads(line)
-            if "seq" in record:
-                seen.append(record["seq"])
+        def read() -> None:
+            assert tail.stdout is not None
+            for line in tail.stdout:
+                lines[0] += 1
+                record = orjson.loads(line)
+                if "seq" in record:
+                    seen.append(record["seq"])
 
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        wait_for(lambda: lines[0] >= 1, 10, what="tail to print logd's start record")
-        send(d.socket_path, numbered(1))  # tail now watches the file: this arrives through inotify
-        wait_for(lambda: seen == [0], 10, what="tail to follow")
-        total = 2_300  # ~230 KB: 23 rotations of 10 KB, one every ~0.2 s
-        paced_send(d.socket_path, total - 1, start=1, per_batch=10, pause=0.02)
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
         try:
-            wait_for(lambda: len(seen) >= total, 20, what="tail -F to print every line")
-        except AssertionError:
-            import itertools
-            missing = sorted(set(range(total)) - set(seen))
-            runs = [(g[0][1], g[-1][1]) for _, g in ((k, list(g)) for k, g in itertools.groupby(enumerate(missing), lambda t: t[1] - t[0]))]
-            raise AssertionError(f"missing {runs}; tail said: {(tmp_path / 'tail.stderr').read_text()[-1500:]}")
-        d.stop()
-        tail.terminate()
-        reader.join(10)
-    finally:
-        tail.kill()
-        tail_err.close()
+            wait_for(lambda: lines[0] >= 1, 10, what="tail to print logd's start record")
+            send(d.socket_path, numbered(1))  # tail now watches the file: this arrives through inotify
+            wait_for(lambda: seen == [0], 10, what="tail to follow")
+            total = 2_300  # ~230 KB: 23 rotations of 10 KB, one every ~0.2 s
+            paced_send(d.socket_path, total - 1, start=1, per_batch=10, pause=0.02)
+            try:
+                wait_for(lambda: len(seen) >= total, 20, what="tail -F to print every line")
+            except AssertionError as exc:
+                import itertools
+                missing = sorted(set(range(total)) - set(seen))
+                # consecutive missing numbers as (first, last) runs
+                groups = (list(g) for _, g in itertools.groupby(enumerate(missing), lambda t: t[1] - t[0]))
+                runs = [(g[0][1], g[-1][1]) for g in groups]
+                said = (tmp_path / "tail.stderr").read_text()[-1500:]
+                raise AssertionError(f"missing {runs}; tail said: {said}") from exc
+            d.stop()
+            tail.terminate()
+            reader.join(10)
+        finally:
+            tail.kill()
     assert len(backup_names(log)) >= 20
     assert seen == list(range(total))  # every line exactly once, in order
     assert all_seqs(log) == list(range(total))  # and the files agree
@@ -124,7 +127,7 @@ class LimitedDaemon(DaemonProcess):
 
     limit = 60_000
 
-    def start(self, wait: bool = True) -> "LimitedDaemon":
+    def start(self, wait: bool = True) -> LimitedDaemon:
         limit = self.limit
 
         def lower_limit() -> None:
@@ -225,7 +228,7 @@ def test_reloads_while_rotating_under_load_lose_and_repeat_nothing(daemon, tmp_p
     sender.start()
     original = d.config.read_text()
     for i, extra in enumerate(['\nlevel = "debug"', '\nlevel = "info"', '\ncompression = "gzip"']):
-        wait_for(lambda: len(backup_names(tmp_path / "agent.log")) >= 3 * (i + 1), 20, what="rotations")
+        wait_for(lambda i=i: len(backup_names(tmp_path / "agent.log")) >= 3 * (i + 1), 20, what="rotations")
         d.config.write_text(original.replace("compress = true", "compress = true" + extra))
         d.signal(signal.SIGHUP)
     sender.join(60)

@@ -10,6 +10,7 @@ import pytest
 
 from logd.control import request
 from logd.ship.spool import spool_backups
+
 from ship_support import Collector, numbered, ship_config
 from support import send_records, wait_for, write_config
 
@@ -31,7 +32,8 @@ def seqs(records: list[dict]) -> list[int]:
 
 
 def http_target(collector: Collector, name: str, path: str = "/", extra: str = "") -> str:
-    return f'type = "http"\nname = "{name}"\nurl = "{collector.url(path)}"\nbatch_size = 200\nflush_interval = 0.05\n{extra}'
+    return (f'type = "http"\nname = "{name}"\nurl = "{collector.url(path)}"\n'
+            f"batch_size = 200\nflush_interval = 0.05\n{extra}")
 
 
 def test_without_a_file_sink_records_are_spooled_shipped_and_the_spool_pruned(daemon, collector, tmp_path):

@@ -13,6 +13,7 @@ import pytest
 
 from logd.backups import Names
 from logd.control import request
+
 from ship_support import Collector, numbered, ship_config
 from support import send_records, wait_for
 

@@ -25,7 +25,8 @@ def logd(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize("compression, suffix", [("zstd", ".zst"), ("gzip", ".gz")])
 def test_tail_follow_and_query_through_logds_own_rotation(daemon, tmp_path: Path, compression: str,
                                                          suffix: str) -> None:
-    proc = daemon(f'file = "agent.log"\nfile_only = true\nmax_size = 0.05\ncompress = true\ncompression = "{compression}"')
+    proc = daemon('file = "agent.log"\nfile_only = true\nmax_size = 0.05\ncompress = true\n'
+                  f'compression = "{compression}"')
     config = str(proc.config)
     with following(proc, tmp_path / "tail.out", "--config", config) as printed:
         with SteadySender(proc) as sender:

@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 
 from logd.control import ControlError, control_path, request
+
 from support import agent_records, read_records, send, send_records, wait_for
 
 FILE_ONLY = 'file = "agent.log"\nfile_only = true'
@@ -26,7 +27,8 @@ def deep(levels: int) -> bytes:
 
 HOSTILE = [
     deep(600),  # orjson reads up to 1024 levels but writes only 254
-    b'{"message":"sup","hook":"BeforeAgentRun","session_id":"s","agent":"x","time":"' + SUPERSCRIPT_TIME.encode() + b'"}',
+    b'{"message":"sup","hook":"BeforeAgentRun","session_id":"s","agent":"x","time":"'
+    + SUPERSCRIPT_TIME.encode() + b'"}',
     b'{"message":"tz","hook":"AfterAgentRun","session_id":"s","agent":"x","time":"2026-01-01T00:00:00+99:00"}',
     b'{"message":"list","a":' + b"[" * 1100 + b"]" * 1100 + b"}",  # deeper than orjson reads at all
 ]

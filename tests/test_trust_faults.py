@@ -13,13 +13,14 @@ import socket
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import orjson
 import pytest
 
 from logd.control import ControlError, control_path, request
+
 from support import DaemonProcess, agent_records, send_records, wait_for, write_config
 
 

@@ -11,12 +11,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from logd.client.sender import Sender
+
 from support import DaemonProcess, wait_for, write_config
 
 OTHER = "logdtrust"

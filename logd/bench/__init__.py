@@ -18,9 +18,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import orjson
 
@@ -302,13 +302,13 @@ MODES: dict[str, Callable[[argparse.Namespace], Report]] = {}
 
 def _register_modes() -> None:
     from logd.bench.client import bench_client
-    from logd.bench.traces import bench_traces
+    from logd.bench.peers import bench_peers
     from logd.bench.query import bench_query
-    from logd.bench.ship import bench_ship
     from logd.bench.redact import bench_redact
     from logd.bench.rotation import bench_rotate
-    from logd.bench.peers import bench_peers
+    from logd.bench.ship import bench_ship
     from logd.bench.soak import bench_soak
+    from logd.bench.traces import bench_traces
 
     MODES["traces"] = bench_traces
     MODES["client"] = bench_client

@@ -32,7 +32,7 @@ import orjson
 from logd.bench import Report, machine_line, start_logd
 from logd.bench.ship import _Rsyslog
 from logd.control import ControlError, request
-from logd.reading.files import read_lines, snapshot
+from logd.reading.files import Problem, read_lines, snapshot
 
 MAX_SIZE_MB = 5
 STATUS_EVERY = 10.0  # seconds between status polls (status keeps the latest 32 stalls)
@@ -233,8 +233,11 @@ def bench_soak(args: argparse.Namespace) -> Report:
         proc.wait(120)
         rs.stop()
         files_seen = {i: bytearray(n) for i, n in sent.items()}
+        def problem(p: Problem) -> None:
+            out.write(f"problem: {p}\n")
+
         with snapshot(log) as opened:
-            for lines in read_lines(opened, on_problem=lambda p: out.write(f"problem: {p}\n")):
+            for lines in read_lines(opened, on_problem=problem):
                 tally(lines, files_seen)
         shipped_seen = {i: bytearray(n) for i, n in sent.items()}
         with open(rs.out, "rb") as f:

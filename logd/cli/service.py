@@ -11,11 +11,23 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from logd.cli.common import (CONFIG_HELP, config_error, warn, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, SOCKET_HELP, ask_daemon, error, level_arg,
-                             load, resolve_socket)
+from logd.cli.common import (
+    CONFIG_HELP,
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    SOCKET_HELP,
+    ask_daemon,
+    config_error,
+    error,
+    level_arg,
+    load,
+    resolve_socket,
+    warn,
+)
+from logd.client.sender import trusted_daemon_uids, untrusted_peer  # the peer check every client makes
 from logd.config import ConfigError, describe
 from logd.timestamps import format_epoch
-from logd.client.sender import trusted_daemon_uids, untrusted_peer  # the peer check every client makes
 
 if TYPE_CHECKING:
     from logd.traces.formats import Documents
@@ -106,7 +118,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _raw_documents() -> "Documents":
+def _raw_documents() -> Documents:
     """--raw: pretty-printed JSON documents and Koog trace writer lines become one record each."""
     from logd.traces.formats import Documents
 
@@ -133,7 +145,8 @@ def cmd_reload(args: argparse.Namespace) -> int:
         error(f"reload refused, the daemon keeps its last good config: {reply.get('error')}")
         return EXIT_FAILURE
     changed = reply.get("changed") or []
-    print(f"reloaded {reply.get('config')}: " + ("; ".join(changed) if changed else "no setting changed, files reopened"))
+    summary = "; ".join(changed) if changed else "no setting changed, files reopened"
+    print(f"reloaded {reply.get('config')}: {summary}")
     return EXIT_OK
 
 
@@ -215,7 +228,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--level", "-l", type=level_arg, default="info", help="record level (default info)")
     p.add_argument("--field", action="append", type=_parse_field, metavar="KEY=VALUE",
                    help="extra field; VALUE is JSON if it parses, else a string (repeatable)")
-    p.add_argument("--raw", action="store_true", help="send stdin lines as they are (parsed like any client's); a pretty-printed JSON "
+    p.add_argument("--raw", action="store_true",
+                   help="send stdin lines as they are (parsed like any client's); a pretty-printed JSON "
                         "document (Koog, AgenticGoKit .trace.json) or a Koog trace writer line is one record")
     p.add_argument("--config", "-c", help=CONFIG_HELP)
     p.add_argument("--socket", "-s", help=SOCKET_HELP)

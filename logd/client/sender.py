@@ -21,8 +21,9 @@ import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 
@@ -496,7 +497,7 @@ def _stderr(text: str) -> None:
         pass
 
 
-_live_senders: "weakref.WeakSet[Sender]" = weakref.WeakSet()
+_live_senders: weakref.WeakSet[Sender] = weakref.WeakSet()
 
 
 @atexit.register
@@ -506,5 +507,11 @@ def _close_all() -> None:
         sender.close()
 
 
+def _after_fork_all() -> None:
+    """In a forked child, every live sender starts afresh (:meth:`Sender._after_fork`)."""
+    for sender in list(_live_senders):
+        sender._after_fork()
+
+
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=lambda: [s._after_fork() for s in list(_live_senders)])
+    os.register_at_fork(after_in_child=_after_fork_all)

@@ -25,9 +25,9 @@ import errno
 import os
 import stat
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import orjson
 import zstandard
@@ -125,7 +125,7 @@ class Snapshot(list[LogFile]):
         for file in self:
             file.close()
 
-    def __enter__(self) -> "Snapshot":
+    def __enter__(self) -> Snapshot:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -263,7 +263,7 @@ def file_blocks(file: LogFile, on_problem: ProblemHandler) -> Iterator[tuple[byt
     count = 0
     rest = b""
     try:
-        for block, rest in line_blocks(decoded_chunks(file)):
+        for block, rest in line_blocks(decoded_chunks(file)):  # noqa: B007 - rest is read after the loop
             if block:
                 lines = block.split(b"\n")
                 count += len(lines)

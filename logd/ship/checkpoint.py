@@ -22,7 +22,6 @@ from pathlib import Path
 
 import orjson
 
-
 FP_BYTES = 4096  # leading bytes a fingerprint covers once the file has them
 
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from logd.reading import files as reader
 from logd.ship.checkpoint import FP_BYTES, Position, fingerprint, position_in
@@ -284,7 +284,7 @@ class Tailer:
             self._pending += data
         if b"\n" not in self._pending:
             return None
-        lines = []
+        lines: list[bytes] = []
         cut = 0
         while len(lines) < max_lines:
             nl = self._pending.find(b"\n", cut)

@@ -12,27 +12,28 @@ from __future__ import annotations
 
 import os
 import random
-from collections import OrderedDict
 import socket
 import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 
 from logd.backups import Names, compression_of
-from logd.reading import files as reader
 from logd.config import ShipSettings
 from logd.levels import RANK
-from logd.timestamps import format_epoch
+from logd.reading import files as reader
 from logd.ship import encoders
 from logd.ship.backoff import RetryPolicy
 from logd.ship.checkpoint import CheckpointStore, Position, fingerprint
 from logd.ship.encoders import Item
 from logd.ship.follow import Chunk, FileInfo, Tailer, read_head, resume_index, survey
 from logd.ship.targets import Target, build_target, safe_url
+from logd.timestamps import format_epoch
 
 Notify = Callable[..., None]  # notify(level, message, **fields): a record about logd itself
 DURABLE_EVERY = 1.0  # seconds between fsynced checkpoints (a rename is atomic in between)
@@ -270,8 +271,9 @@ class Shipper:
             self.stats.delivered += records
             self.stats.skipped += skipped
             self.stats.last_success = self.clock()
-            recovered = self.stats.failing_since is not None
-            outage = self.clock() - self.stats.failing_since if recovered else 0.0
+            since = self.stats.failing_since
+            recovered = since is not None
+            outage = self.clock() - since if since is not None else 0.0
             self.stats.failing_since = self.stats.next_retry_at = None
         now = time.monotonic()
         durable = now - self._last_durable >= DURABLE_EVERY or self._stop.is_set()
@@ -449,7 +451,7 @@ def _file_info(path: Path) -> FileInfo | None:
                     reader.line_time(head[:cut]) if cut >= 0 else None)
 
 
-_counted: "OrderedDict[tuple[int, int, int, int, int], tuple[int, int]]" = OrderedDict()
+_counted: OrderedDict[tuple[int, int, int, int, int], tuple[int, int]] = OrderedDict()
 _counted_lock = threading.Lock()
 
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from logd.events import Events
 from logd.backups import Names
+from logd.events import Events
 from logd.pipeline import Batch
 from logd.sinks.file import FileSink
 

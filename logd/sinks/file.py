@@ -25,8 +25,8 @@ from typing import Any
 from logd import rotation
 from logd.components import SinkStats
 from logd.events import Events
-from logd.reading import index
 from logd.pipeline import Batch
+from logd.reading import index
 from logd.rotation import FILE_MODE, FileSet, OnDelete, RotationPolicy
 
 __all__ = ["FILE_MODE", "FileSink"]

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Iterable
 from itertools import islice
-from typing import Any, Iterable
+from typing import Any
 
 from logd.record import Record
 
@@ -106,7 +107,7 @@ def _min_match_length(pattern: re.Pattern[str]) -> int:
     try:
         from re import _parser as parser  # type: ignore[attr-defined]  # Python >= 3.11
     except ImportError:  # pragma: no cover - Python 3.10
-        import sre_parse as parser  # type: ignore[no-redef]
+        import sre_parse as parser
     try:
         return int(parser.parse(pattern.pattern, pattern.flags).getwidth()[0])
     except Exception:  # an internal API: never let it break redaction

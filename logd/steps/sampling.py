@@ -17,7 +17,7 @@ level (sampling) and by agent (rate limit), in dicts the daemon keeps across rel
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 from logd.levels import RANK
 from logd.pipeline import SELF_TRUSTED
@@ -56,7 +56,7 @@ class Sampler:
         self.max_rank = RANK[max_level]
         self.clock = clock
         self.counts = {} if counts is None else counts  # level -> records sampled out
-        self._seen: dict[tuple[str, str, str], int] = {}
+        self._seen: dict[tuple[str, str, int], int] = {}  # (agent, level, hash of the message) -> count
         self._tick_ends = float("-inf")
 
     def __call__(self, records: list[Record]) -> list[Record]:
