@@ -111,7 +111,8 @@ def fuzz_daemon(tmp_path_factory) -> Iterator[DaemonProcess]:
     socks = Path(tempfile.mkdtemp(prefix="logd-fz-", dir="/tmp"))
     # 20 MB files: a long run rotates many times, and the reader follows (read_new)
     config = write_config(workdir, socks / "logd.sock",
-                          'file = "agent.log"\nfile_only = true\nmax_size = 20\nmax_backups = 3')
+                          'file = "agent.log"\nfile_only = true\nmax_size = 20\nmax_backups = 3\n'
+                          'backup_names = "numbered"')  # the reader below follows agent.log -> agent.log.1
     d = DaemonProcess(config, socks / "logd.sock", workdir).start()
     d.read_offset = 0  # type: ignore[attr-defined]
     d.inode = None  # type: ignore[attr-defined]
