@@ -149,7 +149,11 @@ REPORT_JS = r"""
   // --- details dialog ---
   const dialog = $("details");
   let opener = null;
-  dialog.addEventListener("close", () => { if (opener) opener.focus(); });
+  // back to what opened it, unless the user has already moved on (close fires a task later)
+  dialog.addEventListener("close", () => {
+    const at = document.activeElement;
+    if (opener && (!at || at === document.body || dialog.contains(at) || at === opener)) opener.focus();
+  });
   function openDetails(title, facts, value, from) {
     $("details-title").textContent = title;
     const dl = $("details-facts");
