@@ -26,35 +26,37 @@ from logd.cli.common import (
     warn,
 )
 from logd.client.sender import trusted_daemon_uids, untrusted_peer  # the peer check every client makes
-from logd.config import ConfigError, describe
+from logd.config import Config, ConfigError, describe
 from logd.timestamps import format_epoch
 
 if TYPE_CHECKING:
     from logd.traces.formats import Documents
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from logd.daemon import run
-
+def _checked_config(args: argparse.Namespace) -> Config | None:
+    """The config with its warnings shown, or None once every error of the file is shown."""
     try:
         config = load(args)
     except ConfigError as exc:
         config_error(exc)
-        return EXIT_USAGE
+        return None
     for message in config.warnings:
         warn(message)
-    return run(config)
+    return config
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from logd.daemon import run
+
+    config = _checked_config(args)
+    return EXIT_USAGE if config is None else run(config)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Exit 0 for a usable config, 2 with every error listed (warnings alone do not fail)."""
-    try:
-        config = load(args)
-    except ConfigError as exc:
-        config_error(exc)
+    config = _checked_config(args)
+    if config is None:
         return EXIT_USAGE
-    for message in config.warnings:
-        warn(message)
     sys.stdout.write(describe(config))
     return EXIT_OK
 
