@@ -188,12 +188,14 @@ class LineCounter:
 
 
 def drive_clients(sock: Path, blobs: list[Path], out: Path | Callable[[], int], expected_lines: int,
-                  timeout: float = 300) -> float:
+                  timeout: float = 300, sender: list[str] | None = None) -> float:
     """Start one sender process per blob, release them together, return seconds until
     ``expected_lines`` more lines are in the file ``out`` (or ``out()``, a progress count,
-    has grown by that much), or the timeout."""
-    clients = [subprocess.Popen([sys.executable, "-c", _CLIENT_CODE, str(sock), str(b)],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for b in blobs]
+    has grown by that much), or the timeout. ``sender``: the command of another kind of
+    sender (it takes the blob last, prints "ready", waits for a line, then sends)."""
+    command = sender or [sys.executable, "-c", _CLIENT_CODE, str(sock)]
+    clients = [subprocess.Popen([*command, str(b)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+               for b in blobs]
     for c in clients:
         assert c.stdout is not None and c.stdout.readline().strip() == "ready"
     progress = LineCounter(out).poll if isinstance(out, Path) else out
@@ -208,7 +210,7 @@ def drive_clients(sock: Path, blobs: list[Path], out: Path | Callable[[], int], 
         time.sleep(0.005)
     elapsed = time.perf_counter() - start
     for c in clients:
-        c.wait(30)
+        c.wait(60)
     return elapsed
 
 

@@ -14,7 +14,6 @@ import re
 import shutil
 import signal
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +21,6 @@ from pathlib import Path
 
 from logd.bench import (
     AGENTS,
-    LineCounter,
     Report,
     Row,
     _write_blobs,
@@ -106,27 +104,10 @@ def _log_bodies(count: int, client: int) -> list[bytes]:
     return bodies
 
 
-def _drive_exporters(url: str, path: str, blobs: list[Path], out: Path, expected: int,
-                     timeout: float = 300) -> float:
+def _drive_exporters(url: str, path: str, blobs: list[Path], out: Path, expected: int) -> float:
     host, port = re.fullmatch(r"http://([^:]+):(\d+)", url).groups()  # type: ignore[union-attr]
-    procs = [subprocess.Popen([sys.executable, "-c", _EXPORTER_CODE, host, port, path, str(b)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for b in blobs]
-    for p in procs:
-        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
-    counter = LineCounter(out)
-    base = counter.poll()
-    start = time.perf_counter()
-    for p in procs:
-        assert p.stdin is not None
-        p.stdin.write("go\n")
-        p.stdin.flush()
-    deadline = start + timeout
-    while counter.poll() - base < expected and time.perf_counter() < deadline:
-        time.sleep(0.005)
-    elapsed = time.perf_counter() - start
-    for p in procs:
-        p.wait(60)
-    return elapsed
+    return drive_clients(Path(path), blobs, out, expected,
+                         sender=[sys.executable, "-c", _EXPORTER_CODE, host, port, path])
 
 
 def _write_bodies(path: Path, bodies: list[bytes]) -> int:
