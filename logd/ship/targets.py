@@ -9,6 +9,7 @@ dead-letter file. Targets never sleep or retry themselves; the shipper decides.
 from __future__ import annotations
 
 import gzip
+import importlib
 import os
 import socket
 import ssl
@@ -191,41 +192,37 @@ def es_bulk_outcome(items: list[Item], response: httpx.Response) -> Outcome:
     return outcome
 
 
-def otlp_traces_outcome(items: list[Item], response: httpx.Response) -> Outcome:
-    """OTLP partial success for a traces request (``rejectedSpans``)."""
+def _otlp_partial(response: httpx.Response, json_key: str, response_class: str, field: str,
+                  what: str) -> Outcome:
+    """OTLP partial success: the collector took the request but rejected some of it. It does
+    not say which, so nothing can be dead-lettered; the count is kept as the error."""
     if not response.content:
         return Outcome()
     try:
         if response.headers.get("content-type", "").startswith("application/json"):
             partial = orjson.loads(response.content).get("partialSuccess", {})
-            rejected, message = int(partial.get("rejectedSpans", 0)), partial.get("errorMessage", "")
+            rejected, message = int(partial.get(json_key, 0)), partial.get("errorMessage", "")
         else:
-            from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
-
-            reply = ExportTraceServiceResponse.FromString(response.content)
-            rejected, message = reply.partial_success.rejected_spans, reply.partial_success.error_message
+            module, name = response_class.rsplit(".", 1)
+            reply = getattr(importlib.import_module(module), name).FromString(response.content)
+            rejected, message = getattr(reply.partial_success, field), reply.partial_success.error_message
     except Exception:  # an unreadable success body is still a success
         return Outcome()
-    return Outcome(rejected=rejected, error=f"collector rejected {rejected} spans: {message}" if rejected else None)
+    return Outcome(rejected=rejected, error=f"collector rejected {rejected} {what}: {message}" if rejected else None)
 
 
 def otlp_outcome(items: list[Item], response: httpx.Response) -> Outcome:
-    """OTLP partial success: the collector took the request but rejected some records.
-    It does not say which, so they cannot be dead-lettered; the count is kept as the error."""
-    if not response.content:
-        return Outcome()
-    try:
-        if response.headers.get("content-type", "").startswith("application/json"):
-            partial = orjson.loads(response.content).get("partialSuccess", {})
-            rejected, message = int(partial.get("rejectedLogRecords", 0)), partial.get("errorMessage", "")
-        else:
-            from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+    """OTLP logs partial success (``rejectedLogRecords``)."""
+    return _otlp_partial(response, "rejectedLogRecords",
+                         "opentelemetry.proto.collector.logs.v1.logs_service_pb2.ExportLogsServiceResponse",
+                         "rejected_log_records", "records")
 
-            reply = ExportLogsServiceResponse.FromString(response.content)
-            rejected, message = reply.partial_success.rejected_log_records, reply.partial_success.error_message
-    except Exception:  # an unreadable success body is still a success
-        return Outcome()
-    return Outcome(rejected=rejected, error=f"collector rejected {rejected} records: {message}" if rejected else None)
+
+def otlp_traces_outcome(items: list[Item], response: httpx.Response) -> Outcome:
+    """OTLP traces partial success (``rejectedSpans``)."""
+    return _otlp_partial(response, "rejectedSpans",
+                         "opentelemetry.proto.collector.trace.v1.trace_service_pb2.ExportTraceServiceResponse",
+                         "rejected_spans", "spans")
 
 
 def build_target(settings: ShipSettings, hostname: str, clock: Callable[[], float] = time.time) -> Target:
