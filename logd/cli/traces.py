@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from logd.cli.common import CONFIG_HELP, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, daemon_files, error, load
 from logd.config import ConfigError
+from logd.reading.timeparse import TIME_HELP
 
 if TYPE_CHECKING:
     from logd.traces.model import Session
@@ -188,7 +189,7 @@ def _list_to_file(args: argparse.Namespace, folder: Path, since: float | None) -
 def register(sub: argparse._SubParsersAction) -> None:
     dir_help = "trace folder (default: the config's [logging.traces] dir)"
     p = sub.add_parser("list", help="list stored trace sessions: start, duration, agents, events, errors")
-    p.add_argument("--since", metavar="T", help="only sessions active since T: 30m, 2h, 7d or a timestamp")
+    p.add_argument("--since", metavar="T", help=f"only sessions active since T: {TIME_HELP}")
     p.add_argument("--verbose", "-v", action="store_true", help="full ids and agents, file and shapes")
     p.add_argument("--format", choices=("table", "json", "html"), default="table",
                    help="output format (default table); html: an index page + one report per session, needs -o")

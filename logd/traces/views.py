@@ -3,7 +3,6 @@ them, render them, and follow one live. The CLI only parses arguments and calls 
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,9 +11,10 @@ from typing import TextIO
 
 import orjson
 
-from logd.timestamps import normalize_time
+from logd.reading.timeparse import TimeError, parse_time
+from logd.timestamps import epoch_seconds
 from logd.traces import agk, importer, render
-from logd.traces.model import Notes, Session, build_session, epoch, to_event
+from logd.traces.model import Notes, Session, build_session, to_event
 from logd.traces.names import SUFFIX, UnsafeSessionId, session_path
 from logd.traces.shapes import AGK_HOOKS, classify
 from logd.traces.store import read_lines, session_files
@@ -112,19 +112,15 @@ def list_json(items: list[Summary]) -> str:
                         option=orjson.OPT_INDENT_2).decode() + "\n"
 
 
-_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
 def parse_since(text: str, now: float) -> float:
-    """``30m``, ``2h``, ``7d`` ago, or an absolute timestamp logd understands."""
-    m = _RELATIVE.match(text)
-    if m:
-        return now - float(m.group(1)) * _UNIT[m.group(2)]
-    value = epoch(normalize_time(text))
-    if value is None:
-        raise TraceError(f"--since: expected a duration such as 30m, 2h, 7d or a timestamp, got {text!r}")
-    return value
+    """``--since`` as ``logd query`` and journalctl read it: ``30m``, ``2h ago``, ``yesterday``,
+    ``@EPOCH``, ``2026-11-29 15:00`` (local) or RFC 3339; seconds since the epoch."""
+    try:
+        moment = epoch_seconds(parse_time(text, now))
+    except TimeError as exc:
+        raise TraceError(f"--since: {exc}") from None
+    assert moment is not None  # parse_time returns canonical times only
+    return moment
 
 
 def find(folder: Path, session: str, must_exist: bool = True) -> Path:
