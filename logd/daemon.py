@@ -543,6 +543,7 @@ def snapshot_of(daemon: Daemon) -> dict:
     s = snapshot(pipeline=daemon.pipeline, server=daemon.server, agents=daemon.agents,
                  reloads=daemon.reloads, started=daemon.started, now=daemon.clock())
     s["usage"] = daemon.usage.snapshot()
+    s["otlp"] = daemon.ingest.stats()
     return s
 
 

@@ -293,6 +293,29 @@ class LogdCollector:
             runs.add_metric([agent], cumulative, sum_value=row[-1])
         yield runs
         yield from usage_families(s.get("usage"))  # tokens, tool calls, model latency (logd.usage)
+        yield from _otlp_families(s.get("otlp") or {})
+
+
+def _otlp_families(otlp: dict[str, Any]) -> Iterable:
+    """The OTLP/HTTP receiver (``[logging.otlp]``), from its own stats; nothing while it is off."""
+    if "url" not in otlp:
+        return ()
+    received = CounterMetricFamily("logd_otlp_received", "Spans and log records taken from OTLP requests",
+                                   labels=["signal"])
+    rejected = CounterMetricFamily("logd_otlp_rejected", "Spans and log records refused (partial success)",
+                                   labels=["signal"])
+    for signal in ("spans", "log_records"):
+        received.add_metric([signal], otlp.get("received", {}).get(signal, 0))
+        rejected.add_metric([signal], otlp.get("rejected", {}).get(signal, 0))
+    responses = CounterMetricFamily("logd_otlp_responses", "HTTP answers of the ingest listener, by status code",
+                                    labels=["code"])
+    for code, n in sorted(otlp.get("responses", {}).items()):
+        responses.add_metric([code], n)
+    malformed = CounterMetricFamily("logd_otlp_malformed_requests", "OTLP requests refused as malformed (400)",
+                                    value=otlp.get("malformed", 0))
+    refused = CounterMetricFamily("logd_otlp_connections_refused", "Ingest connections refused at max_connections",
+                                  value=otlp.get("connections_refused", 0))
+    return (received, rejected, responses, malformed, refused)
 
 
 def _ship_families(targets: dict[str, dict[str, Any]]) -> Iterable:

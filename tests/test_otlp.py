@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -491,3 +492,30 @@ def single_span_body(n: int, session: str) -> bytes:
     span.start_time_unix_nano, span.end_time_unix_nano = 1_764_000_000_000_000_000, 1_764_000_001_000_000_000
     span.attributes.add(key="session.id").value.string_value = session
     return request.SerializeToString()
+
+
+def test_the_receiver_s_counters_are_on_metrics(tmp_path, sock_dir):
+    """What `logd status` shows of the receiver is on /metrics too, for the alert rules."""
+    config = write_config(tmp_path, sock_dir / "logd.sock", 'file = "agent.log"',
+                          '[logging.otlp]\nlisten = "127.0.0.1:0"\n\n[logging.metrics]\nlisten = "127.0.0.1:0"\n')
+    daemon = DaemonProcess(config, sock_dir / "logd.sock", tmp_path).start()
+    try:
+        def url_of(event: str) -> str | None:
+            return next((r["url"] for r in read_records(tmp_path / "agent.log")
+                         if r.get("event") == event and "url" in r), None)
+        otlp = Receiver(daemon, wait_for(lambda: url_of("otlp"), what="the receiver"), tmp_path / "agent.log", config)
+        metrics = wait_for(lambda: url_of("metrics"), what="the metrics server")
+        body = json.dumps({"resourceLogs": [{"scopeLogs": [{"logRecords": [
+            {"timeUnixNano": "1795000000000000000", "severityText": "WARN", "body": {"stringValue": "m"}}]}]}]})
+        assert otlp.post("/v1/logs", body.encode(), "application/json")[0] == 200
+        assert otlp.post("/v1/logs", b'{"resourceLogs": [', "application/json")[0] == 400
+        with urllib.request.urlopen(metrics + "/metrics", timeout=10) as reply:
+            text = reply.read().decode()
+        assert 'logd_otlp_received_total{signal="log_records"} 1.0' in text
+        assert 'logd_otlp_received_total{signal="spans"} 0.0' in text
+        assert "logd_otlp_malformed_requests_total 1.0" in text
+        assert 'logd_otlp_responses_total{code="200"} 1.0' in text
+        assert 'logd_otlp_responses_total{code="400"} 1.0' in text
+        assert daemon.stop() == 0
+    finally:
+        daemon.kill()
