@@ -4,6 +4,8 @@ their source: see tests/framework_samples.py), read by logd's trace model, impor
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -311,3 +313,21 @@ def test_raw_stdin_leaves_ordinary_json_lines_as_they_came():
     docs = Documents()
     line = b'{"msg": "disk nearly full",  "error": "ENOSPC"}\n'
     assert docs.feed(line) == [line]  # not re-encoded, no level added: it is no trace record
+
+
+def test_a_session_named_import_is_shown_with_the_session_option(tmp_path):
+    """`logd trace import` imports files; a session that happens to be called "import" is still reachable."""
+    folder = tmp_path / "traces"
+    import_file(write(tmp_path / "i.trace.json", agk_trace_json(agk_entries(session="import"))), folder)
+
+    def trace(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "logd", "trace", *args, "--dir", str(folder)],
+                              capture_output=True, text=True, timeout=60)
+
+    shown = trace("--session", "import", "--format", "json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["session"] == "import"
+    bare = trace("import")
+    assert bare.returncode == 2 and "logd trace --session import" in bare.stderr
+    both = trace("x", "--session", "import")
+    assert both.returncode == 2 and "give the session once" in both.stderr

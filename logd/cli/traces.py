@@ -58,7 +58,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     if not args.files:
         error("logd trace import: name at least one file (an AgenticGoKit .trace.json, a Koog log or JSON, "
-              "an OpenAI Agents SDK export)")
+              "an OpenAI Agents SDK export); to show a session named 'import': logd trace --session import")
         return EXIT_USAGE
     try:
         folder = _traces_folder(args)
@@ -85,8 +85,16 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
     from logd.traces import render, views
 
-    if args.session == "import":
+    if args.session_id is not None:
+        if args.session is not None:
+            error(f"logd trace: give the session once, either {args.session!r} or --session {args.session_id!r}")
+            return EXIT_USAGE
+        args.session = args.session_id  # any name, "import" included
+    elif args.session == "import":
         return cmd_import(args)
+    elif args.session is None:
+        error("logd trace: name a session (logd list shows them), or: logd trace import FILE...")
+        return EXIT_USAGE
     if args.files:
         error(f"logd trace takes one session, got also {' '.join(args.files)!r} "
               "(to import files: logd trace import FILE...)")
@@ -200,9 +208,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("trace", help="show one trace session: table, agent flow, route; --analyze for timing")
-    p.add_argument("session", help="session id (a unique prefix is enough); `logd trace import FILE...` imports "
-                                   "AgenticGoKit .trace.json, Koog and OpenAI Agents SDK trace files")
+    p.add_argument("session", nargs="?",
+                   help="session id (a unique prefix is enough); `logd trace import FILE...` imports "
+                        "AgenticGoKit .trace.json, Koog and OpenAI Agents SDK trace files")
     p.add_argument("files", nargs="*", help=argparse.SUPPRESS)
+    p.add_argument("--session", dest="session_id", metavar="ID",
+                   help="the session to show, whatever its name (a session named `import`)")
     p.add_argument("--utc", action="store_true", help="show times in UTC (default: local time, as agentcli)")
     p.add_argument("--flow-only", action="store_true", help="only the agent flow, sequence and route")
     p.add_argument("--filter", type=_agent_filter, metavar="agent=NAME", help="only this agent's events")
