@@ -124,6 +124,33 @@ def send_records(path: Path, records: Iterable[dict]) -> None:
     send(path, b"".join(orjson.dumps(r) + b"\n" for r in records))
 
 
+class LineSocket:
+    """What a Go or Node client does: a Unix socket, write lines, read lines (ack answers)."""
+
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(10)
+        self.sock.connect(os.fspath(path))
+        self.inbox = b""
+
+    def send_lines(self, *lines: bytes) -> None:
+        self.sock.sendall(b"".join(line + b"\n" for line in lines))
+
+    def send(self, *objects: object) -> None:
+        self.send_lines(*(orjson.dumps(o) for o in objects))
+
+    def read(self) -> dict:
+        while b"\n" not in self.inbox:
+            chunk = self.sock.recv(4096)
+            assert chunk, "logd closed the connection"
+            self.inbox += chunk
+        line, _, self.inbox = self.inbox.partition(b"\n")
+        return orjson.loads(line)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 def read_records(path: Path) -> list[dict]:
     """Complete JSON lines of a file (a line still being written is left for the next read)."""
     if not path.exists():

@@ -17,7 +17,7 @@ from logd.client import LogdHandler
 from logd.pipeline import Pipeline
 from logd.sinks.file import FileSink
 
-from support import agent_records, wait_for
+from support import LineSocket, agent_records, wait_for
 
 FILE_ONLY = 'file = "agent.log"\nfile_only = true'
 
@@ -25,30 +25,6 @@ FILE_ONLY = 'file = "agent.log"\nfile_only = true'
 def start_logd(daemon, tmp_path: Path, logging: str = FILE_ONLY):
     """``logd run`` with a file (the fixture returns once logd is fully up)."""
     return daemon(logging)
-
-
-class LineSocket:
-    """What a Go or Node client does: a Unix socket, write lines, read lines."""
-
-    def __init__(self, path: Path) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(10)
-        self.sock.connect(os.fspath(path))
-        self.inbox = b""
-
-    def send(self, *objects: object) -> None:
-        self.sock.sendall(b"".join(orjson.dumps(o) + b"\n" for o in objects))
-
-    def read(self) -> dict:
-        while b"\n" not in self.inbox:
-            chunk = self.sock.recv(4096)
-            assert chunk, "logd closed the connection"
-            self.inbox += chunk
-        line, _, self.inbox = self.inbox.partition(b"\n")
-        return orjson.loads(line)
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def test_the_ack_line_protocol_as_any_client_speaks_it(daemon, tmp_path):

@@ -15,7 +15,7 @@ import orjson
 
 from logd.control import ControlError, control_path, request
 
-from support import agent_records, read_records, send, send_records, wait_for
+from support import LineSocket, agent_records, read_records, send, send_records, wait_for
 
 FILE_ONLY = 'file = "agent.log"\nfile_only = true'
 SUPERSCRIPT_TIME = "2026-01-01T00:00:00.²²²²²²Z"
@@ -37,25 +37,6 @@ HOSTILE = [
 def logd(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "logd", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=30, env={**os.environ, "NO_COLOR": "1"})
-
-
-class LineSocket:
-    def __init__(self, path: Path) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(10)
-        self.sock.connect(os.fspath(path))
-        self.inbox = b""
-
-    def send_lines(self, *lines: bytes) -> None:
-        self.sock.sendall(b"".join(line + b"\n" for line in lines))
-
-    def read(self) -> dict:
-        while b"\n" not in self.inbox:
-            chunk = self.sock.recv(4096)
-            assert chunk, "logd closed the connection"
-            self.inbox += chunk
-        line, _, self.inbox = self.inbox.partition(b"\n")
-        return orjson.loads(line)
 
 
 # --- finding 1: isolation ---
