@@ -35,7 +35,7 @@ from logd.traces.names import file_name
 from logd.traces.tokens import token_usage
 
 from support import read_records, send_records, wait_for
-from trace_samples import T0, agk_session, iso, koog_run, span_trace
+from trace_samples import T0, TRACING_CLIENT, agk_session, iso, koog_run, span_trace
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -117,33 +117,10 @@ def check_report(page: Page, session: Session) -> None:
     assert not page.is_visible("#details")
 
 
-CLIENT_CODE = """
-import asyncio
-from logd.client.tracing import trace, span
-async def agent(name, fail):
-    with span(name, kind="agent"):
-        with span("gpt-4o", kind="generation", model="gpt-4o") as s:
-            s.set(usage={"input_tokens": 812, "output_tokens": 64})
-            await asyncio.sleep(0.01)
-        if fail:
-            raise RuntimeError("tool broke")
-async def main():
-    with trace("research", group_id="conv-42"):
-        await agent("planner", False)
-        with span("handoff", kind="handoff", from_agent="planner", to_agent="writer"):
-            pass
-        try:
-            await agent("writer", True)
-        except RuntimeError:
-            pass
-asyncio.run(main())
-"""
-
-
 def test_index_and_reports_from_a_real_logd_run_open_cleanly_in_chromium(daemon, tmp_path, browser):
     d = daemon('file = "agent.log"')
     send_records(d.socket_path, agk_session() + koog_run() + span_trace())
-    subprocess.run([sys.executable, "-c", CLIENT_CODE], check=True, timeout=30,
+    subprocess.run([sys.executable, "-c", TRACING_CLIENT], check=True, timeout=30,
                    env={**os.environ, "LOGD_SOCKET": str(d.socket_path)})
     folder = tmp_path / "traces"
     expected = len(agk_session()) + len(koog_run()) + len(span_trace()) + 6

@@ -17,6 +17,7 @@ from logd.client import tracing
 from logd.client.tracing import BatchSender, propagate, span, trace
 
 from support import read_records, wait_for
+from trace_samples import TRACING_CLIENT
 
 
 class Collector:
@@ -242,28 +243,8 @@ def test_unknown_span_kind_is_refused():
 
 def test_spans_through_logd_show_in_logd_trace(daemon, tmp_path):
     d = daemon('file = "agent.log"')
-    code = """
-import asyncio
-from logd.client.tracing import trace, span
-async def agent(name, fail):
-    with span(name, kind="agent"):
-        with span("gpt-4o", kind="generation", model="gpt-4o"):
-            await asyncio.sleep(0.01)
-        if fail:
-            raise RuntimeError("tool broke")
-async def main():
-    with trace("research", group_id="conv-42"):
-        await agent("planner", False)
-        with span("handoff", kind="handoff", from_agent="planner", to_agent="writer"):
-            pass
-        try:
-            await agent("writer", True)
-        except RuntimeError:
-            pass
-asyncio.run(main())
-"""
     env = {**os.environ, "LOGD_SOCKET": str(d.socket_path)}
-    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=30)  # flushed at exit
+    subprocess.run([sys.executable, "-c", TRACING_CLIENT], check=True, env=env, timeout=30)  # flushed at exit
     folder = tmp_path / "traces"
     wait_for(lambda: sum(len(read_records(p)) for p in folder.glob("*.jsonl")) == 6 if folder.exists() else False,
              what="6 spans stored")

@@ -72,3 +72,28 @@ def span_trace(trace_id: str = "trace_abc123", group_id: str | None = None) -> l
              error={"message": "invoice not found", "data": {"id": 7}}),
         span("s-root", None, 0.0, 1.7, {"type": "custom", "name": "support workflow"}),
     ]
+
+
+# An agent run through logd.client.tracing (two agents, a handoff, a failed tool), as a script to run
+# in a subprocess with LOGD_SOCKET set: its spans are flushed when it exits.
+TRACING_CLIENT = """
+import asyncio
+from logd.client.tracing import trace, span
+async def agent(name, fail):
+    with span(name, kind="agent"):
+        with span("gpt-4o", kind="generation", model="gpt-4o") as s:
+            s.set(usage={"input_tokens": 812, "output_tokens": 64})
+            await asyncio.sleep(0.01)
+        if fail:
+            raise RuntimeError("tool broke")
+async def main():
+    with trace("research", group_id="conv-42"):
+        await agent("planner", False)
+        with span("handoff", kind="handoff", from_agent="planner", to_agent="writer"):
+            pass
+        try:
+            await agent("writer", True)
+        except RuntimeError:
+            pass
+asyncio.run(main())
+"""
