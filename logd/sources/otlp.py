@@ -20,11 +20,11 @@ import base64
 import binascii
 from collections import OrderedDict
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from google.protobuf import json_format
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest, ExportLogsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -116,7 +116,10 @@ def _hex_ids_to_base64(node: Any) -> None:
             _hex_ids_to_base64(item)
 
 
-def decode(body: bytes, media_type: str, message: Any) -> Any:
+_M = TypeVar("_M", bound=Message)  # a protobuf request message
+
+
+def decode(body: bytes, media_type: str, message: _M) -> _M:
     """Fill ``message`` (a protobuf request) from the body, or raise MalformedBody."""
     if media_type == PROTOBUF:
         try:
@@ -385,27 +388,29 @@ class OtlpReceiver:
                            error=str(exc))
         return error_response(400, str(exc), request.media_type)
 
-    async def logs(self, request: Request) -> Response:
+    def _decode(self, request: Request, message: _M) -> _M | Response:
+        """The body as ``message``, or the answer that refuses it (415 wrong type, 400 malformed)."""
         refused = self._check_type(request)
         if refused is not None:
             return refused
         try:
-            message = decode(request.body, request.media_type, ExportLogsServiceRequest())
+            return decode(request.body, request.media_type, message)
         except MalformedBody as exc:
             return self._malformed(request, exc)
+
+    async def logs(self, request: Request) -> Response:
+        message = self._decode(request, ExportLogsServiceRequest())
+        if isinstance(message, Response):
+            return message
         records = log_records(message, self._now_ns())
         await put_and_wait(self.pipeline, records)
         self.received["log_records"] += len(records)
         return Response(200, encode(ExportLogsServiceResponse(), request.media_type), content_type=request.media_type)
 
     async def traces(self, request: Request) -> Response:
-        refused = self._check_type(request)
-        if refused is not None:
-            return refused
-        try:
-            message = decode(request.body, request.media_type, ExportTraceServiceRequest())
-        except MalformedBody as exc:
-            return self._malformed(request, exc)
+        message = self._decode(request, ExportTraceServiceRequest())
+        if isinstance(message, Response):
+            return message
         records, rejected, why = self.spans.records(message, self._now_ns())
         await put_and_wait(self.pipeline, records)
         self.received["spans"] += len(records)
