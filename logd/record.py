@@ -160,11 +160,14 @@ def parse_line(
     A line that trips any bug in parsing is kept as text with ``_error`` saying why,
     so it can never take the other records of its batch or connection with it.
     """
-    try:
-        if truncated is None and not partial:
+    if truncated is None and not partial:
+        try:
             record = _parse_canonical(line, trusted)
-            if record is not None:
-                return record
+        except Exception:  # whatever it is, the full path decides
+            record = None
+        if record is not None:
+            return record
+    try:
         return _parse_line(line, received, trusted, truncated=truncated, partial=partial)
     except Exception as exc:
         record = _text_record(line[:65536].decode("utf-8", "replace"), received)
