@@ -22,6 +22,19 @@ _TEXT_DEPTH = 64
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+class StepFailures(Exception):
+    """Raised by a step that keeps counts or windows, after it went through its whole batch,
+    when it could not handle some records: ``kept`` is its result (with those records in it,
+    as they were) and ``failed`` pairs each with its exception. The pipeline then flags just
+    those records: running the step again record by record, as it does for a step without
+    state, would count every record before the culprit twice."""
+
+    def __init__(self, kept: list[Record], failed: list[tuple[Record, Exception]]) -> None:
+        super().__init__(f"{len(failed)} record(s) failed: {failed[0][1]!r}")
+        self.kept = kept
+        self.failed = failed
+
+
 def step_name(step: Callable[..., Any]) -> str:
     """A short name for a step in ``_error`` and the step_errors counter."""
     name = getattr(step, "__qualname__", None) or type(step).__qualname__
@@ -70,7 +83,11 @@ def _text_into(value: object, depth: int, out: list[str]) -> None:
     elif value is None or isinstance(value, (bool, int, float)):
         out.append("null" if value is None else str(value).lower() if isinstance(value, bool) else str(value))
     else:
-        out.append('"' + str(value).encode("utf-8", "backslashreplace").decode("utf-8") + '"')
+        try:
+            text = str(value)
+        except Exception:  # the text form must exist whatever the value: its type stands in
+            text = f"<{type(value).__name__}>"
+        out.append('"' + text.encode("utf-8", "backslashreplace").decode("utf-8") + '"')
 
 
 def fallback_record(record: Record, step: str, exc: BaseException) -> Record:

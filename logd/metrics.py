@@ -35,6 +35,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import choose_encoder
 
 from logd import __version__
+from logd.isolation import StepFailures
 from logd.record import MAX_KEY_CHARS, Record, bounded_key
 from logd.timestamps import epoch_seconds
 from logd.usage import usage_families
@@ -88,24 +89,30 @@ class AgentMetrics:
         # on every record: kept to local names, one tuple and a few dict operations
         counts, labels, label = self.records, self._labels, self.label
         durations, buckets = self.durations, self.buckets
+        failed: list[tuple[Record, Exception]] = []
         for record in records:
-            agent = record.get("agent")
-            name = labels.get(agent) if agent.__class__ is str else None
-            if name is None:
-                name = label(agent)
-            key = (name, record["level"])
-            counts[key] = counts.get(key, 0) + 1
-            ms = record.get("duration_ms")
-            if ms is not None:
-                if (ms.__class__ is int or ms.__class__ is float) and ms >= 0:
-                    row = durations.get(name)
-                    if row is None:
-                        row = durations[name] = [0] * (len(buckets) + 1) + [0.0]
-                    seconds = ms / 1000
-                    row[bisect_left(buckets, seconds)] += 1
-                    row[-1] += seconds
-            elif "hook" in record or "span_data" in record:
-                self._trace_duration(record, name)
+            try:
+                agent = record.get("agent")
+                name = labels.get(agent) if agent.__class__ is str else None
+                if name is None:
+                    name = label(agent)
+                key = (name, record["level"])
+                counts[key] = counts.get(key, 0) + 1
+                ms = record.get("duration_ms")
+                if ms is not None:
+                    if (ms.__class__ is int or ms.__class__ is float) and ms >= 0:
+                        row = durations.get(name)
+                        if row is None:
+                            row = durations[name] = [0] * (len(buckets) + 1) + [0.0]
+                        seconds = ms / 1000
+                        row[bisect_left(buckets, seconds)] += 1
+                        row[-1] += seconds
+                elif "hook" in record or "span_data" in record:
+                    self._trace_duration(record, name)
+            except Exception as exc:  # isolation (issue 18): counted once, flagged by the pipeline
+                failed.append((record, exc))
+        if failed:
+            raise StepFailures(records, failed)
         return records
 
     def observe_duration(self, agent: str, seconds: float) -> None:

@@ -25,7 +25,7 @@ import orjson
 from logd.backoff import Backoff
 from logd.components import Sink, SinkStats, Step
 from logd.events import SELF_TRUSTED, Events
-from logd.isolation import ERROR_FIELD, encodable, fallback_record, step_name
+from logd.isolation import ERROR_FIELD, StepFailures, encodable, fallback_record, step_name
 from logd.levels import RANK
 from logd.record import RawNumber, Record
 
@@ -212,10 +212,7 @@ class Pipeline:
                 if i == fork:
                     self._fork(records)
                 count = len(records)
-                try:
-                    records = step(records)
-                except Exception:  # isolation: only the records the step cannot handle are flagged
-                    records = self._step_per_record(step, records)
+                records = self._run_step(step, records)
                 if len(records) != count:  # counted per step and batch, not per record
                     reason = getattr(step, "drop_reason", "filtered")
                     self.stats.dropped[reason] = self.stats.dropped.get(reason, 0) + count - len(records)
@@ -240,12 +237,24 @@ class Pipeline:
         for step in self.branch.steps:
             if not taken:
                 return
-            try:
-                taken = step(taken)
-            except Exception:  # isolation, as on the main line
-                taken = self._step_per_record(step, taken)
+            taken = self._run_step(step, taken)
         if taken:
             self._deliver(self._branch_delivery, Batch(taken, self._count_error))
+
+    def _run_step(self, step: Step, records: list[Record]) -> list[Record]:
+        """``step`` on the batch; isolation: only the records it cannot handle are flagged."""
+        try:
+            return step(records)
+        except StepFailures as partial:  # a step with state handled the rest itself, once
+            failed = {id(record): exc for record, exc in partial.failed}
+            name = step_name(step)
+            kept: list[Record] = []
+            for record in partial.kept:
+                exc = failed.get(id(record))
+                kept.extend([record] if exc is None else self._flagged(step, name, record, exc))
+            return kept
+        except Exception:  # a step without state: found by running it on each record alone
+            return self._step_per_record(step, records)
 
     def _step_per_record(self, step: Step, records: list[Record]) -> list[Record]:
         """Run ``step`` on each record alone: a record it fails on is kept as flagged text."""
@@ -254,15 +263,22 @@ class Pipeline:
         for record in records:
             try:
                 kept.extend(step([record]))
+            except StepFailures as partial:
+                kept.extend(self._flagged(step, name, record, partial.failed[0][1]))
             except Exception as exc:
-                safe = fallback_record(record, name, exc)
-                try:  # the flagged text still goes through the step (redaction must see it)
-                    kept.extend(step([safe]))
-                except Exception:
-                    safe["message"] = "[record dropped: the step failed on its text too]"
-                    kept.append(safe)
-                self._count_error(name, 1)
+                kept.extend(self._flagged(step, name, record, exc))
         return kept
+
+    def _flagged(self, step: Step, name: str, record: Record, exc: Exception) -> list[Record]:
+        """The record ``step`` failed on, as flagged text, through ``step`` again (redaction
+        must see the text too); counted in ``step_errors``."""
+        self._count_error(name, 1)
+        safe = fallback_record(record, name, exc)
+        try:
+            return step([safe])
+        except Exception:  # StepFailures included: it failed on the text too
+            safe["message"] = "[record dropped: the step failed on its text too]"
+            return [safe]
 
     def _count_error(self, step: str, count: int) -> None:
         if count:

@@ -43,6 +43,7 @@ from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
+from logd.isolation import StepFailures
 from logd.record import Record
 from logd.timestamps import epoch_seconds
 
@@ -116,18 +117,24 @@ class UsageMetrics:
 
     def __call__(self, records: list[Record]) -> list[Record]:
         flat, shaped = self._flat, self._shaped
+        failed: list[tuple[Record, Exception]] = []
         for record in records:
-            # a few membership tests per record: ordinary log lines stop here
-            if record["level"] in ERROR_LEVELS:
-                self._last_error(record)
-            if "tokens" in record or "usage" in record or "tool" in record or "latency_ms" in record:
-                if "span_data" in record or "eventType" in record:
+            try:
+                # a few membership tests per record: ordinary log lines stop here
+                if record["level"] in ERROR_LEVELS:
+                    self._last_error(record)
+                if "tokens" in record or "usage" in record or "tool" in record or "latency_ms" in record:
+                    if "span_data" in record or "eventType" in record:
+                        shaped(record)
+                    else:
+                        flat(record)
+                elif ("span_data" in record or "attributes" in record or "eventType" in record
+                      or GENAI_INPUT in record or GENAI_OPERATION in record):
                     shaped(record)
-                else:
-                    flat(record)
-            elif ("span_data" in record or "attributes" in record or "eventType" in record
-                  or GENAI_INPUT in record or GENAI_OPERATION in record):
-                shaped(record)
+            except Exception as exc:  # isolation (issue 18): counted once, flagged by the pipeline
+                failed.append((record, exc))
+        if failed:
+            raise StepFailures(records, failed)
         return records
 
     # --- per shape ---

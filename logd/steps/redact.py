@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from itertools import islice
 from typing import Any
 
+from logd.isolation import StepFailures
 from logd.record import Record
 
 REPLACEMENT = "[REDACTED]"
@@ -140,12 +141,18 @@ class Redactor:
 
     def __call__(self, records: list[Record]) -> list[Record]:
         walk, kv = self._walk_dict, self._kv
+        failed: list[tuple[Record, Exception]] = []
         for record in records:
-            # a canonical record starts with ``time`` and ``level``, both made by logd from
-            # parsed values (record.py): their strings need no scan
-            walk(record, 2)
-            if kv is not None:
-                self._redact_text_forms(record, kv)
+            try:
+                # a canonical record starts with ``time`` and ``level``, both made by logd from
+                # parsed values (record.py): their strings need no scan
+                walk(record, 2)
+                if kv is not None:
+                    self._redact_text_forms(record, kv)
+            except Exception as exc:  # isolation (issue 18): the pipeline flags it and redacts its text
+                failed.append((record, exc))
+        if failed:
+            raise StepFailures(records, failed)
         return records
 
     def _redact_text_forms(self, record: Record, kv: re.Pattern[str]) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from logd.isolation import StepFailures
 from logd.levels import RANK
 from logd.pipeline import SELF_TRUSTED
 from logd.record import MAX_KEY_CHARS, Record, bounded_key
@@ -68,22 +69,29 @@ class Sampler:
         seen, initial, thereafter, max_rank = self._seen, self.initial, self.thereafter, self.max_rank
         kept: list[Record] = []
         dropped = 0
+        failed: list[tuple[Record, Exception]] = []
         for record in records:
-            level = record["level"]
-            if RANK[level] > max_rank or _is_own(record):
+            try:
+                level = record["level"]
+                if RANK[level] > max_rank or _is_own(record):
+                    kept.append(record)
+                    continue
+                # the message's hash, not the message: a key never holds a 256 KB string
+                key = (agent_of(record), level, hash(record["message"]))
+                n = seen.get(key, 0) + 1
+                if n == 1 and len(seen) >= MAX_KEYS:
+                    seen.clear()  # like a new tick, early: counts start again rather than grow
+                seen[key] = n
+                if n <= initial or (thereafter and (n - initial) % thereafter == 0):
+                    kept.append(record)
+                else:
+                    self.counts[level] = self.counts.get(level, 0) + 1
+                    dropped += 1
+            except Exception as exc:  # isolation (issue 18): kept, and flagged by the pipeline
                 kept.append(record)
-                continue
-            # the message's hash, not the message: a key never holds a 256 KB string
-            key = (agent_of(record), level, hash(record["message"]))
-            n = seen.get(key, 0) + 1
-            if n == 1 and len(seen) >= MAX_KEYS:
-                seen.clear()  # like a new tick, early: counts start again rather than grow
-            seen[key] = n
-            if n <= initial or (thereafter and (n - initial) % thereafter == 0):
-                kept.append(record)
-            else:
-                self.counts[level] = self.counts.get(level, 0) + 1
-                dropped += 1
+                failed.append((record, exc))
+        if failed:
+            raise StepFailures(kept, failed)
         return kept if dropped else records
 
 
@@ -117,29 +125,36 @@ class RateLimiter:
         windows, burst = self._windows, self.burst
         kept: list[Record] = []
         dropped = 0
+        failed: list[tuple[Record, Exception]] = []
         for record in records:
-            if _is_own(record):
+            try:
+                if _is_own(record):
+                    kept.append(record)
+                    continue
+                agent = agent_of(record)
+                window = windows.get(agent)
+                if window is None or now >= window.ends:
+                    if window is not None and window.suppressed:
+                        self._ended.append((agent, window.suppressed, window.ends))
+                    elif window is None and len(windows) >= MAX_KEYS:
+                        oldest = next(iter(windows))  # the table stays bounded: end the oldest window now
+                        ended = windows.pop(oldest)
+                        if ended.suppressed:
+                            self._ended.append((oldest, ended.suppressed, ended.ends))
+                    window = windows[agent] = _Window(now + self.interval)
+                window.count += 1
+                if window.count <= burst:
+                    kept.append(record)
+                else:
+                    name = self.label(agent)
+                    window.suppressed += 1
+                    self.counts[name] = self.counts.get(name, 0) + 1
+                    dropped += 1
+            except Exception as exc:  # isolation (issue 18): kept, and flagged by the pipeline
                 kept.append(record)
-                continue
-            agent = agent_of(record)
-            window = windows.get(agent)
-            if window is None or now >= window.ends:
-                if window is not None and window.suppressed:
-                    self._ended.append((agent, window.suppressed, window.ends))
-                elif window is None and len(windows) >= MAX_KEYS:
-                    oldest = next(iter(windows))  # the table stays bounded: end the oldest window now
-                    ended = windows.pop(oldest)
-                    if ended.suppressed:
-                        self._ended.append((oldest, ended.suppressed, ended.ends))
-                window = windows[agent] = _Window(now + self.interval)
-            window.count += 1
-            if window.count <= burst:
-                kept.append(record)
-            else:
-                window.suppressed += 1
-                name = self.label(agent)
-                self.counts[name] = self.counts.get(name, 0) + 1
-                dropped += 1
+                failed.append((record, exc))
+        if failed:
+            raise StepFailures(kept, failed)
         return kept if dropped else records
 
     def reports(self, *, final: bool = False) -> list[Record]:
