@@ -16,6 +16,8 @@ record gives nothing else):
     ``prompt``/``completion`` (zerolog-style flat records);
   * ``gen_ai.usage.input_tokens``/``gen_ai.usage.output_tokens`` (OpenTelemetry GenAI
     semantic conventions), top level or in an OTel span's ``attributes``.
+  * Koog ``LLMCallCompletedEvent``: ``responses[].metaInfo`` (``ResponseMetaInfo``), once
+    per event.
 
 tool calls, by agent, tool and outcome (``ok``/``error``):
   * a ``tool`` field (string): error when the record is at error level or has ``error``;
@@ -67,7 +69,9 @@ _KOOG_LLM_EVENTS = frozenset(("LLMCallStartingEvent", "LLMCallCompletedEvent"))
 # token field names -> direction (0 input, 1 output, 2 total)
 _DIRECTIONS = {"input_tokens": 0, "prompt_tokens": 0, "input": 0, "prompt": 0,
                "output_tokens": 1, "completion_tokens": 1, "output": 1, "completion": 1,
-               "total_tokens": 2, "total": 2}
+               "total_tokens": 2, "total": 2,
+               # Koog's ResponseMetaInfo (prompt-model/.../message/Message.kt)
+               "inputTokensCount": 0, "outputTokensCount": 1, "totalTokensCount": 2}
 _MAX_KEYS = 10_000  # (agent, model) pairs remembered; forgotten all at once past this
 
 
@@ -76,6 +80,14 @@ def _number(value: Any) -> float | None:
     if (cls is int or cls is float) and value >= 0:
         return value
     return None
+
+
+def _koog_model(value: object) -> str | None:
+    """Koog's model: a name, or the model object its events carry (``ModelInfo.model``,
+    ``LLModel.id``)."""
+    if value.__class__ is dict:
+        value = value.get("model") or value.get("id")
+    return value if value.__class__ is str else None
 
 
 class _Capped:
@@ -225,9 +237,18 @@ class UsageMetrics:
                 self.observe_latency(model, end - start)
 
     def _koog_llm_call(self, record: Record, event: str) -> None:
-        """Koog LLMCallStartingEvent -> LLMCallCompletedEvent of the same run and model: one call."""
-        key = (record.get("runId"), record.get("model"))
-        if key[0] is None or not isinstance(key[1], (str, type(None))):
+        """Koog LLMCallStartingEvent -> LLMCallCompletedEvent of the same run and model: one call,
+        whose tokens are in each response's ``metaInfo`` (the call's totals, repeated in every
+        response of the call by Koog's clients: counted once)."""
+        model = _koog_model(record.get("model"))
+        if event == "LLMCallCompletedEvent":
+            responses = record.get("responses")
+            metas = [r.get("metaInfo") for r in responses if r.__class__ is dict] if responses.__class__ is list else []
+            meta = next((m for m in metas if m.__class__ is dict), None)
+            if meta is not None:
+                self._usage(record.get("agent") or record.get("agentId"), model, meta)
+        key = (record.get("runId"), model)
+        if key[0] is None:
             return
         at = epoch_seconds(record.get("time"))
         if event == "LLMCallStartingEvent":

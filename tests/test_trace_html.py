@@ -299,8 +299,10 @@ def test_tokens_per_agent_and_model_from_each_source():
         ("triage", "gpt-4o", 1, 300, 40, 340)]
 
     koog = koog_run()
-    koog[3]["responses"] = [{"content": "call weather", "metaInfo": {"timestamp": "2026-11-18T00:00:00Z",
-                            "totalTokensCount": 150, "inputTokensCount": 120, "outputTokensCount": 30}}]
+    meta = {"timestamp": "2026-11-18T00:00:00Z", "totalTokensCount": 150, "inputTokensCount": 120,
+            "outputTokensCount": 30}
+    # two tool calls of one answer share the call's metaInfo (Koog's clients): counted once
+    koog[3]["responses"] = [{"tool": "weather", "metaInfo": meta}, {"tool": "news", "metaInfo": meta}]
     assert [(t.agent, t.model, t.calls, t.input, t.output, t.total) for t in token_usage(
         build_session("run-koog-1", parsed(koog)))] == [("koog-agent", "gpt-4o-mini", 1, 120, 30, 150)]
 

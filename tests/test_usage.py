@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from test_metrics import METRICS_TCP, get, metrics_url, promtool_check, samples, status
-from usage_samples import agents_sdk_spans, genai_spans, zerolog_records
+from usage_samples import agents_sdk_spans, genai_spans, koog_llm_call, zerolog_records
 
 from logd.client.tracing import BatchSender, span, trace
 from logd.metrics import AgentMetrics
@@ -19,7 +19,7 @@ from trace_samples import koog_run
 def test_tokens_tools_and_model_latency_reach_metrics_and_status(daemon, tmp_path):
     d = daemon(extra=METRICS_TCP)
     url = metrics_url(d)
-    records = zerolog_records() + agents_sdk_spans() + genai_spans() + koog_run()
+    records = zerolog_records() + agents_sdk_spans() + genai_spans() + koog_run() + koog_llm_call()
     send_records(d.socket_path, records)
     # logd's own tracing client: the generation span carries its enclosing agent
     sender = BatchSender(d.socket_path)
@@ -62,8 +62,10 @@ def test_tokens_tools_and_model_latency_reach_metrics_and_status(daemon, tmp_pat
     assert tools("researcher", "get_weather", "ok") == 1
     assert tokens("triage", "o3-mini", "input") == 812  # logd.client.tracing
     assert tokens("triage", "o3-mini", "output") == 40
-    # Koog: ToolCallFailedEvent
+    # Koog: ToolCallFailedEvent; an LLM call's metaInfo, once for the call (two responses share it)
     assert tools("koog-agent", "weather", "error") == 1
+    assert tokens("koog-writer", "gpt-4.1-mini", "input") == 52
+    assert tokens("koog-writer", "gpt-4.1-mini", "output") == 19
 
     # model latency: zerolog latency_ms 0.812 s, generation span 1.5 s, chat span 3 s, Koog pair 0.5 s
     def latency(model: str, suffix: str, le: str | None = None) -> float:
@@ -75,6 +77,8 @@ def test_tokens_tools_and_model_latency_reach_metrics_and_status(daemon, tmp_pat
     assert latency("gpt-4.1", "count") == 1 and latency("gpt-4.1", "sum") == pytest.approx(1.5)
     assert latency("gpt-4o-mini", "count") == 1  # Koog LLMCallStarting -> Completed: 0.5 s
     assert latency("gpt-4o-mini", "sum") == pytest.approx(0.5)
+    assert latency("gpt-4.1-mini", "count") == 1  # Koog's model object names the series
+    assert latency("gpt-4.1-mini", "sum") == pytest.approx(1.2)
     assert latency("claude-sonnet-4-20250514", "bucket", "2.5") == 0
     assert latency("claude-sonnet-4-20250514", "bucket", "5.0") == 1
 

@@ -82,3 +82,24 @@ def genai_spans() -> list[dict]:
              {"gen_ai.operation.name": "execute_tool", "gen_ai.agent.name": "researcher",
               "gen_ai.tool.name": "get_weather"}),
     ]
+
+
+def koog_llm_call(run_id: str = "run-koog-2", agent: str = "koog-writer") -> list[dict]:
+    """One Koog LLM call that answered with two tool calls, as its events carry it: ``model`` is
+    the model object (``{"provider", "model", "displayName"}``, as in framework_samples), and each
+    response is a ``Message.Tool.Call`` whose ``metaInfo`` is the call's ``ResponseMetaInfo``
+    (prompt/prompt-model/.../message/Message.kt: timestamp, totalTokensCount, inputTokensCount,
+    outputTokensCount). Koog's OpenAI client builds one ResponseMetaInfo per provider answer and
+    gives it to every message of that answer (OpenAILLMClient.processOpenAIResponse)."""
+    model = {"provider": "openai", "model": "gpt-4.1-mini", "displayName": "GPT-4.1 mini"}
+    meta = {"timestamp": iso(T0 + 301.2), "totalTokensCount": 71, "inputTokensCount": 52, "outputTokensCount": 19}
+
+    def ev(t: float, kind: str, **extra: object) -> dict:
+        return {"eventType": kind, "runId": run_id, "timestamp": int((T0 + 300 + t) * 1000), "agentId": agent,
+                **extra}
+    return [
+        ev(0.0, "LLMCallStartingEvent", model=model, prompt="write it", tools=["lookup", "save"]),
+        ev(1.2, "LLMCallCompletedEvent", model=model, responses=[
+            {"id": "call_1", "tool": "lookup", "content": "{\"q\":\"Oslo\"}", "metaInfo": meta},
+            {"id": "call_2", "tool": "save", "content": "{\"doc\":1}", "metaInfo": meta}]),
+    ]

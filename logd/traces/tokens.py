@@ -7,7 +7,8 @@ Where each source puts its counts (read from their own code):
   ``custom`` task/turn spans repeat totals and are skipped so nothing counts twice.
   logd's own client spans (``span.set(usage=...)``) use the same shape.
 * Koog ``LLMCallCompletedEvent``: each of ``responses`` has ``metaInfo`` =
-  ``ResponseMetaInfo(inputTokensCount, outputTokensCount, totalTokensCount)``.
+  ``ResponseMetaInfo(inputTokensCount, outputTokensCount, totalTokensCount)``, the same for
+  every response of one call (its clients build one per provider answer): counted once.
 * OTLP spans under the GenAI conventions: ``gen_ai.usage.input_tokens`` /
   ``gen_ai.usage.output_tokens`` attributes, model in ``gen_ai.request.model``.
 * Anything else (AgenticGoKit state, a framework's own fields): a ``usage`` or
@@ -89,8 +90,7 @@ def _usage(event: Event) -> list[tuple[int, int, int | None]]:
         if i is None and o is None and t is None:
             continue
         out.append((i or 0, o or 0, t))
-        if event.shape != KOOG:
-            break  # the first place that has counts; the others repeat it
+        break  # the first place with counts; the others repeat it (Koog's responses share the call's)
     return out
 
 
