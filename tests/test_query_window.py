@@ -135,3 +135,23 @@ def _age(path: Path) -> tuple[int, int]:
     """Oldest first: the highest backup number, the current file last."""
     rest = path.name[len("agent.log."):]
     return (0, -int(rest.split(".")[0])) if rest else (1, 0)
+
+
+def test_an_index_root_makes_belongs_to_the_log_folder_s_owner(tmp_path):
+    """`sudo logd query` files bounds too; the daemon, running as its own user, must still be
+    able to add to that index (and to its trimmed copy)."""
+    assert os.geteuid() == 0, "chown needs root: CI runs the suite as root"
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    os.chown(folder, 4321, 4322)  # the service account's folder (no such user is needed to own files)
+    current = folder / "agent.log"
+    entry = index.Entry("f" * 32, 10, "2026-01-01T00:00:00.000000Z", "2026-01-01T00:00:01.000000Z")
+    index.append(current, entry)
+    made = os.stat(index.index_path(current))
+    assert (made.st_uid, made.st_gid) == (4321, 4322)
+    index.index_path(current).write_bytes(b"x" * (index.MAX_INDEX_BYTES + 1) + b"\n")  # the next append trims
+    os.chown(index.index_path(current), 0, 0)
+    index.append(current, entry)
+    trimmed = os.stat(index.index_path(current))
+    assert (trimmed.st_uid, trimmed.st_gid) == (4321, 4322)
+    assert index.load(current)[entry.fp] == entry

@@ -76,6 +76,7 @@ def append(current: Path, entry: Entry) -> None:
     line = orjson.dumps({"fp": entry.fp, "bytes": entry.size, "min": entry.low, "max": entry.high}) + b"\n"
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
     try:
+        _owned_like_folder(fd, path.parent)
         os.write(fd, line)
         size = os.fstat(fd).st_size
     finally:
@@ -84,7 +85,22 @@ def append(current: Path, entry: Entry) -> None:
         rows = path.read_bytes().splitlines(keepends=True)
         temp = path.with_name(path.name + ".tmp")
         temp.write_bytes(b"".join(rows[len(rows) // 2:]))
+        fd = os.open(temp, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _owned_like_folder(fd, path.parent)
+        finally:
+            os.close(fd)
         os.replace(temp, path)
+
+
+def _owned_like_folder(fd: int, folder: Path) -> None:
+    """An index root makes (``sudo logd query``) belongs to the log folder's owner, as the
+    files logd writes do: else the daemon, running as its own user, could never add to it."""
+    if os.geteuid() != 0:
+        return  # others can only make files of their own, in a folder they may write to
+    folder_stat, file_stat = os.stat(folder), os.fstat(fd)
+    if (file_stat.st_uid, file_stat.st_gid) != (folder_stat.st_uid, folder_stat.st_gid):
+        os.fchown(fd, folder_stat.st_uid, folder_stat.st_gid)
 
 
 # --- the writer's side ---
