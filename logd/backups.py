@@ -42,7 +42,8 @@ _STAMP_FORMAT = "%Y-%m-%dT%H-%M-%S"
 
 # which files of a backup exist (Backup.flags): the plain one, the compressed one, a compression in progress
 PLAIN, ZST, GZ, TEMP_ZST, TEMP_GZ = 1, 2, 4, 8, 16
-_FLAGS = {("", False): PLAIN, (".zst", False): ZST, (".gz", False): GZ, (".zst", True): TEMP_ZST, (".gz", True): TEMP_GZ}
+_FLAGS = {("", False): PLAIN, (".zst", False): ZST, (".gz", False): GZ,
+          (".zst", True): TEMP_ZST, (".gz", True): TEMP_GZ}  # (compression suffix, is .tmp) -> bit
 
 
 class Backup:

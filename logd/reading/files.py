@@ -10,9 +10,10 @@ consistent instant: it opens the current file and notes each backup's identity (
 inode, rotation time); a backup is opened when it is first read, one at a time (a folder
 may keep more backups than a process may open files), and found again by that identity
 if a numbered rotation moved it or compression replaced it meanwhile. Reads go through
-the descriptors (with ``pread``, never the shared offset). Reading is streaming: raw chunks -> decompressor -> batches of complete lines,
-in constant memory. A file that cannot be read, or is corrupt or truncated, is reported
-once (file and line) through an ``on_problem`` callback and reading goes on with the next.
+the descriptors (with ``pread``, never the shared offset). Reading is streaming: raw
+chunks -> decompressor -> batches of complete lines, in constant memory. A file that
+cannot be read, or is corrupt or truncated, is reported once (file and line) through an
+``on_problem`` callback and reading goes on with the next.
 
 Used by ``logd query`` and ``logd tail``; other readers (shippers) can use it too::
 
@@ -108,7 +109,7 @@ class LazyFile(LogFile):
         super().__init__(path, number, compression, inode=inode, disk_size=disk_size)
         self.mtime_ns = mtime_ns
 
-    @property  # type: ignore[override]
+    @property
     def fd(self) -> int | None:
         if self._fd is None and not self._tried:
             self._tried = True

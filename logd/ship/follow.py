@@ -233,7 +233,7 @@ class Tailer:
         if index < len(files) and self._finished is not None and self._finished.identifies(files[index].head):
             index, offset = index + 1, 0
         for i in range(index, len(files)):
-            info = files[i]
+            info = files[i] if i == index else files.read(i)  # not kept: thousands may be empty
             if info.size == 0 and i < len(files) - 1:
                 offset = 0
                 continue  # an empty backup: nothing to read
