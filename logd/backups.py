@@ -219,6 +219,22 @@ class Names:
             return None  # only compressed files are written under .tmp
         return base, number, stamp, suffix, temp
 
+    def _key(self, name: str) -> tuple[int | None, str | None, int] | None:
+        """``(number, stamp, flag)`` of a backup file name (what :meth:`parse` says, without
+        making its base name: this runs once per file of the folder at every scan)."""
+        m = self._numbered.fullmatch(name)
+        if m is not None:
+            number, stamp = int(m.group(1)), None
+        else:
+            m = self._dated.fullmatch(name)
+            if m is None:
+                return None
+            number, stamp = None, m.group(1)
+        suffix, temp = m.group(2) or "", m.group(3) is not None
+        if temp and not suffix:
+            return None  # only compressed files are written under .tmp
+        return number, stamp, _FLAGS[suffix, temp]
+
     def names_in_folder(self) -> Iterator[str]:
         """The folder's file names, one at a time (``os.scandir``: no list of them all)."""
         try:
@@ -234,11 +250,10 @@ class Names:
         numbered: dict[int, int] = {}  # number -> flags
         dated: dict[str, int] = {}  # time in the name -> flags
         for name in (self.names_in_folder() if names is None else names):
-            parsed = self.parse(name)
-            if parsed is None:
+            key = self._key(name)
+            if key is None:
                 continue
-            _, number, stamp, suffix, temp = parsed
-            flag = _FLAGS[suffix, temp]
+            number, stamp, flag = key
             if number is not None:
                 numbered[number] = numbered.get(number, 0) | flag
             else:

@@ -119,7 +119,9 @@ class Survey:
         else:
             order = range(len(self.entries))
         for index in order:
-            if position.identifies(self[index].head):
+            info = self._infos.get(index) or self.read(index)  # kept only when it is the one
+            if position.identifies(info.head):
+                self._infos[index] = info
                 return index
         return None
 
