@@ -27,8 +27,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -41,19 +40,43 @@ _STAMP = r"(\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\.\d{3})"
 _STAMP_FORMAT = "%Y-%m-%dT%H-%M-%S"
 
 
-@dataclass(slots=True)
+# which files of a backup exist (Backup.flags): the plain one, the compressed one, a compression in progress
+PLAIN, ZST, GZ, TEMP_ZST, TEMP_GZ = 1, 2, 4, 8, 16
+_FLAGS = {("", False): PLAIN, (".zst", False): ZST, (".gz", False): GZ,
+          (".zst", True): TEMP_ZST, (".gz", True): TEMP_GZ}  # (compression suffix, is .tmp) -> bit
+
+
 class Backup:
     """One backup and its files: normally one, briefly two (plain and ``.tmp``, or plain and
-    compressed) while it is being compressed."""
+    compressed) while it is being compressed.
 
-    base: str  # its plain name: "agent.log.3" or "agent-2026-11-29T17-03-00.123.log"
-    number: int | None = None  # numbered layout: N; dated: None
-    stamp_text: str | None = None  # dated layout: the time in the name; numbered: None
-    plain: Path | None = None
-    compressed: Path | None = None
-    temp: Path | None = None
-    compression: str = ""  # of ``compressed``: "zst" or "gz"
-    _stamp: float | None = field(default=None, repr=False)
+    Small on purpose: a scan of a folder that keeps everything makes one per backup (10,000
+    and more), so it holds its number or time and which files exist (bits), and makes the
+    names and paths when asked."""
+
+    __slots__ = ("names", "number", "stamp_text", "flags", "_stamp")
+
+    def __init__(self, names: Names, number: int | None = None, stamp_text: str | None = None,
+                 flags: int = 0) -> None:
+        self.names = names
+        self.number = number  # numbered layout: N; dated: None
+        self.stamp_text = stamp_text  # dated layout: the time in the name; numbered: None
+        self.flags = flags
+        self._stamp: float | None = None
+
+    def __repr__(self) -> str:
+        return f"Backup({self.base!r}, files={[p.name for p in self.files]})"
+
+    @property
+    def base(self) -> str:
+        """Its plain name: "agent.log.3" or "agent-2026-11-29T17-03-00.123.log"."""
+        names = self.names
+        if self.number is not None:
+            return f"{names.current.name}.{self.number}"
+        return f"{names.stem}-{self.stamp_text}{names.ext}"
+
+    def _path(self, suffix: str) -> Path:
+        return self.names.folder / (self.base + suffix)
 
     @property
     def stamp(self) -> float | None:
@@ -63,6 +86,43 @@ class Backup:
         if self._stamp is None:
             self._stamp = stamp_time(self.stamp_text)
         return self._stamp
+
+    @property
+    def plain(self) -> Path | None:
+        return self._path("") if self.flags & PLAIN else None
+
+    @plain.setter
+    def plain(self, path: Path | None) -> None:
+        self.flags = self.flags | PLAIN if path is not None else self.flags & ~PLAIN
+
+    @property
+    def compressed(self) -> Path | None:
+        if self.flags & ZST:
+            return self._path(".zst")
+        return self._path(".gz") if self.flags & GZ else None
+
+    @compressed.setter
+    def compressed(self, path: Path | None) -> None:
+        self.flags &= ~(ZST | GZ)
+        if path is not None:
+            self.flags |= GZ if os.fspath(path).endswith(".gz") else ZST
+
+    @property
+    def compression(self) -> str:
+        """Of ``compressed``: "zst", "gz" or "" (none)."""
+        return "zst" if self.flags & ZST else "gz" if self.flags & GZ else ""
+
+    @property
+    def temp(self) -> Path | None:
+        if self.flags & TEMP_ZST:
+            return self._path(".zst.tmp")
+        return self._path(".gz.tmp") if self.flags & TEMP_GZ else None
+
+    @temp.setter
+    def temp(self, path: Path | None) -> None:
+        self.flags &= ~(TEMP_ZST | TEMP_GZ)
+        if path is not None:
+            self.flags |= TEMP_GZ if os.fspath(path).endswith(".gz.tmp") else TEMP_ZST
 
     @property
     def main(self) -> Path:
@@ -159,48 +219,72 @@ class Names:
             return None  # only compressed files are written under .tmp
         return base, number, stamp, suffix, temp
 
-    def scan(self, names: Iterable[str] | None = None) -> list[Backup]:
-        """Every backup, newest first (``names``: the folder's listing, when the caller has it)."""
-        if names is None:
-            try:
-                names = os.listdir(self.folder)
-            except FileNotFoundError:
-                return []
-        found: dict[str, Backup] = {}
-        for name in names:
-            parsed = self.parse(name)
-            if parsed is None:
+    def _key(self, name: str) -> tuple[int | None, str | None, int] | None:
+        """``(number, stamp, flag)`` of a backup file name (what :meth:`parse` says, without
+        making its base name: this runs once per file of the folder at every scan)."""
+        m = self._numbered.fullmatch(name)
+        if m is not None:
+            number, stamp = int(m.group(1)), None
+        else:
+            m = self._dated.fullmatch(name)
+            if m is None:
+                return None
+            number, stamp = None, m.group(1)
+        suffix, temp = m.group(2) or "", m.group(3) is not None
+        if temp and not suffix:
+            return None  # only compressed files are written under .tmp
+        return number, stamp, _FLAGS[suffix, temp]
+
+    def names_in_folder(self) -> Iterator[str]:
+        """The folder's file names, one at a time (``os.scandir``: no list of them all)."""
+        try:
+            with os.scandir(self.folder) as entries:
+                for entry in entries:
+                    yield entry.name
+        except FileNotFoundError:
+            return
+
+    def _ordered(self, names: Iterable[str] | None) -> Iterator[tuple[int | None, str | None, int]]:
+        """``(number, time in the name, flags)`` of every backup, newest first, from the
+        folder's names (parsed as they are listed; only numbers, times and bits are kept)."""
+        numbered: dict[int, int] = {}  # number -> flags
+        dated: dict[str, int] = {}  # time in the name -> flags
+        for name in (self.names_in_folder() if names is None else names):
+            key = self._key(name)
+            if key is None:
                 continue
-            base, number, stamp, suffix, temp = parsed
-            backup = found.get(base)
-            if backup is None:
-                backup = found[base] = Backup(base, number, stamp)
-            path = self.folder / name
-            if temp:
-                backup.temp = path
-            elif suffix:
-                backup.compressed = path
-                backup.compression = COMPRESSED_SUFFIXES[suffix]
+            number, stamp, flag = key
+            if number is not None:
+                numbered[number] = numbered.get(number, 0) | flag
             else:
-                backup.plain = path
-        numbered = sorted((b for b in found.values() if b.number is not None), key=lambda b: b.number or 0)
-        dated = sorted((b for b in found.values() if b.stamp_text is not None), key=lambda b: b.base, reverse=True)
-        if not numbered or not dated:
-            return numbered or dated
-        # both layouts: merge the two orders by rotation time (a tie: the dated one is newer,
-        # as after the usual switch); each numbered backup is looked at (stat) at most once
-        merged: list[Backup] = []
+                assert stamp is not None
+                dated[stamp] = dated.get(stamp, 0) | flag
+        by_number = sorted(numbered)
+        by_time = sorted(dated, reverse=True)
         i = j = 0
-        when = numbered[0].rotated_at
-        while i < len(numbered) and j < len(dated):
-            if when > (dated[j].stamp or 0.0) + 0.0005:
-                merged.append(numbered[i])
-                i += 1
-                when = numbered[i].rotated_at if i < len(numbered) else 0.0
-            else:
-                merged.append(dated[j])
-                j += 1
-        return merged + numbered[i:] + dated[j:]
+        if by_number and by_time:
+            # both layouts: merge the two orders by rotation time (a tie: the dated one is
+            # newer, as after the usual switch); each numbered backup is looked at (stat) once
+            when = Backup(self, by_number[0], None, numbered[by_number[0]]).rotated_at
+            while i < len(by_number) and j < len(by_time):
+                if when > stamp_time(by_time[j]) + 0.0005:
+                    yield by_number[i], None, numbered[by_number[i]]
+                    i += 1
+                    if i < len(by_number):
+                        when = Backup(self, by_number[i], None, numbered[by_number[i]]).rotated_at
+                else:
+                    yield None, by_time[j], dated[by_time[j]]
+                    j += 1
+        for number in by_number[i:]:
+            yield number, None, numbered[number]
+        for stamp in by_time[j:]:
+            yield None, stamp, dated[stamp]
+
+    def scan(self, names: Iterable[str] | None = None) -> list[Backup]:
+        """Every backup, newest first (``names``: the folder's listing, when the caller has it).
+
+        One small :class:`Backup` per backup: a folder may keep tens of thousands."""
+        return [Backup(self, number, stamp, flags) for number, stamp, flags in self._ordered(names)]
 
     def oldest_first(self, paths: Iterable[Path]) -> list[Path]:
         """``paths`` (backups, or retention's links to them) in rotation order, oldest first."""
@@ -214,26 +298,48 @@ class Names:
                     ranked.append(originals.pop(path.name))
         return ranked + [p for p in paths if p.name in originals]  # not backup names: last, as given
 
-    def readable(self) -> list[tuple[Path, int, str]]:
-        """``(path, rank, compression)`` of the current file (rank 0) and every backup (rank 1
-        the newest), oldest first: what ``logd query``, ``logd tail`` and the shippers read.
+    def listing(self) -> list[str]:
+        """The names of every backup and then the current file, oldest first: what ``logd
+        query``, ``logd tail`` and the shippers read (:func:`ranked` gives each its rank and
+        compression). Names only, made as they are listed: a folder may keep tens of
+        thousands of backups, and the shippers list it at every rotation.
 
         A backup that exists both plain and compressed (the instant between the compressor's
         rename and its unlink of the plain file) is listed once, compressed (complete, and it
         stays); one with only a ``.tmp`` is not listed."""
-        try:
-            names = os.listdir(self.folder)
-        except FileNotFoundError:
-            names = []
+        current = False
+        current_name = self.current.name
+
+        def names() -> Iterator[str]:
+            nonlocal current
+            for name in self.names_in_folder():
+                if name == current_name:
+                    current = True
+                yield name
+
         out = []
-        rank = 0
-        for backup in self.scan(names):
-            path = backup.readable
-            if path is None:
+        numbered_prefix = current_name + "."
+        for number, stamp, flags in self._ordered(names()):
+            suffix = ".zst" if flags & ZST else ".gz" if flags & GZ else "" if flags & PLAIN else None
+            if suffix is None:
                 continue
-            rank += 1
-            out.append((path, rank, backup.compression if backup.compressed else ""))
+            base = f"{numbered_prefix}{number}" if number is not None else f"{self.stem}-{stamp}{self.ext}"
+            out.append(base + suffix)
         out.reverse()
-        if self.current.name in names:
-            out.append((self.current, 0, ""))
+        if current:
+            out.append(current_name)
         return out
+
+    def ranked(self, listing: list[str]) -> Iterator[tuple[str, int, str]]:
+        """``(name, rank, compression)`` of each name of a :meth:`listing`: rank 0 is the
+        current file, 1 the newest backup."""
+        rank = len(listing) - (1 if listing and listing[-1] == self.current.name else 0)
+        for name in listing:
+            yield name, rank, compression_of(name)
+            rank -= 1
+
+    def readable(self) -> list[tuple[Path, int, str]]:
+        """``(path, rank, compression)`` of the current file (rank 0) and every backup (rank 1
+        the newest), oldest first (see :meth:`listing`)."""
+        folder = self.folder
+        return [(folder / name, rank, compression) for name, rank, compression in self.ranked(self.listing())]

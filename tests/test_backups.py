@@ -249,3 +249,54 @@ def test_start_up_after_a_crash_mid_compression_of_dated_backups_keeps_every_lin
     done = FileSet(log, RotationPolicy(compression=Compression())).recover()
     assert sorted(os.listdir(tmp_path)) == sorted(["agent.log", older.name + ".zst", newer.name])
     assert len(done) == 2 and file_seqs(log) == list(range(25))
+
+
+def test_a_scan_keeps_a_few_small_objects_per_backup_whatever_the_layout() -> None:
+    """Rotation's compressor and retention scan the folder after every rotation, with
+    10,000 backups and more kept: per backup a scan holds its number or time and a few bits,
+    not paths (it held ~440 bytes per backup before, and several scans run at once)."""
+    import tracemalloc
+
+    log = Path("/nowhere/agent.log")
+    names = Names(log)
+    layouts = {"numbered": [f"agent.log.{n}.zst" for n in range(1, 10_001)],
+               "dated": [names.dated(1_795_000_000 + n, ".zst").name for n in range(10_000)]}
+    for layout, listing in layouts.items():
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            found = names.scan(listing)
+            peak = tracemalloc.get_traced_memory()[1] - before
+        finally:
+            tracemalloc.stop()
+        newest = "agent.log.1.zst" if layout == "numbered" else max(listing)
+        assert len(found) == 10_000 and found[0].main.name == newest
+        assert peak / 10_000 < 256, f"{layout}: {peak / 10_000:.0f} bytes per backup"
+
+
+def test_the_shipper_finds_its_place_after_a_rotation_reading_a_few_heads_of_hundreds(tmp_path: Path,
+                                                                                      monkeypatch) -> None:
+    """At every rotation the shipper looks for the file it was reading: from the newest file
+    back, so with hundreds of backups kept it opens two or three, not every one of them."""
+    from logd.ship import follow
+
+    log = tmp_path / "agent.log"
+    names = Names(log)
+    for n in range(300):
+        write(names.dated(1_795_000_000 + n, ".zst"), lines([record(n)]))
+    write(log, lines(record(s) for s in range(300, 350)))  # > 4 KiB: a full fingerprint
+    tailer = follow.Tailer(log, None)
+    got = []
+    while (chunk := tailer.read(1000)) is not None:
+        got.extend(orjson.loads(line)["seq"] for line in chunk.lines)
+    assert got == list(range(350))
+    heads: list[str] = []
+    real_info = follow._info
+    monkeypatch.setattr(follow, "_info", lambda path, *rest: heads.append(path.name) or real_info(path, *rest))
+    os.rename(log, names.dated(1_795_000_300))
+    write(log, lines(record(s) for s in range(350, 360)))
+    got = []
+    while (chunk := tailer.read(1000)) is not None:
+        got.extend(orjson.loads(line)["seq"] for line in chunk.lines)
+    tailer.close()
+    assert got == list(range(350, 360)) and len(heads) <= 3, heads

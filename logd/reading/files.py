@@ -5,12 +5,15 @@ Naming (:mod:`logd.backups`): ``agent.log`` is the current file; backups are dat
 higher is older), or both after a switch; each file here gets its rank, 1 the newest backup.
 ``*.tmp`` files are a compressor's work in progress and are ignored.
 
-Rotation renames files while we read, so :func:`snapshot` opens every file at one
-consistent instant and everything after that reads through the open descriptors (with
-``pread``, never the shared offset): a rename or unlink after the snapshot changes
-nothing. Reading is streaming: raw chunks -> decompressor -> batches of complete lines,
-in constant memory. A file that cannot be read, or is corrupt or truncated, is reported
-once (file and line) through an ``on_problem`` callback and reading goes on with the next.
+Rotation renames files while we read, so :func:`snapshot` takes the set at one
+consistent instant: it opens the current file and notes each backup's identity (device,
+inode, rotation time); a backup is opened when it is first read, one at a time (a folder
+may keep more backups than a process may open files), and found again by that identity
+if a numbered rotation moved it or compression replaced it meanwhile. Reads go through
+the descriptors (with ``pread``, never the shared offset). Reading is streaming: raw
+chunks -> decompressor -> batches of complete lines, in constant memory. A file that
+cannot be read, or is corrupt or truncated, is reported once (file and line) through an
+``on_problem`` callback and reading goes on with the next.
 
 Used by ``logd query`` and ``logd tail``; other readers (shippers) can use it too::
 
@@ -32,7 +35,7 @@ from pathlib import Path
 import orjson
 import zstandard
 
-from logd.backups import Names
+from logd.backups import Names, compression_of
 
 RAW_CHUNK = 1 << 20  # bytes read from disk at a time
 COMPRESSED_CHUNK = 1 << 18  # compressed bytes read at a time
@@ -70,21 +73,130 @@ class LogFile:
     error: OSError | None = None  # why it could not be opened
     inode: tuple[int, int] | None = None  # (st_dev, st_ino) of the open file
     _first_line: bytes | None = field(default=None, repr=False)
+    disk_size: int = -1  # bytes on disk when listed (-1: not known; fstat the open file)
 
     @property
     def is_current(self) -> bool:
         return self.number == 0
+
+    @property
+    def is_open(self) -> bool:
+        """Open now (never opens it: see :class:`LazyFile`)."""
+        return self.fd is not None
 
     def close(self) -> None:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
 
+    def release(self) -> None:
+        """Done reading for now: a file opened on demand closes (and opens again if read
+        again); one opened by its owner stays open."""
+
+
+class LazyFile(LogFile):
+    """A backup of a :func:`snapshot`: opened when ``fd`` is first asked for.
+
+    It is the file the name had at the snapshot, found by (device, inode): a numbered
+    rotation since then moved it to a higher number, and compression may have replaced a
+    plain backup by its compressed copy (same rotation time, kept as the copy's mtime). A
+    backup deleted since (retention) cannot be read: ``fd`` stays None, ``error`` says why."""
+
+    def __init__(self, path: Path, number: int, compression: str, inode: tuple[int, int], mtime_ns: int,
+                 disk_size: int) -> None:
+        self._fd: int | None = None
+        self._tried = False
+        super().__init__(path, number, compression, inode=inode, disk_size=disk_size)
+        self.mtime_ns = mtime_ns
+
+    @property
+    def fd(self) -> int | None:
+        if self._fd is None and not self._tried:
+            self._tried = True
+            self._open_now()
+        return self._fd
+
+    @fd.setter
+    def fd(self, value: int | None) -> None:
+        self._fd = value
+
+    @property
+    def is_open(self) -> bool:
+        return self._fd is not None
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def release(self) -> None:
+        self.close()
+        self._tried = self.error is not None  # a file that could not be found is not looked for again
+
+    def _open_now(self) -> None:
+        if self._open_if_ours(self.path, self.compression):
+            return
+        for name, compression in self._candidates():
+            if self._open_if_ours(self.path.parent / name, compression):
+                return
+        if self.error is None:
+            self.error = FileNotFoundError(errno.ENOENT, "removed before it could be read", str(self.path))
+
+    def _candidates(self) -> Iterator[tuple[str, str]]:
+        """Names the file may have now: compressed (or not) under the same name; then, for a
+        numbered backup, under a higher number (the nearest first)."""
+        name = self.path.name
+        base = name[:-len(self.compression) - 1] if self.compression else name
+        for suffix, compression in (("", ""), (".zst", "zst"), (".gz", "gz")):
+            if base + suffix != name:
+                yield base + suffix, compression
+        stem, dot, number = base.rpartition(".")
+        if not (dot and number.isdigit()):
+            return
+        prefix, higher = stem + ".", []
+        try:
+            with os.scandir(self.path.parent) as entries:
+                for entry in entries:
+                    if entry.name.startswith(prefix):
+                        moved, _, suffix = entry.name[len(prefix):].partition(".")
+                        if moved.isdigit() and int(moved) > int(number) and suffix in ("", "zst", "gz"):
+                            higher.append((int(moved), entry.name))
+        except OSError:
+            return
+        for _, moved_name in sorted(higher):
+            yield moved_name, compression_of(moved_name)
+
+    def _open_if_ours(self, path: Path, compression: str) -> bool:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        same = (st.st_dev, st.st_ino) == self.inode
+        copy = compression != "" and self.compression == "" and st.st_mtime_ns == self.mtime_ns
+        if not (same or copy):
+            return False
+        opened = _open(path, self.number, compression)
+        if opened.fd is None:
+            self.error = opened.error
+            self._tried = True
+            return True  # there, but cannot be read: said by error
+        if opened.inode != (st.st_dev, st.st_ino):  # replaced between the look and the open
+            opened.close()
+            return False
+        self._fd, self.path, self.compression, self.inode = opened.fd, path, compression, opened.inode
+        return True
+
 
 def list_files(current: Path) -> list[tuple[Path, int, str]]:
     """``(path, number, compression)`` of the current file (number 0) and every backup
     (1 the newest), oldest first; names and their order come from :mod:`logd.backups`."""
     return Names(current).readable()
+
+
+def list_names(current: Path) -> list[str]:
+    """The names of :func:`list_files`, oldest first (lighter, for thousands of backups);
+    ``Names(current).ranked()`` gives each its number and compression."""
+    return Names(current).listing()
 
 
 def _open(path: Path, number: int, compression: str) -> LogFile:
@@ -107,7 +219,7 @@ def _open(path: Path, number: int, compression: str) -> LogFile:
 
 def _same_on_disk(files: list[LogFile]) -> bool:
     for file in files:
-        if file.fd is None:
+        if file.inode is None:  # not open (a backup not read yet has its inode noted)
             continue
         try:
             st = os.stat(file.path)
@@ -132,22 +244,44 @@ class Snapshot(list[LogFile]):
         self.close()
 
 
-def snapshot(current: Path, attempts: int = 50) -> Snapshot:
-    """Open the current file and every backup as they are at one instant.
+def _listed(current: Path, eager: bool) -> Snapshot:
+    """The set as listed now: the current file open, each backup noted (or open: ``eager``)."""
+    names = Names(current)
+    files = Snapshot()
+    for name, number, compression in names.ranked(names.listing()):
+        path = names.folder / name
+        if number == 0 or eager:
+            files.append(_open(path, number, compression))
+            continue
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            files.append(LogFile(path, number, compression, error=exc))
+            continue
+        files.append(LazyFile(path, number, compression, (st.st_dev, st.st_ino), st.st_mtime_ns, st.st_size))
+    return files
 
-    A rotation between listing and opening moves names under us; then we start over,
-    so each open file is what its name said (a file vanishing is retried, not reported)."""
+
+def snapshot(current: Path, attempts: int = 50, eager: bool = False) -> Snapshot:
+    """The current file and every backup as they are at one instant, oldest first.
+
+    The current file is opened now; each backup when it is first read (:class:`LazyFile`),
+    so a reader that closes each backup after reading it (``release``) holds one open at a
+    time, however many there are. ``eager`` opens them all now (a reader that needs them
+    all open at once: ``logd query --sql``).
+
+    A rotation between listing and noting moves names under us; then we start over, so
+    each file is what its name said (a file vanishing is retried, not reported)."""
     for _ in range(attempts):
-        listed = list_files(current)
-        files = Snapshot(_open(*entry) for entry in listed)
+        files = _listed(current, eager)
         vanished = any(isinstance(f.error, FileNotFoundError) for f in files)
-        if not vanished and _same_on_disk(files) and [
-            (str(p), n) for p, n, _ in list_files(current)
-        ] == [(str(f.path), f.number) for f in files]:
+        if not vanished and _same_on_disk(files) and Names(current).readable() == [
+            (f.path, f.number, f.compression) for f in files
+        ]:
             return files
         files.close()
-    return Snapshot(f for f in (_open(*entry) for entry in list_files(current))
-                    if not isinstance(f.error, FileNotFoundError))
+    files = _listed(current, eager)
+    return Snapshot(f for f in files if not isinstance(f.error, FileNotFoundError))
 
 
 # --- bytes: raw chunks -> decompressed chunks -> lines ---
@@ -274,6 +408,8 @@ def file_blocks(file: LogFile, on_problem: ProblemHandler) -> Iterator[tuple[byt
     except OSError as exc:
         on_problem(Problem(file.path, count + 1, f"read error: {_os_reason(exc)}; the rest of this file is skipped"))
         return
+    finally:
+        file.release()  # a backup opened on demand closes once read: one open at a time
     if rest and not file.is_current:
         on_problem(Problem(file.path, count + 1, "truncated: the last line has no end; it is skipped"))
 
@@ -297,6 +433,7 @@ def first_line(file: LogFile) -> bytes | None:
     """The file's first complete line, decompressing only the first chunk; None if unreadable or empty."""
     if file._first_line is not None:
         return file._first_line
+    opened_here = not file.is_open
     if file.fd is None:
         return None
     try:
@@ -306,6 +443,9 @@ def first_line(file: LogFile) -> bytes | None:
                 return lines[0]
     except (CorruptData, OSError):
         return None
+    finally:
+        if opened_here:
+            file.release()
     return None
 
 

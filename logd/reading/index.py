@@ -223,13 +223,18 @@ def lookup(current: Path, files: list[LogFile]) -> list[Known]:
     entries = load(current)
     out = []
     for file in files:
+        opened_here = not file.is_open
         if file.is_current or file.fd is None:
             out.append(Known(file, None, None))
             continue
-        head = read_head(file)
-        fp = fingerprint(head) if head else None
-        entry = entries.get(fp) if fp is not None else None
-        bounds = (entry.low, entry.high) if entry is not None and _size_matches(file, entry.size) else None
+        try:
+            head = read_head(file)
+            fp = fingerprint(head) if head else None
+            entry = entries.get(fp) if fp is not None else None
+            bounds = (entry.low, entry.high) if entry is not None and _size_matches(file, entry.size) else None
+        finally:
+            if opened_here:
+                file.release()  # one backup open at a time (it opens again when read)
         out.append(Known(file, fp, bounds))
     return out
 

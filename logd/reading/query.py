@@ -243,6 +243,8 @@ def select(files: list[LogFile], selection: Filter, on_problem: ProblemHandler,
 
 
 def _disk_size(file: LogFile) -> int:
+    if file.disk_size >= 0:  # noted when listed: no need to open a backup for it
+        return file.disk_size
     try:
         return os.fstat(file.fd).st_size if file.fd is not None else 0
     except OSError:

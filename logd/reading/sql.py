@@ -139,7 +139,7 @@ def run(current: Path, query: str, fmt: str, out: IO[str], err: IO[str], duckdb:
         problems.append(problem)
         print(f"logd: warning: {problem}", file=err, flush=True)
 
-    with snapshot(current) as files, tempfile.TemporaryDirectory(prefix="logd-sql-") as temp:
+    with snapshot(current, eager=True) as files, tempfile.TemporaryDirectory(prefix="logd-sql-") as temp:
         if not files:
             print(f"logd: error: no log file at {current} and no backups of it", file=err)
             return EXIT_FAILURE

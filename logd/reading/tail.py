@@ -81,6 +81,7 @@ def last_lines(files: list[LogFile], n: int, match: Match, on_problem: ProblemHa
             else:
                 end = complete_end(file.fd, os.fstat(file.fd).st_size)
             got = _plain_tail(file.fd, end, wanted, match)
+            file.release()  # a backup opened on demand: one open at a time
         else:
             window: deque[bytes] = deque(maxlen=wanted)
             for batch in file_lines(file, on_problem):

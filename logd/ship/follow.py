@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from logd.backups import compression_of
 from logd.reading import files as reader
 from logd.ship.checkpoint import FP_BYTES, Position, fingerprint, position_in
 
@@ -68,26 +69,105 @@ def _first_time(head: bytes) -> str | None:
     return reader.line_time(head[:cut]) if cut >= 0 else None
 
 
-def survey(current: Path, attempts: int = 20) -> list[FileInfo]:
-    """Every file of the set, oldest first, with its first bytes.
+class Survey:
+    """The files of the set, oldest first, as a listing of names; a file's head (its first
+    bytes, to know it by) is read when asked for, one file open at a time.
 
-    One file open at a time (a set keeps thousands of backups; holding them all open ran
-    out of descriptors): the listing is taken again afterwards, and a survey that a rotation
-    crossed is started over. Whoever opens a file later checks its head again."""
+    A folder may keep tens of thousands of backups, and the shipper surveys it at every
+    rotation (and ``status`` at every poll): a survey that opened every file and kept every
+    head held ~4 KB per backup and a decompressor at a time for each. Here only the heads
+    looked at are kept, and finding a position looks from the newest file back, so a
+    shipper that keeps up reads one or two heads."""
+
+    def __init__(self, current: Path, entries: list[str]) -> None:
+        self.current = current
+        self.folder = current.parent if str(current.parent) else Path(".")
+        self.entries = entries  # names, oldest first (the current file last, when it exists)
+        self._newest_backup = len(entries) - (1 if entries and entries[-1] == current.name else 0)
+        self._infos: dict[int, FileInfo] = {}
+
+    def rank(self, index: int) -> int:
+        """0 for the current file, 1 for the newest backup, and so on."""
+        return self._newest_backup - index
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, index: int) -> FileInfo:
+        info = self._infos.get(index)
+        if info is None:
+            info = self._infos[index] = self.read(index)
+        return info
+
+    def __iter__(self) -> Iterator[FileInfo]:
+        """Every file's info in order, without keeping them."""
+        for index in range(len(self.entries)):
+            yield self._infos.get(index) or self.read(index)
+
+    def read(self, index: int) -> FileInfo:
+        name = self.entries[index]
+        return _info(self.folder / name, self.rank(index), compression_of(name))
+
+    def find(self, position: Position) -> int | None:
+        """Index of the file ``position`` names (the oldest, should several start alike); None if gone.
+
+        A full fingerprint (FP_BYTES) names one file: it is looked for from the newest back,
+        where a shipper that keeps up finds it at once. A shorter one (taken while the file
+        was young) may fit several (logrotate's copytruncate copies a file): oldest first."""
+        if position.fp_len >= FP_BYTES:
+            order = range(len(self.entries) - 1, -1, -1)
+        else:
+            order = range(len(self.entries))
+        for index in order:
+            info = self._infos.get(index) or self.read(index)  # kept only when it is the one
+            if position.identifies(info.head):
+                self._infos[index] = info
+                return index
+        return None
+
+    def locate(self, position: Position | None) -> tuple[int, int]:
+        """:func:`resume_index` over this survey: which file to read from, and from which offset."""
+        if position is None:
+            return 0, 0
+        index = self.find(position)
+        if index is not None:
+            return index, position.offset
+        if position.first_time is not None:  # gone: the oldest file that began no earlier (one at a time)
+            for index, info in enumerate(self):
+                if info.first_time is None or info.first_time >= position.first_time:
+                    return index, 0
+            return len(self.entries), 0
+        return 0, 0
+
+
+def take_survey(current: Path) -> Survey:
+    """A :class:`Survey` of the set as listed now (no file opened yet)."""
+    return Survey(current, reader.list_names(current))
+
+
+def located(current: Path, position: Position | None, attempts: int = 20) -> tuple[Survey, int, int]:
+    """A survey and where ``position`` is in it (see :meth:`Survey.locate`). The listing is
+    taken again afterwards, and a search that a rotation crossed (numbered names move) is
+    started over: heads were read from names that may have moved on."""
+    found = take_survey(current)
+    for _ in range(attempts):
+        index, offset = found.locate(position)
+        again = take_survey(current)
+        if again.entries == found.entries:
+            break
+        found = again
+    return found, index, offset
+
+
+def survey(current: Path, attempts: int = 20) -> list[FileInfo]:
+    """Every file of the set, oldest first, with its first bytes (one file open at a time)."""
     out: list[FileInfo] = []
     for _ in range(attempts):
-        before = _names(current.parent)
-        out = [_info(path, number, compression) for path, number, compression in reader.list_files(current)]
-        if _names(current.parent) == before:  # no name came or went meanwhile
+        found = take_survey(current)
+        out = list(found)
+        if reader.list_names(current) == found.entries:  # no name came or went meanwhile
             break
     return out
-
-
-def _names(folder: Path) -> list[str]:
-    try:
-        return sorted(os.listdir(folder if str(folder) else "."))
-    except FileNotFoundError:
-        return []
 
 
 def _info(path: Path, number: int, compression: str) -> FileInfo:
@@ -151,12 +231,11 @@ class Tailer:
     # --- opening ---
 
     def _open(self) -> bool:
-        files = survey(self.current)
-        index, offset = resume_index(files, self.position)
+        files, index, offset = located(self.current, self.position)
         if index < len(files) and self._finished is not None and self._finished.identifies(files[index].head):
             index, offset = index + 1, 0
         for i in range(index, len(files)):
-            info = files[i]
+            info = files[i] if i == index else files.read(i)  # not kept: thousands may be empty
             if info.size == 0 and i < len(files) - 1:
                 offset = 0
                 continue  # an empty backup: nothing to read

@@ -31,7 +31,7 @@ from logd.ship import encoders
 from logd.ship.backoff import RetryPolicy
 from logd.ship.checkpoint import CheckpointStore, Position, fingerprint
 from logd.ship.encoders import Item
-from logd.ship.follow import Chunk, FileInfo, Tailer, read_head, resume_index, survey
+from logd.ship.follow import Chunk, FileInfo, Tailer, located, read_head, take_survey
 from logd.ship.targets import Target, build_target, safe_url
 from logd.timestamps import format_epoch
 
@@ -346,7 +346,7 @@ class Shipper:
             at = next((i for i, info in enumerate(infos) if position.identifies(info.head)), None)
             if at is not None:
                 first_unshipped, offset = at, position.offset
-            elif any(position.identifies(f.head) for f in survey(self.log_path)):
+            elif take_survey(self.log_path).find(position) is not None:
                 first_unshipped, offset = len(infos), 0  # reading beyond them: all shipped
             else:  # the position's file went in an earlier pass, so these are newer: none shipped
                 first_unshipped, offset = 0, 0
@@ -373,22 +373,20 @@ class Shipper:
         position = self.position
         if position is None:
             return False
-        files = survey(self.log_path)
-        index, offset = resume_index(files, position)
-        mine = next((i for i, f in enumerate(files) if f.path.name == path.name), None)
+        files, index, offset = located(self.log_path, position)
+        mine = next((i for i, name in enumerate(files.entries) if name == path.name), None)
         if mine is None:
             return False
         if mine < index:
             return True
-        return mine == index and files[index].number > 0 and offset >= path.stat().st_size
+        return mine == index and files.rank(index) > 0 and offset >= path.stat().st_size
 
     def lag(self) -> tuple[int, int]:
         """Records and (uncompressed) bytes in the files after the checkpoint."""
-        files = survey(self.log_path)
-        index, offset = resume_index(files, self.position)
+        files, index, offset = located(self.log_path, self.position)
         records = size = 0
-        for i, info in enumerate(files[index:]):
-            lines, nbytes = count_lines(info.path, offset if i == 0 else 0)
+        for i, name in enumerate(files.entries[index:]):
+            lines, nbytes = count_lines(files.folder / name, offset if i == 0 else 0)
             records += lines
             size += nbytes
         return records, size
