@@ -524,6 +524,9 @@ class Daemon:
                 except OSError as exc:
                     self.events.emit("error", "scheduled log file rotation failed; retrying before the next write",
                                      event="rotate", file=str(sink.path), error=str(exc))
+            branch = self.pipeline.branch
+            if branch is not None and isinstance(branch.sink, TraceSink):
+                branch.sink.tick()  # trace retention (its errors are reported by the sink)
 
 
 def _remove_socket(path: Path, inode: int, ours: bool) -> None:

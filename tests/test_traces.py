@@ -144,14 +144,27 @@ def test_sink_counts_what_it_cannot_store_and_never_raises(tmp_path):
     assert len(reports) == 1 and "cannot write trace file" in reports[0]
 
 
-def test_sink_queue_is_bounded_and_drops_are_counted(tmp_path):
-    reports: list[str] = []
-    sink = TraceSink(tmp_path, max_pending_bytes=1, events=Events(stderr=reports.append))
+def test_sink_writes_each_batch_when_it_arrives_and_prunes_hourly_by_the_clock(tmp_path):
+    """No writer thread to wait for (a full-speed burst left the daemon at 500+ MB behind one):
+    a batch's lines are in their session files when write() returns."""
+    clock = Clock(T0)
+    old = session_path(tmp_path, "last-week")
+    tmp_path.mkdir(exist_ok=True)
+    old.write_bytes(b'{"x":1}\n')
+    os.utime(old, (T0 - 8 * 86400, T0 - 8 * 86400))
+    sink = TraceSink(tmp_path, max_age_days=7, clock=clock)
+    sink.open()  # retention at start
+    assert not old.exists() and sink.pruned == 1
     sink.write(Batch(parsed(agk_session())))
-    sink.write(Batch(parsed(agk_session())))
+    assert sink.stored == len(agk_session())
+    assert len(read_lines(session_path(tmp_path, "req-17461596"))[0]) == len(agk_session())
+    os.utime(session_path(tmp_path, "req-17461596"), (T0, T0))
+    clock.now += 8 * 86400
+    sink.tick()  # an hour has passed: the session is now 8 days old
+    assert sink.pruned == 2 and session_files(tmp_path) == []
+    sink.tick()  # not again within the hour
+    assert sink.pruned == 2
     sink.close()
-    assert sink.dropped == 2 * len(agk_session()) and sink.stored == 0
-    assert len(reports) == 1  # reported once per spell, not once per batch
 
 
 # --- model and analysis: a multi-agent session with a failure ---
