@@ -22,11 +22,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from logd import __version__, systemd
+from logd import __version__, hotpath, systemd
 from logd.components import Pressure, Sink, Step
 from logd.config import Config, ConfigError, MetricsSettings, changes, load_config, traces_dir
 from logd.control import ControlServer, control_path
 from logd.events import Events, write_stderr
+from logd.hotpath import HotPath
 from logd.malloc import tune_malloc
 from logd.metrics import AgentMetrics, ListenError, MetricsServer, snapshot, status_view
 from logd.pipeline import Branch, Pipeline, level_filter
@@ -89,6 +90,7 @@ class Components:
     sinks: list[Sink]
     traces: TraceSink
     branch: Branch
+    hot: HotPath | None = None  # the compiled path for these steps (None: every line through Python)
 
     def open(self) -> None:
         """Open every sink, or close those opened and raise OSError (a bad path fails here)."""
@@ -119,7 +121,8 @@ def build(config: Config, events: Events, *, agents: AgentMetrics | None = None,
     # the fork stands after the counters, before the level filter: see trace_branch
     at = next(i for i, step in enumerate(steps) if getattr(step, "drop_reason", None) == "below_level")
     branch = trace_branch(traces, redactor, at=at)
-    return Components(steps, build_sinks(config, events, clock=clock, on_delete=on_delete), traces, branch)
+    return Components(steps, build_sinks(config, events, clock=clock, on_delete=on_delete), traces, branch,
+                      hotpath.build(steps))
 
 
 def sink_open_error(exc: OSError) -> str:
@@ -217,7 +220,7 @@ class Daemon:
         parts.traces.open()
         pressure = Pressure()
         pipeline = Pipeline(parts.steps, parts.sinks, events=events, branch=parts.branch, on_pressure=pressure,
-                            clock=clock)
+                            clock=clock, hot=parts.hot)
         events.connect(pipeline.put, loop)
         server = SocketServer(listener, config.socket, pipeline, events=events, pressure=pressure,
                               path=socket_path, clock=clock)
@@ -444,7 +447,7 @@ class Daemon:
         self.events.emit("info", "config reloaded" if changed else "config reloaded; files reopened",
                          event="reload", reason=reason, changed=changed)
         self._report_rate_limits(final=True)  # the old limiter's windows end here
-        self.pipeline.reconfigure(parts.steps, parts.sinks, parts.branch)  # closes a replaced trace store
+        self.pipeline.reconfigure(parts.steps, parts.sinks, parts.branch, parts.hot)  # closes a replaced trace store
         self.traces = parts.traces
         old, self.config = self.config, new
         self.server.settings = new.socket

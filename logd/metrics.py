@@ -36,6 +36,7 @@ from prometheus_client.exposition import choose_encoder
 
 from logd import __version__
 from logd.isolation import StepFailures
+from logd.levels import LEVELS
 from logd.record import MAX_KEY_CHARS, Record, bounded_key
 from logd.timestamps import epoch_seconds
 from logd.usage import usage_families
@@ -60,6 +61,8 @@ class AgentMetrics:
 
     One instance lives as long as the daemon, so counters never go back on reload.
     """
+
+    TRACE_KEYS = frozenset({"hook", "span_data"})  # a record with one is looked at further (_trace_duration)
 
     def __init__(self, max_agents: int = 500, buckets: Iterable[float] = DURATION_BUCKETS) -> None:
         self.max_agents = max_agents
@@ -114,6 +117,29 @@ class AgentMetrics:
         if failed:
             raise StepFailures(records, failed)
         return records
+
+    def count_tally(self, rows: list[list[Any]]) -> None:
+        """Counts the hot path (logd/hotpath.py) made per agent, in the order agents first
+        appeared: ``[agent, records per level (rank order), per duration bucket, seconds]``,
+        as :meth:`__call__` counts them record by record (the seconds are summed here, in
+        order, so the float sum is the same)."""
+        counts, durations = self.records, self.durations
+        for agent, per_level, buckets, seconds in rows:
+            name = self.label(agent)
+            for level, n in zip(LEVELS, per_level, strict=True):
+                if n:
+                    key = (name, level)
+                    counts[key] = counts.get(key, 0) + n
+            if seconds:
+                row = durations.get(name)
+                if row is None:
+                    row = durations[name] = [0] * (len(self.buckets) + 1) + [0.0]
+                for i, n in enumerate(buckets):
+                    row[i] += n
+                total = row[-1]
+                for s in seconds:
+                    total += s
+                row[-1] = total
 
     def observe_duration(self, agent: str, seconds: float) -> None:
         row = self.durations.get(agent)

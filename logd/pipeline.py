@@ -19,6 +19,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -29,7 +30,11 @@ from logd.isolation import ERROR_FIELD, StepFailures, encodable, fallback_record
 from logd.levels import RANK
 from logd.record import RawNumber, Record
 
-__all__ = ["BATCH_RECORDS", "SELF_TRUSTED", "Batch", "Branch", "Pipeline", "Sink", "Step", "encode", "level_filter"]
+if TYPE_CHECKING:
+    from logd.hotpath import HotPath
+
+__all__ = ["BATCH_RECORDS", "SELF_TRUSTED", "Batch", "Branch", "Encoded", "Pipeline", "Sink", "Step", "encode",
+           "level_filter"]
 
 # Records are encoded in batches of about this many, soon after parsing, while they are
 # still in CPU cache: measured, encoding a 3,000-record batch costs ~5x more per record.
@@ -51,22 +56,71 @@ def encode(record: Record) -> bytes:
 
 
 class Batch:
-    """Records written together; the JSON encoding is made once and shared by every sink."""
+    """Records written together; the JSON encoding is made once and shared by every sink.
 
-    __slots__ = ("records", "_json", "on_error")
+    A batch from the compiled hot path (:mod:`logd.hotpath`) arrives already encoded: its
+    records are decoded from those lines only if a sink asks for them (the console)."""
+
+    __slots__ = ("_records", "_json", "on_error", "count", "_bounds", "_parts")
 
     def __init__(self, records: list[Record], on_error: Callable[[str, int], None] | None = None) -> None:
-        self.records = records
+        self._records: list[Record] | None = records
         self._json: bytes | None = None
         self.on_error = on_error  # told ("encode", n) when records had to be encoded as flagged text
+        self.count = len(records)
+        self._bounds: tuple[str, str] | None = None
+        self._parts: list[Batch] | None = None
+
+    @classmethod
+    def encoded(cls, json_lines: bytes, count: int, bounds: tuple[str, str]) -> Batch:
+        """``count`` records already encoded as ``json_lines``, their times within ``bounds``."""
+        batch = cls([])
+        batch._records, batch._json, batch.count, batch._bounds = None, json_lines, count, bounds
+        return batch
+
+    @classmethod
+    def joined(cls, parts: list[Batch]) -> Batch:
+        """One batch of ``parts``, in order (records of the Python path and of the hot path)."""
+        batch = cls([])
+        batch._records, batch._parts, batch.count = None, parts, sum(p.count for p in parts)
+        return batch
+
+    @property
+    def records(self) -> list[Record]:
+        if self._records is None:
+            if self._parts is not None:
+                self._records = [r for part in self._parts for r in part.records]
+            else:
+                assert self._json is not None
+                self._records = [orjson.loads(line) for line in self._json.splitlines()]
+        return self._records
 
     def json_lines(self) -> bytes:
         if self._json is None:
+            if self._parts is not None:
+                self._json = b"".join([part.json_lines() for part in self._parts])
+                return self._json
+            records = self.records
             try:
-                self._json = b"".join([encode(r) for r in self.records])
+                self._json = b"".join([encode(r) for r in records])
             except (orjson.JSONEncodeError, TypeError, ValueError):  # find the culprits, keep everyone
-                self._json = b"".join([self._encode_one(r) for r in self.records])
+                self._json = b"".join([self._encode_one(r) for r in records])
         return self._json
+
+    def time_bounds(self) -> tuple[str, str]:
+        """The earliest and latest ``time`` (canonical strings sort as times); a record without
+        one makes bounds no window is outside of."""
+        if self._bounds is None:
+            if self._parts is not None:
+                bounds = [part.time_bounds() for part in self._parts if part.count]
+                self._bounds = (min(b[0] for b in bounds), max(b[1] for b in bounds)) if bounds else UNBOUNDED
+            else:
+                try:
+                    times = [r["time"] for r in self.records]
+                    self._bounds = (min(times), max(times)) if times else UNBOUNDED
+                except (KeyError, TypeError):
+                    self._bounds = UNBOUNDED
+        return self._bounds
 
     def _encode_one(self, record: Record) -> bytes:
         try:
@@ -77,9 +131,12 @@ class Batch:
                 self.on_error("encode", 1)
             return encode(fixed)
 
-    def encoded(self) -> bytes | None:
+    def encoded_lines(self) -> bytes | None:
         """The JSON lines if a sink already made them (one line per record, in order), else None."""
         return self._json
+
+
+UNBOUNDED = ("", "\U0010ffff")
 
 
 def level_filter(minimum: str) -> Step:
@@ -92,7 +149,22 @@ def level_filter(minimum: str) -> Step:
     else:
         keep = lambda records: [r for r in records if RANK[r["level"]] >= floor or r.get("_pid") == own_pid]
     keep.drop_reason = "below_level"  # type: ignore[attr-defined]  # see Pipeline.drain
+    keep.floor = floor  # type: ignore[attr-defined]  # see logd.hotpath
     return keep
+
+
+@dataclass
+class Encoded:
+    """Records the hot path (:mod:`logd.hotpath`) took through the steps itself, in order:
+    ``json_lines`` are the ``kept`` ones as the file gets them, ``below`` more were under the
+    level floor, and ``count`` adds what the metric steps count of them to their counters
+    (called when the batch is processed, in order with the records around it)."""
+
+    json_lines: bytes
+    kept: int
+    below: int
+    bounds: tuple[str, str]
+    count: Callable[[], None]
 
 
 @dataclass
@@ -142,10 +214,14 @@ class Pipeline:
         on_pressure: Callable[[bool], None] = lambda paused: None,
         high_water: int = 50_000,
         clock: Callable[[], float] = time.time,
+        hot: HotPath | None = None,
     ) -> None:
         """``events``: the daemon's reporter (connected to this pipeline by whoever built
-        both); without one, the pipeline reports into itself (tests, benchmarks)."""
+        both); without one, the pipeline reports into itself (tests, benchmarks). ``hot``:
+        the compiled path for these steps (:func:`logd.hotpath.build`), which sources use
+        for lines in logd's shape."""
         self.steps = steps
+        self.hot = hot
         self.deliveries = [_Delivery(s) for s in sinks]
         self.branch = branch
         self._branch_delivery = _Delivery(branch.sink) if branch is not None else None
@@ -161,6 +237,10 @@ class Pipeline:
             events.connect(self.put)
         self.events = events
         self._pending: list[Record] = []
+        # earlier intake, in order, when the hot path's batches came between: lists of
+        # records for the steps, and the hot path's batches (_queued records in all)
+        self._queue: list[list[Record] | Encoded] = []
+        self._queued = 0
         # acknowledged delivery: callbacks for records in _pending, then those whose
         # batch a failing sink still holds (called once every sink has written it)
         self._written_callbacks: list[Callable[[], None]] = []
@@ -182,12 +262,28 @@ class Pipeline:
         self.stats.received += len(records)
         if on_written is not None:
             self._written_callbacks.append(on_written)
-        if len(self._pending) >= BATCH_RECORDS:
+        self._accepted()
+
+    def put_encoded(self, encoded: Encoded) -> None:
+        """Accept records the hot path already took through the steps (see :class:`Encoded`),
+        in order after everything accepted before."""
+        if self._pending:
+            self._queue.append(self._pending)
+            self._pending = []
+        self._queue.append(encoded)
+        count = encoded.kept + encoded.below
+        self._queued += count
+        self.stats.received += count
+        self._accepted()
+
+    def _accepted(self) -> None:
+        waiting = self._queued + len(self._pending)
+        if waiting >= BATCH_RECORDS:
             self.drain()
         elif not self._scheduled:
             self._scheduled = True
             self._get_loop().call_soon(self._run)
-        if len(self._pending) >= self.high_water:
+        if waiting >= self.high_water:
             self._set_paused(True)
 
     # --- processing ---
@@ -203,24 +299,17 @@ class Pipeline:
 
     def drain(self) -> None:
         """Process everything pending now (also called at shutdown)."""
-        records, self._pending = self._pending, []
-        if records:
-            before = len(records)
-            branch = self.branch
-            fork = branch.at if branch is not None else -1
-            for i, step in enumerate(self.steps):
-                if i == fork:
-                    self._fork(records)
-                count = len(records)
-                records = self._run_step(step, records)
-                if len(records) != count:  # counted per step and batch, not per record
-                    reason = getattr(step, "drop_reason", "filtered")
-                    self.stats.dropped[reason] = self.stats.dropped.get(reason, 0) + count - len(records)
-            if fork >= len(self.steps):
-                self._fork(records)
-            self.stats.filtered += before - len(records)
-        if records:
-            batch = Batch(records, self._count_error)
+        segments, self._queue, self._queued = self._queue, [], 0
+        if self._pending:
+            segments.append(self._pending)
+            self._pending = []
+        parts: list[Batch] = []
+        for segment in segments:
+            part = self._encoded(segment) if isinstance(segment, Encoded) else self._through_steps(segment)
+            if part is not None and part.count:
+                parts.append(part)
+        if parts:
+            batch = parts[0] if len(parts) == 1 else Batch.joined(parts)
             for delivery in self.deliveries:
                 self._deliver(delivery, batch)
         if self._written_callbacks:
@@ -228,6 +317,34 @@ class Pipeline:
             self._held_callbacks.extend(callbacks)
             self._call_written()
         self._update_pressure()
+
+    def _through_steps(self, records: list[Record]) -> Batch | None:
+        before = len(records)
+        branch = self.branch
+        fork = branch.at if branch is not None else -1
+        for i, step in enumerate(self.steps):
+            if i == fork:
+                self._fork(records)
+            count = len(records)
+            records = self._run_step(step, records)
+            if len(records) != count:  # counted per step and batch, not per record
+                reason = getattr(step, "drop_reason", "filtered")
+                self.stats.dropped[reason] = self.stats.dropped.get(reason, 0) + count - len(records)
+        if fork >= len(self.steps):
+            self._fork(records)
+        self.stats.filtered += before - len(records)
+        return Batch(records, self._count_error) if records else None
+
+    def _encoded(self, encoded: Encoded) -> Batch:
+        """The hot path's records: counted by the metric steps, then handed to the sinks as they are."""
+        try:
+            encoded.count()
+        except Exception:  # a bug: reported in step_errors; the records are written all the same
+            self._count_error("hotpath", encoded.kept + encoded.below)
+        if encoded.below:
+            self.stats.filtered += encoded.below
+            self.stats.dropped["below_level"] = self.stats.dropped.get("below_level", 0) + encoded.below
+        return Batch.encoded(encoded.json_lines, encoded.kept, encoded.bounds)
 
     def _fork(self, records: list[Record]) -> None:
         """The branch's records, through its steps to its sink, now (before later steps drop any)."""
@@ -311,7 +428,7 @@ class Pipeline:
             if delivery.failing is not None:
                 self._recovered(delivery)
         # a failing sink holds what it could not write, so the batch is handed over either way
-        self._counts(delivery)[0][delivery.sink.name] += len(batch.records)
+        self._counts(delivery)[0][delivery.sink.name] += batch.count
 
     def _deliver_per_record(self, delivery: _Delivery, batch: Batch) -> None:
         """Write the batch to this sink one record at a time; a record it raises on is written
@@ -369,14 +486,15 @@ class Pipeline:
 
     def _update_pressure(self) -> None:
         failing = any(d.failing is not None for d in self._every())
-        self._set_paused(failing or len(self._pending) >= self.high_water)
+        self._set_paused(failing or self.queue_depth >= self.high_water)
 
     def _set_paused(self, paused: bool) -> None:
         if paused != self._paused:
             self._paused = paused
             self.on_pressure(paused)
 
-    def reconfigure(self, steps: list[Step], sinks: list[Sink], branch: Branch | None = None) -> None:
+    def reconfigure(self, steps: list[Step], sinks: list[Sink], branch: Branch | None = None,
+                    hot: HotPath | None = None) -> None:
         """Swap steps, sinks and branch between two batches: nothing pending is lost or reordered.
 
         Everything accepted so far goes through the old steps to the old sinks first;
@@ -393,6 +511,7 @@ class Pipeline:
             old.sink.flush()
             old.sink.close()  # after the last batch went through the old branch
         self.steps = steps
+        self.hot = hot
         self.deliveries = [_Delivery(s) for s in sinks]
         for sink in sinks:
             self.stats.delivered.setdefault(sink.name, 0)
@@ -429,7 +548,7 @@ class Pipeline:
     @property
     def queue_depth(self) -> int:
         """Records accepted and not yet through the steps."""
-        return len(self._pending)
+        return len(self._pending) + self._queued
 
     def close(self, grace: float = SHUTDOWN_GRACE) -> None:
         """Drain, then flush and close every sink (shutdown path; errors are reported, not raised).

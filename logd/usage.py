@@ -66,8 +66,11 @@ _KOOG_TOOL_OUTCOMES = {"ToolCallCompletedEvent": "ok", "ToolCallResultEvent": "o
                        "ToolCallFailedEvent": "error", "ToolCallFailureEvent": "error",
                        "ToolValidationFailedEvent": "error", "ToolValidationErrorEvent": "error"}
 _KOOG_LLM_EVENTS = frozenset(("LLMCallStartingEvent", "LLMCallCompletedEvent"))
+# keys that make UsageMetrics read more of a record than its level, agent, model and tokens (__call__)
+TRIGGER_KEYS = frozenset(("usage", "tool", "latency_ms", "span_data", "attributes", "eventType",
+                          GENAI_INPUT, GENAI_OPERATION))
 # token field names -> direction (0 input, 1 output, 2 total)
-_DIRECTIONS = {"input_tokens": 0, "prompt_tokens": 0, "input": 0, "prompt": 0,
+DIRECTIONS = {"input_tokens": 0, "prompt_tokens": 0, "input": 0, "prompt": 0,
                "output_tokens": 1, "completion_tokens": 1, "output": 1, "completion": 1,
                "total_tokens": 2, "total": 2,
                # Koog's ResponseMetaInfo (prompt-model/.../message/Message.kt)
@@ -148,6 +151,17 @@ class UsageMetrics:
         if failed:
             raise StepFailures(records, failed)
         return records
+
+    def count_tally(self, groups: list[list[Any]]) -> None:
+        """Tokens the hot path (logd/hotpath.py) summed per (agent, model), in the order the pairs
+        first appeared: ``[agent, model, input, output, total]``, None where a record gave
+        nothing, as :meth:`_flat` adds them record by record (integers only: sums of floats
+        depend on their order, so those records come through :meth:`__call__`)."""
+        tokens = self.tokens
+        for agent, model, *sums in groups:
+            for key, n in zip(self._token_keys(agent, model), sums, strict=True):
+                if n is not None:
+                    tokens[key] = tokens.get(key, 0) + n
 
     # --- per shape ---
 
@@ -266,7 +280,7 @@ class UsageMetrics:
     def _usage(self, agent: object, model: object, usage: dict) -> None:
         # runs for every record that reports tokens: kept to local names and one pass
         found: list[int | float | None] = [None, None, None]
-        get = _DIRECTIONS.get
+        get = DIRECTIONS.get
         for key, value in usage.items():
             d = get(key)
             if d is not None and found[d] is None and (value.__class__ is int or value.__class__ is float) \

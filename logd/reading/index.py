@@ -162,19 +162,6 @@ def tracker(current: Path) -> BoundsTracker:
     return found
 
 
-def batch_bounds(records: list[dict]) -> Bounds:
-    """Min and max ``time`` of a batch (canonical strings, so they sort as times); a batch
-    with a record without one gets bounds no window is outside of."""
-    try:
-        times = [r["time"] for r in records]
-        return min(times), max(times)
-    except (KeyError, TypeError):
-        return UNBOUNDED
-
-
-UNBOUNDED: Bounds = ("", "\U0010ffff")
-
-
 # --- the reader's side ---
 
 def read_head(file: LogFile) -> bytes | None:

@@ -139,8 +139,8 @@ class FileSink:
 
     def write(self, batch: Batch) -> None:
         data = batch.json_lines()
-        if self._bounds is not None and batch.records:
-            low, high = index.batch_bounds(batch.records)
+        if self._bounds is not None and batch.count:
+            low, high = batch.time_bounds()
             pending = self._pending if self._unwritten else None
             self._pending = (min(low, pending[0]), max(high, pending[1])) if pending else (low, high)
         self._unwritten = self._unwritten + data if self._unwritten else data

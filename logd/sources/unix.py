@@ -24,6 +24,7 @@ from pathlib import Path
 from logd.components import Pressure
 from logd.config import SocketSettings
 from logd.events import Events
+from logd.hotpath import HotPath
 from logd.pipeline import BATCH_RECORDS, Pipeline
 from logd.protocol import hello_line, parse_hello
 from logd.record import Record, parse_line
@@ -144,6 +145,7 @@ class Connection(asyncio.Protocol):
         self.max_bytes = server.settings.max_record_bytes
         self.transport: asyncio.Transport | None = None
         self.trusted: Record = {}
+        self._suffix: tuple[HotPath, bytes | None] | None = None  # the trusted fields as the hot path ends lines
         self.framer = LineFramer(self.max_bytes)
         self._first = b""  # the first line, until it is complete: it decides the mode
         # the first line decides: an ack hello hands the connection to an AckReader
@@ -210,7 +212,16 @@ class Connection(asyncio.Protocol):
             return
         received = format_epoch(self.server.clock())
         trusted = self.trusted
-        put = self.server.pipeline.put
+        pipeline = self.server.pipeline
+        hot = pipeline.hot
+        if hot is not None and cuts is None:
+            if self._suffix is None or self._suffix[0] is not hot:  # first chunk, or a reload since
+                self._suffix = (hot, hot.suffix(trusted))
+            suffix = self._suffix[1]
+            if suffix is not None:
+                hot.feed(lines, received, trusted, suffix, pipeline)
+                return
+        put = pipeline.put
         for start in range(0, len(lines), BATCH_RECORDS):  # handed over while still in CPU cache
             chunk = lines if len(lines) <= BATCH_RECORDS else lines[start : start + BATCH_RECORDS]
             if cuts is None:

@@ -180,6 +180,28 @@ class Redactor:
             self.counts["key"] = self.counts.get("key", 0) + count
         return scrubbed
 
+    # --- questions of the hot path (logd/hotpath.py): pure, so it may remember the answers ---
+
+    @property
+    def min_len(self) -> int:
+        """Strings shorter than this (in characters) cannot match a pattern."""
+        return self._min_len
+
+    @property
+    def has_key_rule(self) -> bool:
+        return self._kv is not None
+
+    def value_clean(self, text: str) -> bool:
+        """Whether no pattern matches ``text`` (so the walk leaves it as it is)."""
+        return self._search is None or len(text) < self._min_len or not self._dirty(text)
+
+    def message_clean(self, text: str) -> bool:
+        """Whether the key=value rule leaves this message as it is (see _redact_text_forms)."""
+        if self._kv is None or not ("=" in text or ":" in text):
+            return True
+        low = text.lower()
+        return not any(stem in low for stem in self._kv_stems)
+
     # --- keys ---
 
     def is_secret_key(self, key: str) -> bool:

@@ -32,6 +32,8 @@ AGK_TYPES = {"event_start": "BeforeEventHandling", "event_end": "AfterEventHandl
 SPAN_TYPES = frozenset({"agent", "function", "generation", "response", "handoff", "custom", "guardrail"})
 
 AGK, KOOG, SPAN = "agk", "koog", "span"
+# a record with none of these keys is not a trace record (classify)
+TRIGGER_KEYS = frozenset(("hook", "eventType", "span_id", "trace_id", "type", "object"))
 KOOG_PREFIX = "ai.koog."
 
 
@@ -48,7 +50,7 @@ def classify(record: dict[str, Any]) -> tuple[str, str] | None:
     hook = record.get("hook")
     if hook is not None:
         session = _text(record.get("session_id"))
-        if session is not None and hook in AGK_HOOKS:
+        if session is not None and hook.__class__ is str and hook in AGK_HOOKS:  # a list is unhashable
             return AGK, session
     event_type = record.get("eventType")
     if event_type is not None:

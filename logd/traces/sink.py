@@ -66,7 +66,7 @@ class TraceSink:
                 if name is not None:
                     hits.append((i, name))
         if hits:
-            encoded = batch.encoded()  # the file sink's encoding, when it ran: reuse, do not encode twice
+            encoded = batch.encoded_lines()  # the file sink's encoding, when it ran: reuse, do not encode twice
             if encoded is not None:
                 lines = encoded.split(b"\n")
                 self._write([(name, lines[i] + b"\n") for i, name in hits])

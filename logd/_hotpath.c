@@ -1,0 +1,1101 @@
+/* The compiled hot path: lines already in logd's shape, checked and written without a dict.
+ *
+ * A line takes this path only if the record it makes is certain to be the one the Python
+ * path (logd/record.py, the steps, orjson) would make, byte for byte: one JSON object, in the
+ * subset of JSON whose canonical encoding is its own text (no escapes orjson would rewrite,
+ * no number it would reformat), with `time` (UTC, RFC 3339), `level` (a known spelling) and
+ * `message` (text), no duplicate key, no 20-digit run, no key a later step must see whole
+ * (trace shapes, usage shapes: told by Python), no secret key and no string the redaction
+ * patterns match. Anything else stops the run and goes to the Python path, which decides.
+ * So this file only ever makes a line faster, never different (tests/test_hotpath.py).
+ *
+ * Output per line: {"time":<canonical>,"level":<canonical>,"message":...,<other keys in the
+ * order sent, without whitespace>,<trusted fields>}\n, and for the metric steps a small dict
+ * ("projection") of the level and the few keys they read.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define K_SECRET 1  /* a redacted key name: its record goes to Python */
+#define K_BAIL 2    /* at the top level: a later step reads it (traces, usage shapes, reserved) */
+
+#define MAX_DEPTH 32
+#define MAX_TOP 64
+#define MAX_NESTED_KEYS 64
+#define CACHE_SLOTS 8192 /* power of two; cleared when half full */
+#define CACHE_MAX_BYTES 256
+
+/* ---- a bounded cache of byte strings -> small int (known-clean strings, key classes) ---- */
+
+typedef struct {
+    uint64_t hash;
+    Py_ssize_t len;
+    char *data;
+    int value;
+} Entry;
+
+typedef struct {
+    Entry *slots;
+    Py_ssize_t used;
+} Cache;
+
+static uint64_t hash_bytes(const char *p, Py_ssize_t n) {
+    uint64_t h = 1469598103934665603ULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        h ^= (unsigned char)p[i];
+        h *= 1099511628211ULL;
+    }
+    return h | 1; /* 0 marks an empty slot */
+}
+
+static int cache_init(Cache *c) {
+    c->slots = PyMem_Calloc(CACHE_SLOTS, sizeof(Entry));
+    c->used = 0;
+    return c->slots ? 0 : -1;
+}
+
+static void cache_clear(Cache *c) {
+    if (!c->slots) return;
+    for (Py_ssize_t i = 0; i < CACHE_SLOTS; i++) {
+        if (c->slots[i].hash) PyMem_Free(c->slots[i].data);
+    }
+    memset(c->slots, 0, CACHE_SLOTS * sizeof(Entry));
+    c->used = 0;
+}
+
+static void cache_free(Cache *c) {
+    cache_clear(c);
+    PyMem_Free(c->slots);
+    c->slots = NULL;
+}
+
+/* the entry's value, or -1 when absent */
+static int cache_get(Cache *c, const char *p, Py_ssize_t n, uint64_t h) {
+    Py_ssize_t i = (Py_ssize_t)(h & (CACHE_SLOTS - 1));
+    for (;;) {
+        Entry *e = &c->slots[i];
+        if (!e->hash) return -1;
+        if (e->hash == h && e->len == n && memcmp(e->data, p, (size_t)n) == 0) return e->value;
+        i = (i + 1) & (CACHE_SLOTS - 1);
+    }
+}
+
+static void cache_put(Cache *c, const char *p, Py_ssize_t n, uint64_t h, int value) {
+    if (n > CACHE_MAX_BYTES) return;
+    if (c->used * 2 >= CACHE_SLOTS) cache_clear(c); /* forget all rather than grow */
+    char *copy = PyMem_Malloc(n ? (size_t)n : 1);
+    if (!copy) return; /* a cache: nothing lost but time */
+    memcpy(copy, p, (size_t)n);
+    Py_ssize_t i = (Py_ssize_t)(h & (CACHE_SLOTS - 1));
+    while (c->slots[i].hash) i = (i + 1) & (CACHE_SLOTS - 1);
+    c->slots[i].hash = h;
+    c->slots[i].len = n;
+    c->slots[i].data = copy;
+    c->slots[i].value = value;
+    c->used++;
+}
+
+/* ---- the object ---- */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *aliases;       /* dict: level spelling -> canonical level */
+    PyObject *actions;       /* dict: canonical level -> 0 keep, 1 below the floor, 2 Python */
+    PyObject *classify_key;  /* callable(str) -> K_* flags */
+    PyObject *value_clean;   /* callable(str) -> bool (no pattern matches), or None */
+    PyObject *message_clean; /* callable(str) -> bool (no key=value secret), or None */
+    double *buckets;         /* AgentMetrics' duration buckets (seconds), ascending */
+    Py_ssize_t nbuckets;
+    PyObject *directions;    /* dict: token field name -> 0 input, 1 output, 2 total (UsageMetrics) */
+    int usage;               /* UsageMetrics is a step: tokens are counted */
+    Py_ssize_t min_len;      /* characters: shorter strings cannot match a pattern */
+    int redact;
+    Cache keys, values, messages;
+} FastPath;
+
+/* ---- scanning ---- */
+
+enum { T_STRING, T_INT, T_FLOAT, T_TRUE, T_FALSE, T_NULL, T_OBJECT, T_ARRAY };
+
+typedef struct {
+    const char *p;
+    Py_ssize_t pos, n;
+    int ws;  /* whitespace seen inside the value being scanned */
+    FastPath *fp;
+} Scan;
+
+typedef struct {
+    Py_ssize_t start, len; /* the content, without quotes */
+    Py_ssize_t chars;      /* code points once unescaped */
+    int escaped;
+} Str;
+
+static inline void skip_ws(Scan *s) {
+    while (s->pos < s->n) {
+        char c = s->p[s->pos];
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+            s->pos++;
+            s->ws = 1;
+        } else {
+            break;
+        }
+    }
+}
+
+static inline int hexval(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1; /* upper case: orjson writes lower case, so such a line is not canonical */
+}
+
+/* A string at s->pos (the opening quote): 0 and its span when valid UTF-8 JSON whose text is
+ * what orjson would write for it; -1 otherwise. A run of 20 digits fails too (record.py reads
+ * such lines with the standard library). */
+static int scan_string(Scan *s, Str *out) {
+    const unsigned char *p = (const unsigned char *)s->p;
+    Py_ssize_t i = s->pos + 1, n = s->n, chars = 0;
+    int digits = 0, escaped = 0;
+    out->start = i;
+    while (i < n) {
+        unsigned char c = p[i];
+        if (c == '"') {
+            out->len = i - out->start;
+            out->chars = chars;
+            out->escaped = escaped;
+            s->pos = i + 1;
+            return 0;
+        }
+        if (c >= '0' && c <= '9') {
+            if (++digits >= 20) return -1;
+            i++;
+            chars++;
+            continue;
+        }
+        digits = 0;
+        if (c < 0x80) {
+            if (c < 0x20) return -1;
+            if (c == '\\') {
+                if (i + 1 >= n) return -1;
+                char e = (char)p[i + 1];
+                if (e == '"' || e == '\\' || e == 'n' || e == 'r' || e == 't' || e == 'b' || e == 'f') {
+                    i += 2;
+                } else if (e == 'u') {
+                    /* only the form orjson writes: \u00xx for a control character without a short form */
+                    if (i + 5 >= n || p[i + 2] != '0' || p[i + 3] != '0') return -1;
+                    int hi = hexval((char)p[i + 4]), lo = hexval((char)p[i + 5]);
+                    if (hi < 0 || lo < 0) return -1;
+                    int v = hi * 16 + lo;
+                    if (v >= 0x20 || v == '\b' || v == '\t' || v == '\n' || v == '\f' || v == '\r') return -1;
+                    /* its digits count in a digit run, as record.py counts bytes */
+                    digits = 2;
+                    digits = (p[i + 4] >= '0' && p[i + 4] <= '9') ? digits + 1 : 0;
+                    digits = (p[i + 5] >= '0' && p[i + 5] <= '9') ? digits + 1 : 0;
+                    i += 6;
+                    escaped = 1;
+                    chars++;
+                    continue;
+                } else {
+                    return -1;
+                }
+                escaped = 1;
+                chars++;
+                continue;
+            }
+            i++;
+            chars++;
+            continue;
+        }
+        /* UTF-8: well formed, shortest form, no surrogates, at most U+10FFFF */
+        if (c >= 0xC2 && c <= 0xDF) {
+            if (i + 1 >= n || (p[i + 1] & 0xC0) != 0x80) return -1;
+            i += 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            if (i + 2 >= n || (p[i + 1] & 0xC0) != 0x80 || (p[i + 2] & 0xC0) != 0x80) return -1;
+            if (c == 0xE0 && p[i + 1] < 0xA0) return -1;
+            if (c == 0xED && p[i + 1] >= 0xA0) return -1;
+            i += 3;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            if (i + 3 >= n || (p[i + 1] & 0xC0) != 0x80 || (p[i + 2] & 0xC0) != 0x80 || (p[i + 3] & 0xC0) != 0x80)
+                return -1;
+            if (c == 0xF0 && p[i + 1] < 0x90) return -1;
+            if (c == 0xF4 && p[i + 1] >= 0x90) return -1;
+            i += 4;
+        } else {
+            return -1;
+        }
+        chars++;
+    }
+    return -1;
+}
+
+/* A number at s->pos: T_INT or T_FLOAT when orjson would write it back as it is, -1 otherwise.
+ * Integers: at most 18 digits, not -0. Floats: no exponent, at most 15 significant digits (so
+ * the shortest text of the double is these digits), no trailing zero but in "x.0", |x| in
+ * [1e-3, 1e15): orjson writes that range without an exponent. */
+static int scan_number(Scan *s) {
+    const char *p = s->p;
+    Py_ssize_t i = s->pos, n = s->n;
+    int neg = 0;
+    if (p[i] == '-') {
+        neg = 1;
+        i++;
+    }
+    Py_ssize_t int_start = i;
+    if (i >= n || p[i] < '0' || p[i] > '9') return -1;
+    if (p[i] == '0') {
+        i++;
+    } else {
+        while (i < n && p[i] >= '0' && p[i] <= '9') i++;
+    }
+    Py_ssize_t int_len = i - int_start;
+    if (i < n && (p[i] == 'e' || p[i] == 'E')) return -1;
+    if (i >= n || p[i] != '.') {
+        if (int_len > 18) return -1;
+        if (neg && int_len == 1 && p[int_start] == '0') return -1; /* -0 reads as 0 */
+        s->pos = i;
+        return T_INT;
+    }
+    i++;
+    Py_ssize_t frac_start = i;
+    while (i < n && p[i] >= '0' && p[i] <= '9') i++;
+    Py_ssize_t frac_len = i - frac_start;
+    if (frac_len == 0) return -1;
+    if (i < n && (p[i] == 'e' || p[i] == 'E')) return -1;
+    int zero_int = int_len == 1 && p[int_start] == '0';
+    int point_zero = frac_len == 1 && p[frac_start] == '0'; /* x.0: how orjson writes an integral float */
+    if (p[i - 1] == '0' && !point_zero) return -1;            /* 1.50: orjson writes 1.5 */
+    Py_ssize_t significant;
+    if (zero_int) {
+        if (point_zero) {
+            s->pos = i; /* 0.0 and -0.0 */
+            return T_FLOAT;
+        }
+        Py_ssize_t lead = 0;
+        while (lead < frac_len && p[frac_start + lead] == '0') lead++;
+        if (lead > 2) return -1; /* below 1e-3 */
+        significant = frac_len - lead;
+    } else {
+        if (int_len > 15) return -1;
+        significant = int_len + (point_zero ? 0 : frac_len);
+    }
+    if (significant > 15) return -1;
+    s->pos = i;
+    return T_FLOAT;
+}
+
+static int key_class(FastPath *fp, const char *p, Py_ssize_t n) {
+    uint64_t h = hash_bytes(p, n);
+    int cls = cache_get(&fp->keys, p, n, h);
+    if (cls >= 0) return cls;
+    PyObject *name = PyUnicode_DecodeUTF8(p, n, NULL);
+    if (!name) return -1;
+    PyObject *r = PyObject_CallOneArg(fp->classify_key, name);
+    Py_DECREF(name);
+    if (!r) return -1;
+    long v = PyLong_AsLong(r);
+    Py_DECREF(r);
+    if (v == -1 && PyErr_Occurred()) return -1;
+    cache_put(&fp->keys, p, n, h, (int)v);
+    return (int)v;
+}
+
+/* The text of a string token, unescaped, as a Python str. */
+static PyObject *string_object(const char *p, const Str *st) {
+    if (!st->escaped) return PyUnicode_DecodeUTF8(p + st->start, st->len, NULL);
+    char *buf = PyMem_Malloc(st->len ? (size_t)st->len : 1);
+    if (!buf) return PyErr_NoMemory();
+    Py_ssize_t o = 0;
+    for (Py_ssize_t i = st->start; i < st->start + st->len;) {
+        char c = p[i];
+        if (c != '\\') {
+            buf[o++] = c;
+            i++;
+            continue;
+        }
+        char e = p[i + 1];
+        switch (e) {
+            case 'n': buf[o++] = '\n'; i += 2; break;
+            case 'r': buf[o++] = '\r'; i += 2; break;
+            case 't': buf[o++] = '\t'; i += 2; break;
+            case 'b': buf[o++] = '\b'; i += 2; break;
+            case 'f': buf[o++] = '\f'; i += 2; break;
+            case 'u': buf[o++] = (char)(hexval(p[i + 4]) * 16 + hexval(p[i + 5])); i += 6; break;
+            default: buf[o++] = e; i += 2; break; /* \" and \\ */
+        }
+    }
+    PyObject *r = PyUnicode_DecodeUTF8(buf, o, NULL);
+    PyMem_Free(buf);
+    return r;
+}
+
+/* Whether redaction leaves this string as it is: 1 yes, 0 no (Python redacts), -1 error.
+ * Each distinct string is asked of Python once, then remembered. */
+static int string_clean(FastPath *fp, const char *p, const Str *st, int is_message) {
+    if (!fp->redact) return 1;
+    if (fp->value_clean != Py_None && st->chars >= fp->min_len) {
+        uint64_t h = hash_bytes(p + st->start, st->len);
+        if (cache_get(&fp->values, p + st->start, st->len, h) < 0) {
+            PyObject *text = string_object(p, st);
+            if (!text) return -1;
+            PyObject *r = PyObject_CallOneArg(fp->value_clean, text);
+            Py_DECREF(text);
+            if (!r) return -1;
+            int ok = PyObject_IsTrue(r);
+            Py_DECREF(r);
+            if (ok <= 0) return ok;
+            cache_put(&fp->values, p + st->start, st->len, h, 1);
+        }
+    }
+    if (is_message && fp->message_clean != Py_None &&
+        (memchr(p + st->start, '=', (size_t)st->len) || memchr(p + st->start, ':', (size_t)st->len))) {
+        uint64_t h = hash_bytes(p + st->start, st->len);
+        if (cache_get(&fp->messages, p + st->start, st->len, h) < 0) {
+            PyObject *text = string_object(p, st);
+            if (!text) return -1;
+            PyObject *r = PyObject_CallOneArg(fp->message_clean, text);
+            Py_DECREF(text);
+            if (!r) return -1;
+            int ok = PyObject_IsTrue(r);
+            Py_DECREF(r);
+            if (ok <= 0) return ok;
+            cache_put(&fp->messages, p + st->start, st->len, h, 1);
+        }
+    }
+    return 1;
+}
+
+#define FAIL_PY (-2) /* a Python exception is set */
+#define FAIL_SLOW (-1)
+
+/* A value at s->pos; its type, FAIL_SLOW, or FAIL_PY. Nested keys are checked for secrets
+ * and duplicates, nested strings for patterns. */
+static int scan_value(Scan *s, int depth) {
+    if (s->pos >= s->n) return FAIL_SLOW;
+    char c = s->p[s->pos];
+    if (c == '"') {
+        Str st;
+        if (scan_string(s, &st) < 0) return FAIL_SLOW;
+        int ok = string_clean(s->fp, s->p, &st, 0);
+        if (ok < 0) return FAIL_PY;
+        return ok ? T_STRING : FAIL_SLOW;
+    }
+    if (c == '{' || c == '[') {
+        if (depth >= MAX_DEPTH) return FAIL_SLOW;
+        int object = c == '{';
+        char close = object ? '}' : ']';
+        Str keys[MAX_NESTED_KEYS];
+        int nkeys = 0;
+        s->pos++;
+        skip_ws(s);
+        if (s->pos < s->n && s->p[s->pos] == close) {
+            s->pos++;
+            return object ? T_OBJECT : T_ARRAY;
+        }
+        for (;;) {
+            if (object) {
+                if (s->pos >= s->n || s->p[s->pos] != '"') return FAIL_SLOW;
+                Str key;
+                if (scan_string(s, &key) < 0 || key.escaped || nkeys >= MAX_NESTED_KEYS) return FAIL_SLOW;
+                for (int k = 0; k < nkeys; k++) {
+                    if (keys[k].len == key.len && memcmp(s->p + keys[k].start, s->p + key.start, (size_t)key.len) == 0)
+                        return FAIL_SLOW; /* a duplicate: the dict keeps the last value */
+                }
+                keys[nkeys++] = key;
+                if (s->fp->redact) {
+                    int cls = key_class(s->fp, s->p + key.start, key.len);
+                    if (cls < 0) return FAIL_PY;
+                    if (cls & K_SECRET) return FAIL_SLOW;
+                }
+                skip_ws(s);
+                if (s->pos >= s->n || s->p[s->pos] != ':') return FAIL_SLOW;
+                s->pos++;
+                skip_ws(s);
+            }
+            int t = scan_value(s, depth + 1);
+            if (t < 0) return t;
+            skip_ws(s);
+            if (s->pos >= s->n) return FAIL_SLOW;
+            char d = s->p[s->pos++];
+            if (d == close) return object ? T_OBJECT : T_ARRAY;
+            if (d != ',') return FAIL_SLOW;
+            skip_ws(s);
+        }
+    }
+    if (c == '-' || (c >= '0' && c <= '9')) {
+        int t = scan_number(s);
+        return t < 0 ? FAIL_SLOW : t;
+    }
+    const char *lit = c == 't' ? "true" : c == 'f' ? "false" : c == 'n' ? "null" : NULL;
+    if (!lit) return FAIL_SLOW;
+    size_t len = strlen(lit);
+    if ((size_t)(s->n - s->pos) < len || memcmp(s->p + s->pos, lit, len) != 0) return FAIL_SLOW;
+    s->pos += (Py_ssize_t)len;
+    return c == 't' ? T_TRUE : c == 'f' ? T_FALSE : T_NULL;
+}
+
+/* ---- time: what logd.timestamps.normalize_time makes of a UTC RFC 3339 time ---- */
+
+static int two(const char *p) {
+    if (p[0] < '0' || p[0] > '9' || p[1] < '0' || p[1] > '9') return -1;
+    return (p[0] - '0') * 10 + (p[1] - '0');
+}
+
+/* 27 bytes of canonical time into out; 0, or -1 for any other form (Python decides). */
+static int canonical_time(const char *p, Py_ssize_t n, char *out) {
+    if (n < 20 || p[n - 1] != 'Z') return -1;
+    if (p[4] != '-' || p[7] != '-' || p[10] != 'T' || p[13] != ':' || p[16] != ':') return -1;
+    int y1 = two(p), y2 = two(p + 2), mo = two(p + 5), d = two(p + 8), h = two(p + 11), mi = two(p + 14),
+        se = two(p + 17);
+    if (y1 < 0 || y2 < 0 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || se < 0 || se > 59)
+        return -1;
+    int year = y1 * 100 + y2;
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int dim = days[mo - 1] + (mo == 2 && year % 4 == 0 && (year % 100 != 0 || year % 400 == 0));
+    if (year < 1 || d > dim) return -1;
+    memcpy(out, p, 19);
+    out[19] = '.';
+    if (n == 20) {
+        memcpy(out + 20, "000000", 6);
+    } else {
+        if (p[19] != '.' || n < 22) return -1;
+        Py_ssize_t frac = n - 21;
+        for (Py_ssize_t i = 0; i < frac; i++) {
+            if (p[20 + i] < '0' || p[20 + i] > '9') return -1;
+        }
+        for (int i = 0; i < 6; i++) out[20 + i] = i < frac ? p[20 + i] : '0';
+    }
+    out[26] = 'Z';
+    return 0;
+}
+
+/* ---- one line ---- */
+
+typedef struct {
+    Str key;
+    Py_ssize_t start, end; /* the value's bytes */
+    int type, ws, cls;
+} Field;
+
+/* a value without its insignificant whitespace */
+static char *copy_compact(char *o, const char *p, Py_ssize_t start, Py_ssize_t end, int ws) {
+    if (!ws) {
+        memcpy(o, p + start, (size_t)(end - start));
+        return o + (end - start);
+    }
+    int in_string = 0;
+    for (Py_ssize_t i = start; i < end; i++) {
+        char c = p[i];
+        if (in_string) {
+            *o++ = c;
+            if (c == '\\') {
+                *o++ = p[++i];
+            } else if (c == '"') {
+                in_string = 0;
+            }
+        } else if (c == '"') {
+            *o++ = c;
+            in_string = 1;
+        } else if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+            *o++ = c;
+        }
+    }
+    return o;
+}
+
+/* ---- counts for the metric steps, per run: what AgentMetrics and UsageMetrics would count ---- */
+
+#define NLEVELS 7
+
+typedef struct {
+    PyObject *agent_index; /* dict: agent (str or None) -> row */
+    PyObject *agents;      /* list: [agent, [count per level], [count per bucket] or None, [seconds...] or None] */
+    PyObject *group_index; /* dict: (agent, model) -> row */
+    PyObject *groups;      /* list: [agent, model, input, output, total] (None where nothing was added) */
+} Tally;
+
+static int add_count(PyObject *list, Py_ssize_t i, long long n) {
+    PyObject *old = PyList_GET_ITEM(list, i);
+    PyObject *sum;
+    if (old == Py_None) {
+        sum = PyLong_FromLongLong(n);
+    } else {
+        PyObject *add = PyLong_FromLongLong(n);
+        if (!add) return -1;
+        sum = PyNumber_Add(old, add);
+        Py_DECREF(add);
+    }
+    if (!sum) return -1;
+    PyList_SET_ITEM(list, i, sum);
+    Py_DECREF(old);
+    return 0;
+}
+
+static PyObject *new_list(Py_ssize_t n, PyObject *fill) {
+    PyObject *list = PyList_New(n);
+    if (!list) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) PyList_SET_ITEM(list, i, Py_NewRef(fill));
+    return list;
+}
+
+static PyObject *tally_row(PyObject *index, PyObject *rows, PyObject *key, Py_ssize_t width, PyObject *head) {
+    PyObject *found = PyDict_GetItemWithError(index, key);
+    if (found) return PyList_GET_ITEM(rows, PyLong_AsSsize_t(found));
+    if (PyErr_Occurred()) return NULL;
+    PyObject *row = new_list(width, Py_None);
+    PyObject *at = PyLong_FromSsize_t(PyList_GET_SIZE(rows));
+    if (!row || !at || PyDict_SetItem(index, key, at) < 0 || PyList_Append(rows, row) < 0) {
+        Py_XDECREF(row);
+        Py_XDECREF(at);
+        return NULL;
+    }
+    Py_DECREF(at);
+    Py_DECREF(row);
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(head); i++) {
+        PyObject *old = PyList_GET_ITEM(row, i);
+        PyList_SET_ITEM(row, i, Py_NewRef(PyTuple_GET_ITEM(head, i)));
+        Py_DECREF(old);
+    }
+    return row; /* borrowed from rows */
+}
+
+/* What the metric steps read of one record, found before anything is counted. */
+typedef struct {
+    PyObject *agent, *model; /* new references (None when absent) */
+    int has_seconds;
+    double seconds;
+    int has_tokens;
+    long long tokens[3];
+    int found[3];
+} Seen;
+
+static void seen_clear(Seen *m) {
+    Py_CLEAR(m->agent);
+    Py_CLEAR(m->model);
+}
+
+static int direction_of(FastPath *fp, const char *p, Py_ssize_t n) {
+    PyObject *name = PyUnicode_DecodeUTF8(p, n, NULL);
+    if (!name) return -2;
+    PyObject *d = PyDict_GetItemWithError(fp->directions, name);
+    Py_DECREF(name);
+    if (!d) return PyErr_Occurred() ? -2 : -1;
+    return (int)PyLong_AsLong(d);
+}
+
+/* Skip one validated JSON value (not a number) at s->pos. */
+static void skip_value(Scan *s) {
+    Str st;
+    char c = s->p[s->pos];
+    if (c == '"') {
+        scan_string(s, &st);
+        return;
+    }
+    if (c == '{' || c == '[') {
+        int depth = 0;
+        while (s->pos < s->n) {
+            char d = s->p[s->pos];
+            if (d == '"') {
+                scan_string(s, &st);
+                continue;
+            }
+            s->pos++;
+            if (d == '{' || d == '[') depth++;
+            else if ((d == '}' || d == ']') && --depth == 0) return;
+        }
+        return;
+    }
+    while (s->pos < s->n && s->p[s->pos] >= 'a' && s->p[s->pos] <= 'z') s->pos++; /* true, false, null */
+}
+
+static long long parse_int(const char *p, Py_ssize_t n) {
+    char buf[24];
+    memcpy(buf, p, (size_t)n);
+    buf[n] = 0;
+    return strtoll(buf, NULL, 10);
+}
+
+static double parse_float(const char *p, Py_ssize_t n) {
+    char buf[48];
+    if (n > 47) n = 47;
+    memcpy(buf, p, (size_t)n);
+    buf[n] = 0;
+    return PyOS_string_to_double(buf, NULL, NULL);
+}
+
+/* tokens as UsageMetrics._flat reads them: 0 fine, FAIL_SLOW for a float (sums of floats depend
+ * on their order, so Python adds those), FAIL_PY on error. */
+static int read_tokens(FastPath *fp, const char *p, Field *f, Seen *m) {
+    if (f->type == T_INT) {
+        long long v = parse_int(p + f->start, f->end - f->start);
+        if (v >= 0) {
+            m->has_tokens = 1;
+            m->found[2] = 1;
+            m->tokens[2] = v;
+        }
+        return 0;
+    }
+    if (f->type == T_FLOAT) return FAIL_SLOW;
+    if (f->type != T_OBJECT) return 0; /* text, lists, booleans, null: nothing counted */
+    m->has_tokens = 1;
+    Scan s = {p, f->start + 1, f->end, 0, fp};
+    skip_ws(&s);
+    while (s.pos < s.n && p[s.pos] == '"') {
+        Str key;
+        scan_string(&s, &key);
+        skip_ws(&s);
+        s.pos++; /* : */
+        skip_ws(&s);
+        Py_ssize_t start = s.pos;
+        char c = p[start];
+        int d = direction_of(fp, p + key.start, key.len);
+        if (d == -2) return FAIL_PY;
+        if (c == '-' || (c >= '0' && c <= '9')) {
+            int t = scan_number(&s);
+            if (d >= 0 && !m->found[d]) {
+                if (t == T_FLOAT) return FAIL_SLOW;
+                long long v = parse_int(p + start, s.pos - start);
+                if (v >= 0) {
+                    m->found[d] = 1;
+                    m->tokens[d] = v;
+                }
+            }
+        } else {
+            skip_value(&s);
+        }
+        skip_ws(&s);
+        if (s.pos < s.n && p[s.pos] == ',') {
+            s.pos++;
+            skip_ws(&s);
+        }
+    }
+    return 0;
+}
+
+/* Everything the metric steps read of a record with these fields, or FAIL_SLOW / FAIL_PY. */
+static int read_metrics(FastPath *fp, const char *p, Field *fields, int nf, Seen *m) {
+    memset(m, 0, sizeof(*m));
+    Field *agent = NULL, *model = NULL, *duration = NULL, *tokens = NULL;
+    for (int j = 0; j < nf; j++) {
+        const char *k = p + fields[j].key.start;
+        Py_ssize_t kl = fields[j].key.len;
+        if (kl == 5 && memcmp(k, "agent", 5) == 0) agent = &fields[j];
+        else if (kl == 5 && memcmp(k, "model", 5) == 0) model = &fields[j];
+        else if (kl == 11 && memcmp(k, "duration_ms", 11) == 0) duration = &fields[j];
+        else if (kl == 6 && memcmp(k, "tokens", 6) == 0) tokens = &fields[j];
+    }
+    /* an agent or model that is not text is labelled by its str(): Python does that */
+    if ((agent && agent->type != T_STRING && agent->type != T_NULL) ||
+        (model && model->type != T_STRING && model->type != T_NULL))
+        return FAIL_SLOW;
+    if (duration && duration->type == T_INT) {
+        long long ms = parse_int(p + duration->start, duration->end - duration->start);
+        if (ms > (1LL << 53) || ms < -(1LL << 53)) return FAIL_SLOW; /* Python divides exactly */
+        if (ms >= 0) {
+            m->has_seconds = 1;
+            m->seconds = (double)ms / 1000.0;
+        }
+    } else if (duration && duration->type == T_FLOAT) {
+        double ms = parse_float(p + duration->start, duration->end - duration->start);
+        if (ms == -1.0 && PyErr_Occurred()) return FAIL_PY;
+        if (ms >= 0) {
+            m->has_seconds = 1;
+            m->seconds = ms / 1000.0;
+        }
+    }
+    if (tokens && fp->usage) {
+        int r = read_tokens(fp, p, tokens, m);
+        if (r < 0) return r;
+    }
+    if (agent && agent->type == T_STRING) {
+        Scan s = {p, agent->start, agent->end, 0, fp};
+        Str st;
+        scan_string(&s, &st);
+        m->agent = string_object(p, &st);
+        if (!m->agent) return FAIL_PY;
+    } else {
+        m->agent = Py_NewRef(Py_None);
+    }
+    if (model && model->type == T_STRING) {
+        Scan s = {p, model->start, model->end, 0, fp};
+        Str st;
+        scan_string(&s, &st);
+        m->model = string_object(p, &st);
+        if (!m->model) {
+            seen_clear(m);
+            return FAIL_PY;
+        }
+    } else {
+        m->model = Py_NewRef(Py_None);
+    }
+    return 0;
+}
+
+static int tally_add(FastPath *fp, Tally *t, Seen *m, Py_ssize_t level) {
+    PyObject *head = PyTuple_Pack(1, m->agent);
+    if (!head) return -1;
+    PyObject *row = tally_row(t->agent_index, t->agents, m->agent, 4, head);
+    Py_DECREF(head);
+    if (!row) return -1;
+    if (PyList_GET_ITEM(row, 1) == Py_None) {
+        PyObject *zero = PyLong_FromLong(0);
+        PyObject *levels = zero ? new_list(NLEVELS, zero) : NULL;
+        Py_XDECREF(zero);
+        if (!levels) return -1;
+        PyList_SetItem(row, 1, levels);
+    }
+    if (add_count(PyList_GET_ITEM(row, 1), level, 1) < 0) return -1;
+    if (m->has_seconds) {
+        if (PyList_GET_ITEM(row, 2) == Py_None) {
+            PyObject *zero = PyLong_FromLong(0);
+            PyObject *counts = zero ? new_list(fp->nbuckets + 1, zero) : NULL;
+            Py_XDECREF(zero);
+            PyObject *seconds = PyList_New(0);
+            if (!counts || !seconds) {
+                Py_XDECREF(counts);
+                Py_XDECREF(seconds);
+                return -1;
+            }
+            PyList_SetItem(row, 2, counts);
+            PyList_SetItem(row, 3, seconds);
+        }
+        Py_ssize_t b = 0; /* bisect_left */
+        while (b < fp->nbuckets && fp->buckets[b] < m->seconds) b++;
+        if (add_count(PyList_GET_ITEM(row, 2), b, 1) < 0) return -1;
+        PyObject *sec = PyFloat_FromDouble(m->seconds);
+        if (!sec || PyList_Append(PyList_GET_ITEM(row, 3), sec) < 0) {
+            Py_XDECREF(sec);
+            return -1;
+        }
+        Py_DECREF(sec);
+    }
+    if (m->has_tokens) { /* UsageMetrics labels the pair even when no field counts */
+        PyObject *key = PyTuple_Pack(2, m->agent, m->model);
+        if (!key) return -1;
+        PyObject *g = tally_row(t->group_index, t->groups, key, 5, key);
+        Py_DECREF(key);
+        if (!g) return -1;
+        if (!m->found[0] && !m->found[1]) {
+            if (add_count(g, 4, m->tokens[2]) < 0) return -1;
+        } else {
+            if (m->found[0] && add_count(g, 2, m->tokens[0]) < 0) return -1;
+            if (m->found[1] && add_count(g, 3, m->tokens[1]) < 0) return -1;
+        }
+    }
+    return 0;
+}
+
+typedef struct {
+    PyObject *out; /* bytes being filled */
+    Py_ssize_t used;
+    char low[27], high[27];
+    int have_bounds;
+} Output;
+
+static int reserve(Output *o, Py_ssize_t more) {
+    Py_ssize_t cap = PyBytes_GET_SIZE(o->out);
+    if (o->used + more <= cap) return 0;
+    Py_ssize_t want = cap * 2 > o->used + more ? cap * 2 : o->used + more;
+    return _PyBytes_Resize(&o->out, want);
+}
+
+#define LINE_SLOW 0
+#define LINE_KEPT 1
+#define LINE_BELOW 2
+#define LINE_ERROR (-1)
+
+static int one_line(FastPath *fp, const char *p, Py_ssize_t n, const char *suffix, Py_ssize_t suffix_len,
+                    Output *o, Tally *tally) {
+    if (n < 2 || p[0] != '{' || p[n - 1] != '}') return LINE_SLOW;
+    Field fields[MAX_TOP];
+    int nf = 0, t_i = -1, l_i = -1, m_i = -1;
+    Scan s = {p, 1, n, 0, fp};
+    skip_ws(&s);
+    if (s.pos < n && p[s.pos] == '}') return LINE_SLOW; /* {}: no time */
+    for (;;) {
+        if (s.pos >= n || p[s.pos] != '"' || nf >= MAX_TOP) return LINE_SLOW;
+        Field *f = &fields[nf];
+        if (scan_string(&s, &f->key) < 0 || f->key.escaped) return LINE_SLOW;
+        const char *k = p + f->key.start;
+        Py_ssize_t kl = f->key.len;
+        for (int j = 0; j < nf; j++) {
+            if (fields[j].key.len == kl && memcmp(p + fields[j].key.start, k, (size_t)kl) == 0) return LINE_SLOW;
+        }
+        int cls = key_class(fp, k, kl);
+        if (cls < 0) return LINE_ERROR;
+        if ((cls & K_BAIL) || (fp->redact && (cls & K_SECRET))) return LINE_SLOW;
+        f->cls = cls;
+        int special = -1; /* 0 time, 1 level, 2 message: their strings are looked at below */
+        if (kl == 4 && memcmp(k, "time", 4) == 0) special = 0;
+        else if (kl == 5 && memcmp(k, "level", 5) == 0) special = 1;
+        else if (kl == 7 && memcmp(k, "message", 7) == 0) special = 2;
+        skip_ws(&s);
+        if (s.pos >= n || p[s.pos] != ':') return LINE_SLOW;
+        s.pos++;
+        skip_ws(&s);
+        f->start = s.pos;
+        if (special >= 0) {
+            if (s.pos >= n || p[s.pos] != '"') return LINE_SLOW; /* not text: Python decides */
+            Str st;
+            if (scan_string(&s, &st) < 0) return LINE_SLOW;
+            if (special == 2) {
+                int ok = string_clean(fp, p, &st, 1);
+                if (ok < 0) return LINE_ERROR;
+                if (!ok) return LINE_SLOW;
+                m_i = nf;
+            } else {
+                if (st.escaped) return LINE_SLOW;
+                if (special == 0) t_i = nf;
+                else l_i = nf;
+            }
+            f->type = T_STRING;
+            f->ws = 0;
+        } else {
+            s.ws = 0;
+            int t = scan_value(&s, 1);
+            if (t == FAIL_PY) return LINE_ERROR;
+            if (t < 0) return LINE_SLOW;
+            f->type = t;
+            f->ws = s.ws;
+        }
+        f->end = s.pos;
+        nf++;
+        skip_ws(&s);
+        if (s.pos >= n) return LINE_SLOW;
+        char d = p[s.pos++];
+        if (d == '}') break;
+        if (d != ',') return LINE_SLOW;
+        skip_ws(&s);
+    }
+    if (s.pos != n || t_i < 0 || l_i < 0 || m_i < 0) return LINE_SLOW;
+
+    char time[27];
+    Field *tf = &fields[t_i], *lf = &fields[l_i];
+    if (canonical_time(p + tf->start + 1, tf->end - tf->start - 2, time) < 0) return LINE_SLOW;
+    PyObject *spelling = PyUnicode_DecodeUTF8(p + lf->start + 1, lf->end - lf->start - 2, NULL);
+    if (!spelling) return LINE_ERROR;
+    PyObject *level = PyDict_GetItemWithError(fp->aliases, spelling); /* borrowed */
+    Py_DECREF(spelling);
+    if (!level) return PyErr_Occurred() ? LINE_ERROR : LINE_SLOW;
+    PyObject *action_obj = PyDict_GetItemWithError(fp->actions, level);
+    if (!action_obj) return PyErr_Occurred() ? LINE_ERROR : LINE_SLOW;
+    long code = PyLong_AsLong(action_obj); /* action * 16 + the level's rank */
+    long action = code / 16;
+    if (action == 2) return LINE_SLOW;
+
+    /* what the metric steps count, read whole before anything is counted */
+    Seen seen;
+    int r = read_metrics(fp, p, fields, nf, &seen);
+    if (r == FAIL_PY) return LINE_ERROR;
+    if (r < 0) return LINE_SLOW;
+    r = tally_add(fp, tally, &seen, code % 16);
+    seen_clear(&seen);
+    if (r < 0) return LINE_ERROR;
+    if (action == 1) return LINE_BELOW;
+
+    Py_ssize_t level_len;
+    const char *level_text = PyUnicode_AsUTF8AndSize(level, &level_len);
+    if (!level_text) return LINE_ERROR;
+    if (reserve(o, n + 64 + level_len + suffix_len) < 0) return LINE_ERROR;
+    char *out = PyBytes_AS_STRING(o->out) + o->used, *w = out;
+    memcpy(w, "{\"time\":\"", 9); w += 9;
+    memcpy(w, time, 27); w += 27;
+    memcpy(w, "\",\"level\":\"", 11); w += 11;
+    memcpy(w, level_text, (size_t)level_len); w += level_len;
+    memcpy(w, "\",\"message\":", 12); w += 12;
+    Field *mf = &fields[m_i];
+    memcpy(w, p + mf->start, (size_t)(mf->end - mf->start)); w += mf->end - mf->start;
+    for (int j = 0; j < nf; j++) {
+        if (j == t_i || j == l_i || j == m_i) continue;
+        Field *f = &fields[j];
+        *w++ = ',';
+        memcpy(w, p + f->key.start - 1, (size_t)(f->key.len + 2)); w += f->key.len + 2;
+        *w++ = ':';
+        w = copy_compact(w, p, f->start, f->end, f->ws);
+    }
+    memcpy(w, suffix, (size_t)suffix_len); w += suffix_len;
+    *w++ = '}';
+    *w++ = '\n';
+    o->used += w - out;
+    if (!o->have_bounds) {
+        memcpy(o->low, time, 27);
+        memcpy(o->high, time, 27);
+        o->have_bounds = 1;
+    } else if (memcmp(time, o->low, 27) < 0) {
+        memcpy(o->low, time, 27);
+    } else if (memcmp(time, o->high, 27) > 0) {
+        memcpy(o->high, time, 27);
+    }
+    return LINE_KEPT;
+}
+
+/* ---- Python API ---- */
+
+static PyObject *FastPath_run(FastPath *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "run(lines, start, stop, suffix)");
+        return NULL;
+    }
+    PyObject *lines = args[0];
+    if (!PyList_Check(lines) || !PyBytes_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "run(lines: list[bytes], start: int, stop: int, suffix: bytes)");
+        return NULL;
+    }
+    Py_ssize_t start = PyLong_AsSsize_t(args[1]), stop = PyLong_AsSsize_t(args[2]);
+    if (PyErr_Occurred()) return NULL;
+    if (stop > PyList_GET_SIZE(lines)) stop = PyList_GET_SIZE(lines);
+    const char *suffix = PyBytes_AS_STRING(args[3]);
+    Py_ssize_t suffix_len = PyBytes_GET_SIZE(args[3]);
+    Output o = {NULL, 0, {0}, {0}, 0};
+    o.out = PyBytes_FromStringAndSize(NULL, 1 << 16);
+    Tally tally = {PyDict_New(), PyList_New(0), PyDict_New(), PyList_New(0)};
+    if (!o.out || !tally.agent_index || !tally.agents || !tally.group_index || !tally.groups) goto error;
+    Py_ssize_t i = start, kept = 0, below = 0;
+    for (; i < stop; i++) {
+        PyObject *line = PyList_GET_ITEM(lines, i);
+        if (!PyBytes_Check(line)) break;
+        int r = one_line(self, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line), suffix, suffix_len, &o, &tally);
+        if (r == LINE_ERROR) goto error;
+        if (r == LINE_SLOW) break;
+        if (r == LINE_KEPT) kept++;
+        else below++;
+    }
+    if (_PyBytes_Resize(&o.out, o.used) < 0) goto error;
+    PyObject *low = o.have_bounds ? PyUnicode_FromStringAndSize(o.low, 27) : Py_NewRef(Py_None);
+    PyObject *high = o.have_bounds ? PyUnicode_FromStringAndSize(o.high, 27) : Py_NewRef(Py_None);
+    if (!low || !high) {
+        Py_XDECREF(low);
+        Py_XDECREF(high);
+        goto error;
+    }
+    Py_DECREF(tally.agent_index);
+    Py_DECREF(tally.group_index);
+    return Py_BuildValue("(NnnnNNNN)", o.out, i, kept, below, tally.agents, tally.groups, low, high);
+error:
+    Py_XDECREF(o.out);
+    Py_XDECREF(tally.agent_index);
+    Py_XDECREF(tally.agents);
+    Py_XDECREF(tally.group_index);
+    Py_XDECREF(tally.groups);
+    return NULL;
+}
+
+static PyObject *FastPath_forget(FastPath *self, PyObject *unused) {
+    cache_clear(&self->keys);
+    cache_clear(&self->values);
+    cache_clear(&self->messages);
+    Py_RETURN_NONE;
+}
+
+static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
+    static char *names[] = {"aliases", "actions", "classify_key", "value_clean", "message_clean", "buckets",
+                            "directions", "min_len", "redact", "usage", NULL};
+    PyObject *aliases, *actions, *classify_key, *value_clean, *message_clean, *buckets, *directions;
+    Py_ssize_t min_len;
+    int redact, usage;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!OOOO!O!npp", names, &PyDict_Type, &aliases, &PyDict_Type,
+                                     &actions, &classify_key, &value_clean, &message_clean, &PyTuple_Type, &buckets,
+                                     &PyDict_Type, &directions, &min_len, &redact, &usage))
+        return -1;
+    Py_ssize_t nb = PyTuple_GET_SIZE(buckets);
+    double *bounds = PyMem_Malloc((size_t)(nb ? nb : 1) * sizeof(double));
+    if (!bounds) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < nb; i++) {
+        bounds[i] = PyFloat_AsDouble(PyTuple_GET_ITEM(buckets, i));
+        if (bounds[i] == -1.0 && PyErr_Occurred()) {
+            PyMem_Free(bounds);
+            return -1;
+        }
+    }
+    PyMem_Free(self->buckets);
+    self->buckets = bounds;
+    self->nbuckets = nb;
+    Py_XSETREF(self->aliases, Py_NewRef(aliases));
+    Py_XSETREF(self->actions, Py_NewRef(actions));
+    Py_XSETREF(self->classify_key, Py_NewRef(classify_key));
+    Py_XSETREF(self->value_clean, Py_NewRef(value_clean));
+    Py_XSETREF(self->message_clean, Py_NewRef(message_clean));
+    Py_XSETREF(self->directions, Py_NewRef(directions));
+    self->min_len = min_len;
+    self->redact = redact;
+    self->usage = usage;
+    if (!self->keys.slots && (cache_init(&self->keys) < 0 || cache_init(&self->values) < 0 ||
+                              cache_init(&self->messages) < 0)) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    cache_clear(&self->keys);
+    cache_clear(&self->values);
+    cache_clear(&self->messages);
+    return 0;
+}
+
+static int FastPath_traverse(FastPath *self, visitproc visit, void *arg) {
+    Py_VISIT(self->aliases);
+    Py_VISIT(self->actions);
+    Py_VISIT(self->classify_key);
+    Py_VISIT(self->value_clean);
+    Py_VISIT(self->message_clean);
+    Py_VISIT(self->directions);
+    return 0;
+}
+
+static int FastPath_clear(FastPath *self) {
+    Py_CLEAR(self->aliases);
+    Py_CLEAR(self->actions);
+    Py_CLEAR(self->classify_key);
+    Py_CLEAR(self->value_clean);
+    Py_CLEAR(self->message_clean);
+    Py_CLEAR(self->directions);
+    return 0;
+}
+
+static void FastPath_dealloc(FastPath *self) {
+    PyObject_GC_UnTrack(self);
+    FastPath_clear(self);
+    cache_free(&self->keys);
+    cache_free(&self->values);
+    cache_free(&self->messages);
+    PyMem_Free(self->buckets);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef FastPath_methods[] = {
+    {"run", (PyCFunction)(void (*)(void))FastPath_run, METH_FASTCALL,
+     "run(lines, start, stop, suffix) -> (json_lines, next, kept, below, agents, token_groups, low, high)\n\n"
+     "Lines from start on, until the first that Python must take (its index is next)."},
+    {"forget", (PyCFunction)FastPath_forget, METH_NOARGS, "Empty the caches of key classes and clean strings."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject FastPathType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "logd._hotpath.FastPath",
+    .tp_basicsize = sizeof(FastPath),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Lines in logd's shape to JSON lines and metric counts (see logd/hotpath.py).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)FastPath_init,
+    .tp_dealloc = (destructor)FastPath_dealloc,
+    .tp_traverse = (traverseproc)FastPath_traverse,
+    .tp_clear = (inquiry)FastPath_clear,
+    .tp_methods = FastPath_methods,
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_hotpath", NULL, -1, NULL, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__hotpath(void) {
+    if (PyType_Ready(&FastPathType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    if (PyModule_AddObjectRef(m, "FastPath", (PyObject *)&FastPathType) < 0 ||
+        PyModule_AddIntConstant(m, "K_SECRET", K_SECRET) < 0 || PyModule_AddIntConstant(m, "K_BAIL", K_BAIL) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,278 @@
+"""The compiled hot path (logd/_hotpath.c, logd/hotpath.py) makes exactly what the Python path makes.
+
+Issue 14: lines in logd's shape skip the dict, but not a byte of a record may change, nor a
+count. Generated lines go through two pipelines built by the daemon's own wiring from one
+config (steps, sinks, trace branch): one with the hot path, one without. The files, the trace
+session files, the metric steps' counters, the redaction counts and the pipeline's counts
+must be equal, and the hot path must really have taken the common lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from logd import hotpath
+from logd.config import parse_config
+from logd.daemon import build
+from logd.events import Events
+from logd.metrics import AgentMetrics
+from logd.pipeline import Pipeline
+from logd.record import parse_line
+from logd.usage import UsageMetrics
+
+from record_lines import lines as any_lines
+from record_lines import values
+
+RECEIVED = "2026-11-29T12:00:00.000000Z"
+TRUSTED = {"_pid": 4242, "_uid": 1000, "_gid": 1000, "_comm": "agent"}
+
+CONFIGS = {
+    "default": "",
+    "warn and up": 'level = "warn"',
+    "no redaction": "[logging.redact]\nenabled = false",
+    "own rules": '[logging.redact]\nkeys = ["session", "pid"]\npatterns = ["(?i)internal-[0-9]+"]\nreplacement = "***"',
+}
+
+
+def test_the_hot_path_is_built() -> None:
+    """CI builds it (setup.py): a missing compiler must not pass unnoticed."""
+    assert hotpath.AVAILABLE
+
+
+class Side:
+    """One pipeline as the daemon wires it, writing into its own folder."""
+
+    def __init__(self, folder: Path, config_text: str, hot: bool) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        toml = f'[logging]\nfile = "{folder}/agent.log"\nfile_only = true\n' \
+               f'[logging.traces]\ndir = "{folder}/traces"\n'
+        head, _, rest = config_text.partition("[")
+        toml = toml.replace("[logging]\n", "[logging]\n" + head + "\n") + ("[" + rest if rest else "")
+        config = parse_config(toml, folder / "agentflow.toml")
+        self.agents = AgentMetrics(config.metrics.max_agents)
+        self.usage = UsageMetrics(self.agents.label)
+        events = Events(lambda: 0.0, stderr=lambda line: None)
+        self.parts = build(config, events, agents=self.agents, usage=self.usage)
+        self.parts.open()
+        self.parts.traces.open()
+        self.hot = self.parts.hot if hot else None
+        self.pipeline = Pipeline(self.parts.steps, self.parts.sinks, events=events, branch=self.parts.branch,
+                                 hot=self.hot)
+
+    def feed(self, chunks: list[list[bytes]], trusted: dict) -> None:
+        async def run() -> None:
+            for chunk in chunks:
+                suffix = self.hot.suffix(trusted) if self.hot is not None else None
+                if self.hot is not None and suffix is not None:
+                    self.hot.feed(chunk, RECEIVED, trusted, suffix, self.pipeline)
+                else:
+                    self.pipeline.put([parse_line(line, RECEIVED, trusted) for line in chunk])
+            self.pipeline.close()
+        asyncio.run(run())
+
+    def state(self) -> dict:
+        sessions = sorted((self.folder / "traces").rglob("*.jsonl")) if (self.folder / "traces").exists() else []
+        stats = self.pipeline.stats
+        return {
+            "file": (self.folder / "agent.log").read_bytes(),
+            "sessions": {p.name: p.read_bytes() for p in sessions},
+            "agents": (self.agents.records, self.agents.durations, self.agents.redacted),
+            # dicts, compared whatever order their keys were made in (sums per batch make them in another)
+            "usage": (self.usage.tokens, self.usage.tool_calls, self.usage.latency, self.usage.last_error),
+            "stats": (stats.received, stats.filtered, stats.dropped, stats.delivered, stats.branch_delivered,
+                      stats.step_errors),
+        }
+
+
+def compare(tmp: Path, config: str, chunks: list[list[bytes]], trusted: dict = TRUSTED) -> int:
+    """Both ways; returns how many records the hot path took."""
+    python, hot = Side(tmp / "python", config, False), Side(tmp / "hot", config, True)
+    python.feed(chunks, trusted)
+    hot_path = hot.parts.hot
+    assert hot_path is not None
+    taken = _count_taken(hot, chunks, trusted)
+    hot.feed(chunks, trusted)
+    a, b = python.state(), hot.state()
+    assert a["file"].decode(errors="replace").splitlines() == b["file"].decode(errors="replace").splitlines()
+    assert a == b
+    return taken
+
+
+def _count_taken(side: Side, chunks: list[list[bytes]], trusted: dict) -> int:
+    """Lines the hot path takes, asked of a twin of it (its caches do not change what it takes)."""
+    twin = build_twin(side)
+    suffix = twin.suffix(trusted)
+    if suffix is None:
+        return 0
+    taken = 0
+    for chunk in chunks:
+        i = 0
+        while i < len(chunk):
+            _, stop, kept, below, *_ = twin._fast.run(chunk, i, len(chunk), suffix)
+            taken += kept + below
+            i = stop + 1
+    return taken
+
+
+def build_twin(side: Side) -> hotpath.HotPath:
+    twin = hotpath.build(side.parts.steps)
+    assert twin is not None
+    return twin
+
+
+# --- lines with what the hot path must leave to Python: secrets, metric and trace shapes, odd JSON ---
+
+secret_values = st.sampled_from(["sk-" + "a1B2" * 5, "Bearer abcdefgh12345678", "AKIA" + "ABCDEFGHIJKLMNOP",
+                                 "eyJabcdefghij.eyJabcdefghij.abcdefghijkl", "internal-1234", "password=hunter2",
+                                 "my token: abc", "x" * 40, "naïve café ☕ résumé", "task-1234567890abcdefghij"])
+plain_keys = st.sampled_from(["agent", "duration_ms", "model", "tokens", "session_id", "seq", "user", "data", "step"])
+keys = st.sampled_from(["agent", "duration_ms", "model", "tokens", "tool", "usage", "latency_ms", "hook", "span_data",
+                        "eventType", "type", "object", "span_id", "trace_id", "session_id", "session", "password",
+                        "apiKey", "X-Api-Key", "token_count", "attributes", "gen_ai.usage.input_tokens", "error",
+                        "record", "_pid", "pid", "user", "data", "seq"])
+agent_values = st.one_of(st.sampled_from(["planner", "writer", "", "a" * 200]), values)
+tokens = st.one_of(st.dictionaries(st.sampled_from(["prompt", "completion", "input", "output", "total", "x"]),
+                                   st.one_of(st.integers(-5, 10**6), st.floats(0, 1e6), st.text(max_size=3),
+                                             st.booleans()), max_size=4),
+                   st.integers(-5, 10**6), st.floats(allow_nan=False, allow_infinity=False), st.none())
+safe_text = st.text(st.characters(min_codepoint=0x20, blacklist_categories=("Cs",)), max_size=20)
+numbers = st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-(2**63), 2**63 - 1),
+                    st.integers(-10**8, 10**8).map(lambda n: n / 100),
+                    st.integers(-10**8, 10**8).map(lambda n: n / 1000),
+                    st.sampled_from([0.001, 0.0001, 1e15, 1e16, 123456789012345.6, 1.5, 100.0, -0.0, 2.5e-5]))
+raw_numbers = st.sampled_from(["1.50", "1e3", "1E-2", "-0", "0.000123", "123456789012345678", "1234567890123456789",
+                               "12345678901234567890", "3.141592653589793", "0.1", "-12.0"])
+raw_strings = st.sampled_from([r'"a\/b"', r'"\u0041"', r'"\u001f"', r'"\u001F"', r'"\n\t\"\\"', r'"\ud83d\ude00"',
+                               '"tab\there"', r'"\u00e9"', '"12345678901234567890"', r'"1234\u00011234567890123456"'])
+
+
+def _dumps(value: object) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # an integer beyond 64 bits
+        return json.dumps(value)
+
+
+@st.composite
+def hot_lines(draw: st.DrawFn) -> bytes:
+    valid = draw(st.integers(0, 9)) > 0  # most lines in the shape the hot path takes, so its checks are reached
+    level = draw(st.sampled_from(["info", "debug", "warn", "trace", "inf", "warning"] if valid else
+                                 ["error", "fatal", "panic", "INFO", "nope"]))
+    time = draw(st.sampled_from(["2026-11-29T10:11:12.123Z", "2026-11-29T10:11:12Z", "2026-11-29T10:11:12.1234567Z",
+                                 "2024-02-29T00:00:00.5Z", "0999-12-31T23:59:59.999999Z"] if valid else
+                                ["2026-02-29T00:00:00.5Z", "2026-11-29T10:11:60.1Z", "0000-01-01T00:00:00.1Z",
+                                 "2026-11-29T10:11:12.Z", "2026-11-29t10:11:12.1Z", "2026-11-29T10:11:12.1+00:00"]))
+    message = draw(st.one_of(st.text(max_size=30), safe_text, safe_text, secret_values))
+    ascii_only = draw(st.integers(0, 4)) == 0  # json.dumps' default: \uXXXX escapes, which Python takes
+    text = json.dumps if ascii_only else _dumps
+    fields = [("time", text(time)), ("level", text(level)), ("message", text(message))]
+    for _ in range(draw(st.integers(0, 5))):
+        key = draw(st.one_of(plain_keys, plain_keys, keys, safe_text, st.text(max_size=8)))
+        if any(key == k for k, _ in fields) and draw(st.integers(0, 4)):
+            continue  # a duplicate key now and then
+        kind = draw(st.sampled_from(["value", "safe", "agent", "tokens", "number", "number", "raw", "rawstr",
+                                     "secret"]))
+        value = {"value": lambda: _dumps(draw(values)),
+                 "safe": lambda: text(draw(safe_text)),
+                 "secret": lambda: text(draw(secret_values)),
+                 "agent": lambda: _dumps(draw(agent_values)),
+                 "tokens": lambda: _dumps(draw(tokens)),
+                 "number": lambda: _dumps(draw(numbers)),
+                 "raw": lambda: draw(raw_numbers),
+                 "rawstr": lambda: draw(raw_strings)}[kind]()
+        if kind == "value" and key in ("tokens", "duration_ms"):
+            value = _dumps(draw(st.one_of(tokens, numbers)))
+        fields.append((text(key), value))
+    if draw(st.booleans()):
+        fields = draw(st.permutations(fields))
+    named = [(k if k.startswith('"') else text(k), v) for k, v in fields]
+    sep, colon = draw(st.sampled_from([(",", ":"), (", ", ": "), (" ,\t", " : ")]))
+    return ("{" + sep.join(f"{k}{colon}{v}" for k, v in named) + "}").encode()
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(chunks=st.lists(st.lists(st.one_of(hot_lines(), any_lines()), min_size=1, max_size=40), min_size=1,
+                       max_size=4))
+def test_hot_and_python_paths_make_the_same_files_and_counts(tmp_path_factory: pytest.TempPathFactory, config: str,
+                                                             chunks: list[list[bytes]]) -> None:
+    compare(tmp_path_factory.mktemp("cmp"), CONFIGS[config], chunks)
+
+
+def test_the_hot_path_takes_the_records_agents_send(tmp_path: Path) -> None:
+    """A comparison that compares nothing would pass too: the bench's records go the hot way."""
+    from logd.bench import make_records
+
+    chunk = make_records(500, 1).splitlines()
+    taken = compare(tmp_path, "", [chunk])
+    errors = sum(1 for line in chunk if b'"level":"error"' in line)  # each agent's last error: Python
+    assert taken == len(chunk) - errors
+
+
+def test_lines_the_hot_path_leaves_to_python(tmp_path: Path) -> None:
+    base = '{"time":"2026-11-29T10:11:12.123Z","level":"info","message":"m"'
+    left = [
+        base + ',"password":"x"}',  # a secret key
+        base + ',"data":{"apiKey":"x"}}',  # nested
+        base + ',"note":"sk-' + "a" * 20 + '"}',  # a pattern
+        '{"time":"2026-11-29T10:11:12.123Z","level":"info","message":"password=hunter2"}',  # key=value text
+        base + ',"hook":"BeforeAgentRun","session_id":"s"}',  # a trace record
+        base + ',"usage":{"input_tokens":1}}',  # a usage shape
+        base + ',"tokens":{"input":1.5}}',  # float tokens: Python sums them in order
+        base + ',"agent":{"name":"a"}}',  # an agent labelled by its str()
+        base + ',"a":1,"a":2}',  # a duplicate key
+        base + ',"x":1.50}',  # a number orjson writes otherwise
+        base + ',"x":"\\u0041"}',  # an escape orjson writes otherwise
+        base + ',"x":12345678901234567890}',  # beyond 64 bits
+        '{"time":"2026-11-29T10:11:12.123Z","level":"error","message":"m"}',  # last error: Python keeps it
+        '{"time":"2026-11-29T10:11:12+02:00","level":"info","message":"m"}',  # an offset
+        base + ',"_pid":1}',  # a reserved key
+    ]
+    chunk = [line.encode() for line in left]
+    assert compare(tmp_path, "", [[line] for line in chunk]) == 0
+
+
+def test_a_chunk_mixing_both_keeps_its_order(tmp_path: Path) -> None:
+    good = b'{"time":"2026-11-29T10:11:12.123Z","level":"info","message":"n%d","agent":"a"}'
+    bad = b'{"time":"2026-11-29T10:11:12.123Z","level":"info","message":"n%d","password":"x"}'
+    chunk = [(good if i % 3 else bad) % i for i in range(300)]
+    assert compare(tmp_path, "", [chunk]) == 200
+    seen = [orjson.loads(line)["message"] for line in (tmp_path / "hot" / "agent.log").read_bytes().splitlines()]
+    assert seen == [f"n{i}" for i in range(300)]
+
+
+def test_connections_whose_fields_redaction_touches_take_the_python_path(tmp_path: Path) -> None:
+    chunk = [b'{"time":"2026-11-29T10:11:12.123Z","level":"info","message":"m"}']
+    assert compare(tmp_path, CONFIGS["own rules"], [chunk]) == 0  # "pid" is secret: _pid would be redacted
+
+
+def test_each_odd_token_in_an_otherwise_hot_line(tmp_path: Path) -> None:
+    """Every number, string, time and level above, alone in a line the hot path would take:
+    wherever it goes, the records and counts are the same as Python's."""
+    head = {"time": '"2026-11-29T10:11:12.123Z"', "level": '"info"', "message": '"m"'}
+    tokens = (list(raw_numbers.elements) + list(raw_strings.elements)  # type: ignore[attr-defined]
+              + [json.dumps(v) for v in secret_values.elements]  # type: ignore[attr-defined]
+              + ["0.0", "-0.0", "0.001", "0.0012", "0.00012", "123456789012345.0", "1234567890123456.0",
+                 "123456789012345.6", "12345678901234.56", "1e400", "true", "false", "null", "[]", "{}",
+                 '[1,"a",{"b":null}]', '{"a":{"b":[1.5]}}', '"é"', '"\u2028"', '"\x7f"'])
+    def line(**fields: str) -> bytes:
+        return ("{" + ",".join(f'"{k}":{v}' for k, v in {**head, **fields}.items()) + "}").encode()
+
+    chunk = []
+    for token in tokens:
+        chunk += [line(x=token), line(message=token)]
+    for name, odd in (("time", ["2026-11-29T10:11:12Z", "2024-02-29T23:59:59.9999999Z", "2026-02-29T00:00:00.1Z",
+                                "2026-11-29T24:00:00.1Z", "2026-11-29T10:11:60.1Z", "2026-11-29T10:11:12.Z",
+                                "0001-01-01T00:00:00.1Z", "0000-01-01T00:00:00.1Z", "2026-11-29 10:11:12.1Z"]),
+                      ("level", ["inf", "wrn", "err", "ftl", "critical", "INFO", "Info", "", "notice", "debug"])):
+        chunk += [line(**{name: json.dumps(value)}) for value in odd]
+    assert compare(tmp_path, "", [chunk]) >= 35  # the others hold something only Python decides
