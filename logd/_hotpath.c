@@ -777,7 +777,7 @@ static int tally_add(FastPath *fp, Tally *t, Seen *m, Py_ssize_t level) {
         Py_DECREF(key);
         if (!g) return -1;
         if (!m->found[0] && !m->found[1]) {
-            if (add_count(g, 4, m->tokens[2]) < 0) return -1;
+            if (m->found[2] && add_count(g, 4, m->tokens[2]) < 0) return -1;
         } else {
             if (m->found[0] && add_count(g, 2, m->tokens[0]) < 0) return -1;
             if (m->found[1] && add_count(g, 3, m->tokens[1]) < 0) return -1;
