@@ -323,6 +323,8 @@ class Daemon:
             "level": self.config.level, "connections": len(self.server.connections),
             "connections_refused": self.server.rejected, "paused": self.pipeline.paused,
             "received": stats.received, "filtered": stats.filtered, "reloads": self.reloads,
+            # lines in logd's shape take the compiled path (logd/hotpath.py): how many did
+            "hot_path": {"on": self.pipeline.hot is not None, "records": stats.hot_path},
             "sinks": {**{name: {"delivered": stats.delivered[name], "errors": stats.sink_errors[name]}
                          for name in stats.delivered},
                       **{name: {"delivered": stats.branch_delivered[name], "errors": stats.branch_errors[name]}

@@ -206,6 +206,7 @@ def snapshot(*, pipeline: Pipeline, server: SocketServer | None, agents: AgentMe
         "paused": pipeline.paused,
         "received": stats.received,
         "received_bytes": server.bytes_received if server is not None else 0,
+        "received_hot_path": stats.hot_path,
         "queue_depth": pipeline.queue_depth,
         "connections": len(server.connections) if server is not None else 0,
         "connections_refused": server.rejected if server is not None else 0,
@@ -244,6 +245,8 @@ class LogdCollector:
                                   value=s["received"])
         yield CounterMetricFamily("logd_received_bytes", "Bytes read from client connections",
                                   value=s["received_bytes"])
+        yield CounterMetricFamily("logd_records_hot_path", "Records received that took the compiled hot path",
+                                  value=s["received_hot_path"])
         dropped = CounterMetricFamily("logd_records_dropped", "Records removed by the pipeline, by reason",
                                       labels=["reason"])
         for reason in sorted(set(s["dropped"]) | {"below_level", "sampled", "rate_limited"}):

@@ -191,6 +191,7 @@ class Stats:
     branch_delivered: dict[str, int] = field(default_factory=dict)  # by branch name (traces)
     branch_errors: dict[str, int] = field(default_factory=dict)
     step_errors: dict[str, int] = field(default_factory=dict)  # records flagged, by the step that failed
+    hot_path: int = 0  # records the compiled hot path took (logd/hotpath.py)
 
 
 class _Delivery:
@@ -274,6 +275,7 @@ class Pipeline:
         count = encoded.kept + encoded.below
         self._queued += count
         self.stats.received += count
+        self.stats.hot_path += count
         self._accepted()
 
     def _accepted(self) -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -29,6 +31,7 @@ from logd.usage import UsageMetrics
 
 from record_lines import lines as any_lines
 from record_lines import values
+from support import read_records, send, wait_for
 
 RECEIVED = "2026-11-29T12:00:00.000000Z"
 TRUSTED = {"_pid": 4242, "_uid": 1000, "_gid": 1000, "_comm": "agent"}
@@ -283,3 +286,27 @@ def test_tokens_without_a_known_field_add_nothing(tmp_path: Path) -> None:
     base = '{"time":"2026-11-29T10:11:12.123Z","level":"info","message":"","agent":"a","tokens":%s}'
     chunk = [(base % tokens).encode() for tokens in ("{}", '{"x":1}', '{"total":-1}', '{"input":2,"total":5}', "-3")]
     assert compare(tmp_path, 'level = "warn"', [chunk]) == len(chunk)
+
+
+def test_a_real_daemon_takes_its_clients_lines_the_hot_way_and_says_so(daemon, tmp_path: Path) -> None:
+    """`logd run` with its default pipeline: canonical lines take the hot path, the others Python,
+    all in the file in the order sent, and `logd status` counts the hot ones."""
+    d = daemon()
+    lines = []
+    for i in range(300):
+        if i % 10 == 0:  # zap's shape: Python's
+            lines.append(orjson.dumps({"ts": 1764410000.5 + i, "level": "info", "msg": f"n{i}", "seq": i}))
+        else:
+            lines.append(orjson.dumps({"time": "2026-11-29T10:11:12.5Z", "level": "debug" if i % 7 else "warn",
+                                       "message": f"n{i}", "seq": i, "agent": "planner", "duration_ms": 12}))
+    send(d.socket_path, b"\n".join(lines) + b"\n")
+    log = tmp_path / "agent.log"
+    expected = [i for i in range(300) if i % 10 == 0 or i % 7 == 0]  # level info: debug is filtered out
+    wait_for(lambda: len([r for r in read_records(log) if "seq" in r]) >= len(expected), what="the records")
+    status = orjson.loads(subprocess.run([sys.executable, "-m", "logd", "status", "--json", "--socket",
+                                          str(d.socket_path)], capture_output=True, text=True, check=True).stdout)
+    kept = [r for r in read_records(log) if "seq" in r]
+    assert [r["seq"] for r in kept] == expected
+    assert all(r["_pid"] > 0 and r["time"].endswith("Z") for r in kept)
+    assert kept[1]["time"] == "2026-11-29T10:11:12.500000Z" and list(kept[1])[:3] == ["time", "level", "message"]
+    assert status["hot_path"] == {"on": True, "records": 270}
