@@ -125,7 +125,6 @@ class HotPath:
         if slow:
             put(slow)
 
-
     def _counter(self, agents: list, tokens: list) -> Callable[[], None]:
         def count() -> None:
             self.agents.count_tally(agents)
