@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from logd.record import Record
 
 if TYPE_CHECKING:
-    from logd.pipeline import Batch
+    from logd.pipeline import Batch, Pipeline
 
 
 # A step takes the records of a batch and returns the ones to keep (a plain callable, as
@@ -81,6 +81,17 @@ class Source(Protocol):
         """Stop accepting, read what was already sent; returns connections cut at the deadline."""
 
     def set_paused(self, paused: bool) -> None: ...
+
+
+class HotIngest(Protocol):
+    """A compiled path from a source's lines to the pipeline, for the steps it was built for
+    (:class:`logd.hotpath.HotPath`): sources hand it their lines when the pipeline has one."""
+
+    def suffix(self, trusted: Record) -> bytes | None:
+        """The peer's trusted fields as each line's end; None: this peer's lines go to Python."""
+
+    def feed(self, lines: list[bytes], received: str, trusted: Record, suffix: bytes, pipeline: Pipeline) -> None:
+        """Every line into ``pipeline``, in order."""
 
 
 class Pressure:

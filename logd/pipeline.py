@@ -19,19 +19,15 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import orjson
 
 from logd.backoff import Backoff
-from logd.components import Sink, SinkStats, Step
+from logd.components import HotIngest, Sink, SinkStats, Step
 from logd.events import SELF_TRUSTED, Events
 from logd.isolation import ERROR_FIELD, StepFailures, encodable, fallback_record, step_name
 from logd.levels import RANK
 from logd.record import RawNumber, Record
-
-if TYPE_CHECKING:
-    from logd.hotpath import HotPath
 
 __all__ = ["BATCH_RECORDS", "SELF_TRUSTED", "Batch", "Branch", "Encoded", "Pipeline", "Sink", "Step", "encode",
            "level_filter"]
@@ -215,7 +211,7 @@ class Pipeline:
         on_pressure: Callable[[bool], None] = lambda paused: None,
         high_water: int = 50_000,
         clock: Callable[[], float] = time.time,
-        hot: HotPath | None = None,
+        hot: HotIngest | None = None,
     ) -> None:
         """``events``: the daemon's reporter (connected to this pipeline by whoever built
         both); without one, the pipeline reports into itself (tests, benchmarks). ``hot``:
@@ -496,7 +492,7 @@ class Pipeline:
             self.on_pressure(paused)
 
     def reconfigure(self, steps: list[Step], sinks: list[Sink], branch: Branch | None = None,
-                    hot: HotPath | None = None) -> None:
+                    hot: HotIngest | None = None) -> None:
         """Swap steps, sinks and branch between two batches: nothing pending is lost or reordered.
 
         Everything accepted so far goes through the old steps to the old sinks first;

@@ -21,10 +21,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from logd.components import Pressure
+from logd.components import HotIngest, Pressure
 from logd.config import SocketSettings
 from logd.events import Events
-from logd.hotpath import HotPath
 from logd.pipeline import BATCH_RECORDS, Pipeline
 from logd.protocol import hello_line, parse_hello
 from logd.record import Record, parse_line
@@ -145,7 +144,7 @@ class Connection(asyncio.Protocol):
         self.max_bytes = server.settings.max_record_bytes
         self.transport: asyncio.Transport | None = None
         self.trusted: Record = {}
-        self._suffix: tuple[HotPath, bytes | None] | None = None  # the trusted fields as the hot path ends lines
+        self._suffix: tuple[HotIngest, bytes | None] | None = None  # the trusted fields as the hot path ends lines
         self.framer = LineFramer(self.max_bytes)
         self._first = b""  # the first line, until it is complete: it decides the mode
         # the first line decides: an ack hello hands the connection to an AckReader
