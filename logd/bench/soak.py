@@ -41,7 +41,7 @@ STATUS_EVERY = 10.0  # seconds between status polls (status keeps the latest 32 
 _CLIENT_CODE = r"""
 import os, random, socket, sys, time
 import orjson
-path, client, rate, stop = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+path, client, rate, stop, shape = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5]
 rng = random.Random(client)
 levels = ["info"] * 15 + ["warn", "warn", "error"]  # debug would be filtered out (level = info)
 tools = ["search", "browse", "python", "sql", "shell", "retrieve", "summarise", "plan"]
@@ -53,11 +53,17 @@ while not os.path.exists(stop):
     due = int((time.monotonic() - start) * rate)
     lines = []
     while sent < due and len(lines) < 2000:
-        lines.append(orjson.dumps({
+        record = {
             "level": rng.choice(levels), "message": f"tool call {rng.choice(tools)} finished",
             "agent": rng.choice(agents), "session_id": f"s{client}-{sent // 1000}-{rng.getrandbits(32):08x}",
             "tool": rng.choice(tools), "duration_ms": rng.randint(1, 30000),
-            "pad": "x" * rng.randint(0, 400), "soak_client": client, "seq": sent}))
+            "pad": "x" * rng.randint(0, 400), "soak_client": client, "seq": sent}
+        if shape == "canonical":  # in logd's shape (a UTC time, no tool call): the compiled hot path takes them
+            del record["tool"]
+            now = time.time()
+            record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z",
+                      **record, "model": "gpt-4o", "tokens": {"input": rng.randint(1, 900), "output": 7}}
+        lines.append(orjson.dumps(record))
         sent += 1
     if lines:
         s.sendall(b"\n".join(lines) + b"\n")
@@ -159,14 +165,16 @@ def bench_soak(args: argparse.Namespace) -> Report:
         children.append(proc)
         _wait_control(sock)
         status = _Status(sock)
-        out.write(f"logd bench --soak: {minutes:g} min at {rate:,} records/s from {clients} clients, "
+        shape = "canonical" if getattr(args, "canonical", False) else "mixed"
+        out.write(f"logd bench --soak: {minutes:g} min at {rate:,} records/s from {clients} clients"
+                  f"{' (in logd shape: the hot path)' if shape == 'canonical' else ''}, "
                   f"{MAX_SIZE_MB} MB files + zstd, {backups:,} numbered backups present, shipping to rsyslog; "
                   f"{machine_line()}\n")
         out.write(f"{'min':>4}{'received':>12}{'RSS MB':>8}{'CPU %':>7}{'rot':>5}{'stall p50':>11}{'p99':>8}"
                   f"{'max ms':>8}{'file lag':>10}{'ship lag':>10}  events\n")
         out.flush()
         senders = [subprocess.Popen([sys.executable, "-c", _CLIENT_CODE, str(sock), str(i), str(rate / clients),
-                                     str(stop)], stdout=subprocess.PIPE, text=True) for i in range(clients)]
+                                     str(stop), shape], stdout=subprocess.PIPE, text=True) for i in range(clients)]
         children.extend(senders)
         started = time.monotonic()
         end = started + minutes * 60
@@ -252,6 +260,8 @@ def bench_soak(args: argparse.Namespace) -> Report:
             f"p50 {percentile(all_stalls, 50):.2f} ms, p99 {percentile(all_stalls, 99):.2f} ms, "
             f"max {max(all_stalls, default=0):.2f} ms",
             f"files: {file_lost} lost, {file_dup} duplicated; rsyslog: {ship_lost} lost, {ship_dup} duplicated",
+            f"records that took the compiled hot path: {status.last.get('hot_path', {}).get('records', 0):,} "
+            f"(logd status, at the last poll)",
         ]
         report = Report(f"logd bench --soak: {minutes:g} min; {machine_line()}", [], notes=notes,
                         target="RSS flat (<= 64 MB) after the first minute, 0 lost, 0 duplicated")

@@ -41,4 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rate", type=int, default=5_000, help="--soak: records/s in total (default 5000)")
     p.add_argument("--backups", type=int, default=10_000,
                    help="--soak: numbered backups present before the run (default 10000)")
+    p.add_argument("--canonical", action="store_true",
+                   help="--soak: records in logd's shape (UTC time, tokens, no tool call), which take the "
+                        "compiled hot path; by default they do not")
     p.set_defaults(func=cmd_bench)
