@@ -62,6 +62,7 @@ class HotPath:
         self.agents = agents
         self.usage = usage
         self.redactor = redactor
+        self._reported = False  # a failure of the compiled path was reported
         # per canonical level: 0 written, 1 under the level floor, 2 to Python (usage metrics
         # keep each agent's last error from the whole record); times 16, plus the level's rank
         actions = {level: 16 * (2 if usage is not None and level in ERROR_LEVELS else int(rank < floor)) + rank
@@ -104,7 +105,11 @@ class HotPath:
                 break
             try:
                 json_lines, stop, kept, below, agents, tokens, low, high = run(lines, i, n, suffix)
-            except Exception:  # a question to Python failed (a bug): Python takes the rest
+            except Exception as exc:  # a question to Python failed (a bug): Python takes the rest
+                if not self._reported:  # once: the records themselves are all kept
+                    self._reported = True
+                    pipeline.events.emit("error", "hot path failed; its lines go through Python",
+                                         event="hotpath", error=f"{type(exc).__name__}: {exc}"[:300])
                 slow.extend([parse_line(line, received, trusted) for line in lines[i:]])
                 break
             if stop > i:

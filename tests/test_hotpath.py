@@ -72,6 +72,7 @@ class Side:
 
     def feed(self, chunks: list[list[bytes]], trusted: dict) -> None:
         async def run() -> None:
+            self.pipeline.events.connect(self.pipeline.put)  # logd's own records into the file, as the daemon does
             for chunk in chunks:
                 suffix = self.hot.suffix(trusted) if self.hot is not None else None
                 if self.hot is not None and suffix is not None:
@@ -310,3 +311,22 @@ def test_a_real_daemon_takes_its_clients_lines_the_hot_way_and_says_so(daemon, t
     assert all(r["_pid"] > 0 and r["time"].endswith("Z") for r in kept)
     assert kept[1]["time"] == "2026-11-29T10:11:12.500000Z" and list(kept[1])[:3] == ["time", "level", "message"]
     assert status["hot_path"] == {"on": True, "records": 270}
+
+
+def test_a_failing_question_to_python_costs_no_record_and_is_reported(tmp_path: Path) -> None:
+    """A bug in what the compiled path asks Python (here: key classification raising) sends the
+    chunk through Python and is reported once as logd's own error record."""
+    side = Side(tmp_path / "broken", "", True)
+    assert side.hot is not None
+
+    def broken(key: str) -> int:
+        raise RuntimeError("classify broke")
+
+    side.hot._fast.__init__(aliases={}, actions={}, classify_key=broken, value_clean=None,
+                            message_clean=None, buckets=(), directions={}, min_len=0, redact=False, usage=False)
+    chunk = [b'{"time":"2026-11-29T10:11:12.123Z","level":"info","message":"m%d"}' % i for i in range(5)]
+    side.feed([chunk, chunk], TRUSTED)
+    written = [orjson.loads(line) for line in (tmp_path / "broken" / "agent.log").read_bytes().splitlines()]
+    assert [r["message"] for r in written if r.get("_pid") == 4242] == [f"m{i}" for i in range(5)] * 2
+    errors = [r for r in written if r.get("event") == "hotpath"]
+    assert len(errors) == 1 and "classify broke" in errors[0]["error"]
