@@ -330,39 +330,32 @@ static PyObject *string_object(const char *p, const Str *st) {
     return r;
 }
 
-/* Whether redaction leaves this string as it is: 1 yes, 0 no (Python redacts), -1 error.
- * Each distinct string is asked of Python once, then remembered. */
+/* Python's answer to `question` (is this string clean?) for a string token: 1 yes, 0 no, -1
+ * error. A yes is remembered in `cache`, so each distinct string is asked once. */
+static int asked_clean(Cache *cache, PyObject *question, const char *p, const Str *st) {
+    uint64_t h = hash_bytes(p + st->start, st->len);
+    if (cache_get(cache, p + st->start, st->len, h) >= 0) return 1;
+    PyObject *text = string_object(p, st);
+    if (!text) return -1;
+    PyObject *r = PyObject_CallOneArg(question, text);
+    Py_DECREF(text);
+    if (!r) return -1;
+    int ok = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    if (ok > 0) cache_put(cache, p + st->start, st->len, h, 1);
+    return ok;
+}
+
+/* Whether redaction leaves this string as it is: 1 yes, 0 no (Python redacts), -1 error. */
 static int string_clean(FastPath *fp, const char *p, const Str *st, int is_message) {
     if (!fp->redact) return 1;
     if (fp->value_clean != Py_None && st->chars >= fp->min_len) {
-        uint64_t h = hash_bytes(p + st->start, st->len);
-        if (cache_get(&fp->values, p + st->start, st->len, h) < 0) {
-            PyObject *text = string_object(p, st);
-            if (!text) return -1;
-            PyObject *r = PyObject_CallOneArg(fp->value_clean, text);
-            Py_DECREF(text);
-            if (!r) return -1;
-            int ok = PyObject_IsTrue(r);
-            Py_DECREF(r);
-            if (ok <= 0) return ok;
-            cache_put(&fp->values, p + st->start, st->len, h, 1);
-        }
+        int ok = asked_clean(&fp->values, fp->value_clean, p, st);
+        if (ok <= 0) return ok;
     }
     if (is_message && fp->message_clean != Py_None &&
-        (memchr(p + st->start, '=', (size_t)st->len) || memchr(p + st->start, ':', (size_t)st->len))) {
-        uint64_t h = hash_bytes(p + st->start, st->len);
-        if (cache_get(&fp->messages, p + st->start, st->len, h) < 0) {
-            PyObject *text = string_object(p, st);
-            if (!text) return -1;
-            PyObject *r = PyObject_CallOneArg(fp->message_clean, text);
-            Py_DECREF(text);
-            if (!r) return -1;
-            int ok = PyObject_IsTrue(r);
-            Py_DECREF(r);
-            if (ok <= 0) return ok;
-            cache_put(&fp->messages, p + st->start, st->len, h, 1);
-        }
-    }
+        (memchr(p + st->start, '=', (size_t)st->len) || memchr(p + st->start, ':', (size_t)st->len)))
+        return asked_clean(&fp->messages, fp->message_clean, p, st);
     return 1;
 }
 
@@ -981,13 +974,6 @@ error:
     return NULL;
 }
 
-static PyObject *FastPath_forget(FastPath *self, PyObject *unused) {
-    cache_clear(&self->keys);
-    cache_clear(&self->values);
-    cache_clear(&self->messages);
-    Py_RETURN_NONE;
-}
-
 static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
     static char *names[] = {"aliases", "actions", "classify_key", "value_clean", "message_clean", "buckets",
                             "directions", "min_len", "redact", "usage", NULL};
@@ -1068,7 +1054,6 @@ static PyMethodDef FastPath_methods[] = {
     {"run", (PyCFunction)(void (*)(void))FastPath_run, METH_FASTCALL,
      "run(lines, start, stop, suffix) -> (json_lines, next, kept, below, agents, token_groups, low, high)\n\n"
      "Lines from start on, until the first that Python must take (its index is next)."},
-    {"forget", (PyCFunction)FastPath_forget, METH_NOARGS, "Empty the caches of key classes and clean strings."},
     {NULL, NULL, 0, NULL},
 };
 
