@@ -131,7 +131,10 @@ def fill(folder: Path) -> Path:
 def start_on(disk: Path, sock_dir: Path) -> DaemonProcess:
     """logd with only its log file on ``disk`` (its config and stderr are elsewhere)."""
     config = write_config(sock_dir, sock_dir / "logd.sock", f'file = "{disk}/agent.log"\nfile_only = true')
-    return DaemonProcess(config, sock_dir / "logd.sock", sock_dir).start()
+    d = DaemonProcess(config, sock_dir / "logd.sock", sock_dir).start()
+    log = disk / "agent.log"  # its start record is written before the tests fill the disk
+    wait_for(lambda: log.exists() and log.stat().st_size > 0, what="logd's start record in the file")
+    return d
 
 
 def send_raw(path: Path, data: bytes) -> None:
