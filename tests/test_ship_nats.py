@@ -75,6 +75,7 @@ def replicas_current(url: str, stream: str) -> bool:
 
 
 def ship_status(d) -> dict:
+    d._alive_or_fail()  # a daemon that exited fails with its stderr, not with "no control socket"
     return request(d.socket_path, "status")["ship"]["central"]
 
 
