@@ -241,7 +241,7 @@ def _target(tmp_path: Path, body: str):
     return build_target(config.ship[0], "host-a")
 
 
-def test_token_user_password_nkey_and_tls_log_in_to_real_servers(tmp_path, monkeypatch):
+def test_token_user_password_nkey_tls_and_mutual_tls_log_in_to_real_servers(tmp_path, monkeypatch):
     """Each way to log in against a server that requires it; a wrong secret is a clear retryable error."""
     import nkeys
     from nacl.signing import SigningKey
@@ -255,15 +255,18 @@ def test_token_user_password_nkey_and_tls_log_in_to_real_servers(tmp_path, monke
         "user": NatsServer(tmp_path / "s2", "s2", extra='authorization { users: [{user: logd, password: "pw"}] }'),
         "nkey": NatsServer(tmp_path / "s3", "s3", extra=f'authorization {{ users: [{{nkey: {public}}}] }}'),
         "tls": NatsServer(tmp_path / "s4", "s4", extra=f'tls {{ cert_file: "{certs.cert}", key_file: "{certs.key}" }}'),
+        "mtls": NatsServer(tmp_path / "s5", "s5", extra=f'tls {{ cert_file: "{certs.cert}", key_file: "{certs.key}", '
+                                                      f'ca_file: "{certs.ca}", verify: true }}'),
     }
     monkeypatch.setenv("NATS_TOKEN", "t0ken")
     try:
         for server in servers.values():
             server.start()
         logins = {"token": 'token = "env:NATS_TOKEN"', "user": 'user = "logd"\npassword = "pw"',
-                  "nkey": 'nkey = "user.nk"', "tls": f'tls_ca = "{certs.ca}"'}
+                  "nkey": 'nkey = "user.nk"', "tls": f'tls_ca = "{certs.ca}"',
+                  "mtls": f'tls_ca = "{certs.ca}"\ntls_cert = "{certs.client_cert}"\ntls_key = "{certs.client_key}"'}
         for kind, server in servers.items():
-            url = server.url.replace("nats://", "tls://") if kind == "tls" else server.url
+            url = server.url.replace("nats://", "tls://") if "tls" in kind else server.url
             target = _target(tmp_path, f'type = "nats"\nurl = "{url}"\nsubject = "t.{{agent}}"\ntimeout = 2\n'
                                        f'{logins[kind]}\n')
             try:
@@ -280,6 +283,13 @@ def test_token_user_password_nkey_and_tls_log_in_to_real_servers(tmp_path, monke
             wrong.close()
         assert outcome.retry and "no NATS server reachable" in outcome.error
         assert "authorization" in outcome.error.lower(), outcome.error
+        no_cert = _target(tmp_path, f'type = "nats"\nurl = "{servers["mtls"].url.replace("nats:", "tls:")}"\n'
+                                    f'timeout = 2\ntls_ca = "{certs.ca}"\n')
+        try:
+            outcome = no_cert.send([("f-0", {"agent": "a"})])
+        finally:
+            no_cert.close()
+        assert outcome.retry and "no NATS server reachable" in outcome.error, outcome.error  # it wants a certificate
     finally:
         for server in servers.values():
             server.stop()
