@@ -771,9 +771,9 @@ def _validate_array(path: Path, locate: _Locator, key: str, raw: Any, base: Path
             if value.startswith("env:") and value[4:] not in os.environ:
                 bad(f"environment variable {value[4:]} is not set (the header takes its value from it)",
                     "headers", f"{name}.headers.{header}")
-        for tls_key in ("tls_ca", "tls_cert", "tls_key", "creds", "nkey"):
-            if tls_key in table:
-                table[tls_key] = _relative_to(base, table[tls_key])
+        for path_key in ("tls_ca", "tls_cert", "tls_key", "creds", "nkey"):
+            if path_key in table:
+                table[path_key] = _relative_to(base, table[path_key])
         for file_key in ("creds", "nkey"):
             if file_key in table and not os.access(table[file_key], os.R_OK):
                 bad(f"cannot read {table[file_key]}", file_key, f"{name}.{file_key}")
@@ -912,6 +912,8 @@ def describe(config: Config) -> str:
                 lines.append(f"# {f.name} is not set")
             elif f.name in ("password", "token") and value and not value.startswith("env:"):
                 lines.append(f'{f.name} = "(set; not shown)"')
+            elif f.name == "url":  # a password in a URL (user:password@host) is not shown either
+                lines.append("url = " + _toml_value(_URL_PASSWORD.sub(r"://\1:***@", value)))
             elif f.name in ("headers", "match"):  # header values as written: "env:NAME", never the secret
                 inner = ", ".join(f'"{k}" = {_toml_value(v)}' for k, v in value)
                 lines.append(f"{f.name} = {{ {inner} }}")
@@ -925,6 +927,9 @@ def describe(config: Config) -> str:
     lines.append(f"# sinks: {', '.join(sinks) or 'none'}")
     lines.append(f"# traces: {traces_dir(config)}")
     return "\n".join(lines) + "\n"
+
+
+_URL_PASSWORD = re.compile(r"://([^/@:,]*):[^/@,]*@")
 
 
 def _toml_value(value: Any) -> str:
