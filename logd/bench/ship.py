@@ -184,13 +184,12 @@ def _add_nats(report: Report, folder: Path, blobs: list[Path], records: list[dic
         def arrived() -> int:  # the bench's records: logd's own go to bench.logd
             return jetstream.subject_messages(url, "BENCH", "bench.>", but="bench.logd")
 
-        proc, sock_path = start_logd(folder, body)
-        start = time.perf_counter()
-        drive_clients(sock_path, blobs, log, total)
-        seconds = _wait_count(arrived, total, start)
-        cpu = cpu_seconds(proc.pid)
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
+        def end_to_end(sock_path: Path) -> float:
+            start = time.perf_counter()
+            drive_clients(sock_path, blobs, log, total)
+            return _wait_count(arrived, total, start)
+
+        seconds, cpu = _logd_run(folder, body, end_to_end)
         e2e = Row(f"logd ({len(blobs)} clients -> file -> nats)", total, seconds, total_bytes, cpu,
                   total - arrived())
 
@@ -198,13 +197,13 @@ def _add_nats(report: Report, folder: Path, blobs: list[Path], records: list[dic
         jetstream.with_js(url, lambda js: js.delete_stream("BENCH"))
         jetstream.add_stream(url, name="BENCH", subjects=["bench.>"], num_replicas=3)
         (state / "bench.checkpoint.json").unlink()
-        proc, _ = start_logd(folder, body)
-        _wait_count(arrived, 1, time.perf_counter(), timeout=60)  # timed from the first record in, not start-up
-        start, first = time.perf_counter(), arrived()
-        seconds = _wait_count(arrived, total, start) * total / max(1, total - first)
-        cpu = cpu_seconds(proc.pid)
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
+
+        def catching_up(sock_path: Path) -> float:
+            _wait_count(arrived, 1, time.perf_counter(), timeout=60)  # timed from the first record in, not start-up
+            start, first = time.perf_counter(), arrived()
+            return _wait_count(arrived, total, start) * total / max(1, total - first)
+
+        seconds, cpu = _logd_run(folder, body, catching_up)
         catchup = Row("logd nats shipper catching up", total, seconds, total_bytes, cpu, total - arrived())
     finally:
         cluster.stop()
@@ -216,6 +215,22 @@ def _add_nats(report: Report, folder: Path, blobs: list[Path], records: list[dic
                         "every message; the stream is R3 on a local 3-server cluster sharing the machine")
     report.title += "; and to a 3-replica NATS JetStream stream (R3)"
     report.ok = report.ok and e2e.lost == 0 and catchup.lost == 0
+
+
+def _logd_run(folder: Path, body: str, measure: Callable[[Path], float]) -> tuple[float, float]:
+    """``measure(socket)`` against a ``logd run`` on ``body``: its seconds, and logd's CPU seconds.
+    logd is stopped afterwards whatever happened."""
+    proc, sock_path = start_logd(folder, body)
+    try:
+        seconds = measure(sock_path)
+        return seconds, cpu_seconds(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 def _nats_raw(url: str, records: list[dict]) -> Row:
