@@ -354,3 +354,22 @@ def test_a_server_of_the_list_that_is_down_is_passed_over_at_once(tmp_path, nats
         target.close()
     assert outcome.done and outcome.error is None
     assert stream_messages(nats_server.url, "LOGS") == 2
+
+
+def test_a_record_stored_past_an_earlier_refused_one_is_reported_as_reordered(tmp_path, nats_server):
+    """A nearly full stream refuses a large record and takes the small one after it: the large one
+    is returned to be sent again (full: back-pressure), and the small one counted as reordered."""
+    url = nats_server.url
+    add_stream(url, name="TINY", subjects=["logs.>"], discard="new", max_bytes=1_000)
+    target = _target(tmp_path, f'type = "nats"\nurl = "{url}"\nstream = "TINY"\ntimeout = 5\n')
+    try:
+        assert target.send([("f-0", {"agent": "a", "message": "small"})]).done
+        large, small = ("f-10", {"agent": "a", "message": "x" * 900}), ("f-1000", {"agent": "a", "message": "s"})
+        outcome = target.send([large, small])
+        assert outcome.retry == [large] and outcome.full and outcome.reordered == 1
+        assert "stream TINY is full (maximum bytes exceeded)" in outcome.error
+        again = target.send([large])  # still no room: refused again, nothing stored twice
+        assert again.retry == [large] and again.full and again.reordered == 0
+    finally:
+        target.close()
+    assert stream_messages(url, "TINY") == 2
