@@ -54,7 +54,8 @@ def structlog_dict_tracebacks() -> str:
                                     structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()],
                         logger_factory=structlog.PrintLoggerFactory(out))
     try:
-        logged(lambda: structlog.get_logger().exception("lookup failed", agent="planner", token="sk-abcdefghijklmnopqrstuvwx"))
+        logged(lambda: structlog.get_logger().exception("lookup failed", agent="planner",
+                                                        token="sk-abcdefghijklmnopqrstuvwx"))
     finally:
         structlog.reset_defaults()
     return out.getvalue()
