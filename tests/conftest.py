@@ -18,13 +18,17 @@ from support import DaemonProcess, write_config
 # folder without an agentflow.toml. A test that wants any of them sets it.
 SUITE_KNOBS = ("LOGD_FUZZ_EXAMPLES", "LOGD_FUZZ_SEED")
 SESSION = Path(tempfile.mkdtemp(prefix="logd-suite-"))
-for _name in [n for n in os.environ if n.startswith("LOGD_") and n not in SUITE_KNOBS]:
-    del os.environ[_name]
-for _name, _folder in (("XDG_RUNTIME_DIR", "run"), ("XDG_STATE_HOME", "state"), ("LOGD_SYSTEM_ROOT", "system")):
-    (SESSION / _folder).mkdir(mode=0o700)
-    os.environ[_name] = str(SESSION / _folder)
-(SESSION / "cwd").mkdir()
-os.chdir(SESSION / "cwd")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Before any test module is imported (pytest has found its test paths by now)."""
+    for name in [n for n in os.environ if n.startswith("LOGD_") and n not in SUITE_KNOBS]:
+        del os.environ[name]
+    for name, folder in (("XDG_RUNTIME_DIR", "run"), ("XDG_STATE_HOME", "state"), ("LOGD_SYSTEM_ROOT", "system")):
+        (SESSION / folder).mkdir(mode=0o700)
+        os.environ[name] = str(SESSION / folder)
+    (SESSION / "cwd").mkdir()
+    os.chdir(SESSION / "cwd")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

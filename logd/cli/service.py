@@ -96,8 +96,8 @@ def cmd_send(args: argparse.Namespace) -> int:
     try:
         sock.connect(os.fspath(path))
     except (FileNotFoundError, ConnectionRefusedError):
-        error(f"no logd is listening on {path} ({found.why}); start one with `logd run` "
-              "(or pass --socket/--config)")
+        chosen = "" if found.why == "--socket" else f" ({found.why})"
+        error(f"no logd is listening on {path}{chosen}; start one with `logd run` (or pass --socket/--config)")
         return EXIT_FAILURE
     except PermissionError:
         error(f"permission denied connecting to {path}; is your user in the socket's group?")
