@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import os
+import pwd
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -21,15 +22,7 @@ from urllib.parse import urlsplit
 
 from logd.extras import available, install_hint
 from logd.levels import CONFIG_LEVELS, LEVELS
-from logd.paths import (  # noqa: F401  (re-exported: the discovery rule lives in paths.py)
-    CONFIG_ENV,
-    SOCKET_ENV,
-    client_socket_path,
-    config_search_text,
-    default_socket_path,
-    find_config,
-    socket_in_config,
-)
+from logd.paths import config_search_text, default_socket_path, find_config  # noqa: F401  (re-exported)
 from logd.rotation import compression_level_error, parse_rotate_every
 from logd.steps.redact import DEFAULT_KEYS, DEFAULT_PATTERNS, REPLACEMENT, combine_patterns
 
@@ -670,26 +663,22 @@ def path_problems(config: Config) -> list[ConfigError]:
         except (OSError, UnicodeDecodeError):
             pass
     locate = _Locator(text)
-    settings: list[tuple[str, Any]] = [("logging", config)]
-    settings += [(f"logging.{name}", getattr(config, name)) for name in _SUBTABLES]
-    settings += [(f"logging.{name}[{i}]", item) for name in _ARRAYS for i, item in enumerate(getattr(config, name))]
+    tables: list[tuple[str, Any, _LineOf]] = [("logging", config, locate)]
+    tables += [(f"logging.{name}", getattr(config, name), locate) for name in _SUBTABLES]
+    tables += [(f"logging.{name}[{i}]", item, _ArrayLocator(locate, f"logging.{name}", i))
+               for name in _ARRAYS for i, item in enumerate(getattr(config, name))]
     out = []
-    for table, values in settings:
-        for f in fields(values):
-            kind, value = f.metadata.get("path"), getattr(values, f.name)
-            if kind is None or value is None:
-                continue
-            why = _uncreatable(value, folder=kind == "folder")
+    for table, settings, line_of in tables:
+        for f in fields(settings):
+            kind, value = f.metadata.get("path"), getattr(settings, f.name)
+            why = None if kind is None or value is None else _uncreatable(value, folder=kind == "folder")
             if why:
-                line = (locate.in_array(table.split("[")[0], int(table[:-1].split("[")[1]), f.name)
-                        if table.endswith("]") else locate(table, f.name))
-                out.append(_with_column(ConfigError(config.source, why, line=line, key=f"{table}.{f.name}"), text))
+                error = ConfigError(config.source, why, line=line_of(table, f.name), key=f"{table}.{f.name}")
+                out.append(_with_column(error, text))
     return out
 
 
 def _user() -> str:
-    import pwd
-
     try:
         return f"user {pwd.getpwuid(os.geteuid()).pw_name}"
     except KeyError:
