@@ -15,10 +15,12 @@ large for the stream or the server is refused for good (the dead-letter file).
 Order: a stream stores what it is sent in order, so a failure cuts a batch into a stored
 head and a tail to retry. To keep it so, the connection is dropped after a failure (the
 client would otherwise flush what it had buffered through the next server, past the
-lost messages), and after a failure one message goes alone first, so a stream that comes
-back mid-batch does not take the end of a batch before its start. A stream that took a
-record after refusing an earlier one (a smaller record fits a nearly full stream) is
-reported as ``reordered``.
+lost messages); after a failure one message goes alone first, so a stream that comes
+back mid-batch does not take the end of a batch before its start; and for a while after
+the stream said it was full, every message waits for the ack of the one before (a
+consumer freeing space mid-batch would let the stream take a later record before an
+earlier refused one). A stream that took a record after refusing an earlier one all the
+same (the batch that first fills it) is reported as ``reordered``.
 
 nats-py is asyncio; the target runs its own event loop on a thread, and ``send`` (called
 on the shipper's thread) waits for it.
@@ -29,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -45,6 +48,7 @@ from logd.traces.shapes import classify
 STORE_FAILED = 10077  # JetStream's "store failed": maximum bytes/messages (per subject) exceeded, discard new
 TOO_LARGE = 10054  # "message size exceeds maximum allowed" (the stream's max_msg_size)
 EXPECTED_STREAM = "Nats-Expected-Stream"
+CAREFUL_AFTER_FULL = 30.0  # seconds after a "full" refusal during which records go one at a time
 
 
 def server_urls(url: str) -> list[str]:
@@ -100,6 +104,7 @@ class NatsTarget:
         self._url = ""  # the server of the current connection
         self._inbox = ""
         self._probe = True  # after a failure, one message alone before the rest
+        self._careful_until = 0.0  # monotonic time until which messages go one at a time (the stream was full)
         self._attempt = 0
         self._acks: list[_Ack | None] = []
         self._subjects: list[str] = []
@@ -149,15 +154,19 @@ class NatsTarget:
         messages = [self._message(item) for item in items]
         self._subjects = [subject for subject, _, _ in messages]
         acks: list[_Ack | None] = [None] * len(items)
-        start = 0
-        if self._probe:  # the stream failed us last time: see that it takes one before pipelining the rest
-            await self._publish(nc, messages, acks, 0, 1)
-            start = 1
-            probe = acks[0] or _Ack(False, retry=True, reason=self._silence(), connection=True)
-            if not probe.ok and probe.retry:  # still failing: the rest waits, unsent
-                acks[1:] = [probe] * (len(items) - 1)
-        if start < len(items) and acks[start] is None:
-            await self._publish(nc, messages, acks, start, len(items))
+        # One at a time, each after the ack of the one before: the whole batch while the stream was
+        # lately full (space freed by a consumer mid-batch would let it take a later record before
+        # an earlier refused one), else the first record after a failure (a stream coming back
+        # mid-batch would do the same). The rest goes out pipelined.
+        alone = len(items) if time.monotonic() < self._careful_until else 1 if self._probe else 0
+        for index in range(min(alone, len(items))):
+            await self._publish(nc, messages, acks, index, index + 1)
+            ack = acks[index] or _Ack(False, retry=True, reason=self._silence(), connection=True)
+            if not ack.ok and ack.retry:  # still failing: the rest waits, unsent
+                acks[index:] = [ack] * (len(items) - index)
+                break
+        if alone < len(items) and acks[alone] is None:
+            await self._publish(nc, messages, acks, alone, len(items))
         return await self._outcome(items, acks)
 
     async def _publish(self, nc: Any, messages: list[tuple[str, bytes, dict[str, str]]], acks: list[_Ack | None],
@@ -222,6 +231,8 @@ class NatsTarget:
             else:
                 outcome.dead.append((item, ack.reason))
         self._probe = bool(outcome.retry)
+        if outcome.full:
+            self._careful_until = time.monotonic() + CAREFUL_AFTER_FULL
         if lost_connection:
             await self._drop()  # a fresh connection: nothing buffered in this one goes out later, out of order
         return outcome
