@@ -37,7 +37,9 @@ RECEIVED = "2026-11-29T17:00:00.000000Z"
 
 
 def session_of(path: Path, session: str | None = None):
-    return views.load(path, session)
+    """A framework's own file read in place, as `logd trace --dir` does."""
+    sid = session or next(iter(read_file(path).sessions))
+    return views.load(views.Located(sid, [path], foreign=True))
 
 
 def write(path: Path, text: str) -> Path:
@@ -247,7 +249,7 @@ def test_a_session_id_that_is_a_path_stays_inside_the_trace_folder(tmp_path):
     folder.mkdir()
     entries = agk_entries(session="../../escape/evil")
     done = import_file(write(tmp_path / "evil.trace.json", agk_trace_json(entries)), folder)
-    assert done.added == 14 and [p.parent for p in folder.iterdir()] == [folder]
+    assert done.added == 14 and {p.parent for p in folder.iterdir()} == {folder}
     assert not (tmp_path / "escape").exists()
     dotdot = import_file(write(tmp_path / "dots.trace.json", agk_trace_json(agk_entries(session="..")[:2])), folder)
     assert dotdot.added == 0 and "session id '..' cannot name a trace file" in dotdot.problems[0]

@@ -50,11 +50,12 @@ def test_tokens_tools_and_model_latency_reach_metrics_and_status(daemon, tmp_pat
     assert tokens("planner", "gpt-4o", "total") == 300
     assert tools("planner", "web_search", "ok") == 1
     assert tools("planner", "web_search", "error") == 1
-    # Agents SDK: generation usage, function spans with and without error (no agent on SDK spans)
-    assert tokens("unknown", "gpt-4.1", "input") == 1200
-    assert tokens("unknown", "gpt-4.1", "output") == 80
-    assert tools("unknown", "lookup_invoice", "error") == 1
-    assert tools("unknown", "lookup_invoice", "ok") == 1
+    # Agents SDK: generation usage, function spans with and without error, under the agent
+    # span that encloses them (exported after them)
+    assert tokens("billing", "gpt-4.1", "input") == 1200
+    assert tokens("billing", "gpt-4.1", "output") == 80
+    assert tools("billing", "lookup_invoice", "error") == 1
+    assert tools("billing", "lookup_invoice", "ok") == 1
     # GenAI: the response model names the series; execute_tool error.type is an error
     assert tokens("researcher", "claude-sonnet-4-20250514", "input") == 2000
     assert tokens("researcher", "claude-sonnet-4-20250514", "output") == 500
