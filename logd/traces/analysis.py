@@ -70,9 +70,10 @@ def _agentcli_flow(session: Session) -> list[FlowStep]:
 
 
 def route(steps: list[FlowStep]) -> list[str]:
-    """The condensed route: the first agent, then each agent handed to, in order, never
-    repeated. A session whose agents form one chain gets agentcli's buildRouteChain; a
-    triage that hands to billing, then to tech, keeps both: triage → billing → tech."""
+    """The condensed route: the first agent, then the agents of each hand-off in order, never
+    repeated. AgenticGoKit sessions get agentcli's buildRouteChain; elsewhere a triage that
+    hands to billing, then to tech, keeps both: triage → billing → tech. An agent run without
+    a hand-off to it (a sub-agent called from a tool) is not on the route."""
     if not steps:
         return []
     chain = [steps[0].agent]
@@ -84,8 +85,10 @@ def route(steps: list[FlowStep]) -> list[str]:
                 seen.add(step.next)
         return chain
     for step in steps:
+        if step.next == END:
+            continue  # a run that ends is no hand-off: an agent reached otherwise is not on the route
         for agent in (step.agent, step.next):
-            if agent != END and agent not in seen:
+            if agent not in seen:
                 chain.append(agent)
                 seen.add(agent)
     return chain

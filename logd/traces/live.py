@@ -69,7 +69,7 @@ class LiveTraces:
         self._pending: OrderedDict[Key, _Waiting] = OrderedDict()
         self._children: dict[Key, list[Key]] = {}  # parent -> spans waiting for it
         self._agents: OrderedDict[Key, str | None] = OrderedDict()  # settled span -> agent for its children
-        self._marks: OrderedDict[Key, None] = OrderedDict()  # spans with a descendant that reported usage
+        self._marks: OrderedDict[Key, bool] = OrderedDict()  # spans with a descendant that reported usage
         self._koog_runs: OrderedDict[str, str] = OrderedDict()
         self.pending_expired = 0
 
@@ -95,9 +95,9 @@ class LiveTraces:
         parent = text(record.get("parent_id"))
         me, up = (trace, span), (trace, parent) if parent else None
         found = semantics.usage(record)
-        marked = self._marks.pop(me, None) is not None
+        marked = self._marks.pop(me, False)
         if up is not None and (found is not None or marked):
-            self._bounded(self._marks, up, None, self.max_marks)
+            self._bounded(self._marks, up, True, self.max_marks)
         counted = None if marked else found
         if semantics.kind(record) == "agent":
             self._settle(me, record, counted, semantics.agent_name(record), out)
