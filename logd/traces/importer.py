@@ -23,13 +23,11 @@ from logd.pipeline import encode
 from logd.record import Record, normalize_object
 from logd.timestamps import format_epoch
 from logd.traces.formats import TraceMeta, expand, koog_text, scan
+from logd.traces.index import FOREIGN_SUFFIXES
 from logd.traces.model import trace_sessions
 from logd.traces.names import UnsafeSessionId, file_name, session_path
 from logd.traces.shapes import classify
 from logd.traces.store import TraceStore, read_lines
-
-# files ``--dir`` reads in place besides logd's own session files
-FOREIGN_SUFFIXES = (".trace.json", ".json", ".jsonl", ".log", ".txt", ".ndjson")
 
 
 @dataclass

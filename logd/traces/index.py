@@ -26,16 +26,19 @@ import hashlib
 import os
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from logd.timestamps import format_epoch
 from logd.traces import semantics
 from logd.traces.names import SUFFIX
 from logd.traces.shapes import SPAN, classify
 from logd.traces.store import JOURNAL, read_lines
+
+# files ``--dir`` reads in place besides logd's own session files (the frameworks' own)
+FOREIGN_SUFFIXES = (".trace.json", ".json", ".jsonl", ".log", ".txt", ".ndjson")
 
 INDEX = ".index.sqlite"
 _SCHEMA = """
@@ -46,23 +49,53 @@ CREATE TABLE IF NOT EXISTS parts (
     start REAL, end REAL, events INTEGER, errors INTEGER, agents TEXT,
     PRIMARY KEY (file, part));
 CREATE INDEX IF NOT EXISTS parts_session ON parts (session);
+CREATE INDEX IF NOT EXISTS parts_file ON parts (file);
+CREATE TABLE IF NOT EXISTS sessions (
+    start REAL NOT NULL, session TEXT NOT NULL, end REAL, events INTEGER, errors INTEGER, agents TEXT, shapes TEXT,
+    files TEXT, start_text TEXT, line TEXT, PRIMARY KEY (start, session)) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS sessions_session ON sessions (session);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
-_VERSION = "1"  # the summaries' meaning; another value rebuilds the index
+_VERSION = "5"  # the summaries' meaning; another value rebuilds the index
 
 
-@dataclass
-class Row:
-    """One session as ``logd list`` shows it."""
+class Summary:
+    """One session as ``logd list`` shows it (a row of the index, or a framework's own file
+    read in place). Made for each of 100,000 rows: plain slots, agents decoded when asked."""
 
-    session: str
-    start: float | None
-    end: float | None
-    events: int
-    errors: int
-    agents: list[str]
-    shapes: list[str]
-    files: list[str]
+    __slots__ = ("session", "start", "end", "events", "errors", "_agents", "shapes", "folder", "names",
+                 "start_text", "line")
+
+    def __init__(self, session: str, start: float | None, end: float | None, events: int, errors: int,
+                 agents: list[str] | str, shapes: list[str], folder: Path, names: list[str],
+                 start_text: str | None = None, line: str | None = None) -> None:
+        self.session, self.start, self.end, self.events, self.errors = session, start, end, events, errors
+        self._agents, self.shapes, self.folder, self.names, self.start_text = agents, shapes, folder, names, start_text
+        self.line = line  # its row of logd list's table, kept in the index
+
+    @property
+    def agents(self) -> list[str]:
+        if isinstance(self._agents, str):  # as stored: a JSON list
+            self._agents = orjson.loads(self._agents)
+        return self._agents  # type: ignore[return-value]
+
+    @property
+    def duration(self) -> float:
+        return (self.end - self.start) if self.start is not None and self.end is not None else 0.0
+
+    @property
+    def files(self) -> list[Path]:
+        return [self.folder / name for name in self.names]
+
+    @property
+    def size(self) -> int:
+        total = 0
+        for path in self.files:
+            try:
+                total += path.stat().st_size
+            except OSError:
+                pass
+        return total
 
 
 class _Part:
@@ -130,13 +163,16 @@ class SessionIndex:
         self.path = path or index_path(folder)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        # a rollback journal kept between writes: WAL's -wal/-shm files come and go with each
+        # reader, and every file created in the folder changes its mtime (a rescan of names)
+        self.db.execute("PRAGMA journal_mode=TRUNCATE")
         self.db.execute("PRAGMA synchronous=NORMAL")
         with contextlib.suppress(OSError):
             os.chmod(self.path, 0o640)
         self.db.executescript(_SCHEMA)
-        if self._meta("version") != _VERSION:
-            self.db.executescript("DELETE FROM files; DELETE FROM parts; DELETE FROM meta;")
+        if self._meta("version") != _VERSION:  # made by another logd: rebuilt from the files
+            self.db.executescript("DROP TABLE files; DROP TABLE parts; DROP TABLE sessions; DROP TABLE meta;")
+            self.db.executescript(_SCHEMA)
             self._set_meta("version", _VERSION)
 
     def __enter__(self) -> SessionIndex:
@@ -172,25 +208,57 @@ class SessionIndex:
         try:
             folder_mtime = os.stat(self.folder).st_mtime_ns
         except FileNotFoundError:
-            self.db.executescript("DELETE FROM files; DELETE FROM parts;")
+            self.db.executescript("DELETE FROM files; DELETE FROM parts; DELETE FROM sessions;")
             return 0
         names, scan_all = self._journal_names()
-        known = {name: (offset, size, mtime) for name, offset, size, mtime in
-                 self.db.execute("SELECT name, offset, size, mtime_ns FROM files")} if (
-            scan_all or self._meta("folder_mtime") != str(folder_mtime)) else None
-        if known is not None:  # files came or went (or no journal to go by): compare names
-            present = {e.name for e in os.scandir(self.folder)
-                       if e.name.endswith(SUFFIX) and e.is_file(follow_symlinks=False)}
-            for gone in set(known) - present:
+        if scan_all or self._meta("folder_mtime") != str(folder_mtime):
+            # files came or went (new ones are in the journal too), or no journal to go by: compare names
+            known = {name for (name,) in self.db.execute("SELECT name FROM files")}
+            present, foreign = set(), []
+            for entry in os.scandir(self.folder):
+                if entry.name.endswith(SUFFIX):
+                    if entry.is_file(follow_symlinks=False):
+                        present.add(entry.name)
+                elif entry.name.endswith(FOREIGN_SUFFIXES) and entry.is_file(follow_symlinks=False):
+                    foreign.append(entry.name)
+            self._set_meta("foreign", orjson.dumps(sorted(foreign)).decode())
+            for gone in known - present:
                 self._forget(gone)
-            names |= present - set(known)
+            names |= present - known
             if scan_all:
                 names |= present
         read = 0
+        self._touched: set[str] = set()
         for name in sorted(names):
             read += self._update(name)
+        self._summarise(self._touched)
         self._set_meta("folder_mtime", str(folder_mtime))
         return read
+
+    def _sessions_of(self, name: str) -> None:
+        self._touched.update(r[0] for r in self.db.execute("SELECT DISTINCT session FROM parts WHERE file = ?",
+                                                           (name,)))
+
+    def _summarise(self, sessions: set[str]) -> None:
+        """The sessions table (what ``logd list`` reads, in start order) for sessions whose parts changed."""
+        for session in sessions:
+            row = self.db.execute(
+                "SELECT MIN(start), MAX(end), SUM(events), SUM(errors), GROUP_CONCAT(agents, char(1)), "
+                "GROUP_CONCAT(DISTINCT shape), GROUP_CONCAT(DISTINCT file) FROM parts WHERE session = ?",
+                (session,)).fetchone()
+            self.db.execute("DELETE FROM sessions WHERE session = ?", (session,))
+            if row is None or row[6] is None:
+                continue
+            start, end, events, errors, agents, shapes, files = row
+            summary = Summary(session, start, end, events, errors, _merge_agents(agents),
+                              sorted(shapes.split(",")), self.folder, sorted(files.split(",")),
+                              format_epoch(start) if start is not None else None)
+            # stored in start order (the table is clustered on it) with its line of the table:
+            # logd list reads it straight through
+            self.db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (start if start is not None else 0.0, session, end, events, errors,
+                             orjson.dumps(summary.agents).decode(), ",".join(summary.shapes), ",".join(summary.names),
+                             summary.start_text, list_line(summary)))
 
     def _journal_names(self) -> tuple[set[str], bool]:
         """Files written since the last refresh (and those of the journal's last second then,
@@ -232,6 +300,7 @@ class SessionIndex:
         return names, scan_all
 
     def _forget(self, name: str) -> None:
+        self._sessions_of(name)
         self.db.execute("DELETE FROM files WHERE name = ?", (name,))
         self.db.execute("DELETE FROM parts WHERE file = ?", (name,))
 
@@ -246,6 +315,7 @@ class SessionIndex:
         if row is not None and row[1] == st.st_size and row[2] == st.st_mtime_ns:
             return 0
         offset = row[0] if row is not None and st.st_size >= row[1] else 0
+        self._sessions_of(name)
         if offset == 0:
             self.db.execute("DELETE FROM parts WHERE file = ?", (name,))
         try:
@@ -271,6 +341,7 @@ class SessionIndex:
         for key, part in parts.items():
             decl = part.decl or (None, None, None)
             session = decl[2] or key
+            self._touched.add(session)
             self.db.execute("INSERT OR REPLACE INTO parts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             (name, key, part.shape, session, decl[0], decl[1], decl[2], part.start, part.end,
                              part.events, part.errors, orjson.dumps(part.agents).decode()))
@@ -280,35 +351,59 @@ class SessionIndex:
 
     # --- answers ---
 
-    def rows(self, since: float | None = None, session: str | None = None) -> Iterator[Row]:
+    def rows(self, since: float | None = None, session: str | None = None) -> Iterator[Summary]:
         """Sessions, oldest first (streamed: memory does not grow with their number)."""
-        args: list[Any] = [session] if session is not None else []
-        where = "WHERE session = ?" if session is not None else ""
-        having = "HAVING MAX(end) >= ?" if since is not None else ""
+        where: list[str] = []
+        args: list[Any] = []
+        if session is not None:
+            where.append("session = ?")
+            args.append(session)
         if since is not None:
+            where.append("end >= ?")
             args.append(since)
         cursor = self.db.execute(
-            f"SELECT session, MIN(start), MAX(end), SUM(events), SUM(errors), GROUP_CONCAT(agents, char(1)), "
-            f"GROUP_CONCAT(DISTINCT shape), GROUP_CONCAT(DISTINCT file) FROM parts {where} "
-            f"GROUP BY session {having} ORDER BY MIN(start), session", args)
-        for sid, start, end, events, errors, agents, shapes, files in cursor:
-            yield Row(sid, start, end, events, errors, _merge_agents(agents), sorted(shapes.split(",")),
-                      sorted(files.split(",")))
+            "SELECT session, start, end, events, errors, agents, shapes, files, start_text, line FROM sessions "
+            + (f"WHERE {' AND '.join(where)} " if where else "") + "ORDER BY start, session", args)
+        folder = self.folder
+        for sid, start, end, events, errors, agents, shapes, files, start_text, line in cursor:
+            yield Summary(sid, start, end, events, errors, agents, shapes.split(","), folder, files.split(","),
+                          start_text, line)
 
     def sessions_like(self, prefix: str, limit: int = 6) -> list[str]:
         """The session ``prefix`` names exactly, else up to ``limit`` it begins."""
-        if self.db.execute("SELECT 1 FROM parts WHERE session = ? LIMIT 1", (prefix,)).fetchone():
+        if self.db.execute("SELECT 1 FROM sessions WHERE session = ?", (prefix,)).fetchone():
             return [prefix]
         return [r[0] for r in self.db.execute(
-            "SELECT DISTINCT session FROM parts WHERE session >= ? AND session < ? ORDER BY session LIMIT ?",
+            "SELECT session FROM sessions WHERE session >= ? AND session < ? ORDER BY session LIMIT ?",
             (prefix, prefix + "\U0010ffff", limit))]
+
+    def foreign_files(self) -> list[Path]:
+        """The frameworks' own files in the folder (read in place by ``--dir``), as the last
+        look at the folder's names found them (the folder has not changed since)."""
+        return [self.folder / name for name in orjson.loads(self._meta("foreign") or "[]")]
 
     def files_of(self, session: str) -> list[Path]:
         return [self.folder / r[0] for r in self.db.execute(
             "SELECT DISTINCT file FROM parts WHERE session = ? ORDER BY file", (session,))]
 
 
+LIST_HEADER = f"{'SESSION':<36} {'START':<24} {'DURATION':>9} {'EVENTS':>6} {'ERRORS':>6}  AGENTS"
+
+
+def list_line(s: Summary, verbose: bool = False) -> str:
+    """The session's row of ``logd list`` (``verbose``: whole ids and agents)."""
+    from logd.traces.render import _cut, clock_time, fmt_duration
+
+    agents = ", ".join(s.agents)
+    start = s.start_text or (clock_time(s.start, True) if s.start else "-")
+    return (f"{s.session if verbose else _cut(s.session, 36):<36} {start:<24} {fmt_duration(s.duration):>9} "
+            f"{s.events:>6} {s.errors:>6}  {agents if verbose else _cut(agents, 40)}")
+
+
 def _merge_agents(joined: str | None) -> list[str]:
+    if joined and "\x01" not in joined:  # one part: nothing to merge
+        one: dict[str, float] = orjson.loads(joined)
+        return sorted(one, key=lambda n: (one[n], n))
     first: dict[str, float] = {}
     for part in (joined or "").split("\x01"):
         if not part:

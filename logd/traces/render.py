@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from logd.timestamps import format_epoch
 from logd.traces.analysis import agent_stats, critical_path, flow, route, slowest
 from logd.traces.model import Event, Session, Span
 from logd.traces.tokens import token_usage
@@ -32,7 +33,7 @@ def clock_time(t: float, verbose: bool = False, offset: float | None = None) -> 
     """``offset`` (seconds east of UTC): the zone the producer wrote its times in, which
     agentcli prints them in (AgenticGoKit sessions); otherwise the reader's local time."""
     if verbose:
-        return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return format_epoch(t)
     if SHORT_TIMES_UTC:
         dt = datetime.fromtimestamp(t, timezone.utc)
     elif offset is not None:

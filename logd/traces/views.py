@@ -6,7 +6,7 @@ from __future__ import annotations
 import heapq
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -15,7 +15,7 @@ import orjson
 from logd.reading.timeparse import TimeError, parse_time
 from logd.timestamps import epoch_seconds
 from logd.traces import agk, importer, render
-from logd.traces.index import Row, SessionIndex
+from logd.traces.index import LIST_HEADER, SessionIndex, Summary, list_line
 from logd.traces.model import Notes, Session, build_session, to_event, trace_sessions
 from logd.traces.names import UnsafeSessionId, session_path
 from logd.traces.shapes import AGK_HOOKS, SPAN, classify
@@ -26,32 +26,6 @@ FORMATS = ("table", "json", "csv", "chrome", "agk")
 
 class TraceError(Exception):
     """A session that cannot be shown; ``str()`` is the one line for the user."""
-
-
-@dataclass
-class Summary:
-    session: str
-    start: float | None
-    end: float | None
-    agents: list[str]
-    events: int
-    errors: int
-    shapes: list[str]
-    files: list[Path] = field(default_factory=list)
-
-    @property
-    def duration(self) -> float:
-        return (self.end - self.start) if self.start is not None and self.end is not None else 0.0
-
-    @property
-    def size(self) -> int:
-        total = 0
-        for path in self.files:
-            try:
-                total += path.stat().st_size
-            except OSError:
-                pass
-        return total
 
 
 @dataclass
@@ -92,9 +66,9 @@ def load(located: Located) -> Session:
     return build_session(located.session, session_records(located.files, located.session))
 
 
-def _foreign_sessions(folder: Path) -> list[tuple[Path, Session]]:
+def _foreign_sessions(folder: Path, files: list[Path] | None = None) -> list[tuple[Path, Session]]:
     out = []
-    for path in importer.foreign_files(folder):
+    for path in importer.foreign_files(folder) if files is None else files:
         try:
             sessions = importer.read_file(path).sessions
         except OSError:
@@ -120,45 +94,37 @@ def summaries(folder: Path, since: float | None = None) -> Iterator[Summary]:
     """Every session ending at or after ``since``, oldest first: logd's session files (through
     the session index, streamed) and the frameworks' own files (AgenticGoKit ``.trace.json``,
     Koog and OpenAI exports) in ``folder``."""
-    foreign = []
-    for path, session in _foreign_sessions(folder):
-        if since is not None and (session.end is None or session.end < since):
-            continue
-        foreign.append(Summary(session.id, session.start, session.end, session.agents, len(session.events),
-                               len(session.errors), sorted({e.shape for e in session.events}), [path]))
-    foreign.sort(key=_order)
     index = _index(folder)
     if index is None:
-        yield from foreign
         return
     with index:
-        stored = (_summary(folder, row) for row in index.rows(since))
-        yield from heapq.merge(stored, foreign, key=_order)
+        foreign = []
+        for path, session in _foreign_sessions(folder, index.foreign_files()):
+            if since is not None and (session.end is None or session.end < since):
+                continue
+            foreign.append(Summary(session.id, session.start, session.end, len(session.events), len(session.errors),
+                                   session.agents, sorted({e.shape for e in session.events}), path.parent,
+                                   [path.name]))
+        foreign.sort(key=_order)
+        stored = index.rows(since)
+        yield from heapq.merge(stored, foreign, key=_order) if foreign else stored
 
 
 def _order(s: Summary) -> tuple[float, str]:
     return (s.start or 0.0, s.session)
 
 
-def _summary(folder: Path, row: Row) -> Summary:
-    return Summary(row.session, row.start, row.end, row.agents, row.events, row.errors, row.shapes,
-                   [folder / name for name in row.files])
-
-
 def render_list(items: Iterable[Summary], verbose: bool = False, out: TextIO | None = None) -> str:
-    """The table; written to ``out`` as it goes when given (100,000 sessions stream)."""
-    header = f"{'SESSION':<36} {'START':<24} {'DURATION':>9} {'EVENTS':>6} {'ERRORS':>6}  AGENTS"
+    """The table; written to ``out`` as it goes when given (100,000 sessions stream, each
+    row as the index keeps it)."""
     chunks: list[str] = []
     write = out.write if out is not None else chunks.append
     any_rows = False
     for s in items:
         if not any_rows:
-            write(header + "\n")
+            write(LIST_HEADER + "\n")
             any_rows = True
-        agents = ", ".join(s.agents)
-        write(f"{s.session if verbose else render._cut(s.session, 36):<36} "
-              f"{render.clock_time(s.start, True) if s.start else '-':<24} {render.fmt_duration(s.duration):>9} "
-              f"{s.events:>6} {s.errors:>6}  {agents if verbose else render._cut(agents, 40)}\n")
+        write((s.line if s.line is not None and not verbose else list_line(s, verbose)) + "\n")
         if verbose:
             files = ", ".join(str(p) for p in s.files)
             write(f"{'':<4}files {files} ({s.size} bytes), shapes: {', '.join(s.shapes)}, "
@@ -174,7 +140,8 @@ def list_json(items: Iterable[Summary], out: TextIO | None = None) -> str:
     write = out.write if out is not None else chunks.append
     first = True
     for s in items:
-        item = orjson.dumps({"session": s.session, "start": render.clock_time(s.start, True) if s.start else None,
+        start = s.start_text or (render.clock_time(s.start, True) if s.start else None)
+        item = orjson.dumps({"session": s.session, "start": start,
                              "duration_ms": round(s.duration * 1e3, 3), "agents": s.agents, "events": s.events,
                              "errors": s.errors, "shapes": s.shapes, "files": [str(p) for p in s.files]},
                             option=orjson.OPT_INDENT_2).decode()
