@@ -321,11 +321,13 @@ def usage(record: dict[str, Any]) -> Usage | None:
         if found is None and isinstance(data.get("data"), dict):
             inner = data["data"]
             found = _from(inner.get("usage"), model_name(inner.get("model")) or model)
-        if found is None:
-            attributes = record.get("attributes")
-            if isinstance(attributes, dict) and (GENAI_INPUT in attributes or GENAI_OUTPUT in attributes):
+        for attributes in (record.get("attributes"), data.get("attributes")):  # OTLP, or a span's copy
+            if found is None and isinstance(attributes, dict) and (GENAI_INPUT in attributes
+                                                                   or GENAI_OUTPUT in attributes):
                 found = _from({"input_tokens": attributes.get(GENAI_INPUT),
-                               "output_tokens": attributes.get(GENAI_OUTPUT)}, model)
+                               "output_tokens": attributes.get(GENAI_OUTPUT)},
+                              model or model_name(attributes.get("gen_ai.response.model")
+                                                  or attributes.get("gen_ai.request.model")))
         return found
     event = koog_event(record)
     if event:
