@@ -333,3 +333,32 @@ def test_a_session_named_import_is_shown_with_the_session_option(tmp_path):
     assert bare.returncode == 2 and "logd trace --session import" in bare.stderr
     both = trace("x", "--session", "import")
     assert both.returncode == 2 and "give the session once" in both.stderr
+
+
+def test_agk_after_event_handling_without_an_agent_is_no_blank_step():
+    """core/runner.go passes the invoked agent to AfterEventHandling, and TraceEntry leaves
+    agent_id out when it is empty (omitempty): such an entry is the step of the agent that ran
+    its event, not a step of agent ''."""
+    entries = json.loads(json.dumps(agk_entries()))
+    for e in entries:
+        if e["hook"] == "AfterEventHandling":
+            e.pop("agent_id", None)
+    entries.append({**entries[0], "event_id": "req-17461596-9", "hook": "AfterEventHandling"})  # nobody ran it
+    steps = flow(build_session("s", [normalize_object(dict(e), RECEIVED) for e in entries]))
+    assert "" not in {s.agent for s in steps}
+    assert [(s.agent, s.hook) for s in steps] == [
+        ("planner", "AfterAgentRun"), ("planner", "AfterEventHandling"), ("researcher", "AfterAgentRun"),
+        ("researcher", "AfterEventHandling"), ("planner", "AfterAgentRun"), ("planner", "AfterEventHandling")]
+
+
+def test_trace_import_takes_its_options_before_or_after_the_files(tmp_path):
+    """`logd trace import --dir D FILE` and `logd trace import FILE --dir D` (issue 27: `import`
+    was read as a session id, and options before the files were refused)."""
+    path = write(tmp_path / "req-17461596.trace.json", agk_trace_json(agk_entries()))
+    for n, args in enumerate((["--dir", str(tmp_path / "a"), str(path)], [str(path), "--dir", str(tmp_path / "b")])):
+        done = subprocess.run([sys.executable, "-m", "logd", "trace", "import", *args], capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert "14 trace records in 1 session(s): 14 imported" in done.stdout
+        folder = tmp_path / "ab"[n]
+        assert [s.session for s in views.summaries(folder)] == ["req-17461596"]

@@ -115,3 +115,40 @@ def test_quantile_interpolates_within_buckets_like_histogram_quantile():
     assert quantile(0.5, [0, 10, 0, 0, 0.0], buckets) == 1.5
     assert quantile(0.95, [0, 0, 0, 3, 0.0], buckets) == 4.0  # all in +Inf: the highest bound
     assert quantile(0.95, [0, 0, 0, 0, 0.0], buckets) is None
+
+
+def test_live_counts_wait_for_their_agent_and_never_outlive_their_bounds():
+    """Spans whose parent never comes are counted with what they say themselves, once they
+    waited max_wait (by the injected clock) or max_pending spans wait: late, never lost."""
+    from logd.traces.live import LiveTraces
+    from logd.traces.shapes import classify
+
+    now = [0.0]
+    live = LiveTraces(clock=lambda: now[0], max_pending=3, max_wait=60.0)
+
+    def span(sid: str, parent: str | None, data: dict, **extra: object) -> dict:
+        return {"trace_id": "t1", "span_id": sid, "parent_id": parent, "started_at": "2026-11-29T10:00:00Z",
+                "ended_at": "2026-11-29T10:00:01Z", "span_data": data, **extra}
+
+    def feed(record: dict) -> list:
+        found = classify(record)
+        assert found is not None
+        return live.feed(record, found)
+
+    call = span("g1", "lost-agent", {"type": "generation", "model": "m", "usage": {"input_tokens": 5}}, agent="a")
+    assert feed(call) == [] and live.pending == 1  # waits for the agent span above it
+    now[0] = 61.0
+    [fact] = feed(span("f1", "other", {"type": "function", "name": "t"}))  # the next arrival expires it
+    assert (fact.agent, fact.usage.input) == ("a", 5) and live.pending_expired == 1 and live.pending == 1
+    for n in range(4):  # past max_pending the oldest go at once
+        feed(span(f"x{n}", "elsewhere", {"type": "custom", "name": "c"}))
+    assert live.pending == 3 and live.pending_expired == 3
+    # an agent span settles what waited below it: the chat, and the turn between them, whose run total
+    # is not counted again
+    live = LiveTraces(clock=lambda: now[0])
+    waiting = [span("c1", "turn", {"type": "generation", "model": "m", "usage": {"input_tokens": 7}}),
+               span("turn", "agent", {"type": "custom", "name": "turn", "data": {"usage": {"input_tokens": 7}}})]
+    assert [feed(r) for r in waiting] == [[], []]
+    facts = feed(span("agent", None, {"type": "agent", "name": "billing"}))
+    assert sorted((f.agent, f.usage.input if f.usage else 0) for f in facts) == [
+        ("billing", 0), ("billing", 0), ("billing", 7)]
