@@ -188,15 +188,19 @@ def _timed(*args: str) -> tuple[float, float, int]:
     import subprocess
     import sys
 
+    # the command's own peak RSS (RUSAGE_CHILDREN's would be that of the daemons the bench ran before)
+    run = ("import resource, sys\nfrom logd.cli import main\nrc = main(sys.argv[1:])\n"
+           "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\nsys.exit(rc)")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "logd", *args], capture_output=True, timeout=600)
+    done = subprocess.run([sys.executable, "-c", run, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          timeout=600)
     seconds = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise RuntimeError(f"logd {' '.join(args)} failed: {done.stderr.decode(errors='replace')[-300:]}")
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    return seconds, cpu, after.ru_maxrss
+    return seconds, cpu, int(done.stderr.split()[-1])
 
 
 def bench_list(folder: Path, sessions: int = LIST_SESSIONS) -> tuple[list[Row], str]:

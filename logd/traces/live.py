@@ -83,9 +83,15 @@ class LiveTraces:
         if kind == SPAN:
             if record.get("object") != "trace":
                 self._span(record, key, out)
-        else:
-            out.append(self._fact(record, self._event_agent(record, kind, key), semantics.usage(record)))
-        self._expire(out)
+        else:  # most hooks and events carry nothing to count: no fact for them
+            if kind == KOOG and "agentId" in record:
+                self._bounded(self._koog_runs, key, record["agentId"], self.max_known)
+            usage, tool, error = semantics.usage(record), semantics.tool_call(record), semantics.error(record)
+            if usage is not None or tool is not None or error is not None:
+                agent = semantics.agent_name(record) or (self._koog_runs.get(key) if kind == KOOG else None)
+                out.append(Fact(agent, usage, tool, error, record.get("time")))
+        if self._pending:
+            self._expire(out)
         return out
 
     # --- spans ---
@@ -142,17 +148,6 @@ class LiveTraces:
             self._children.pop(key, None)  # its own waiting children expire in their turn
             out.append(self._fact(waiting.record, semantics.agent_name(waiting.record) or waiting.record.get("agent"),
                                   waiting.usage))
-
-    # --- AgenticGoKit entries and Koog events ---
-
-    def _event_agent(self, record: dict, kind: str, key: str) -> str | None:
-        agent = semantics.agent_name(record)
-        if kind == KOOG:
-            if agent:
-                self._bounded(self._koog_runs, key, agent, self.max_known)
-            else:
-                agent = self._koog_runs.get(key)
-        return agent
 
     # --- shared ---
 

@@ -219,7 +219,7 @@ def error(record: dict[str, Any]) -> str | None:
         found = error_text(result.get("error"))
         if found is not None:
             return found
-    if koog_event(record).endswith("FailedEvent"):
+    if ("runId" in record or "eventType" in record or "type" in record) and koog_event(record).endswith("FailedEvent"):
         return error_text(record.get("message")) or "failed"
     return None
 
@@ -238,7 +238,7 @@ def tool_call(record: dict[str, Any]) -> ToolCall | None:
             return None
         name = text(data.get("name"))
         return ToolCall(name, error(record) is not None) if name else None
-    ends = KOOG_TOOL_ENDS.get(koog_event(record))
+    ends = KOOG_TOOL_ENDS.get(koog_event(record)) if "toolName" in record or "tool" in record else None
     if ends is not None:
         name = text(record.get("toolName")) or text(record.get("tool"))
         return ToolCall(name, ends) if name else None
@@ -329,7 +329,7 @@ def usage(record: dict[str, Any]) -> Usage | None:
                               model or model_name(attributes.get("gen_ai.response.model")
                                                   or attributes.get("gen_ai.request.model")))
         return found
-    event = koog_event(record)
+    event = koog_event(record) if "runId" in record or "eventType" in record or "responses" in record else ""
     if event:
         model = model_name(record.get("model"))
         responses = record.get("responses")
@@ -340,14 +340,15 @@ def usage(record: dict[str, Any]) -> Usage | None:
                     return found
         return _from(record.get("usage"), model)
     state = record.get("state")
-    holders = [state, state.get("data")] if isinstance(state, dict) else []
-    for holder in (*holders, record):
+    holders = (state, state.get("data"), record) if isinstance(state, dict) else (record,)
+    for holder in holders:
         if isinstance(holder, dict):
-            model = model_name(holder.get("model"))
             for key in ("usage", "tokens"):
-                found = _from(holder.get(key), model)
-                if found is not None:
-                    return found
+                place = holder.get(key)
+                if isinstance(place, dict):
+                    found = _from(place, model_name(holder.get("model")))
+                    if found is not None:
+                        return found
     return None
 
 
