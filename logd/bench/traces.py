@@ -219,6 +219,6 @@ def bench_list(folder: Path, sessions: int = LIST_SESSIONS) -> tuple[list[Row], 
         rows.append(Row(f"logd list, {sessions:,} sessions ({label})", sessions, seconds, size, cpu))
     seconds, cpu, peak = _timed("trace", f"conv-{sessions // 2:06d}", "--dir", str(folder), "--analyze")
     rows.append(Row("logd trace S --analyze, among them", 1, seconds, 0, cpu))
-    note = (f"logd list over {sessions:,} sessions ({size / 1e6:.0f} MB of session files): peak RSS of the "
-            f"commands up to {max(peaks) / 1024:.0f} MB")
+    note = (f"logd list over {sessions:,} sessions ({size / 1e6:.0f} MB of session files): peak RSS "
+            + ", ".join(f"{p / 1024:.0f} MB" for p in peaks) + f"; logd trace S {peak / 1024:.0f} MB")
     return rows, note
