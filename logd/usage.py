@@ -416,7 +416,9 @@ def usage_view(u: dict[str, Any]) -> dict[str, Any]:
         count = int(sum(row[:-1]))
         models[model] = {"calls": count, "seconds_mean": round(row[-1] / count, 3) if count else 0,
                          "seconds_p95": quantile(0.95, row, u["latency_buckets"])}
-    return {"agents": dict(sorted(agents.items())), "models": models}
+    return {"agents": dict(sorted(agents.items())), "models": models,
+            # spans waiting for the agent span above them, and those counted without it (docs/traces.md)
+            "pending_spans": u.get("pending_spans", 0), "pending_expired": u.get("pending_expired", 0)}
 
 
 def quantile(q: float, row: list[float], buckets: list[float] | tuple[float, ...]) -> float | None:

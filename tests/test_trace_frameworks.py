@@ -209,7 +209,7 @@ def test_pydantic_ai_instrumentation(start_logd, tmp_path):
     check(logd, expected, {conversation: ["triage"]})  # a sub-agent called from a tool is no hand-off
     assert expected[conversation].agents == {"triage", "billing"}
     # the agent spans carry their run's total on top of each chat span's: counted once
-    assert expected[conversation].tokens["triage"] == [result.usage().input_tokens, result.usage().output_tokens]
+    assert expected[conversation].tokens["triage"] == [result.usage.input_tokens, result.usage.output_tokens]
 
 
 # --- Strands ---

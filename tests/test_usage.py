@@ -88,6 +88,7 @@ def test_tokens_tools_and_model_latency_reach_metrics_and_status(daemon, tmp_pat
     assert usage["agents"]["planner"]["tool_calls"]["web_search"] == {"error": 1, "ok": 1}
     assert usage["agents"]["planner"]["last_error"]["message"] == "tool failed: HTTP 429"
     assert usage["models"]["gpt-4.1"]["calls"] == 1
+    assert usage["pending_spans"] == 0 and usage["pending_expired"] == 0  # every span found its agent
 
 
 def test_ordinary_records_count_nothing():
