@@ -16,7 +16,7 @@ import signal
 import tempfile
 from pathlib import Path
 
-from logd.bench import Report, Row, _write_blobs, cpu_seconds, drive_clients, machine_line, start_logd
+from logd.bench.harness import Report, Row, _write_blobs, cpu_seconds, drive_clients, machine_line, start_logd
 from logd.control import ControlError, request
 from logd.reading.files import list_files
 

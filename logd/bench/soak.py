@@ -29,7 +29,7 @@ from pathlib import Path
 
 import orjson
 
-from logd.bench import Report, machine_line, start_logd
+from logd.bench.harness import Report, machine_line, start_logd
 from logd.bench.ship import _Rsyslog
 from logd.control import ControlError, request
 from logd.reading.files import Problem, read_lines, snapshot
