@@ -9,9 +9,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from logd.config import ShipSettings
 from logd.ship.checkpoint import CheckpointError, CheckpointStore, Position
 from logd.ship.follow import Tailer
+from logd.ship.settings import ShipSettings
 from logd.ship.shipper import Shipper
 
 from logsets import lines, record, write

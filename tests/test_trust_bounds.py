@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 from logd.control import request
-from logd.metrics import AgentMetrics
 from logd.record import MAX_KEY_CHARS
+from logd.steps.agents import AgentMetrics
 from logd.steps.sampling import RateLimiter
 
 from support import agent_records, send_records, wait_for

@@ -24,7 +24,6 @@ from typing import Any
 import orjson
 
 from logd.backups import Names, compression_of
-from logd.config import ShipSettings
 from logd.levels import RANK
 from logd.reading import files as reader
 from logd.ship import encoders
@@ -32,6 +31,7 @@ from logd.ship.backoff import RetryPolicy
 from logd.ship.checkpoint import CheckpointStore, Position, fingerprint
 from logd.ship.encoders import Item
 from logd.ship.follow import Chunk, FileInfo, Tailer, located, read_head, take_survey
+from logd.ship.settings import ShipSettings
 from logd.ship.targets import Target, build_target, shown_url
 from logd.timestamps import format_epoch
 from logd.traces.shapes import classify

@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, BinaryIO
 
 import orjson
 
-from logd.components import SinkStats
+from logd.components import Batch, SinkBase, SinkStats
 from logd.events import Events
-from logd.pipeline import Batch
 from logd.record import TRUSTED_FIELDS, Record
+from logd.settings import choice, setting
+from logd.sinks.file import FileSettings
+from logd.spec import SINK, Context, Spec, Tables
 from logd.timestamps import epoch_seconds
 from logd.traces.shapes import AGK, SPAN, classify
 
@@ -187,7 +191,7 @@ class ConsoleFormatter:
         return f"{stamp} {abbrev} {head} {' '.join(f'{k}={v}' for k, v in fields)}\n"
 
 
-class ConsoleSink:
+class ConsoleSink(SinkBase):
     """Writes to a binary stream (stdout by default). The smallest sink: copy it to add one.
 
     A stream that fails (closed pipe, hung-up terminal) disables the sink rather than hold
@@ -213,9 +217,6 @@ class ConsoleSink:
         self.dropped += lost
         self.events.emit("error", f"console output failed ({exc.strerror or exc}); console disabled, "
                          "records still go to the other sinks", sink=self.name)
-
-    def open(self) -> None:
-        pass  # the stream is open already
 
     def write(self, batch: Batch) -> None:
         if self.broken:
@@ -246,3 +247,23 @@ class ConsoleSink:
 
     def stats(self) -> SinkStats:
         return SinkStats(discarded_events=self.dropped, sent_bytes=self.bytes_written, writable=not self.broken)
+
+
+@dataclass(frozen=True)
+class ConsoleSettings:
+    format: str = setting("console", doc="what the console prints: human lines, or the JSON lines of the file",
+                          check=choice({"console": "console", "text": "console", "json": "json"},
+                                       'one of "console", "text", "json"'))
+
+
+def _build(settings: ConsoleSettings, ctx: Context) -> ConsoleSink | None:
+    if not ctx.config.of(FileSettings).console_enabled:  # file_only, with a file
+        return None
+    return ConsoleSink(sys.stdout.buffer, settings.format, events=ctx.events)
+
+
+def _summary(config: Tables) -> str | None:
+    return f"console ({config.of(ConsoleSettings).format})" if config.of(FileSettings).console_enabled else None
+
+
+SPEC = Spec(SINK, "console", _build, ConsoleSettings, table="", summary=_summary)

@@ -5,16 +5,46 @@ imported only when the listener starts, so the core install runs without them.""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from logd.config import OtlpSettings
+from prometheus_client.core import CounterMetricFamily
+
 from logd.events import Events
 from logd.extras import available, install_hint
 from logd.pipeline import Pipeline
+from logd.settings import integer, setting, tcp_listen
+from logd.spec import SOURCE, Spec, TableCheck, Tables
 
 if TYPE_CHECKING:
     from logd.sources.http import HttpListener, Routes
     from logd.sources.otlp import OtlpReceiver
+
+
+OTLP_LISTEN_ENV = "LOGD_OTLP_LISTEN"
+OTLP_DEFAULT_LISTEN = "127.0.0.1:4318"  # the OTLP/HTTP port exporters use by default
+
+
+def default_otlp_listen(env: Mapping[str, str] | None = None) -> str:
+    """``$LOGD_OTLP_LISTEN`` (``""`` turns the receiver off), else 127.0.0.1:4318."""
+    env = os.environ if env is None else env
+    return env.get(OTLP_LISTEN_ENV, OTLP_DEFAULT_LISTEN)
+
+
+@dataclass(frozen=True)
+class OtlpSettings:
+    """``[logging.otlp]``: the HTTP ingest listener (OTLP/HTTP ``/v1/logs``, ``/v1/traces``).
+
+    On by default on loopback; a busy default port is reported once and logging goes on."""
+
+    listen: str = setting(doc='"host:port"; "" for no listener', factory=default_otlp_listen,
+                          check=tcp_listen('"host:port" (e.g. "127.0.0.1:4318"), or "" for no OTLP receiver'))
+    max_body_bytes: int = setting(4 * 1024 * 1024, doc="per request, after gzip decompression: larger gets 413",
+                                  check=integer(1024, "a whole number of bytes >= 1024"))
+    max_connections: int = setting(1024, doc="further connections are closed at once (exporters retry)",
+                                   check=integer(1, "a whole number >= 1"))
 
 
 class HttpIngest:
@@ -64,7 +94,14 @@ class HttpIngest:
     async def stop(self) -> None:
         if self.listener is not None:
             listener, self.listener = self.listener, None
-            await listener.stop()
+            await listener.stop()  # requests in flight finish; their records are in the pipeline
+
+    async def reload(self, config: Tables) -> None:
+        new = config.of(OtlpSettings)
+        if new != self.settings:
+            await self.stop()
+            self.settings = new
+            await self.start()
 
     def stats(self) -> dict:
         if self.listener is None:
@@ -72,3 +109,36 @@ class HttpIngest:
         return {"url": self.listener.url, "responses": {str(k): v for k, v in sorted(self.listener.responses.items())},
                 "connections_refused": self.listener.connections_refused,
                 **(self.otlp.stats() if self.otlp is not None else {})}
+
+
+def _otlp_families(otlp: dict[str, Any]) -> Iterable:
+    """The OTLP/HTTP receiver (``[logging.otlp]``), from its own stats; nothing while it is off."""
+    if "url" not in otlp:
+        return ()
+    received = CounterMetricFamily("logd_otlp_received", "Spans and log records taken from OTLP requests",
+                                   labels=["signal"])
+    rejected = CounterMetricFamily("logd_otlp_rejected", "Spans and log records refused (partial success)",
+                                   labels=["signal"])
+    for signal in ("spans", "log_records"):
+        received.add_metric([signal], otlp.get("received", {}).get(signal, 0))
+        rejected.add_metric([signal], otlp.get("rejected", {}).get(signal, 0))
+    responses = CounterMetricFamily("logd_otlp_responses", "HTTP answers of the ingest listener, by status code",
+                                    labels=["code"])
+    for code, n in sorted(otlp.get("responses", {}).items()):
+        responses.add_metric([code], n)
+    malformed = CounterMetricFamily("logd_otlp_malformed_requests", "OTLP requests refused as malformed (400)",
+                                    value=otlp.get("malformed", 0))
+    refused = CounterMetricFamily("logd_otlp_connections_refused", "Ingest connections refused at max_connections",
+                                  value=otlp.get("connections_refused", 0))
+    return (received, rejected, responses, malformed, refused)
+
+
+def _check(table: TableCheck) -> None:
+    if table.values.get("listen") and not (available("h11") and available("opentelemetry.proto")):
+        table.problem("the OTLP receiver needs h11 and opentelemetry-proto, which are not installed: "
+                      f'{install_hint("h11")} (or listen = "" for none)', "listen")
+
+
+SPEC = Spec(SOURCE, "otlp", lambda settings, ctx: HttpIngest(settings, ctx.pipeline, ctx.events), OtlpSettings,
+            table="otlp", check=_check, figures=lambda ingest: {"otlp": ingest.stats()},
+            families=lambda s: _otlp_families(s.get("otlp") or {}))
