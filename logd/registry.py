@@ -25,6 +25,7 @@ ENTRIES: list[str] = [
     "logd.sinks.console:SPEC",
     "logd.sinks.file:SPEC",
     "logd.ship.spool:SPEC",
+    "logd.sinks.journald:SPEC",  # [logging.journald]
     "logd.traces.sink:SPEC",  # [logging.traces]
     "logd.metrics:SPEC",  # [logging.metrics]
     "logd.sources.ingest:SPEC",  # [logging.otlp]
