@@ -157,23 +157,27 @@ class MetricsSettings:
 
 
 OTLP_LISTEN_ENV = "LOGD_OTLP_LISTEN"
-OTLP_DEFAULT_LISTEN = "127.0.0.1:4318"  # the OTLP/HTTP port exporters use by default
 
 
 def default_otlp_listen(env: Mapping[str, str] | None = None) -> str:
-    """``$LOGD_OTLP_LISTEN`` (``""`` turns the receiver off), else 127.0.0.1:4318."""
+    """``$LOGD_OTLP_LISTEN``, else ``""``: the listener is off unless configured."""
     env = os.environ if env is None else env
-    return env.get(OTLP_LISTEN_ENV, OTLP_DEFAULT_LISTEN)
+    return env.get(OTLP_LISTEN_ENV, "")
 
 
 @dataclass(frozen=True)
 class OtlpSettings:
-    """``[logging.otlp]``: the HTTP ingest listener (OTLP/HTTP ``/v1/logs``, ``/v1/traces``).
+    """``[logging.otlp]``: the HTTP ingest listener (OTLP/HTTP ``/v1/logs``, ``/v1/traces``,
+    the OpenAI Agents SDK's ``/v1/traces/ingest``). Off unless ``listen`` is set; every bound
+    is in docs/security.md."""
 
-    On by default on loopback; a busy default port is reported once and logging goes on."""
-
-    listen: str = field(default_factory=default_otlp_listen)  # "host:port"; "" for no listener
+    listen: str = field(default_factory=default_otlp_listen)  # "host:port" such as "127.0.0.1:4318"; "" for none
+    token_file: Path | None = None  # "name:token" lines; set: every request needs "Authorization: Bearer <token>"
     max_body_bytes: int = 4 * 1024 * 1024  # per request, after gzip decompression: larger gets 413
+    max_items: int = 10_000  # log records or spans per request (and resource or scope entries): more gets 413
+    max_inflight_bytes: int = 64 * 1024 * 1024  # bodies and decoded items of all requests in flight: beyond, 503
+    request_timeout: float = 30.0  # seconds from a request's first byte to its last: a slower sender is closed
+    retry_after: int = 1  # seconds, the Retry-After of a 503 (backpressure, max_inflight_bytes)
     max_connections: int = 1024  # further connections are closed at once (exporters retry)
 
 
@@ -529,7 +533,12 @@ def _tcp_listen(value: Any) -> str:
 
 _OTLP_KEYS: dict[str, Validator] = {
     "listen": _tcp_listen,
+    "token_file": _string,
     "max_body_bytes": _integer(1024, "a whole number of bytes >= 1024"),
+    "max_items": _integer(1, "a whole number >= 1"),
+    "max_inflight_bytes": _integer(1024, "a whole number of bytes >= 1024"),
+    "request_timeout": _number(0, "a positive number of seconds", positive=True),
+    "retry_after": _integer(1, "a whole number of seconds >= 1"),
     "max_connections": _integer(1, "a whole number >= 1"),
 }
 _TRACES_KEYS: dict[str, Validator] = {
@@ -604,6 +613,9 @@ def parse_config(text: str, path: Path) -> Config:
         errors.append(ConfigError(path, "the OTLP receiver needs h11 and opentelemetry-proto, which are not "
                                   f"installed: {install_hint('h11')} (or listen = \"\" for none)",
                                   line=locate("logging.otlp", "listen"), key="logging.otlp.listen"))
+    if "token_file" in tables["otlp"]:
+        tables["otlp"]["token_file"] = _relative_to(base, tables["otlp"]["token_file"])
+        errors.extend(_token_file_error(path, locate, tables["otlp"]["token_file"]))
     if "dir" in tables["traces"]:
         tables["traces"]["dir"] = _relative_to(base, tables["traces"]["dir"])
     listen = tables["metrics"].get("listen", "")
@@ -653,6 +665,17 @@ def _world_writable(path: Path, locate: _Locator, tables: dict[str, dict[str, An
                                    "if that is really wanted", line=locate(f"logging.{table}", "mode"),
                                    key=f"logging.{table}.mode"))
     return out
+
+
+def _token_file_error(path: Path, locate: _Locator, token_file: Path) -> list[ConfigError]:
+    """The OTLP token file must be readable, private enough, and hold tokens (logd.sources.tokens)."""
+    from logd.sources.tokens import TokenFileError, read_tokens  # stdlib only
+
+    try:
+        read_tokens(token_file)
+    except TokenFileError as exc:
+        return [ConfigError(path, str(exc), line=locate("logging.otlp", "token_file"), key="logging.otlp.token_file")]
+    return []
 
 
 # (table, key) -> the line it stands on: a _Locator, or an _ArrayLocator inside one [[table]]

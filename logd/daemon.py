@@ -289,6 +289,8 @@ class Daemon:
             await self.ingest.stop()
             self.ingest = HttpIngest(new.otlp, self.pipeline, self.events)
             await self.ingest.start()
+        else:
+            self.ingest.reload_tokens()
 
     # --- control commands ---
 

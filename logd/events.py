@@ -61,6 +61,9 @@ class Events:
         self._early: list[Record] = []
         self._closed = False
         self.counts: dict[str, int] = {}  # level -> events emitted
+        # consoles that print logd's records where stderr goes (ConsoleSink): while one does and
+        # the pipeline takes records, the stderr line would print the same warning twice
+        self.echoes = 0
         self.lost = 0  # records about logd that had nowhere to go (before start-up, after shutdown)
 
     def connect(self, put: Put, loop: asyncio.AbstractEventLoop | None = None) -> None:
@@ -91,7 +94,7 @@ class Events:
         """Report ``message`` at ``level``; ``stderr`` overrides the default (warnings and worse)."""
         with self._lock:
             self.counts[level] = self.counts.get(level, 0) + 1
-        if stderr if stderr is not None else level in STDERR_LEVELS:
+        if (stderr if stderr is not None else level in STDERR_LEVELS) and not (self.echoes and self._put):
             self._stderr(stderr_line(level, message, fields))
         record: Record = {"time": format_epoch(self.clock()), "level": level, "message": message,
                           "agent": "logd", **fields}

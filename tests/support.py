@@ -219,3 +219,11 @@ def start_receiver(folder: Path, sock: Path, logging_body: str = 'file = "agent.
     started = wait_for(lambda: next((r for r in read_records(folder / "agent.log")
                                      if r.get("event") == "otlp" and "url" in r), None), what="the OTLP receiver")
     return Receiver(daemon, started["url"], folder / "agent.log", config)
+
+
+def rss_peak_kb(pid: int) -> int:
+    """The process's peak resident memory (VmHWM), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from logd.control import request
 
-from support import DaemonProcess, send, wait_for, write_config
+from support import DaemonProcess, rss_peak_kb, send, wait_for, write_config
 
 EXAMPLES = int(os.environ.get("LOGD_FUZZ_EXAMPLES", "40"))
 SEED = int(os.environ.get("LOGD_FUZZ_SEED", "18"))
@@ -119,7 +119,7 @@ def fuzz_daemon(tmp_path_factory) -> Iterator[DaemonProcess]:
     d.seen = {}  # type: ignore[attr-defined]  # example tag -> (client -> [i...])
     d.totals = dict.fromkeys(("examples", "honest", "hostile", "acks"), 0)  # type: ignore[attr-defined]
     yield d
-    print(f"\nfuzz seed {SEED}: {d.totals} peak RSS {peak_rss_kb(d.proc.pid)} KB")  # type: ignore[attr-defined]
+    print(f"\nfuzz seed {SEED}: {d.totals} peak RSS {rss_peak_kb(d.proc.pid)} KB")  # type: ignore[attr-defined]
     try:
         assert d.stop() == 0
         assert "Traceback" not in d.stderr()
@@ -241,7 +241,7 @@ def test_hostile_lines_never_cost_an_honest_record_or_an_ack(fuzz_daemon, data, 
     for client, n in expected.items():
         assert got.get(client, []) == list(range(n)), f"client {client}: {got.get(client)}"
     assert d.proc.poll() is None and request(d.socket_path, "ping")["pid"] == d.proc.pid
-    assert peak_rss_kb(d.proc.pid) < RSS_LIMIT_KB
+    assert rss_peak_kb(d.proc.pid) < RSS_LIMIT_KB
     totals = d.totals  # type: ignore[attr-defined]
     totals["examples"] += 1
     totals["honest"] += sum(expected.values())
@@ -259,8 +259,3 @@ def diagnosis(d: DaemonProcess) -> str:
         return f"no status ({exc}); alive={d.proc.poll() is None}; stderr {d.stderr()[-1500:]!r}"
 
 
-def peak_rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmHWM")
