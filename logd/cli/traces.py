@@ -68,7 +68,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     status = EXIT_OK
     for name in args.files:
         try:
-            done = importer.import_file(Path(name), folder)
+            done = importer.import_file(Path(name), folder, max_bytes=int(args.max_mb * 1024 * 1024))
         except OSError as exc:
             error(f"cannot import {name}: {exc.strerror or exc}")
             status = EXIT_FAILURE
@@ -228,5 +228,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--debug", action="store_true",
                    help="each stored record as stored, and why it was or was not paired into a span")
     p.add_argument("--dir", help=dir_help)
+    p.add_argument("--max-mb", type=float, default=256, metavar="MB",
+                   help="logd trace import: refuse a file larger than this (default 256): it is read whole")
     p.add_argument("--config", "-c", help=CONFIG_HELP)
     p.set_defaults(func=cmd_trace)
