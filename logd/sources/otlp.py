@@ -111,9 +111,12 @@ def _safe_key(key: str) -> str:
 _ID_KEYS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
 
 
-def _hex_ids_to_base64(node: Any) -> None:
-    """OTLP JSON writes ids as hex; protobuf's JSON mapping expects base64 for bytes."""
+def _hex_ids_to_base64(node: Any, charge: Charge) -> None:
+    """OTLP JSON writes ids as hex; protobuf's JSON mapping expects base64 for bytes. Every
+    value is visited here first, so ``charge`` is told of them all before the protobuf JSON
+    parser (pure Python: seconds for a few MB) makes a message of them."""
     if isinstance(node, dict):
+        charge(len(node))
         for key, value in node.items():
             if key in _ID_KEYS and isinstance(value, str):
                 try:
@@ -121,18 +124,22 @@ def _hex_ids_to_base64(node: Any) -> None:
                 except ValueError:
                     raise MalformedBody(f"{key} {value[:40]!r} is not a hex id") from None
             elif isinstance(value, (dict, list)):
-                _hex_ids_to_base64(value)
+                _hex_ids_to_base64(value, charge)
     elif isinstance(node, list):
+        charge(len(node))
         for item in node:
-            _hex_ids_to_base64(item)
+            if isinstance(item, (dict, list)):
+                _hex_ids_to_base64(item, charge)
 
 
 _M = TypeVar("_M", bound=Message)  # a protobuf request message
 
 
-def decode(body: bytes, media_type: str, message: _M, check: Callable[[dict], None] = lambda document: None) -> _M:
+def decode(body: bytes, media_type: str, message: _M, check: Callable[[dict], None] = lambda document: None,
+           charge: Charge = _free) -> _M:
     """Fill ``message`` (a protobuf request) from the body, or raise MalformedBody. ``check``
-    sees a JSON body's document before the (slow) protobuf JSON parser does (item counts)."""
+    sees a JSON body's document before the (slow) protobuf JSON parser does (item counts),
+    ``charge`` is told of its values."""
     if media_type == PROTOBUF:
         try:
             message.ParseFromString(body)
@@ -147,7 +154,7 @@ def decode(body: bytes, media_type: str, message: _M, check: Callable[[dict], No
         raise MalformedBody(f"expected a JSON object {type(message).__name__}, found {type(document).__name__}")
     check(document)
     try:
-        _hex_ids_to_base64(document)
+        _hex_ids_to_base64(document, charge)
         json_format.ParseDict(document, message, ignore_unknown_fields=True)
     except RecursionError:
         raise MalformedBody("nested too deeply") from None
@@ -527,7 +534,8 @@ class OtlpReceiver:
         if request.media_type == PROTOBUF:
             wire_item_limit(request, what)
         try:
-            message = decode(request.body, request.media_type, message, json_item_limit(request, levels, what))
+            message = decode(request.body, request.media_type, message, json_item_limit(request, levels, what),
+                             request.charge_values)
         except MalformedBody as exc:
             return self._malformed(request, exc)
         admit_items(request, message, levels, what)
