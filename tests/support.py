@@ -227,3 +227,31 @@ def rss_peak_kb(pid: int) -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
     raise AssertionError("no VmHWM")
+
+
+class Follower:
+    """The new complete records of a JSON-lines file logd writes, across size rotations with
+    numbered backups (the rest of the file rotated away is then ``<name>.1``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.inode: int | None = None
+
+    def records(self) -> list[dict]:
+        """Records written since the last call; raises if a line logd wrote is not JSON."""
+        out: list[dict] = []
+        inode = os.stat(self.path).st_ino
+        if self.inode is not None and inode != self.inode:
+            out += self._read(self.path.with_name(self.path.name + ".1"))
+            self.offset = 0
+        self.inode = inode
+        return out + self._read(self.path)
+
+    def _read(self, path: Path) -> list[dict]:
+        with open(path, "rb") as f:
+            f.seek(self.offset)
+            data = f.read()
+        data = data[: data.rfind(b"\n") + 1]
+        self.offset += len(data)
+        return [orjson.loads(line) for line in data.splitlines()]
