@@ -255,3 +255,13 @@ class Follower:
         data = data[: data.rfind(b"\n") + 1]
         self.offset += len(data)
         return [orjson.loads(line) for line in data.splitlines()]
+
+
+def protobuf_field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field (hostile OTLP bodies are built from these)."""
+    size, length = len(payload), bytearray()
+    while True:
+        byte, size = size & 0x7F, size >> 7
+        length.append(byte | (0x80 if size else 0))
+        if not size:
+            return bytes([number << 3 | 2]) + bytes(length) + payload

@@ -43,14 +43,13 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, LogRecordExportResult, SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.trace.id_generator import IdGenerator
+from otel_support import recorded_spans
 
 from logd.control import request
 
-from support import DaemonProcess, Follower, rss_peak_kb, wait_for, write_config
+from support import DaemonProcess, Follower, protobuf_field, rss_peak_kb, wait_for, write_config
 
 EXAMPLES = int(os.environ.get("LOGD_HTTP_FUZZ_EXAMPLES", "20"))
 SECONDS = float(os.environ.get("LOGD_HTTP_FUZZ_SECONDS", "0"))  # > 0: examples after this many seconds do nothing
@@ -69,16 +68,6 @@ ANSWERS = {200, 400, 401, 404, 405, 408, 413, 415, 431, 503}  # what the listene
 PROTOBUF, JSON = "application/x-protobuf", "application/json"
 
 
-def _field(number: int, payload: bytes) -> bytes:
-    """A length-delimited protobuf field."""
-    size, length = len(payload), bytearray()
-    while True:
-        byte, size = size & 0x7F, size >> 7
-        length.append(byte | (0x80 if size else 0))
-        if not size:
-            return bytes([number << 3 | 2]) + bytes(length) + payload
-
-
 # --- hostile requests ---
 
 @dataclass
@@ -93,12 +82,19 @@ class Hostile:
 
 
 paths = st.sampled_from(["/v1/logs", "/v1/traces"])
-dense_items = st.builds(lambda path, n: Hostile(path, _field(1, _field(2, b"\x12\x00" * n))),
+
+
+def one_record(record_fields: bytes) -> bytes:
+    """A /v1/logs request of one resource, one scope and one log record of these fields."""
+    return protobuf_field(1, protobuf_field(2, protobuf_field(2, record_fields)))
+
+
+dense_items = st.builds(lambda path, n: Hostile(path, protobuf_field(1, protobuf_field(2, b"\x12\x00" * n))),
                         paths, st.integers(MAX_ITEMS - 3, 120_000))
-attribute_flood = st.builds(  # one record or span with many empty attributes (field 6 of a log record)
-    lambda n: Hostile("/v1/logs", _field(1, _field(2, _field(2, b"\x32\x00" * n)))), st.integers(1000, 120_000))
-array_flood = st.builds(  # a log body that is an array of many empty AnyValues
-    lambda n: Hostile("/v1/logs", _field(1, _field(2, _field(2, _field(5, _field(5, b"\x0a\x00" * n)))))),
+attribute_flood = st.builds(  # many empty attributes (field 6 of a log record)
+    lambda n: Hostile("/v1/logs", one_record(b"\x32\x00" * n)), st.integers(1000, 120_000))
+array_flood = st.builds(  # a body (field 5) that is an array (field 5) of many empty AnyValues
+    lambda n: Hostile("/v1/logs", one_record(protobuf_field(5, protobuf_field(5, b"\x0a\x00" * n)))),
     st.integers(1000, 120_000))
 random_bytes = st.builds(Hostile, paths, st.binary(max_size=2000))
 json_values = st.recursive(
@@ -224,15 +220,11 @@ ids = CountingIds()
 
 
 def honest_spans(tag: int, n: int) -> list:
-    memory = InMemorySpanExporter()
-    provider = TracerProvider(resource=Resource.create({"service.name": "fuzz"}), id_generator=ids)
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    tracer = provider.get_tracer("test.fuzz_http")
-    for k in range(n):
-        with tracer.start_as_current_span(f"fz-{tag}-{k}", attributes={"session.id": f"fz-{tag}"}):
-            pass
-    provider.shutdown()
-    return list(memory.get_finished_spans())
+    with recorded_spans("fuzz", "test.fuzz_http", ids) as (tracer, spans):
+        for k in range(n):
+            with tracer.start_as_current_span(f"fz-{tag}-{k}", attributes={"session.id": f"fz-{tag}"}):
+                pass
+    return spans
 
 
 def honest_logs(tag: int, n: int) -> list:

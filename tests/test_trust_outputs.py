@@ -14,11 +14,9 @@ from pathlib import Path
 
 import orjson
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.trace import Status, StatusCode
+from otel_support import recorded_spans
 
 from logd.control import request
 from logd.record import MAX_KEY_CHARS
@@ -47,11 +45,8 @@ def everything_shown(r: Receiver, metrics: str) -> dict[str, str]:
 
 def failed_tool_run(session: str) -> list:
     """An agent run as the OTel SDK records it, whose names, status and exception carry a secret."""
-    memory = InMemorySpanExporter()
-    provider = TracerProvider(resource=Resource.create({"service.name": "support-bot"}))
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    tracer = provider.get_tracer("test.trust")
-    with tracer.start_as_current_span("invoke_agent triage", attributes={
+    with recorded_spans("support-bot", "test.trust") as (tracer, spans), tracer.start_as_current_span(
+            "invoke_agent triage", attributes={
             "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": f"triage password={SECRET}",
             "gen_ai.conversation.id": session}):
         with tracer.start_as_current_span("chat", attributes={
@@ -62,8 +57,7 @@ def failed_tool_run(session: str) -> list:
                 "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": f"lookup password={SECRET}"}) as tool:
             tool.record_exception(PermissionError(f"login refused: password={SECRET}"))
             tool.set_status(Status(StatusCode.ERROR, f"denied, token: {SECRET}"))
-    provider.shutdown()
-    return list(memory.get_finished_spans())
+    return spans
 
 
 def test_secrets_in_names_statuses_errors_and_bodies_are_redacted_in_every_output(tmp_path: Path, sock_dir: Path):

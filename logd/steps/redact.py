@@ -92,6 +92,14 @@ def key_value_pattern(keys: Iterable[str]) -> re.Pattern[str]:
     return re.compile(rf"""((?:{alternation})(?:\\?["'])?\s*[=:]\s*){_KV_VALUE}""", re.IGNORECASE)
 
 
+def _remember(clean: set[str], text: str) -> None:
+    """``text`` into a cache of strings known clean, up to its bounds (full: emptied at once)."""
+    if len(text) <= _MAX_REMEMBERED_VALUE:
+        if len(clean) >= _MAX_REMEMBERED:
+            clean.clear()
+        clean.add(text)
+
+
 _CAMEL_BOUNDARY = re.compile(r"([a-z0-9])([A-Z])")
 _SEPARATORS = re.compile(r"[-. ]+")
 _LEADING_FLAGS = re.compile(r"\(\?([aiLmsux]+)\)")
@@ -230,10 +238,7 @@ class Redactor:
         for stem in self._kv_stems:
             if stem in low:
                 return self._kv_scrub(kv, text)
-        if len(text) <= _MAX_REMEMBERED_VALUE:
-            if len(self._kv_clean) >= _MAX_REMEMBERED:
-                self._kv_clean.clear()
-            self._kv_clean.add(text)
+        _remember(self._kv_clean, text)
         return text
 
     def is_text_key(self, key: object) -> bool:
@@ -359,10 +364,7 @@ class Redactor:
         assert self._search is not None
         if self._search(text) is not None:
             return True
-        if len(text) <= _MAX_REMEMBERED_VALUE:
-            if len(self._clean) >= _MAX_REMEMBERED:
-                self._clean.clear()
-            self._clean.add(text)
+        _remember(self._clean, text)
         return False
 
     def _scrub(self, text: str) -> str:
