@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import os
+import pwd
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -21,7 +22,7 @@ from urllib.parse import urlsplit
 
 from logd.extras import available, install_hint
 from logd.levels import CONFIG_LEVELS, LEVELS
-from logd.paths import SOCKET_ENV, SYSTEM_SOCKET, client_socket_path, default_socket_path  # noqa: F401  (re-exported: the rules live in paths.py)
+from logd.paths import config_search_text, default_socket_path, find_config  # noqa: F401  (re-exported)
 from logd.rotation import compression_level_error, parse_rotate_every
 from logd.steps.redact import DEFAULT_KEYS, DEFAULT_PATTERNS, REPLACEMENT, combine_patterns
 
@@ -31,8 +32,6 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 MB = 1024 * 1024
-CONFIG_ENV = "LOGD_CONFIG"
-DEFAULT_CONFIG_NAME = "agentflow.toml"
 
 
 class ConfigError(Exception):
@@ -64,9 +63,14 @@ class ConfigErrors(ConfigError):
         return self.args[0]
 
 
+def _made(kind: str) -> Any:
+    """An optional path logd makes (a "file" or "folder"): ``logd check`` checks that it can."""
+    return field(default=None, metadata={"path": kind})
+
+
 @dataclass(frozen=True)
 class SocketSettings:
-    path: Path  # the socket agents send to
+    path: Path = field(metadata={"path": "socket"})  # the socket agents send to
     mode: int = 0o660  # socket permissions: owner and group may send
     group: str | int | None = None  # group owning the socket (agents' users join it); default: the daemon's
     max_record_bytes: int = 256 * 1024  # longer lines are cut to this and flagged _truncated
@@ -83,7 +87,7 @@ class SocketSettings:
 class TraceSettings:
     """``[logging.traces]``: where per-session trace files go and how long they are kept."""
 
-    dir: Path | None = None  # default: traces/ beside `file`, else $XDG_STATE_HOME/logd/traces
+    dir: Path | None = _made("folder")  # default: traces/ beside `file`, else $XDG_STATE_HOME/logd/traces
     max_age: float = 0  # days; 0 keeps every session
 
 
@@ -186,7 +190,7 @@ class Config:
     socket: SocketSettings
     level: str = "info"  # minimum level for every sink ("warning" is accepted for "warn")
     format: str = "console"  # what the console prints: human lines, or the JSON lines of the file
-    file: Path | None = None  # the JSON-lines file; unset: console only
+    file: Path | None = _made("file")  # the JSON-lines file; unset: console only
     file_only: bool = False  # no console output
     max_size: float = 100  # MB: rotate before the file would exceed this
     max_backups: int = 0  # rotated files kept; 0 keeps every one
@@ -202,7 +206,7 @@ class Config:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     otlp: OtlpSettings = field(default_factory=OtlpSettings)
     ship: tuple[ShipSettings, ...] = ()
-    state_dir: Path | None = None  # ship checkpoints, dead letters, spool; default .logd-state beside `file`
+    state_dir: Path | None = _made("folder")  # ship checkpoints, dead letters, spool; default .logd-state beside `file`
     source: Path | None = field(default=None, compare=False)
     digest: str | None = field(default=None, compare=False)  # sha256 of the bytes loaded
     warnings: tuple[str, ...] = field(default=(), compare=False)  # things accepted but probably unintended
@@ -229,42 +233,6 @@ class Config:
 def _relative_to(base: Path, value: str) -> Path:
     """A path from the config: ``~`` expanded, relative to the config's folder, ``..`` folded."""
     return Path(os.path.normpath(base / Path(value).expanduser()))
-
-
-def socket_path_hint(path: Path) -> Path:
-    """The socket a config names, read leniently: for commands that must reach the daemon
-    even when the file now holds an error (``logd reload`` after a bad edit)."""
-    try:
-        section = tomllib.loads(path.read_text(encoding="utf-8")).get("logging", {})
-        raw = section.get("socket", {}).get("path")
-        if isinstance(raw, str) and raw:
-            return path.resolve().parent / Path(raw).expanduser()
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
-        pass
-    return default_socket_path()
-
-
-SYSTEM_CONFIG = Path("/etc/logd/agentflow.toml")  # where the systemd unit's daemon reads it
-
-
-def find_config(explicit: str | os.PathLike[str] | None = None, system: Path = SYSTEM_CONFIG) -> Path | None:
-    """Search order: ``--config``, ``$LOGD_CONFIG``, ``./agentflow.toml``,
-    ``/etc/logd/agentflow.toml``; None means embedded defaults."""
-    if explicit:
-        return Path(explicit)
-    if os.environ.get(CONFIG_ENV):
-        return Path(os.environ[CONFIG_ENV])
-    local = Path(DEFAULT_CONFIG_NAME)
-    if local.is_file():
-        return local
-    return system if system.is_file() else None
-
-
-def config_search_text(system: Path = SYSTEM_CONFIG) -> str:
-    """The search order as tried, for an error message when no config was found."""
-    env = os.environ.get(CONFIG_ENV)
-    return (f"${CONFIG_ENV} ({env or 'unset'}), ./{DEFAULT_CONFIG_NAME} (none in {os.getcwd()}), "
-            f"{system} ({'present' if system.is_file() else 'absent'})")
 
 
 def traces_dir(config: Config, env: Mapping[str, str] | None = None) -> Path:
@@ -341,6 +309,74 @@ def _string(value: Any) -> str:
     raise _Invalid("a non-empty string")
 
 
+# Sizes and retentions as lumberjack and loguru users write them ("100MB", "10 days"), read once
+# here into the key's own unit, so `logd run`, a reload and `logd check` accept the same strings.
+# Only unambiguous forms: a unit is required; MB is the key's megabyte (1024 * 1024 bytes, as
+# lumberjack's and the plain number's); months and years, which have no fixed number of days,
+# and a bare "m" (minutes or months?) are refused with the reason.
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)(b?)\s*", re.IGNORECASE)
+_SIZE_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
+_DURATION_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*(?:,|and\b)?", re.IGNORECASE)
+_DAYS_PER = {**dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1 / 86400),
+             **dict.fromkeys(("min", "mins", "minute", "minutes"), 1 / 1440),
+             **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 1 / 24),
+             **dict.fromkeys(("d", "day", "days"), 1.0),
+             **dict.fromkeys(("w", "week", "weeks"), 7.0)}
+_NO_FIXED_LENGTH = {"m": '"m" could be minutes or months: write "min", or days',
+                    **dict.fromkeys(("mo", "month", "months"), "a month has no fixed number of days: write days"),
+                    **dict.fromkeys(("y", "year", "years"), "a year has no fixed number of days: write days")}
+
+
+def _megabytes(what: str) -> Validator:
+    """A positive number of megabytes, or a size string such as "100MB", "1.5 GiB", "512KB"."""
+    number = _number(0, what, positive=True)
+    expected = f'{what}, or a size such as "100MB", "1.5GB", "512KB"'
+
+    def check(value: Any) -> float:
+        if not isinstance(value, str):
+            try:
+                return number(value)
+            except _Invalid:
+                raise _Invalid(expected) from None
+        m = _SIZE.fullmatch(value)
+        if m is not None and not m.group(2) and not m.group(4):
+            raise _Invalid(expected + " (a size in a string needs its unit)")
+        if m is None or (m.group(3) and not m.group(2)):
+            raise _Invalid(expected)
+        megabytes = float(m.group(1)) * 1024 ** (_SIZE_POWERS[m.group(2).lower()] - 2)
+        if megabytes <= 0:
+            raise _Invalid(expected)
+        return megabytes
+    return check
+
+
+def _days(what: str) -> Validator:
+    """A number of days >= 0, or a duration string such as "10 days", "2 weeks", "36h"."""
+    number = _number(0, what)
+    expected = f'{what}, or a duration such as "10 days", "2 weeks", "12h"'
+
+    def check(value: Any) -> float:
+        if not isinstance(value, str):
+            try:
+                return number(value)
+            except _Invalid:
+                raise _Invalid(expected) from None
+        days, end = 0.0, 0
+        for part in _DURATION_PART.finditer(value):
+            if part.start() != end:
+                break
+            unit = part.group(2).lower()
+            if unit in _NO_FIXED_LENGTH:
+                raise _Invalid(f"{expected} ({_NO_FIXED_LENGTH[unit]})")
+            if unit not in _DAYS_PER:
+                break
+            days, end = days + float(part.group(1)) * _DAYS_PER[unit], part.end()
+        if end == 0 or end != len(value):
+            raise _Invalid(expected)
+        return days
+    return check
+
+
 def _file_mode(value: Any) -> int:
     if isinstance(value, str) and re.fullmatch(r"(0o?)?[0-7]{3,4}", value):
         value = int(value.removeprefix("0o"), 8)
@@ -372,9 +408,9 @@ _LOGGING_KEYS: dict[str, Validator] = {
                       'one of "console", "text", "json"'),
     "file": _string,
     "file_only": _boolean,
-    "max_size": _number(0, "a positive number of megabytes (integer or float)", positive=True),
+    "max_size": _megabytes("a positive number of megabytes (integer or float)"),
     "max_backups": _integer(0, "a whole number >= 0 (0 keeps every backup)"),
-    "max_age": _number(0, "a number of days >= 0 (0 means no limit)"),
+    "max_age": _days("a number of days >= 0 (0 means no limit)"),
     "compress": _boolean,
     "compression": _choice({"zstd": "zstd", "gzip": "gzip"}, 'one of "zstd", "gzip"'),
     "compression_level": _integer(1, "a whole number >= 1 (zstd 1-22, gzip 1-9)"),
@@ -543,7 +579,7 @@ _OTLP_KEYS: dict[str, Validator] = {
 }
 _TRACES_KEYS: dict[str, Validator] = {
     "dir": _string,
-    "max_age": _number(0, "a number of days >= 0 (0 keeps every session)"),
+    "max_age": _days("a number of days >= 0 (0 keeps every session)"),
 }
 _SUBTABLES: dict[str, tuple[type, dict[str, Validator]]] = {"socket": (SocketSettings, _SOCKET_KEYS),
                                                              "traces": (TraceSettings, _TRACES_KEYS),
@@ -573,10 +609,10 @@ def parse_config(text: str, path: Path) -> Config:
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise _syntax_error(path, exc) from None
+        raise _syntax_error(path, exc, text) from None
     locate = _Locator(text)
-    errors: list[ConfigError] = []
-    warnings = _stray_tables(path, locate, document)
+    errors = _stray_tables(path, locate, document)
+    warnings: list[str] = []
     section = document.get("logging", {})
     if not isinstance(section, dict):
         raise ConfigError(path, f"expected a table [logging], found {_found(section)}",
@@ -628,6 +664,57 @@ def parse_config(text: str, path: Path) -> Config:
     return Config(source=path.absolute(), warnings=tuple(warnings), **values)
 
 
+def path_problems(config: Config) -> list[ConfigError]:
+    """The paths of a config that logd could not create here, as this user (``logd check``;
+    ``logd run`` would fail on them later). Walks every field marked with the ``path`` logd
+    makes there: a "file", a "folder" or a "socket"."""
+    text = ""
+    if config.source is not None:
+        try:
+            text = config.source.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            pass
+    locate = _Locator(text)
+    tables: list[tuple[str, Any, _LineOf]] = [("logging", config, locate)]
+    tables += [(f"logging.{name}", getattr(config, name), locate) for name in _SUBTABLES]
+    tables += [(f"logging.{name}[{i}]", item, _ArrayLocator(locate, f"logging.{name}", i))
+               for name in _ARRAYS for i, item in enumerate(getattr(config, name))]
+    out = []
+    for table, settings, line_of in tables:
+        for f in fields(settings):
+            kind, value = f.metadata.get("path"), getattr(settings, f.name)
+            why = None if kind is None or value is None else _uncreatable(value, folder=kind == "folder")
+            if why:
+                error = ConfigError(config.source, why, line=line_of(table, f.name), key=f"{table}.{f.name}")
+                out.append(_with_column(error, text))
+    return out
+
+
+def _user() -> str:
+    try:
+        return f"user {pwd.getpwuid(os.geteuid()).pw_name}"
+    except KeyError:
+        return f"uid {os.geteuid()}"
+
+
+def _uncreatable(path: Path, *, folder: bool) -> str | None:
+    """Why logd could not make ``path`` (a file, or with ``folder`` a folder), or None."""
+    if path.exists():
+        if folder != path.is_dir():
+            return f"{path} exists and is {'not ' if folder else ''}a folder"
+        if not os.access(path, os.W_OK | (os.X_OK if folder else 0)):
+            return f"{path} is not writable by {_user()}"
+        return None
+    existing = path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"cannot create {path}: {existing} is not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"cannot create {path}: {existing} is not writable by {_user()}"
+    return None
+
+
 def _with_column(error: ConfigError, text: str) -> ConfigError:
     """The error pointed at the column where its key starts on its line (editors jump there)."""
     if error.line is None or error.column is not None or not error.key:
@@ -640,17 +727,15 @@ def _with_column(error: ConfigError, text: str) -> ConfigError:
     return ConfigError(error.file, error.message, line=error.line, column=column + 1, key=error.key)
 
 
-def _stray_tables(path: Path, locate: _Locator, document: dict[str, Any]) -> list[str]:
+def _stray_tables(path: Path, locate: _Locator, document: dict[str, Any]) -> list[ConfigError]:
     """Top-level tables that look like a misspelt ``[logging]`` (``[loging]``): logd reads only
-    ``[logging]``, so their settings would be ignored without a word."""
-    out = []
-    for name, value in document.items():
-        if (name != "logging" and isinstance(value, dict)
-                and difflib.get_close_matches(name, ["logging"], n=1, cutoff=0.7)):
-            line = locate(name, None)
-            where = f"{path}:{line}" if line else str(path)
-            out.append(f'{where}: [{name}] is not read by logd (did you mean [logging]?); its settings are ignored')
-    return out
+    ``[logging]``, so their settings would be ignored without a word. AgenticGoKit's own tables
+    (``[agent_flow]``, ``[runtime]``, ...) are nothing like it and stay the application's."""
+    return [ConfigError(path, f"[{name}] is not read by logd (did you mean [logging]?); its settings would be "
+                        "ignored", line=locate(name, None))
+            for name, value in document.items()
+            if (name != "logging" and isinstance(value, dict)
+                and difflib.get_close_matches(name, ["logging"], n=1, cutoff=0.7))]
 
 
 def _world_writable(path: Path, locate: _Locator, tables: dict[str, dict[str, Any]]) -> list[ConfigError]:
@@ -690,10 +775,8 @@ def _validate_table(path: Path, locate: _LineOf, table: str, raw: dict[str, Any]
         check = schema.get(key)
         line = locate(table, key)
         if check is None:
-            valid = list(schema) + list(extra_names)
-            close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
-            hint = f' (did you mean "{close[0]}"?)' if close else f" (valid keys: {', '.join(valid)})"
-            errors.append(ConfigError(path, f"unknown key{hint}", line=line, key=f"{table}.{key}"))
+            errors.append(ConfigError(path, _unknown(key, value, table, list(schema) + list(extra_names)),
+                                      line=line, key=f"{table}.{key}"))
             continue
         try:
             out[key] = check(value)
@@ -701,6 +784,47 @@ def _validate_table(path: Path, locate: _LineOf, table: str, raw: dict[str, Any]
             errors.append(ConfigError(path, f"expected {bad.expected}, found {_found(value)}",
                                       line=line, key=f"{table}.{key}"))
     return out
+
+
+def _tables() -> dict[str, list[str]]:
+    """Every table logd reads and its names (keys, and the sub-tables of [logging]), walked from
+    the schemas: the near-name hints below know every level without naming a key."""
+    return {"logging": [*_LOGGING_KEYS, *_SUBTABLES, *_ARRAYS],
+            **{f"logging.{name}": list(keys) for name, (_, keys) in _SUBTABLES.items()},
+            **{f"[logging.{name}]": list(keys) for name, keys in _ARRAYS.items()}}
+
+
+def _nearest(key: str, names: list[str], cutoff: float = 0.6) -> str | None:
+    """The name ``key`` most likely meant: one it starts (``batch`` -> ``batch_size``), else the
+    closest spelling."""
+    for name in names:
+        if name.startswith(key + "_") or key.startswith(name + "_"):
+            return name
+    close = difflib.get_close_matches(key, names, n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
+def _unknown(key: str, value: Any, table: str, valid: list[str]) -> str:
+    """Why ``key`` is refused in ``table``, with the nearest name logd knows: in this table, else
+    the table where the key belongs, else (for a table) where its keys belong, else the valid names."""
+    close = _nearest(key, valid)
+    if close:
+        return f'unknown key (did you mean "{close}"?)'
+    here = re.sub(r"\[\d+\]$", "", table)
+    elsewhere = {name: names for name, names in _tables().items() if name.strip("[]") != here}
+    homes = [name for name, names in elsewhere.items() if key in names]
+    if homes:
+        return f"unknown key here; {key} is a key of [{homes[0]}]"
+    if isinstance(value, dict):
+        belongs = {name: [k for k in value if k in names] for name, names in _tables().items()}
+        moved = [f"{', '.join(keys)} {'is a key' if len(keys) == 1 else 'are keys'} of [{name}]"
+                 for name, keys in belongs.items() if keys]
+        if moved:
+            return f"unknown table ({'; '.join(moved)})"
+    near = [(name, match) for name, names in elsewhere.items() if (match := _nearest(key, names, cutoff=0.75))]
+    if near:
+        return f'unknown key (did you mean "{near[0][1]}" of [{near[0][0]}]?)'
+    return f"unknown key (valid keys: {', '.join(valid)})"
 
 
 def _validate_array(path: Path, locate: _Locator, key: str, raw: Any, base: Path,
@@ -778,14 +902,20 @@ class _ArrayLocator:
         return self.locate.in_array(self.table, self.index, key)
 
 
-def _syntax_error(path: Path, exc: Exception) -> ConfigError:
+_BARE_WORD = re.compile(r"\s*([A-Za-z0-9_.\-\"']+)\s*=\s*([A-Za-z][^\"'\[\]{}#=]*?)\s*(#.*)?")
+
+
+def _syntax_error(path: Path, exc: Exception, text: str) -> ConfigError:
     message = str(exc)
     m = re.search(r"\(at line (\d+), column (\d+)\)", message)
-    if m:
-        message = message[: m.start()].strip()
-        return ConfigError(path, f"TOML syntax error: {message}", line=int(m.group(1)),
-                           column=int(m.group(2)))
-    return ConfigError(path, f"TOML syntax error: {message}")
+    if not m:
+        return ConfigError(path, f"TOML syntax error: {message}")
+    message, line = message[: m.start()].strip(), int(m.group(1))
+    lines = text.splitlines()
+    bare = _BARE_WORD.fullmatch(lines[line - 1]) if line <= len(lines) else None
+    if bare and bare.group(2) not in ("true", "false", "inf", "nan"):  # `level = info`: a word TOML must quote
+        message += f'; text is quoted in TOML: {bare.group(1)} = "{bare.group(2)}"'
+    return ConfigError(path, f"TOML syntax error: {message}", line=line, column=int(m.group(2)))
 
 
 class _Locator:

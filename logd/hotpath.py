@@ -26,6 +26,7 @@ from types import ModuleType
 
 import orjson
 
+from logd import tracebacks
 from logd.levels import ALIASES, RANK
 from logd.metrics import AgentMetrics
 from logd.pipeline import BATCH_RECORDS, Encoded, Pipeline, Step
@@ -47,7 +48,7 @@ AVAILABLE = _hotpath is not None
 # The metric steps read "agent", "duration_ms", "model" and "tokens" of an ordinary record
 # (AgentMetrics.__call__, UsageMetrics._flat): the compiled code counts those as they do.
 # A record with a key that makes a step look further goes to Python whole.
-PYTHON_KEYS = RESERVED | {"record"} | TRACE_KEYS | USAGE_KEYS | AgentMetrics.TRACE_KEYS
+PYTHON_KEYS = RESERVED | {"record"} | TRACE_KEYS | USAGE_KEYS | AgentMetrics.TRACE_KEYS | tracebacks.KEYS
 # lines that fail in a row before the rest of a chunk goes straight to Python (a client
 # whose records are not in logd's shape pays for a few tries per chunk, not for every line)
 _GIVE_UP_AFTER = 8

@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from logd import tracebacks
 from logd.levels import ALIASES as LEVEL_ALIASES
 from logd.levels import canonical_level
 from logd.timestamps import normalize_time
@@ -192,7 +193,8 @@ def _parse_canonical(line: bytes, trusted: Record | None) -> Record | None:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
         return None
-    if obj.__class__ is not dict or "record" in obj or not RESERVED.isdisjoint(obj):
+    if (obj.__class__ is not dict or "record" in obj or not RESERVED.isdisjoint(obj)
+            or not tracebacks.KEYS.isdisjoint(obj)):
         return None
     try:
         time, level, message = obj["time"], obj["level"], obj["message"]
@@ -329,6 +331,8 @@ def normalize_object(obj: Record, received: str) -> Record:
 
     if not RESERVED.isdisjoint(obj):
         _rename_reserved(obj)
+    if not tracebacks.KEYS.isdisjoint(obj):
+        tracebacks.normalise(obj)
     record = {"time": time or received, "level": level, "message": message}
     record.update(obj)
     if unrecognised:

@@ -177,7 +177,8 @@ def test_trace_config_is_validated(tmp_path):
     result = logd("check", "--config", str(cfg), cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == (f'logd: error: {cfg}:2:1: logging.traces.max_age: expected a number of days >= 0 '
-                                     '(0 keeps every session), found string "a week"')
+                                     '(0 keeps every session), or a duration such as "10 days", "2 weeks", "12h", '
+                                     'found string "a week"')
     cfg.write_text('[logging]\nfile = "logs/a.log"\n[logging.traces]\nmax_age = 7\n')
     shown = logd("check", "--config", str(cfg), cwd=tmp_path).stdout
     assert "max_age = 7" in shown and f"# traces: {tmp_path / 'logs' / 'traces'}" in shown
