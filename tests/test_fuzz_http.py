@@ -98,7 +98,7 @@ array_flood = st.builds(  # a body (field 5) that is an array (field 5) of many 
     st.integers(1000, 120_000))
 random_bytes = st.builds(Hostile, paths, st.binary(max_size=2000))
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=20) | st.just(f"password={SECRET}"),
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
     lambda children: st.lists(children, max_size=6) | st.dictionaries(
         st.sampled_from(["resourceLogs", "resourceSpans", "scopeLogs", "scopeSpans", "logRecords", "spans", "data",
                          "attributes", "body", "traceId", "spanId", "name", "key", "value", "stringValue",
@@ -133,8 +133,19 @@ secret_names = st.builds(  # names, statuses and bodies that carry a secret
     st.sampled_from([f"password={SECRET}", f"token: {SECRET}", f"x api_key={SECRET} y"]))
 crowd = st.builds(lambda n, size: Hostile("/v1/logs", b"\x12\x00" * (size // 2), mode="crowd", crowd=n),
                   st.integers(10, 80), st.integers(MAX_BODY // 2, MAX_BODY))  # past max_inflight_bytes: 503s
-HOSTILE = st.one_of(crowd, dense_items, attribute_flood, array_flood, random_bytes, random_json, deep_json,
-                    many_json_items, gzip_bomb, bad_token, lying, chunked_flood, secret_names)
+# the secret where the redactor promises to find it: in a field that names something or holds
+# text (docs/security.md; other fields keep their text, only secret key names and patterns apply)
+text_keys = st.sampled_from(["message", "name", "agent", "model", "tool", "status", "error", "exception.message",
+                             "gen_ai.agent.name", "toolName", "description", "stacktrace"])
+secret_text = st.sampled_from([f"password={SECRET}", f"token: {SECRET}", f'{{"api_key": "{SECRET}"}}'])
+secret_ingest = st.builds(
+    lambda key, text, nest, wrap: Hostile("/v1/traces/ingest", json.dumps({"data": [{
+        "object": "trace.span", "id": "span_s", "trace_id": "trace_s",
+        **({"span_data": {"type": "function", key: text}} if nest else {key: text}),
+        "error": {"message": "failed", "data": [{"x": wrap}], key: text}}]}).encode(), JSON),
+    text_keys, secret_text, st.booleans(), json_values)
+HOSTILE = st.one_of(secret_ingest, crowd, dense_items, attribute_flood, array_flood, random_bytes, random_json,
+                    deep_json, many_json_items, gzip_bomb, bad_token, lying, chunked_flood, secret_names)
 
 
 def send_hostile(url: tuple[str, int], h: Hostile, answers: Counter) -> None:
