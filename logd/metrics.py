@@ -351,7 +351,13 @@ def _otlp_families(otlp: dict[str, Any]) -> Iterable:
                                     value=otlp.get("malformed", 0))
     refused = CounterMetricFamily("logd_otlp_connections_refused", "Ingest connections refused at max_connections",
                                   value=otlp.get("connections_refused", 0))
-    return (received, rejected, responses, malformed, refused)
+    inflight = GaugeMetricFamily("logd_otlp_inflight_bytes", "Memory requests in flight hold (max_inflight_bytes)",
+                                 value=otlp.get("inflight_bytes", 0))
+    over = CounterMetricFamily("logd_otlp_over_budget_requests", "Requests answered 503 for max_inflight_bytes",
+                               value=otlp.get("over_budget", 0))
+    late = CounterMetricFamily("logd_otlp_timed_out_requests", "Requests closed at request_timeout (408)",
+                               value=otlp.get("timed_out", 0))
+    return (received, rejected, responses, malformed, refused, inflight, over, late)
 
 
 def _ship_families(targets: dict[str, dict[str, Any]]) -> Iterable:

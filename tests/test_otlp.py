@@ -475,6 +475,8 @@ def test_the_receiver_s_counters_are_on_metrics(tmp_path, sock_dir):
         assert "logd_otlp_malformed_requests_total 1.0" in text
         assert 'logd_otlp_responses_total{code="200"} 1.0' in text
         assert 'logd_otlp_responses_total{code="400"} 1.0' in text
+        assert "logd_otlp_inflight_bytes 0.0" in text and "logd_otlp_over_budget_requests_total 0.0" in text
+        assert "logd_otlp_timed_out_requests_total 0.0" in text
         assert daemon.stop() == 0
     finally:
         daemon.kill()
