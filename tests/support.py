@@ -192,6 +192,13 @@ class Receiver:
     def records(self, **match: object) -> list[dict]:
         return [r for r in read_records(self.log) if all(r.get(k) == v for k, v in match.items())]
 
+    def session(self, session: str) -> list[dict]:
+        """The span records of the traces ``session`` names (the session is named by the span
+        that declares it; its trace's other spans carry only the trace id)."""
+        records = read_records(self.log)
+        traces = {r["trace_id"] for r in records if r.get("session_id") == session and "trace_id" in r}
+        return [r for r in records if r.get("trace_id") in traces and "span_data" in r]
+
     def logd(self, *args: str) -> str:
         out = subprocess.run([sys.executable, "-m", "logd", *args, "--config", str(self.config)],
                              capture_output=True, text=True, timeout=60)

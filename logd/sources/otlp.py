@@ -9,16 +9,15 @@ own classes. Answers follow the OTLP/HTTP spec: 200 with an Export*ServiceRespon
 415 for another content type. 413 and 503 + Retry-After come from the listener.
 
 Log records become ordinary records; spans become logd's span records (the shape
-:mod:`logd.client.tracing` writes and :mod:`logd.traces` reads), with the GenAI
-semantic conventions mapped to session, agent, kind, model, tokens and errors.
-docs/otlp.md has the mapping table.
+:mod:`logd.client.tracing` writes and :mod:`logd.traces` reads): the protocol is read
+here, what the instrumentations' attributes mean is :mod:`logd.traces.otel`'s
+(docs/traces.md has the table per framework).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -40,14 +39,11 @@ from logd.pipeline import Pipeline
 from logd.record import RESERVED, Record
 from logd.sources.http import PROTOBUF, Request, Response, error_response, put_and_wait
 from logd.timestamps import format_epoch
+from logd.traces import otel
+from logd.traces.otel import OtelSpan
 
 JSON = "application/json"
 _CORE = frozenset({"time", "level", "message"})
-# gen_ai.operation.name -> logd span kind (span_data.type)
-KINDS = {"invoke_agent": "agent", "create_agent": "agent", "chat": "generation", "text_completion": "generation",
-         "generate_content": "generation", "embeddings": "generation", "execute_tool": "function"}
-# OpenInference's span kinds, for instrumentations that set no gen_ai.operation.name
-_OPENINFERENCE_KINDS = {"AGENT": "agent", "LLM": "generation", "TOOL": "function", "EMBEDDING": "generation"}
 _SPAN_KIND_NAMES = {k: v for v, k in OtlpSpan.SpanKind.items()}
 # severityNumber ranges of the OTel log data model: 1-4 TRACE ... 21-24 FATAL
 _SEVERITY = ("trace", "debug", "info", "warn", "error", "fatal")
@@ -326,24 +322,14 @@ def log_records(request: ExportLogsServiceRequest, received_ns: int, charge: Cha
 # --- spans ---
 
 class SpanMapper:
-    """Spans -> logd span records. Remembers, for a while, each trace's session and each
-    agent span's agent, because a trace's spans may arrive in several requests."""
-
-    def __init__(self, remember: int = 10_000) -> None:
-        self.remember = remember
-        self._sessions: OrderedDict[bytes, str] = OrderedDict()  # trace id -> session
-        self._agents: OrderedDict[bytes, str] = OrderedDict()  # agent span id -> agent
-
-    def _keep(self, table: OrderedDict, key: bytes, value: str) -> None:
-        table[key] = value
-        table.move_to_end(key)
-        if len(table) > self.remember:
-            table.popitem(last=False)
+    """Spans -> logd span records: the protocol's part (ids, times, status, exception
+    events); what the attributes mean is :mod:`logd.traces.otel`'s, one span at a time
+    (a trace's session and agents are settled when it is read, whatever order it came in)."""
 
     def records(self, request: ExportTraceServiceRequest, received_ns: int,
                 charge: Charge = _free) -> tuple[list[Record], int, str]:
         """(records, rejected spans, why) for one request; ``charge`` is told of every value made."""
-        spans: list[tuple[OtlpSpan, dict, dict, str]] = []
+        spans: list[OtelSpan] = []
         rejected, why = 0, ""
         for resource_spans in request.resource_spans:
             resource = attributes(resource_spans.resource.attributes, charge)
@@ -353,123 +339,19 @@ class SpanMapper:
                         rejected += 1
                         why = "a span needs a 16-byte traceId and an 8-byte spanId"
                         continue
-                    spans.append((span, attributes(span.attributes, charge), resource, scope_spans.scope.name))
-        # first pass, over every span of the request: one session per trace (the conversation
-        # of its outermost span that names one: a sub-agent run with its own conversation id
-        # stays in the session of the run that called it), and the agent of each agent span
-        by_id = {span.span_id: (span, attrs) for span, attrs, _, _ in spans}
-        outermost: dict[bytes, tuple[int, int, str]] = {}
-        for span, attrs, resource, _ in spans:
-            session = attrs.get("gen_ai.conversation.id") or attrs.get("session.id") or resource.get("session.id")
-            if session:
-                rank = (_depth(span, by_id), span.start_time_unix_nano, str(session))
-                if span.trace_id not in outermost or rank < outermost[span.trace_id]:
-                    outermost[span.trace_id] = rank
-            if _kind(span, attrs) == "agent":
-                self._keep(self._agents, span.span_id, _agent_name(span, attrs))
-        for trace_id, (_, _, session) in outermost.items():
-            if trace_id not in self._sessions:  # a trace's earlier spans already went to the first one
-                self._keep(self._sessions, trace_id, session)
-        out = [self._record(span, attrs, resource, scope, by_id, received_ns, charge)
-               for span, attrs, resource, scope in spans]
-        return out, rejected, why
-
-    def _enclosing_agent(self, span: OtlpSpan, by_id: dict[bytes, tuple[OtlpSpan, dict]]) -> str | None:
-        parent, seen = span.parent_span_id, set()
-        while parent and parent not in seen:
-            seen.add(parent)
-            if parent in self._agents:
-                return self._agents[parent]
-            found = by_id.get(parent)
-            if found is None:
-                return None
-            parent = found[0].parent_span_id
-        return None
-
-    def _record(self, span: OtlpSpan, attrs: dict, resource: dict, scope: str,
-                by_id: dict[bytes, tuple[OtlpSpan, dict]], received_ns: int, charge: Charge) -> Record:
-        kind = _kind(span, attrs)
-        trace_id = span.trace_id.hex()
-        service = resource.get("service.name")
-        agent: Any  # an attribute's value as sent (a str in practice)
-        if kind == "agent":
-            agent = _agent_name(span, attrs)
-        else:
-            agent = attrs.get("gen_ai.agent.name") or self._enclosing_agent(span, by_id) or service
-        data: dict[str, Any] = {"type": kind, "name": _span_name(span, attrs, kind, agent)}
-        model = attrs.get("gen_ai.response.model") or attrs.get("gen_ai.request.model") or attrs.get("llm.model_name")
-        if model:
-            data["model"] = model
-        usage: dict[str, Any] = {}
-        for name, keys in (("input_tokens", ("gen_ai.usage.input_tokens", "llm.token_count.prompt")),
-                           ("output_tokens", ("gen_ai.usage.output_tokens", "llm.token_count.completion"))):
-            found = next((attrs[k] for k in keys if k in attrs), None)
-            if found is not None:
-                usage[name] = found
-        if usage:
-            data["usage"] = usage
-        for key, name in (("gen_ai.operation.name", "operation"), ("gen_ai.tool.call.id", "tool_call_id"),
-                          ("gen_ai.provider.name", "provider"), ("gen_ai.system", "system")):
-            if key in attrs:
-                data[name] = attrs[key]
-        error = _error(span, charge)
-        start, end = _time(span.start_time_unix_nano, received_ns), _time(span.end_time_unix_nano, received_ns)
-        record: Record = {
-            "time": end, "level": "error" if error else "info",
-            "message": f"{kind} span {data['name']}" + (" failed" if error else ""),
-            "trace_id": trace_id, "span_id": span.span_id.hex(),
-            "parent_id": span.parent_span_id.hex() if any(span.parent_span_id) else None,
-            "started_at": start, "ended_at": end, "span_data": data, "error": error,
-            "session_id": self._sessions.get(span.trace_id, trace_id),
-        }
-        if agent:
-            record["agent"] = agent
-        record["otel"] = {"name": span.name, "kind": _SPAN_KIND_NAMES.get(span.kind, "SPAN_KIND_UNSPECIFIED"),
-                          **({"scope": scope} if scope else {}),
-                          **({"status": Status.StatusCode.Name(span.status.code)} if span.status.code else {}),
-                          **({"events": _events(span.events, charge)} if span.events else {})}
-        if attrs:
-            record["attributes"] = attrs
-        if resource:
-            record["resource"] = resource
-        return record
+                    spans.append(_otel_span(span, resource, scope_spans.scope.name, received_ns, charge))
+        return otel.records(spans), rejected, why
 
 
-def _depth(span: OtlpSpan, by_id: dict[bytes, tuple[OtlpSpan, dict]]) -> int:
-    """How many ancestors of ``span`` are in the same request."""
-    depth, parent, seen = 0, span.parent_span_id, set()
-    while parent in by_id and parent not in seen:
-        seen.add(parent)
-        depth += 1
-        parent = by_id[parent][0].parent_span_id
-    return depth
-
-
-def _kind(span: OtlpSpan, attrs: dict) -> str:
-    operation = attrs.get("gen_ai.operation.name")
-    if isinstance(operation, str) and operation in KINDS:
-        return KINDS[operation]
-    oi = attrs.get("openinference.span.kind")
-    if isinstance(oi, str) and oi.upper() in _OPENINFERENCE_KINDS:
-        return _OPENINFERENCE_KINDS[oi.upper()]
-    if "gen_ai.tool.name" in attrs:
-        return "function"
-    return "custom"
-
-
-def _agent_name(span: OtlpSpan, attrs: dict) -> str:
-    name = attrs.get("gen_ai.agent.name") or attrs.get("agent_name")
-    if name:
-        return str(name)
-    return span.name.removeprefix("invoke_agent ").strip() or span.name
-
-
-def _span_name(span: OtlpSpan, attrs: dict, kind: str, agent: str | None) -> str:
-    if kind == "agent":
-        return agent or span.name
-    if kind == "function":
-        return str(attrs.get("gen_ai.tool.name") or span.name)
-    return span.name
+def _otel_span(span: OtlpSpan, resource: dict, scope: str, received_ns: int, charge: Charge) -> OtelSpan:
+    return OtelSpan(
+        trace_id=span.trace_id.hex(), span_id=span.span_id.hex(),
+        parent_id=span.parent_span_id.hex() if any(span.parent_span_id) else None, name=span.name,
+        start=_time(span.start_time_unix_nano, received_ns), end=_time(span.end_time_unix_nano, received_ns),
+        attributes=attributes(span.attributes, charge), resource=resource, scope=scope,
+        span_kind=_SPAN_KIND_NAMES.get(span.kind, "SPAN_KIND_UNSPECIFIED"),
+        status=Status.StatusCode.Name(span.status.code) if span.status.code else None,
+        status_message=span.status.message, events=_events(span.events, charge), error=_error(span, charge))
 
 
 def _events(events: Any, charge: Charge) -> list[dict[str, Any]]:
@@ -504,7 +386,7 @@ class OtlpReceiver:
     def __init__(self, pipeline: Pipeline, events: Events) -> None:
         self.events = events
         self.pipeline = pipeline
-        self.spans = SpanMapper()
+        self.spans = SpanMapper()  # no state: a trace is put together when it is read
         self.received = {"spans": 0, "log_records": 0}
         self.rejected = {"spans": 0, "log_records": 0}
         self.malformed = 0
