@@ -236,8 +236,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--debug", action="store_true",
                    help="each stored record as stored, and why it was or was not paired into a span")
     p.add_argument("--dir", help=dir_help)
-    p.add_argument("--max-mb", type=float, default=256, metavar="MB",
-                   help="logd trace import: refuse a file larger than this (default 256): it is read whole")
     p.add_argument("--config", "-c", help=CONFIG_HELP)
     p.set_defaults(func=cmd_trace)
 
@@ -245,6 +243,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                            "files into the trace folder (again: only what is new)")
     p.add_argument("files", nargs="*", metavar="FILE", help="trace files to import")
     p.add_argument("--dir", help=dir_help)
+    p.add_argument("--max-mb", type=float, default=256, metavar="MB",
+                   help="refuse a file larger than this (default 256): it is read whole")
     p.add_argument("--config", "-c", help=CONFIG_HELP)
     p.set_defaults(func=cmd_import)
 
