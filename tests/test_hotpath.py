@@ -414,3 +414,26 @@ def test_cache_slots_are_seeded_per_process_and_use_every_slot() -> None:
     slots = [_hotpath.home_slot(k) for k in keys]
     assert {s % 2 for s in slots} == {0, 1}
     assert len(set(slots)) > 2500  # 4,096 keys over 8,192 slots: ~3,200 distinct when spread evenly
+
+
+def test_a_client_that_names_its_process_like_a_secret_is_redacted_by_a_real_daemon(daemon, tmp_path: Path) -> None:
+    """Issue 26, finding 7, end to end: a client renames itself (prctl PR_SET_NAME, what
+    /proc/PID/comm then says) and sends lines in logd's shape; before, the hot path appended
+    "_comm":"Bearer abcdefgh" while the Python path wrote [REDACTED]."""
+    d = daemon()
+    client = f"""
+import ctypes, socket
+ctypes.CDLL(None, use_errno=True).prctl(15, b"Bearer abcdefgh", 0, 0, 0)  # PR_SET_NAME
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect({str(d.socket_path)!r})
+s.sendall(b"".join(b'{{"time":"2026-11-29T10:11:12.5Z","level":"info","message":"named %d"}}\\n' % i
+                   for i in range(50)))
+s.shutdown(socket.SHUT_WR)
+s.recv(1)
+"""
+    subprocess.run([sys.executable, "-c", client], check=True, timeout=60)
+    log = tmp_path / "agent.log"
+    records = wait_for(lambda: (lambda rs: len(rs) == 50 and rs)(
+        [r for r in read_records(log) if str(r.get("message", "")).startswith("named ")]), what="the records")
+    assert {r["_comm"] for r in records} == {"[REDACTED]"}
+    assert b"abcdefgh" not in log.read_bytes()
