@@ -91,19 +91,22 @@ class TraceSettings:
     max_age: float = 0  # days; 0 keeps every session
 
 
-SHIP_TYPES = ("syslog", "otlp", "http", "loki", "elasticsearch")
+SHIP_TYPES = ("syslog", "otlp", "http", "loki", "elasticsearch", "nats")
 # per target type: accepted ``format`` values, the first is the default
 SHIP_FORMATS: dict[str, tuple[str, ...]] = {
     "syslog": ("message", "json"), "otlp": ("protobuf", "json"), "http": ("ndjson",),
-    "loki": ("json",), "elasticsearch": ("json",),
+    "loki": ("json",), "elasticsearch": ("json",), "nats": ("json",),
 }
+# keys only one type of target takes (a key of another type is a mistake worth naming)
+SHIP_TYPE_KEYS: dict[str, str] = {"subject": "nats", "stream": "nats", "user": "nats", "password": "nats",
+                                  "token": "nats", "creds": "nats", "nkey": "nats"}
 
 
 @dataclass(frozen=True)
 class ShipSettings:
     """One ``[[logging.ship]]`` target: where records are forwarded, and how."""
-    type: str  # syslog, otlp, http, loki or elasticsearch
-    url: str  # tcp:// or tls:// for syslog, http(s):// for the others
+    type: str  # syslog, otlp, http, loki, elasticsearch or nats
+    url: str  # tcp:// or tls:// for syslog; nats:// or tls:// servers (comma-separated) for nats; else http(s)://
     name: str  # names the checkpoint file; default "<type>-<index>"
     format: str = ""  # syslog: message or json; otlp: protobuf or json
     batch_size: int = 500  # records per request/connection
@@ -117,11 +120,18 @@ class ShipSettings:
     tls_cert: Path | None = None  # client certificate (mutual TLS)
     tls_key: Path | None = None  # its private key
     tls_verify: bool = True  # verify the collector's certificate
-    hostname: str | None = None  # syslog HOSTNAME; default: this machine's name
+    hostname: str | None = None  # syslog HOSTNAME, nats {host} and message ids; default: this machine's name
     facility: str = "user"  # syslog facility
     index: str = "logd"  # elasticsearch index
     service_name: str = "logd"  # otlp service.name for records without an agent
-    signal: str = "logs"  # otlp: "logs" ships every record, "traces" the span records as OTLP spans
+    signal: str = "logs"  # "logs": every record; "traces": the span records as OTLP spans (otlp), trace records (nats)
+    subject: str = ""  # nats: template of {agent} {level} {host} ({session}: traces); default "logs.{agent}"
+    stream: str = ""  # nats: the JetStream stream that must take the records (Nats-Expected-Stream); default any
+    user: str = ""  # nats: user name (with password)
+    password: str = ""  # nats: the user's password; "env:NAME" reads $NAME when logd starts
+    token: str = ""  # nats: authentication token; "env:NAME" reads $NAME when logd starts
+    creds: Path | None = None  # nats: a .creds file (user JWT and NKey seed)
+    nkey: Path | None = None  # nats: a file holding an NKey user seed
     backoff_initial: float = 0.2  # seconds before the first retry
     backoff_max: float = 60.0  # cap of the exponential backoff, seconds
     max_retries: int = 0  # 0: retry for ever (a retryable failure never drops a batch)
@@ -433,9 +443,21 @@ _SOCKET_KEYS: dict[str, Validator] = {
 
 
 def _url(value: Any) -> str:
-    if isinstance(value, str) and re.fullmatch(r"(https?|tcp|tls)://[^\s/]+(/\S*)?", value):
+    if isinstance(value, str) and (re.fullmatch(r"(https?|tcp|tls)://[^\s/]+(/\S*)?", value)
+                                   or re.fullmatch(_NATS_URLS, value)):
         return value
-    raise _Invalid('a URL such as "http://collector:4318/v1/logs" or "tcp://syslog:6514"')
+    raise _Invalid('a URL such as "http://collector:4318/v1/logs" or "tcp://syslog:6514" '
+                   '(nats: "nats://n1:4222,nats://n2:4222")')
+
+
+_NATS_URL = r"(nats|tls)://([^\s/@,]+@)?[^\s/:@,]+(:\d+)?/?"
+_NATS_URLS = rf"{_NATS_URL}(\s*,\s*{_NATS_URL})*"
+
+
+def _stream_name(value: Any) -> str:
+    if isinstance(value, str) and re.fullmatch(r"[^\s.*>/\\]{1,255}", value):
+        return value
+    raise _Invalid("a JetStream stream name (no spaces, '.', '*', '>', '/' or '\\')")
 
 
 def _string_table(value: Any) -> tuple[tuple[str, str], ...]:
@@ -490,13 +512,20 @@ _SHIP_KEYS: dict[str, Validator] = {
     "index": _string,
     "service_name": _string,
     "signal": _choice({"logs": "logs", "traces": "traces"}, 'one of "logs", "traces"'),
+    "subject": _string,
+    "stream": _stream_name,
+    "user": _string,
+    "password": _string,
+    "token": _string,
+    "creds": _string,
+    "nkey": _string,
     "backoff_initial": _number(0, "a positive number of seconds", positive=True),
     "backoff_max": _number(0, "a positive number of seconds", positive=True),
     "max_retries": _integer(0, "a whole number >= 0 (0 retries for ever)"),
 }
 # what each ship target type imports beyond the core install (the `ship` extra)
 _SHIP_NEEDS: dict[str, tuple[str, ...]] = {"otlp": ("httpx", "opentelemetry.proto"), "http": ("httpx",),
-                                           "loki": ("httpx",), "elasticsearch": ("httpx",)}
+                                           "loki": ("httpx",), "elasticsearch": ("httpx",), "nats": ("nats",)}
 # Arrays of tables under [logging]: name -> (its keys, builder from validated values).
 # Each element's errors name it by index: logging.ship[0].url.
 _ARRAYS: dict[str, dict[str, Validator]] = {"ship": _SHIP_KEYS}
@@ -851,7 +880,11 @@ def _validate_array(path: Path, locate: _Locator, key: str, raw: Any, base: Path
             if required not in table and required not in item:
                 bad(f'missing required key "{required}"', None, f"{name}.{required}")
         kind, url = table.get("type"), table.get("url")
-        if kind is not None and url is not None:
+        if kind == "nats" and url is not None:
+            if not re.fullmatch(_NATS_URLS, url):
+                bad(f'expected nats://host:port or tls://host:port servers, comma-separated, for type "nats", '
+                    f'found "{url}"', "url", f"{name}.url")
+        elif kind is not None and url is not None:
             wants_stream = kind == "syslog"
             if url.startswith(("tcp://", "tls://")) != wants_stream:
                 expected = "tcp://host:port or tls://host:port" if wants_stream else "an http:// or https:// URL"
@@ -869,9 +902,15 @@ def _validate_array(path: Path, locate: _Locator, key: str, raw: Any, base: Path
             if table["format"] not in formats:
                 bad(f'expected one of {", ".join(map(repr, formats))} for type "{kind}", '
                     f'found "{table["format"]}"', "format", f"{name}.format")
-        if "signal" in table and kind is not None and kind != "otlp":
-            bad(f'signal is for type "otlp" targets; a "{kind}" target ships log records', "signal", f"{name}.signal")
+        if "signal" in table and kind is not None and kind not in ("otlp", "nats"):
+            bad(f'signal is for type "otlp" and "nats" targets; a "{kind}" target ships log records', "signal",
+                f"{name}.signal")
+        for key_name, owner in SHIP_TYPE_KEYS.items():
+            if key_name in table and kind is not None and kind != owner:
+                bad(f'{key_name} is for type "{owner}" targets', key_name, f"{name}.{key_name}")
         signal = table.get("signal", "logs")
+        if kind == "nats":
+            _check_nats(table, signal, bad, name)
         other = {"logs": "/v1/traces", "traces": "/v1/logs"}.get(signal) if kind == "otlp" else None
         if other is not None and url is not None and urlsplit(url).path.rstrip("/").endswith(other):
             bad(f'signal = "{signal}" posts to /v1/{signal}, but the url ends in {other}', "url", f"{name}.url")
@@ -879,9 +918,12 @@ def _validate_array(path: Path, locate: _Locator, key: str, raw: Any, base: Path
             if value.startswith("env:") and value[4:] not in os.environ:
                 bad(f"environment variable {value[4:]} is not set (the header takes its value from it)",
                     "headers", f"{name}.headers.{header}")
-        for tls_key in ("tls_ca", "tls_cert", "tls_key"):
-            if tls_key in table:
-                table[tls_key] = _relative_to(base, table[tls_key])
+        for path_key in ("tls_ca", "tls_cert", "tls_key", "creds", "nkey"):
+            if path_key in table:
+                table[path_key] = _relative_to(base, table[path_key])
+        for file_key in ("creds", "nkey"):
+            if file_key in table and not os.access(table[file_key], os.R_OK):
+                bad(f"cannot read {table[file_key]}", file_key, f"{name}.{file_key}")
         table.setdefault("name", f"{kind}-{index}")
         if table["name"] in names:
             bad(f'duplicate target name "{table["name"]}"; give each target its own name', "name", f"{name}.name")
@@ -890,6 +932,28 @@ def _validate_array(path: Path, locate: _Locator, key: str, raw: Any, base: Path
         if not found:
             out.append(ShipSettings(**table))
     return tuple(out)
+
+
+def _check_nats(table: dict[str, Any], signal: str, bad: Callable[[str, str | None, str], None],
+                name: str) -> None:
+    """A nats target's subject template, and its secrets: set in the environment, one way to log in."""
+    from logd.ship.subjects import default_subject, template_problem
+
+    table.setdefault("subject", default_subject(signal))
+    problem = template_problem(table["subject"], signal)
+    if problem is not None:
+        bad(f'expected {problem}, found "{table["subject"]}"', "subject", f"{name}.subject")
+    for secret in ("password", "token"):
+        value = table.get(secret, "")
+        if value.startswith("env:") and value[4:] not in os.environ:
+            bad(f"environment variable {value[4:]} is not set (the {secret} is read from it)", secret,
+                f"{name}.{secret}")
+    if ("user" in table) != ("password" in table):
+        missing = "password" if "user" in table else "user"
+        bad(f"user and password go together; {missing} is missing", None, f"{name}.{missing}")
+    ways = [key for key in ("user", "token", "creds", "nkey") if key in table]
+    if len(ways) > 1:
+        bad(f"one way to log in: {' or '.join(ways)}, not both", ways[1], f"{name}.{ways[1]}")
 
 
 class _ArrayLocator:
@@ -999,6 +1063,10 @@ def describe(config: Config) -> str:
             value = getattr(target, f.name)
             if value is None:
                 lines.append(f"# {f.name} is not set")
+            elif f.name in ("password", "token") and value and not value.startswith("env:"):
+                lines.append(f'{f.name} = "(set; not shown)"')
+            elif f.name == "url":  # a password in a URL (user:password@host) is not shown either
+                lines.append("url = " + _toml_value(_URL_PASSWORD.sub(r"://\1:***@", value)))
             elif f.name in ("headers", "match"):  # header values as written: "env:NAME", never the secret
                 inner = ", ".join(f'"{k}" = {_toml_value(v)}' for k, v in value)
                 lines.append(f"{f.name} = {{ {inner} }}")
@@ -1012,6 +1080,9 @@ def describe(config: Config) -> str:
     lines.append(f"# sinks: {', '.join(sinks) or 'none'}")
     lines.append(f"# traces: {traces_dir(config)}")
     return "\n".join(lines) + "\n"
+
+
+_URL_PASSWORD = re.compile(r"://([^/@:,]*):[^/@,]*@")
 
 
 def _toml_value(value: Any) -> str:

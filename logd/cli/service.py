@@ -208,13 +208,18 @@ def format_ship_status(ship: dict) -> list[str]:
         lines.append(f"  lag: {t.get('lag_records')} records, {_human_bytes(t.get('lag_bytes'))}")
         lines.append(f"  delivered: {t.get('delivered')}  filtered out: {t.get('filtered_out')}  "
                      f"retries: {t.get('retries')}")
+        if t.get("duplicates"):
+            lines.append(f"  of them acked as already stored (sent again, de-duplicated): {t.get('duplicates')}")
+        if t.get("remote_full"):
+            lines.append("  held: the remote is full (at its limits); records wait in the log until it has room")
         lines.append(f"  last success: {t.get('last_success') or 'never'}")
         if t.get("last_error"):
             lines.append(f"  last error: {t.get('last_error')} (at {t.get('last_error_at')})")
-            if t.get("next_retry_at") and t.get("state") == "retrying":
+            if t.get("next_retry_at") and t.get("state") in ("retrying", "held"):
                 lines.append(f"  next retry: {t.get('next_retry_at')}")
         for key, what in (("dead_lettered", "dead-lettered (refused for good, kept in the dead-letter file)"),
                           ("rejected_by_remote", "dropped by the collector after accepting (partial success)"),
+                          ("reordered", "stored ahead of earlier records the remote refused for a while"),
                           ("lost_to_retention", "LOST: deleted by retention before shipping"),
                           ("unreadable_files", "damaged files not shipped to their end")):
             if t.get(key):
