@@ -16,15 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import orjson
 
 from logd.isolation import ERROR_FIELD, encodable
 from logd.record import RawNumber, Record
 
-if TYPE_CHECKING:
-    from logd.spec import Tables
+T = TypeVar("T")
 
 # A step takes the records of a batch and returns the ones to keep (a plain callable, as
 # structlog's processors). A step that drops may say why with a ``drop_reason`` attribute.
@@ -238,6 +237,17 @@ class SinkBase:
 class StartupError(Exception):
     """A part that cannot start (socket in use, a state folder it cannot use): the daemon
     prints this one line and exits 1, after unwinding what had started."""
+
+
+class Tables(Protocol):
+    """The config as components read it: their own table, or another's, by its settings class."""
+
+    def of(self, settings: type[T]) -> T: ...
+
+    def elements(self, settings: type[T]) -> tuple[T, ...]:
+        """The elements of an array of tables (``[[logging.ship]]``)."""
+
+
 
 
 class Runnable(Protocol):

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from logd import __version__, hotpath, registry, systemd
-from logd.components import Pressure, Runnable, Sink, StartupError, Step
+from logd.components import Pressure, Runnable, Sink, StartupError, Step, Tables
 from logd.config import Config, ConfigError, changes, load_config
 from logd.control import ControlServer, control_path
 from logd.events import Events, write_stderr
@@ -33,7 +33,7 @@ from logd.metrics import snapshot, status_view
 from logd.pipeline import Branch, Pipeline
 from logd.reload import ConfigWatcher
 from logd.sources.unix import SocketSettings, create_listener
-from logd.spec import SERVICE, SINK, SOURCE, STEP, STORE, Context, Spec, Tables
+from logd.spec import SERVICE, SINK, SOURCE, STEP, STORE, Context, Spec
 from logd.traces.sink import traces_dir
 
 # --- building: config -> components (no socket, no event loop needed) ---
@@ -174,6 +174,7 @@ class Daemon:
             parts.open()
         except OSError as exc:
             raise StartupError(sink_open_error(exc)) from None
+        _filter_stderr(events, config)
         pressure = Pressure()
         pipeline = Pipeline(parts.steps, parts.sinks, events=events, branch=parts.branch,
                             on_pressure=pressure, clock=clock, hot=parts.hot)
@@ -354,6 +355,7 @@ class Daemon:
                          event="reload", reason=reason, changed=changed)
         self._tick_steps_now(final=True)  # the old limiter's windows end here
         self.pipeline.reconfigure(parts.steps, parts.sinks, parts.branch, parts.hot)  # closes a replaced store
+        _filter_stderr(self.events, new)
         self.ctx, self.parts, self.config = ctx, parts, new
         for _, part in self.runnables:
             await part.reload(new)
@@ -418,6 +420,14 @@ class Daemon:
         if failed:
             return {"ok": False, "error": "; ".join(f"{f['file']}: {f['error']}" for f in failed), "files": files}
         return {"files": files}
+
+
+def _filter_stderr(events: Events, config: Tables) -> None:
+    """logd's own stderr lines go through the steps that filter them too (redaction), each its
+    own instance: they are written from any thread."""
+    for spec in registry.specs(STEP):
+        if spec.stderr is not None:
+            events.redact_with(spec.stderr(_settings_of(spec, config)))
 
 
 def _settings_of(spec: Spec, config: Tables) -> Any:

@@ -31,10 +31,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.exposition import choose_encoder
 
 from logd import __version__, registry
-from logd.components import stats_fields
+from logd.components import Tables, stats_fields
 from logd.events import Events
 from logd.settings import Invalid, file_mode, integer, relative_to, setting, shown_mode, world_writable
-from logd.spec import SERVICE, Context, Spec, Tables
+from logd.spec import SERVICE, Context, Spec
 
 if TYPE_CHECKING:
     from logd.pipeline import Pipeline

@@ -26,8 +26,9 @@ from logd.timestamps import normalize_time
 
 Record = dict[str, Any]
 
-# Fields only logd may set: kernel-verified peer credentials and logd's flags.
-TRUSTED_FIELDS = ("_pid", "_uid", "_gid", "_comm")
+# Fields only logd may set: kernel-verified peer credentials (socket), the transport and the
+# bearer token's name (HTTP ingest, logd/sources/http.py), and logd's flags.
+TRUSTED_FIELDS = ("_pid", "_uid", "_gid", "_comm", "_transport", "_sender")
 FLAG_FIELDS = ("_malformed", "_invalid_utf8", "_truncated", "_partial", "_level", "_time", "_error")
 # Set by logd on records of acknowledged batches (see logd/ack.py): the record id and the resend mark.
 ACK_FIELDS = ("_rid", "_resent")

@@ -16,10 +16,10 @@ from logd.spec import Spec
 
 ENTRIES: list[str] = [
     "logd.sources.unix:SPEC",  # [logging.socket]
-    "logd.steps.agents:SPEC",  # first: counts every record by agent and level
+    "logd.steps.redact:SPEC",  # [logging.redact]: first, before any sink and any counter
+    "logd.steps.agents:SPEC",  # counts every record by agent and level
     "logd.usage:SPEC",  # tokens, tool calls, model latency
     "logd.steps.level:SPEC",  # level filter (the trace branch forks before it)
-    "logd.steps.redact:SPEC",  # [logging.redact]
     "logd.steps.sampling:SAMPLER",  # [logging.sampling]
     "logd.steps.sampling:RATE_LIMIT",
     "logd.sinks.console:SPEC",

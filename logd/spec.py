@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from logd.components import Tables
+
 if TYPE_CHECKING:
     from logd.events import Events
     from logd.record import Record
@@ -34,17 +36,6 @@ T = TypeVar("T")
 
 SOURCE, STEP, SINK, STORE, SERVICE, TARGET = "source", "step", "sink", "store", "service", "target"
 KINDS = (SOURCE, STEP, SINK, STORE, SERVICE, TARGET)
-
-
-class Tables(Protocol):
-    """The config as components read it: their own table, or another's, by its settings class."""
-
-    def of(self, settings: type[T]) -> T: ...
-
-    def elements(self, settings: type[T]) -> tuple[T, ...]:
-        """The elements of an array of tables (``[[logging.ship]]``)."""
-
-
 
 
 class Problem(Protocol):
@@ -96,6 +87,7 @@ class Spec:
     hot: Callable[[Any], tuple[Any, ...]] | None = None
     tick: Callable[[Any, bool], list[Record]] | None = None  # records a step emits on the clock (final: at the end)
     branch: Callable[[Any, list[tuple[str, Any]]], Any] | None = None  # a store: the pipeline's fork to it
+    stderr: Callable[[Any], Any] | None = None  # a step that also filters logd's stderr lines: one made for them
 
 
 OnDelete = Callable[[list[Path]], int]

@@ -34,7 +34,9 @@ spans (``end_time - start_time``), Koog ``LLMCallStartingEvent`` ->
 ``model`` and ``latency_ms``.
 
 Labels are capped like the agent label: past ``max_models``/``max_tools`` names, new
-ones are counted under ``_other``.
+ones are counted under ``_other``, and a name is cut at 128 characters (with a checksum of
+the whole, so two long names stay two labels). The step runs after the redactor, so a name
+or an error shown in ``logd status``, ``logd top`` or ``/metrics`` is the redacted one.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
 from logd.isolation import StepFailures
-from logd.record import Record
+from logd.record import MAX_KEY_CHARS, Record, bounded_key
 from logd.spec import STEP, Context, LevelsToPython, Spec, SumFields
 from logd.steps.agents import agents_of
 from logd.timestamps import epoch_seconds
@@ -98,7 +100,8 @@ def _koog_model(value: object) -> str | None:
 
 
 class _Capped:
-    """Label values, kept as sent until ``limit`` distinct ones are known, then ``_other``."""
+    """Label values, kept as sent (up to MAX_KEY_CHARS: longer ones are cut, see
+    :func:`~logd.record.bounded_key`) until ``limit`` distinct ones are known, then ``_other``."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -106,6 +109,8 @@ class _Capped:
 
     def __call__(self, value: object, missing: str) -> str:
         name = value if value.__class__ is str and value else (missing if value is None else str(value))
+        if len(name) > MAX_KEY_CHARS:
+            name = bounded_key(name)
         label = self.known.get(name)
         if label is None:
             if len(self.known) >= self.limit:

@@ -16,7 +16,8 @@ from support import DaemonProcess, write_config
 # per-user runtime folder and state folder of its own (so no per-user daemon is found), the
 # system paths /etc/logd and /run/logd looked for under a folder of its own, and a working
 # folder without an agentflow.toml. A test that wants any of them sets it.
-SUITE_KNOBS = ("LOGD_FUZZ_EXAMPLES", "LOGD_FUZZ_SEED")
+SUITE_KNOBS = ("LOGD_FUZZ_EXAMPLES", "LOGD_FUZZ_SEED", "LOGD_HTTP_FUZZ_EXAMPLES", "LOGD_HTTP_FUZZ_SECONDS",
+               "LOGD_HTTP_FUZZ_SEED")
 SESSION = Path(tempfile.mkdtemp(prefix="logd-suite-"))
 
 

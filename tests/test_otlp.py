@@ -43,6 +43,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
+from otel_support import recorded_spans
 
 from support import DaemonProcess, Receiver, read_records, start_receiver, wait_for, write_config
 
@@ -62,11 +63,8 @@ def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Receiver]:
 
 def finished_spans(session: str) -> list:
     """A small agent run as the OTel SDK records it, with GenAI semantic-convention attributes."""
-    memory = InMemorySpanExporter()
-    provider = TracerProvider(resource=Resource.create({"service.name": "support-bot"}))
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    tracer = provider.get_tracer("test.agents")
-    with tracer.start_as_current_span("invoke_agent triage", attributes={
+    with recorded_spans("support-bot", "test.agents") as (tracer, spans), tracer.start_as_current_span(
+            "invoke_agent triage", attributes={
             "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "triage",
             "gen_ai.conversation.id": session}):
         with tracer.start_as_current_span("chat gpt-4o", attributes={
@@ -78,8 +76,7 @@ def finished_spans(session: str) -> list:
                 "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "lookup_order"}) as tool:
             tool.record_exception(LookupError("order 42 not found"))
             tool.set_status(Status(StatusCode.ERROR, "order 42 not found"))
-    provider.shutdown()
-    return list(memory.get_finished_spans())
+    return spans
 
 
 def session_json(receiver: Receiver, session: str) -> dict:
@@ -478,6 +475,8 @@ def test_the_receiver_s_counters_are_on_metrics(tmp_path, sock_dir):
         assert "logd_otlp_malformed_requests_total 1.0" in text
         assert 'logd_otlp_responses_total{code="200"} 1.0' in text
         assert 'logd_otlp_responses_total{code="400"} 1.0' in text
+        assert "logd_otlp_inflight_bytes 0.0" in text and "logd_otlp_over_budget_requests_total 0.0" in text
+        assert "logd_otlp_timed_out_requests_total 0.0" in text
         assert daemon.stop() == 0
     finally:
         daemon.kill()

@@ -143,7 +143,8 @@ def test_pipeline_counts_what_each_step_removed_by_reason():
                           'thereafter = 0\nburst = 3\ninterval = 60\n', _path())
     agents = AgentMetrics()
     steps = build(Context(config, Events(), clock, kept={"agents": agents})).steps
-    assert [type(s).__name__ for s in steps][3:] == ["Redactor", "Sampler", "RateLimiter"]
+    assert [type(s).__name__ for s in steps] == ["Redactor", "AgentMetrics", "UsageMetrics", "function", "Sampler",
+                                                 "RateLimiter"]
 
     class Memory:
         name = "memory"
@@ -184,7 +185,7 @@ def test_config_defaults_and_errors():
     config = parse_config("[logging]\n", _path())
     assert config.sampling.enabled is False and config.sampling.burst == 0
     steps = build(Context(config, Events())).steps
-    assert [type(s).__name__ for s in steps] == ["AgentMetrics", "UsageMetrics", "function", "Redactor"]
+    assert [type(s).__name__ for s in steps] == ["Redactor", "AgentMetrics", "UsageMetrics", "function"]
     with pytest.raises(ConfigError) as err:
         parse_config("[logging.sampling]\ntick = 0\n", _path())
     assert "logging.sampling.tick: expected a positive number of seconds, found integer 0" in str(err.value)

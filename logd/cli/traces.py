@@ -72,7 +72,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     status = EXIT_OK
     for name in args.files:
         try:
-            done = importer.import_file(Path(name), folder)
+            done = importer.import_file(Path(name), folder, max_bytes=int(args.max_mb * 1024 * 1024))
         except OSError as exc:
             error(f"cannot import {name}: {exc.strerror or exc}")
             status = EXIT_FAILURE
@@ -243,6 +243,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                            "files into the trace folder (again: only what is new)")
     p.add_argument("files", nargs="*", metavar="FILE", help="trace files to import")
     p.add_argument("--dir", help=dir_help)
+    p.add_argument("--max-mb", type=float, default=256, metavar="MB",
+                   help="refuse a file larger than this (default 256): it is read whole")
     p.add_argument("--config", "-c", help=CONFIG_HELP)
     p.set_defaults(func=cmd_import)
 

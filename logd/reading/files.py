@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import errno
 import os
-import stat
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ import orjson
 import zstandard
 
 from logd.backups import Names, compression_of
+from logd.regular import open_regular
 
 RAW_CHUNK = 1 << 20  # bytes read from disk at a time
 COMPRESSED_CHUNK = 1 << 18  # compressed bytes read at a time
@@ -168,7 +168,7 @@ class LazyFile(LogFile):
 
     def _open_if_ours(self, path: Path, compression: str) -> bool:
         try:
-            st = os.stat(path)
+            st = os.lstat(path)  # a link is noted as itself; _open then refuses it
         except OSError:
             return False
         same = (st.st_dev, st.st_ino) == self.inode
@@ -200,18 +200,13 @@ def list_names(current: Path) -> list[str]:
 
 
 def _open(path: Path, number: int, compression: str) -> LogFile:
+    """One file of the set, opened only if it is a regular file and not a symbolic link (a
+    FIFO does not hang the open): else ``error`` says what it is (:mod:`logd.regular`)."""
     file = LogFile(path, number, compression)
     try:
-        file.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        file.fd, st = open_regular(path)
     except OSError as exc:
         file.error = exc
-        return file
-    st = os.fstat(file.fd)
-    if not stat.S_ISREG(st.st_mode):
-        file.close()
-        file.error = OSError(errno.EISDIR if stat.S_ISDIR(st.st_mode) else errno.EINVAL,
-                             "a directory, not a file" if stat.S_ISDIR(st.st_mode) else "not a regular file",
-                             str(path))
         return file
     file.inode = (st.st_dev, st.st_ino)
     return file
@@ -254,7 +249,7 @@ def _listed(current: Path, eager: bool) -> Snapshot:
             files.append(_open(path, number, compression))
             continue
         try:
-            st = os.stat(path)
+            st = os.lstat(path)
         except OSError as exc:
             files.append(LogFile(path, number, compression, error=exc))
             continue

@@ -11,14 +11,14 @@ from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from logd.components import StartupError
+from logd.components import StartupError, Tables
 from logd.events import Events
 from logd.ship.checkpoint import CheckpointError
 from logd.ship.settings import ShipSettings, check_target
 from logd.ship.shipper import Shipper
 from logd.ship.spool import prune_spool, spool_path
 from logd.sinks.file import FileSettings
-from logd.spec import SERVICE, Context, Spec, Tables
+from logd.spec import SERVICE, Context, Spec
 
 
 def shipped_file(config: Tables) -> Path:

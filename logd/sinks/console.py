@@ -22,12 +22,12 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from logd.components import Batch, SinkBase, SinkStats
+from logd.components import Batch, SinkBase, SinkStats, Tables
 from logd.events import Events
 from logd.record import TRUSTED_FIELDS, Record
 from logd.settings import choice, setting
 from logd.sinks.file import FileSettings
-from logd.spec import SINK, Context, Spec, Tables
+from logd.spec import SINK, Context, Spec
 from logd.timestamps import epoch_seconds
 from logd.traces.shapes import AGK, SPAN, classify
 
@@ -211,12 +211,24 @@ class ConsoleSink(SinkBase):
         self.broken = False
         self.dropped = 0
         self.bytes_written = 0
+        self._echoing = False  # counted in events.echoes: this console prints where stderr goes
 
     def _broke(self, exc: OSError, lost: int) -> None:
+        self._echo(False)
         self.broken = True
         self.dropped += lost
         self.events.emit("error", f"console output failed ({exc.strerror or exc}); console disabled, "
                          "records still go to the other sinks", sink=self.name)
+
+    def open(self) -> None:
+        self._echo(writes_to_stderr(self.stream))  # the stream is open already
+
+    def _echo(self, on: bool) -> None:
+        """Tell ``events`` whether this console shows logd's own records where its stderr
+        lines go (a terminal): then a warning is printed once, not twice."""
+        if on != self._echoing:
+            self._echoing = on
+            self.events.echoes += 1 if on else -1
 
     def write(self, batch: Batch) -> None:
         if self.broken:
@@ -243,10 +255,20 @@ class ConsoleSink(SinkBase):
                 self._broke(exc, 0)
 
     def close(self) -> None:
+        self._echo(False)
         self.flush()
 
     def stats(self) -> SinkStats:
         return SinkStats(discarded_events=self.dropped, sent_bytes=self.bytes_written, writable=not self.broken)
+
+
+def writes_to_stderr(stream: BinaryIO) -> bool:
+    """Whether ``stream`` is the file stderr is (the same terminal or file)."""
+    try:
+        mine, err = os.fstat(stream.fileno()), os.fstat(2)
+    except (OSError, ValueError, AttributeError):  # a stream without a file (tests), or stderr closed
+        return False
+    return (mine.st_dev, mine.st_ino) == (err.st_dev, err.st_ino)
 
 
 @dataclass(frozen=True)

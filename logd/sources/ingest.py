@@ -8,15 +8,18 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from logd.components import Tables
 from logd.events import Events
 from logd.extras import available, install_hint
 from logd.pipeline import Pipeline
-from logd.settings import integer, setting, tcp_listen
-from logd.spec import SOURCE, Spec, TableCheck, Tables
+from logd.settings import integer, seconds, setting, string, tcp_listen
+from logd.sources.tokens import TokenFileError, read_tokens
+from logd.spec import SOURCE, Spec, TableCheck
 
 if TYPE_CHECKING:
     from logd.sources.http import HttpListener, Routes
@@ -24,25 +27,34 @@ if TYPE_CHECKING:
 
 
 OTLP_LISTEN_ENV = "LOGD_OTLP_LISTEN"
-OTLP_DEFAULT_LISTEN = "127.0.0.1:4318"  # the OTLP/HTTP port exporters use by default
 
 
 def default_otlp_listen(env: Mapping[str, str] | None = None) -> str:
-    """``$LOGD_OTLP_LISTEN`` (``""`` turns the receiver off), else 127.0.0.1:4318."""
+    """``$LOGD_OTLP_LISTEN``, else ``""``: the listener is off unless configured."""
     env = os.environ if env is None else env
-    return env.get(OTLP_LISTEN_ENV, OTLP_DEFAULT_LISTEN)
+    return env.get(OTLP_LISTEN_ENV, "")
 
 
 @dataclass(frozen=True)
 class OtlpSettings:
-    """``[logging.otlp]``: the HTTP ingest listener (OTLP/HTTP ``/v1/logs``, ``/v1/traces``).
+    """``[logging.otlp]``: the HTTP ingest listener (OTLP/HTTP ``/v1/logs``, ``/v1/traces``,
+    the OpenAI Agents SDK's ``/v1/traces/ingest``). Off unless ``listen`` is set; every bound
+    is in docs/security.md."""
 
-    On by default on loopback; a busy default port is reported once and logging goes on."""
-
-    listen: str = setting(doc='"host:port"; "" for no listener', factory=default_otlp_listen,
+    listen: str = setting(doc='"host:port" such as "127.0.0.1:4318"; "" for none', factory=default_otlp_listen,
                           check=tcp_listen('"host:port" (e.g. "127.0.0.1:4318"), or "" for no OTLP receiver'))
+    token_file: Path | None = setting(None, doc='"name:token" lines; set: every request needs "Authorization: '
+                                                'Bearer <token>"', check=string, relative=True)
     max_body_bytes: int = setting(4 * 1024 * 1024, doc="per request, after gzip decompression: larger gets 413",
                                   check=integer(1024, "a whole number of bytes >= 1024"))
+    max_items: int = setting(10_000, doc="log records or spans per request (and resource or scope entries): "
+                                         "more gets 413", check=integer(1, "a whole number >= 1"))
+    max_inflight_bytes: int = setting(64 * 1024 * 1024, doc="bodies and decoded items of all requests in flight: "
+                                      "beyond, 503", check=integer(1024, "a whole number of bytes >= 1024"))
+    request_timeout: float = setting(30.0, doc="seconds from a request's first byte to its last: a slower sender "
+                                           "is closed", check=seconds)
+    retry_after: int = setting(1, doc="seconds, the Retry-After of a 503 (backpressure, max_inflight_bytes)",
+                               check=integer(1, "a whole number of seconds >= 1"))
     max_connections: int = setting(1024, doc="further connections are closed at once (exporters retry)",
                                    check=integer(1, "a whole number >= 1"))
 
@@ -61,6 +73,7 @@ class HttpIngest:
         self.otlp: OtlpReceiver | None = None
         self.listener: HttpListener | None = None
         self.error: str | None = None
+        self.tokens: dict[str, str] | None = None  # token -> name, from token_file
 
     async def start(self) -> None:
         if not self.settings.listen:
@@ -70,26 +83,44 @@ class HttpIngest:
             self.error = f"needs {', '.join(m.split('.')[0] for m in missing)}: {install_hint('h11')}"
             self.events.emit("info", f"OTLP receiver off: it {self.error}", event="otlp")
             return
-        from logd.sources.http import HttpListener, ListenError, ingest_routes  # h11: the otlp extra
+        from logd.sources.http import HttpListener, ListenError  # h11: the otlp extra
         from logd.sources.otlp import OtlpReceiver
 
         if self.routes is None:
             self.otlp = OtlpReceiver(self.pipeline, self.events)
             self.routes = ingest_routes(self.pipeline, self.otlp)
-        listener = HttpListener(self.settings.listen, self.routes, max_body_bytes=self.settings.max_body_bytes,
-                                max_connections=self.settings.max_connections,
-                                busy=lambda: self.pipeline.paused)
+        if self.settings.token_file is not None:
+            try:
+                self.tokens = read_tokens(self.settings.token_file)
+            except TokenFileError as exc:  # checked at load: changed since
+                self.error = str(exc)
+                self.events.emit("error", f"OTLP receiver not started: {exc}", event="otlp")
+                return
+        listener = HttpListener(self.settings, self.routes, tokens=self.tokens, busy=lambda: self.pipeline.paused)
         try:
             await listener.start()
         except ListenError as exc:
             self.error = str(exc)
-            self.events.emit("warn", f"OTLP receiver not started: {exc} (another collector?); logging goes on "
-                             'without it: set [logging.otlp] listen to another "host:port", or "" for none',
+            self.events.emit("warn", "OTLP receiver not started (another collector?); logging goes on without it: "
+                             'set [logging.otlp] listen to another "host:port", or "" for none',
                              event="otlp", listen=self.settings.listen, error=str(exc))
             return
         self.listener = listener
         self.events.emit("info", f"OTLP receiver on {listener.url}", event="otlp", url=listener.url,
-                           routes=[f"{m} {p}" for m, p in sorted(self.routes)])
+                         routes=[f"{m} {p}" for m, p in sorted(self.routes)],
+                         tokens=sorted(set(self.tokens.values())) if self.tokens is not None else None)
+
+    def reload_tokens(self) -> None:
+        """Re-read ``token_file`` (a reload with the same settings): a file that became
+        unusable keeps the tokens read before, and says so."""
+        if self.listener is None or self.settings.token_file is None:
+            return
+        try:
+            self.tokens = read_tokens(self.settings.token_file)
+        except TokenFileError as exc:
+            self.events.emit("error", f"OTLP tokens not reloaded, the previous ones stay: {exc}", event="otlp")
+            return
+        self.listener.tokens = self.tokens
 
     async def stop(self) -> None:
         if self.listener is not None:
@@ -97,18 +128,38 @@ class HttpIngest:
             await listener.stop()  # requests in flight finish; their records are in the pipeline
 
     async def reload(self, config: Tables) -> None:
+        """New settings restart the listener; the same ones re-read the token file."""
         new = config.of(OtlpSettings)
-        if new != self.settings:
-            await self.stop()
-            self.settings = new
-            await self.start()
+        if new == self.settings:
+            self.reload_tokens()
+            return
+        await self.stop()
+        self.settings = new
+        await self.start()
 
     def stats(self) -> dict:
         if self.listener is None:
             return {"listen": self.settings.listen or "off", **({"error": self.error} if self.error else {})}
-        return {"url": self.listener.url, "responses": {str(k): v for k, v in sorted(self.listener.responses.items())},
-                "connections_refused": self.listener.connections_refused,
+        listener = self.listener
+        return {"url": listener.url, "responses": {str(k): v for k, v in sorted(listener.responses.items())},
+                "connections_refused": listener.connections_refused, "timed_out": listener.timed_out,
+                "inflight_bytes": listener.budget.used, "over_budget": listener.budget.refused,
+                "tokens": len(self.tokens) if self.tokens is not None else 0,
                 **(self.otlp.stats() if self.otlp is not None else {})}
+
+
+def ingest_routes(pipeline: Pipeline, otlp: OtlpReceiver) -> Routes:
+    """Every route of the ingest listener. A new source is one line here."""
+    from logd.sources.http import records_route
+    from logd.traces.openai import records_from_ingest
+
+    return {
+        ("POST", "/v1/logs"): otlp.logs,
+        ("POST", "/v1/traces"): otlp.traces,
+        # the OpenAI Agents SDK's backend exporter, pointed here (OPENAI_AGENTS... base URL): {"data": [...]}
+        ("POST", "/v1/traces/ingest"): records_route(
+            pipeline, lambda payload, request: records_from_ingest(payload, admit=request.admit)),
+    }
 
 
 def _otlp_families(otlp: dict[str, Any]) -> Iterable:
@@ -130,13 +181,24 @@ def _otlp_families(otlp: dict[str, Any]) -> Iterable:
                                     value=otlp.get("malformed", 0))
     refused = CounterMetricFamily("logd_otlp_connections_refused", "Ingest connections refused at max_connections",
                                   value=otlp.get("connections_refused", 0))
-    return (received, rejected, responses, malformed, refused)
+    inflight = GaugeMetricFamily("logd_otlp_inflight_bytes", "Memory requests in flight hold (max_inflight_bytes)",
+                                 value=otlp.get("inflight_bytes", 0))
+    over = CounterMetricFamily("logd_otlp_over_budget_requests", "Requests answered 503 for max_inflight_bytes",
+                               value=otlp.get("over_budget", 0))
+    late = CounterMetricFamily("logd_otlp_timed_out_requests", "Requests closed at request_timeout (408)",
+                               value=otlp.get("timed_out", 0))
+    return (received, rejected, responses, malformed, refused, inflight, over, late)
 
 
 def _check(table: TableCheck) -> None:
     if table.values.get("listen") and not (available("h11") and available("opentelemetry.proto")):
         table.problem("the OTLP receiver needs h11 and opentelemetry-proto, which are not installed: "
                       f'{install_hint("h11")} (or listen = "" for none)', "listen")
+    if "token_file" in table.values:  # readable, private enough, and holding tokens
+        try:
+            read_tokens(table.values["token_file"])
+        except TokenFileError as exc:
+            table.problem(str(exc), "token_file")
 
 
 SPEC = Spec(SOURCE, "otlp", lambda settings, ctx: HttpIngest(settings, ctx.pipeline, ctx.events), OtlpSettings,

@@ -25,7 +25,7 @@ from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from logd.components import Pressure, StartupError
+from logd.components import Pressure, StartupError, Tables
 from logd.events import Events
 from logd.paths import default_socket_path
 from logd.pipeline import BATCH_RECORDS, Peer, Pipeline
@@ -45,7 +45,7 @@ from logd.settings import (
 )
 from logd.sources.ack import AckReader
 from logd.sources.framing import LineFramer
-from logd.spec import SOURCE, Context, Spec, Tables
+from logd.spec import SOURCE, Context, Spec
 from logd.timestamps import format_epoch
 
 _PEERCRED = struct.Struct("3i")

@@ -21,6 +21,7 @@ import orjson
 
 from logd.pipeline import encode
 from logd.record import Record, normalize_object
+from logd.regular import read_regular
 from logd.timestamps import format_epoch
 from logd.traces.formats import TraceMeta, expand, koog_text, scan
 from logd.traces.index import FOREIGN_SUFFIXES
@@ -28,6 +29,9 @@ from logd.traces.model import trace_sessions
 from logd.traces.names import UnsafeSessionId, file_name, session_path
 from logd.traces.shapes import classify
 from logd.traces.store import TraceStore, read_lines
+
+# a file is read whole (a trace file is one document): larger ones are refused, not read until memory runs out
+MAX_FILE_BYTES = 256 * 1024 * 1024
 
 
 @dataclass
@@ -52,11 +56,12 @@ class FileRead:
         return out
 
 
-def read_file(path: Path) -> FileRead:
-    """Every trace record in ``path``, by session; problems as one line each."""
+def read_file(path: Path, max_bytes: int = MAX_FILE_BYTES) -> FileRead:
+    """Every trace record in ``path``, by session; problems as one line each. Only a regular
+    file of at most ``max_bytes``, not a link (:mod:`logd.regular`): else OSError."""
     out = FileRead(path)
-    data = path.read_bytes()
-    received = format_epoch(os.stat(path).st_mtime)
+    data, st = read_regular(path, max_bytes)
+    received = format_epoch(st.st_mtime)
     meta = TraceMeta()
     for piece in scan(data.decode("utf-8", "replace")):
         if piece.problem:
@@ -107,10 +112,11 @@ class Imported:
     problems: list[str]
 
 
-def import_file(path: Path, folder: Path) -> Imported:
+def import_file(path: Path, folder: Path, max_bytes: int = MAX_FILE_BYTES) -> Imported:
     """Append ``path``'s trace records to their session files in ``folder``, skipping those
-    an earlier import already added. Raises OSError if the file cannot be read."""
-    read = read_file(path)
+    an earlier import already added. Raises OSError if the file cannot be read (not a
+    regular file, a link, over ``max_bytes``)."""
+    read = read_file(path, max_bytes)
     store = TraceStore(folder)
     problems = list(read.problems)
     added = already = 0

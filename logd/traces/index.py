@@ -31,6 +31,7 @@ from typing import Any
 
 import orjson
 
+from logd.regular import open_regular
 from logd.timestamps import format_epoch
 from logd.traces import semantics
 from logd.traces.names import SUFFIX
@@ -266,12 +267,11 @@ class SessionIndex:
         path = self.folder / JOURNAL
         recent = set(orjson.loads(self._meta("recent") or "[]"))
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except (FileNotFoundError, OSError):
+            fd, st = open_regular(path)  # not a link, not a FIFO (logd.regular)
+        except OSError:
             self._set_meta("journal", "")
             return recent, True
         with os.fdopen(fd, "rb") as f:
-            st = os.fstat(f.fileno())
             identity = f"{st.st_dev}:{st.st_ino}"
             offset = 0
             saved = self._meta("journal") or ""

@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from logd.components import Batch, SinkBase, SinkStats, Step, encode
+from logd.components import Batch, SinkBase, SinkStats, Tables, encode
 from logd.events import Events
 from logd.pipeline import Branch
 from logd.settings import days, setting, string
 from logd.sinks.file import FileSettings
-from logd.spec import STORE, Context, Spec, Tables
+from logd.spec import STORE, Context, Spec
 from logd.traces.names import UnsafeSessionId, file_name
 from logd.traces.shapes import TRIGGER_KEYS, classify
 from logd.traces.store import TraceStore
@@ -156,12 +156,13 @@ class TraceSink(SinkBase):
             self.events.emit("error", f"cannot prune old trace files in {self.store.folder}: {exc}", sink=self.name)
 
 
-def trace_branch(sink: TraceSink, redact: Step | None, at: int) -> Branch:
+def trace_branch(sink: TraceSink, at: int) -> Branch:
     """Trace records go to the session files whatever the level filter, sampling and rate
     limits keep of them: a session's hooks and spans (mostly info) must all reach its file
-    even with ``level = "warn"``. They are redacted first, so no secret reaches a session file."""
+    even with ``level = "warn"``. ``at`` stands after the redactor (the first step), so no
+    secret reaches a session file."""
     # classify returns the shape (truthy) or None: used as the selector as it is, no wrapper per record
-    return Branch("traces", classify, sink, at=at, steps=[redact] if redact is not None else [])
+    return Branch("traces", classify, sink, at=at)
 
 
 def _build(settings: TraceSettings, ctx: Context) -> TraceSink:
@@ -173,9 +174,8 @@ def _build(settings: TraceSettings, ctx: Context) -> TraceSink:
 
 
 def _branch(sink: TraceSink, steps: list[tuple[str, Any]]) -> Branch:
-    """The fork stands after the counters, before the level filter; the redactor runs on its way."""
-    at = next(i for i, (name, _) in enumerate(steps) if name == "level")
-    return trace_branch(sink, next((step for name, step in steps if name == "redact"), None), at=at)
+    """The fork stands after redaction and the counters, before the level filter."""
+    return trace_branch(sink, at=next(i for i, (name, _) in enumerate(steps) if name == "level"))
 
 
 # its records are those the branch selects by these keys (classify): they go to Python

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import orjson
 
+from logd.regular import open_regular
 from logd.traces.names import SUFFIX, open_append
 
 DIR_MODE = 0o750
@@ -147,7 +148,7 @@ def read_lines(path: Path, offset: int = 0) -> tuple[list[dict], int]:
     """Complete records from ``offset`` on, and the offset after the last complete line.
 
     A line that is not a JSON object is skipped (it cannot come from logd's writer)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    fd, _ = open_regular(path)  # not a link, not a FIFO (logd.regular)
     with os.fdopen(fd, "rb") as f:
         f.seek(offset)
         data = f.read()
