@@ -72,14 +72,18 @@ class HotPath:
         actions = {level: 16 * (2 if level in python_levels else int(rank < floor)) + rank
                    for level, rank in RANK.items()}
         assert _hotpath is not None  # build() makes none without it
+        label = count.label_key if count is not None else (sums.labels[0] if sums is not None else None)
         self._fast = _hotpath.FastPath(
             aliases=dict(ALIASES), actions=actions, classify_key=self._classify_key,
             value_clean=redactor.value_clean if redactor is not None and redactor.pattern is not None else None,
             message_clean=redactor.message_clean if redactor is not None and redactor.has_key_rule else None,
-            buckets=tuple(float(b) for b in count.buckets) if count is not None else (),
-            directions=dict(sums.fields) if sums is not None else {},
             min_len=redactor.min_len if redactor is not None else 0, redact=redactor is not None,
-            usage=sums is not None)
+            label=label, count=count is not None,
+            histogram=count.histogram_key if count is not None else None,
+            scale=count.scale if count is not None else 1.0,
+            buckets=tuple(float(b) for b in count.buckets) if count is not None else (),
+            sum=sums.key if sums is not None else None, sum_label=sums.labels[1] if sums is not None else None,
+            directions=dict(sums.fields) if sums is not None else {})
 
     def _classify_key(self, key: str) -> int:
         flags = 0
@@ -161,11 +165,6 @@ class HotPath:
 _EMPTY = ("\U0010ffff", "")  # no kept record: bounds that widen nothing
 
 
-# what the compiled code reads of a record today, by name (logd/_hotpath.c)
-_COMPILED = {"label": "agent", "histogram": "duration_ms", "scale": 1000.0, "sum": "tokens",
-             "sum_labels": ("agent", "model")}
-
-
 def build(steps: Iterable[tuple[Spec, Any]], others: Iterable[Spec] = ()) -> tuple[HotPath | None, str | None]:
     """The compiled path the steps declare, or None and why there is none. ``others``: specs
     beside the steps whose ``reads`` also send lines to Python (the trace branch's selector)."""
@@ -186,11 +185,8 @@ def build(steps: Iterable[tuple[Spec, Any]], others: Iterable[Spec] = ()) -> tup
     sums = [r for r in roles if isinstance(r, SumFields)]
     if len(floors) > 1 or len(redacts) > 1 or len(counts) > 1 or len(sums) > 1:
         return None, "the compiled path takes one role of each kind"
-    if counts and (counts[0].label_key, counts[0].histogram_key, counts[0].scale) != (
-            _COMPILED["label"], _COMPILED["histogram"], _COMPILED["scale"]):
-        return None, f"the compiled path counts by {_COMPILED['label']} only"
-    if sums and (sums[0].key, sums[0].labels) != (_COMPILED["sum"], _COMPILED["sum_labels"]):
-        return None, f"the compiled path sums {_COMPILED['sum']} only"
+    if counts and sums and counts[0].label_key != sums[0].labels[0]:
+        return None, "the compiled path labels counts and sums by the same first key"
     python_levels = frozenset().union(*(r.levels for r in roles if isinstance(r, LevelsToPython)))
     return HotPath(frozenset(python_keys), floors[0].floor if floors else 0,
                    redacts[0].redactor if redacts else None, counts[0] if counts else None,

@@ -329,7 +329,7 @@ def test_a_failing_question_to_python_costs_no_record_and_is_reported(tmp_path: 
         raise RuntimeError("classify broke")
 
     side.hot._fast.__init__(aliases={}, actions={}, classify_key=broken, value_clean=None,
-                            message_clean=None, buckets=(), directions={}, min_len=0, redact=False, usage=False)
+                            message_clean=None, min_len=0, redact=False)
     chunk = [b'{"time":"2026-11-29T10:11:12.123Z","level":"info","message":"m%d"}' % i for i in range(5)]
     side.feed([chunk, chunk], TRUSTED)
     written = [orjson.loads(line) for line in (tmp_path / "broken" / "agent.log").read_bytes().splitlines()]

@@ -119,7 +119,11 @@ class ShipManager:
         return sum(shipper.before_delete(paths) for shipper in self.shippers.values())
 
     def status(self) -> dict[str, Any]:
+        """Per target; reads the files (lag): off the event loop."""
         return {name: shipper.status() for name, shipper in list(self.shippers.items())}
+
+    def stats(self) -> dict[str, Any]:
+        return {"ship": self.status()} if self.shippers else {}
 
 
 def _ship_families(targets: dict[str, dict[str, Any]]) -> Iterable:
@@ -165,5 +169,5 @@ def _summary(config: Tables) -> str | None:
 # its status reads the files (lag): taken off the event loop
 SPEC = Spec(SERVICE, "ship", _build, ShipSettings, table="ship", array=True, check=check_target,
             doc="One table per target; `type` and `url` are required.", summary=_summary, figures_in_thread=True,
-            figures=lambda manager: {"ship": manager.status()} if manager.shippers else {},
+            figures=lambda manager: manager.stats(),
             families=lambda s: _ship_families(s.get("ship", {})))
