@@ -23,7 +23,7 @@ from logd.reading.files import list_files
 
 def _written(sock: Path) -> int:
     try:
-        return request(sock, "status", timeout=5)["sinks"]["file"]["written"]
+        return request(sock, "status", timeout=5)["sinks"]["file"]["sent_events"]
     except (ControlError, KeyError):
         return -1
 

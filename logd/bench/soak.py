@@ -312,7 +312,7 @@ def _drain(sock: Path, total: int, timeout: float) -> bool:
         except ControlError:
             time.sleep(1)
             continue
-        written = s.get("sinks", {}).get("file", {}).get("written", 0)
+        written = s.get("sinks", {}).get("file", {}).get("sent_events", 0)
         lag = s.get("ship", {}).get("rsyslog", {}).get("lag_records", -1)
         if written >= total and lag == 0:
             return True
