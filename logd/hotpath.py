@@ -179,15 +179,16 @@ def build(steps: Iterable[tuple[Spec, Any]], others: Iterable[Spec] = ()) -> tup
         roles += spec.hot(step) if spec.hot is not None else ()
     for spec in others:
         python_keys |= spec.reads or frozenset()
-    floors = [r for r in roles if isinstance(r, LevelFloor)]
-    redacts = [r for r in roles if isinstance(r, Redact)]
-    counts = [r for r in roles if isinstance(r, CountByLevel)]
-    sums = [r for r in roles if isinstance(r, SumFields)]
+    declared: dict[type, list[Any]] = {}
+    for role in roles:
+        declared.setdefault(type(role), []).append(role)
+    floors, redacts = declared.get(LevelFloor, []), declared.get(Redact, [])
+    counts, sums = declared.get(CountByLevel, []), declared.get(SumFields, [])
     if len(floors) > 1 or len(redacts) > 1 or len(counts) > 1 or len(sums) > 1:
         return None, "the compiled path takes one role of each kind"
     if counts and sums and counts[0].label_key != sums[0].labels[0]:
         return None, "the compiled path labels counts and sums by the same first key"
-    python_levels = frozenset().union(*(r.levels for r in roles if isinstance(r, LevelsToPython)))
+    python_levels = frozenset().union(*(r.levels for r in declared.get(LevelsToPython, [])))
     return HotPath(frozenset(python_keys), floors[0].floor if floors else 0,
                    redacts[0].redactor if redacts else None, counts[0] if counts else None,
                    sums[0] if sums else None, python_levels), None

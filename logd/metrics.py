@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, InfoMetricFamily
 from prometheus_client.exposition import choose_encoder
 
 from logd import __version__, registry
@@ -144,6 +144,21 @@ class LogdCollector:
         for spec in registry.specs():
             if spec.families is not None:
                 yield from spec.families(s)
+
+
+def histogram(name: str, help: str, label: str, rows: dict[str, list[float]],
+              buckets: Iterable[float]) -> HistogramMetricFamily:
+    """A histogram family from rows of ``[count per bucket (not cumulative; the last is +Inf)...,
+    sum]`` by label value, as the counting steps keep them."""
+    family = HistogramMetricFamily(name, help, labels=[label])
+    bounds = [repr(float(b)) for b in buckets] + ["+Inf"]
+    for value, row in sorted(rows.items()):
+        cumulative, total = [], 0
+        for bound, n in zip(bounds, row[:-1], strict=True):
+            total += int(n)
+            cumulative.append((bound, total))
+        family.add_metric([value], cumulative, sum_value=row[-1])
+    return family
 
 
 def sink_families(sinks: dict[str, dict[str, Any]]) -> Iterable[Any]:

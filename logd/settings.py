@@ -197,17 +197,23 @@ _NO_FIXED_LENGTH = {"m": '"m" could be minutes or months: write "min", or days',
                     **dict.fromkeys(("y", "year", "years"), "a year has no fixed number of days: write days")}
 
 
+def _number_or_text(plain: Check, words: str, text: Callable[[str], float]) -> Check:
+    """A number ``plain`` accepts, or a string ``text`` reads (both refused in ``words``)."""
+    def check(value: Any) -> float:
+        if isinstance(value, str):
+            return text(value)
+        try:
+            return plain(value)
+        except Invalid:
+            raise Invalid(words) from None
+    return check
+
+
 def megabytes(what: str) -> Check:
     """A positive number of megabytes, or a size string such as "100MB", "1.5 GiB", "512KB"."""
-    plain = number(0, what, positive=True)
     words = f'{what}, or a size such as "100MB", "1.5GB", "512KB"'
 
-    def check(value: Any) -> float:
-        if not isinstance(value, str):
-            try:
-                return plain(value)
-            except Invalid:
-                raise Invalid(words) from None
+    def text(value: str) -> float:
         m = _SIZE.fullmatch(value)
         if m is not None and not m.group(2) and not m.group(4):
             raise Invalid(words + " (a size in a string needs its unit)")
@@ -217,20 +223,14 @@ def megabytes(what: str) -> Check:
         if size <= 0:
             raise Invalid(words)
         return size
-    return check
+    return _number_or_text(number(0, what, positive=True), words, text)
 
 
 def days(what: str) -> Check:
     """A number of days >= 0, or a duration string such as "10 days", "2 weeks", "36h"."""
-    plain = number(0, what)
     words = f'{what}, or a duration such as "10 days", "2 weeks", "12h"'
 
-    def check(value: Any) -> float:
-        if not isinstance(value, str):
-            try:
-                return plain(value)
-            except Invalid:
-                raise Invalid(words) from None
+    def text(value: str) -> float:
         total, end = 0.0, 0
         for part in _DURATION_PART.finditer(value):
             if part.start() != end:
@@ -244,7 +244,7 @@ def days(what: str) -> Check:
         if end == 0 or end != len(value):
             raise Invalid(words)
         return total
-    return check
+    return _number_or_text(number(0, what), words, text)
 
 
 def world_writable(table: Any) -> None:

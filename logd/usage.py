@@ -45,9 +45,10 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily
 
 from logd.isolation import StepFailures
+from logd.metrics import histogram
 from logd.record import MAX_KEY_CHARS, Record, bounded_key
 from logd.spec import STEP, Context, LevelsToPython, Spec, SumFields
 from logd.steps.agents import agents_of
@@ -389,16 +390,9 @@ def usage_families(u: dict[str, Any] | None) -> Iterable:
                                 labels=["agent", "tool", "outcome"])
     for agent, tool, outcome, n in sorted(u["tool_calls"]):
         tools.add_metric([agent, tool, outcome], n)
-    latency = HistogramMetricFamily("logd_model_call_duration_seconds",
-                                    "Model (LLM) call latency from generation/chat spans and latency_ms fields",
-                                    labels=["model"])
-    bounds = [repr(float(b)) for b in u["latency_buckets"]] + ["+Inf"]
-    for model, row in sorted(u["latency"].items()):
-        cumulative, total = [], 0
-        for bound, n in zip(bounds, row[:-1], strict=True):  # a count per bucket and +Inf, then the sum
-            total += int(n)
-            cumulative.append((bound, total))
-        latency.add_metric([model], cumulative, sum_value=row[-1])
+    latency = histogram("logd_model_call_duration_seconds",
+                        "Model (LLM) call latency from generation/chat spans and latency_ms fields", "model",
+                        u["latency"], u["latency_buckets"])
     errors = CounterMetricFamily("logd_agent_trace_errors",
                                  "Failed spans and trace events (hooks, Koog events), by the agent they ran under",
                                  labels=["agent"])

@@ -15,11 +15,11 @@ from bisect import bisect_left
 from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily
 
 from logd.isolation import StepFailures
 from logd.levels import LEVELS
-from logd.metrics import MetricsSettings
+from logd.metrics import MetricsSettings, histogram
 from logd.record import MAX_KEY_CHARS, Record, bounded_key
 from logd.spec import STEP, Context, CountByLevel, Spec
 from logd.timestamps import epoch_seconds
@@ -193,17 +193,9 @@ def _families(s: dict[str, Any]) -> Iterable[Any]:
         agent_errors.add_metric([agent], sum(levels.get(level, 0) for level in ERROR_LEVELS))
     yield from (by_level, agent_errors)
 
-    runs = HistogramMetricFamily("logd_agent_run_duration_seconds",
-                                 "Agent run durations (duration_ms fields, agent run hooks, agent spans)",
-                                 labels=["agent"])
-    bounds = [repr(float(b)) for b in s["duration_buckets"]] + ["+Inf"]
-    for agent, row in sorted(s["durations"].items()):
-        cumulative, total = [], 0
-        for bound, n in zip(bounds, row[:-1], strict=True):  # a count per bucket and +Inf, then the sum
-            total += int(n)
-            cumulative.append((bound, total))
-        runs.add_metric([agent], cumulative, sum_value=row[-1])
-    yield runs
+    yield histogram("logd_agent_run_duration_seconds",
+                    "Agent run durations (duration_ms fields, agent run hooks, agent spans)", "agent",
+                    s["durations"], s["duration_buckets"])
 
 
 def _view(s: dict[str, Any], view: dict[str, Any]) -> None:
