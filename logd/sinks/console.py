@@ -22,6 +22,7 @@ import orjson
 
 from logd.components import SinkStats
 from logd.events import Events
+from logd.levels import ERROR_LEVELS
 from logd.pipeline import Batch
 from logd.record import TRUSTED_FIELDS, Record
 from logd.timestamps import epoch_seconds
@@ -41,7 +42,6 @@ LEVEL_STYLE = {
     "fatal": ("FTL", "\x1b[1;31m"),
     "panic": ("PNC", "\x1b[1;31m"),
 }
-_ERROR_LEVELS = frozenset(("error", "fatal", "panic"))
 _ERROR_FIELDS = frozenset(("error", "err", "exception"))
 _BLOCK_FIELDS = ("stack", "stacktrace")  # printed below the line, as written
 _HIDDEN = frozenset(TRUSTED_FIELDS) | {"time", "level", "message"} | set(_BLOCK_FIELDS)
@@ -153,7 +153,7 @@ class ConsoleFormatter:
         keys = sorted(k for k in record if k not in _HIDDEN)
         if self.color:
             head = f"{DIM}{stamp}{RESET} {level_color}{abbrev}{RESET}"
-            if level in _ERROR_LEVELS:
+            if level in ERROR_LEVELS:
                 message = f"{BOLD}{message}{RESET}"
             for key in keys:
                 text = _value_text(record[key])
