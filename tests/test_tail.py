@@ -10,10 +10,10 @@ from pathlib import Path
 
 import orjson
 
+from logd.console_format import ConsoleFormatter
 from logd.reading.files import Problem
 from logd.reading.query import Filter
 from logd.reading.tail import Follower, last_lines, open_current
-from logd.sinks.console import ConsoleFormatter
 
 from logsets import SteadySender, following, lines, record, rotate_by_rename, rotated_set, seqs, write
 from support import wait_for

@@ -23,7 +23,6 @@ from logd.reading import index
 from logd.reading.dedupe import Deduplicator
 from logd.reading.files import LogFile, Problem, ProblemHandler, file_blocks
 from logd.reading.output import Progress
-from logd.reading.timeparse import TIME_HELP, TimeError, parse_time  # noqa: F401  (re-exported)
 from logd.record import Record
 from logd.timestamps import normalize_time
 
