@@ -11,7 +11,8 @@ import orjson
 import pytest
 import zstandard
 
-from logd.reading.files import Problem, list_files, snapshot
+from logd.logfiles.content import Problem
+from logd.logfiles.snapshot import list_files, snapshot
 from logd.reading.query import Filter, parse_where, run_query
 from logd.timeparse import TimeError, parse_time
 from logd.timestamps import format_epoch

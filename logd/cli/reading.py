@@ -26,7 +26,7 @@ from logd.reading.output import FORMATS
 if TYPE_CHECKING:  # annotations only: commands import what they need when they run
     import re
 
-    from logd.reading.files import Problem
+    from logd.logfiles.content import Problem
     from logd.reading.query import Filter, Where
 
 
@@ -102,8 +102,8 @@ def _no_files(path: Path) -> int:
 
 def cmd_query(args: argparse.Namespace) -> int:
     from logd.console_format import use_color
+    from logd.logfiles.snapshot import snapshot
     from logd.reading.dedupe import Deduplicator
-    from logd.reading.files import snapshot
     from logd.reading.output import Progress, last_and_reversed, line_formatter, paged, write_lines
     from logd.reading.query import problem_printer, select
 
@@ -166,7 +166,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from logd.reading.files import list_files
+    from logd.logfiles.snapshot import list_files
     from logd.reading.query import problem_printer, write_human
     from logd.reading.tail import run_tail
 
