@@ -95,7 +95,7 @@ class HotIngest(Protocol):
 
 
 class Pressure:
-    """Back-pressure from the pipeline to every source: a full queue or a failing sink pauses them.
+    """Back-pressure from the pipeline to every source: a failing sink pauses them until it recovers.
 
     Made before both, handed to both: the pipeline calls it, each source subscribes."""
 

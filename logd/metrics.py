@@ -238,7 +238,7 @@ class LogdCollector:
         yield InfoMetricFamily("logd", "logd build information", value={"version": s["version"]})
         yield GaugeMetricFamily("logd_ready", "1 when the socket listens and every sink is writable",
                                 value=1 if s["ready"] else 0)
-        yield GaugeMetricFamily("logd_paused", "1 while clients are paused (a sink is failing or the queue is full)",
+        yield GaugeMetricFamily("logd_paused", "1 while clients are paused (a sink is failing and holds records)",
                                 value=1 if s["paused"] else 0)
         yield CounterMetricFamily("logd_records_received", "Records received from clients and logd itself",
                                   value=s["received"])

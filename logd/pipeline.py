@@ -209,7 +209,6 @@ class Pipeline:
         events: Events | None = None,
         branch: Branch | None = None,
         on_pressure: Callable[[bool], None] = lambda paused: None,
-        high_water: int = 50_000,
         clock: Callable[[], float] = time.time,
         hot: HotIngest | None = None,
     ) -> None:
@@ -227,7 +226,6 @@ class Pipeline:
             self.stats.branch_delivered[branch.name] = 0
             self.stats.branch_errors[branch.name] = 0
         self.on_pressure = on_pressure
-        self.high_water = high_water
         self.clock = clock
         if events is None:
             events = Events(clock)
@@ -243,7 +241,7 @@ class Pipeline:
         self._written_callbacks: list[Callable[[], None]] = []
         self._held_callbacks: list[Callable[[], None]] = []
         self._scheduled = False
-        self._paused = False
+        self._told_paused = False  # what on_pressure was last told (see _update_pressure)
         self._loop: asyncio.AbstractEventLoop | None = None
         self.lost_at_shutdown = 0  # records a sink still held when close() gave up
 
@@ -275,14 +273,13 @@ class Pipeline:
         self._accepted()
 
     def _accepted(self) -> None:
-        waiting = self._queued + len(self._pending)
-        if waiting >= BATCH_RECORDS:
+        """A full batch goes through at once, a smaller one on the next loop turn. Intake
+        never pauses the sources itself: only a failing sink does (see :attr:`paused`)."""
+        if self.queue_depth >= BATCH_RECORDS:
             self.drain()
         elif not self._scheduled:
             self._scheduled = True
             self._get_loop().call_soon(self._run)
-        if waiting >= self.high_water:
-            self._set_paused(True)
 
     # --- processing ---
 
@@ -483,12 +480,11 @@ class Pipeline:
         self._update_pressure()
 
     def _update_pressure(self) -> None:
-        failing = any(d.failing is not None for d in self._every())
-        self._set_paused(failing or self.queue_depth >= self.high_water)
-
-    def _set_paused(self, paused: bool) -> None:
-        if paused != self._paused:
-            self._paused = paused
+        """Tell the sources when :attr:`paused` changed; called after every change of a sink's
+        state (failed, recovered, replaced) and after every drain."""
+        paused = self.paused
+        if paused != self._told_paused:
+            self._told_paused = paused
             self.on_pressure(paused)
 
     def reconfigure(self, steps: list[Step], sinks: list[Sink], branch: Branch | None = None,
@@ -541,7 +537,11 @@ class Pipeline:
 
     @property
     def paused(self) -> bool:
-        return self._paused
+        """True while a sink holds records it could not write. Read from the sinks' state
+        each time, never stored: a failing sink always has a retry timer, and its recovery
+        ends the pause. (The queue cannot pause anyone: a full batch is drained in the call
+        that filled it, so no count of waiting records can outlive that call.)"""
+        return any(d.failing is not None for d in self._every())
 
     @property
     def queue_depth(self) -> int:

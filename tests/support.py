@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -178,3 +181,41 @@ def config_error(folder: Path, text: str) -> ConfigError:
         load_config(write_toml(folder, text))
     return info.value
 
+
+@dataclass
+class Receiver:
+    daemon: DaemonProcess
+    url: str
+    log: Path
+    config: Path
+
+    def records(self, **match: object) -> list[dict]:
+        return [r for r in read_records(self.log) if all(r.get(k) == v for k, v in match.items())]
+
+    def logd(self, *args: str) -> str:
+        out = subprocess.run([sys.executable, "-m", "logd", *args, "--config", str(self.config)],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    def post(self, path: str, body: bytes, content_type: str = "application/x-protobuf",
+             **headers: str) -> tuple[int, dict[str, str], bytes]:
+        address = urllib.parse.urlsplit(self.url)
+        conn = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+        try:
+            conn.request("POST", path, body=body, headers={"Content-Type": content_type, **headers})
+            response = conn.getresponse()
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+        finally:
+            conn.close()
+
+
+def start_receiver(folder: Path, sock: Path, logging_body: str = 'file = "agent.log"', otlp: str = "") -> Receiver:
+    """A ``logd run`` whose HTTP ingest listener is on an ephemeral port; ``otlp``: more
+    lines of ``[logging.otlp]``."""
+    config = write_config(folder, sock / "logd.sock", logging_body,
+                          '[logging.otlp]\nlisten = "127.0.0.1:0"\n' + otlp)
+    daemon = DaemonProcess(config, sock / "logd.sock", folder).start()
+    started = wait_for(lambda: next((r for r in read_records(folder / "agent.log")
+                                     if r.get("event") == "otlp" and "url" in r), None), what="the OTLP receiver")
+    return Receiver(daemon, started["url"], folder / "agent.log", config)

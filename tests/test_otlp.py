@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import gzip
-import http.client
 import json
 import resource
 import shutil
@@ -22,7 +21,6 @@ import tempfile
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import h11
@@ -46,43 +44,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
 
-from support import DaemonProcess, read_records, wait_for, write_config
-
-
-@dataclass
-class Receiver:
-    daemon: DaemonProcess
-    url: str
-    log: Path
-    config: Path
-
-    def records(self, **match: object) -> list[dict]:
-        return [r for r in read_records(self.log) if all(r.get(k) == v for k, v in match.items())]
-
-    def logd(self, *args: str) -> str:
-        out = subprocess.run([sys.executable, "-m", "logd", *args, "--config", str(self.config)],
-                             capture_output=True, text=True, timeout=60)
-        assert out.returncode == 0, out.stderr
-        return out.stdout
-
-    def post(self, path: str, body: bytes, content_type: str = "application/x-protobuf",
-             **headers: str) -> tuple[int, dict[str, str], bytes]:
-        address = urllib.parse.urlsplit(self.url)
-        conn = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
-        try:
-            conn.request("POST", path, body=body, headers={"Content-Type": content_type, **headers})
-            response = conn.getresponse()
-            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-        finally:
-            conn.close()
-
-
-def start_receiver(folder: Path, sock: Path, logging_body: str = 'file = "agent.log"') -> Receiver:
-    config = write_config(folder, sock / "logd.sock", logging_body, '[logging.otlp]\nlisten = "127.0.0.1:0"\n')
-    daemon = DaemonProcess(config, sock / "logd.sock", folder).start()
-    started = wait_for(lambda: next((r for r in read_records(folder / "agent.log")
-                                     if r.get("event") == "otlp" and "url" in r), None), what="the OTLP receiver")
-    return Receiver(daemon, started["url"], folder / "agent.log", config)
+from support import DaemonProcess, Receiver, read_records, start_receiver, wait_for, write_config
 
 
 @pytest.fixture(scope="module")
