@@ -7,8 +7,9 @@ The bounds live in a small JSON-lines index beside the log file, ``.agent.log.bo
 one line per file: ``{"fp": ..., "bytes": ..., "min": ..., "max": ...}``. An entry is
 keyed by the file's *content*, its head and decompressed size (:mod:`.identity`), never by
 its name: backups are renamed at every rotation and compressed later, and their naming
-may change, but their decompressed bytes do not. (Before the one identity rule the head
-here was 64 KiB: such entries match no file, which is then read once and filed again.)
+may change, but their decompressed bytes do not. (Entries filed before the one identity
+rule hashed up to 64 KiB: those of backups over 4 KiB match nothing now, so such a backup
+is read once more and filed again; no entry can name the wrong file.)
 
 The file sink writes the index and the readers read it: both depend on this module,
 not on each other.
