@@ -12,6 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from logd.logfiles import follow
 from logd.logfiles.content import Problem, read_lines
 from logd.logfiles.follow import Follower
 from logd.logfiles.identity import HEAD_BYTES, Head, Identity, Position
@@ -22,7 +23,7 @@ from logd.rotation import Compression, RotationPolicy, SizeLimit
 from logd.ship.checkpoint import CheckpointStore
 from logd.sinks.file import FileSink
 
-from logsets import compress_file, lines, record, write
+from logsets import BASE, compress_file, lines, record, write
 from rotation_support import batch
 
 
@@ -111,6 +112,68 @@ def test_a_shipper_reads_the_writers_last_lines_in_a_renamed_file(tmp_path: Path
     follower.close()
 
 
+def test_a_rotation_between_the_followers_look_and_its_open_skips_no_file(tmp_path: Path, monkeypatch) -> None:
+    """The follower lists the folder, then opens the file after the one it finished. A
+    rotation landing in between (agent.log now names a newer file) must not make it skip
+    the file that was current when it looked. It did: the name was opened again, and a
+    young file's few first bytes could not tell the two apart."""
+    log = tmp_path / "agent.log"
+    names = Names(log)
+    append(log, range(0, 3))
+    follower = Follower(log, None)
+    assert seq_of(drain(follower)) == [0, 1, 2]
+    os.replace(log, names.dated(BASE))  # rotated: ours is a backup now
+    append(log, range(3, 5))  # the new current file has data: the writer has left ours
+    rotated: list[Path] = []
+    real_info = follow.file_info
+
+    def rotation_lands(path: Path, *rest: object) -> follow.FileInfo:
+        if path == log and not rotated:  # the follower looks at the file after ours: rotate it now
+            rotated.append(names.dated(BASE + 1))
+            os.replace(log, rotated[0])
+            append(log, range(5, 7))
+        return real_info(path, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(follow, "file_info", rotation_lands)
+    assert seq_of(drain(follower)) == [3, 4, 5, 6]
+    assert rotated
+    follower.close()
+
+
+def test_a_numbered_rotation_caught_half_way_skips_no_file(tmp_path: Path, monkeypatch) -> None:
+    """A numbered rotation renames every backup up one, oldest first, and the current file
+    last. Caught half-way (the backups moved, the current file not yet), the name the
+    follower listed for the file after its own holds a newer file: it must still read the
+    file right after the one it finished."""
+    log = tmp_path / "agent.log"
+
+    def rotate() -> None:  # as rotation does with numbered names, all at once
+        for number in sorted((int(p.name.rsplit(".", 1)[1]) for p in tmp_path.glob("agent.log.*")), reverse=True):
+            os.replace(log.with_name(f"agent.log.{number}"), log.with_name(f"agent.log.{number + 1}"))
+        os.replace(log, log.with_name("agent.log.1"))
+
+    append(log, range(0, 2))
+    follower = Follower(log, None)
+    assert seq_of(drain(follower)) == [0, 1]
+    for seqs in (range(2, 4), range(4, 6), range(6, 8)):
+        rotate()
+        append(log, seqs)  # ours is agent.log.3 now, then .2 [2, 3], .1 [4, 5], agent.log [6, 7]
+    moved: list[bool] = []
+    real_info = follow.file_info
+
+    def half_a_rotation(path: Path, *rest: object) -> follow.FileInfo:
+        if path.name == "agent.log.2" and not moved:  # the file after ours: the renames land now
+            moved.append(True)
+            for number in (3, 2, 1):
+                os.replace(log.with_name(f"agent.log.{number}"), log.with_name(f"agent.log.{number + 1}"))
+        return real_info(path, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(follow, "file_info", half_a_rotation)
+    assert seq_of(drain(follower)) == [2, 3, 4, 5, 6, 7]
+    assert moved
+    follower.close()
+
+
 def test_a_checkpoint_saved_by_the_previous_release_resumes_exactly(tmp_path: Path) -> None:
     """An upgrade neither re-ships nor skips: a checkpoint file as the previous release wrote
     it (sha256 of the first 4 KiB, 32 hex digits; offset in uncompressed bytes) resumes at the
@@ -178,7 +241,7 @@ def test_the_identity_rule(tmp_path: Path) -> None:
     other_head = other.read_bytes()[:HEAD_BYTES]
 
     read = Identity.of(st, head)
-    assert read.recognises(st, "", lambda: head)  # the very file
+    assert read.head is not None and read.recognises(st, "", lambda: head)  # the very file
     assert read.recognises(zst, "zst", lambda: head)  # its compressed copy: same head
     assert not read.recognises(zst, "zst", lambda: other_head)
     reused = os.stat_result(list(os.stat(other)[:10]), {"st_mtime_ns": os.stat(other).st_mtime_ns})

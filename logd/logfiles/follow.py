@@ -38,7 +38,9 @@ from logd.logfiles.identity import HEAD_BYTES, Identity, Position, fingerprint, 
 from logd.logfiles.names import Names, compression_of
 
 READ_CHUNK = 1 << 20
+Anchor = tuple[Path, "tuple[int, int] | None"]  # a file by the name it was listed under and its inode
 REFUSED = (errno.ELOOP, errno.EISDIR, errno.EINVAL)  # open_log's "not a regular file": skipped, never retried
+OPEN_ATTEMPTS = 5  # looks at the set before a read gives up for now (each one a rotation crossed)
 
 
 @dataclass
@@ -60,6 +62,7 @@ class FileInfo:
     head: bytes  # the first HEAD_BYTES decoded bytes (fewer in a shorter file)
     first_time: str | None
     size: int = -1  # on disk, when surveyed
+    inode: tuple[int, int] | None = None  # (device, inode) of the file the name held then
 
     @property
     def first_line(self) -> bytes | None:
@@ -82,17 +85,19 @@ def file_info(path: Path, number: int, compression: str | None = None) -> FileIn
         head = read_head(file) if size > 0 else b""  # an empty file needs no decompressor
     finally:
         file.close()
-    return FileInfo(path, number, file.compression, head, first_time_of(head), size)
+    return FileInfo(path, number, file.compression, head, first_time_of(head), size, file.inode)
 
 
 @dataclass(frozen=True, slots=True)
 class Place:
     """Where a position is in a survey: the file's index and the offset in it; ``found``
-    False when its file is gone and reading goes on at the next that began no earlier."""
+    False when its file is gone and reading goes on at the next that began no earlier;
+    ``settled`` False when rotations kept moving names while it was looked for."""
 
     index: int
     offset: int
     found: bool
+    settled: bool = True
 
 
 class Survey:
@@ -105,12 +110,19 @@ class Survey:
     looked at are kept, and finding a position looks from the newest file back, so a
     follower that keeps up reads one or two heads."""
 
-    def __init__(self, current: Path, entries: list[str]) -> None:
+    def __init__(self, current: Path, entries: list[str], current_inode: tuple[int, int] | None = None) -> None:
         self.current = current
         self.folder = current.parent if str(current.parent) else Path(".")
         self.entries = entries  # names, oldest first (the current file last, when it exists)
+        self.current_inode = current_inode  # the current file's, noted before the listing
         self._newest_backup = len(entries) - (1 if entries and entries[-1] == current.name else 0)
         self._infos: dict[int, FileInfo] = {}
+
+    def rotated_since(self) -> bool:
+        """Whether the path names another current file than before the listing: a rotation
+        came since, and the names (the current one always, numbered ones too) may mean other
+        files now. Every rotation makes a new current file, so nothing else can move them."""
+        return _inode(self.current) != self.current_inode
 
     def rank(self, index: int) -> int:
         """0 for the current file, 1 for the newest backup, and so on."""
@@ -163,29 +175,39 @@ class Survey:
             return Place(index, position.offset, True)
         if position.first_time is not None:  # gone: the oldest file that began no earlier (one at a time)
             for index, info in enumerate(self):
+                if info.size < 0:
+                    continue  # gone as well (or unreadable): says nothing
                 if info.first_time is None or info.first_time >= position.first_time:
                     return Place(index, 0, False)
             return Place(len(self.entries), 0, False)
         return Place(0, 0, False)
 
 
+def _inode(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def take_survey(current: Path) -> Survey:
     """A :class:`Survey` of the set as listed now (no file opened yet)."""
-    return Survey(current, Names(current).listing())
+    inode = _inode(current)
+    return Survey(current, Names(current).listing(), inode)
 
 
 def located(current: Path, position: Position | None, attempts: int = 20) -> tuple[Survey, Place]:
-    """A survey and where ``position`` is in it (see :meth:`Survey.locate`). The listing is
-    taken again afterwards, and a search that a rotation crossed (numbered names move) is
-    started over: heads were read from names that may have moved on."""
+    """A survey and where ``position`` is in it (see :meth:`Survey.locate`). A search that a
+    rotation crossed is started over: heads were read from names that may have moved on."""
     found = take_survey(current)
     for _ in range(attempts):
         place = found.locate(position)
         again = take_survey(current)
-        if again.entries == found.entries:
-            break
+        if again.entries == found.entries and again.current_inode == found.current_inode:
+            return found, place
         found = again
-    return found, place
+    return found, Place(place.index, place.offset, place.found, settled=False)
 
 
 class Follower:
@@ -234,61 +256,106 @@ class Follower:
         self.close()
         self._from_current = True
         if file is not None:
+            head = read_head(file)
             with self.lock:
-                self._adopt(file, offset, read_head(file))
+                self._adopt(file, head)
+            self._seek(offset)
 
-    def _adopt(self, file: LogFile, offset: int, head: bytes) -> None:
-        """Read ``file`` from ``offset`` on (called under :attr:`lock`)."""
+    def _adopt(self, file: LogFile, head: bytes) -> None:
+        """Make ``file`` the open file (under :attr:`lock`: retention's hook looks at it)."""
         self._file, self._head, self._first_time = file, head, first_time_of(head)
+
+    def _seek(self, offset: int) -> None:
+        """Read the open file from ``offset`` (uncompressed bytes of complete lines) on."""
+        assert self._file is not None
         self._finished, self._truncated_here = None, False
         self._pending, self._raw_pos = b"", 0
         self._decoded, self._damage = None, None
-        if file.compression:
-            self._decoded = decoded_chunks(file)
+        if self._file.compression:
+            self._decoded = decoded_chunks(self._file)
             self._skip_decoded(offset)
         else:
             self._raw_pos = offset
         self._offset = offset
-        if self.position is None and head:
-            self.position = position_in(head, offset, self._first_time, file.path.name)
+        if self.position is None and self._head:
+            self.position = position_in(self._head, offset, self._first_time, self._file.path.name)
 
     def _open(self) -> bool:
         if self.position is None and self._from_current:
             return self._open_current()
+        for _ in range(OPEN_ATTEMPTS):
+            opened = self._open_next()
+            if opened is not None:
+                return opened
+        return False  # rotations kept crossing the look: the next read tries again
+
+    def _open_next(self) -> bool | None:
+        """Open the file to read next (the position's, or the one after a finished file);
+        None when rotation moved names between the look and the open."""
         files, place = located(self.current, self.position)
+        if not place.settled:
+            return None
         index, offset = place.index, place.offset
+        after: Anchor | None = None  # the file the one to open must directly follow
         if not place.found and self.position is not None:
             self._gap()
         elif index < len(files) and self._finished is not None and self._finished.identifies(files[index].head):
-            index, offset = index + 1, 0
+            after, index, offset = (files[index].path, files[index].inode), index + 1, 0
         for i in range(index, len(files)):
             info = files[i] if i == index else files.read(i)  # not kept: thousands may be empty
             if info.size == 0 and i < len(files) - 1:
-                offset = 0
+                after, offset = (info.path, info.inode), 0
                 continue  # an empty backup: nothing to read
             file = open_log(info.path, info.number, info.compression)
             if file.fd is None:
                 if isinstance(file.error, FileNotFoundError):
-                    return False  # renamed between survey and open: try again on the next read
+                    return None  # renamed between the look and the open
                 if file.error is None or file.error.errno not in REFUSED:
                     raise file.error or OSError(errno.EIO, "cannot open", str(info.path))  # retried by the owner
                 if self._refuse(info.path, file):
-                    offset = 0
+                    after, offset = (info.path, _inode(info.path)), 0
                     continue
-                return False
+                return None
             head = read_head(file)
-            if not head.startswith(info.head):
-                file.close()  # the name moved on to another file in between
-                return False
+            if not self._still_meant(files, info, file, head, after):
+                file.close()
+                return None
             st = os.fstat(file.fd)
             with self.lock:
-                if self._passed_over(st, file.compression, head):
-                    file.close()  # reported already (damaged), or counted lost and about to go
-                    offset = 0
-                    continue
-                self._adopt(file, offset, head)
+                passed_over = self._passed_over(st, file.compression, head)
+                if not passed_over:
+                    self._adopt(file, head)
+            if passed_over:
+                file.close()  # reported already (damaged), or counted lost and about to go
+                after, offset = (info.path, file.inode), 0
+                continue
+            self._seek(offset)
             return True
         return False
+
+    def _still_meant(self, files: Survey, info: FileInfo, file: LogFile, head: bytes,
+                     after: Anchor | None) -> bool:
+        """Whether ``file``, just opened by the name ``info`` was listed under, is the file the
+        listing meant there. The position's own file says so by its head; the file after
+        another (``after``) by the names: no rotation since the listing (the current file
+        is the one listed), and, with numbered names, which every rotation moves up one, the
+        two files still where they were with no file between them (files only move up, to
+        older numbers, so a name holding the same file before and after a look held it
+        throughout)."""
+        if not head.startswith(info.head) or files.rotated_since():
+            return False
+        if after is None:
+            return self.position is None or not self.position.identifies(info.head) or self.position.identifies(head)
+        names = Names(self.current)
+        after_path, after_inode = after
+        older, newer = names.number_of(after_path.name), names.number_of(info.path.name)
+        if older is None or newer is None:
+            return True  # dated names never move
+        if _inode(after_path) != after_inode:
+            return False
+        if any(os.path.lexists(path) for number in range(newer + 1, older) for path in names.numbered_files(number)):
+            return False  # from the newer side up: a file moving up is met again
+        return _inode(info.path) == file.inode
 
     def _passed_over(self, st: os.stat_result, compression: str, head: bytes) -> bool:
         """A file given up on (damaged), or counted lost and about to go (doomed)."""
@@ -302,8 +369,10 @@ class Follower:
                 self.on_problem(Problem(self.current, None, f"cannot read: {reason}; waiting for it"))
                 self._told_unreadable = True
             return False
+        head = read_head(file)
         with self.lock:
-            self._adopt(file, 0, read_head(file))
+            self._adopt(file, head)
+        self._seek(0)
         return True
 
     def _refuse(self, path: Path, file: LogFile) -> bool:

@@ -331,6 +331,19 @@ class Names:
             out.append(current_name)
         return out
 
+    def number_of(self, name: str) -> int | None:
+        """A numbered backup's number; 0 for the current file; None for a dated backup or
+        any other name."""
+        if name == self.current.name:
+            return 0
+        parsed = self.parse(name)
+        return parsed[1] if parsed is not None else None
+
+    def numbered_files(self, number: int) -> tuple[Path, ...]:
+        """Every file numbered backup ``number`` may have (plain, compressed, in progress)."""
+        return tuple(self.numbered(number, suffix) for suffix in ("", *COMPRESSED_SUFFIXES)) + tuple(
+            self.numbered(number, suffix + TEMP) for suffix in COMPRESSED_SUFFIXES)
+
     def moved(self, name: str) -> Iterator[str]:
         """Names a backup listed as ``name`` may have now, the likeliest first: its compressed
         copy (or, for a compressed name, its plain original) under the same name; then, when
