@@ -1,8 +1,8 @@
 # The two commands of README's quick start, plus the benchmark and the checks.
 .PHONY: run test bench lint man install clean
 
-run:
-	@.ci/setup
+run: man
+	@echo 'logd is in .venv/bin: in another terminal, export PATH="$(CURDIR)/.venv/bin:$$PATH" (then logd --help, man logd)'
 	.venv/bin/logd run --config config/agentflow.toml
 
 # the checks first (ruff, mypy: configured in pyproject.toml), then the whole suite
@@ -16,14 +16,17 @@ bench:
 	@.ci/setup
 	.venv/bin/logd bench
 
+# the man page and completion from the parser (build/, which make install installs); the page also
+# into .venv/share/man, where `man logd` finds it once .venv/bin is on PATH
 man:
-	@.ci/setup --test
-	.venv/bin/python -m logd.cli.generate build
+	@.ci/setup
+	@.venv/bin/python -m logd.cli.generate build > /dev/null
+	@install -D -m 0644 build/man/logd.1 .venv/share/man/man1/logd.1
 
-# as root: logd on PATH, users/groups, units, config, man page, completion (systemd/install.sh)
+# as root: logd in its own venv /opt/logd linked as /usr/local/bin/logd (not the system Python:
+# PEP 668), users/groups, units, config, man page, completion (systemd/install.sh; DESTDIR stages)
 install: man
-	python3 -m pip install '.[all]'
-	LOGD_BIN=$$(command -v logd) systemd/install.sh
+	systemd/install.sh
 
 # ruff and mypy, configured in pyproject.toml ([tool.ruff], [tool.mypy])
 lint:

@@ -5,8 +5,9 @@
  * subset of JSON whose canonical encoding is its own text (no escapes orjson would rewrite,
  * no number it would reformat), with `time` (UTC, RFC 3339), `level` (a known spelling) and
  * `message` (text), no duplicate key, no 20-digit run, no key a later step must see whole
- * (trace shapes, usage shapes: told by Python), no secret key and no string the redaction
- * patterns match. Anything else stops the run and goes to the Python path, which decides.
+ * (trace shapes, usage shapes: told by Python), no secret key, no string the redaction
+ * patterns match and no text field (message, names, errors: told by Python) holding a
+ * key=value secret. Anything else stops the run and goes to the Python path, which decides.
  * So this file only ever makes a line faster, never different (tests/test_hotpath.py).
  *
  * Output per line: {"time":<canonical>,"level":<canonical>,"message":...,<other keys in the
@@ -20,6 +21,7 @@
 
 #define K_SECRET 1  /* a redacted key name: its record goes to Python */
 #define K_BAIL 2    /* at the top level: a later step reads it (traces, usage shapes, reserved) */
+#define K_TEXT 4    /* its strings (at any depth) are text the key=value rule looks at */
 
 #define MAX_DEPTH 32
 #define MAX_TOP 64
@@ -41,13 +43,24 @@ typedef struct {
     Py_ssize_t used;
 } Cache;
 
+/* Set once per process from os.urandom (module init): which strings share a slot cannot be
+ * worked out ahead, so a client cannot send keys that all collide. */
+static uint64_t hash_seed;
+
+/* FNV-1a from a seeded start, then a full mix (splitmix64's finaliser), so every bit of the
+ * slot index depends on every byte. Never 0: 0 marks an empty slot. */
 static uint64_t hash_bytes(const char *p, Py_ssize_t n) {
-    uint64_t h = 1469598103934665603ULL;
+    uint64_t h = 1469598103934665603ULL ^ hash_seed;
     for (Py_ssize_t i = 0; i < n; i++) {
         h ^= (unsigned char)p[i];
         h *= 1099511628211ULL;
     }
-    return h | 1; /* 0 marks an empty slot */
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebULL;
+    h ^= h >> 31;
+    return h ? h : 1;
 }
 
 static int cache_init(Cache *c) {
@@ -363,14 +376,15 @@ static int string_clean(FastPath *fp, const char *p, const Str *st, int is_messa
 #define FAIL_SLOW (-1)
 
 /* A value at s->pos; its type, FAIL_SLOW, or FAIL_PY. Nested keys are checked for secrets
- * and duplicates, nested strings for patterns. */
-static int scan_value(Scan *s, int depth) {
+ * and duplicates, nested strings for patterns, and, inside a text field (`text`), for
+ * key=value secrets. */
+static int scan_value(Scan *s, int depth, int text) {
     if (s->pos >= s->n) return FAIL_SLOW;
     char c = s->p[s->pos];
     if (c == '"') {
         Str st;
         if (scan_string(s, &st) < 0) return FAIL_SLOW;
-        int ok = string_clean(s->fp, s->p, &st, 0);
+        int ok = string_clean(s->fp, s->p, &st, text);
         if (ok < 0) return FAIL_PY;
         return ok ? T_STRING : FAIL_SLOW;
     }
@@ -379,7 +393,7 @@ static int scan_value(Scan *s, int depth) {
         int object = c == '{';
         char close = object ? '}' : ']';
         Str keys[MAX_NESTED_KEYS];
-        int nkeys = 0;
+        int nkeys = 0, child_text = text;
         s->pos++;
         skip_ws(s);
         if (s->pos < s->n && s->p[s->pos] == close) {
@@ -400,13 +414,14 @@ static int scan_value(Scan *s, int depth) {
                     int cls = key_class(s->fp, s->p + key.start, key.len);
                     if (cls < 0) return FAIL_PY;
                     if (cls & K_SECRET) return FAIL_SLOW;
+                    child_text = text || (cls & K_TEXT);
                 }
                 skip_ws(s);
                 if (s->pos >= s->n || s->p[s->pos] != ':') return FAIL_SLOW;
                 s->pos++;
                 skip_ws(s);
             }
-            int t = scan_value(s, depth + 1);
+            int t = scan_value(s, depth + 1, child_text);
             if (t < 0) return t;
             skip_ws(s);
             if (s->pos >= s->n) return FAIL_SLOW;
@@ -846,7 +861,7 @@ static int one_line(FastPath *fp, const char *p, Py_ssize_t n, const char *suffi
             f->ws = 0;
         } else {
             s.ws = 0;
-            int t = scan_value(&s, 1);
+            int t = scan_value(&s, 1, (cls & K_TEXT) != 0);
             if (t == FAIL_PY) return LINE_ERROR;
             if (t < 0) return LINE_SLOW;
             f->type = t;
@@ -930,6 +945,10 @@ static PyObject *FastPath_run(FastPath *self, PyObject *const *args, Py_ssize_t 
         PyErr_SetString(PyExc_TypeError, "run(lines, start, stop, suffix)");
         return NULL;
     }
+    if (!self->aliases || !self->keys.slots) {
+        PyErr_SetString(PyExc_RuntimeError, "FastPath.run before FastPath.__init__ succeeded");
+        return NULL;
+    }
     PyObject *lines = args[0];
     if (!PyList_Check(lines) || !PyBytes_Check(args[3])) {
         PyErr_SetString(PyExc_TypeError, "run(lines: list[bytes], start: int, stop: int, suffix: bytes)");
@@ -937,7 +956,10 @@ static PyObject *FastPath_run(FastPath *self, PyObject *const *args, Py_ssize_t 
     }
     Py_ssize_t start = PyLong_AsSsize_t(args[1]), stop = PyLong_AsSsize_t(args[2]);
     if (PyErr_Occurred()) return NULL;
-    if (stop > PyList_GET_SIZE(lines)) stop = PyList_GET_SIZE(lines);
+    if (start < 0 || stop < 0) {
+        PyErr_SetString(PyExc_ValueError, "run: start and stop must be >= 0");
+        return NULL;
+    }
     const char *suffix = PyBytes_AS_STRING(args[3]);
     Py_ssize_t suffix_len = PyBytes_GET_SIZE(args[3]);
     Output o = {NULL, 0, {0}, {0}, 0};
@@ -945,10 +967,13 @@ static PyObject *FastPath_run(FastPath *self, PyObject *const *args, Py_ssize_t 
     Tally tally = {PyDict_New(), PyList_New(0), PyDict_New(), PyList_New(0)};
     if (!o.out || !tally.agent_index || !tally.agents || !tally.group_index || !tally.groups) goto error;
     Py_ssize_t i = start, kept = 0, below = 0;
-    for (; i < stop; i++) {
+    /* the questions to Python may run any code, the list's own length included: re-read each time */
+    for (; i < stop && i < PyList_GET_SIZE(lines); i++) {
         PyObject *line = PyList_GET_ITEM(lines, i);
         if (!PyBytes_Check(line)) break;
+        Py_INCREF(line);
         int r = one_line(self, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line), suffix, suffix_len, &o, &tally);
+        Py_DECREF(line);
         if (r == LINE_ERROR) goto error;
         if (r == LINE_SLOW) break;
         if (r == LINE_KEPT) kept++;
@@ -1071,14 +1096,49 @@ static PyTypeObject FastPathType = {
     .tp_methods = FastPath_methods,
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_hotpath", NULL, -1, NULL, NULL, NULL, NULL, NULL};
+/* The home slot a string gets in the caches: for tests (seeded per process, spread over all
+ * slots) and diagnosis. */
+static PyObject *home_slot(PyObject *module, PyObject *arg) {
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "home_slot(bytes)");
+        return NULL;
+    }
+    uint64_t h = hash_bytes(PyBytes_AS_STRING(arg), PyBytes_GET_SIZE(arg));
+    return PyLong_FromSsize_t((Py_ssize_t)(h & (CACHE_SLOTS - 1)));
+}
+
+static PyMethodDef module_methods[] = {
+    {"home_slot", home_slot, METH_O, "home_slot(data: bytes) -> int: the cache slot data is looked up from first."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_hotpath", NULL, -1, module_methods, NULL, NULL, NULL,
+                                    NULL};
+
+static int seed_hash(void) {
+    PyObject *os = PyImport_ImportModule("os");
+    if (!os) return -1;
+    PyObject *bytes = PyObject_CallMethod(os, "urandom", "n", (Py_ssize_t)sizeof(hash_seed));
+    Py_DECREF(os);
+    if (!bytes) return -1;
+    if (!PyBytes_Check(bytes) || PyBytes_GET_SIZE(bytes) != (Py_ssize_t)sizeof(hash_seed)) {
+        Py_DECREF(bytes);
+        PyErr_SetString(PyExc_RuntimeError, "os.urandom gave no seed");
+        return -1;
+    }
+    memcpy(&hash_seed, PyBytes_AS_STRING(bytes), sizeof(hash_seed));
+    Py_DECREF(bytes);
+    return 0;
+}
 
 PyMODINIT_FUNC PyInit__hotpath(void) {
+    if (seed_hash() < 0) return NULL;
     if (PyType_Ready(&FastPathType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     if (PyModule_AddObjectRef(m, "FastPath", (PyObject *)&FastPathType) < 0 ||
-        PyModule_AddIntConstant(m, "K_SECRET", K_SECRET) < 0 || PyModule_AddIntConstant(m, "K_BAIL", K_BAIL) < 0) {
+        PyModule_AddIntConstant(m, "K_SECRET", K_SECRET) < 0 || PyModule_AddIntConstant(m, "K_BAIL", K_BAIL) < 0 ||
+        PyModule_AddIntConstant(m, "K_TEXT", K_TEXT) < 0) {
         Py_DECREF(m);
         return NULL;
     }

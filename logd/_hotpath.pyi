@@ -3,6 +3,9 @@ from collections.abc import Callable
 
 K_SECRET: int
 K_BAIL: int
+K_TEXT: int
+
+def home_slot(data: bytes, /) -> int: ...
 
 class FastPath:
     def __init__(self, *, aliases: dict[str, str], actions: dict[str, int], classify_key: Callable[[str], int],

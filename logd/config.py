@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import os
+import pwd
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -21,7 +22,7 @@ from urllib.parse import urlsplit
 
 from logd.extras import available, install_hint
 from logd.levels import CONFIG_LEVELS, LEVELS
-from logd.paths import SOCKET_ENV, SYSTEM_SOCKET, client_socket_path, default_socket_path  # noqa: F401  (re-exported: the rules live in paths.py)
+from logd.paths import config_search_text, default_socket_path, find_config  # noqa: F401  (re-exported)
 from logd.rotation import compression_level_error, parse_rotate_every
 from logd.steps.redact import DEFAULT_KEYS, DEFAULT_PATTERNS, REPLACEMENT, combine_patterns
 
@@ -31,8 +32,6 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 MB = 1024 * 1024
-CONFIG_ENV = "LOGD_CONFIG"
-DEFAULT_CONFIG_NAME = "agentflow.toml"
 
 
 class ConfigError(Exception):
@@ -64,9 +63,14 @@ class ConfigErrors(ConfigError):
         return self.args[0]
 
 
+def _made(kind: str) -> Any:
+    """An optional path logd makes (a "file" or "folder"): ``logd check`` checks that it can."""
+    return field(default=None, metadata={"path": kind})
+
+
 @dataclass(frozen=True)
 class SocketSettings:
-    path: Path  # the socket agents send to
+    path: Path = field(metadata={"path": "socket"})  # the socket agents send to
     mode: int = 0o660  # socket permissions: owner and group may send
     group: str | int | None = None  # group owning the socket (agents' users join it); default: the daemon's
     max_record_bytes: int = 256 * 1024  # longer lines are cut to this and flagged _truncated
@@ -83,23 +87,26 @@ class SocketSettings:
 class TraceSettings:
     """``[logging.traces]``: where per-session trace files go and how long they are kept."""
 
-    dir: Path | None = None  # default: traces/ beside `file`, else $XDG_STATE_HOME/logd/traces
+    dir: Path | None = _made("folder")  # default: traces/ beside `file`, else $XDG_STATE_HOME/logd/traces
     max_age: float = 0  # days; 0 keeps every session
 
 
-SHIP_TYPES = ("syslog", "otlp", "http", "loki", "elasticsearch")
+SHIP_TYPES = ("syslog", "otlp", "http", "loki", "elasticsearch", "nats")
 # per target type: accepted ``format`` values, the first is the default
 SHIP_FORMATS: dict[str, tuple[str, ...]] = {
     "syslog": ("message", "json"), "otlp": ("protobuf", "json"), "http": ("ndjson",),
-    "loki": ("json",), "elasticsearch": ("json",),
+    "loki": ("json",), "elasticsearch": ("json",), "nats": ("json",),
 }
+# keys only one type of target takes (a key of another type is a mistake worth naming)
+SHIP_TYPE_KEYS: dict[str, str] = {"subject": "nats", "stream": "nats", "user": "nats", "password": "nats",
+                                  "token": "nats", "creds": "nats", "nkey": "nats"}
 
 
 @dataclass(frozen=True)
 class ShipSettings:
     """One ``[[logging.ship]]`` target: where records are forwarded, and how."""
-    type: str  # syslog, otlp, http, loki or elasticsearch
-    url: str  # tcp:// or tls:// for syslog, http(s):// for the others
+    type: str  # syslog, otlp, http, loki, elasticsearch or nats
+    url: str  # tcp:// or tls:// for syslog; nats:// or tls:// servers (comma-separated) for nats; else http(s)://
     name: str  # names the checkpoint file; default "<type>-<index>"
     format: str = ""  # syslog: message or json; otlp: protobuf or json
     batch_size: int = 500  # records per request/connection
@@ -113,11 +120,18 @@ class ShipSettings:
     tls_cert: Path | None = None  # client certificate (mutual TLS)
     tls_key: Path | None = None  # its private key
     tls_verify: bool = True  # verify the collector's certificate
-    hostname: str | None = None  # syslog HOSTNAME; default: this machine's name
+    hostname: str | None = None  # syslog HOSTNAME, nats {host} and message ids; default: this machine's name
     facility: str = "user"  # syslog facility
     index: str = "logd"  # elasticsearch index
     service_name: str = "logd"  # otlp service.name for records without an agent
-    signal: str = "logs"  # otlp: "logs" ships every record, "traces" the span records as OTLP spans
+    signal: str = "logs"  # "logs": every record; "traces": the span records as OTLP spans (otlp), trace records (nats)
+    subject: str = ""  # nats: template of {agent} {level} {host} ({session}: traces); default "logs.{agent}"
+    stream: str = ""  # nats: the JetStream stream that must take the records (Nats-Expected-Stream); default any
+    user: str = ""  # nats: user name (with password)
+    password: str = ""  # nats: the user's password; "env:NAME" reads $NAME when logd starts
+    token: str = ""  # nats: authentication token; "env:NAME" reads $NAME when logd starts
+    creds: Path | None = None  # nats: a .creds file (user JWT and NKey seed)
+    nkey: Path | None = None  # nats: a file holding an NKey user seed
     backoff_initial: float = 0.2  # seconds before the first retry
     backoff_max: float = 60.0  # cap of the exponential backoff, seconds
     max_retries: int = 0  # 0: retry for ever (a retryable failure never drops a batch)
@@ -157,23 +171,27 @@ class MetricsSettings:
 
 
 OTLP_LISTEN_ENV = "LOGD_OTLP_LISTEN"
-OTLP_DEFAULT_LISTEN = "127.0.0.1:4318"  # the OTLP/HTTP port exporters use by default
 
 
 def default_otlp_listen(env: Mapping[str, str] | None = None) -> str:
-    """``$LOGD_OTLP_LISTEN`` (``""`` turns the receiver off), else 127.0.0.1:4318."""
+    """``$LOGD_OTLP_LISTEN``, else ``""``: the listener is off unless configured."""
     env = os.environ if env is None else env
-    return env.get(OTLP_LISTEN_ENV, OTLP_DEFAULT_LISTEN)
+    return env.get(OTLP_LISTEN_ENV, "")
 
 
 @dataclass(frozen=True)
 class OtlpSettings:
-    """``[logging.otlp]``: the HTTP ingest listener (OTLP/HTTP ``/v1/logs``, ``/v1/traces``).
+    """``[logging.otlp]``: the HTTP ingest listener (OTLP/HTTP ``/v1/logs``, ``/v1/traces``,
+    the OpenAI Agents SDK's ``/v1/traces/ingest``). Off unless ``listen`` is set; every bound
+    is in docs/security.md."""
 
-    On by default on loopback; a busy default port is reported once and logging goes on."""
-
-    listen: str = field(default_factory=default_otlp_listen)  # "host:port"; "" for no listener
+    listen: str = field(default_factory=default_otlp_listen)  # "host:port" such as "127.0.0.1:4318"; "" for none
+    token_file: Path | None = None  # "name:token" lines; set: every request needs "Authorization: Bearer <token>"
     max_body_bytes: int = 4 * 1024 * 1024  # per request, after gzip decompression: larger gets 413
+    max_items: int = 10_000  # log records or spans per request (and resource or scope entries): more gets 413
+    max_inflight_bytes: int = 64 * 1024 * 1024  # bodies and decoded items of all requests in flight: beyond, 503
+    request_timeout: float = 30.0  # seconds from a request's first byte to its last: a slower sender is closed
+    retry_after: int = 1  # seconds, the Retry-After of a 503 (backpressure, max_inflight_bytes)
     max_connections: int = 1024  # further connections are closed at once (exporters retry)
 
 
@@ -182,7 +200,7 @@ class Config:
     socket: SocketSettings
     level: str = "info"  # minimum level for every sink ("warning" is accepted for "warn")
     format: str = "console"  # what the console prints: human lines, or the JSON lines of the file
-    file: Path | None = None  # the JSON-lines file; unset: console only
+    file: Path | None = _made("file")  # the JSON-lines file; unset: console only
     file_only: bool = False  # no console output
     max_size: float = 100  # MB: rotate before the file would exceed this
     max_backups: int = 0  # rotated files kept; 0 keeps every one
@@ -198,7 +216,7 @@ class Config:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     otlp: OtlpSettings = field(default_factory=OtlpSettings)
     ship: tuple[ShipSettings, ...] = ()
-    state_dir: Path | None = None  # ship checkpoints, dead letters, spool; default .logd-state beside `file`
+    state_dir: Path | None = _made("folder")  # ship checkpoints, dead letters, spool; default .logd-state beside `file`
     source: Path | None = field(default=None, compare=False)
     digest: str | None = field(default=None, compare=False)  # sha256 of the bytes loaded
     warnings: tuple[str, ...] = field(default=(), compare=False)  # things accepted but probably unintended
@@ -225,42 +243,6 @@ class Config:
 def _relative_to(base: Path, value: str) -> Path:
     """A path from the config: ``~`` expanded, relative to the config's folder, ``..`` folded."""
     return Path(os.path.normpath(base / Path(value).expanduser()))
-
-
-def socket_path_hint(path: Path) -> Path:
-    """The socket a config names, read leniently: for commands that must reach the daemon
-    even when the file now holds an error (``logd reload`` after a bad edit)."""
-    try:
-        section = tomllib.loads(path.read_text(encoding="utf-8")).get("logging", {})
-        raw = section.get("socket", {}).get("path")
-        if isinstance(raw, str) and raw:
-            return path.resolve().parent / Path(raw).expanduser()
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
-        pass
-    return default_socket_path()
-
-
-SYSTEM_CONFIG = Path("/etc/logd/agentflow.toml")  # where the systemd unit's daemon reads it
-
-
-def find_config(explicit: str | os.PathLike[str] | None = None, system: Path = SYSTEM_CONFIG) -> Path | None:
-    """Search order: ``--config``, ``$LOGD_CONFIG``, ``./agentflow.toml``,
-    ``/etc/logd/agentflow.toml``; None means embedded defaults."""
-    if explicit:
-        return Path(explicit)
-    if os.environ.get(CONFIG_ENV):
-        return Path(os.environ[CONFIG_ENV])
-    local = Path(DEFAULT_CONFIG_NAME)
-    if local.is_file():
-        return local
-    return system if system.is_file() else None
-
-
-def config_search_text(system: Path = SYSTEM_CONFIG) -> str:
-    """The search order as tried, for an error message when no config was found."""
-    env = os.environ.get(CONFIG_ENV)
-    return (f"${CONFIG_ENV} ({env or 'unset'}), ./{DEFAULT_CONFIG_NAME} (none in {os.getcwd()}), "
-            f"{system} ({'present' if system.is_file() else 'absent'})")
 
 
 def traces_dir(config: Config, env: Mapping[str, str] | None = None) -> Path:
@@ -337,6 +319,74 @@ def _string(value: Any) -> str:
     raise _Invalid("a non-empty string")
 
 
+# Sizes and retentions as lumberjack and loguru users write them ("100MB", "10 days"), read once
+# here into the key's own unit, so `logd run`, a reload and `logd check` accept the same strings.
+# Only unambiguous forms: a unit is required; MB is the key's megabyte (1024 * 1024 bytes, as
+# lumberjack's and the plain number's); months and years, which have no fixed number of days,
+# and a bare "m" (minutes or months?) are refused with the reason.
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)(b?)\s*", re.IGNORECASE)
+_SIZE_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
+_DURATION_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*(?:,|and\b)?", re.IGNORECASE)
+_DAYS_PER = {**dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1 / 86400),
+             **dict.fromkeys(("min", "mins", "minute", "minutes"), 1 / 1440),
+             **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 1 / 24),
+             **dict.fromkeys(("d", "day", "days"), 1.0),
+             **dict.fromkeys(("w", "week", "weeks"), 7.0)}
+_NO_FIXED_LENGTH = {"m": '"m" could be minutes or months: write "min", or days',
+                    **dict.fromkeys(("mo", "month", "months"), "a month has no fixed number of days: write days"),
+                    **dict.fromkeys(("y", "year", "years"), "a year has no fixed number of days: write days")}
+
+
+def _megabytes(what: str) -> Validator:
+    """A positive number of megabytes, or a size string such as "100MB", "1.5 GiB", "512KB"."""
+    number = _number(0, what, positive=True)
+    expected = f'{what}, or a size such as "100MB", "1.5GB", "512KB"'
+
+    def check(value: Any) -> float:
+        if not isinstance(value, str):
+            try:
+                return number(value)
+            except _Invalid:
+                raise _Invalid(expected) from None
+        m = _SIZE.fullmatch(value)
+        if m is not None and not m.group(2) and not m.group(4):
+            raise _Invalid(expected + " (a size in a string needs its unit)")
+        if m is None or (m.group(3) and not m.group(2)):
+            raise _Invalid(expected)
+        megabytes = float(m.group(1)) * 1024 ** (_SIZE_POWERS[m.group(2).lower()] - 2)
+        if megabytes <= 0:
+            raise _Invalid(expected)
+        return megabytes
+    return check
+
+
+def _days(what: str) -> Validator:
+    """A number of days >= 0, or a duration string such as "10 days", "2 weeks", "36h"."""
+    number = _number(0, what)
+    expected = f'{what}, or a duration such as "10 days", "2 weeks", "12h"'
+
+    def check(value: Any) -> float:
+        if not isinstance(value, str):
+            try:
+                return number(value)
+            except _Invalid:
+                raise _Invalid(expected) from None
+        days, end = 0.0, 0
+        for part in _DURATION_PART.finditer(value):
+            if part.start() != end:
+                break
+            unit = part.group(2).lower()
+            if unit in _NO_FIXED_LENGTH:
+                raise _Invalid(f"{expected} ({_NO_FIXED_LENGTH[unit]})")
+            if unit not in _DAYS_PER:
+                break
+            days, end = days + float(part.group(1)) * _DAYS_PER[unit], part.end()
+        if end == 0 or end != len(value):
+            raise _Invalid(expected)
+        return days
+    return check
+
+
 def _file_mode(value: Any) -> int:
     if isinstance(value, str) and re.fullmatch(r"(0o?)?[0-7]{3,4}", value):
         value = int(value.removeprefix("0o"), 8)
@@ -368,9 +418,9 @@ _LOGGING_KEYS: dict[str, Validator] = {
                       'one of "console", "text", "json"'),
     "file": _string,
     "file_only": _boolean,
-    "max_size": _number(0, "a positive number of megabytes (integer or float)", positive=True),
+    "max_size": _megabytes("a positive number of megabytes (integer or float)"),
     "max_backups": _integer(0, "a whole number >= 0 (0 keeps every backup)"),
-    "max_age": _number(0, "a number of days >= 0 (0 means no limit)"),
+    "max_age": _days("a number of days >= 0 (0 means no limit)"),
     "compress": _boolean,
     "compression": _choice({"zstd": "zstd", "gzip": "gzip"}, 'one of "zstd", "gzip"'),
     "compression_level": _integer(1, "a whole number >= 1 (zstd 1-22, gzip 1-9)"),
@@ -393,9 +443,21 @@ _SOCKET_KEYS: dict[str, Validator] = {
 
 
 def _url(value: Any) -> str:
-    if isinstance(value, str) and re.fullmatch(r"(https?|tcp|tls)://[^\s/]+(/\S*)?", value):
+    if isinstance(value, str) and (re.fullmatch(r"(https?|tcp|tls)://[^\s/]+(/\S*)?", value)
+                                   or re.fullmatch(_NATS_URLS, value)):
         return value
-    raise _Invalid('a URL such as "http://collector:4318/v1/logs" or "tcp://syslog:6514"')
+    raise _Invalid('a URL such as "http://collector:4318/v1/logs" or "tcp://syslog:6514" '
+                   '(nats: "nats://n1:4222,nats://n2:4222")')
+
+
+_NATS_URL = r"(nats|tls)://([^\s/@,]+@)?[^\s/:@,]+(:\d+)?/?"
+_NATS_URLS = rf"{_NATS_URL}(\s*,\s*{_NATS_URL})*"
+
+
+def _stream_name(value: Any) -> str:
+    if isinstance(value, str) and re.fullmatch(r"[^\s.*>/\\]{1,255}", value):
+        return value
+    raise _Invalid("a JetStream stream name (no spaces, '.', '*', '>', '/' or '\\')")
 
 
 def _string_table(value: Any) -> tuple[tuple[str, str], ...]:
@@ -450,13 +512,20 @@ _SHIP_KEYS: dict[str, Validator] = {
     "index": _string,
     "service_name": _string,
     "signal": _choice({"logs": "logs", "traces": "traces"}, 'one of "logs", "traces"'),
+    "subject": _string,
+    "stream": _stream_name,
+    "user": _string,
+    "password": _string,
+    "token": _string,
+    "creds": _string,
+    "nkey": _string,
     "backoff_initial": _number(0, "a positive number of seconds", positive=True),
     "backoff_max": _number(0, "a positive number of seconds", positive=True),
     "max_retries": _integer(0, "a whole number >= 0 (0 retries for ever)"),
 }
 # what each ship target type imports beyond the core install (the `ship` extra)
 _SHIP_NEEDS: dict[str, tuple[str, ...]] = {"otlp": ("httpx", "opentelemetry.proto"), "http": ("httpx",),
-                                           "loki": ("httpx",), "elasticsearch": ("httpx",)}
+                                           "loki": ("httpx",), "elasticsearch": ("httpx",), "nats": ("nats",)}
 # Arrays of tables under [logging]: name -> (its keys, builder from validated values).
 # Each element's errors name it by index: logging.ship[0].url.
 _ARRAYS: dict[str, dict[str, Validator]] = {"ship": _SHIP_KEYS}
@@ -529,12 +598,17 @@ def _tcp_listen(value: Any) -> str:
 
 _OTLP_KEYS: dict[str, Validator] = {
     "listen": _tcp_listen,
+    "token_file": _string,
     "max_body_bytes": _integer(1024, "a whole number of bytes >= 1024"),
+    "max_items": _integer(1, "a whole number >= 1"),
+    "max_inflight_bytes": _integer(1024, "a whole number of bytes >= 1024"),
+    "request_timeout": _number(0, "a positive number of seconds", positive=True),
+    "retry_after": _integer(1, "a whole number of seconds >= 1"),
     "max_connections": _integer(1, "a whole number >= 1"),
 }
 _TRACES_KEYS: dict[str, Validator] = {
     "dir": _string,
-    "max_age": _number(0, "a number of days >= 0 (0 keeps every session)"),
+    "max_age": _days("a number of days >= 0 (0 keeps every session)"),
 }
 _SUBTABLES: dict[str, tuple[type, dict[str, Validator]]] = {"socket": (SocketSettings, _SOCKET_KEYS),
                                                              "traces": (TraceSettings, _TRACES_KEYS),
@@ -564,10 +638,10 @@ def parse_config(text: str, path: Path) -> Config:
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise _syntax_error(path, exc) from None
+        raise _syntax_error(path, exc, text) from None
     locate = _Locator(text)
-    errors: list[ConfigError] = []
-    warnings = _stray_tables(path, locate, document)
+    errors = _stray_tables(path, locate, document)
+    warnings: list[str] = []
     section = document.get("logging", {})
     if not isinstance(section, dict):
         raise ConfigError(path, f"expected a table [logging], found {_found(section)}",
@@ -604,6 +678,9 @@ def parse_config(text: str, path: Path) -> Config:
         errors.append(ConfigError(path, "the OTLP receiver needs h11 and opentelemetry-proto, which are not "
                                   f"installed: {install_hint('h11')} (or listen = \"\" for none)",
                                   line=locate("logging.otlp", "listen"), key="logging.otlp.listen"))
+    if "token_file" in tables["otlp"]:
+        tables["otlp"]["token_file"] = _relative_to(base, tables["otlp"]["token_file"])
+        errors.extend(_token_file_error(path, locate, tables["otlp"]["token_file"]))
     if "dir" in tables["traces"]:
         tables["traces"]["dir"] = _relative_to(base, tables["traces"]["dir"])
     listen = tables["metrics"].get("listen", "")
@@ -614,6 +691,57 @@ def parse_config(text: str, path: Path) -> Config:
     for name, (settings_class, _) in _SUBTABLES.items():
         values[name] = settings_class(**tables[name])
     return Config(source=path.absolute(), warnings=tuple(warnings), **values)
+
+
+def path_problems(config: Config) -> list[ConfigError]:
+    """The paths of a config that logd could not create here, as this user (``logd check``;
+    ``logd run`` would fail on them later). Walks every field marked with the ``path`` logd
+    makes there: a "file", a "folder" or a "socket"."""
+    text = ""
+    if config.source is not None:
+        try:
+            text = config.source.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            pass
+    locate = _Locator(text)
+    tables: list[tuple[str, Any, _LineOf]] = [("logging", config, locate)]
+    tables += [(f"logging.{name}", getattr(config, name), locate) for name in _SUBTABLES]
+    tables += [(f"logging.{name}[{i}]", item, _ArrayLocator(locate, f"logging.{name}", i))
+               for name in _ARRAYS for i, item in enumerate(getattr(config, name))]
+    out = []
+    for table, settings, line_of in tables:
+        for f in fields(settings):
+            kind, value = f.metadata.get("path"), getattr(settings, f.name)
+            why = None if kind is None or value is None else _uncreatable(value, folder=kind == "folder")
+            if why:
+                error = ConfigError(config.source, why, line=line_of(table, f.name), key=f"{table}.{f.name}")
+                out.append(_with_column(error, text))
+    return out
+
+
+def _user() -> str:
+    try:
+        return f"user {pwd.getpwuid(os.geteuid()).pw_name}"
+    except KeyError:
+        return f"uid {os.geteuid()}"
+
+
+def _uncreatable(path: Path, *, folder: bool) -> str | None:
+    """Why logd could not make ``path`` (a file, or with ``folder`` a folder), or None."""
+    if path.exists():
+        if folder != path.is_dir():
+            return f"{path} exists and is {'not ' if folder else ''}a folder"
+        if not os.access(path, os.W_OK | (os.X_OK if folder else 0)):
+            return f"{path} is not writable by {_user()}"
+        return None
+    existing = path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"cannot create {path}: {existing} is not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"cannot create {path}: {existing} is not writable by {_user()}"
+    return None
 
 
 def _with_column(error: ConfigError, text: str) -> ConfigError:
@@ -628,17 +756,15 @@ def _with_column(error: ConfigError, text: str) -> ConfigError:
     return ConfigError(error.file, error.message, line=error.line, column=column + 1, key=error.key)
 
 
-def _stray_tables(path: Path, locate: _Locator, document: dict[str, Any]) -> list[str]:
+def _stray_tables(path: Path, locate: _Locator, document: dict[str, Any]) -> list[ConfigError]:
     """Top-level tables that look like a misspelt ``[logging]`` (``[loging]``): logd reads only
-    ``[logging]``, so their settings would be ignored without a word."""
-    out = []
-    for name, value in document.items():
-        if (name != "logging" and isinstance(value, dict)
-                and difflib.get_close_matches(name, ["logging"], n=1, cutoff=0.7)):
-            line = locate(name, None)
-            where = f"{path}:{line}" if line else str(path)
-            out.append(f'{where}: [{name}] is not read by logd (did you mean [logging]?); its settings are ignored')
-    return out
+    ``[logging]``, so their settings would be ignored without a word. AgenticGoKit's own tables
+    (``[agent_flow]``, ``[runtime]``, ...) are nothing like it and stay the application's."""
+    return [ConfigError(path, f"[{name}] is not read by logd (did you mean [logging]?); its settings would be "
+                        "ignored", line=locate(name, None))
+            for name, value in document.items()
+            if (name != "logging" and isinstance(value, dict)
+                and difflib.get_close_matches(name, ["logging"], n=1, cutoff=0.7))]
 
 
 def _world_writable(path: Path, locate: _Locator, tables: dict[str, dict[str, Any]]) -> list[ConfigError]:
@@ -655,6 +781,17 @@ def _world_writable(path: Path, locate: _Locator, tables: dict[str, dict[str, An
     return out
 
 
+def _token_file_error(path: Path, locate: _Locator, token_file: Path) -> list[ConfigError]:
+    """The OTLP token file must be readable, private enough, and hold tokens (logd.sources.tokens)."""
+    from logd.sources.tokens import TokenFileError, read_tokens  # stdlib only
+
+    try:
+        read_tokens(token_file)
+    except TokenFileError as exc:
+        return [ConfigError(path, str(exc), line=locate("logging.otlp", "token_file"), key="logging.otlp.token_file")]
+    return []
+
+
 # (table, key) -> the line it stands on: a _Locator, or an _ArrayLocator inside one [[table]]
 _LineOf = Callable[[str, str | None], int | None]
 
@@ -667,10 +804,8 @@ def _validate_table(path: Path, locate: _LineOf, table: str, raw: dict[str, Any]
         check = schema.get(key)
         line = locate(table, key)
         if check is None:
-            valid = list(schema) + list(extra_names)
-            close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
-            hint = f' (did you mean "{close[0]}"?)' if close else f" (valid keys: {', '.join(valid)})"
-            errors.append(ConfigError(path, f"unknown key{hint}", line=line, key=f"{table}.{key}"))
+            errors.append(ConfigError(path, _unknown(key, value, table, list(schema) + list(extra_names)),
+                                      line=line, key=f"{table}.{key}"))
             continue
         try:
             out[key] = check(value)
@@ -678,6 +813,47 @@ def _validate_table(path: Path, locate: _LineOf, table: str, raw: dict[str, Any]
             errors.append(ConfigError(path, f"expected {bad.expected}, found {_found(value)}",
                                       line=line, key=f"{table}.{key}"))
     return out
+
+
+def _tables() -> dict[str, list[str]]:
+    """Every table logd reads and its names (keys, and the sub-tables of [logging]), walked from
+    the schemas: the near-name hints below know every level without naming a key."""
+    return {"logging": [*_LOGGING_KEYS, *_SUBTABLES, *_ARRAYS],
+            **{f"logging.{name}": list(keys) for name, (_, keys) in _SUBTABLES.items()},
+            **{f"[logging.{name}]": list(keys) for name, keys in _ARRAYS.items()}}
+
+
+def _nearest(key: str, names: list[str], cutoff: float = 0.6) -> str | None:
+    """The name ``key`` most likely meant: one it starts (``batch`` -> ``batch_size``), else the
+    closest spelling."""
+    for name in names:
+        if name.startswith(key + "_") or key.startswith(name + "_"):
+            return name
+    close = difflib.get_close_matches(key, names, n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
+def _unknown(key: str, value: Any, table: str, valid: list[str]) -> str:
+    """Why ``key`` is refused in ``table``, with the nearest name logd knows: in this table, else
+    the table where the key belongs, else (for a table) where its keys belong, else the valid names."""
+    close = _nearest(key, valid)
+    if close:
+        return f'unknown key (did you mean "{close}"?)'
+    here = re.sub(r"\[\d+\]$", "", table)
+    elsewhere = {name: names for name, names in _tables().items() if name.strip("[]") != here}
+    homes = [name for name, names in elsewhere.items() if key in names]
+    if homes:
+        return f"unknown key here; {key} is a key of [{homes[0]}]"
+    if isinstance(value, dict):
+        belongs = {name: [k for k in value if k in names] for name, names in _tables().items()}
+        moved = [f"{', '.join(keys)} {'is a key' if len(keys) == 1 else 'are keys'} of [{name}]"
+                 for name, keys in belongs.items() if keys]
+        if moved:
+            return f"unknown table ({'; '.join(moved)})"
+    near = [(name, match) for name, names in elsewhere.items() if (match := _nearest(key, names, cutoff=0.75))]
+    if near:
+        return f'unknown key (did you mean "{near[0][1]}" of [{near[0][0]}]?)'
+    return f"unknown key (valid keys: {', '.join(valid)})"
 
 
 def _validate_array(path: Path, locate: _Locator, key: str, raw: Any, base: Path,
@@ -704,7 +880,11 @@ def _validate_array(path: Path, locate: _Locator, key: str, raw: Any, base: Path
             if required not in table and required not in item:
                 bad(f'missing required key "{required}"', None, f"{name}.{required}")
         kind, url = table.get("type"), table.get("url")
-        if kind is not None and url is not None:
+        if kind == "nats" and url is not None:
+            if not re.fullmatch(_NATS_URLS, url):
+                bad(f'expected nats://host:port or tls://host:port servers, comma-separated, for type "nats", '
+                    f'found "{url}"', "url", f"{name}.url")
+        elif kind is not None and url is not None:
             wants_stream = kind == "syslog"
             if url.startswith(("tcp://", "tls://")) != wants_stream:
                 expected = "tcp://host:port or tls://host:port" if wants_stream else "an http:// or https:// URL"
@@ -722,9 +902,15 @@ def _validate_array(path: Path, locate: _Locator, key: str, raw: Any, base: Path
             if table["format"] not in formats:
                 bad(f'expected one of {", ".join(map(repr, formats))} for type "{kind}", '
                     f'found "{table["format"]}"', "format", f"{name}.format")
-        if "signal" in table and kind is not None and kind != "otlp":
-            bad(f'signal is for type "otlp" targets; a "{kind}" target ships log records', "signal", f"{name}.signal")
+        if "signal" in table and kind is not None and kind not in ("otlp", "nats"):
+            bad(f'signal is for type "otlp" and "nats" targets; a "{kind}" target ships log records', "signal",
+                f"{name}.signal")
+        for key_name, owner in SHIP_TYPE_KEYS.items():
+            if key_name in table and kind is not None and kind != owner:
+                bad(f'{key_name} is for type "{owner}" targets', key_name, f"{name}.{key_name}")
         signal = table.get("signal", "logs")
+        if kind == "nats":
+            _check_nats(table, signal, bad, name)
         other = {"logs": "/v1/traces", "traces": "/v1/logs"}.get(signal) if kind == "otlp" else None
         if other is not None and url is not None and urlsplit(url).path.rstrip("/").endswith(other):
             bad(f'signal = "{signal}" posts to /v1/{signal}, but the url ends in {other}', "url", f"{name}.url")
@@ -732,9 +918,12 @@ def _validate_array(path: Path, locate: _Locator, key: str, raw: Any, base: Path
             if value.startswith("env:") and value[4:] not in os.environ:
                 bad(f"environment variable {value[4:]} is not set (the header takes its value from it)",
                     "headers", f"{name}.headers.{header}")
-        for tls_key in ("tls_ca", "tls_cert", "tls_key"):
-            if tls_key in table:
-                table[tls_key] = _relative_to(base, table[tls_key])
+        for path_key in ("tls_ca", "tls_cert", "tls_key", "creds", "nkey"):
+            if path_key in table:
+                table[path_key] = _relative_to(base, table[path_key])
+        for file_key in ("creds", "nkey"):
+            if file_key in table and not os.access(table[file_key], os.R_OK):
+                bad(f"cannot read {table[file_key]}", file_key, f"{name}.{file_key}")
         table.setdefault("name", f"{kind}-{index}")
         if table["name"] in names:
             bad(f'duplicate target name "{table["name"]}"; give each target its own name', "name", f"{name}.name")
@@ -743,6 +932,28 @@ def _validate_array(path: Path, locate: _Locator, key: str, raw: Any, base: Path
         if not found:
             out.append(ShipSettings(**table))
     return tuple(out)
+
+
+def _check_nats(table: dict[str, Any], signal: str, bad: Callable[[str, str | None, str], None],
+                name: str) -> None:
+    """A nats target's subject template, and its secrets: set in the environment, one way to log in."""
+    from logd.ship.subjects import default_subject, template_problem
+
+    table.setdefault("subject", default_subject(signal))
+    problem = template_problem(table["subject"], signal)
+    if problem is not None:
+        bad(f'expected {problem}, found "{table["subject"]}"', "subject", f"{name}.subject")
+    for secret in ("password", "token"):
+        value = table.get(secret, "")
+        if value.startswith("env:") and value[4:] not in os.environ:
+            bad(f"environment variable {value[4:]} is not set (the {secret} is read from it)", secret,
+                f"{name}.{secret}")
+    if ("user" in table) != ("password" in table):
+        missing = "password" if "user" in table else "user"
+        bad(f"user and password go together; {missing} is missing", None, f"{name}.{missing}")
+    ways = [key for key in ("user", "token", "creds", "nkey") if key in table]
+    if len(ways) > 1:
+        bad(f"one way to log in: {' or '.join(ways)}, not both", ways[1], f"{name}.{ways[1]}")
 
 
 class _ArrayLocator:
@@ -755,14 +966,20 @@ class _ArrayLocator:
         return self.locate.in_array(self.table, self.index, key)
 
 
-def _syntax_error(path: Path, exc: Exception) -> ConfigError:
+_BARE_WORD = re.compile(r"\s*([A-Za-z0-9_.\-\"']+)\s*=\s*([A-Za-z][^\"'\[\]{}#=]*?)\s*(#.*)?")
+
+
+def _syntax_error(path: Path, exc: Exception, text: str) -> ConfigError:
     message = str(exc)
     m = re.search(r"\(at line (\d+), column (\d+)\)", message)
-    if m:
-        message = message[: m.start()].strip()
-        return ConfigError(path, f"TOML syntax error: {message}", line=int(m.group(1)),
-                           column=int(m.group(2)))
-    return ConfigError(path, f"TOML syntax error: {message}")
+    if not m:
+        return ConfigError(path, f"TOML syntax error: {message}")
+    message, line = message[: m.start()].strip(), int(m.group(1))
+    lines = text.splitlines()
+    bare = _BARE_WORD.fullmatch(lines[line - 1]) if line <= len(lines) else None
+    if bare and bare.group(2) not in ("true", "false", "inf", "nan"):  # `level = info`: a word TOML must quote
+        message += f'; text is quoted in TOML: {bare.group(1)} = "{bare.group(2)}"'
+    return ConfigError(path, f"TOML syntax error: {message}", line=line, column=int(m.group(2)))
 
 
 class _Locator:
@@ -846,6 +1063,10 @@ def describe(config: Config) -> str:
             value = getattr(target, f.name)
             if value is None:
                 lines.append(f"# {f.name} is not set")
+            elif f.name in ("password", "token") and value and not value.startswith("env:"):
+                lines.append(f'{f.name} = "(set; not shown)"')
+            elif f.name == "url":  # a password in a URL (user:password@host) is not shown either
+                lines.append("url = " + _toml_value(_URL_PASSWORD.sub(r"://\1:***@", value)))
             elif f.name in ("headers", "match"):  # header values as written: "env:NAME", never the secret
                 inner = ", ".join(f'"{k}" = {_toml_value(v)}' for k, v in value)
                 lines.append(f"{f.name} = {{ {inner} }}")
@@ -859,6 +1080,9 @@ def describe(config: Config) -> str:
     lines.append(f"# sinks: {', '.join(sinks) or 'none'}")
     lines.append(f"# traces: {traces_dir(config)}")
     return "\n".join(lines) + "\n"
+
+
+_URL_PASSWORD = re.compile(r"://([^/@:,]*):[^/@,]*@")
 
 
 def _toml_value(value: Any) -> str:

@@ -129,7 +129,11 @@ def _trace_line(record: Record, shape: str, session: str) -> tuple[str, list[tup
             fields.append(("duration", _duration_text(record["duration_ms"] / 1000)))
     if error:
         fields.append(("error", value_text(error.get("message", error) if isinstance(error, dict) else error)))
-    fields.append(("session", value_text(session)))
+    if shape == SPAN:  # filed by trace: its session is the one it names, or settled when the trace is read
+        named = record.get("session_id") or record.get("group_id")
+        fields.append(("session", value_text(named)) if named else ("trace", value_text(session)))
+    else:
+        fields.append(("session", value_text(session)))
     return f"{kind} {value_text(name)}" if name else kind, fields
 
 

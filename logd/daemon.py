@@ -64,14 +64,16 @@ def build_sinks(config: Config, events: Events, *, clock: Callable[[], float] = 
 
 def build_steps(config: Config, agents: AgentMetrics | None = None,
                 clock: Callable[[], float] = time.time, usage: UsageMetrics | None = None) -> list[Step]:
-    """Count by agent (and usage: tokens, tool calls, model latency) -> level filter -> redact ->
-    sample -> rate-limit. ``agents`` and ``usage`` hold counts that outlive reloads; redaction
-    runs before any sink, shippers included."""
+    """Redact -> count by agent (and usage: tokens, tool calls, model latency) -> level filter ->
+    sample -> rate-limit. ``agents`` and ``usage`` hold counts that outlive reloads. Redaction
+    comes first, before any sink (shippers and trace files included) and before the counters,
+    whose names and last errors ``logd status``, ``logd top`` and ``/metrics`` show."""
     agents = agents if agents is not None else AgentMetrics(config.metrics.max_agents)
-    redact = config.redact
-    steps: list[Step] = [agents] + ([usage] if usage is not None else []) + [level_filter(config.level)]
-    if redact.enabled:
-        steps.append(Redactor(redact.keys, redact.patterns, redact.replacement, counts=agents.redacted))
+    steps: list[Step] = []
+    redactor = build_redactor(config, agents.redacted)
+    if redactor is not None:
+        steps.append(redactor)
+    steps += [agents] + ([usage] if usage is not None else []) + [level_filter(config.level)]
     sampling = config.sampling
     if sampling.enabled:
         steps.append(Sampler(initial=sampling.initial, thereafter=sampling.thereafter, tick=sampling.tick,
@@ -80,6 +82,14 @@ def build_steps(config: Config, agents: AgentMetrics | None = None,
         steps.append(RateLimiter(burst=sampling.burst, interval=sampling.interval, clock=clock,
                                  counts=agents.rate_limited, label=agents.label))
     return steps
+
+
+def build_redactor(config: Config, counts: dict[str, int] | None = None) -> Redactor | None:
+    """``[logging.redact]`` as a step (None when off); ``counts``: where it counts what it redacted."""
+    redact = config.redact
+    if not redact.enabled:
+        return None
+    return Redactor(redact.keys, redact.patterns, redact.replacement, counts=counts)
 
 
 @dataclass
@@ -117,10 +127,9 @@ def build(config: Config, events: Events, *, agents: AgentMetrics | None = None,
     if (traces is None or traces.store.folder != traces_dir(config)
             or traces.store.max_age_days != config.traces.max_age):
         traces = TraceSink(traces_dir(config), max_age_days=config.traces.max_age, clock=clock, events=events)
-    redactor = next((step for step in steps if isinstance(step, Redactor)), None)
-    # the fork stands after the counters, before the level filter: see trace_branch
+    # the fork stands after redaction and the counters, before the level filter: see trace_branch
     at = next(i for i, step in enumerate(steps) if getattr(step, "drop_reason", None) == "below_level")
-    branch = trace_branch(traces, redactor, at=at)
+    branch = trace_branch(traces, at=at)
     return Components(steps, build_sinks(config, events, clock=clock, on_delete=on_delete), traces, branch,
                       hotpath.build(steps))
 
@@ -218,6 +227,7 @@ class Daemon:
         except OSError as exc:
             raise StartupError(sink_open_error(exc)) from None
         parts.traces.open()
+        events.redact_with(build_redactor(config))  # its own: stderr lines, on any thread
         pressure = Pressure()
         pipeline = Pipeline(parts.steps, parts.sinks, events=events, branch=parts.branch, on_pressure=pressure,
                             clock=clock, hot=parts.hot)
@@ -289,6 +299,8 @@ class Daemon:
             await self.ingest.stop()
             self.ingest = HttpIngest(new.otlp, self.pipeline, self.events)
             await self.ingest.start()
+        else:
+            self.ingest.reload_tokens()
 
     # --- control commands ---
 
@@ -450,6 +462,7 @@ class Daemon:
                          event="reload", reason=reason, changed=changed)
         self._report_rate_limits(final=True)  # the old limiter's windows end here
         self.pipeline.reconfigure(parts.steps, parts.sinks, parts.branch, parts.hot)  # closes a replaced trace store
+        self.events.redact_with(build_redactor(new))
         self.traces = parts.traces
         old, self.config = self.config, new
         self.server.settings = new.socket

@@ -4,8 +4,10 @@ Every component is handed the same :class:`Events` at construction. An event bec
 a record about logd itself (``agent = "logd"``, logd's own trusted fields), which goes
 through the same steps and sinks as everyone's; a warning or an error is also written
 to stderr at once as one structured line (``logd: error: <message> key=value ...``),
-so it is seen even when no sink works. Thread-safe: a component's background thread
-(rotation, trace writer, shippers) may emit; its record is handed to the event loop.
+so it is seen even when no sink works; that line passes through a redactor made from
+the same ``[logging.redact]`` as the pipeline's (an event may quote what a client sent).
+Thread-safe: a component's background thread (rotation, trace writer, shippers) may
+emit; its record is handed to the event loop.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from logd.components import Step
 from logd.record import Record
 from logd.timestamps import format_epoch
 
@@ -61,7 +64,17 @@ class Events:
         self._early: list[Record] = []
         self._closed = False
         self.counts: dict[str, int] = {}  # level -> events emitted
+        # consoles that print logd's records where stderr goes (ConsoleSink): while one does and
+        # the pipeline takes records, the stderr line would print the same warning twice
+        self.echoes = 0
+        self._redactor: Step | None = None
         self.lost = 0  # records about logd that had nowhere to go (before start-up, after shutdown)
+
+    def redact_with(self, redactor: Step | None) -> None:
+        """The redactor of stderr lines (the daemon's, from ``[logging.redact]``; None: none).
+        Its own instance: lines are redacted under this object's lock, from any thread."""
+        with self._lock:
+            self._redactor = redactor
 
     def connect(self, put: Put, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """From now on records go to ``put`` (the pipeline's intake), on ``loop``'s thread
@@ -91,8 +104,8 @@ class Events:
         """Report ``message`` at ``level``; ``stderr`` overrides the default (warnings and worse)."""
         with self._lock:
             self.counts[level] = self.counts.get(level, 0) + 1
-        if stderr if stderr is not None else level in STDERR_LEVELS:
-            self._stderr(stderr_line(level, message, fields))
+        if (stderr if stderr is not None else level in STDERR_LEVELS) and not (self.echoes and self._put):
+            self._stderr(self._line(level, message, fields))
         record: Record = {"time": format_epoch(self.clock()), "level": level, "message": message,
                           "agent": "logd", **fields}
         record.update(SELF_TRUSTED)
@@ -113,6 +126,18 @@ class Events:
             loop.call_soon_threadsafe(self._put_later, record)
         except RuntimeError:  # the loop has closed: shutting down, stderr has the errors
             self.lost += 1
+
+    def _line(self, level: str, message: str, fields: dict[str, Any]) -> str:
+        """The stderr line, redacted as the record will be."""
+        if self._redactor is None:
+            return stderr_line(level, message, fields)
+        shown: Record = {"message": message, **fields}
+        try:
+            with self._lock:
+                self._redactor([shown])
+        except Exception:  # never let a redaction failure print a secret: the message alone
+            return stderr_line(level, "[fields not shown: redaction failed]", {})
+        return stderr_line(level, shown.pop("message"), shown)
 
     def _put_later(self, record: Record) -> None:
         put = self._put

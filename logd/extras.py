@@ -17,6 +17,7 @@ EXTRA_OF: dict[str, str] = {
     "httpx": "ship",
     "h11": "otlp",
     "opentelemetry.proto": "ship",
+    "nats": "nats",
     "duckdb": "sql",
     "loguru": "loguru",
     "rich": "tui",

@@ -12,8 +12,10 @@ The compiled code never decides anything Python would decide differently: for ea
 either makes the same bytes and counts as the Python path (tests/test_hotpath.py compares
 them on generated lines) or stops and gives the line to Python. What it asks Python is
 asked through the steps' own functions: which key names are secret
-(:meth:`Redactor.is_secret_key`), which strings a pattern matches, which level spellings
-exist, which keys make a record a trace or usage record.
+(:meth:`Redactor.is_secret_key`), which name text (:meth:`Redactor.is_text_key`), which
+strings a pattern matches, which level spellings exist, which keys make a record a trace
+or usage record. A connection's peer fields (``_comm`` is whatever the client named its
+process) end its lines on this path only when redaction would leave them as they are.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from types import ModuleType
 
 import orjson
 
+from logd import tracebacks
 from logd.levels import ALIASES, ERROR_LEVELS, RANK
 from logd.metrics import AgentMetrics
 from logd.pipeline import BATCH_RECORDS, Encoded, Pipeline, Step
@@ -45,13 +48,13 @@ AVAILABLE = _hotpath is not None
 # The metric steps read "agent", "duration_ms", "model" and "tokens" of an ordinary record
 # (AgentMetrics.__call__, UsageMetrics._flat): the compiled code counts those as they do.
 # A record with a key that makes a step look further goes to Python whole.
-PYTHON_KEYS = RESERVED | {"record"} | TRACE_KEYS | USAGE_KEYS | AgentMetrics.TRACE_KEYS
+PYTHON_KEYS = RESERVED | {"record"} | TRACE_KEYS | USAGE_KEYS | AgentMetrics.TRACE_KEYS | tracebacks.KEYS
 # lines that fail in a row before the rest of a chunk goes straight to Python (a client
 # whose records are not in logd's shape pays for a few tries per chunk, not for every line)
 _GIVE_UP_AFTER = 8
 
 if _hotpath is not None:
-    K_SECRET, K_BAIL = _hotpath.K_SECRET, _hotpath.K_BAIL
+    K_SECRET, K_BAIL, K_TEXT = _hotpath.K_SECRET, _hotpath.K_BAIL, _hotpath.K_TEXT
 
 
 class HotPath:
@@ -80,18 +83,33 @@ class HotPath:
         flags = 0
         if key in PYTHON_KEYS:
             flags |= K_BAIL
-        if self.redactor is not None and self.redactor.is_secret_key(key):
-            flags |= K_SECRET
+        if self.redactor is not None:
+            if self.redactor.is_secret_key(key):
+                flags |= K_SECRET
+            if self.redactor.has_key_rule and self.redactor.is_text_key(key):
+                flags |= K_TEXT
         return flags
 
     def suffix(self, trusted: Record) -> bytes | None:
         """The trusted fields as the end of each line, or None when redaction would touch one
-        of them (a configured key such as ``pid``): that connection takes the Python path."""
-        if self.redactor is not None and any(self.redactor.is_secret_key(k) for k in trusted):
+        of them: a configured key such as ``pid``, or a value such as a ``_comm`` the client
+        named ``Bearer ...`` (``prctl(PR_SET_NAME)``): that connection takes the Python path."""
+        if self.redactor is not None and not all(self._clean_field(k, v) for k, v in trusted.items()):
             return None
         if trusted.get("_pid") == os.getpid():  # logd's own records pass the level floor (level_filter)
             return None
         return b"," + orjson.dumps(trusted)[1:-1] if trusted else b""
+
+    def _clean_field(self, key: str, value: object) -> bool:
+        """Whether the redactor leaves this trusted field as it is (asked as the walk would ask)."""
+        redactor = self.redactor
+        assert redactor is not None
+        if redactor.is_secret_key(key):
+            return False
+        if not isinstance(value, str):
+            return True
+        return redactor.value_clean(value) and not (redactor.has_key_rule and redactor.is_text_key(key)
+                                                    and not redactor.message_clean(value))
 
     def feed(self, lines: list[bytes], received: str, trusted: Record, suffix: bytes, pipeline: Pipeline) -> None:
         """Every line into ``pipeline``, in order: runs of hot-path lines as :class:`Encoded`

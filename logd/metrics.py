@@ -350,7 +350,13 @@ def _otlp_families(otlp: dict[str, Any]) -> Iterable:
                                     value=otlp.get("malformed", 0))
     refused = CounterMetricFamily("logd_otlp_connections_refused", "Ingest connections refused at max_connections",
                                   value=otlp.get("connections_refused", 0))
-    return (received, rejected, responses, malformed, refused)
+    inflight = GaugeMetricFamily("logd_otlp_inflight_bytes", "Memory requests in flight hold (max_inflight_bytes)",
+                                 value=otlp.get("inflight_bytes", 0))
+    over = CounterMetricFamily("logd_otlp_over_budget_requests", "Requests answered 503 for max_inflight_bytes",
+                               value=otlp.get("over_budget", 0))
+    late = CounterMetricFamily("logd_otlp_timed_out_requests", "Requests closed at request_timeout (408)",
+                               value=otlp.get("timed_out", 0))
+    return (received, rejected, responses, malformed, refused, inflight, over, late)
 
 
 def _ship_families(targets: dict[str, dict[str, Any]]) -> Iterable:
@@ -363,15 +369,21 @@ def _ship_families(targets: dict[str, dict[str, Any]]) -> Iterable:
     dead = CounterMetricFamily("logd_ship_dead_lettered_records", "Records the target refused, kept as dead letters",
                                labels=["target"])
     retries = CounterMetricFamily("logd_ship_retries", "Failed attempts, each retried", labels=["target"])
+    full = GaugeMetricFamily("logd_ship_remote_full", "1 while the remote refuses records for its limits "
+                             "(a full stream): records wait in the log", labels=["target"])
+    duplicates = CounterMetricFamily("logd_ship_duplicate_records", "Records the remote acked as already stored "
+                                     "(a resend it de-duplicated); counted in delivered too", labels=["target"])
     for name, t in sorted(targets.items()):
         if t.get("lag_records", -1) >= 0:  # -1: the files could not be read just now
             lag_records.add_metric([name], t["lag_records"])
             lag_bytes.add_metric([name], t["lag_bytes"])
-        failing.add_metric([name], 1 if t.get("state") == "retrying" else 0)
+        failing.add_metric([name], 1 if t.get("state") in ("retrying", "held") else 0)
+        full.add_metric([name], 1 if t.get("remote_full") else 0)
+        duplicates.add_metric([name], t.get("duplicates", 0))
         shipped.add_metric([name], t.get("delivered", 0))
         dead.add_metric([name], t.get("dead_lettered", 0))
         retries.add_metric([name], t.get("retries", 0))
-    return (lag_records, lag_bytes, failing, shipped, dead, retries)
+    return (lag_records, lag_bytes, failing, shipped, dead, retries, full, duplicates)
 
 
 def _bound(value: float) -> str:

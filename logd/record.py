@@ -19,14 +19,16 @@ from typing import Any
 
 import orjson
 
+from logd import tracebacks
 from logd.levels import ALIASES as LEVEL_ALIASES
 from logd.levels import canonical_level
 from logd.timestamps import normalize_time
 
 Record = dict[str, Any]
 
-# Fields only logd may set: kernel-verified peer credentials and logd's flags.
-TRUSTED_FIELDS = ("_pid", "_uid", "_gid", "_comm")
+# Fields only logd may set: kernel-verified peer credentials (socket), the transport and the
+# bearer token's name (HTTP ingest, logd/sources/http.py), and logd's flags.
+TRUSTED_FIELDS = ("_pid", "_uid", "_gid", "_comm", "_transport", "_sender")
 FLAG_FIELDS = ("_malformed", "_invalid_utf8", "_truncated", "_partial", "_level", "_time", "_error")
 # Set by logd on records of acknowledged batches (see logd/ack.py): the record id and the resend mark.
 ACK_FIELDS = ("_rid", "_resent")
@@ -191,7 +193,8 @@ def _parse_canonical(line: bytes, trusted: Record | None) -> Record | None:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
         return None
-    if obj.__class__ is not dict or "record" in obj or not RESERVED.isdisjoint(obj):
+    if (obj.__class__ is not dict or "record" in obj or not RESERVED.isdisjoint(obj)
+            or not tracebacks.KEYS.isdisjoint(obj)):
         return None
     try:
         time, level, message = obj["time"], obj["level"], obj["message"]
@@ -328,6 +331,8 @@ def normalize_object(obj: Record, received: str) -> Record:
 
     if not RESERVED.isdisjoint(obj):
         _rename_reserved(obj)
+    if not tracebacks.KEYS.isdisjoint(obj):
+        tracebacks.normalise(obj)
     record = {"time": time or received, "level": level, "message": message}
     record.update(obj)
     if unrecognised:

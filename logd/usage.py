@@ -34,7 +34,9 @@ spans (``end_time - start_time``), Koog ``LLMCallStartingEvent`` ->
 ``model`` and ``latency_ms``.
 
 Labels are capped like the agent label: past ``max_models``/``max_tools`` names, new
-ones are counted under ``_other``.
+ones are counted under ``_other``, and a name is cut at 128 characters (with a checksum of
+the whole, so two long names stay two labels). The step runs after the redactor, so a name
+or an error shown in ``logd status``, ``logd top`` or ``/metrics`` is the redacted one.
 """
 
 from __future__ import annotations
@@ -47,8 +49,12 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
 from logd.isolation import StepFailures
 from logd.levels import ERROR_LEVELS
-from logd.record import Record
+from logd.record import MAX_KEY_CHARS, Record, bounded_key
 from logd.timestamps import epoch_seconds
+from logd.traces import semantics
+from logd.traces.live import Fact, LiveTraces
+from logd.traces.semantics import error_text
+from logd.traces.shapes import KOOG, SPAN, classify
 
 OTHER = "_other"
 NO_MODEL = "unknown"
@@ -62,9 +68,6 @@ GENAI_OPERATION, GENAI_TOOL = "gen_ai.operation.name", "gen_ai.tool.name"
 GENAI_RESPONSE_MODEL, GENAI_REQUEST_MODEL = "gen_ai.response.model", "gen_ai.request.model"
 GENAI_AGENT = "gen_ai.agent.name"
 _GENAI_MODEL_CALLS = frozenset(("chat", "text_completion", "generate_content"))
-_KOOG_TOOL_OUTCOMES = {"ToolCallCompletedEvent": "ok", "ToolCallResultEvent": "ok",
-                       "ToolCallFailedEvent": "error", "ToolCallFailureEvent": "error",
-                       "ToolValidationFailedEvent": "error", "ToolValidationErrorEvent": "error"}
 _KOOG_LLM_EVENTS = frozenset(("LLMCallStartingEvent", "LLMCallCompletedEvent"))
 # keys that make UsageMetrics read more of a record than its level, agent, model and tokens (__call__)
 TRIGGER_KEYS = frozenset(("usage", "tool", "latency_ms", "span_data", "attributes", "eventType",
@@ -94,7 +97,8 @@ def _koog_model(value: object) -> str | None:
 
 
 class _Capped:
-    """Label values, kept as sent until ``limit`` distinct ones are known, then ``_other``."""
+    """Label values, kept as sent (up to MAX_KEY_CHARS: longer ones are cut, see
+    :func:`~logd.record.bounded_key`) until ``limit`` distinct ones are known, then ``_other``."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -102,6 +106,8 @@ class _Capped:
 
     def __call__(self, value: object, missing: str) -> str:
         name = value if value.__class__ is str and value else (missing if value is None else str(value))
+        if len(name) > MAX_KEY_CHARS:
+            name = bounded_key(name)
         label = self.known.get(name)
         if label is None:
             if len(self.known) >= self.limit:
@@ -117,7 +123,7 @@ class UsageMetrics:
     """
 
     def __init__(self, agent_label: Callable[[object], str], *, max_models: int = 100, max_tools: int = 200,
-                 buckets: Iterable[float] = LATENCY_BUCKETS) -> None:
+                 buckets: Iterable[float] = LATENCY_BUCKETS, live: LiveTraces | None = None) -> None:
         self.agent_label = agent_label
         self.model_label = _Capped(max_models)
         self.tool_label = _Capped(max_tools)
@@ -127,6 +133,10 @@ class UsageMetrics:
         # model -> [count per bucket (not cumulative; the last is +Inf)..., sum of seconds]
         self.latency: dict[str, list[float]] = {}
         self.last_error: dict[str, dict[str, Any]] = {}  # agent -> {"time", "message"}
+        self.errors: dict[str, int] = {}  # agent -> failed spans and trace events (trace records only)
+        # trace records: the trace model's rules as they arrive (agent of a span whose parent
+        # comes later, usage of a run total and of its calls counted once)
+        self.live = live if live is not None else LiveTraces()
         self._keys: dict[tuple, tuple] = {}  # (agent, model) as sent -> their three token keys
         self._open_llm_calls: dict[tuple, float] = {}  # Koog (runId, model) -> call start
 
@@ -136,6 +146,12 @@ class UsageMetrics:
         for record in records:
             try:
                 # a few membership tests per record: ordinary log lines stop here
+                if ("span_data" in record or "hook" in record or "eventType" in record or "type" in record
+                        or "trace_id" in record or "object" in record):
+                    shape = classify(record)
+                    if shape is not None:
+                        self._trace(record, shape)
+                        continue
                 if record["level"] in ERROR_LEVELS:
                     self._last_error(record)
                 if "tokens" in record or "usage" in record or "tool" in record or "latency_ms" in record:
@@ -163,6 +179,42 @@ class UsageMetrics:
                 if n is not None:
                     tokens[key] = tokens.get(key, 0) + n
 
+    # --- trace records: one model (logd.traces.semantics, logd.traces.live) ---
+
+    def _trace(self, record: Record, shape: tuple[str, str]) -> None:
+        for fact in self.live.feed(record, shape):
+            self._count(fact)
+        if shape[0] == SPAN:
+            if semantics.is_model_call(record):
+                when = semantics.interval(record)
+                if when is not None:
+                    self.observe_latency(semantics.model_name(semantics.span_data(record).get("model")),
+                                         when[1] - when[0])
+        elif shape[0] == KOOG:
+            event = semantics.koog_event(record)
+            if event in _KOOG_LLM_EVENTS:
+                self._koog_llm_call(record, event)
+
+    def _count(self, fact: Fact) -> None:
+        agent = self.agent_label(fact.agent)
+        if fact.usage is not None:
+            found = fact.usage
+            model = self.model_label(found.model, NO_MODEL)
+            tokens = self.tokens
+            if found.input or found.output:
+                for direction, n in (("input", found.input), ("output", found.output)):
+                    if n:
+                        key = (agent, model, direction)
+                        tokens[key] = tokens.get(key, 0) + n
+            elif found.total:
+                key = (agent, model, "total")
+                tokens[key] = tokens.get(key, 0) + found.total
+        if fact.tool is not None:
+            self._tool(agent, fact.tool.name, "error" if fact.tool.failed else "ok")
+        if fact.error is not None:
+            self.errors[agent] = self.errors.get(agent, 0) + 1
+            self.last_error[agent] = {"time": fact.time, "message": fact.error[:_LAST_ERROR_CHARS]}
+
     # --- per shape ---
 
     def _flat(self, record: Record) -> None:
@@ -189,11 +241,8 @@ class UsageMetrics:
                 self.observe_latency(model, ms / 1000)
 
     def _shaped(self, record: Record) -> None:
-        """Spans and trace events: Agents SDK, OTel GenAI, Koog."""
-        data = record.get("span_data")
-        if data.__class__ is dict:
-            self._agents_sdk_span(record, data)
-            return
+        """Records that are no trace record but carry OTel GenAI attributes (flat or in
+        ``attributes``: a span's fields copied onto a log line)."""
         attributes = record.get("attributes")
         if attributes.__class__ is dict and (GENAI_OPERATION in attributes or GENAI_INPUT in attributes):
             self._genai_span(record, attributes)
@@ -201,37 +250,7 @@ class UsageMetrics:
         if GENAI_OPERATION in record or GENAI_INPUT in record:
             self._genai_span(record, record)
             return
-        event = record.get("eventType")
-        if event.__class__ is str:
-            outcome = _KOOG_TOOL_OUTCOMES.get(event)
-            if outcome is not None:
-                agent = record.get("agent") or record.get("agentId")
-                self._tool(agent, record.get("toolName"), outcome)
-            elif event in _KOOG_LLM_EVENTS:
-                self._koog_llm_call(record, event)
-            return
         self._flat(record)
-
-    def _agents_sdk_span(self, record: Record, data: dict) -> None:
-        """OpenAI Agents SDK spans (src/agents/tracing/span_data.py: export())."""
-        kind = data.get("type")
-        agent = record.get("agent")
-        if kind == "generation" or kind == "response":
-            model = data.get("model")
-            usage = data.get("usage")
-            if usage.__class__ is dict:
-                self._usage(agent, model, usage)
-            start, end = epoch_seconds(record.get("started_at")), epoch_seconds(record.get("ended_at"))
-            if start is not None and end is not None and end >= start:
-                self.observe_latency(model, end - start)
-        elif kind == "function":
-            self._tool(agent, data.get("name"), "error" if record.get("error") else "ok")
-        elif kind == "custom":  # the SDK's task/turn spans carry the run's usage in data.usage
-            inner = data.get("data")
-            if type(inner) is dict:
-                usage = inner.get("usage")
-                if usage.__class__ is dict and data.get("name") == "turn":
-                    self._usage(inner.get("agent_name") or agent, None, usage)
 
     def _genai_span(self, record: Record, attrs: dict) -> None:
         """A span following the OTel GenAI conventions, attributes flat or in ``attributes``."""
@@ -255,12 +274,6 @@ class UsageMetrics:
         whose tokens are in each response's ``metaInfo`` (the call's totals, repeated in every
         response of the call by Koog's clients: counted once)."""
         model = _koog_model(record.get("model"))
-        if event == "LLMCallCompletedEvent":
-            responses = record.get("responses")
-            metas = [r.get("metaInfo") for r in responses if r.__class__ is dict] if responses.__class__ is list else []
-            meta = next((m for m in metas if m.__class__ is dict), None)
-            if meta is not None:
-                self._usage(record.get("agent") or record.get("agentId"), model, meta)
         key = (record.get("runId"), model)
         if key[0] is None:
             return
@@ -338,12 +351,11 @@ class UsageMetrics:
         row[-1] += seconds
 
     def _last_error(self, record: Record) -> None:
-        text = record.get("message") or record.get("error") or ""
-        error = record.get("error")
+        message = record.get("message")
+        text = message if isinstance(message, str) else ""
+        error = error_text(record.get("error"))  # one line, never a Python repr
         if error and error != text:
             text = f"{text}: {error}" if text else error
-        if not isinstance(text, str):
-            text = str(text)
         self.last_error[self.agent_label(record.get("agent"))] = {
             "time": record.get("time"), "message": text[:_LAST_ERROR_CHARS]}
 
@@ -357,6 +369,8 @@ class UsageMetrics:
             "latency": {model: list(row) for model, row in self.latency.items()},
             "latency_buckets": list(self.buckets),
             "last_error": {agent: dict(e) for agent, e in self.last_error.items()},
+            "errors": [[a, n] for a, n in self.errors.items()],
+            "pending_spans": self.live.pending, "pending_expired": self.live.pending_expired,
         }
 
 
@@ -382,7 +396,12 @@ def usage_families(u: dict[str, Any] | None) -> Iterable:
             total += int(n)
             cumulative.append((bound, total))
         latency.add_metric([model], cumulative, sum_value=row[-1])
-    yield from (tokens, tools, latency)
+    errors = CounterMetricFamily("logd_agent_trace_errors",
+                                 "Failed spans and trace events (hooks, Koog events), by the agent they ran under",
+                                 labels=["agent"])
+    for agent, n in sorted(u.get("errors", [])):
+        errors.add_metric([agent], n)
+    yield from (tokens, tools, latency, errors)
 
 
 def usage_view(u: dict[str, Any]) -> dict[str, Any]:
@@ -395,12 +414,16 @@ def usage_view(u: dict[str, Any]) -> dict[str, Any]:
         agents.setdefault(agent, {}).setdefault("tool_calls", {}).setdefault(tool, {})[outcome] = n
     for agent, e in u["last_error"].items():
         agents.setdefault(agent, {})["last_error"] = e
+    for agent, n in sorted(u.get("errors", [])):
+        agents.setdefault(agent, {})["errors"] = n
     models = {}
     for model, row in sorted(u["latency"].items()):
         count = int(sum(row[:-1]))
         models[model] = {"calls": count, "seconds_mean": round(row[-1] / count, 3) if count else 0,
                          "seconds_p95": quantile(0.95, row, u["latency_buckets"])}
-    return {"agents": dict(sorted(agents.items())), "models": models}
+    return {"agents": dict(sorted(agents.items())), "models": models,
+            # spans waiting for the agent span above them, and those counted without it (docs/traces.md)
+            "pending_spans": u.get("pending_spans", 0), "pending_expired": u.get("pending_expired", 0)}
 
 
 def quantile(q: float, row: list[float], buckets: list[float] | tuple[float, ...]) -> float | None:

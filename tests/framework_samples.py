@@ -123,8 +123,12 @@ def koog_events(run: str = "run-7f3c", agent: str = "weather-agent", fail: bool 
     ev(5, "StrategyStartingEvent", runId=run, strategyName="weather-strategy")
     ev(10, "NodeExecutionStartingEvent", runId=run, nodeName="ask-llm", input="Weather in Oslo?")
     ev(20, "LLMCallStartingEvent", runId=run, prompt=prompt, model=model, tools=["weather"])
+    # Message.Response's metaInfo (prompt-model/.../message/Message.kt, ResponseMetaInfo): the call's counts
+    meta = {"timestamp": "2026-11-29T17:02:03.643Z", "totalTokensCount": 190, "inputTokensCount": 150,
+            "outputTokensCount": 40, "additionalInfo": {}}
     ev(520, "LLMCallCompletedEvent", runId=run, prompt=prompt, model=model,
-       responses=[{"role": "tool_call", "tool": "weather", "content": "{\"city\":\"Oslo\"}"}], moderationResponse=None)
+       responses=[{"role": "tool_call", "tool": "weather", "content": "{\"city\":\"Oslo\"}", "metaInfo": meta}],
+       moderationResponse=None)
     ev(530, "NodeExecutionCompletedEvent", runId=run, nodeName="ask-llm", input="Weather in Oslo?", output="call")
     ev(540, "SubgraphExecutionStartingEvent", runId=run, subgraphName="tools", input="call")
     ev(550, "ToolCallStartingEvent", runId=run, toolCallId="tc-1", toolName="weather", toolArgs={"city": "Oslo"})

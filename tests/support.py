@@ -192,6 +192,13 @@ class Receiver:
     def records(self, **match: object) -> list[dict]:
         return [r for r in read_records(self.log) if all(r.get(k) == v for k, v in match.items())]
 
+    def session(self, session: str) -> list[dict]:
+        """The span records of the traces ``session`` names (the session is named by the span
+        that declares it; its trace's other spans carry only the trace id)."""
+        records = read_records(self.log)
+        traces = {r["trace_id"] for r in records if r.get("session_id") == session and "trace_id" in r}
+        return [r for r in records if r.get("trace_id") in traces and "span_data" in r]
+
     def logd(self, *args: str) -> str:
         out = subprocess.run([sys.executable, "-m", "logd", *args, "--config", str(self.config)],
                              capture_output=True, text=True, timeout=60)
@@ -219,3 +226,49 @@ def start_receiver(folder: Path, sock: Path, logging_body: str = 'file = "agent.
     started = wait_for(lambda: next((r for r in read_records(folder / "agent.log")
                                      if r.get("event") == "otlp" and "url" in r), None), what="the OTLP receiver")
     return Receiver(daemon, started["url"], folder / "agent.log", config)
+
+
+def rss_peak_kb(pid: int) -> int:
+    """The process's peak resident memory (VmHWM), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+class Follower:
+    """The new complete records of a JSON-lines file logd writes, across size rotations with
+    numbered backups (the rest of the file rotated away is then ``<name>.1``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.inode: int | None = None
+
+    def records(self) -> list[dict]:
+        """Records written since the last call; raises if a line logd wrote is not JSON."""
+        out: list[dict] = []
+        inode = os.stat(self.path).st_ino
+        if self.inode is not None and inode != self.inode:
+            out += self._read(self.path.with_name(self.path.name + ".1"))
+            self.offset = 0
+        self.inode = inode
+        return out + self._read(self.path)
+
+    def _read(self, path: Path) -> list[dict]:
+        with open(path, "rb") as f:
+            f.seek(self.offset)
+            data = f.read()
+        data = data[: data.rfind(b"\n") + 1]
+        self.offset += len(data)
+        return [orjson.loads(line) for line in data.splitlines()]
+
+
+def protobuf_field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field (hostile OTLP bodies are built from these)."""
+    size, length = len(payload), bytearray()
+    while True:
+        byte, size = size & 0x7F, size >> 7
+        length.append(byte | (0x80 if size else 0))
+        if not size:
+            return bytes([number << 3 | 2]) + bytes(length) + payload

@@ -34,7 +34,7 @@ def test_spans_and_hooks_print_as_one_short_line() -> None:
     lines = [formatter.format(normalize_object(dict(r), received)) for r in span_trace()]
     billing = next(line for line in lines if "span agent billing" in line)
     assert billing.split(" INF ", 1)[1] == \
-        'span agent billing duration=1100ms error="invoice not found" session=trace_abc123\n'
+        'span agent billing duration=1100ms error="invoice not found" trace=trace_abc123\n'
     assert all(len(line) < 120 for line in lines)
     assert any('span handoff "triage → billing" duration=10ms' in line for line in lines)
     hook = formatter.format(normalize_object(dict(agk_session()[0]), received))

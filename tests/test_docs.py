@@ -1,9 +1,12 @@
 """Every code block of README.md and docs/*.md runs as written.
 
-Per page, a real `logd run` is started in a fresh folder (its config is `agentflow.toml`
-there, `LOGD_CONFIG`/`LOGD_SOCKET` point at it, `.venv` links to this venv) and the page's
-blocks run in order, so a later block sees what an earlier one did; a page that starts its
-own daemon (`logd run` in a block, as its reader would) gets a socket path of its own instead:
+README runs as its reader has it after the quick start: a checkout-like folder (`.venv` links
+to this venv, `config/agentflow.toml` is the repository's), the daemon `make run` starts on that
+config listening on the per-user socket, and a shell with no LOGD_* variable and no `logd` on
+PATH (README's first block puts it there). Per docs page, a real `logd run` is started in a
+fresh folder (its config is `agentflow.toml` there, `LOGD_CONFIG`/`LOGD_SOCKET` point at it) and
+the page's blocks run in order, so a later block sees what an earlier one did; a page that
+starts its own daemon (`logd run` in a block, as its reader would) gets a socket path of its own:
 - `sh`/`bash`/`shell`: bash with `-euo pipefail`;
 - `python`: a script;
 - `toml`: through `logd check` (it must be a valid config);
@@ -130,8 +133,11 @@ def test_every_code_block_runs(page: Path, tmp_path: Path, sock_dir: Path, go_ca
     runnable = [b for b in blocks(page) if b.kind and not b.illustrative]
     if not runnable:
         return  # a page of prose and sample output only
-    sock = sock_dir / "logd.sock"
     (tmp_path / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    if page.name == "README.md":
+        after_the_quick_start(runnable, tmp_path, sock_dir, go_cache)
+        return
+    sock = sock_dir / "logd.sock"
     env = {**os.environ, "NO_COLOR": "1", "LOGD_SOCKET": str(sock), "PAGER": "cat", "LOGD_OTLP_LISTEN": "",
            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     env.pop("LOGD_CONFIG", None)
@@ -150,6 +156,30 @@ def test_every_code_block_runs(page: Path, tmp_path: Path, sock_dir: Path, go_ca
     finally:
         code = daemon.stop()
     assert code == 0, f"logd exited with {code} after {page.name}'s blocks: {daemon.stderr()[-2000:]}"
+
+
+def after_the_quick_start(runnable: list[Block], folder: Path, runtime: Path, go_cache: Path) -> None:
+    """README's blocks in a second terminal beside `make run`, as pasted."""
+    (folder / "config").mkdir()
+    config = folder / "config" / "agentflow.toml"
+    shutil.copy(ROOT / "config" / "agentflow.toml", config)
+    user_socket = runtime / "logd" / "logd.sock"  # where `make run`'s daemon listens: its config names none
+    daemon = DaemonProcess(config, user_socket, folder, env={"XDG_RUNTIME_DIR": str(runtime)}).start()
+    venv_bin = Path(sys.executable).parent
+    path = [p for p in os.environ["PATH"].split(os.pathsep) if p and not (Path(p) / "logd").exists()]
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith("LOGD_") or name == "LOGD_SYSTEM_ROOT"}  # the suite's own system root
+    env.update({"NO_COLOR": "1", "PAGER": "cat", "XDG_RUNTIME_DIR": str(runtime), "PATH": os.pathsep.join(path)})
+    assert not shutil.which("logd", path=env["PATH"]) and (venv_bin / "logd").exists()
+    try:
+        for index, block in enumerate(runnable):
+            run_block(block, folder, env, index, go_cache)
+    finally:
+        code = daemon.stop()
+    assert code == 0, f"logd exited with {code} after README's blocks: {daemon.stderr()[-2000:]}"
+    stored = (folder / "logs" / "agent.log").read_text()
+    for sent in ("Agent execution completed", "slow tool", "calling tool", '"duration":2000,"session_id":"s-42"'):
+        assert sent in stored, sent  # the shell, Python and Go blocks reached `make run`'s daemon
 
 
 def test_readme_is_a_front_door():

@@ -37,7 +37,9 @@ RECEIVED = "2026-11-29T17:00:00.000000Z"
 
 
 def session_of(path: Path, session: str | None = None):
-    return views.load(path, session)
+    """A framework's own file read in place, as `logd trace --dir` does."""
+    sid = session or next(iter(read_file(path).sessions))
+    return views.load(views.Located(sid, [path], foreign=True))
 
 
 def write(path: Path, text: str) -> Path:
@@ -247,7 +249,7 @@ def test_a_session_id_that_is_a_path_stays_inside_the_trace_folder(tmp_path):
     folder.mkdir()
     entries = agk_entries(session="../../escape/evil")
     done = import_file(write(tmp_path / "evil.trace.json", agk_trace_json(entries)), folder)
-    assert done.added == 14 and [p.parent for p in folder.iterdir()] == [folder]
+    assert done.added == 14 and {p.parent for p in folder.iterdir()} == {folder}
     assert not (tmp_path / "escape").exists()
     dotdot = import_file(write(tmp_path / "dots.trace.json", agk_trace_json(agk_entries(session="..")[:2])), folder)
     assert dotdot.added == 0 and "session id '..' cannot name a trace file" in dotdot.problems[0]
@@ -331,3 +333,32 @@ def test_a_session_named_import_is_shown_with_the_session_option(tmp_path):
     assert bare.returncode == 2 and "logd trace --session import" in bare.stderr
     both = trace("x", "--session", "import")
     assert both.returncode == 2 and "give the session once" in both.stderr
+
+
+def test_agk_after_event_handling_without_an_agent_is_no_blank_step():
+    """core/runner.go passes the invoked agent to AfterEventHandling, and TraceEntry leaves
+    agent_id out when it is empty (omitempty): such an entry is the step of the agent that ran
+    its event, not a step of agent ''."""
+    entries = json.loads(json.dumps(agk_entries()))
+    for e in entries:
+        if e["hook"] == "AfterEventHandling":
+            e.pop("agent_id", None)
+    entries.append({**entries[0], "event_id": "req-17461596-9", "hook": "AfterEventHandling"})  # nobody ran it
+    steps = flow(build_session("s", [normalize_object(dict(e), RECEIVED) for e in entries]))
+    assert "" not in {s.agent for s in steps}
+    assert [(s.agent, s.hook) for s in steps] == [
+        ("planner", "AfterAgentRun"), ("planner", "AfterEventHandling"), ("researcher", "AfterAgentRun"),
+        ("researcher", "AfterEventHandling"), ("planner", "AfterAgentRun"), ("planner", "AfterEventHandling")]
+
+
+def test_trace_import_takes_its_options_before_or_after_the_files(tmp_path):
+    """`logd trace import --dir D FILE` and `logd trace import FILE --dir D` (issue 27: `import`
+    was read as a session id, and options before the files were refused)."""
+    path = write(tmp_path / "req-17461596.trace.json", agk_trace_json(agk_entries()))
+    for n, args in enumerate((["--dir", str(tmp_path / "a"), str(path)], [str(path), "--dir", str(tmp_path / "b")])):
+        done = subprocess.run([sys.executable, "-m", "logd", "trace", "import", *args], capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert "14 trace records in 1 session(s): 14 imported" in done.stdout
+        folder = tmp_path / "ab"[n]
+        assert [s.session for s in views.summaries(folder)] == ["req-17461596"]

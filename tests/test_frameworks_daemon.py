@@ -29,8 +29,10 @@ def logd(*args: str, cwd: Path, stdin: str | None = None, env: dict | None = Non
                           input=stdin, env={**os.environ, "NO_COLOR": "1", **(env or {})})
 
 
-def test_agentcli_users_read_their_trace_json_in_place_local_time_or_utc(tmp_path):
-    """agenticgokit's <session>.trace.json, never closed, read where it lies (--dir)."""
+def test_agentcli_users_read_their_trace_json_in_place_in_its_own_zone_or_utc(tmp_path):
+    """agenticgokit's <session>.trace.json, never closed, read where it lies (--dir). Its times
+    are shown as agentcli shows them: Go's time.Time keeps the offset it was written with
+    (+01:00 here) and Format("15:04:05.000") prints in it, whatever the reader's zone."""
     agk = tmp_path / "agk"
     agk.mkdir()
     (agk / "req-17461596.trace.json").write_text(agk_trace_json(agk_entries()))
@@ -41,8 +43,8 @@ def test_agentcli_users_read_their_trace_json_in_place_local_time_or_utc(tmp_pat
 
     kolkata = logd("trace", "req-17461596", "--dir", str(agk), cwd=tmp_path, env={"TZ": "Asia/Kolkata"})
     assert kolkata.returncode == 0, kolkata.stderr
-    assert "│ 22:32:03.123 │ BeforeEventHandling │" in kolkata.stdout  # local time, as agentcli prints it
-    assert "│ 22:32:03.823 │ AgentError          │ researcher │" in kolkata.stdout
+    assert "│ 18:02:03.123 │ BeforeEventHandling │" in kolkata.stdout  # the file's own +01:00, as agentcli
+    assert "│ 18:02:03.823 │ AgentError          │ researcher │" in kolkata.stdout
     assert "LLM timeout after 300ms" in kolkata.stdout
     assert "Condensed route:\nplanner → researcher\n" in kolkata.stdout
     utc = logd("trace", "req-17461596", "--dir", str(agk), "--utc", "--flow-only", cwd=tmp_path,

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from logd.control import request
 
-from support import DaemonProcess, send, wait_for, write_config
+from support import DaemonProcess, Follower, rss_peak_kb, send, wait_for, write_config
 
 EXAMPLES = int(os.environ.get("LOGD_FUZZ_EXAMPLES", "40"))
 SEED = int(os.environ.get("LOGD_FUZZ_SEED", "18"))
@@ -114,12 +114,11 @@ def fuzz_daemon(tmp_path_factory) -> Iterator[DaemonProcess]:
                           'file = "agent.log"\nfile_only = true\nmax_size = 20\nmax_backups = 3\n'
                           'backup_names = "numbered"')  # the reader below follows agent.log -> agent.log.1
     d = DaemonProcess(config, socks / "logd.sock", workdir).start()
-    d.read_offset = 0  # type: ignore[attr-defined]
-    d.inode = None  # type: ignore[attr-defined]
+    d.follower = Follower(workdir / "agent.log")  # type: ignore[attr-defined]
     d.seen = {}  # type: ignore[attr-defined]  # example tag -> (client -> [i...])
     d.totals = dict.fromkeys(("examples", "honest", "hostile", "acks"), 0)  # type: ignore[attr-defined]
     yield d
-    print(f"\nfuzz seed {SEED}: {d.totals} peak RSS {peak_rss_kb(d.proc.pid)} KB")  # type: ignore[attr-defined]
+    print(f"\nfuzz seed {SEED}: {d.totals} peak RSS {rss_peak_kb(d.proc.pid)} KB")  # type: ignore[attr-defined]
     try:
         assert d.stop() == 0
         assert "Traceback" not in d.stderr()
@@ -129,25 +128,8 @@ def fuzz_daemon(tmp_path_factory) -> Iterator[DaemonProcess]:
 
 
 def read_new(d: DaemonProcess) -> None:
-    """Index the honest records written since the last look (every line must be JSON),
-    following the file through a size rotation (the rest of the old one is agent.log.1)."""
-    path = d.workdir / "agent.log"
-    inode = os.stat(path).st_ino
-    if d.inode is not None and inode != d.inode:  # type: ignore[attr-defined]
-        _index(d, path.with_name("agent.log.1"))
-        d.read_offset = 0  # type: ignore[attr-defined]
-    d.inode = inode  # type: ignore[attr-defined]
-    _index(d, path)
-
-
-def _index(d: DaemonProcess, path: Path) -> None:
-    with open(path, "rb") as f:
-        f.seek(d.read_offset)  # type: ignore[attr-defined]
-        data = f.read()
-    data = data[: data.rfind(b"\n") + 1]
-    d.read_offset += len(data)  # type: ignore[attr-defined]
-    for line in data.splitlines():
-        record = orjson.loads(line)  # raises: a line logd wrote that is not JSON
+    """Index the honest records written since the last look (every line must be JSON)."""
+    for record in d.follower.records():  # type: ignore[attr-defined]
         tag = record.get("fz")
         if isinstance(tag, int) and "c" in record:
             d.seen.setdefault(tag, {}).setdefault(record["c"], []).append(record["i"])  # type: ignore[attr-defined]
@@ -241,7 +223,7 @@ def test_hostile_lines_never_cost_an_honest_record_or_an_ack(fuzz_daemon, data, 
     for client, n in expected.items():
         assert got.get(client, []) == list(range(n)), f"client {client}: {got.get(client)}"
     assert d.proc.poll() is None and request(d.socket_path, "ping")["pid"] == d.proc.pid
-    assert peak_rss_kb(d.proc.pid) < RSS_LIMIT_KB
+    assert rss_peak_kb(d.proc.pid) < RSS_LIMIT_KB
     totals = d.totals  # type: ignore[attr-defined]
     totals["examples"] += 1
     totals["honest"] += sum(expected.values())
@@ -259,8 +241,3 @@ def diagnosis(d: DaemonProcess) -> str:
         return f"no status ({exc}); alive={d.proc.poll() is None}; stderr {d.stderr()[-1500:]!r}"
 
 
-def peak_rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmHWM")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from logd.cli import build_parser
 from logd.cli.generate import completion, man_page
 
+ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = sorted(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
 
 
@@ -44,3 +46,14 @@ def test_generate_writes_the_files_make_install_installs(tmp_path):
                          check=True)
     assert sorted(out.stdout.split()) == sorted(str(tmp_path / p) for p in
                                                 ("man/logd.1", "completion/logd.bash", "completion/_logd"))
+
+
+def test_make_man_puts_the_page_where_man_finds_it_with_the_venv_on_path():
+    """`make run` builds the man page (issue 29, item 3): with README's PATH line, `man logd` works."""
+    made = subprocess.run(["make", "--no-print-directory", "man"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert made.returncode == 0, made.stdout + made.stderr
+    venv_bin = Path(sys.executable).parent
+    env = {"PATH": f"{venv_bin}:/usr/bin:/bin", "MANWIDTH": "100"}  # no MANPATH: man-db maps PATH's bin to share/man
+    found = subprocess.run(["man", "-w", "logd"], capture_output=True, text=True, env=env, timeout=30)
+    assert found.returncode == 0 and found.stdout.strip() == str(venv_bin.parent / "share" / "man" / "man1" / "logd.1")

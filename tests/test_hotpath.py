@@ -202,14 +202,22 @@ def hot_lines(draw: st.DrawFn) -> bytes:
     return ("{" + sep.join(f"{k}{colon}{v}" for k, v in named) + "}").encode()
 
 
+# a connection's peer fields: the kernel's numbers, and the process name the client chose
+# (prctl(PR_SET_NAME): up to 15 bytes of anything, a secret-looking one included)
+peers = st.fixed_dictionaries({
+    "_pid": st.integers(1, 2**22), "_uid": st.integers(0, 2**32 - 2), "_gid": st.integers(0, 2**32 - 2),
+    "_comm": st.one_of(st.sampled_from(["Bearer abcdefgh", "password=hunter", "token: abc", "internal-1234"]),
+                       st.sampled_from(["agent", "python3", "", "naïve ☕"]), safe_text)})
+
+
 @pytest.mark.parametrize("config", list(CONFIGS))
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
 @given(chunks=st.lists(st.lists(st.one_of(hot_lines(), any_lines()), min_size=1, max_size=40), min_size=1,
-                       max_size=4))
+                       max_size=4), trusted=st.one_of(peers, st.just(TRUSTED)))
 def test_hot_and_python_paths_make_the_same_files_and_counts(tmp_path_factory: pytest.TempPathFactory, config: str,
-                                                             chunks: list[list[bytes]]) -> None:
-    compare(tmp_path_factory.mktemp("cmp"), CONFIGS[config], chunks)
+                                                             chunks: list[list[bytes]], trusted: dict) -> None:
+    compare(tmp_path_factory.mktemp("cmp"), CONFIGS[config], chunks, trusted)
 
 
 def test_the_hot_path_takes_the_records_agents_send(tmp_path: Path) -> None:
@@ -257,6 +265,28 @@ def test_a_chunk_mixing_both_keeps_its_order(tmp_path: Path) -> None:
 def test_connections_whose_fields_redaction_touches_take_the_python_path(tmp_path: Path) -> None:
     chunk = [b'{"time":"2026-11-29T10:11:12.123Z","level":"info","message":"m"}']
     assert compare(tmp_path, CONFIGS["own rules"], [chunk]) == 0  # "pid" is secret: _pid would be redacted
+
+
+@pytest.mark.parametrize("comm", ["Bearer abcdefgh", "password=hunter"])  # 15 bytes: the kernel's limit
+def test_a_process_named_like_a_secret_takes_the_python_path_and_is_redacted(tmp_path: Path, comm: str) -> None:
+    """Issue 26, finding 7: the peer fields were appended unchecked: a client that named its
+    process "Bearer abcdefgh" got "_comm":"Bearer abcdefgh" on the hot path, [REDACTED] on Python's."""
+    chunk = [b'{"time":"2026-11-29T10:11:12.123Z","level":"info","message":"m%d"}' % i for i in range(3)]
+    assert compare(tmp_path, "", [chunk], {**TRUSTED, "_comm": comm}) == 0
+    assert comm.encode() not in (tmp_path / "hot" / "agent.log").read_bytes()
+    assert b'"_comm":"' + (b"[REDACTED]" if comm.startswith("Bearer") else b"password=[REDACTED]") \
+        in (tmp_path / "hot" / "agent.log").read_bytes()
+
+
+def test_text_fields_with_a_key_value_secret_take_the_python_path(tmp_path: Path) -> None:
+    """Issue 26, finding 4: names, errors and statuses are text the key=value rule redacts."""
+    base = '{"time":"2026-11-29T10:11:12.123Z","level":"info","message":"m"'
+    left = [base + ',"agent":"planner password=hunter2"}', base + ',"model":"gpt token: abc"}',
+            base + ',"error":{"message":"login failed","data":"password=hunter2"}}',
+            base + ',"step":{"status":"api_key=abc"}}', base + ',"exception.message":"secret=abc"}']
+    taken = compare(tmp_path, "", [[line.encode() for line in left]])
+    assert taken == 0
+    assert b"hunter2" not in (tmp_path / "hot" / "agent.log").read_bytes()
 
 
 def test_each_odd_token_in_an_otherwise_hot_line(tmp_path: Path) -> None:
@@ -330,3 +360,80 @@ def test_a_failing_question_to_python_costs_no_record_and_is_reported(tmp_path: 
     assert [r["message"] for r in written if r.get("_pid") == 4242] == [f"m{i}" for i in range(5)] * 2
     errors = [r for r in written if r.get("event") == "hotpath"]
     assert len(errors) == 1 and "classify broke" in errors[0]["error"]
+
+
+# --- issue 26, finding 7: the extension itself ---
+
+def _in_a_child(code: str) -> subprocess.CompletedProcess:
+    """``code`` in its own interpreter: a crash there is a failed assertion here, not a dead suite."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+
+
+def test_the_extension_refuses_bad_arguments_instead_of_crashing() -> None:
+    """A negative start, or run before __init__ (or after a failed one), segfaulted."""
+    ran = _in_a_child("""
+from logd import _hotpath, hotpath
+from logd.metrics import AgentMetrics
+from logd.pipeline import level_filter
+
+errors = []
+def expect(error, call):
+    try:
+        call()
+    except error as exc:
+        errors.append(f"{type(exc).__name__}: {exc}")
+    else:
+        raise SystemExit(f"no {error.__name__}")
+
+hot = hotpath.build([AgentMetrics(), level_filter("info")])
+line = [b'{"time":"2026-11-29T10:11:12.123Z","level":"info","message":"m"}']
+expect(ValueError, lambda: hot._fast.run(line, -1, 1, b""))
+expect(ValueError, lambda: hot._fast.run(line, 0, -5, b""))
+bare = _hotpath.FastPath.__new__(_hotpath.FastPath)
+expect(RuntimeError, lambda: bare.run(line, 0, 1, b""))
+failed = _hotpath.FastPath.__new__(_hotpath.FastPath)
+expect(TypeError, lambda: failed.__init__(aliases=1))
+expect(RuntimeError, lambda: failed.run(line, 0, 1, b""))
+assert hot._fast.run(line, 0, 99, b"")[1:4] == (1, 1, 0)  # a stop past the end is the end
+print("|".join(errors))
+""")
+    assert ran.returncode == 0, ran.stderr
+    assert "ValueError: run: start and stop must be >= 0" in ran.stdout
+    assert "RuntimeError: FastPath.run before FastPath.__init__ succeeded" in ran.stdout
+
+
+def test_cache_slots_are_seeded_per_process_and_use_every_slot() -> None:
+    """The caches' hash had a fixed seed (keys that collide could be worked out ahead and sent:
+    2.5-5.8x slower) and put every key in an odd home slot (half the table unused)."""
+    keys = [f"key{n}".encode() for n in range(4096)]
+    code = "import sys; from logd import _hotpath; print(*(_hotpath.home_slot(k.encode()) for k in sys.argv[1:]))"
+    runs = [subprocess.run([sys.executable, "-c", code, *(k.decode() for k in keys[:64])], capture_output=True,
+                           text=True, check=True, timeout=60).stdout.split() for _ in range(2)]
+    assert runs[0] != runs[1]  # another process, other slots
+    from logd import _hotpath
+    slots = [_hotpath.home_slot(k) for k in keys]
+    assert {s % 2 for s in slots} == {0, 1}
+    assert len(set(slots)) > 2500  # 4,096 keys over 8,192 slots: ~3,200 distinct when spread evenly
+
+
+def test_a_client_that_names_its_process_like_a_secret_is_redacted_by_a_real_daemon(daemon, tmp_path: Path) -> None:
+    """Issue 26, finding 7, end to end: a client renames itself (prctl PR_SET_NAME, what
+    /proc/PID/comm then says) and sends lines in logd's shape; before, the hot path appended
+    "_comm":"Bearer abcdefgh" while the Python path wrote [REDACTED]."""
+    d = daemon()
+    client = f"""
+import ctypes, socket
+ctypes.CDLL(None, use_errno=True).prctl(15, b"Bearer abcdefgh", 0, 0, 0)  # PR_SET_NAME
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect({str(d.socket_path)!r})
+s.sendall(b"".join(b'{{"time":"2026-11-29T10:11:12.5Z","level":"info","message":"named %d"}}\\n' % i
+                   for i in range(50)))
+s.shutdown(socket.SHUT_WR)
+s.recv(1)
+"""
+    subprocess.run([sys.executable, "-c", client], check=True, timeout=60)
+    log = tmp_path / "agent.log"
+    records = wait_for(lambda: (lambda rs: len(rs) == 50 and rs)(
+        [r for r in read_records(log) if str(r.get("message", "")).startswith("named ")]), what="the records")
+    assert {r["_comm"] for r in records} == {"[REDACTED]"}
+    assert b"abcdefgh" not in log.read_bytes()

@@ -43,6 +43,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
+from otel_support import recorded_spans
 
 from support import DaemonProcess, Receiver, read_records, start_receiver, wait_for, write_config
 
@@ -62,11 +63,8 @@ def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Receiver]:
 
 def finished_spans(session: str) -> list:
     """A small agent run as the OTel SDK records it, with GenAI semantic-convention attributes."""
-    memory = InMemorySpanExporter()
-    provider = TracerProvider(resource=Resource.create({"service.name": "support-bot"}))
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    tracer = provider.get_tracer("test.agents")
-    with tracer.start_as_current_span("invoke_agent triage", attributes={
+    with recorded_spans("support-bot", "test.agents") as (tracer, spans), tracer.start_as_current_span(
+            "invoke_agent triage", attributes={
             "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "triage",
             "gen_ai.conversation.id": session}):
         with tracer.start_as_current_span("chat gpt-4o", attributes={
@@ -78,8 +76,7 @@ def finished_spans(session: str) -> list:
                 "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "lookup_order"}) as tool:
             tool.record_exception(LookupError("order 42 not found"))
             tool.set_status(Status(StatusCode.ERROR, "order 42 not found"))
-    provider.shutdown()
-    return list(memory.get_finished_spans())
+    return spans
 
 
 def session_json(receiver: Receiver, session: str) -> dict:
@@ -95,7 +92,7 @@ def test_sdk_spans_become_a_session_that_logd_trace_shows(receiver, exporter_cla
     assert exporter.export(finished_spans(session)) == SpanExportResult.SUCCESS
     exporter.shutdown()
 
-    spans = wait_for(lambda: len(receiver.records(session_id=session)) == 3 and receiver.records(session_id=session))
+    spans = wait_for(lambda: len(receiver.session(session)) == 3 and receiver.session(session))
     by_kind = {r["span_data"]["type"]: r for r in spans}
     agent, chat, tool = by_kind["agent"], by_kind["generation"], by_kind["function"]
     assert agent["span_data"]["name"] == "triage" and agent["parent_id"] is None
@@ -113,7 +110,7 @@ def test_sdk_spans_become_a_session_that_logd_trace_shows(receiver, exporter_cla
     assert {s["kind"] for s in shown["spans"]} == {"agent", "generation", "function"}
     assert shown["route"] == ["triage"]
     assert shown["analysis"]["tokens"] == [{"agent": "triage", "model": "gpt-4o-2024-08-06", "calls": 1,
-                                            "input_tokens": 812, "output_tokens": 40}]
+                                            "input": 812, "output": 40, "total": 852}]
     assert [e["agent"] for e in shown["analysis"]["errors"]] == ["triage"]
     table = receiver.logd("trace", session, "--analyze")
     assert "TOKENS BY AGENT" in table and "812" in table and "Timeline:" in table and "lookup_order" in table
@@ -150,7 +147,7 @@ def test_the_environment_variables_the_docs_show_point_an_exporter_at_logd(recei
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
     exporter = OTLPSpanExporter(compression=Compression.Gzip)  # endpoint + /v1/traces from the variable
     assert exporter.export(finished_spans("conv-env")) == SpanExportResult.SUCCESS
-    wait_for(lambda: len(receiver.records(session_id="conv-env")) == 3, what="the spans sent gzipped")
+    wait_for(lambda: len(receiver.session("conv-env")) == 3, what="the spans sent gzipped")
 
 
 # --- a real agent framework ---
@@ -188,7 +185,7 @@ def test_pydantic_ai_instrumentation_gives_session_agents_tools_errors_and_token
 
     # the session is the outer run's conversation: billing's run (its own conversation id) is inside it
     conversation = next(s.attributes["gen_ai.conversation.id"] for s in spans if s.name == "invoke_agent triage")
-    wait_for(lambda: len(receiver.records(session_id=conversation)) == len(spans))
+    wait_for(lambda: len(receiver.session(conversation)) == len(spans))
     shown = session_json(receiver, conversation)
     agent_spans = {s["name"] for s in shown["spans"] if s["kind"] == "agent"}
     tools = {(s["agent"], s["name"]) for s in shown["spans"] if s["kind"] == "function"}
@@ -204,7 +201,7 @@ def test_pydantic_ai_instrumentation_gives_session_agents_tools_errors_and_token
             row = expected.setdefault(s.attributes["gen_ai.agent.name"], [0, 0])
             row[0] += s.attributes["gen_ai.usage.input_tokens"]
             row[1] += s.attributes["gen_ai.usage.output_tokens"]
-    tokens = {t["agent"]: [t["input_tokens"], t["output_tokens"]] for t in shown["analysis"]["tokens"]}
+    tokens = {t["agent"]: [t["input"], t["output"]] for t in shown["analysis"]["tokens"]}
     assert tokens == expected and set(tokens) == {"triage", "billing"}
     assert {t["model"] for t in shown["analysis"]["tokens"]} == {"test"}
 
@@ -231,7 +228,7 @@ def test_a_truncated_protobuf_gets_400_and_a_logd_error_record(receiver):
     assert "ExportTraceServiceRequest" in RpcStatus.FromString(answer).message
     [error] = wait_for(lambda: receiver.records(message="OTLP request refused: malformed body"))
     assert error["level"] == "error" and error["path"] == "/v1/traces" and error["bytes"] == len(body) // 2
-    assert receiver.records(session_id="truncated") == []
+    assert receiver.session("truncated") == []
 
 
 def test_malformed_json_wrong_type_and_unknown_routes_get_clear_answers(receiver):
@@ -255,7 +252,7 @@ def test_spans_with_bad_ids_are_rejected_as_partial_success(receiver):
     assert status == 200
     assert json.loads(answer) == {"partialSuccess": {
         "rejectedSpans": "1", "errorMessage": "a span needs a 16-byte traceId and an 8-byte spanId"}}
-    [kept] = wait_for(lambda: receiver.records(session_id="partial"))
+    [kept] = wait_for(lambda: receiver.session("partial"))
     assert kept["span_data"]["name"] == "kept" and kept["started_at"].startswith("2025-11-24T")
 
 
@@ -317,7 +314,7 @@ def test_a_thousand_concurrent_exporters_are_all_answered_and_nothing_accepted_i
     assert sorted(accepted) == list(range(1, 1001))
     assert set(answers) <= {200, 503}, answers  # every request answered: no reset, no timeout
     stored = wait_for(lambda: (lambda rs: len(rs) >= 1000 and rs)(
-        [r for r in read_records(receiver.log) if r.get("message", "").startswith("custom span crowd ")]), 30)
+        [r for r in read_records(receiver.log) if r.get("message", "").startswith("custom crowd ")]), 30)
     assert sorted(int(r["trace_id"], 16) for r in stored) == list(range(1, 1001))
 
 
@@ -349,8 +346,8 @@ def test_backpressure_answers_503_with_retry_after_and_accepted_records_are_writ
     finally:
         r.daemon.kill()
     assert set(answers) == {200, 503}
-    assert len(r.records(session_id="held")) == 3 * answers.count(200)  # each 200 written once, no 503
-    assert len(r.records(session_id="after")) == 3
+    assert len(r.session("held")) == 3 * answers.count(200)  # each 200 written once, no 503
+    assert len(r.session("after")) == 3
 
 
 # --- the listener's life cycle ---
@@ -443,7 +440,7 @@ def test_a_stop_while_exporters_send_keeps_every_accepted_span(tmp_path, sock_di
         assert r.daemon.proc.wait(30) == 0
     finally:
         r.daemon.kill()
-    stored = {int(rec["trace_id"], 16) for rec in r.records(session_id="stopping")}
+    stored = {int(rec["trace_id"], 16) for rec in r.session("stopping")}
     assert set(accepted) <= stored
 
 
@@ -478,6 +475,8 @@ def test_the_receiver_s_counters_are_on_metrics(tmp_path, sock_dir):
         assert "logd_otlp_malformed_requests_total 1.0" in text
         assert 'logd_otlp_responses_total{code="200"} 1.0' in text
         assert 'logd_otlp_responses_total{code="400"} 1.0' in text
+        assert "logd_otlp_inflight_bytes 0.0" in text and "logd_otlp_over_budget_requests_total 0.0" in text
+        assert "logd_otlp_timed_out_requests_total 0.0" in text
         assert daemon.stop() == 0
     finally:
         daemon.kill()

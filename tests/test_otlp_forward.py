@@ -46,16 +46,16 @@ def test_spans_received_are_shipped_on_to_a_collector_as_otlp_traces(tmp_path, t
              "span_data": {"type": "agent", "name": "planner"}, "group_id": "conv-client", "agent": "planner"},
             {"message": "a plain log line", "agent": "planner"}])
 
-        forwarded = wait_for(lambda: len(collector.records(session_id="conv-forwarded")) == 3
-                             and collector.records(session_id="conv-forwarded"), 20, what="the spans at the collector")
-        sent = {r["span_id"]: r for r in edge.records(session_id="conv-forwarded")}
+        forwarded = wait_for(lambda: len(collector.session("conv-forwarded")) == 3
+                             and collector.session("conv-forwarded"), 20, what="the spans at the collector")
+        sent = {r["span_id"]: r for r in edge.session("conv-forwarded")}
         for r in forwarded:  # the same span, ids, parent, timing, attributes and error on both sides
             original = sent[r["span_id"]]
             for key in ("trace_id", "parent_id", "started_at", "ended_at", "span_data", "error", "agent",
                         "attributes", "level"):
                 assert r[key] == original[key], key
             assert r["resource"]["service.name"] == "support-bot"
-        [client_span] = wait_for(lambda: collector.records(session_id="conv-client"), 20)
+        [client_span] = wait_for(lambda: collector.session("conv-client"), 20)
         assert client_span["span_data"]["type"] == "agent" and client_span["agent"] == "planner"
         assert client_span["started_at"] == "2026-11-29T10:00:00.000000Z"
         assert collector.records(message="a plain log line") == []

@@ -9,9 +9,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from logd.ship.encoders import is_span_record, otlp_trace_request
 from logd.sources.otlp import JSON, MalformedBody, SpanMapper, decode, level_of, log_records
-from logd.traces.analysis import token_usage
-from logd.traces.model import build_session
+from logd.traces.model import build_session, trace_sessions
 from logd.traces.shapes import classify
+from logd.traces.tokens import token_usage
 
 TRACE = bytes.fromhex("5b8efff798038103d269b633813fc60c")
 
@@ -67,24 +67,26 @@ def test_a_structured_body_is_kept_as_json_text():
     assert log_records(request, 0)[0]["message"] == '{"event":"refund"}'
 
 
-def test_children_that_arrive_later_join_their_parents_session_and_agent():
-    mapper = SpanMapper()
-    [agent] = mapper.records(span_request((1, 0, "invoke_agent planner", AGENT)), 0)[0]
-    [tool] = mapper.records(span_request((2, 1, "execute_tool search", TOOL)), 0)[0]
-    assert agent["session_id"] == tool["session_id"] == "conv-9"
-    assert tool["agent"] == "planner" and tool["span_data"] == {"type": "function", "name": "search",
-                                                                 "operation": "execute_tool"}
+def test_a_trace_read_whole_is_the_same_whichever_span_came_first():
+    """SimpleSpanProcessor exports children first, BatchSpanProcessor may send the parent in a
+    later request: the records say only what each span says itself, and the trace they make
+    (session, agents) is the same either way."""
+    def records(order: list[int]) -> list[dict]:
+        spans = {1: (1, 0, "invoke_agent planner", AGENT), 2: (2, 1, "execute_tool search", TOOL)}
+        out = []
+        for n in order:
+            out += SpanMapper().records(span_request(spans[n]), 0)[0]
+        return out
 
-
-def test_a_child_exported_before_its_parent_still_shows_under_the_parents_agent():
-    """SimpleSpanProcessor exports children first: the child is filed under its trace id,
-    and the session built from the records still finds its agent through the parent."""
-    mapper = SpanMapper()
-    [tool] = mapper.records(span_request((2, 1, "execute_tool search", TOOL)), 0)[0]
-    [agent] = mapper.records(span_request((1, 0, "invoke_agent planner", AGENT)), 0)[0]
-    assert tool["session_id"] == TRACE.hex() and tool["agent"] == "svc"  # service.name: nothing better yet
-    session = build_session("s", [tool, agent])
-    assert {s.name: s.agent for s in session.spans} == {"planner": "planner", "search": "planner"}
+    parent_last, parent_first = records([2, 1]), records([1, 2])
+    tool = parent_last[0]
+    assert "session_id" not in tool and tool["span_data"] == {"type": "function", "name": "search",
+                                                              "operation": "execute_tool"}
+    for found in (parent_last, parent_first):
+        assert trace_sessions(found) == {TRACE.hex(): "conv-9"}
+        session = build_session("conv-9", found)
+        assert {s.name: s.agent for s in session.spans} == {"planner": "planner", "search": "planner"}
+        assert session.agents == ["planner"]
 
 
 def test_json_ids_must_be_hex():
@@ -118,7 +120,7 @@ def test_client_span_records_go_out_as_otlp_spans_that_come_back_the_same():
     assert [e.name for e in spans[1].events] == ["exception"] and spans[1].status.message == "no answer in 30s"
     back, rejected, _ = SpanMapper().records(request, 0)
     assert rejected == 0
-    assert [r["session_id"] for r in back] == ["conv-7", "conv-7"]
+    assert [r["session_id"] for r in back] == ["conv-7", "conv-7"]  # gen_ai.conversation.id on each
     assert back[1]["span_data"]["usage"] == {"input_tokens": 812, "output_tokens": 40}
     assert back[1]["span_data"]["model"] == "gpt-4o" and back[1]["agent"] == "triage"
     assert back[1]["error"]["type"] == "TimeoutError" and back[0]["started_at"] == root["started_at"]
@@ -138,6 +140,6 @@ def test_token_usage_sums_per_agent_and_model_across_span_sources():
                                 "usage": {"prompt_tokens": 5, "completion_tokens": 1}}),
                span("g3", "a", {"type": "generation", "model": "o3",
                                 "usage": {"input_tokens": "7", "output_tokens": "3"}})]
-    usage = [(t.agent, t.model, t.calls, t.input_tokens, t.output_tokens)
+    usage = [(t.agent, t.model, t.calls, t.input, t.output)
              for t in token_usage(build_session("s", records))]
     assert usage == [("writer", "gpt-4o", 2, 15, 3), ("writer", "o3", 1, 7, 3)]

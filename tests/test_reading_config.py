@@ -10,7 +10,6 @@ from pathlib import Path
 
 import orjson
 
-from logd.config import find_config
 from logd.control import request
 
 from support import send_records
@@ -49,18 +48,3 @@ def test_without_a_daemon_or_config_the_error_names_what_was_tried(tmp_path: Pat
     for tried in ("a running daemon", str(sock_dir / "none.sock"), "$LOGD_CONFIG (unset)", "./agentflow.toml",
                   "/etc/logd/agentflow.toml", "--file"):
         assert tried in result.stderr, tried
-
-
-def test_the_system_config_is_last_in_the_search_order(tmp_path: Path, monkeypatch) -> None:
-    system = tmp_path / "etc" / "agentflow.toml"
-    monkeypatch.delenv("LOGD_CONFIG", raising=False)
-    monkeypatch.chdir(tmp_path)
-    assert find_config(None, system=system) is None
-    system.parent.mkdir()
-    system.write_text("[logging]\n")
-    assert find_config(None, system=system) == system
-    (tmp_path / "agentflow.toml").write_text("[logging]\n")
-    assert find_config(None, system=system) == Path("agentflow.toml")
-    monkeypatch.setenv("LOGD_CONFIG", "/x.toml")
-    assert find_config(None, system=system) == Path("/x.toml")
-    assert find_config("given.toml", system=system) == Path("given.toml")

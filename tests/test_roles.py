@@ -121,18 +121,3 @@ def test_install_script_creates_the_users_groups_units_and_docs(tmp_path):
     assert "SocketGroup=logd-writers" in (tmp_path / "etc" / "systemd" / "system" / "logd.socket").read_text()
     assert (tmp_path / "usr" / "share" / "doc" / "logd" / "README.md").exists()  # Documentation= points here
     assert 'control_group = "logd-readers"' in (tmp_path / "etc" / "logd" / "agentflow.toml").read_text()
-
-
-def test_a_client_finds_the_system_socket_without_logd_socket(tmp_path):
-    from logd.config import client_socket_path
-
-    system = tmp_path / "run" / "logd" / "logd.sock"
-    env = {"XDG_RUNTIME_DIR": str(tmp_path / "user")}
-    assert client_socket_path(env, system) == tmp_path / "user" / "logd" / "logd.sock"  # nothing runs
-    system.parent.mkdir(parents=True)
-    system.touch()
-    assert client_socket_path(env, system) == system  # a system-wide logd, no per-user one
-    (tmp_path / "user" / "logd").mkdir(parents=True)
-    (tmp_path / "user" / "logd" / "logd.sock").touch()
-    assert client_socket_path(env, system) == tmp_path / "user" / "logd" / "logd.sock"  # the user's own wins
-    assert client_socket_path({"LOGD_SOCKET": "/x.sock"}, system) == Path("/x.sock")

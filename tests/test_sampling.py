@@ -141,7 +141,7 @@ def test_pipeline_counts_what_each_step_removed_by_reason():
                           'thereafter = 0\nburst = 3\ninterval = 60\n', _path())
     agents = AgentMetrics()
     steps = build_steps(config, agents, clock)
-    assert [type(s).__name__ for s in steps][2:] == ["Redactor", "Sampler", "RateLimiter"]
+    assert [type(s).__name__ for s in steps] == ["Redactor", "AgentMetrics", "function", "Sampler", "RateLimiter"]
 
     class Memory:
         name = "memory"
@@ -181,7 +181,7 @@ def _path():
 def test_config_defaults_and_errors():
     config = parse_config("[logging]\n", _path())
     assert config.sampling.enabled is False and config.sampling.burst == 0
-    assert [type(s).__name__ for s in build_steps(config)] == ["AgentMetrics", "function", "Redactor"]
+    assert [type(s).__name__ for s in build_steps(config)] == ["Redactor", "AgentMetrics", "function"]
     with pytest.raises(ConfigError) as err:
         parse_config("[logging.sampling]\ntick = 0\n", _path())
     assert "logging.sampling.tick: expected a positive number of seconds, found integer 0" in str(err.value)

@@ -15,6 +15,7 @@ import zstandard
 from logd.reading.sql import display_width, table
 
 from logsets import BASE, lines, record, rotated_set, write
+from support import wait_for
 
 
 def sql(current: Path, query: str, *args: str, python: list[str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -100,8 +101,10 @@ def test_zstd_written_by_logd_run_is_read(tmp_path: Path, daemon) -> None:
 
     d = daemon('file = "agent.log"\nfile_only = true\nmax_size = 0.01\ncompress = true')
     send_records(d.socket_path, [record(s, agent="tester") for s in range(600)])
+    # rotated and compressed (dated names by default); the compressor is a background thread
+    # that shutdown does not wait for, so wait for its first file before stopping
+    wait_for(lambda: list(tmp_path.glob("*.zst")), what="a compressed backup")
     d.stop()
-    assert list(tmp_path.glob("*.zst"))  # rotated and compressed (dated names by default)
     got = json_rows(sql(tmp_path / "agent.log", "SELECT count(*) AS n, sum(seq) AS total FROM logs "
                                                   "WHERE agent = 'tester'", "--format", "json"))
     assert got == [{"n": 600, "total": sum(range(600))}]

@@ -131,7 +131,7 @@ def test_index_and_reports_from_a_real_logd_run_open_cleanly_in_chromium(daemon,
                           str(d.config)], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     site = tmp_path / "site"
-    sessions = {s.id: s for s in (views.load(p) for p in folder.glob("*.jsonl"))}
+    sessions = {s.session: views.load(views.Located(s.session, s.files)) for s in views.summaries(folder)}
     assert set(sessions) == {"req-17461596", "run-koog-1", "trace_abc123", "conv-42"}
     assert sorted(p.name for p in site.iterdir()) == sorted(["index.html"] + [report_name(s) for s in sessions])
 
@@ -291,10 +291,12 @@ def test_keyboard_reaches_bars_and_rows_and_dark_mode_changes_the_colours(browse
 def test_tokens_per_agent_and_model_from_each_source():
     spans = span_trace()
     spans[0]["span_data"]["usage"] = {"input_tokens": 300, "output_tokens": 40}  # triage's gpt-4o generation
+    # the SDK's task span is the root of the run and repeats its total (span_data.data.usage)
     spans.append({**spans[-1], "span_id": "s-task", "span_data": {"type": "custom", "name": "task",
                                                                    "data": {"usage": {"input_tokens": 300}}}})
+    spans[-2]["parent_id"] = "s-task"
     usage = token_usage(build_session("t", parsed(spans)))
-    # the task total is not added again
+    # the task total is not added again: a span below it reports usage
     assert [(t.agent, t.model, t.calls, t.input, t.output, t.total) for t in usage] == [
         ("triage", "gpt-4o", 1, 300, 40, 340)]
 

@@ -34,7 +34,7 @@ def test_three_shapes_go_to_their_session_files_and_still_to_the_log(daemon, tmp
     send_records(d.socket_path, records)
     assert d.stop() == 0
     folder = tmp_path / "tr"
-    assert sorted(p.name for p in folder.iterdir()) == sorted(
+    assert sorted(p.name for p in folder.glob("*.trace.jsonl")) == sorted(
         file_name(s) for s in ("req-17461596", "run-koog-1", "trace_abc123"))
     agk = stored(folder, "req-17461596")
     assert [r["hook"] for r in agk] == [r["hook"] for r in agk_session()]
@@ -56,7 +56,7 @@ def test_hostile_session_ids_over_the_socket_stay_inside_the_folder(daemon, tmp_
     status = wait_for(lambda: (lambda t: t if t["stored"] == 5 else None)(traces_status()), what="5 stored")
     assert d.stop() == 0
     folder = tmp_path / "tr"
-    names = sorted(p.name for p in folder.iterdir())
+    names = sorted(p.name for p in folder.glob("*.trace.jsonl"))
     assert len(names) == 5 and all(p.parent == folder and p.is_file() for p in folder.iterdir())
     assert not (tmp_path / "escape").exists() and not Path("/abs/path").exists()
     assert sorted(tmp_path.iterdir()) == sorted(tmp_path / n for n in
@@ -177,7 +177,8 @@ def test_trace_config_is_validated(tmp_path):
     result = logd("check", "--config", str(cfg), cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == (f'logd: error: {cfg}:2:1: logging.traces.max_age: expected a number of days >= 0 '
-                                     '(0 keeps every session), found string "a week"')
+                                     '(0 keeps every session), or a duration such as "10 days", "2 weeks", "12h", '
+                                     'found string "a week"')
     cfg.write_text('[logging]\nfile = "logs/a.log"\n[logging.traces]\nmax_age = 7\n')
     shown = logd("check", "--config", str(cfg), cwd=tmp_path).stdout
     assert "max_age = 7" in shown and f"# traces: {tmp_path / 'logs' / 'traces'}" in shown
@@ -192,8 +193,8 @@ def test_reload_moves_the_trace_folder(daemon, tmp_path):
                          for r in read_records(tmp_path / "agent.log")), what="the reload that moved the folder")
     send_records(d.socket_path, agk_session(session="after"))
     assert d.stop() == 0
-    assert [p.name for p in (tmp_path / "first").iterdir()] == [file_name("before")]
-    assert [p.name for p in (tmp_path / "second").iterdir()] == [file_name("after")]
+    assert [p.name for p in (tmp_path / "first").glob("*.trace.jsonl")] == [file_name("before")]
+    assert [p.name for p in (tmp_path / "second").glob("*.trace.jsonl")] == [file_name("after")]
     assert len(stored(tmp_path / "first", "before")) == len(agk_session())
 
 

@@ -6,23 +6,15 @@ from __future__ import annotations
 import os
 import socket
 import time
-from pathlib import Path
 
 from logd.control import request
 from logd.metrics import AgentMetrics
 from logd.record import MAX_KEY_CHARS
 from logd.steps.sampling import RateLimiter
 
-from support import agent_records, send_records, wait_for
+from support import agent_records, rss_peak_kb, send_records, wait_for
 
 FILE_ONLY = 'file = "agent.log"\nfile_only = true'
-
-
-def rss_peak_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmHWM")
 
 
 def closed_by_peer(sock: socket.socket) -> bool:

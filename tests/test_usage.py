@@ -50,11 +50,12 @@ def test_tokens_tools_and_model_latency_reach_metrics_and_status(daemon, tmp_pat
     assert tokens("planner", "gpt-4o", "total") == 300
     assert tools("planner", "web_search", "ok") == 1
     assert tools("planner", "web_search", "error") == 1
-    # Agents SDK: generation usage, function spans with and without error (no agent on SDK spans)
-    assert tokens("unknown", "gpt-4.1", "input") == 1200
-    assert tokens("unknown", "gpt-4.1", "output") == 80
-    assert tools("unknown", "lookup_invoice", "error") == 1
-    assert tools("unknown", "lookup_invoice", "ok") == 1
+    # Agents SDK: generation usage, function spans with and without error, under the agent
+    # span that encloses them (exported after them)
+    assert tokens("billing", "gpt-4.1", "input") == 1200
+    assert tokens("billing", "gpt-4.1", "output") == 80
+    assert tools("billing", "lookup_invoice", "error") == 1
+    assert tools("billing", "lookup_invoice", "ok") == 1
     # GenAI: the response model names the series; execute_tool error.type is an error
     assert tokens("researcher", "claude-sonnet-4-20250514", "input") == 2000
     assert tokens("researcher", "claude-sonnet-4-20250514", "output") == 500
@@ -87,6 +88,7 @@ def test_tokens_tools_and_model_latency_reach_metrics_and_status(daemon, tmp_pat
     assert usage["agents"]["planner"]["tool_calls"]["web_search"] == {"error": 1, "ok": 1}
     assert usage["agents"]["planner"]["last_error"]["message"] == "tool failed: HTTP 429"
     assert usage["models"]["gpt-4.1"]["calls"] == 1
+    assert usage["pending_spans"] == 0 and usage["pending_expired"] == 0  # every span found its agent
 
 
 def test_ordinary_records_count_nothing():
@@ -114,3 +116,40 @@ def test_quantile_interpolates_within_buckets_like_histogram_quantile():
     assert quantile(0.5, [0, 10, 0, 0, 0.0], buckets) == 1.5
     assert quantile(0.95, [0, 0, 0, 3, 0.0], buckets) == 4.0  # all in +Inf: the highest bound
     assert quantile(0.95, [0, 0, 0, 0, 0.0], buckets) is None
+
+
+def test_live_counts_wait_for_their_agent_and_never_outlive_their_bounds():
+    """Spans whose parent never comes are counted with what they say themselves, once they
+    waited max_wait (by the injected clock) or max_pending spans wait: late, never lost."""
+    from logd.traces.live import LiveTraces
+    from logd.traces.shapes import classify
+
+    now = [0.0]
+    live = LiveTraces(clock=lambda: now[0], max_pending=3, max_wait=60.0)
+
+    def span(sid: str, parent: str | None, data: dict, **extra: object) -> dict:
+        return {"trace_id": "t1", "span_id": sid, "parent_id": parent, "started_at": "2026-11-29T10:00:00Z",
+                "ended_at": "2026-11-29T10:00:01Z", "span_data": data, **extra}
+
+    def feed(record: dict) -> list:
+        found = classify(record)
+        assert found is not None
+        return live.feed(record, found)
+
+    call = span("g1", "lost-agent", {"type": "generation", "model": "m", "usage": {"input_tokens": 5}}, agent="a")
+    assert feed(call) == [] and live.pending == 1  # waits for the agent span above it
+    now[0] = 61.0
+    [fact] = feed(span("f1", "other", {"type": "function", "name": "t"}))  # the next arrival expires it
+    assert (fact.agent, fact.usage.input) == ("a", 5) and live.pending_expired == 1 and live.pending == 1
+    for n in range(4):  # past max_pending the oldest go at once
+        feed(span(f"x{n}", "elsewhere", {"type": "custom", "name": "c"}))
+    assert live.pending == 3 and live.pending_expired == 3
+    # an agent span settles what waited below it: the chat, and the turn between them, whose run total
+    # is not counted again
+    live = LiveTraces(clock=lambda: now[0])
+    waiting = [span("c1", "turn", {"type": "generation", "model": "m", "usage": {"input_tokens": 7}}),
+               span("turn", "agent", {"type": "custom", "name": "turn", "data": {"usage": {"input_tokens": 7}}})]
+    assert [feed(r) for r in waiting] == [[], []]
+    facts = feed(span("agent", None, {"type": "agent", "name": "billing"}))
+    assert sorted((f.agent, f.usage.input if f.usage else 0) for f in facts) == [
+        ("billing", 0), ("billing", 0), ("billing", 7)]

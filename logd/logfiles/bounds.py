@@ -35,6 +35,7 @@ import zstandard
 
 from logd.logfiles.content import LogFile
 from logd.logfiles.identity import HEAD_BYTES, Head, read_head
+from logd.regular import read_regular
 from logd.timestamps import normalize_time
 
 MAX_INDEX_BYTES = 1 << 20  # then the oldest half of the entries goes (a lost entry only means "read it")
@@ -56,8 +57,8 @@ class Entry:
 
 def load(current: Path) -> dict[str, Entry]:
     """The index's entries by fingerprint; an unreadable index or line is simply not there."""
-    try:
-        data = index_path(current).read_bytes()
+    try:  # only a regular file: a FIFO named like the index must not hang a reader
+        data, _ = read_regular(index_path(current), 4 * MAX_INDEX_BYTES)
     except OSError:
         return {}
     found: dict[str, Entry] = {}
@@ -73,10 +74,12 @@ def load(current: Path) -> dict[str, Entry]:
 def append(current: Path, entry: Entry) -> None:
     """Add one entry (one small O_APPEND write); trims the index when it grows past 1 MiB.
     A link planted at the index's name is refused (``O_NOFOLLOW``): the daemon, or root
-    running ``logd query``, never appends to a file someone else chose."""
+    running ``logd query``, never appends to a file someone else chose; a FIFO there fails
+    the open at once (``O_NONBLOCK``) instead of waiting for a reader."""
     path = index_path(current)
     line = orjson.dumps({"fp": entry.fp, "bytes": entry.size, "min": entry.low, "max": entry.high}) + b"\n"
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
+    flags = os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+    fd = os.open(path, flags | os.O_APPEND | os.O_CREAT, 0o640)
     try:
         _owned_like_folder(fd, path.parent)
         os.write(fd, line)
@@ -84,9 +87,9 @@ def append(current: Path, entry: Entry) -> None:
     finally:
         os.close(fd)
     if size > MAX_INDEX_BYTES:
-        rows = path.read_bytes().splitlines(keepends=True)
+        rows = read_regular(path, 4 * MAX_INDEX_BYTES)[0].splitlines(keepends=True)
         temp = path.with_name(path.name + ".tmp")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
+        fd = os.open(temp, flags | os.O_CREAT | os.O_TRUNC, 0o640)
         try:
             _owned_like_folder(fd, path.parent)
             os.write(fd, b"".join(rows[len(rows) // 2:]))

@@ -3,19 +3,16 @@ and cut it into lines, in constant memory.
 
 Every reader of logd's files opens them through :func:`open_log` (``logd query``,
 ``--sql``, ``tail``, the shippers, the bounds index), so what is refused is refused the
-same way everywhere: a symbolic link named like the log or a backup is not followed
-(``O_NOFOLLOW``: logd never makes one there, and its writer refuses them too), a FIFO
-does not hang the open (``O_NONBLOCK``), and anything but a regular file is reported, not
-read. Reads go through the descriptor with ``pread``, never the shared offset. A file that
+same way everywhere (:mod:`logd.regular`): a symbolic link named like the log or a backup
+is not followed, a FIFO does not hang the open, and anything but a regular file is
+reported, not read. Reads go through the descriptor with ``pread``, never the shared offset. A file that
 cannot be read, or is corrupt or truncated, is reported once (file and line) through an
 ``on_problem`` callback and reading goes on with the next.
 """
 
 from __future__ import annotations
 
-import errno
 import os
-import stat
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +22,7 @@ import orjson
 import zstandard
 
 from logd.logfiles.names import compression_of
+from logd.regular import open_regular
 
 RAW_CHUNK = 1 << 20  # bytes read from disk at a time
 COMPRESSED_CHUNK = 1 << 18  # compressed bytes read at a time
@@ -82,28 +80,17 @@ class LogFile:
         again); one opened by its owner stays open."""
 
 
-_READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
-
-
 def open_log(path: Path, number: int = 0, compression: str | None = None) -> LogFile:
-    """Open one file of the set for reading (``compression`` None: from its suffix). A file
-    that cannot be opened, or is not a regular file, comes back with ``fd`` None and
-    ``error`` saying why."""
+    """Open one file of the set for reading (``compression`` None: from its suffix), only if
+    it is a regular file and not a symbolic link (:func:`logd.regular.open_regular`). One
+    that cannot be opened comes back with ``fd`` None and ``error`` saying why."""
     file = LogFile(path, number, compression_of(path) if compression is None else compression)
     try:
-        fd = os.open(path, _READ_FLAGS)
+        file.fd, st = open_regular(path)
     except OSError as exc:
-        file.error = (OSError(errno.ELOOP, "a symbolic link; logd does not follow links among its log files",
-                              str(path)) if exc.errno == errno.ELOOP else exc)
+        file.error = exc
         return file
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        os.close(fd)
-        directory = stat.S_ISDIR(st.st_mode)
-        file.error = OSError(errno.EISDIR if directory else errno.EINVAL,
-                             "a directory, not a file" if directory else "not a regular file", str(path))
-        return file
-    file.fd, file.inode = fd, (st.st_dev, st.st_ino)
+    file.inode = (st.st_dev, st.st_ino)
     return file
 
 

@@ -119,6 +119,11 @@ class Filter:
     def needs_record(self) -> bool:
         return bool(self.agents or self.sessions or self.grep or self.where)
 
+    @property
+    def selects(self) -> bool:
+        """Whether anything is left out at all (else every line is taken as it is)."""
+        return bool(self.needs_record or self.level or self.level_max or self.since or self.until)
+
     def match(self, line: bytes) -> bool | None:
         """Whether a raw line is selected; None when it is not a JSON object (damage)."""
         fast = line.startswith(b'{"time":"') and line[36:47] == b'","level":"'

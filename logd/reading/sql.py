@@ -146,7 +146,8 @@ def run(current: Path, query: str, fmt: str, out: IO[str], err: IO[str], duckdb:
             return EXIT_FAILURE
         for file in files:
             if file.fd is None:
-                report(Problem(file.path, None, f"cannot read: {file.error}; skipped"))
+                reason = file.error.strerror if file.error is not None and file.error.strerror else file.error
+                report(Problem(file.path, None, f"cannot read: {reason}; skipped"))
         names = {_fd_path(f): str(f.path) for f in files if f.fd is not None}
         salvaged: dict[int, Path] = {}
         con = duckdb.connect()

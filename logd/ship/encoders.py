@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from logd.record import Record
+from logd.traces.semantics import is_span, span_id
 
 # An item to ship: a stable id (file fingerprint + byte offset of the line) and the record.
 Item = tuple[str, Record]
@@ -244,10 +245,9 @@ def otlp_json(items: list[Item], *, service_name: str, hostname: str) -> bytes:
 _OPERATIONS = {"agent": "invoke_agent", "generation": "chat", "response": "chat", "function": "execute_tool"}
 
 
-def is_span_record(record: Record) -> bool:
-    """A span record (logd.client, OpenAI Agents SDK, OTLP in): what a traces target ships."""
-    return ("span_id" in record and "trace_id" in record and "severity_number" not in record
-            and ("started_at" in record or "span_data" in record))
+# a span record (logd.client, OpenAI Agents SDK, OTLP in): what a traces target ships; the one
+# rule the trace store and the views use too
+is_span_record = is_span
 
 
 def _otlp_id(value: Any, size: int) -> bytes:
@@ -339,7 +339,7 @@ def otlp_trace_request(items: list[Item], *, service_name: str, hostname: str) -
             scopes[key] = scope
         span = scope.spans.add()
         span.trace_id = _otlp_id(record.get("trace_id"), 16)
-        span.span_id = _otlp_id(record.get("span_id"), 8)
+        span.span_id = _otlp_id(span_id(record), 8)
         span.parent_span_id = _otlp_id(record.get("parent_id"), 8)
         span_data = record.get("span_data")
         data = span_data if isinstance(span_data, dict) else {}

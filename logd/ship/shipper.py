@@ -33,8 +33,9 @@ from logd.ship import encoders
 from logd.ship.backoff import RetryPolicy
 from logd.ship.checkpoint import CheckpointStore
 from logd.ship.encoders import Item
-from logd.ship.targets import Target, build_target, safe_url
+from logd.ship.targets import Target, build_target, shown_url
 from logd.timestamps import format_epoch
+from logd.traces.shapes import classify
 
 Notify = Callable[..., None]  # notify(level, message, **fields): a record about logd itself
 DURABLE_EVERY = 1.0  # seconds between fsynced checkpoints (a rename is atomic in between)
@@ -46,10 +47,13 @@ class ShipStats:
     skipped: int = 0  # records this target's level/match filter left out
     dead_lettered: int = 0
     rejected_by_remote: int = 0  # OTLP partial success: taken, then dropped by the collector
+    duplicates: int = 0  # of ``delivered``: acked as already stored (a resend the remote de-duplicated)
+    reordered: int = 0  # stored ahead of an earlier record the remote refused for a while
     lost_to_retention: int = 0
     unreadable: int = 0  # damaged backups reported (their rest is not shipped)
     retries: int = 0
     failing_since: float | None = None
+    remote_full: bool = False  # the last failure: the remote is at its limits (back-pressure)
     last_success: float | None = None
     last_error: str | None = None
     last_error_at: float | None = None
@@ -91,7 +95,7 @@ class Shipper:
         self._lock = threading.Lock()
         self._floor = RANK.get(settings.level, 0)
         self._match = {key: set(values) for key, values in settings.match}
-        self._spans_only = settings.type == "otlp" and settings.signal == "traces"  # OTLP traces target
+        self._select = _trace_filter(settings)  # signal = "traces": which records the target takes
         self.crash: str | None = None  # the error the shipper is restarting after, until a batch goes out
 
     # --- life cycle ---
@@ -211,7 +215,7 @@ class Shipper:
         level = record.get("level")
         if RANK.get(level if isinstance(level, str) else "info", 2) < self._floor:
             return False
-        if self._spans_only and not encoders.is_span_record(record):
+        if self._select is not None and not self._select(record):
             return False
         return all(record.get(key) in values for key, values in self._match.items())
 
@@ -221,7 +225,7 @@ class Shipper:
         """Deliver one batch and move the checkpoint; False when asked to stop before it was delivered."""
         items: list[Item] = []
         lines = 0
-        everything = self._floor == 0 and not self._match and not self._spans_only
+        everything = self._floor == 0 and not self._match and self._select is None
         for chunk in chunks:
             offset = chunk.start.offset
             prefix = chunk.id_prefix
@@ -239,6 +243,8 @@ class Shipper:
                 self._dead_letter(outcome.dead)
             if outcome.rejected:
                 self._rejected(outcome.rejected, outcome.error or "")
+            if outcome.duplicates or outcome.reordered:
+                self._counted(outcome.duplicates, outcome.reordered)
             if outcome.done:
                 break
             attempt += 1
@@ -247,18 +253,19 @@ class Shipper:
                                    for item in outcome.retry])
                 break
             delay = self.policy.delay(attempt, outcome.retry_after)
-            self._failed(outcome.error or "delivery failed", delay)
+            self._failed(outcome.error or "delivery failed", delay, outcome.full)
             if self._sleep(delay):
                 return False
             pending = outcome.retry
         self._delivered(chunks[-1].end, len(items), lines - len(items))
         return True
 
-    def _failed(self, error: str, delay: float) -> None:
+    def _failed(self, error: str, delay: float, full: bool = False) -> None:
         now = self.clock()
         with self._lock:
             first = self.stats.failing_since is None
             self.stats.retries += 1
+            self.stats.remote_full = full
             self.stats.last_error, self.stats.last_error_at = error, now
             self.stats.next_retry_at = now + delay
             if first:
@@ -276,6 +283,7 @@ class Shipper:
             recovered = since is not None
             outage = self.clock() - since if since is not None else 0.0
             self.stats.failing_since = self.stats.next_retry_at = None
+            self.stats.remote_full = False
         now = time.monotonic()
         durable = now - self._last_durable >= DURABLE_EVERY or self._stop.is_set()
         self.store.save(end, self.stats.delivered, durable=durable)
@@ -312,6 +320,14 @@ class Shipper:
             self.stats.last_error, self.stats.last_error_at = error, self.clock()
         self.notify("error", f"ship target {self.name}: the collector accepted a batch but dropped {count} records",
                     target=self.name, error=error, count=count)
+
+    def _counted(self, duplicates: int, reordered: int) -> None:
+        with self._lock:
+            self.stats.duplicates += duplicates
+            self.stats.reordered += reordered
+        if reordered:
+            self.notify("warn", f"ship target {self.name}: the remote stored {reordered} records ahead of earlier "
+                        "ones it had refused for a while (those follow now)", target=self.name, count=reordered)
 
     def _problem(self, problem: Problem) -> None:
         with self._lock:
@@ -401,10 +417,12 @@ class Shipper:
         with self._lock:
             s = self.stats
             state = ("stopped" if not self.alive else "restarting" if self.crash else
+                     "held" if s.failing_since is not None and s.remote_full else
                      "retrying" if s.failing_since is not None else "behind" if lag_records > 0 else "up to date")
             return {
-                "type": self.settings.type, "url": safe_url(self.settings.url), "state": state,
+                "type": self.settings.type, "url": shown_url(self.settings.url), "state": state,
                 "lag_records": lag_records, "lag_bytes": lag_bytes, "delivered": s.delivered,
+                "duplicates": s.duplicates, "reordered": s.reordered, "remote_full": s.remote_full,
                 "filtered_out": s.skipped, "dead_lettered": s.dead_lettered,
                 "rejected_by_remote": s.rejected_by_remote,
                 "lost_to_retention": s.lost_to_retention, "unreadable_files": s.unreadable, "retries": s.retries,
@@ -423,6 +441,14 @@ def yield_seconds(ingest_rate: float, cpu_spent: float) -> float:
     if ingest_rate <= BUSY_RATE:
         return 0.0
     return min(0.5, cpu_spent * YIELD_FACTOR)
+
+
+def _trace_filter(settings: ShipSettings) -> Callable[[dict[str, Any]], object] | None:
+    """With ``signal = "traces"``: span records for OTLP (they become spans), every trace
+    record (hooks, events, spans; :func:`logd.traces.shapes.classify`) for NATS."""
+    if settings.signal != "traces":
+        return None
+    return encoders.is_span_record if settings.type == "otlp" else classify
 
 
 def _when(epoch: float | None) -> str | None:

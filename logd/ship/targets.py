@@ -38,6 +38,9 @@ class Outcome:
     error: str | None = None  # why ``retry`` is not empty
     retry_after: float | None = None  # seconds the remote asked us to wait
     rejected: int = 0  # accepted, but the remote says it dropped this many (OTLP partial success)
+    duplicates: int = 0  # accepted as already stored: sent before, de-duplicated by the remote
+    reordered: int = 0  # stored after the remote refused an earlier record of the batch (sent again later)
+    full: bool = False  # ``retry`` is there because the remote is at its limits (back-pressure)
 
     @property
     def done(self) -> bool:
@@ -66,6 +69,11 @@ def resolved_headers(settings: ShipSettings, environ: dict[str, str] | None = No
     env = os.environ if environ is None else environ
     return {name: env.get(value[4:], "") if value.startswith("env:") else value
             for name, value in settings.headers}
+
+
+def shown_url(url: str) -> str:
+    """The URL (or a NATS target's comma-separated server list) without user:password."""
+    return ",".join(safe_url(part.strip()) for part in url.split(","))
 
 
 def safe_url(url: str) -> str:
@@ -177,7 +185,10 @@ def es_bulk_outcome(items: list[Item], response: httpx.Response) -> Outcome:
     for item, result in zip(items, body.get("items", []), strict=False):
         action: dict[str, Any] = next(iter(result.values()), {}) if isinstance(result, dict) else {}
         status = action.get("status", 200)
-        if status < 300 or status == 409:
+        if status == 409:
+            outcome.duplicates += 1
+            continue
+        if status < 300:
             continue
         error = action.get("error", {})
         if isinstance(error, dict):
@@ -227,6 +238,11 @@ def otlp_traces_outcome(items: list[Item], response: httpx.Response) -> Outcome:
 
 def build_target(settings: ShipSettings, hostname: str, clock: Callable[[], float] = time.time) -> Target:
     kind = settings.type
+    hostname = settings.hostname or hostname
+    if kind == "nats":
+        from logd.ship.jetstream import NatsTarget  # nats-py: the `nats` extra
+
+        return NatsTarget(settings, hostname)
     if kind == "syslog":
         return SyslogTarget(settings, hostname)
     if kind == "otlp" and settings.signal == "traces":  # the shipper passes span records only

@@ -3,6 +3,7 @@ or as JSON lines with ``format = "json"``, on a stream (stdout by default)."""
 
 from __future__ import annotations
 
+import os
 from typing import BinaryIO
 
 from logd.components import SinkStats
@@ -31,15 +32,24 @@ class ConsoleSink:
         self.broken = False
         self.dropped = 0
         self.bytes_written = 0
+        self._echoing = False  # counted in events.echoes: this console prints where stderr goes
 
     def _broke(self, exc: OSError, lost: int) -> None:
+        self._echo(False)
         self.broken = True
         self.dropped += lost
         self.events.emit("error", f"console output failed ({exc.strerror or exc}); console disabled, "
                          "records still go to the other sinks", sink=self.name)
 
     def open(self) -> None:
-        pass  # the stream is open already
+        self._echo(writes_to_stderr(self.stream))  # the stream is open already
+
+    def _echo(self, on: bool) -> None:
+        """Tell ``events`` whether this console shows logd's own records where its stderr
+        lines go (a terminal): then a warning is printed once, not twice."""
+        if on != self._echoing:
+            self._echoing = on
+            self.events.echoes += 1 if on else -1
 
     def write(self, batch: Batch) -> None:
         if self.broken:
@@ -66,7 +76,17 @@ class ConsoleSink:
                 self._broke(exc, 0)
 
     def close(self) -> None:
+        self._echo(False)
         self.flush()
 
     def stats(self) -> SinkStats:
         return SinkStats(discarded_events=self.dropped, sent_bytes=self.bytes_written, writable=not self.broken)
+
+
+def writes_to_stderr(stream: BinaryIO) -> bool:
+    """Whether ``stream`` is the file stderr is (the same terminal or file)."""
+    try:
+        mine, err = os.fstat(stream.fileno()), os.fstat(2)
+    except (OSError, ValueError, AttributeError):  # a stream without a file (tests), or stderr closed
+        return False
+    return (mine.st_dev, mine.st_ino) == (err.st_dev, err.st_ino)

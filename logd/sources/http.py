@@ -1,12 +1,26 @@
-"""logd's HTTP ingest listener: ``POST path -> handler`` on one loopback port.
+"""logd's HTTP ingest listener: ``POST path -> handler`` on one port.
 
 Routes are a table (see :func:`ingest_routes`): OTLP/HTTP ``/v1/logs`` and
-``/v1/traces`` today; adding a source is one line there. The listener does what
-every route needs once: HTTP/1.1 framing (keep-alive, chunked bodies) through
-``h11``, the body size limit (413, checked against Content-Length before the body
-is read, and again after gzip), ``Content-Encoding: gzip``, and backpressure:
-while the pipeline is paused every request is answered 503 with ``Retry-After``
-before its body is read, so exporters retry instead of logd buffering without bound.
+``/v1/traces``, the OpenAI Agents SDK's ``/v1/traces/ingest``; adding a source is one
+line there. The listener does what every route needs once, and bounds it (docs/security.md
+lists every bound with its default):
+
+* HTTP/1.1 framing (keep-alive, chunked bodies) through ``h11``; a request must arrive
+  whole, headers and body, within ``request_timeout`` of its first byte (else 408 and
+  the connection is closed), so a slow sender cannot hold a connection slot;
+* the bearer token (``token_file``): without a known one, 401 before the body is read;
+  records carry the token's name (``_sender``) and ``_transport``, so they can be told
+  from socket records;
+* the body size limit (413, checked against Content-Length before the body is read, and
+  again after gzip), ``Content-Encoding: gzip``;
+* one memory budget for every request in flight (``max_inflight_bytes``): each holds its
+  body and, once a route counted them, :data:`ITEM_BYTES` per record or span and
+  :data:`VALUE_BYTES` per attribute it decodes; a request that does not fit now gets 503
+  + ``Retry-After``, one that could never fit 413; a route refuses more than
+  ``max_items`` records or spans in one request (413) before it decodes them;
+* backpressure: while the pipeline is paused every request is answered 503 with
+  ``Retry-After`` before its body is read, so exporters retry instead of logd buffering
+  without bound.
 
 Why asyncio + h11 rather than ``http.server`` on a thread (as /metrics does): ingest
 is the hot path and must see the pipeline's pause state and hand records over on
@@ -18,6 +32,7 @@ the event loop itself; 1,000 concurrent exporters are 1,000 cheap coroutines, no
 from __future__ import annotations
 
 import asyncio
+import os
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -26,15 +41,73 @@ from typing import TYPE_CHECKING
 import h11
 import orjson
 
+from logd.config import OtlpSettings
 from logd.pipeline import Pipeline
 from logd.record import Record
+from logd.sources.tokens import sender
 
 if TYPE_CHECKING:
     from logd.sources.otlp import OtlpReceiver
 
 MAX_HEADER_BYTES = 64 * 1024
-IDLE_TIMEOUT_S = 30.0  # a keep-alive connection that sends nothing this long is closed
-RETRY_AFTER_S = 1
+IDLE_TIMEOUT_S = 30.0  # a keep-alive connection that starts no request this long is closed
+# What a request is charged against max_inflight_bytes per item a route decodes (measured:
+# a span record from OTLP is 1.5-2 KiB of Python objects, a log record ~0.7 KiB; an
+# attribute or array element ~100-200 bytes), so a small body of many empty items is
+# charged for what it becomes, not for its size on the wire.
+ITEM_BYTES = 2048
+VALUE_BYTES = 192
+TRANSPORT = "http"  # the _transport of records that came over this listener
+
+
+class Refused(Exception):
+    """A request answered before (or instead of) its records reaching the pipeline."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+class Budget:
+    """``max_inflight_bytes``: what all requests in flight hold together."""
+
+    def __init__(self, limit: int, retry_after: int) -> None:
+        self.limit = limit
+        self.retry_after = retry_after
+        self.used = 0
+        self.refused = 0  # requests answered 503 because the budget was spent
+
+    def hold(self, media_type: str) -> Hold:
+        return Hold(self, media_type)
+
+
+class Hold:
+    """One request's share of the :class:`Budget`, given back when it is answered."""
+
+    __slots__ = ("budget", "media_type", "held")
+
+    def __init__(self, budget: Budget, media_type: str) -> None:
+        self.budget, self.media_type, self.held = budget, media_type, 0
+
+    def take(self, nbytes: int) -> None:
+        """Charge ``nbytes``, or raise :class:`Refused`: 413 if this request alone is over the
+        whole budget, else 503 + Retry-After while the others' share leaves too little."""
+        budget = self.budget
+        if self.held + nbytes > budget.limit:
+            raise Refused(error_response(413, f"the request needs over {budget.limit} bytes in memory; "
+                                              "[logging.otlp] max_inflight_bytes is "
+                                              f"{budget.limit}: send smaller batches", self.media_type))
+        if budget.used + nbytes > budget.limit:
+            budget.refused += 1
+            raise Refused(error_response(503, "logd's intake memory (max_inflight_bytes) is in use by other "
+                                              "requests; retry later", self.media_type,
+                                         **{"Retry-After": str(budget.retry_after)}))
+        self.held += nbytes
+        budget.used += nbytes
+
+    def release(self) -> None:
+        self.budget.used -= self.held
+        self.held = 0
 
 
 @dataclass(frozen=True)
@@ -44,11 +117,47 @@ class Request:
     headers: dict[str, str]  # lower-case names
     body: bytes  # already decompressed
     peer: str
+    sender: str | None = None  # the name of the bearer token it came with
+    hold: Hold | None = None  # its share of max_inflight_bytes
+    max_items: int = 10_000
 
     @property
     def media_type(self) -> str:
         """``application/json`` from ``application/json; charset=utf-8``."""
         return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+    def admit(self, items: int, what: str = "records") -> None:
+        """Before ``items`` records or spans are decoded: 413 beyond ``max_items``, else their
+        memory is charged (:class:`Refused` when it does not fit)."""
+        self.limit(items, what)
+        self.charge_items(items)
+
+    def charge_items(self, count: int) -> None:
+        """``count`` records, spans or other entries about to be decoded."""
+        self.charge(count * ITEM_BYTES)
+
+    def limit(self, items: int, what: str = "records") -> None:
+        """413 (:class:`Refused`) for more than ``max_items`` in one request."""
+        if items > self.max_items:
+            raise Refused(error_response(413, f"{items} {what} in one request; [logging.otlp] max_items is "
+                                              f"{self.max_items}: send smaller batches", self.media_type))
+
+    def charge(self, nbytes: int) -> None:
+        if self.hold is not None:
+            self.hold.take(nbytes)
+
+    def charge_values(self, count: int) -> None:
+        """``count`` attribute values or array elements about to be decoded."""
+        if count:
+            self.charge(count * VALUE_BYTES)
+
+    def stamp(self, records: list[Record]) -> list[Record]:
+        """What identifies the sender, on each record (trusted fields: a client cannot set them)."""
+        for record in records:
+            record["_transport"] = TRANSPORT
+            if self.sender is not None:
+                record["_sender"] = self.sender
+        return records
 
 
 @dataclass
@@ -69,7 +178,7 @@ class ListenError(Exception):
 
 PROTOBUF = "application/x-protobuf"
 # HTTP status -> google.rpc.Code, for the Status body of an error
-_RPC_CODES = {400: 3, 404: 5, 405: 12, 413: 8, 415: 3, 431: 8, 503: 14}
+_RPC_CODES = {400: 3, 401: 16, 404: 5, 405: 12, 408: 4, 413: 8, 415: 3, 431: 8, 503: 14}
 
 
 def error_response(status: int, message: str, media_type: str = "application/json", **headers: str) -> Response:
@@ -93,20 +202,38 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
-class HttpListener:
-    """Serves ``routes`` on ``host:port``; ``busy()`` true means answer 503 for now."""
+class _Late(Exception):
+    """The request did not arrive whole within request_timeout."""
 
-    def __init__(self, listen: str, routes: Routes, *, max_body_bytes: int, max_connections: int = 1024,
+
+class _Exchange:
+    """One request's clock: its deadline starts with its first byte."""
+
+    __slots__ = ("deadline",)
+
+    def __init__(self) -> None:
+        self.deadline: float | None = None
+
+
+class HttpListener:
+    """Serves ``routes`` on ``settings.listen``; ``busy()`` true means answer 503 for now;
+    ``tokens`` (token -> name): the bearer tokens a request must carry one of (None: none asked)."""
+
+    def __init__(self, settings: OtlpSettings, routes: Routes, *, tokens: dict[str, str] | None = None,
                  busy: Callable[[], bool] = lambda: False) -> None:
-        host, _, port = listen.rpartition(":")
+        host, _, port = settings.listen.rpartition(":")
         self.host, self.port = host.strip("[]") or "127.0.0.1", int(port)
-        self.listen = listen
+        self.listen = settings.listen
+        self.settings = settings
         self.routes = routes
-        self.max_body_bytes = max_body_bytes
-        self.max_connections = max_connections
+        self.max_body_bytes = settings.max_body_bytes
+        self.max_connections = settings.max_connections
+        self.tokens = tokens
         self.busy = busy
+        self.budget = Budget(settings.max_inflight_bytes, settings.retry_after)
         self.responses: dict[int, int] = {}  # status -> count
         self.connections_refused = 0
+        self.timed_out = 0  # requests closed at request_timeout
         self._server: asyncio.AbstractServer | None = None
         self._idle: dict[asyncio.Task, bool] = {}  # connection task -> waiting for a request
         self._closing = False  # stopping: answer what is in flight with Connection: close
@@ -121,7 +248,8 @@ class HttpListener:
             self._server = await asyncio.start_server(self._serve, self.host, self.port, backlog=1024,
                                                       limit=MAX_HEADER_BYTES)
         except OSError as exc:
-            raise ListenError(f"cannot listen on {self.listen}: {exc.strerror or exc}") from None
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)  # asyncio's text repeats the address
+            raise ListenError(f"cannot listen on {self.listen}: {reason}") from None
         if self.port == 0:  # an ephemeral port (tests): report the real one
             self.port = self._server.sockets[0].getsockname()[1]
 
@@ -157,12 +285,13 @@ class HttpListener:
         try:
             while True:
                 self._idle[task] = True
-                event = await self._next_event(conn, reader)
+                exchange = _Exchange()
+                event = await self._next_event(conn, reader, exchange)
                 if not isinstance(event, h11.Request):
                     break
                 self._idle[task] = False
-                response = await self._answer(conn, reader, event, peer)
-                self.responses[response.status] = self.responses.get(response.status, 0) + 1
+                response = await self._answer(conn, reader, event, peer, exchange)
+                self._count(response.status)
                 # the connection is kept only when the whole body was read (a 413/503 answered
                 # before reading it closes) and the client did not ask to close
                 keep = conn.their_state is h11.DONE and not self._closing
@@ -174,27 +303,59 @@ class HttpListener:
                 conn.start_next_cycle()
         except h11.RemoteProtocolError as exc:
             await self._protocol_error(conn, writer, exc)
+        except _Late:
+            self.timed_out += 1
+            await self._refuse(conn, writer, error_response(408, "the request did not arrive whole within "
+                                                                 f"{self.settings.request_timeout:g} s "
+                                                                 "([logging.otlp] request_timeout)"))
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError, asyncio.TimeoutError):
             pass
         finally:
             self._idle.pop(task, None)
             writer.close()
 
-    async def _next_event(self, conn: h11.Connection, reader: asyncio.StreamReader) -> object:
+    def _count(self, status: int) -> None:
+        self.responses[status] = self.responses.get(status, 0) + 1
+
+    async def _next_event(self, conn: h11.Connection, reader: asyncio.StreamReader, exchange: _Exchange) -> object:
+        """The next HTTP event; waits IDLE_TIMEOUT_S for a request to start, then until the
+        request's deadline (:class:`_Late`)."""
+        loop = asyncio.get_running_loop()
         while True:
             event = conn.next_event()
             if event is not h11.NEED_DATA:
                 return event
-            data = await asyncio.wait_for(reader.read(65536), IDLE_TIMEOUT_S)
+            if exchange.deadline is None and conn.trailing_data[0]:  # a request has begun
+                exchange.deadline = loop.time() + self.settings.request_timeout
+            if exchange.deadline is None:
+                data = await asyncio.wait_for(reader.read(65536), IDLE_TIMEOUT_S)
+                if data:
+                    exchange.deadline = loop.time() + self.settings.request_timeout
+            else:
+                left = exchange.deadline - loop.time()
+                try:
+                    if left <= 0:
+                        raise TimeoutError
+                    data = await asyncio.wait_for(reader.read(65536), left)
+                except (TimeoutError, asyncio.TimeoutError):
+                    raise _Late from None
             conn.receive_data(data)  # b"" is the peer's EOF
 
     async def _answer(self, conn: h11.Connection, reader: asyncio.StreamReader, head: h11.Request,
-                      peer: object) -> Response:
+                      peer: object, exchange: _Exchange) -> Response:
         method = head.method.decode("ascii", "replace")
         path = head.target.decode("ascii", "replace").split("?", 1)[0]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in head.headers}
         peer_text = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        name = None
+        if self.tokens is not None:
+            name = sender(self.tokens, headers.get("authorization", ""))
+            if name is None:
+                return error_response(401, "a bearer token is required ([logging.otlp] token_file): send "
+                                           "Authorization: Bearer <token>, e.g. OTEL_EXPORTER_OTLP_HEADERS="
+                                           '"authorization=Bearer <token>"', media,
+                                      **{"WWW-Authenticate": 'Bearer realm="logd"'})
         handler = self.routes.get((method, path))
         if handler is None:
             known = sorted(m for m, p in self.routes if p == path)
@@ -204,47 +365,57 @@ class HttpListener:
                                        f"routes: {', '.join(f'{m} {p}' for m, p in sorted(self.routes))}", media)
         if self.busy():
             return error_response(503, "logd is applying backpressure (a sink is slow or failing); retry later",
-                                  media, **{"Retry-After": str(RETRY_AFTER_S)})
-        declared = headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            return self._too_large(int(declared), media)
-        body = bytearray()
-        while True:
-            event = await self._next_event(conn, reader)
-            if isinstance(event, h11.Data):
-                body += event.data
-                if len(body) > self.max_body_bytes:
-                    return self._too_large(len(body), media, at_least=True)
-            elif isinstance(event, h11.EndOfMessage):
-                break
-            else:  # the client went away mid-body
-                raise ConnectionResetError("connection closed before the request body ended")
-        encoding = headers.get("content-encoding", "identity").strip().lower()
+                                  media, **{"Retry-After": str(self.settings.retry_after)})
+        hold = self.budget.hold(media)
         try:
-            data = self._decoded(bytes(body), encoding, media)
-        except _BodyError as exc:
-            return exc.response
-        return await handler(Request(method, path, headers, data, peer_text))
+            declared = headers.get("content-length")
+            if declared is not None and declared.isdigit():
+                if int(declared) > self.max_body_bytes:
+                    return self._too_large(int(declared), media)
+                hold.take(int(declared))
+            body = bytearray()
+            while True:
+                event = await self._next_event(conn, reader, exchange)
+                if isinstance(event, h11.Data):
+                    body += event.data
+                    if len(body) > self.max_body_bytes:
+                        return self._too_large(len(body), media, at_least=True)
+                    if declared is None:  # chunked: charged as it comes
+                        hold.take(len(event.data))
+                elif isinstance(event, h11.EndOfMessage):
+                    break
+                else:  # the client went away mid-body
+                    raise ConnectionResetError("connection closed before the request body ended")
+            encoding = headers.get("content-encoding", "identity").strip().lower()
+            data = self._decoded(body, encoding, media, hold)
+            del body
+            return await handler(Request(method, path, headers, data, peer_text, name, hold,
+                                         self.settings.max_items))
+        except Refused as refused:
+            return refused.response
+        finally:
+            hold.release()
 
     def _too_large(self, size: int, media: str, at_least: bool = False) -> Response:
         return error_response(413, f"request body is {'over ' if at_least else ''}{size} bytes; "
                                    f"[logging.otlp] max_body_bytes is {self.max_body_bytes}", media)
 
-    def _decoded(self, body: bytes, encoding: str, media: str) -> bytes:
+    def _decoded(self, body: bytearray, encoding: str, media: str, hold: Hold) -> bytes:
         if encoding in ("", "identity"):
-            return body
+            return bytes(body)
         if encoding not in ("gzip", "deflate"):
-            raise _BodyError(error_response(415, f"unsupported Content-Encoding {encoding!r}; "
-                                                 "send gzip, deflate or an uncompressed body", media))
+            raise Refused(error_response(415, f"unsupported Content-Encoding {encoding!r}; "
+                                              "send gzip, deflate or an uncompressed body", media))
         inflater = zlib.decompressobj(zlib.MAX_WBITS | (16 if encoding == "gzip" else 0))
         try:
             data = inflater.decompress(body, self.max_body_bytes + 1)
         except zlib.error as exc:
-            raise _BodyError(error_response(400, f"the body is not valid {encoding}: {exc}", media)) from None
+            raise Refused(error_response(400, f"the body is not valid {encoding}: {exc}", media)) from None
         if len(data) > self.max_body_bytes:  # a small body that inflates past the limit
-            raise _BodyError(self._too_large(len(data), media, at_least=True))
+            raise Refused(self._too_large(len(data), media, at_least=True))
         if not inflater.eof:
-            raise _BodyError(error_response(400, f"the {encoding} body is truncated", media))
+            raise Refused(error_response(400, f"the {encoding} body is truncated", media))
+        hold.take(len(data))
         return data
 
     async def _send(self, conn: h11.Connection, writer: asyncio.StreamWriter, response: Response,
@@ -262,14 +433,17 @@ class HttpListener:
     async def _protocol_error(self, conn: h11.Connection, writer: asyncio.StreamWriter,
                               exc: h11.RemoteProtocolError) -> None:
         """Malformed HTTP: answer 400 (or 431) once if the exchange still allows it."""
+        status = exc.error_status_hint if 400 <= exc.error_status_hint < 500 else 400
+        await self._refuse(conn, writer, error_response(status, f"malformed HTTP request: {exc}"))
+
+    async def _refuse(self, conn: h11.Connection, writer: asyncio.StreamWriter, response: Response) -> None:
+        """Answer ``response`` and close, if the exchange still allows an answer."""
         if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return
-        status = exc.error_status_hint if 400 <= exc.error_status_hint < 500 else 400
-        response = error_response(status, f"malformed HTTP request: {exc}")
-        self.responses[status] = self.responses.get(status, 0) + 1
+        self._count(response.status)
         try:
-            await self._send(h11.Connection(h11.SERVER), writer, response, close=True)
-        except (ConnectionError, h11.LocalProtocolError):
+            await asyncio.wait_for(self._send(h11.Connection(h11.SERVER), writer, response, close=True), 5.0)
+        except (ConnectionError, h11.LocalProtocolError, TimeoutError, asyncio.TimeoutError):
             pass
 
 
@@ -295,24 +469,20 @@ async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
         pass
 
 
-class _BodyError(Exception):
-    def __init__(self, response: Response) -> None:
-        super().__init__(response.status)
-        self.response = response
-
-
-def records_route(pipeline: Pipeline, convert: Callable[[object], list[Record]]) -> Handler:
-    """A route for a JSON body that ``convert`` turns into records (400 when it cannot);
-    answered once every sink has taken them."""
+def records_route(pipeline: Pipeline, convert: Callable[[object, Request], list[Record]]) -> Handler:
+    """A route for a JSON body that ``convert`` turns into records (400 when it cannot; it
+    calls ``request.admit`` before it makes them); answered once every sink has taken them."""
 
     async def handle(request: Request) -> Response:
         if request.media_type != "application/json":
             return error_response(415, f"expected Content-Type application/json, got {request.media_type or 'none'!r}")
         try:
-            records = convert(orjson.loads(request.body))
+            records = convert(orjson.loads(request.body), request)
         except (orjson.JSONDecodeError, ValueError, TypeError, KeyError) as exc:
             return error_response(400, f"malformed body: {exc}")
-        await put_and_wait(pipeline, records)
+        except RecursionError:
+            return error_response(400, "malformed body: nested too deeply")
+        await put_and_wait(pipeline, request.stamp(records))
         return Response(200, orjson.dumps({"accepted": len(records)}))
 
     return handle
@@ -341,5 +511,6 @@ def ingest_routes(pipeline: Pipeline, otlp: OtlpReceiver) -> Routes:
         ("POST", "/v1/logs"): otlp.logs,
         ("POST", "/v1/traces"): otlp.traces,
         # the OpenAI Agents SDK's backend exporter, pointed here (OPENAI_AGENTS... base URL): {"data": [...]}
-        ("POST", "/v1/traces/ingest"): records_route(pipeline, records_from_ingest),
+        ("POST", "/v1/traces/ingest"): records_route(
+            pipeline, lambda payload, request: records_from_ingest(payload, admit=request.admit)),
     }

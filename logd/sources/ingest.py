@@ -11,6 +11,7 @@ from logd.config import OtlpSettings
 from logd.events import Events
 from logd.extras import available, install_hint
 from logd.pipeline import Pipeline
+from logd.sources.tokens import TokenFileError, read_tokens
 
 if TYPE_CHECKING:
     from logd.sources.http import HttpListener, Routes
@@ -31,6 +32,7 @@ class HttpIngest:
         self.otlp: OtlpReceiver | None = None
         self.listener: HttpListener | None = None
         self.error: str | None = None
+        self.tokens: dict[str, str] | None = None  # token -> name, from token_file
 
     async def start(self) -> None:
         if not self.settings.listen:
@@ -46,20 +48,38 @@ class HttpIngest:
         if self.routes is None:
             self.otlp = OtlpReceiver(self.pipeline, self.events)
             self.routes = ingest_routes(self.pipeline, self.otlp)
-        listener = HttpListener(self.settings.listen, self.routes, max_body_bytes=self.settings.max_body_bytes,
-                                max_connections=self.settings.max_connections,
-                                busy=lambda: self.pipeline.paused)
+        if self.settings.token_file is not None:
+            try:
+                self.tokens = read_tokens(self.settings.token_file)
+            except TokenFileError as exc:  # checked at load: changed since
+                self.error = str(exc)
+                self.events.emit("error", f"OTLP receiver not started: {exc}", event="otlp")
+                return
+        listener = HttpListener(self.settings, self.routes, tokens=self.tokens, busy=lambda: self.pipeline.paused)
         try:
             await listener.start()
         except ListenError as exc:
             self.error = str(exc)
-            self.events.emit("warn", f"OTLP receiver not started: {exc} (another collector?); logging goes on "
-                             'without it: set [logging.otlp] listen to another "host:port", or "" for none',
+            self.events.emit("warn", "OTLP receiver not started (another collector?); logging goes on without it: "
+                             'set [logging.otlp] listen to another "host:port", or "" for none',
                              event="otlp", listen=self.settings.listen, error=str(exc))
             return
         self.listener = listener
         self.events.emit("info", f"OTLP receiver on {listener.url}", event="otlp", url=listener.url,
-                           routes=[f"{m} {p}" for m, p in sorted(self.routes)])
+                         routes=[f"{m} {p}" for m, p in sorted(self.routes)],
+                         tokens=sorted(set(self.tokens.values())) if self.tokens is not None else None)
+
+    def reload_tokens(self) -> None:
+        """Re-read ``token_file`` (a reload with the same settings): a file that became
+        unusable keeps the tokens read before, and says so."""
+        if self.listener is None or self.settings.token_file is None:
+            return
+        try:
+            self.tokens = read_tokens(self.settings.token_file)
+        except TokenFileError as exc:
+            self.events.emit("error", f"OTLP tokens not reloaded, the previous ones stay: {exc}", event="otlp")
+            return
+        self.listener.tokens = self.tokens
 
     async def stop(self) -> None:
         if self.listener is not None:
@@ -69,6 +89,9 @@ class HttpIngest:
     def stats(self) -> dict:
         if self.listener is None:
             return {"listen": self.settings.listen or "off", **({"error": self.error} if self.error else {})}
-        return {"url": self.listener.url, "responses": {str(k): v for k, v in sorted(self.listener.responses.items())},
-                "connections_refused": self.listener.connections_refused,
+        listener = self.listener
+        return {"url": listener.url, "responses": {str(k): v for k, v in sorted(listener.responses.items())},
+                "connections_refused": listener.connections_refused, "timed_out": listener.timed_out,
+                "inflight_bytes": listener.budget.used, "over_budget": listener.budget.refused,
+                "tokens": len(self.tokens) if self.tokens is not None else 0,
                 **(self.otlp.stats() if self.otlp is not None else {})}

@@ -9,17 +9,16 @@ own classes. Answers follow the OTLP/HTTP spec: 200 with an Export*ServiceRespon
 415 for another content type. 413 and 503 + Retry-After come from the listener.
 
 Log records become ordinary records; spans become logd's span records (the shape
-:mod:`logd.client.tracing` writes and :mod:`logd.traces` reads), with the GenAI
-semantic conventions mapped to session, agent, kind, model, tokens and errors.
-docs/otlp.md has the mapping table.
+:mod:`logd.client.tracing` writes and :mod:`logd.traces` reads): the protocol is read
+here, what the instrumentations' attributes mean is :mod:`logd.traces.otel`'s
+(docs/traces.md has the table per framework).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import orjson
@@ -30,7 +29,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as OtlpSpan
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
@@ -40,14 +39,11 @@ from logd.pipeline import Pipeline
 from logd.record import RESERVED, Record
 from logd.sources.http import PROTOBUF, Request, Response, error_response, put_and_wait
 from logd.timestamps import format_epoch
+from logd.traces import otel
+from logd.traces.otel import OtelSpan
 
 JSON = "application/json"
 _CORE = frozenset({"time", "level", "message"})
-# gen_ai.operation.name -> logd span kind (span_data.type)
-KINDS = {"invoke_agent": "agent", "create_agent": "agent", "chat": "generation", "text_completion": "generation",
-         "generate_content": "generation", "embeddings": "generation", "execute_tool": "function"}
-# OpenInference's span kinds, for instrumentations that set no gen_ai.operation.name
-_OPENINFERENCE_KINDS = {"AGENT": "agent", "LLM": "generation", "TOOL": "function", "EMBEDDING": "generation"}
 _SPAN_KIND_NAMES = {k: v for v, k in OtlpSpan.SpanKind.items()}
 # severityNumber ranges of the OTel log data model: 1-4 TRACE ... 21-24 FATAL
 _SEVERITY = ("trace", "debug", "info", "warn", "error", "fatal")
@@ -59,21 +55,32 @@ class MalformedBody(ValueError):
 
 # --- AnyValue / attributes -> plain values ---
 
-def any_value(value: AnyValue) -> Any:
+Charge = Callable[[int], None]  # told how many values are about to be made (Request.charge_values)
+
+
+def _free(count: int) -> None:
+    pass
+
+
+def any_value(value: AnyValue, charge: Charge = _free) -> Any:
     which = value.WhichOneof("value")
     if which is None:
         return None
     if which == "array_value":
-        return [any_value(v) for v in value.array_value.values]
+        values = value.array_value.values
+        charge(len(values))
+        return [any_value(v, charge) for v in values]
     if which == "kvlist_value":
-        return attributes(value.kvlist_value.values)
+        return attributes(value.kvlist_value.values, charge)
     if which == "bytes_value":
         return value.bytes_value.hex()
     return getattr(value, which)
 
 
-def attributes(pairs: Iterable[KeyValue]) -> dict[str, Any]:
-    return {kv.key: any_value(kv.value) for kv in pairs}
+def attributes(pairs: Any, charge: Charge = _free) -> dict[str, Any]:
+    """A repeated KeyValue as a dict; ``charge`` is told how many values first."""
+    charge(len(pairs))
+    return {kv.key: any_value(kv.value, charge) for kv in pairs}
 
 
 _second: list = [None, ""]  # the last whole second formatted: spans of one batch share it
@@ -100,9 +107,12 @@ def _safe_key(key: str) -> str:
 _ID_KEYS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
 
 
-def _hex_ids_to_base64(node: Any) -> None:
-    """OTLP JSON writes ids as hex; protobuf's JSON mapping expects base64 for bytes."""
+def _hex_ids_to_base64(node: Any, charge: Charge) -> None:
+    """OTLP JSON writes ids as hex; protobuf's JSON mapping expects base64 for bytes. Every
+    value is visited here first, so ``charge`` is told of them all before the protobuf JSON
+    parser (pure Python: seconds for a few MB) makes a message of them."""
     if isinstance(node, dict):
+        charge(len(node))
         for key, value in node.items():
             if key in _ID_KEYS and isinstance(value, str):
                 try:
@@ -110,17 +120,22 @@ def _hex_ids_to_base64(node: Any) -> None:
                 except ValueError:
                     raise MalformedBody(f"{key} {value[:40]!r} is not a hex id") from None
             elif isinstance(value, (dict, list)):
-                _hex_ids_to_base64(value)
+                _hex_ids_to_base64(value, charge)
     elif isinstance(node, list):
+        charge(len(node))
         for item in node:
-            _hex_ids_to_base64(item)
+            if isinstance(item, (dict, list)):
+                _hex_ids_to_base64(item, charge)
 
 
 _M = TypeVar("_M", bound=Message)  # a protobuf request message
 
 
-def decode(body: bytes, media_type: str, message: _M) -> _M:
-    """Fill ``message`` (a protobuf request) from the body, or raise MalformedBody."""
+def decode(body: bytes, media_type: str, message: _M, check: Callable[[dict], None] = lambda document: None,
+           charge: Charge = _free) -> _M:
+    """Fill ``message`` (a protobuf request) from the body, or raise MalformedBody. ``check``
+    sees a JSON body's document before the (slow) protobuf JSON parser does (item counts),
+    ``charge`` is told of its values."""
     if media_type == PROTOBUF:
         try:
             message.ParseFromString(body)
@@ -133,12 +148,127 @@ def decode(body: bytes, media_type: str, message: _M) -> _M:
         raise MalformedBody(f"not valid JSON: {exc}") from None
     if not isinstance(document, dict):
         raise MalformedBody(f"expected a JSON object {type(message).__name__}, found {type(document).__name__}")
-    _hex_ids_to_base64(document)
+    check(document)
     try:
+        _hex_ids_to_base64(document, charge)
         json_format.ParseDict(document, message, ignore_unknown_fields=True)
+    except RecursionError:
+        raise MalformedBody("nested too deeply") from None
     except (json_format.ParseError, binascii.Error, ValueError, TypeError) as exc:
         raise MalformedBody(f"not a valid {type(message).__name__}: {exc}") from None
     return message
+
+
+# the three levels of both export requests: resource entries, scope entries, items; each is
+# field 1 of the request, then field 2 of its parent, on the wire
+LOG_LEVELS = (("resource_logs", "resourceLogs"), ("scope_logs", "scopeLogs"), ("log_records", "logRecords"))
+SPAN_LEVELS = (("resource_spans", "resourceSpans"), ("scope_spans", "scopeSpans"), ("spans", "spans"))
+_WIRE_FIELDS = (1, 2, 2)
+_LEVEL_NAMES = ("resource entries", "scope entries")
+
+# children(node, level, room): the node's entries at that level, at most ``room`` of them
+Children = Callable[[Any, int, int], Any]
+
+
+def _count_levels(root: Any, children: Children, request: Request, what: str) -> int:
+    """Resource entries, scope entries and items (records or spans) under ``root``, added up;
+    ``request.limit`` refuses (413) a level over ``max_items``, before the next is looked at,
+    so no loop runs over more than ``max_items`` entries."""
+    nodes, counted = [root], 0
+    for level, name in enumerate((*_LEVEL_NAMES, what)):
+        below: list = []
+        total = 0
+        for node in nodes:
+            found = children(node, level, request.max_items - total + 1)
+            total += len(found)
+            request.limit(total, name)
+            if level < 2:
+                below.extend(found)
+        counted += total
+        nodes = below
+    return counted
+
+
+def admit_items(request: Request, message: Message, levels: tuple[tuple[str, str], ...], what: str) -> None:
+    """Count the decoded request's entries and items, and charge them (Request.charge_items),
+    before any is turned into a record."""
+    request.charge_items(_count_levels(message, lambda node, level, room: getattr(node, levels[level][0]),
+                                       request, what))
+
+
+def json_item_limit(request: Request, levels: tuple[tuple[str, str], ...], what: str) -> Callable[[dict], None]:
+    """The item limit on a JSON document, before the protobuf JSON parser (pure Python, slow)
+    would make a message of any size out of it."""
+
+    def children(node: Any, level: int, room: int) -> list:
+        if not isinstance(node, dict):
+            return []
+        return [item for name in levels[level] if isinstance(node.get(name), list) for item in node[name]]
+
+    def check(document: dict) -> None:
+        _count_levels(document, children, request, what)
+
+    return check
+
+
+def wire_item_limit(request: Request, what: str) -> None:
+    """The item limit on a protobuf body, read off the wire before it is parsed: an empty log
+    record or span is 2 bytes on the wire and ~130-170 bytes once parsed, so 4 MB of them
+    would take ~300 MB before they could be counted. Every field at these three levels is a
+    step, and at most ``3 * max_items`` steps are taken (413 beyond). A body that is not valid
+    protobuf stops the count; the parser then says what is wrong with it."""
+    body, steps = request.body, [3 * request.max_items]
+
+    def children(node: tuple[int, int], level: int, room: int) -> list[tuple[int, int]]:
+        out: list[tuple[int, int]] = []
+        wanted = _WIRE_FIELDS[level]
+        for number, start, end in _wire_fields(body, *node):
+            steps[0] -= 1
+            if steps[0] < 0:
+                request.limit(request.max_items + 1, "fields at the top three levels")
+            if number == wanted and start >= 0:
+                out.append((start, end))
+                if len(out) >= room:
+                    break
+        return out
+
+    _count_levels((0, len(body)), children, request, what)
+
+
+def _wire_fields(data: bytes, pos: int, end: int) -> Iterator[tuple[int, int, int]]:
+    """(field number, start, end) of each length-delimited field of the message in
+    ``data[pos:end]``; other fields are stepped over (and yielded as (number, -1, -1))."""
+    while pos < end:
+        key, pos = _read_varint(data, pos, end)
+        number, wire = key >> 3, key & 7
+        if wire == 2:
+            size, pos = _read_varint(data, pos, end)
+            if pos + size > end:
+                return
+            yield number, pos, pos + size
+            pos += size
+            continue
+        if wire == 0:
+            _, pos = _read_varint(data, pos, end)
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        else:  # groups (long deprecated) or not protobuf at all
+            return
+        yield number, -1, -1
+
+
+def _read_varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while pos < end and shift < 64:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+    return value, end + 1  # cut short: past the end, so the caller stops
 
 
 def encode(message: Any, media_type: str) -> bytes:
@@ -155,22 +285,22 @@ def level_of(severity_number: int, severity_text: str) -> str:
     return canonical_level(severity_text) or "info" if severity_text else "info"
 
 
-def log_records(request: ExportLogsServiceRequest, received_ns: int) -> list[Record]:
+def log_records(request: ExportLogsServiceRequest, received_ns: int, charge: Charge = _free) -> list[Record]:
     out: list[Record] = []
     for resource_logs in request.resource_logs:
-        resource = attributes(resource_logs.resource.attributes)
+        resource = attributes(resource_logs.resource.attributes, charge)
         service = resource.get("service.name")
         for scope_logs in resource_logs.scope_logs:
             scope = scope_logs.scope.name
             for log in scope_logs.log_records:
-                body = any_value(log.body)
+                body = any_value(log.body, charge)
                 record: Record = {
                     "time": _time(log.time_unix_nano or log.observed_time_unix_nano, received_ns),
                     "level": level_of(log.severity_number, log.severity_text),
                     "message": body if isinstance(body, str) else ("" if body is None else
                                                                    orjson.dumps(body, default=str).decode()),
                 }
-                attrs = attributes(log.attributes)
+                attrs = attributes(log.attributes, charge)
                 for key, value in (*resource.items(), *attrs.items()):
                     record[_safe_key(key)] = value
                 record.setdefault("agent", attrs.get("gen_ai.agent.name") or service or "otlp")
@@ -192,164 +322,53 @@ def log_records(request: ExportLogsServiceRequest, received_ns: int) -> list[Rec
 # --- spans ---
 
 class SpanMapper:
-    """Spans -> logd span records. Remembers, for a while, each trace's session and each
-    agent span's agent, because a trace's spans may arrive in several requests."""
+    """Spans -> logd span records: the protocol's part (ids, times, status, exception
+    events); what the attributes mean is :mod:`logd.traces.otel`'s, one span at a time
+    (a trace's session and agents are settled when it is read, whatever order it came in)."""
 
-    def __init__(self, remember: int = 10_000) -> None:
-        self.remember = remember
-        self._sessions: OrderedDict[bytes, str] = OrderedDict()  # trace id -> session
-        self._agents: OrderedDict[bytes, str] = OrderedDict()  # agent span id -> agent
-
-    def _keep(self, table: OrderedDict, key: bytes, value: str) -> None:
-        table[key] = value
-        table.move_to_end(key)
-        if len(table) > self.remember:
-            table.popitem(last=False)
-
-    def records(self, request: ExportTraceServiceRequest, received_ns: int) -> tuple[list[Record], int, str]:
-        """(records, rejected spans, why) for one request."""
-        spans: list[tuple[OtlpSpan, dict, dict, str]] = []
+    def records(self, request: ExportTraceServiceRequest, received_ns: int,
+                charge: Charge = _free) -> tuple[list[Record], int, str]:
+        """(records, rejected spans, why) for one request; ``charge`` is told of every value made."""
+        spans: list[OtelSpan] = []
         rejected, why = 0, ""
         for resource_spans in request.resource_spans:
-            resource = attributes(resource_spans.resource.attributes)
+            resource = attributes(resource_spans.resource.attributes, charge)
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
                     if len(span.trace_id) != 16 or len(span.span_id) != 8 or not any(span.trace_id):
                         rejected += 1
                         why = "a span needs a 16-byte traceId and an 8-byte spanId"
                         continue
-                    spans.append((span, attributes(span.attributes), resource, scope_spans.scope.name))
-        # first pass, over every span of the request: one session per trace (the conversation
-        # of its outermost span that names one: a sub-agent run with its own conversation id
-        # stays in the session of the run that called it), and the agent of each agent span
-        by_id = {span.span_id: (span, attrs) for span, attrs, _, _ in spans}
-        outermost: dict[bytes, tuple[int, int, str]] = {}
-        for span, attrs, resource, _ in spans:
-            session = attrs.get("gen_ai.conversation.id") or attrs.get("session.id") or resource.get("session.id")
-            if session:
-                rank = (_depth(span, by_id), span.start_time_unix_nano, str(session))
-                if span.trace_id not in outermost or rank < outermost[span.trace_id]:
-                    outermost[span.trace_id] = rank
-            if _kind(span, attrs) == "agent":
-                self._keep(self._agents, span.span_id, _agent_name(span, attrs))
-        for trace_id, (_, _, session) in outermost.items():
-            if trace_id not in self._sessions:  # a trace's earlier spans already went to the first one
-                self._keep(self._sessions, trace_id, session)
-        out = [self._record(span, attrs, resource, scope, by_id, received_ns)
-               for span, attrs, resource, scope in spans]
-        return out, rejected, why
-
-    def _enclosing_agent(self, span: OtlpSpan, by_id: dict[bytes, tuple[OtlpSpan, dict]]) -> str | None:
-        parent, seen = span.parent_span_id, set()
-        while parent and parent not in seen:
-            seen.add(parent)
-            if parent in self._agents:
-                return self._agents[parent]
-            found = by_id.get(parent)
-            if found is None:
-                return None
-            parent = found[0].parent_span_id
-        return None
-
-    def _record(self, span: OtlpSpan, attrs: dict, resource: dict, scope: str,
-                by_id: dict[bytes, tuple[OtlpSpan, dict]], received_ns: int) -> Record:
-        kind = _kind(span, attrs)
-        trace_id = span.trace_id.hex()
-        service = resource.get("service.name")
-        agent: Any  # an attribute's value as sent (a str in practice)
-        if kind == "agent":
-            agent = _agent_name(span, attrs)
-        else:
-            agent = attrs.get("gen_ai.agent.name") or self._enclosing_agent(span, by_id) or service
-        data: dict[str, Any] = {"type": kind, "name": _span_name(span, attrs, kind, agent)}
-        model = attrs.get("gen_ai.response.model") or attrs.get("gen_ai.request.model") or attrs.get("llm.model_name")
-        if model:
-            data["model"] = model
-        usage: dict[str, Any] = {}
-        for name, keys in (("input_tokens", ("gen_ai.usage.input_tokens", "llm.token_count.prompt")),
-                           ("output_tokens", ("gen_ai.usage.output_tokens", "llm.token_count.completion"))):
-            found = next((attrs[k] for k in keys if k in attrs), None)
-            if found is not None:
-                usage[name] = found
-        if usage:
-            data["usage"] = usage
-        for key, name in (("gen_ai.operation.name", "operation"), ("gen_ai.tool.call.id", "tool_call_id"),
-                          ("gen_ai.provider.name", "provider"), ("gen_ai.system", "system")):
-            if key in attrs:
-                data[name] = attrs[key]
-        error = _error(span)
-        start, end = _time(span.start_time_unix_nano, received_ns), _time(span.end_time_unix_nano, received_ns)
-        record: Record = {
-            "time": end, "level": "error" if error else "info",
-            "message": f"{kind} span {data['name']}" + (" failed" if error else ""),
-            "trace_id": trace_id, "span_id": span.span_id.hex(),
-            "parent_id": span.parent_span_id.hex() if any(span.parent_span_id) else None,
-            "started_at": start, "ended_at": end, "span_data": data, "error": error,
-            "session_id": self._sessions.get(span.trace_id, trace_id),
-        }
-        if agent:
-            record["agent"] = agent
-        record["otel"] = {"name": span.name, "kind": _SPAN_KIND_NAMES.get(span.kind, "SPAN_KIND_UNSPECIFIED"),
-                          **({"scope": scope} if scope else {}),
-                          **({"status": Status.StatusCode.Name(span.status.code)} if span.status.code else {}),
-                          **({"events": [_event(e) for e in span.events]} if span.events else {})}
-        if attrs:
-            record["attributes"] = attrs
-        if resource:
-            record["resource"] = resource
-        return record
+                    spans.append(_otel_span(span, resource, scope_spans.scope.name, received_ns, charge))
+        return otel.records(spans), rejected, why
 
 
-def _depth(span: OtlpSpan, by_id: dict[bytes, tuple[OtlpSpan, dict]]) -> int:
-    """How many ancestors of ``span`` are in the same request."""
-    depth, parent, seen = 0, span.parent_span_id, set()
-    while parent in by_id and parent not in seen:
-        seen.add(parent)
-        depth += 1
-        parent = by_id[parent][0].parent_span_id
-    return depth
+def _otel_span(span: OtlpSpan, resource: dict, scope: str, received_ns: int, charge: Charge) -> OtelSpan:
+    return OtelSpan(
+        trace_id=span.trace_id.hex(), span_id=span.span_id.hex(),
+        parent_id=span.parent_span_id.hex() if any(span.parent_span_id) else None, name=span.name,
+        start=_time(span.start_time_unix_nano, received_ns), end=_time(span.end_time_unix_nano, received_ns),
+        attributes=attributes(span.attributes, charge), resource=resource, scope=scope,
+        span_kind=_SPAN_KIND_NAMES.get(span.kind, "SPAN_KIND_UNSPECIFIED"),
+        status=Status.StatusCode.Name(span.status.code) if span.status.code else None,
+        status_message=span.status.message, events=_events(span.events, charge), error=_error(span, charge))
 
 
-def _kind(span: OtlpSpan, attrs: dict) -> str:
-    operation = attrs.get("gen_ai.operation.name")
-    if isinstance(operation, str) and operation in KINDS:
-        return KINDS[operation]
-    oi = attrs.get("openinference.span.kind")
-    if isinstance(oi, str) and oi.upper() in _OPENINFERENCE_KINDS:
-        return _OPENINFERENCE_KINDS[oi.upper()]
-    if "gen_ai.tool.name" in attrs:
-        return "function"
-    return "custom"
+def _events(events: Any, charge: Charge) -> list[dict[str, Any]]:
+    charge(len(events))
+    return [{"name": event.name, "time": format_epoch(event.time_unix_nano / 1e9),
+             **({"attributes": attributes(event.attributes, charge)} if event.attributes else {})}
+            for event in events]
 
 
-def _agent_name(span: OtlpSpan, attrs: dict) -> str:
-    name = attrs.get("gen_ai.agent.name") or attrs.get("agent_name")
-    if name:
-        return str(name)
-    return span.name.removeprefix("invoke_agent ").strip() or span.name
-
-
-def _span_name(span: OtlpSpan, attrs: dict, kind: str, agent: str | None) -> str:
-    if kind == "agent":
-        return agent or span.name
-    if kind == "function":
-        return str(attrs.get("gen_ai.tool.name") or span.name)
-    return span.name
-
-
-def _event(event: OtlpSpan.Event) -> dict[str, Any]:
-    return {"name": event.name, "time": format_epoch(event.time_unix_nano / 1e9),
-            **({"attributes": attributes(event.attributes)} if event.attributes else {})}
-
-
-def _error(span: OtlpSpan) -> dict[str, Any] | None:
+def _error(span: OtlpSpan, charge: Charge) -> dict[str, Any] | None:
     """status ERROR with its message, and the exception event's type, message, stack."""
     if span.status.code != Status.STATUS_CODE_ERROR:
         return None
     error: dict[str, Any] = {}
     for event in span.events:
         if event.name == "exception":
-            found = attributes(event.attributes)
+            found = attributes(event.attributes, charge)
             error = {"type": found.get("exception.type"), "message": found.get("exception.message"),
                      **({"stacktrace": found["exception.stacktrace"]} if found.get("exception.stacktrace") else {})}
             error = {k: v for k, v in error.items() if v}
@@ -367,7 +386,7 @@ class OtlpReceiver:
     def __init__(self, pipeline: Pipeline, events: Events) -> None:
         self.events = events
         self.pipeline = pipeline
-        self.spans = SpanMapper()
+        self.spans = SpanMapper()  # no state: a trace is put together when it is read
         self.received = {"spans": 0, "log_records": 0}
         self.rejected = {"spans": 0, "log_records": 0}
         self.malformed = 0
@@ -388,31 +407,39 @@ class OtlpReceiver:
                            error=str(exc))
         return error_response(400, str(exc), request.media_type)
 
-    def _decode(self, request: Request, message: _M) -> _M | Response:
-        """The body as ``message``, or the answer that refuses it (415 wrong type, 400 malformed)."""
+    def _decode(self, request: Request, message: _M, levels: tuple[tuple[str, str], ...], what: str) -> _M | Response:
+        """The body as ``message`` with its items admitted (Request.admit), or the answer that
+        refuses it (415 wrong type, 400 malformed; 413 and 503 are raised by admit)."""
         refused = self._check_type(request)
         if refused is not None:
             return refused
+        if request.media_type == PROTOBUF:
+            wire_item_limit(request, what)
         try:
-            return decode(request.body, request.media_type, message)
+            message = decode(request.body, request.media_type, message, json_item_limit(request, levels, what),
+                             request.charge_values)
         except MalformedBody as exc:
             return self._malformed(request, exc)
+        admit_items(request, message, levels, what)
+        return message
 
     async def logs(self, request: Request) -> Response:
-        message = self._decode(request, ExportLogsServiceRequest())
+        message = self._decode(request, ExportLogsServiceRequest(), LOG_LEVELS, "log records")
         if isinstance(message, Response):
             return message
-        records = log_records(message, self._now_ns())
-        await put_and_wait(self.pipeline, records)
+        records = log_records(message, self._now_ns(), request.charge_values)
+        del message
+        await put_and_wait(self.pipeline, request.stamp(records))
         self.received["log_records"] += len(records)
         return Response(200, encode(ExportLogsServiceResponse(), request.media_type), content_type=request.media_type)
 
     async def traces(self, request: Request) -> Response:
-        message = self._decode(request, ExportTraceServiceRequest())
+        message = self._decode(request, ExportTraceServiceRequest(), SPAN_LEVELS, "spans")
         if isinstance(message, Response):
             return message
-        records, rejected, why = self.spans.records(message, self._now_ns())
-        await put_and_wait(self.pipeline, records)
+        records, rejected, why = self.spans.records(message, self._now_ns(), request.charge_values)
+        del message
+        await put_and_wait(self.pipeline, request.stamp(records))
         self.received["spans"] += len(records)
         response = ExportTraceServiceResponse()
         if rejected:

@@ -5,10 +5,15 @@ Two rules, applied at any depth of a record (dicts and lists are walked, nothing
   has its whole value replaced by ``"[REDACTED]"``;
 - any *string value* (the message included) has every match of the patterns (bearer
   tokens, ``sk-...`` API keys, ...) replaced by ``"[REDACTED]"``;
-- the ``message`` text, and every string of a record kept as text (truncated, malformed,
+- every text field, and every string of a record kept as text (truncated, malformed,
   partial, flagged ``_error``), also has the *values* of secret keys written in text
   redacted: ``password=hunter2``, ``"password": "hunter2"``, ``api_key: sk...`` (a structured
-  ``message`` object arrives as such JSON text, see record.py).
+  ``message`` object arrives as such JSON text, see record.py). A text field is one whose
+  key names text or a name (:data:`TEXT_WORDS`: the message, agent, model and tool names,
+  span names and statuses, errors and exceptions), at any depth; every string under it
+  (``error: {"message": ..., "data": {...}}``) is text too. These are what logd's own
+  outputs show (``logd status``, ``logd top``, ``/metrics`` labels), which count records
+  after this step.
 
 This runs on every record, so it is built for the common case of a record with
 nothing to hide: key names are classified once and remembered, the patterns are one
@@ -62,6 +67,14 @@ _MAX_REMEMBERED = 4096
 _MAX_REMEMBERED_KEY = 128
 _MAX_REMEMBERED_VALUE = 256
 
+# A key names text (so its strings get the key=value rule) when, normalised, it is one of
+# these words or ends with "_" and one: "message", "gen_ai.agent.name", "exception.message",
+# "toolName", "status_message", "error", "_comm" (the process name a client chose).
+TEXT_WORDS: tuple[str, ...] = ("message", "msg", "name", "agent", "model", "tool", "status", "error", "exception",
+                               "stacktrace", "description", "reason", "detail", "comm")
+_TEXT_SUFFIXES = tuple("_" + w for w in TEXT_WORDS)
+_TEXT_WORD_SET = frozenset(TEXT_WORDS)
+
 # flags of records kept as text: every string of theirs may hold "key=value" secrets
 TEXT_FLAGS = ("_truncated", "_malformed", "_partial", "_invalid_utf8", "_error")
 _TEXT_FLAG_SET = frozenset(TEXT_FLAGS)
@@ -77,6 +90,14 @@ def key_value_pattern(keys: Iterable[str]) -> re.Pattern[str]:
     # starts with the key literal itself (no "any prefix" part: that made the search quadratic on
     # text like "a_a_a_..."); "db_password=" still matches at "password="
     return re.compile(rf"""((?:{alternation})(?:\\?["'])?\s*[=:]\s*){_KV_VALUE}""", re.IGNORECASE)
+
+
+def _remember(clean: set[str], text: str) -> None:
+    """``text`` into a cache of strings known clean, up to its bounds (full: emptied at once)."""
+    if len(text) <= _MAX_REMEMBERED_VALUE:
+        if len(clean) >= _MAX_REMEMBERED:
+            clean.clear()
+        clean.add(text)
 
 
 _CAMEL_BOUNDARY = re.compile(r"([a-z0-9])([A-Z])")
@@ -136,6 +157,8 @@ class Redactor:
         self._kv_replacement = "\\g<1>" + replacement.replace("\\", "\\\\")
         self._plain_keys: set[str] = set()  # keys already known not to be secret
         self._secret_keys: set[str] = set()
+        self._text_keys: set[str] = set()  # keys known to name text (is_text_key)
+        self._classified_keys: set[str] = set()  # keys whose answer is known, text or not
         self._clean: set[str] = set()  # string values known to match no pattern
         self.counts = {} if counts is None else counts  # "key" / "pattern" -> values redacted
 
@@ -156,23 +179,84 @@ class Redactor:
         return records
 
     def _redact_text_forms(self, record: Record, kv: re.Pattern[str]) -> None:
-        """``key=value`` secrets in the message, and in every string of a record kept as text."""
-        if not record.keys().isdisjoint(_TEXT_FLAG_SET):
-            for key, value in record.items():
-                if value.__class__ is str and key != "time":
-                    record[key] = self._kv_scrub(kv, value)
+        """``key=value`` secrets in text fields, and in every string of a record kept as text."""
+        if record.keys().isdisjoint(_TEXT_FLAG_SET):
+            self._text_fields(record, kv)
             return
-        message = record.get("message")
-        if message.__class__ is str and message not in self._kv_clean and ("=" in message or ":" in message):
-            low = message.lower()
-            for stem in self._kv_stems:
-                if stem in low:
-                    record["message"] = self._kv_scrub(kv, message)
-                    return
-            if len(message) <= _MAX_REMEMBERED_VALUE:  # agents repeat their messages
-                if len(self._kv_clean) >= _MAX_REMEMBERED:
-                    self._kv_clean.clear()
-                self._kv_clean.add(message)
+        for key, value in record.items():  # kept as text: every string of it is text
+            if value.__class__ is str and key != "time":
+                record[key] = self._kv_scrub(kv, value)
+            else:
+                self._all_text(value, kv)
+
+    def _text_fields(self, obj: dict[str, Any], kv: re.Pattern[str]) -> None:
+        """The strings of ``obj``'s text fields, at any depth. On every record: the cheap
+        tests first, a key's class from the cache (measured: a set-based version was slower)."""
+        text_keys, known, clean = self._text_keys, self._classified_keys, self._kv_clean
+        for key, value in obj.items():
+            kind = value.__class__
+            if kind is str:
+                if ("=" in value or ":" in value) and value not in clean and (
+                        key in text_keys or (key not in known and self.is_text_key(key))):
+                    obj[key] = self._kv_text(kv, value)  # same key: the dict does not change size
+            elif kind is dict or kind is list:
+                text = key in text_keys or (key not in known and self.is_text_key(key))
+                if kind is list:
+                    self._all_list(value, kv, text)
+                elif text:
+                    self._all_text(value, kv)
+                else:
+                    self._text_fields(value, kv)
+
+    def _all_text(self, value: Any, kv: re.Pattern[str]) -> None:
+        """Under a text field: every string is text."""
+        if value.__class__ is dict:
+            for key, item in value.items():
+                if item.__class__ is str:
+                    if ("=" in item or ":" in item) and item not in self._kv_clean:
+                        value[key] = self._kv_text(kv, item)
+                else:
+                    self._all_text(item, kv)
+        elif value.__class__ is list:
+            self._all_list(value, kv, True)
+
+    def _all_list(self, items: list[Any], kv: re.Pattern[str], text: bool) -> None:
+        for index, item in enumerate(items):
+            kind = item.__class__
+            if kind is str:
+                if text and ("=" in item or ":" in item) and item not in self._kv_clean:
+                    items[index] = self._kv_text(kv, item)
+            elif kind is dict:
+                self._all_text(item, kv) if text else self._text_fields(item, kv)
+            elif kind is list:
+                self._all_list(item, kv, text)
+
+    def _kv_text(self, kv: re.Pattern[str], text: str) -> str:
+        """``text`` with key=value secrets redacted; a clean one is remembered (agents repeat
+        their messages), one whose lowercase form holds no key's first word is not searched."""
+        low = text.lower()
+        for stem in self._kv_stems:
+            if stem in low:
+                return self._kv_scrub(kv, text)
+        _remember(self._kv_clean, text)
+        return text
+
+    def is_text_key(self, key: object) -> bool:
+        """Whether strings under ``key`` are text that may hold ``key=value`` secrets (TEXT_WORDS)."""
+        if key in self._text_keys:
+            return True
+        if key in self._classified_keys or not isinstance(key, str):
+            return False
+        norm = normalise_key(key)
+        text = norm in _TEXT_WORD_SET or norm.endswith(_TEXT_SUFFIXES)
+        if len(key) <= _MAX_REMEMBERED_KEY:
+            if len(self._classified_keys) >= _MAX_REMEMBERED:
+                self._text_keys.clear()
+                self._classified_keys.clear()
+            self._classified_keys.add(key)
+            if text:
+                self._text_keys.add(key)
+        return text
 
     def _kv_scrub(self, kv: re.Pattern[str], text: str) -> str:
         scrubbed, count = kv.subn(self._kv_replacement, text)
@@ -196,7 +280,7 @@ class Redactor:
         return self._search is None or len(text) < self._min_len or not self._dirty(text)
 
     def message_clean(self, text: str) -> bool:
-        """Whether the key=value rule leaves this message as it is (see _redact_text_forms)."""
+        """Whether the key=value rule leaves this text as it is (see _redact_text_forms)."""
         if self._kv is None or not ("=" in text or ":" in text):
             return True
         low = text.lower()
@@ -280,10 +364,7 @@ class Redactor:
         assert self._search is not None
         if self._search(text) is not None:
             return True
-        if len(text) <= _MAX_REMEMBERED_VALUE:
-            if len(self._clean) >= _MAX_REMEMBERED:
-                self._clean.clear()
-            self._clean.add(text)
+        _remember(self._clean, text)
         return False
 
     def _scrub(self, text: str) -> str:

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 from logd.traces.model import Event, Session, Span
+from logd.traces.semantics import AGK_AFTER, agk_next
 from logd.traces.shapes import AGK
 
 END = "(end)"
@@ -31,61 +32,65 @@ def flow(session: Session) -> list[FlowStep]:
 
     AgenticGoKit sessions follow ``agentcli trace`` (cmd/agentcli/cmd/trace.go): one step
     per AfterEventHandling/AfterAgentRun entry, the next agent from ``state.meta.route``,
-    then ``agent_result.output_state.meta.route``, then ``target_agent_id``, else (end).
-    Other sessions: explicit hand-offs (handoff spans) win; otherwise each agent
-    activation hands off to the next one; the last goes to (end).
+    then ``agent_result.output_state.meta.route``, then ``target_agent_id``, else (end);
+    an entry without an agent (AgenticGoKit leaves ``agent_id`` out when the runner had
+    none) takes the agent that ran its event, or is no step.
+    Other sessions: their hand-offs (:func:`semantics.handoff`), then the last agent
+    handed to ends; with no hand-off at all, each agent run ends where it is (nothing is
+    invented: a later run of another agent is not a hand-off to it).
     """
-    agk = _agentcli_flow(session)
-    if agk:
-        return agk
-    handoffs = [e for e in session.events if e.shape != AGK and e.target and (e.source or e.agent)]
+    if any(e.shape == AGK for e in session.events):
+        return _agentcli_flow(session)
+    handoffs = [e for e in session.events if e.target and (e.source or e.agent)]
     if handoffs:
-        steps = [FlowStep(e.time, e.source or e.agent, e.target or END, e.hook, e.event_id) for e in handoffs]
+        steps = [FlowStep(e.time, e.source or e.agent, e.target or END, e.hook, e.span_id or e.event_id)
+                 for e in handoffs]
         last = steps[-1]
         tail = [e for e in session.events if e.agent == last.next and e.time >= last.time]
         steps.append(FlowStep(tail[-1].time if tail else last.time, last.next, END,
                               tail[-1].hook if tail else last.hook, tail[-1].event_id if tail else None))
         return steps
-    runs = _activations(session)
-    return [FlowStep(t, agent, runs[i + 1][1] if i + 1 < len(runs) else END, hook, event_id)
-            for i, (t, agent, hook, event_id) in enumerate(runs)]
+    runs = sorted((s for s in session.spans if s.kind == "agent"), key=lambda s: s.start)
+    return [FlowStep(s.start, s.agent or s.name, END, f"{s.kind} run", s.id) for s in runs]
 
 
 def _agentcli_flow(session: Session) -> list[FlowStep]:
-    """agentcli's flow; empty when no entry names a next agent (then activation order is shown)."""
+    """agentcli's flow (displayAgentFlow): After* entries, their next agent or (end)."""
+    ran = {e.event_id: e.agent for e in session.events
+           if e.shape == AGK and e.agent and e.hook in ("BeforeAgentRun", "AfterAgentRun", "AgentError")}
     steps = []
     for e in session.events:
-        if e.shape != AGK or e.record.get("hook") not in ("AfterEventHandling", "AfterAgentRun"):
+        if e.shape != AGK or e.record.get("hook") not in AGK_AFTER:
             continue  # agentcli reads the hook field only (InMemoryTracer's typed entries have none)
-        route = (e.meta or {}).get("route") if isinstance(e.meta, dict) else None
-        steps.append(FlowStep(e.time, e.agent, str(route) if route else (e.target or END), e.hook, e.event_id))
-    return steps if any(s.next != END for s in steps) else []
-
-
-def _activations(session: Session) -> list[tuple[float, str, str, str | None]]:
-    agk = [e for e in session.events if e.shape == AGK]
-    runs: list[tuple[float, str, str, str | None]] = []
-    if agk:
-        closing = ({"AfterAgentRun", "AgentError"} if any(e.hook == "AfterAgentRun" for e in agk)
-                   else {"AfterEventHandling", "AgentError"})
-        runs += [(e.time, e.agent, e.hook, e.event_id) for e in agk if e.hook in closing]
-    else:
-        runs += [(s.start, s.agent, f"{s.kind} run", s.id) for s in session.spans if s.kind == "agent"]
-    runs.sort(key=lambda r: r[0])
-    return runs
+        agent = e.agent or ran.get(e.event_id, "")
+        if not agent:
+            continue
+        steps.append(FlowStep(e.time, agent, agk_next(e.record) or END, e.hook, e.event_id))
+    return steps
 
 
 def route(steps: list[FlowStep]) -> list[str]:
-    """The condensed route as agentcli builds it (buildRouteChain): start at the first agent,
-    follow each hop out of the current agent to an agent not yet on the route."""
+    """The condensed route: the first agent, then the agents of each hand-off in order, never
+    repeated. AgenticGoKit sessions get agentcli's buildRouteChain; elsewhere a triage that
+    hands to billing, then to tech, keeps both: triage → billing → tech. An agent run without
+    a hand-off to it (a sub-agent called from a tool) is not on the route."""
     if not steps:
         return []
     chain = [steps[0].agent]
     seen = {steps[0].agent}
+    if all(step.hook in AGK_AFTER for step in steps):  # agentcli's own chain for its own sessions
+        for step in steps:
+            if step.agent == chain[-1] and step.next != END and step.next not in seen:
+                chain.append(step.next)
+                seen.add(step.next)
+        return chain
     for step in steps:
-        if step.agent == chain[-1] and step.next != END and step.next not in seen:
-            chain.append(step.next)
-            seen.add(step.next)
+        if step.next == END:
+            continue  # a run that ends is no hand-off: an agent reached otherwise is not on the route
+        for agent in (step.agent, step.next):
+            if agent not in seen:
+                chain.append(agent)
+                seen.add(agent)
     return chain
 
 
@@ -222,45 +227,3 @@ def _chain(group: list[Span]) -> list[Span]:
 
 def errors(session: Session) -> list[Event]:
     return session.errors
-
-
-@dataclass
-class TokenUsage:
-    agent: str
-    model: str
-    calls: int
-    input_tokens: int
-    output_tokens: int
-
-
-def _tokens(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return int(value)
-    if isinstance(value, str) and value.isdigit():  # OTLP JSON writes int64 as strings
-        return int(value)
-    return None
-
-
-def token_usage(session: Session) -> list[TokenUsage]:
-    """Tokens per agent and model, from spans whose data carries ``usage`` (OpenAI Agents SDK
-    generation spans, logd.client spans, OTLP ``gen_ai.usage.*``); most tokens first."""
-    agents = {s.id: s.agent for s in session.spans}
-    totals: dict[tuple[str, str], TokenUsage] = {}
-    for e in session.events:
-        data = e.state if isinstance(e.state, dict) else {}
-        usage = data.get("usage")
-        if not isinstance(usage, dict):
-            continue
-        used_in = _tokens(usage.get("input_tokens", usage.get("prompt_tokens")))
-        used_out = _tokens(usage.get("output_tokens", usage.get("completion_tokens")))
-        if used_in is None and used_out is None:
-            continue
-        agent = agents.get(e.span_id or "") or e.agent or "-"
-        model = str(data.get("model") or "-")
-        row = totals.setdefault((agent, model), TokenUsage(agent, model, 0, 0, 0))
-        row.calls += 1
-        row.input_tokens += used_in or 0
-        row.output_tokens += used_out or 0
-    return sorted(totals.values(), key=lambda t: -(t.input_tokens + t.output_tokens))

@@ -27,6 +27,8 @@ from typing import Any
 
 import orjson
 
+from logd.traces import semantics
+from logd.traces.semantics import text
 from logd.traces.shapes import classify
 
 KOOG_PACKAGE = "ai.koog.agents.core.feature.model.events."
@@ -140,23 +142,61 @@ def with_level(obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
-# --- OpenAI traces: their group and workflow reach their spans ---
+# --- OpenAI traces: their group, workflow and agent reach their spans ---
+
+_OFFSET_TIME = re.compile(r"T\d\d:\d\d:\d\d(?:\.\d+)?([+-]\d\d:\d\d|Z)$")
+
 
 class TraceMeta:
-    """Remembers each OpenAI trace's ``group_id``/``workflow_name`` (bounded) and stamps its spans."""
+    """What an OpenAI Agents SDK span does not carry itself, remembered (bounded) from what
+    came before it: its trace's ``group_id``/``workflow_name`` (a trace is exported when it
+    starts), and the agent it runs under (the nearest agent span above it, learnt from
+    spans as they start in the client's processor, or from the other spans of the same
+    batch). Stamped on each span with a ``message`` saying what it was, so the log file's
+    record answers ``logd query --agent billing``. The views resolve agents again over the
+    whole trace (:mod:`logd.traces.model`): this is only what the log line can know."""
 
     def __init__(self, limit: int = 10_000) -> None:
         self.limit = limit
         self._traces: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._koog_runs: dict[str, str] = {}  # Koog agentId -> its latest runId
+        self._parents: OrderedDict[str, str | None] = OrderedDict()  # span id -> parent id
+        self._agents: dict[str, str] = {}  # agent span id -> its agent
+
+    def _bounded(self, table: OrderedDict, key: str, value: Any) -> None:
+        table[key] = value
+        table.move_to_end(key)
+        while len(table) > self.limit:
+            gone, _ = table.popitem(last=False)
+            self._agents.pop(gone, None)
 
     def remember(self, trace: dict[str, Any]) -> None:
         trace_id = trace.get("id")
         if isinstance(trace_id, str) and trace_id:
-            self._traces[trace_id] = {k: trace[k] for k in ("group_id", "workflow_name") if trace.get(k)}
-            self._traces.move_to_end(trace_id)
-            while len(self._traces) > self.limit:
-                self._traces.popitem(last=False)
+            self._bounded(self._traces, trace_id,
+                          {k: trace[k] for k in ("group_id", "workflow_name") if trace.get(k)})
+
+    def learn(self, span: dict[str, Any]) -> None:
+        """A span's place (its parent, and its name if it is an agent span): at its start in
+        the client's processor, or for every span of a batch before any is stamped."""
+        span_id = text(span.get("id")) or text(span.get("span_id"))
+        if span_id is None:
+            return
+        self._bounded(self._parents, span_id, text(span.get("parent_id")))
+        if semantics.kind(span) == "agent":
+            name = semantics.agent_name(span)
+            if name:
+                self._agents[span_id] = name
+
+    def agent_of(self, span: dict[str, Any]) -> str | None:
+        at: str | None = text(span.get("id")) or text(span.get("span_id"))
+        seen = set()
+        while at is not None and at not in seen:
+            seen.add(at)
+            if at in self._agents:
+                return self._agents[at]
+            at = self._parents.get(at)
+        return None
 
     def koog_run(self, event: dict[str, Any]) -> None:
         """AgentClosingEvent carries only ``agentId``: it belongs to that agent's latest run."""
@@ -174,12 +214,21 @@ class TraceMeta:
         if known:
             for key, value in known.items():
                 span.setdefault(key, value)
+        if "agent" not in span:
+            agent = self.agent_of(span)
+            if agent:
+                span["agent"] = agent
+        if "message" not in span:
+            span["message"] = semantics.summary(span)
         return span
 
 
 def expand(value: Any, meta: TraceMeta) -> list[dict[str, Any]]:
     """The records in one JSON document: an object, a ``{"data": [...]}`` batch or an array of them."""
     if isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict) and item.get("object") == "trace.span":
+                meta.learn(item)
         return [r for item in value for r in expand(item, meta)]
     if not isinstance(value, dict):
         return []
@@ -190,9 +239,14 @@ def expand(value: Any, meta: TraceMeta) -> list[dict[str, Any]]:
     if value.get("object") == "trace":
         meta.remember(value)
     elif value.get("object") == "trace.span":
+        meta.learn(value)
         meta.stamp(value)
         if "time" not in value and isinstance(value.get("started_at") or value.get("ended_at"), str):
-            value["time"] = value.get("started_at") or value.get("ended_at")
+            value["time"] = value.get("ended_at") or value.get("started_at")
+    elif "hook" in value and isinstance(value.get("timestamp"), str):
+        found = _OFFSET_TIME.search(value["timestamp"])
+        if found:  # agentcli prints the entry's own zone: keep it past normalisation to UTC
+            value.setdefault("timestamp_offset", found.group(1))
     return [with_level(value) if classify(value) is not None else value]
 
 

@@ -73,7 +73,7 @@ def report_data(session: Session) -> dict[str, Any]:
     on_path = {s.id for _, s in path}
     spans = [[s.id, agent_index(s.agent), s.name, s.kind, _ms(s.start - start), _ms(s.duration),
               span_index.get(s.parent, -1) if s.parent else -1, s.error, (1 if s.unfinished else 0)
-              | (2 if s.id in on_path else 0)] for s in session.spans]
+              | (2 if s.id in on_path else 0) | (4 if s.tripped else 0)] for s in session.spans]
     event_index = {id(e): i for i, e in enumerate(session.events)}
     events = [[_ms(e.time - start), agent_index(e.agent), hooks.setdefault(e.hook, len(hooks)),
                render.summarize_state(e, width=SUMMARY_WIDTH), e.error,

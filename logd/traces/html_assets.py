@@ -182,7 +182,8 @@ REPORT_JS = r"""
       ["start", clock(s[4]) + " (+" + fmt(s[4]) + ")"], ["duration", fmt(s[5])],
       ["parent", s[6] >= 0 ? spanLabel(SPANS[s[6]]) : null], ["error", s[7]],
       ["unfinished", s[8] & 1 ? "yes: still open when the records end" : null],
-      ["critical path", s[8] & 2 ? "yes" : null]], rec, from);
+      ["critical path", s[8] & 2 ? "yes" : null],
+      ["guardrail", s[8] & 4 ? "tripped" : null]], rec, from);
   }
 
   // --- timeline ---
@@ -221,7 +222,7 @@ REPORT_JS = r"""
       if (r < 0) { r = rowsEnd.length; rowsEnd.push(0); }
       rowsEnd[r] = s[4] + s[5];
       const desc = spanLabel(s) + " (" + s[3] + "), " + fmt(s[5]) + ", at +" + fmt(s[4])
-        + (s[7] ? ", error: " + s[7] : "") + (s[8] & 2 ? ", on the critical path" : "") + (s[8] & 1 ? ", unfinished" : "");
+        + (s[7] ? ", error: " + s[7] : "") + (s[8] & 2 ? ", on the critical path" : "") + (s[8] & 1 ? ", unfinished" : "") + (s[8] & 4 ? ", guardrail tripped" : "");
       const bar = el("div", { class: "bar" + (s[7] ? " err" : "") + (s[8] & 2 ? " crit" : "") + (s[8] & 1 ? " unf" : ""),
         role: "button", tabindex: "-1", "data-i": i, "data-kind": s[3], title: desc, "aria-label": desc,
         text: (s[7] ? "\u2717 " : "") + s[2] });

@@ -21,34 +21,47 @@ import orjson
 
 from logd.pipeline import encode
 from logd.record import Record, normalize_object
+from logd.regular import read_regular
 from logd.timestamps import format_epoch
 from logd.traces.formats import TraceMeta, expand, koog_text, scan
+from logd.traces.index import FOREIGN_SUFFIXES
+from logd.traces.model import trace_sessions
 from logd.traces.names import UnsafeSessionId, file_name, session_path
 from logd.traces.shapes import classify
 from logd.traces.store import TraceStore, read_lines
 
-# files ``--dir`` reads in place besides logd's own session files
-FOREIGN_SUFFIXES = (".trace.json", ".json", ".jsonl", ".log", ".txt", ".ndjson")
+# a file is read whole (a trace file is one document): larger ones are refused, not read until memory runs out
+MAX_FILE_BYTES = 256 * 1024 * 1024
 
 
 @dataclass
 class FileRead:
     path: Path
-    sessions: dict[str, list[Record]] = field(default_factory=dict)
+    by_key: dict[str, list[Record]] = field(default_factory=dict)  # as the daemon files them (shapes.classify)
     problems: list[str] = field(default_factory=list)
     not_traces: int = 0          # documents or lines that are no trace record (kept out)
     first_not_trace: int | None = None
 
     @property
     def records(self) -> int:
-        return sum(len(r) for r in self.sessions.values())
+        return sum(len(r) for r in self.by_key.values())
+
+    @property
+    def sessions(self) -> dict[str, list[Record]]:
+        """The records by session: each trace's settled from all of its spans in the file."""
+        traces = trace_sessions(r for records in self.by_key.values() for r in records)
+        out: dict[str, list[Record]] = {}
+        for key, records in self.by_key.items():
+            out.setdefault(traces.get(key, key), []).extend(records)
+        return out
 
 
-def read_file(path: Path) -> FileRead:
-    """Every trace record in ``path``, by session; problems as one line each."""
+def read_file(path: Path, max_bytes: int = MAX_FILE_BYTES) -> FileRead:
+    """Every trace record in ``path``, by session; problems as one line each. Only a regular
+    file of at most ``max_bytes``, not a link (:mod:`logd.regular`): else OSError."""
     out = FileRead(path)
-    data = path.read_bytes()
-    received = format_epoch(os.stat(path).st_mtime)
+    data, st = read_regular(path, max_bytes)
+    received = format_epoch(st.st_mtime)
     meta = TraceMeta()
     for piece in scan(data.decode("utf-8", "replace")):
         if piece.problem:
@@ -71,12 +84,11 @@ def read_file(path: Path) -> FileRead:
                 _not_trace(out, piece.line)
                 continue
             record["import_id"] = key
-            out.sessions.setdefault(found[1], []).append(record)
+            out.by_key.setdefault(found[1], []).append(record)
     if out.not_traces:
         out.problems.append(f"{path}: {out.not_traces} entr{'y is' if out.not_traces == 1 else 'ies are'} "
                             f"not a trace record of AgenticGoKit, Koog or the OpenAI Agents SDK, kept out "
                             f"(first at line {out.first_not_trace})")
-    _stamp_late_traces(out, meta)
     return out
 
 
@@ -90,19 +102,6 @@ def _key(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:20]
 
 
-def _stamp_late_traces(out: FileRead, meta: TraceMeta) -> None:
-    """A trace object written after its spans: move its spans to the trace's group session."""
-    for session in list(out.sessions):
-        records = out.sessions[session]
-        if not records or records[0].get("object") != "trace.span" or records[0].get("group_id"):
-            continue
-        stamped = [meta.stamp(r) for r in records]
-        target = stamped[0].get("group_id")
-        if target and target != session:
-            del out.sessions[session]
-            out.sessions.setdefault(target, []).extend(stamped)
-
-
 @dataclass
 class Imported:
     path: Path
@@ -113,17 +112,18 @@ class Imported:
     problems: list[str]
 
 
-def import_file(path: Path, folder: Path) -> Imported:
+def import_file(path: Path, folder: Path, max_bytes: int = MAX_FILE_BYTES) -> Imported:
     """Append ``path``'s trace records to their session files in ``folder``, skipping those
-    an earlier import already added. Raises OSError if the file cannot be read."""
-    read = read_file(path)
+    an earlier import already added. Raises OSError if the file cannot be read (not a
+    regular file, a link, over ``max_bytes``)."""
+    read = read_file(path, max_bytes)
     store = TraceStore(folder)
     problems = list(read.problems)
     added = already = 0
     try:
-        for session, records in read.sessions.items():
+        for key, records in read.by_key.items():
             try:
-                target = session_path(folder, session)
+                target = session_path(folder, key)
             except UnsafeSessionId as exc:
                 problems.append(f"{path}: {exc}; its {len(records)} records are not imported")
                 continue
@@ -131,7 +131,7 @@ def import_file(path: Path, folder: Path) -> Imported:
             new = [r for r in records if r["import_id"] not in seen]
             already += len(records) - len(new)
             if new:
-                store.append(file_name(session), b"".join(encode(r) for r in new))
+                store.append(file_name(key), b"".join(encode(r) for r in new))
                 added += len(new)
     finally:
         store.close()

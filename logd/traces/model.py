@@ -3,8 +3,9 @@
 Events are what happened at a point in time (a hook fired, a Koog event, a span
 ended); spans are intervals with an agent, a name and maybe a parent:
 
-* span records are spans as sent (``started_at``/``ended_at``; the agent is the
-  nearest enclosing ``agent`` span's name);
+* span records are spans as sent, one per (trace id, span id) however often it was
+  sent; a span's agent is its nearest enclosing agent span's, resolved over the whole
+  trace, so the order the spans arrived in changes nothing;
 * AgenticGoKit hooks pair up per agent and event id: BeforeAgentRun ->
   AfterAgentRun/AgentError, or BeforeEventHandling -> AfterEventHandling when a
   session has no agent-run hooks;
@@ -12,6 +13,12 @@ ended); spans are intervals with an agent, a name and maybe a parent:
   same family (agent, strategy, node, subgraph, LLM call, LLM streaming, tool call)
   and the same node, subgraph or tool call. Koog events other than the agent's own
   carry no ``agentId``: they take the run's agent.
+
+What each record means (its error, tokens, hand-off, tool call, guardrail) comes from
+:mod:`logd.traces.semantics`; what needs the whole trace is resolved here: agents,
+which usage counts (:func:`calls`: a span's usage only if no descendant reports usage,
+so a run's total is never added to its calls), and the session of a trace
+(:func:`trace_sessions`).
 
 AgenticGoKit state is shown as ``agentcli trace`` shows it: the ``data`` of its
 ``{data, meta}`` with ``agent_result.output_state`` folded in; ``meta`` is kept apart
@@ -28,10 +35,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
-import orjson
-
 from logd.timestamps import epoch_seconds
+from logd.traces import semantics
+from logd.traces.semantics import Usage, error_text, model_name, text
 from logd.traces.shapes import AGK, KOOG, SPAN, agk_hook, classify, koog_event_name
+
+__all__ = ["Event", "Session", "Span", "build_session", "calls", "error_text", "trace_sessions"]
 
 
 @dataclass
@@ -51,6 +60,7 @@ class Event:
     duration: float | None = None
     record: dict = field(default_factory=dict, repr=False)
     meta: dict | None = None  # AgenticGoKit state meta (``route``), data and result folded
+    trace_id: str | None = None
 
 
 @dataclass
@@ -65,6 +75,9 @@ class Span:
     parent: str | None = None
     error: str | None = None
     unfinished: bool = False
+    tripped: bool = False  # a guardrail whose tripwire triggered
+    trace: str | None = None
+    record: dict | None = field(default=None, repr=False)
 
     @property
     def duration(self) -> float:
@@ -72,10 +85,23 @@ class Span:
 
 
 @dataclass
+class Call:
+    """Tokens one model call used (or a run's total where no call below it reported any)."""
+
+    time: float
+    agent: str
+    usage: Usage
+
+
+@dataclass
 class Session:
     id: str
     events: list[Event]
     spans: list[Span]
+    calls: list[Call] = field(default_factory=list)
+    # AgenticGoKit writes its local time with its UTC offset and agentcli prints times in
+    # that offset: seconds east of UTC, when the entries say
+    utc_offset: float | None = None
 
     @property
     def start(self) -> float | None:
@@ -89,41 +115,32 @@ class Session:
 
     @property
     def agents(self) -> list[str]:
-        seen: dict[str, None] = {}
+        """Agents the records name themselves (:func:`semantics.agent_name`), first seen first:
+        the session index lists the same without building the session."""
+        seen: dict[str, float] = {}
         for e in self.events:
-            if e.agent:
-                seen.setdefault(e.agent, None)
-        return list(seen)
+            name = semantics.agent_name(e.record)
+            if name and (name not in seen or e.time < seen[name]):
+                seen[name] = e.time
+        return sorted(seen, key=lambda n: (seen[n], n))
 
     @property
     def errors(self) -> list[Event]:
         return [e for e in self.events if e.error]
 
+    @property
+    def tool_calls(self) -> list[tuple[Event, semantics.ToolCall]]:
+        found = ((e, semantics.tool_call(e.record)) for e in self.events)
+        return [(e, t) for e, t in found if t is not None]
+
+    @property
+    def guardrails(self) -> list[Span]:
+        return [s for s in self.spans if s.kind == "guardrail"]
+
 
 def epoch(value: Any) -> float | None:
     """Seconds since the epoch from a canonical time, any timestamp logd accepts, or None."""
     return epoch_seconds(value)
-
-
-def error_text(value: Any) -> str | None:
-    """A one-line error from whatever a framework put in its error field."""
-    if value in (None, "", False, {}, []):
-        return None
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict):
-        message = value.get("message") or value.get("error") or value.get("msg")
-        kind = value.get("type") or value.get("kind")
-        if message:
-            return f"{kind}: {message}" if kind else str(message)
-    return orjson.dumps(value, default=str).decode()
-
-
-def span_error_text(value: Any) -> str | None:
-    """An OpenAI span error ``{"message", "data"}``: the message, then the data as JSON."""
-    if isinstance(value, dict) and value.get("message") and value.get("data") not in (None, {}, ""):
-        return f"{value['message']} {orjson.dumps(value['data'], default=str).decode()}"
-    return error_text(value)
 
 
 def agk_state(record: dict) -> tuple[Any, dict | None]:
@@ -147,54 +164,45 @@ def _wrapped(state: Any) -> TypeGuard[dict[str, Any]]:
         isinstance(v, dict) or v is None for v in state.values())
 
 
-def _str(value: Any) -> str | None:
-    if isinstance(value, str) and value:
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    return None
+_str = text
 
 
 # --- records -> events ---
 
-def to_event(record: dict) -> Event | None:
+def to_event(record: dict, session: str | None = None) -> Event | None:
     shape = classify(record)
     if shape is None:
         return None
-    kind, session = shape
+    kind, key = shape
+    session = session or key
     time = epoch(record.get("time")) or 0.0
+    error = semantics.error(record)
     if kind == AGK:
         state, meta = agk_state(record)
-        result = record.get("agent_result")
-        error = error_text(record.get("error")) or (
-            error_text(result.get("error")) if isinstance(result, dict) else None)
         return Event(time=time, session=session, shape=AGK, hook=agk_hook(record),
                      agent=_str(record.get("agent_id")) or _str(record.get("agent")) or "",
                      state=state, error=error, meta=meta,
                      event_id=_str(record.get("event_id")), source=_str(record.get("source_agent_id")),
                      target=_str(record.get("target_agent_id")), record=record)
     if kind == KOOG:
-        event_type = koog_event_name(record)
-        failed = event_type.endswith("FailedEvent")
-        error = error_text(record.get("error")) or (error_text(record.get("message")) if failed else None)
-        return Event(time=time, session=session, shape=KOOG, hook=event_type,
+        return Event(time=time, session=session, shape=KOOG, hook=koog_event_name(record),
                      agent=(_str(record.get("agentId")) or _str(record.get("agent_id"))
                             or _str(record.get("agent")) or ""),
-                     state=_koog_state(record), error=error or ("failed" if failed else None),
+                     state=_koog_state(record), error=error,
                      event_id=_str(record.get("toolCallId")) or _str(record.get("nodeName"))
                      or _str(record.get("subgraphName")), record=record)
     if record.get("object") == "trace":
-        return None  # a trace object names its workflow; its spans carry the timeline
-    span_data = record.get("span_data")
-    data = span_data if isinstance(span_data, dict) else {}
+        return None  # a trace object names its workflow and group; its spans carry the timeline
+    data = semantics.span_data(record)
     start, end = epoch(record.get("started_at")), epoch(record.get("ended_at"))
-    span_type = _str(data.get("type")) or "custom"
+    handoff = semantics.handoff(record)
     return Event(time=start if start is not None else time, session=session, shape=SPAN,
-                 hook=f"span:{span_type}", agent=_span_agent_hint(record, data), state=data,
-                 error=span_error_text(record.get("error")), event_id=_str(record.get("trace_id")),
-                 source=_str(data.get("from_agent")), target=_str(data.get("to_agent")),
-                 span_id=_str(record.get("span_id")) or _str(record.get("id")), parent_id=_str(record.get("parent_id")),
-                 duration=(end - start) if start is not None and end is not None else None, record=record)
+                 hook=f"span:{semantics.kind(record)}", agent=semantics.agent_name(record) or "", state=data,
+                 error=error, event_id=key, source=handoff.source if handoff else None,
+                 target=handoff.target if handoff else None, span_id=semantics.span_id(record),
+                 parent_id=_str(record.get("parent_id")),
+                 duration=(end - start) if start is not None and end is not None else None, record=record,
+                 trace_id=key)
 
 
 _KOOG_STATE_KEYS = ("nodeName", "subgraphName", "toolName", "toolArgs", "model", "prompt", "responses", "result",
@@ -204,14 +212,27 @@ _KOOG_STATE_KEYS = ("nodeName", "subgraphName", "toolName", "toolArgs", "model",
 def _koog_state(record: dict) -> dict:
     state = {k: record[k] for k in _KOOG_STATE_KEYS if k in record}
     if isinstance(state.get("model"), dict):
-        state["model"] = _model_name(state["model"]) or state["model"]
+        state["model"] = model_name(state["model"]) or state["model"]
     return state
 
 
-def _span_agent_hint(record: dict, data: dict) -> str:
-    if data.get("type") == "agent" and _str(data.get("name")):
-        return data["name"]
-    return _str(record.get("agent")) or ""
+def trace_sessions(records: Iterable[dict]) -> dict[str, str]:
+    """The session of each trace among ``records`` (trace id -> session): the one its
+    outermost span that names one names (:func:`semantics.outermost`), else the trace id."""
+    declared: dict[str, list[tuple[float, float, str]]] = {}
+    for record in records:
+        shape = classify(record)
+        if shape is None or shape[0] != SPAN:
+            continue
+        named = semantics.declared_session(record)
+        found = declared.setdefault(shape[1], [])
+        if named:
+            if record.get("object") == "trace":
+                found.append((float("-inf"), 0.0, named))  # the trace itself: outermost of all
+            else:
+                when = semantics.interval(record) or (0.0, 0.0)
+                found.append((when[0], when[1], named))
+    return {trace: semantics.outermost(found) or trace for trace, found in declared.items()}
 
 
 # --- events -> spans ---
@@ -230,9 +251,13 @@ def _note(notes: Notes | None, e: Event, text: str, other: Event | None = None) 
         notes[id(e.record)] = (text, other.record if other is not None else None)
 
 
+SpanIndex = dict[tuple[str | None, str], Span]  # (trace id, span id) -> span
+
+
 def build_session(session: str, records: Iterable[dict], notes: Notes | None = None) -> Session:
-    """``notes``, when given, is filled with why each record was or was not paired (``--debug``)."""
-    events = [e for e in (to_event(r) for r in records) if e is not None]
+    """The session made of ``records`` (of any of its files, in any order).
+    ``notes``, when given, is filled with why each record was or was not paired (``--debug``)."""
+    events = [e for e in (to_event(r, session) for r in records) if e is not None]
     events.sort(key=lambda e: e.time)
     _koog_agents(events)
     spans = _record_spans(events, notes) + _agk_spans(events, notes) + _koog_spans(events, notes)
@@ -241,27 +266,74 @@ def build_session(session: str, records: Iterable[dict], notes: Notes | None = N
         if s.unfinished:
             s.end = max(s.start, last)
     spans.sort(key=lambda s: (s.start, -s.end))
-    # span records name their agent through the nearest enclosing agent span
-    by_id = {s.id: s for s in spans}
-    # else the agent the record named (OTLP spans: gen_ai.agent.name, else service.name)
-    named = {e.span_id: e.agent for e in events if e.shape == SPAN and e.agent}
+    by_key: SpanIndex = {(s.trace, s.id): s for s in spans if s.trace is not None}
     for s in spans:
-        if not s.agent:
-            s.agent = _enclosing_agent(s, by_id) or named.get(s.id) or ""
+        if s.trace is not None and s.kind != "agent":
+            s.agent = _enclosing_agent(s, by_key) or s.agent
     for e in events:
-        if e.shape == SPAN and not e.agent and e.span_id in by_id:
-            e.agent = by_id[e.span_id].agent
+        if e.shape == SPAN:
+            found = by_key.get((e.trace_id, e.span_id or ""))
+            if found is not None:
+                e.agent = found.agent
+                if e.source is None and e.target is not None:  # a tool that hands off: from its agent
+                    e.source = found.agent or None
     if notes is not None:
-        _note_parents(events, by_id, notes)
-    return Session(id=session, events=events, spans=spans)
+        _note_parents(events, by_key, notes)
+    offset = next((found for found in (utc_offset(e.record) for e in events if e.shape == AGK) if found is not None),
+                  None)
+    return Session(id=session, events=events, spans=spans, calls=calls(events, by_key), utc_offset=offset)
 
 
-def _note_parents(events: list[Event], by_id: dict[str, Span], notes: Notes) -> None:
+_OFFSET = re.compile(r"([+-])(\d\d):?(\d\d)$")
+
+
+def utc_offset(record: dict) -> float | None:
+    """The UTC offset an AgenticGoKit entry was written with: ``timestamp_offset`` (kept by
+    :func:`logd.traces.formats.expand` from the entry's own ``timestamp``), else the offset of
+    its ``agent_result`` times (Go writes them in the same zone)."""
+    result = record.get("agent_result")
+    for value in (record.get("timestamp_offset"),
+                  *((result.get("start_time"), result.get("end_time")) if isinstance(result, dict) else ())):
+        if isinstance(value, str):
+            if value.endswith("Z"):
+                return 0.0
+            m = _OFFSET.search(value)
+            if m:
+                seconds = int(m.group(2)) * 3600 + int(m.group(3)) * 60
+                return float(seconds if m.group(1) == "+" else -seconds)
+    return None
+
+
+def calls(events: list[Event], by_key: SpanIndex) -> list[Call]:
+    """The token usage that counts, per call: each record's :func:`semantics.usage`, except
+    a span's when a span below it reports usage (the SDK's task and turn spans, Strands'
+    and Pydantic AI's agent spans, carry their run's total on top of each model call's)."""
+    reported = [(e, semantics.usage(e.record)) for e in events]
+    has_usage_below: set[tuple[str | None, str]] = set()
+    for e, found in reported:
+        if found is None or e.shape != SPAN:
+            continue
+        parent, seen = e.parent_id, set()
+        while parent and (e.trace_id, parent) not in seen:
+            key = (e.trace_id, parent)
+            seen.add(key)
+            has_usage_below.add(key)
+            above = by_key.get(key)
+            parent = above.parent if above is not None else None
+    out = []
+    for e, found in reported:
+        if found is None or (e.shape == SPAN and (e.trace_id, e.span_id or "") in has_usage_below):
+            continue
+        out.append(Call(e.time, e.agent or "-", found))
+    return out
+
+
+def _note_parents(events: list[Event], by_key: SpanIndex, notes: Notes) -> None:
     """A span record whose parent_id names no span of the session hangs at the top level."""
     for e in events:
-        if e.shape == SPAN and e.parent_id and e.parent_id not in by_id and id(e.record) in notes:
-            text, other = notes[id(e.record)]
-            notes[id(e.record)] = (f"{text}; its parent {e.parent_id} is not in this session, so it is "
+        if e.shape == SPAN and e.parent_id and (e.trace_id, e.parent_id) not in by_key and id(e.record) in notes:
+            said, other = notes[id(e.record)]
+            notes[id(e.record)] = (f"{said}; its parent {e.parent_id} is not in this session, so it is "
                                    "shown at the top level", other)
 
 
@@ -273,20 +345,20 @@ def _koog_agents(events: list[Event]) -> None:
             e.agent = agents.get(e.session, "agent")
 
 
-def _enclosing_agent(span: Span, by_id: dict[str, Span]) -> str | None:
+def _enclosing_agent(span: Span, by_key: SpanIndex) -> str | None:
     seen = set()
-    parent = by_id.get(span.parent) if span.parent else None
+    parent = by_key.get((span.trace, span.parent)) if span.parent else None
     while parent is not None and parent.id not in seen:
         seen.add(parent.id)
         if parent.kind == "agent":
             return parent.agent or parent.name
-        parent = by_id.get(parent.parent) if parent.parent else None
+        parent = by_key.get((parent.trace, parent.parent)) if parent.parent else None
     return None
 
 
-def _span_name(data: dict, kind: str) -> str:
-    if kind == "handoff":
-        return f"handoff {data.get('from_agent') or '?'} -> {data.get('to_agent') or '?'}"
+def _span_name(data: dict, kind: str, handoff: semantics.Handoff | None) -> str:
+    if handoff is not None:
+        return f"handoff {handoff.source or '?'} -> {handoff.target}"
     if kind in ("generation", "response"):
         return str(data.get("name") or data.get("model") or kind)
     return str(data.get("name") or kind)
@@ -304,10 +376,12 @@ def _record_spans(events: list[Event], notes: Notes | None = None) -> list[Span]
             _note(notes, e, f"a span record: its own {kind} span {e.span_id}" + (
                 " (started_at and ended_at)" if e.duration is not None else
                 ": no started_at/ended_at pair, so it is unfinished and closed at the session's last event"))
-        out.append(Span(id=e.span_id or f"span-{len(out)}", session=e.session,
-                        agent=e.agent if kind == "agent" else "", name=_span_name(data, kind), kind=kind,
+        guard = semantics.guardrail(e.record)
+        out.append(Span(id=e.span_id or f"span-{len(out)}", session=e.session, agent=e.agent,
+                        name=_span_name(data, kind, semantics.handoff(e.record)), kind=kind,
                         start=e.time, end=end, parent=e.parent_id, error=e.error,
-                        unfinished=e.duration is None))
+                        unfinished=e.duration is None, tripped=guard is not None and guard.tripped,
+                        trace=e.trace_id, record=e.record))
     return out
 
 
@@ -422,18 +496,11 @@ _KOOG_KINDS = {"Agent": "agent", "LLMCall": "generation", "LLMStreaming": "gener
                "GraphStrategy": "strategy", "FunctionalStrategy": "strategy"}
 
 
-def _model_name(value: Any) -> str | None:
-    """Koog's model: a ``provider:model`` string, or a ModelInfo object ``{provider, model, ...}``."""
-    if isinstance(value, dict):
-        return _str(value.get("model")) or _str(value.get("id")) or _str(value.get("modelIdentifierName"))
-    return _str(value)
-
-
 def _koog_span(begun: Event, ended: Event, family: str, n: int) -> Span:
     r = begun.record
     kind = _KOOG_KINDS.get(family, family.lower() or "event")
     name = {"agent": begun.agent,
-            "generation": _model_name(r.get("model")) or _model_name(ended.record.get("model")) or "llm call",
+            "generation": model_name(r.get("model")) or model_name(ended.record.get("model")) or "llm call",
             "function": r.get("toolName") or "tool", "node": r.get("nodeName") or "node",
             "subgraph": r.get("subgraphName") or "subgraph",
             "strategy": r.get("strategyName") or "strategy"}.get(kind, family)

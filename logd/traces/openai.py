@@ -15,6 +15,8 @@ decide the spans' session.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from logd.record import Record, normalize_object
 from logd.timestamps import format_epoch
 from logd.traces.formats import TraceMeta, expand
@@ -26,10 +28,11 @@ class IngestError(ValueError):
     """A body that is not the SDK's ``{"data": [...]}``; ``str()`` says what was expected."""
 
 
-def records_from_ingest(payload: object, *, received: str | None = None,
-                        meta: TraceMeta | None = None) -> list[Record]:
+def records_from_ingest(payload: object, *, received: str | None = None, meta: TraceMeta | None = None,
+                        admit: Callable[[int], None] = lambda count: None) -> list[Record]:
     """Canonical records from one ingest body (decoded JSON). Raises :class:`IngestError`
-    for a body that is not ``{"data": [objects]}``."""
+    for a body that is not ``{"data": [objects]}``. ``admit`` is told how many records the
+    body holds before they are made (the HTTP listener's bounds; it raises to refuse)."""
     if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
         raise IngestError('expected a JSON object {"data": [trace or span objects]} as the OpenAI Agents SDK '
                           f"exporter sends, got {type(payload).__name__}")
@@ -37,4 +40,6 @@ def records_from_ingest(payload: object, *, received: str | None = None,
     if bad:
         raise IngestError(f'"data"[{bad[0]}] is not an object: expected trace or span objects')
     when = received or format_epoch(__import__("time").time())
-    return [normalize_object(obj, when) for obj in expand(payload, meta or _SEEN)]
+    objects = expand(payload, meta or _SEEN)
+    admit(len(objects))
+    return [normalize_object(obj, when) for obj in objects]

@@ -7,13 +7,15 @@ import csv
 import io
 import math
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
 
-from logd.traces.analysis import agent_stats, critical_path, flow, route, slowest, token_usage
+from logd.timestamps import format_epoch
+from logd.traces.analysis import agent_stats, critical_path, flow, route, slowest
 from logd.traces.model import Event, Session, Span
+from logd.traces.tokens import token_usage
 
 ARROW = "→"
 GANTT_WIDTH = 50
@@ -27,10 +29,17 @@ GANTT_ROWS = 40
 SHORT_TIMES_UTC = False
 
 
-def clock_time(t: float, verbose: bool = False) -> str:
+def clock_time(t: float, verbose: bool = False, offset: float | None = None) -> str:
+    """``offset`` (seconds east of UTC): the zone the producer wrote its times in, which
+    agentcli prints them in (AgenticGoKit sessions); otherwise the reader's local time."""
     if verbose:
-        return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    dt = datetime.fromtimestamp(t, timezone.utc) if SHORT_TIMES_UTC else datetime.fromtimestamp(t)
+        return format_epoch(t)
+    if SHORT_TIMES_UTC:
+        dt = datetime.fromtimestamp(t, timezone.utc)
+    elif offset is not None:
+        dt = datetime.fromtimestamp(t, timezone(timedelta(seconds=offset)))
+    else:
+        dt = datetime.fromtimestamp(t)
     return dt.strftime("%H:%M:%S.%f")[:-3]
 
 
@@ -60,6 +69,8 @@ def summarize_state(event: Event, verbose: bool = False, width: int = 40) -> str
         name = data.get("name") or data.get("model") or (
             f"{data.get('from_agent')} {ARROW} {data.get('to_agent')}" if data.get("to_agent") else "")
         text = f"{name} ({fmt_duration(event.duration)})" if event.duration is not None else str(name)
+        if data.get("type") == "guardrail" and data.get("triggered") is True:
+            text += " ⚑ tripped"
         return orjson.dumps(state, default=str).decode() if verbose else _cut(text, width)
     if event.shape == "agk" and event.meta is not None:
         return agentcli_state(state, verbose, width)
@@ -128,13 +139,13 @@ def _box(headers: list[str], rows: list[list[str]], max_width: int | None = 48) 
 TABLE_HEADERS = ["TIMESTAMP", "HOOK", "AGENT", "STATE", "ERROR"]
 
 
-def event_row(event: Event, verbose: bool = False) -> list[str]:
-    return [clock_time(event.time, verbose), event.hook, event.agent or "-",
+def event_row(event: Event, verbose: bool = False, offset: float | None = None) -> list[str]:
+    return [clock_time(event.time, verbose, offset), event.hook, event.agent or "-",
             summarize_state(event, verbose), event.error or "-"]
 
 
 def render_table(session: Session, verbose: bool = False) -> str:
-    rows = [event_row(e, verbose) for e in session.events]
+    rows = [event_row(e, verbose, session.utc_offset) for e in session.events]
     lines = [f"Trace for session {session.id}:", ""]
     lines += _box(TABLE_HEADERS, rows, None if verbose else 48)
     return "\n".join(lines) + "\n"
@@ -146,7 +157,8 @@ def render_flow(session: Session, verbose: bool = False) -> str:
     lines.append(f"{'TIME':<16} {'AGENT':<16} {'NEXT':<16} {'HOOK':<22} EVENT ID")
     for s in steps:
         event_id = s.event_id or "-"
-        lines.append(f"{clock_time(s.time):<16} {_cut(s.agent, 16):<16} {_cut(s.next, 16):<16} "
+        when = clock_time(s.time, offset=session.utc_offset)
+        lines.append(f"{when:<16} {_cut(s.agent, 16):<16} {_cut(s.next, 16):<16} "
                      f"{_cut(s.hook, 22):<22} {event_id if verbose else _cut(event_id, 12)}")
     lines += ["", "Sequence diagram:", "-" * 16]
     lines += [f"{i}. {s.agent} {ARROW} {s.next}" for i, s in enumerate(steps, 1)]
@@ -168,17 +180,22 @@ def render_analysis(session: Session, verbose: bool = False) -> str:
                      f"{fmt_duration(a.p95):>10} {fmt_duration(a.max):>10} {a.errors:>6}")
     tokens = token_usage(session)
     if tokens:
-        lines += ["", f"{'TOKENS BY AGENT':<20} {'MODEL':<24} {'CALLS':>5} {'INPUT':>10} {'OUTPUT':>10}"]
-        lines += [f"{_cut(t.agent, 20):<20} {_cut(t.model, 24):<24} {t.calls:>5} {t.input_tokens:>10} "
-                  f"{t.output_tokens:>10}" for t in tokens]
+        lines += ["", f"{'TOKENS BY AGENT':<20} {'MODEL':<24} {'CALLS':>5} {'INPUT':>10} {'OUTPUT':>10} {'TOTAL':>10}"]
+        lines += [f"{_cut(t.agent, 20):<20} {_cut(t.model, 24):<24} {t.calls:>5} {t.input:>10} "
+                  f"{t.output:>10} {t.total:>10}" for t in tokens]
     lines += ["", "Slowest spans:"]
     for s in slowest(session, 10 if verbose else 5):
         lines.append(f"  {fmt_duration(s.duration):>10}  {s.kind:<10} {_span_label(s)}"
-                     + (f"  ✗ {s.error}" if s.error else "") + ("  (unfinished)" if s.unfinished else ""))
+                     + (f"  ✗ {s.error}" if s.error else "") + ("  ⚑ tripped" if s.tripped else "")
+                     + ("  (unfinished)" if s.unfinished else ""))
+    tripped = [g for g in session.guardrails if g.tripped]
+    if session.guardrails:
+        lines += ["", f"Guardrails: {len(session.guardrails)} checked, {len(tripped)} tripped"
+                  + "".join(f"\n  ⚑ {_span_label(g)} at {clock_time(g.start)}" for g in tripped)]
     errs = session.errors
     lines += ["", f"Errors ({len(errs)}):" if errs else "Errors: none"]
     for e in errs:
-        lines.append(f"  {clock_time(e.time)}  {e.agent or '-':<16} {e.hook:<22} {e.error}")
+        lines.append(f"  {clock_time(e.time, offset=session.utc_offset)}  {e.agent or '-':<16} {e.hook:<22} {e.error}")
     path = critical_path(session)
     covered = sum(s.duration for d, s in path if d == 0)
     lines += ["", f"Critical path ({fmt_duration(covered)} of {fmt_duration(total)}):"]
@@ -228,7 +245,8 @@ def event_dict(e: Event) -> dict[str, Any]:
 def span_dict(s: Span) -> dict[str, Any]:
     return {"id": s.id, "parent": s.parent, "agent": s.agent, "name": s.name, "kind": s.kind,
             "start": clock_time(s.start, True), "end": clock_time(s.end, True),
-            "duration_ms": round(s.duration * 1e3, 3), "error": s.error, "unfinished": s.unfinished}
+            "duration_ms": round(s.duration * 1e3, 3), "error": s.error, "unfinished": s.unfinished,
+            **({"tripped": s.tripped} if s.kind == "guardrail" else {})}
 
 
 def to_json(session: Session, analyze: bool = False) -> dict[str, Any]:
@@ -244,6 +262,9 @@ def to_json(session: Session, analyze: bool = False) -> dict[str, Any]:
             "agents": [{"agent": a.agent, "count": a.count, "total_ms": _ms(a.total), "mean_ms": _ms(a.mean),
                         "p95_ms": _ms(a.p95), "max_ms": _ms(a.max), "errors": a.errors} for a in agent_stats(session)],
             "tokens": [vars(t) for t in token_usage(session)],
+            "tool_calls": [{"time": clock_time(e.time, True), "agent": e.agent, "tool": t.name, "failed": t.failed}
+                           for e, t in session.tool_calls],
+            "guardrails": [{"name": g.name, "agent": g.agent, "tripped": g.tripped} for g in session.guardrails],
             "slowest": [span_dict(s) for s in slowest(session)],
             "errors": [event_dict(e) for e in session.errors],
             "critical_path": [{"depth": d, **span_dict(s)} for d, s in critical_path(session)]}
@@ -291,6 +312,8 @@ def to_chrome(session: Session) -> dict[str, Any]:
             args["error"] = s.error
         if s.unfinished:
             args["unfinished"] = True
+        if s.tripped:
+            args["tripped"] = True
         events.append({"name": s.name, "cat": s.kind, "ph": "X", "ts": round(s.start * 1e6),
                        "dur": max(0, round(s.duration * 1e6)), "pid": 1, "tid": tid, "args": args})
     for e in session.errors:

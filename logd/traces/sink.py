@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
-from logd.components import SinkStats, Step
+from logd.components import SinkStats
 from logd.events import Events
 from logd.pipeline import Batch, Branch, encode
 from logd.traces.names import UnsafeSessionId, file_name
@@ -127,9 +127,10 @@ class TraceSink:
             self.events.emit("error", f"cannot prune old trace files in {self.store.folder}: {exc}", sink=self.name)
 
 
-def trace_branch(sink: TraceSink, redact: Step | None, at: int) -> Branch:
+def trace_branch(sink: TraceSink, at: int) -> Branch:
     """Trace records go to the session files whatever the level filter, sampling and rate
     limits keep of them: a session's hooks and spans (mostly info) must all reach its file
-    even with ``level = "warn"``. They are redacted first, so no secret reaches a session file."""
+    even with ``level = "warn"``. ``at`` stands after the redactor (the first step), so no
+    secret reaches a session file."""
     # classify returns the shape (truthy) or None: used as the selector as it is, no wrapper per record
-    return Branch("traces", classify, sink, at=at, steps=[redact] if redact is not None else [])
+    return Branch("traces", classify, sink, at=at)

@@ -18,10 +18,15 @@ from pathlib import Path
 
 import orjson
 
+from logd.regular import open_regular
 from logd.traces.names import SUFFIX, open_append
 
 DIR_MODE = 0o750
 DAY = 86_400.0
+# the names of files written, for the session index (index.py): "<second> <name>" lines,
+# each file at most once per second; replaced by an empty one past JOURNAL_MAX bytes
+JOURNAL = ".journal"
+JOURNAL_MAX = 4 << 20
 
 
 class TraceStore:
@@ -35,6 +40,10 @@ class TraceStore:
         self.clock = clock
         self._fds: OrderedDict[str, int] = OrderedDict()
         self._folder_ready = False
+        self._journal: int | None = None
+        self._journal_size = 0
+        self._second = -1
+        self._noted: set[str] = set()
 
     def _fd(self, name: str) -> int:
         fd = self._fds.get(name)
@@ -55,6 +64,12 @@ class TraceStore:
         """Append whole lines to one session's file; raises OSError with nothing half-written
         left behind unless the disk itself fails mid-write."""
         fd = self._fd(name)
+        second = int(self.clock())
+        if second != self._second:
+            self._second, self._noted = second, set()
+        if name not in self._noted:
+            self._noted.add(name)
+            self._note(f"{second} {name}\n".encode())
         view = memoryview(data)
         while view:
             try:
@@ -67,6 +82,23 @@ class TraceStore:
             if written == 0:  # pragma: no cover - exotic filesystems only
                 raise OSError(errno.EIO, "write returned 0", str(self.folder / name))
             view = view[written:]
+
+    def _note(self, line: bytes) -> None:
+        """One journal line for the session index; a journal that cannot be written only
+        makes the next ``logd list`` look at every file."""
+        try:
+            if self._journal is None or self._journal_size > JOURNAL_MAX:
+                if self._journal is not None:
+                    os.close(self._journal)
+                    self._journal = None
+                    fresh = open_append(self.folder, JOURNAL + ".new")
+                    os.close(fresh)
+                    os.replace(self.folder / (JOURNAL + ".new"), self.folder / JOURNAL)
+                self._journal = open_append(self.folder, JOURNAL)
+                self._journal_size = os.fstat(self._journal).st_size
+            self._journal_size += os.write(self._journal, line)
+        except OSError:
+            pass
 
     def _forget(self, name: str) -> None:
         fd = self._fds.pop(name, None)
@@ -97,6 +129,9 @@ class TraceStore:
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
+        if self._journal is not None:
+            os.close(self._journal)
+            self._journal = None
 
 
 def session_files(folder: Path) -> list[Path]:
@@ -113,7 +148,7 @@ def read_lines(path: Path, offset: int = 0) -> tuple[list[dict], int]:
     """Complete records from ``offset`` on, and the offset after the last complete line.
 
     A line that is not a JSON object is skipped (it cannot come from logd's writer)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    fd, _ = open_regular(path)  # not a link, not a FIFO (logd.regular)
     with os.fdopen(fd, "rb") as f:
         f.seek(offset)
         data = f.read()

@@ -3,8 +3,9 @@ them, render them, and follow one live. The CLI only parses arguments and calls 
 
 from __future__ import annotations
 
+import heapq
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -14,10 +15,11 @@ import orjson
 from logd.timeparse import TimeError, parse_time
 from logd.timestamps import epoch_seconds
 from logd.traces import agk, importer, render
-from logd.traces.model import Notes, Session, build_session, to_event
-from logd.traces.names import SUFFIX, UnsafeSessionId, session_path
-from logd.traces.shapes import AGK_HOOKS, classify
-from logd.traces.store import read_lines, session_files
+from logd.traces.index import LIST_HEADER, SessionIndex, Summary, list_line
+from logd.traces.model import Notes, Session, build_session, to_event, trace_sessions
+from logd.traces.names import UnsafeSessionId, session_path
+from logd.traces.shapes import AGK_HOOKS, SPAN, classify
+from logd.traces.store import read_lines
 
 FORMATS = ("table", "json", "csv", "chrome", "agk")
 
@@ -27,89 +29,126 @@ class TraceError(Exception):
 
 
 @dataclass
-class Summary:
+class Located:
+    """A session and the files that hold it (several: one per trace; a framework's own file)."""
+
     session: str
-    path: Path
-    start: float | None
-    end: float | None
-    agents: list[str]
-    events: int
-    errors: int
-    shapes: list[str]
-    size: int
-
-    @property
-    def duration(self) -> float:
-        return (self.end - self.start) if self.start is not None and self.end is not None else 0.0
+    files: list[Path]
+    foreign: bool = False  # a framework's own file read in place (--dir), not logd's session files
 
 
-def session_id_of(records: list[dict]) -> str | None:
-    for record in records:
-        found = classify(record)
-        if found is not None:
-            return found[1]
-    return None
-
-
-def load(path: Path, session: str | None = None) -> Session:
-    """The session in ``path``: a session file of logd's, or a framework's own file read in
-    place (which may hold several sessions: ``session`` picks one, by id or unique prefix)."""
-    if path.name.endswith(SUFFIX):
-        records, _ = read_lines(path)
-        return build_session(session_id_of(records) or path.name, records)
-    found = importer.read_file(path).sessions
-    ids = [s for s in found if s == session] or [s for s in found if session is None or s.startswith(session)]
-    if not ids:
-        raise TraceError(f"no trace session {session!r} in {path}")
-    return build_session(ids[0], found[ids[0]])
-
-
-def _sessions_in(path: Path) -> list[Session]:
-    if path.name.endswith(SUFFIX):
-        return [load(path)]
-    return [build_session(sid, records) for sid, records in importer.read_file(path).sessions.items()]
-
-
-def summaries(folder: Path, since: float | None = None) -> list[Summary]:
-    """Every session ending at or after ``since``, oldest first: logd's session files and the
-    frameworks' own files (AgenticGoKit ``.trace.json``, Koog and OpenAI exports) in ``folder``."""
-    out = []
-    for path in session_files(folder) + importer.foreign_files(folder):
+def session_records(files: Iterable[Path], session: str) -> list[dict]:
+    """The records of ``session`` in logd's session files: every record of its traces
+    (whichever file the daemon put them in), its AgenticGoKit entries or Koog events."""
+    records: list[dict] = []
+    for path in files:
         try:
-            sessions = _sessions_in(path)
-            size = path.stat().st_size
-        except OSError:
+            found, _ = read_lines(path)
+        except FileNotFoundError:
             continue  # removed by retention while we looked
-        for session in sessions:
-            if since is not None and (session.end is None or session.end < since):
-                continue
-            out.append(Summary(session.id, path, session.start, session.end, session.agents, len(session.events),
-                               len(session.errors), sorted({e.shape for e in session.events}), size))
-    out.sort(key=lambda s: (s.start or 0.0, s.session))
+        records.extend(found)
+    traces = trace_sessions(records)
+    out = []
+    for record in records:
+        shape = classify(record)
+        if shape is None:
+            continue
+        if (traces.get(shape[1]) if shape[0] == SPAN else shape[1]) == session:
+            out.append(record)
     return out
 
 
-def render_list(items: list[Summary], verbose: bool = False) -> str:
-    if not items:
-        return "No trace sessions.\n"
-    header = f"{'SESSION':<36} {'START':<24} {'DURATION':>9} {'EVENTS':>6} {'ERRORS':>6}  AGENTS"
-    lines = [header]
+def load(located: Located) -> Session:
+    """The session ``located`` names, built from all its files."""
+    if located.foreign:
+        found = importer.read_file(located.files[0]).sessions
+        return build_session(located.session, found.get(located.session, []))
+    return build_session(located.session, session_records(located.files, located.session))
+
+
+def _foreign_sessions(folder: Path, files: list[Path] | None = None) -> list[tuple[Path, Session]]:
+    out = []
+    for path in importer.foreign_files(folder) if files is None else files:
+        try:
+            sessions = importer.read_file(path).sessions
+        except OSError:
+            continue
+        out += [(path, build_session(sid, records)) for sid, records in sessions.items()]
+    return out
+
+
+def _index(folder: Path) -> SessionIndex | None:
+    """The folder's session index, brought up to date; None when there is no folder."""
+    if not folder.is_dir():
+        return None
+    index = SessionIndex(folder)
+    try:
+        index.refresh()
+    except BaseException:
+        index.close()
+        raise
+    return index
+
+
+def summaries(folder: Path, since: float | None = None) -> Iterator[Summary]:
+    """Every session ending at or after ``since``, oldest first: logd's session files (through
+    the session index, streamed) and the frameworks' own files (AgenticGoKit ``.trace.json``,
+    Koog and OpenAI exports) in ``folder``."""
+    index = _index(folder)
+    if index is None:
+        return
+    with index:
+        foreign = []
+        for path, session in _foreign_sessions(folder, index.foreign_files()):
+            if since is not None and (session.end is None or session.end < since):
+                continue
+            foreign.append(Summary(session.id, session.start, session.end, len(session.events), len(session.errors),
+                                   session.agents, sorted({e.shape for e in session.events}), path.parent,
+                                   [path.name]))
+        foreign.sort(key=_order)
+        stored = index.rows(since)
+        yield from heapq.merge(stored, foreign, key=_order) if foreign else stored
+
+
+def _order(s: Summary) -> tuple[float, str]:
+    return (s.start or 0.0, s.session)
+
+
+def render_list(items: Iterable[Summary], verbose: bool = False, out: TextIO | None = None) -> str:
+    """The table; written to ``out`` as it goes when given (100,000 sessions stream, each
+    row as the index keeps it)."""
+    chunks: list[str] = []
+    write = out.write if out is not None else chunks.append
+    any_rows = False
     for s in items:
-        agents = ", ".join(s.agents)
-        lines.append(f"{s.session if verbose else render._cut(s.session, 36):<36} "
-                     f"{render.clock_time(s.start, True) if s.start else '-':<24} {render.fmt_duration(s.duration):>9} "
-                     f"{s.events:>6} {s.errors:>6}  {agents if verbose else render._cut(agents, 40)}")
+        if not any_rows:
+            write(LIST_HEADER + "\n")
+            any_rows = True
+        write((s.line if s.line is not None and not verbose else list_line(s, verbose)) + "\n")
         if verbose:
-            lines.append(f"{'':<4}file {s.path} ({s.size} bytes), shapes: {', '.join(s.shapes)}, "
-                         f"ended {render.clock_time(s.end, True) if s.end else '-'}")
-    return "\n".join(lines) + "\n"
+            files = ", ".join(str(p) for p in s.files)
+            write(f"{'':<4}files {files} ({s.size} bytes), shapes: {', '.join(s.shapes)}, "
+                  f"ended {render.clock_time(s.end, True) if s.end else '-'}\n")
+    if not any_rows:
+        write("No trace sessions.\n")
+    return "".join(chunks)
 
 
-def list_json(items: list[Summary]) -> str:
-    return orjson.dumps([{"session": s.session, "start": render.clock_time(s.start, True) if s.start else None,
-                          "duration_ms": round(s.duration * 1e3, 3), "agents": s.agents, "events": s.events,
-                          "errors": s.errors, "shapes": s.shapes, "file": str(s.path)} for s in items],
-                        option=orjson.OPT_INDENT_2).decode() + "\n"
+def list_json(items: Iterable[Summary], out: TextIO | None = None) -> str:
+    """A JSON array of the sessions; written to ``out`` as it goes when given."""
+    chunks: list[str] = []
+    write = out.write if out is not None else chunks.append
+    first = True
+    for s in items:
+        start = s.start_text or (render.clock_time(s.start, True) if s.start else None)
+        item = orjson.dumps({"session": s.session, "start": start,
+                             "duration_ms": round(s.duration * 1e3, 3), "agents": s.agents, "events": s.events,
+                             "errors": s.errors, "shapes": s.shapes, "files": [str(p) for p in s.files]},
+                            option=orjson.OPT_INDENT_2).decode()
+        write(("[\n  " if first else ",\n  ") + item.replace("\n", "\n  "))
+        first = False
+    write("[]\n" if first else "\n]\n")
+    return "".join(chunks)
 
 
 def parse_since(text: str, now: float) -> float:
@@ -123,23 +162,32 @@ def parse_since(text: str, now: float) -> float:
     return moment
 
 
-def find(folder: Path, session: str, must_exist: bool = True) -> Path:
-    """The file of ``session``: its exact id, else a unique id prefix among stored sessions."""
+def find(folder: Path, session: str, must_exist: bool = True) -> Located:
+    """The session ``session`` names: its exact id, else a unique id prefix, among stored
+    sessions (the session index), then among the frameworks' own files in the folder."""
     try:
-        path = session_path(folder, session)
+        session_path(folder, session)  # an id that names no file is refused
     except UnsafeSessionId as exc:
         raise TraceError(str(exc)) from None
-    if path.exists():
-        return path
-    matches = [s for s in summaries(folder) if s.session.startswith(session)]
-    matches = [s for s in matches if s.session == session] or matches
-    if len(matches) == 1:
-        return matches[0].path
-    if len(matches) > 1:
+    index = _index(folder)
+    if index is not None:
+        with index:
+            ids = index.sessions_like(session)
+            if len(ids) == 1:
+                return Located(ids[0], index.files_of(ids[0]))
+    else:
+        ids = []
+    if len(ids) > 1:
         raise TraceError(f"session {session!r} is ambiguous: "
-                         + ", ".join(m.session for m in matches[:5]) + (" ..." if len(matches) > 5 else ""))
+                         + ", ".join(ids[:5]) + (" ..." if len(ids) > 5 else ""))
+    foreign = [(path, s.id) for path, s in _foreign_sessions(folder) if s.id.startswith(session)]
+    foreign = [f for f in foreign if f[1] == session] or foreign
+    if len(foreign) == 1:
+        return Located(foreign[0][1], [foreign[0][0]], foreign=True)
+    if len(foreign) > 1:
+        raise TraceError(f"session {session!r} is ambiguous: " + ", ".join(sorted({f[1] for f in foreign})[:5]))
     if not must_exist:
-        return path
+        return Located(session, [])
     raise TraceError(f"no trace session {session!r} in {folder} (see `logd list`)")
 
 
@@ -165,31 +213,42 @@ def show(session: Session, *, fmt: str = "table", flow_only: bool = False, analy
     return "\n".join(parts)
 
 
-def follow(path: Path, out: TextIO, *, fmt: str = "table", agent: str | None = None, verbose: bool = False,
-           stop: Callable[[], bool] = lambda: False, poll_s: float = 0.2,
+def follow(folder: Path, located: Located, out: TextIO, *, fmt: str = "table", agent: str | None = None,
+           verbose: bool = False, stop: Callable[[], bool] = lambda: False, poll_s: float = 0.2,
            sleep: Callable[[float], None] = time.sleep) -> None:
-    """Print the session's events so far, then each new one as it is stored, until ``stop()``.
+    """Print the session's events so far, then each new one as it is stored, until ``stop()``:
+    from every file of the session, including traces found to belong to it later (a span
+    that arrives last and names the session brings its trace's earlier spans along).
 
     Rows only (no closing border): table rows, JSON lines or CSV rows.
     """
     if fmt in ("chrome", "agk"):
         raise TraceError("--follow prints events as they come: use --format table, json or csv")
-    if path.exists() and not path.name.endswith(SUFFIX):
-        raise TraceError(f"--follow reads the daemon's session files; {path} is a framework's own file "
-                         "(show it without --follow, or import it with `logd trace import`)")
-    offset = 0
+    if located.foreign:
+        raise TraceError(f"--follow reads the daemon's session files; {located.files[0]} is a framework's own "
+                         "file (show it without --follow, or import it with `logd trace import`)")
+    offsets: dict[Path, int] = {}
     if fmt == "csv":
         out.write(render.csv_header())
     elif fmt == "table":
         header = "  ".join(f"{h:<{w}}" for h, w in zip(render.TABLE_HEADERS, _FOLLOW_WIDTHS, strict=True))
         out.write(header.rstrip() + "\n")
     out.flush()
+    session = located.session
     while not stop():
-        try:
-            records, offset = read_lines(path, offset)
-        except FileNotFoundError:
-            records = []
-        events = [e for e in (to_event(r) for r in records) if e is not None]
+        files = located.files
+        index = _index(folder)
+        if index is not None:
+            with index:
+                files = index.files_of(session) or files
+        records: list[dict] = []
+        for path in files:
+            try:
+                found, offsets[path] = read_lines(path, offsets.get(path, 0))
+            except FileNotFoundError:
+                continue
+            records += found
+        events = sorted((e for e in (to_event(r, session) for r in records) if e is not None), key=lambda e: e.time)
         if agent is not None:
             events = [e for e in events if agent in (e.agent, e.source, e.target)]
         for e in events:
@@ -230,11 +289,17 @@ def why_not_a_trace_record(record: dict) -> str:
     return "none of hook+session_id, eventType+runId or trace_id+span_id"
 
 
-def debug_records(path: Path) -> list[dict]:
+def debug_records(located: Located) -> list[dict]:
     """Each stored record of a session with its shape and why it was or was not paired into a span."""
-    records, _ = read_lines(path)
+    records: list[dict] = []
+    for path in located.files:
+        try:
+            records += read_lines(path)[0]
+        except FileNotFoundError:
+            continue
     notes: Notes = {}
-    build_session(session_id_of(records) or path.name, records, notes)
+    traces = trace_sessions(records)
+    build_session(located.session, records, notes)
     line_of = {id(r): n for n, r in enumerate(records, 1)}
     out = []
     for n, record in enumerate(records, 1):
@@ -243,18 +308,20 @@ def debug_records(path: Path) -> list[dict]:
             why, other = f"not a trace record: {why_not_a_trace_record(record)}", None
         else:
             why, other = notes.get(id(record), ("an event on the timeline; not part of any span", None))
-        out.append({"line": n, "shape": found[0] if found else None, "session": found[1] if found else None,
+        session = (traces.get(found[1]) if found[0] == SPAN else found[1]) if found else None
+        out.append({"line": n, "shape": found[0] if found else None, "session": session,
+                    "trace": found[1] if found and found[0] == SPAN else None,
                     "paired": why, "with_line": line_of.get(id(other)) if other is not None else None,
                     "record": record})
     return out
 
 
-def show_debug(path: Path, fmt: str = "table", verbose: bool = False) -> str:
+def show_debug(located: Located, fmt: str = "table", verbose: bool = False) -> str:
     """``logd trace --debug``: the raw records, one block each, with the pairing explained."""
-    items = debug_records(path)
+    items = debug_records(located)
     if fmt == "json":
         return orjson.dumps(items, default=str, option=orjson.OPT_INDENT_2).decode() + "\n"
-    lines = [f"{path} ({len(items)} records)"]
+    lines = [f"{', '.join(str(p) for p in located.files)} ({len(items)} records)"]
     for item in items:
         raw = orjson.dumps(item["record"], default=str).decode()
         if not verbose and len(raw) > _RAW_CHARS:

@@ -1,0 +1,193 @@
+"""OpenTelemetry spans -> logd span records: what each instrumentation's attributes mean.
+
+:mod:`logd.sources.otlp` decodes the protocol (protobuf or OTLP JSON) into
+:class:`OtelSpan`; this module maps one span at a time, by its own attributes only, to
+the span record :mod:`logd.traces.semantics` reads (``span_data.type``, ``name``,
+``model``, ``usage``, hand-off ``from_agent``/``to_agent``, ``triggered``) and keeps the
+attributes as sent. Nothing here waits for another span: a span's session and agent are
+settled when its trace is read (:mod:`logd.traces.model`, :mod:`logd.traces.index`), so
+children exported before their parent (always, with ``SimpleSpanProcessor``; across
+requests with ``BatchSpanProcessor``) end up where the parent says.
+
+Read from each producer's own source (docs/traces.md has the table):
+
+* GenAI semantic conventions (``gen_ai.operation.name``): ``invoke_agent``/``create_agent``
+  -> agent (``gen_ai.agent.name``), ``chat``/``text_completion``/``generate_content``/
+  ``embeddings`` -> generation, ``execute_tool`` -> function (``gen_ai.tool.name``);
+  ``gen_ai.usage.input_tokens``/``output_tokens``; session ``gen_ai.conversation.id``.
+  Pydantic AI and Strands write these (both put the run's total usage on the agent span
+  as well as each call's on its chat span).
+* OpenLLMetry's OpenAI Agents instrumentation also writes ``gen_ai.operation.name=handoff``
+  with ``gen_ai.handoff.from_agent``/``to_agent``.
+* OpenInference (``openinference.span.kind``): AGENT with ``agent.name`` -> agent (its
+  trace's root span is AGENT too, named after the workflow, without ``agent.name``: not an
+  agent), LLM/EMBEDDING -> generation (``llm.token_count.prompt``/``completion``), TOOL ->
+  function (``tool.name``), except the OpenAI Agents SDK's hand-offs, which it exports as
+  TOOL spans named ``handoff to X`` with the agents in ``input.value``/``output.value``;
+  GUARDRAIL -> guardrail; session ``session.id``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from logd.traces import semantics
+from logd.traces.semantics import text
+
+# gen_ai.operation.name -> logd span kind (span_data.type)
+KINDS = {"invoke_agent": "agent", "create_agent": "agent", "chat": "generation", "text_completion": "generation",
+         "generate_content": "generation", "embeddings": "generation", "execute_tool": "function",
+         "handoff": "handoff"}
+# OpenInference's span kinds, for instrumentations that set no gen_ai.operation.name
+OPENINFERENCE_KINDS = {"AGENT": "agent", "LLM": "generation", "TOOL": "function", "EMBEDDING": "generation",
+                       "GUARDRAIL": "guardrail"}
+_HANDOFF_TOOL = "handoff to "  # OpenInference's name for the SDK's handoff spans
+SESSION_KEYS = ("gen_ai.conversation.id", "session.id")
+MODEL_KEYS = ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name")
+USAGE_KEYS = (("input_tokens", ("gen_ai.usage.input_tokens", "llm.token_count.prompt")),
+              ("output_tokens", ("gen_ai.usage.output_tokens", "llm.token_count.completion")),
+              ("total_tokens", ("gen_ai.usage.total_tokens", "llm.token_count.total")))
+
+
+@dataclass
+class OtelSpan:
+    """One span as the protocol gave it (ids in hex, times as canonical UTC text)."""
+
+    trace_id: str
+    span_id: str
+    parent_id: str | None
+    name: str
+    start: str
+    end: str
+    attributes: dict[str, Any] = field(default_factory=dict)
+    resource: dict[str, Any] = field(default_factory=dict)
+    scope: str = ""
+    span_kind: str = "SPAN_KIND_UNSPECIFIED"
+    status: str | None = None  # the status code's name when set
+    status_message: str = ""
+    events: list[dict[str, Any]] = field(default_factory=list)
+    error: dict[str, Any] | None = None
+
+
+def span_kind(span: OtelSpan) -> str:
+    attrs = span.attributes
+    operation = attrs.get("gen_ai.operation.name")
+    if isinstance(operation, str) and operation in KINDS:
+        return KINDS[operation]
+    oi = attrs.get("openinference.span.kind")
+    if isinstance(oi, str):
+        kind = OPENINFERENCE_KINDS.get(oi.upper())
+        if kind == "agent" and not text(attrs.get("agent.name")):
+            return "custom"  # the trace's root, named after the workflow
+        if kind == "function" and not text(attrs.get("tool.name")) and span.name.startswith(_HANDOFF_TOOL):
+            return "handoff"
+        if kind is not None:
+            return kind
+    if "gen_ai.tool.name" in attrs:
+        return "function"
+    return "custom"
+
+
+def agent_name(span: OtelSpan) -> str:
+    attrs = span.attributes
+    name = text(attrs.get("gen_ai.agent.name")) or text(attrs.get("agent.name")) or text(attrs.get("agent_name"))
+    if name:
+        return name
+    return span.name.removeprefix("invoke_agent ").strip() or span.name
+
+
+def _handoff(span: OtelSpan) -> tuple[str | None, str | None]:
+    attrs = span.attributes
+    source = text(attrs.get("gen_ai.handoff.from_agent")) or text(attrs.get("input.value"))
+    target = text(attrs.get("gen_ai.handoff.to_agent")) or text(attrs.get("output.value"))
+    if target is None and span.name.startswith(_HANDOFF_TOOL):
+        target = span.name[len(_HANDOFF_TOOL):].strip() or None
+    return source, target
+
+
+def span_data(span: OtelSpan) -> dict[str, Any]:
+    """The span's meaning as logd's ``span_data`` (what :mod:`logd.traces.semantics` reads)."""
+    attrs = span.attributes
+    kind = span_kind(span)
+    data: dict[str, Any] = {"type": kind}
+    if kind == "agent":
+        data["name"] = agent_name(span)
+    elif kind == "function":
+        data["name"] = text(attrs.get("gen_ai.tool.name")) or text(attrs.get("tool.name")) or span.name
+    else:
+        data["name"] = span.name
+    if kind == "handoff":
+        source, target = _handoff(span)
+        if source:
+            data["from_agent"] = source
+        if target:
+            data["to_agent"] = target
+    if kind == "guardrail" and isinstance(attrs.get("guardrail.triggered"), bool):
+        data["triggered"] = attrs["guardrail.triggered"]
+    model = next((text(attrs[k]) for k in MODEL_KEYS if text(attrs.get(k))), None)
+    if model:
+        data["model"] = model
+    usage = {}
+    for name, keys in USAGE_KEYS:
+        found = next((attrs[k] for k in keys if k in attrs), None)
+        if found is not None:
+            usage[name] = found
+    if usage:
+        data["usage"] = usage
+    for key, name in (("gen_ai.operation.name", "operation"), ("gen_ai.tool.call.id", "tool_call_id"),
+                      ("gen_ai.provider.name", "provider"), ("gen_ai.system", "system")):
+        if key in attrs:
+            data[name] = attrs[key]
+    return data
+
+
+def declared_session(span: OtelSpan) -> str | None:
+    """The session this span names: a GenAI conversation id or OpenInference's session.id
+    (on the span, else on its resource)."""
+    for place in (span.attributes, span.resource):
+        for key in SESSION_KEYS:
+            found = text(place.get(key))
+            if found:
+                return found
+    return None
+
+
+def records(spans: list[OtelSpan]) -> list[dict[str, Any]]:
+    """Span records for one request's spans, in the order given.
+
+    ``agent`` on each record is for the log line (``logd query --agent``): the span's own
+    agent, else the nearest agent span above it *in this request*, else the service; the
+    views resolve it again over the whole trace."""
+    datas = [span_data(s) for s in spans]
+    agents = {s.span_id: d["name"] for s, d in zip(spans, datas, strict=True) if d["type"] == "agent"}
+    parents = {s.span_id: s.parent_id for s in spans}
+    out = []
+    for span, data in zip(spans, datas, strict=True):
+        agent = agents.get(span.span_id) or text(span.attributes.get("gen_ai.agent.name"))
+        at, seen = span.parent_id, set()
+        while agent is None and at is not None and at not in seen:
+            seen.add(at)
+            agent = agents.get(at)
+            at = parents.get(at)
+        record: dict[str, Any] = {
+            "time": span.end, "level": "error" if span.error else "info",
+            "trace_id": span.trace_id, "span_id": span.span_id, "parent_id": span.parent_id,
+            "started_at": span.start, "ended_at": span.end, "span_data": data, "error": span.error,
+        }
+        session = declared_session(span)
+        if session:
+            record["session_id"] = session
+        record["message"] = semantics.summary(record)
+        service = text(span.resource.get("service.name"))
+        if agent or service:
+            record["agent"] = agent or service
+        record["otel"] = {"name": span.name, "kind": span.span_kind, **({"scope": span.scope} if span.scope else {}),
+                          **({"status": span.status} if span.status else {}),
+                          **({"events": span.events} if span.events else {})}
+        if span.attributes:
+            record["attributes"] = span.attributes
+        if span.resource:
+            record["resource"] = span.resource
+        out.append(record)
+    return out

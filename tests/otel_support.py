@@ -1,0 +1,26 @@
+"""The OpenTelemetry SDK as agents use it, for tests that feed logd's OTLP receiver."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.trace import Tracer
+
+
+@contextmanager
+def recorded_spans(service: str, scope: str, ids: IdGenerator | None = None) -> Iterator[tuple[Tracer, list]]:
+    """A tracer of the SDK (its resource names ``service``); the spans it finished are in the
+    list once the block ends, ready for an exporter's ``export``."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": service}), id_generator=ids)
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    spans: list = []
+    yield provider.get_tracer(scope), spans
+    provider.shutdown()
+    spans.extend(memory.get_finished_spans())
