@@ -26,7 +26,7 @@ from typing import Any
 from logd import rotation
 from logd.components import Batch, SinkBase, SinkStats
 from logd.events import Events
-from logd.reading import index
+from logd.logfiles import bounds
 from logd.rotation import FILE_MODE, FileSet, OnDelete, RotationPolicy, compression_level_error, parse_rotate_every
 from logd.settings import MB, Invalid, boolean, choice, days, found, integer, megabytes, setting, string
 from logd.spec import SINK, Context, Spec, TableCheck
@@ -64,7 +64,7 @@ class FileSettings:
     rotate_every: str | None = setting(None, doc='"hourly", "daily" or "<N>h": also rotate at local-time boundaries',
                                        check=_rotate_every)
     backup_names: str = setting("dated", doc='"dated" (agent-<time>.log) or "numbered" (agent.log.1): see '
-                                             "logd.backups", check=choice(("dated", "numbered")))
+                                             "logd.logfiles.names", check=choice(("dated", "numbered")))
     state_dir: Path | None = setting(None, doc="ship checkpoints, dead letters, spool; default .logd-state beside "
                                                "`file`", check=string, path="folder")
 
@@ -146,9 +146,9 @@ class FileSink(SinkBase):
         self._reopen_asked = False
         self._next_boundary: float | None = None
         # time bounds of each file, filed at rotation so queries skip only what is outside
-        # their window (logd.reading.index); _pending: bounds of the bytes not yet written
-        self._bounds = index.tracker(path) if policy is not None else None
-        self._pending: index.Bounds | None = None
+        # their window (logd.logfiles.bounds); _pending: bounds of the bytes not yet written
+        self._bounds = bounds.tracker(path) if policy is not None else None
+        self._pending: bounds.Bounds | None = None
 
     # --- files ---
 

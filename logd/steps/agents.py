@@ -18,7 +18,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily
 
 from logd.isolation import StepFailures
-from logd.levels import LEVELS
+from logd.levels import ERROR_LEVELS, LEVELS
 from logd.metrics import MetricsSettings, histogram
 from logd.record import MAX_KEY_CHARS, Record, bounded_key
 from logd.spec import STEP, Context, CountByLevel, Spec
@@ -26,7 +26,6 @@ from logd.timestamps import epoch_seconds
 
 OTHER_AGENTS = "_other"  # label for agents beyond max_agents: keeps the number of series bounded
 NO_AGENT = "unknown"
-ERROR_LEVELS = ("error", "fatal", "panic")
 # agent runs take from milliseconds (a cached tool call) to minutes (a long LLM chain)
 DURATION_BUCKETS: tuple[float, ...] = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 _MAX_OPEN_RUNS = 10_000  # BeforeAgentRun hooks waiting for their AfterAgentRun
