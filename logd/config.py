@@ -209,7 +209,7 @@ class Config:
     compression: str = "zstd"  # of rotated files, when compress is true: "zstd" (.zst) or "gzip" (.gz)
     compression_level: int | None = None  # None: the algorithm's default (zstd 3, gzip 6)
     rotate_every: str | None = None  # "hourly", "daily" or "<N>h": also rotate at local-time boundaries
-    backup_names: str = "dated"  # "dated" (agent-<time>.log) or "numbered" (agent.log.1): see logd.backups
+    backup_names: str = "dated"  # "dated" (agent-<time>.log) or "numbered" (agent.log.1): see logd.logfiles.names
     traces: TraceSettings = field(default_factory=TraceSettings)
     redact: RedactSettings = field(default_factory=RedactSettings)
     sampling: SamplingSettings = field(default_factory=SamplingSettings)

@@ -27,13 +27,13 @@ from types import ModuleType
 import orjson
 
 from logd import tracebacks
-from logd.levels import ALIASES, RANK
+from logd.levels import ALIASES, ERROR_LEVELS, RANK
 from logd.metrics import AgentMetrics
 from logd.pipeline import BATCH_RECORDS, Encoded, Pipeline, Step
 from logd.record import RESERVED, Record, parse_line
 from logd.steps.redact import Redactor
 from logd.traces.shapes import TRIGGER_KEYS as TRACE_KEYS
-from logd.usage import DIRECTIONS, ERROR_LEVELS, UsageMetrics
+from logd.usage import DIRECTIONS, UsageMetrics
 from logd.usage import TRIGGER_KEYS as USAGE_KEYS
 
 _hotpath: ModuleType | None

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 LEVELS: tuple[str, ...] = ("trace", "debug", "info", "warn", "error", "fatal", "panic")
 RANK: dict[str, int] = {name: i for i, name in enumerate(LEVELS)}
+# the levels that count as an error: in /metrics, `logd status`, `logd top`, the usage
+# metrics and the console's bold messages alike
+ERROR_LEVELS: frozenset[str] = frozenset(("error", "fatal", "panic"))
 
 # Every spelling seen in the wild, lower-cased, mapped to the canonical name:
 # zerolog (and its console abbreviations), zap, loguru, stdlib logging, syslog.

@@ -36,7 +36,7 @@ from prometheus_client.exposition import choose_encoder
 
 from logd import __version__
 from logd.isolation import StepFailures
-from logd.levels import LEVELS
+from logd.levels import ERROR_LEVELS, LEVELS
 from logd.record import MAX_KEY_CHARS, Record, bounded_key
 from logd.timestamps import epoch_seconds
 from logd.usage import usage_families
@@ -47,7 +47,6 @@ if TYPE_CHECKING:
 
 OTHER_AGENTS = "_other"  # label for agents beyond max_agents: keeps the number of series bounded
 NO_AGENT = "unknown"
-ERROR_LEVELS = ("error", "fatal", "panic")
 # agent runs take from milliseconds (a cached tool call) to minutes (a long LLM chain)
 DURATION_BUCKETS: tuple[float, ...] = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 _MAX_OPEN_RUNS = 10_000  # BeforeAgentRun hooks waiting for their AfterAgentRun

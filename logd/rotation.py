@@ -1,5 +1,5 @@
 """Rotation of the log file: policies, background compression and retention, and recovery
-after a crash. Backup names and finding them belong to :mod:`logd.backups`.
+after a crash. Backup names and finding them belong to :mod:`logd.logfiles.names`.
 
 - Policies (:class:`SizeLimit`, :class:`Schedule`, :class:`Compression`, :class:`Retention`)
   are built once from the config (:meth:`RotationPolicy.from_config`); the write path only
@@ -47,8 +47,7 @@ from typing import Any
 import orjson
 import zstandard
 
-from logd import backups
-from logd.backups import Backup, Names
+from logd.logfiles.names import COMPRESSED_SUFFIXES, DATED, NUMBERED, Backup, Names, stamp_text, stamp_time
 from logd.malloc import release_free_memory
 
 FILE_MODE = 0o640
@@ -226,7 +225,7 @@ class RotationPolicy:
     schedule: Schedule | None = None
     compression: Compression | None = None
     retention: Retention = field(default_factory=Retention)
-    names: str = backups.DATED  # backup names: "dated" or "numbered" (see logd.backups)
+    names: str = DATED  # backup names: "dated" or "numbered" (see logd.logfiles.names)
 
     @classmethod
     def from_config(cls, config: Any) -> RotationPolicy:
@@ -235,7 +234,7 @@ class RotationPolicy:
             schedule=parse_rotate_every(config.rotate_every) if config.rotate_every else None,
             compression=Compression(config.compression, config.compression_level) if config.compress else None,
             retention=Retention(config.max_backups, config.max_age),
-            names=getattr(config, "backup_names", backups.DATED),
+            names=getattr(config, "backup_names", DATED),
         )
 
 
@@ -247,7 +246,7 @@ def backup_name(current: Path, number: int, suffix: str = "") -> Path:
 
 
 def scan(current: Path) -> list[Backup]:
-    """The backups of ``current``, newest first (both layouts; see :mod:`logd.backups`)."""
+    """The backups of ``current``, newest first (both layouts; see :mod:`logd.logfiles.names`)."""
     return Names(current).scan()
 
 
@@ -355,7 +354,7 @@ class FileSet:
         next rotation or start-up closes. The caller switches to a new file only once this returns."""
         now = self.clock()
         with self.lock:
-            if self.policy.names == backups.NUMBERED:
+            if self.policy.names == NUMBERED:
                 first = self._cascade()
             else:
                 first = self._dated_name(now)
@@ -391,10 +390,10 @@ class FileSet:
         when = max(now, self._last_stamp + 0.001)  # _last_stamp: from recover() at start-up
         while True:
             target = self.names.dated(when)
-            if not any(os.path.lexists(f"{target}{suffix}") for suffix in ("", *backups.COMPRESSED_SUFFIXES)):
+            if not any(os.path.lexists(f"{target}{suffix}") for suffix in ("", *COMPRESSED_SUFFIXES)):
                 break
             when += 0.001
-        self._last_stamp = backups.stamp_time(backups.stamp_text(when))
+        self._last_stamp = stamp_time(stamp_text(when))
         return target
 
     def record_stall(self, seconds: float) -> None:
@@ -488,7 +487,7 @@ class FileSet:
             found = self.names.scan()
             chosen = pick(found)
             self.lock.acquire()
-            if self.generation == generation or self.policy.names != backups.NUMBERED:
+            if self.generation == generation or self.policy.names != NUMBERED:
                 break
             self.lock.release()
         else:

@@ -48,6 +48,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
 from logd.isolation import StepFailures
+from logd.levels import ERROR_LEVELS
 from logd.record import MAX_KEY_CHARS, Record, bounded_key
 from logd.timestamps import epoch_seconds
 from logd.traces import semantics
@@ -59,7 +60,6 @@ OTHER = "_other"
 NO_MODEL = "unknown"
 # model calls: from a cached completion (tens of ms) to a long reasoning call (minutes)
 LATENCY_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
-ERROR_LEVELS = frozenset(("error", "fatal", "panic"))
 _LAST_ERROR_CHARS = 200
 
 # GenAI attribute names (OpenTelemetry semantic conventions, gen-ai-spans.md)

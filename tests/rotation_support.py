@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import zstandard
 
-from logd.backups import Names
+from logd.logfiles.names import Names
 from logd.pipeline import Batch
 
 

@@ -1,4 +1,4 @@
-"""Backup names (logd.backups): dated names by default, AgenticGoKit's numbered ones on request,
+"""Backup names (logd.logfiles.names): dated names by default, AgenticGoKit's numbered ones on request,
 and folders holding both after a switch, read, followed, shipped and pruned in rotation order.
 
 Numbered fixtures follow AgenticGoKit's layout as logd's rotation has always written it
@@ -17,8 +17,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from logd.backups import Names
-from logd.reading.files import list_files, read_lines, snapshot
+from logd.logfiles.content import read_lines
+from logd.logfiles.names import Names
+from logd.logfiles.snapshot import list_files, snapshot
 from logd.rotation import Compression, FileSet, Retention, RotationPolicy, SizeLimit
 from logd.ship.spool import SpoolSink, prune_spool, spool_backups
 from logd.sinks.file import FileSink
@@ -221,7 +222,7 @@ def test_the_shippers_survey_of_thousands_of_backups_holds_one_file_open_at_a_ti
     """A kept-forever folder outgrows the descriptor limit: the survey must not open them all."""
     import resource
 
-    from logd.ship.follow import survey
+    from logd.logfiles.follow import take_survey
 
     log = tmp_path / "agent.log"
     for n in range(300):
@@ -229,7 +230,7 @@ def test_the_shippers_survey_of_thousands_of_backups_holds_one_file_open_at_a_ti
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(128, hard), hard))
     try:
-        found = survey(log)
+        found = list(take_survey(log))
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert [f.first_line and orjson.loads(f.first_line)["seq"] for f in found] == list(range(300))
@@ -278,25 +279,25 @@ def test_the_shipper_finds_its_place_after_a_rotation_reading_a_few_heads_of_hun
                                                                                       monkeypatch) -> None:
     """At every rotation the shipper looks for the file it was reading: from the newest file
     back, so with hundreds of backups kept it opens two or three, not every one of them."""
-    from logd.ship import follow
+    from logd.logfiles import follow
 
     log = tmp_path / "agent.log"
     names = Names(log)
     for n in range(300):
         write(names.dated(1_795_000_000 + n, ".zst"), lines([record(n)]))
     write(log, lines(record(s) for s in range(300, 350)))  # > 4 KiB: a full fingerprint
-    tailer = follow.Tailer(log, None)
+    follower = follow.Follower(log, None)
     got = []
-    while (chunk := tailer.read(1000)) is not None:
+    while (chunk := follower.read(1000)) is not None:
         got.extend(orjson.loads(line)["seq"] for line in chunk.lines)
     assert got == list(range(350))
     heads: list[str] = []
-    real_info = follow._info
-    monkeypatch.setattr(follow, "_info", lambda path, *rest: heads.append(path.name) or real_info(path, *rest))
+    real_info = follow.file_info
+    monkeypatch.setattr(follow, "file_info", lambda path, *rest: heads.append(path.name) or real_info(path, *rest))
     os.rename(log, names.dated(1_795_000_300))
     write(log, lines(record(s) for s in range(350, 360)))
     got = []
-    while (chunk := tailer.read(1000)) is not None:
+    while (chunk := follower.read(1000)) is not None:
         got.extend(orjson.loads(line)["seq"] for line in chunk.lines)
-    tailer.close()
+    follower.close()
     assert got == list(range(350, 360)) and len(heads) <= 3, heads

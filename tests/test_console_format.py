@@ -1,4 +1,4 @@
-"""The console's human format (logd/sinks/console.py): the date when a record is not from
+"""The console's human format (logd/console_format.py): the date when a record is not from
 today (the day injected), and trace records on one short line (span shapes follow the
 OpenAI Agents SDK's spans, as in tests/trace_samples.py)."""
 
@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone
 
+from logd.console_format import ConsoleFormatter
 from logd.record import normalize_object
-from logd.sinks.console import ConsoleFormatter
 
 from trace_samples import agk_session, span_trace
 

@@ -11,8 +11,10 @@ import orjson
 import pytest
 import zstandard
 
-from logd.reading.files import Problem, list_files, snapshot
-from logd.reading.query import Filter, TimeError, parse_time, parse_where, run_query
+from logd.logfiles.content import Problem
+from logd.logfiles.snapshot import list_files, snapshot
+from logd.reading.query import Filter, parse_where, run_query
+from logd.timeparse import TimeError, parse_time
 from logd.timestamps import format_epoch
 
 from logsets import BASE, lines, record, rotated_set, write
@@ -150,7 +152,7 @@ def test_cli_filters(tmp_path: Path) -> None:
 
 
 def test_human_output_is_the_consoles_format(tmp_path: Path) -> None:
-    from logd.sinks.console import ConsoleFormatter
+    from logd.console_format import ConsoleFormatter
 
     current = rotated_set(tmp_path, names=("agent.log.1.zst", "agent.log"))
     result = run_logd("query", "--file", str(current), "--level", "error", "--human")

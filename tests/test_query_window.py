@@ -1,5 +1,5 @@
 """Time windows never miss a record: a backup is skipped only on bounds known to hold for
-every record in it (logd/reading/index.py), whatever order the times are in the files."""
+every record in it (logd/logfiles/bounds.py), whatever order the times are in the files."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import orjson
 import zstandard
 
-from logd.reading import index
-from logd.reading.files import snapshot
+from logd.logfiles import bounds
+from logd.logfiles.snapshot import snapshot
 from logd.reading.query import Filter, select
 from logd.timestamps import format_epoch
 
@@ -38,7 +38,7 @@ def selected(current: Path, selection: Filter) -> tuple[list[int], list[object]]
 
 def kept_names(current: Path, since: str | None, until: str | None) -> list[str]:
     with snapshot(current) as files:
-        return [k.file.path.name for k in index.files_in_window(current, list(files), since, until)]
+        return [k.file.path.name for k in bounds.files_in_window(current, list(files), since, until)]
 
 
 def test_a_file_whose_first_record_is_late_is_still_read(tmp_path: Path) -> None:
@@ -52,12 +52,12 @@ def test_a_file_whose_first_record_is_late_is_still_read(tmp_path: Path) -> None
 
 def test_bounds_are_rebuilt_by_the_reader_and_follow_content_not_names(tmp_path: Path) -> None:
     current = rotated_set(tmp_path)
-    assert not index.index_path(current).exists()
+    assert not bounds.index_path(current).exists()
     window = (format_epoch(BASE + 20.5), format_epoch(BASE + 29))
     assert kept_names(current, *window) == ["agent.log.4.gz", "agent.log.3.zst", "agent.log.2.zst",
                                              "agent.log.1", "agent.log"]  # nothing known: all read
     assert selected(current, Filter(since=window[0], until=window[1]))[0] == list(range(21, 30))
-    assert len(index.load(current)) == 4  # every backup read whole got its bounds
+    assert len(bounds.load(current)) == 4  # every backup read whole got its bounds
     assert kept_names(current, *window) == ["agent.log.2.zst", "agent.log"]
     # rename and recompress every backup: the content is the same, so are its bounds
     (tmp_path / "agent.log.2.zst").rename(tmp_path / "agent.log.7.zst")
@@ -104,7 +104,7 @@ def test_shuffled_times_across_many_rotations_match_jq_for_every_window(tmp_path
     d.stop()
     backups = sorted(p.name for p in tmp_path.glob("agent.log.*"))
     assert len(backups) >= 20, backups
-    assert len(index.load(current)) >= len(backups) - 3  # filed by the writer at each rotation
+    assert len(bounds.load(current)) >= len(backups) - 3  # filed by the writer at each rotation
 
     windows = []
     for _ in range(60):
@@ -145,13 +145,13 @@ def test_an_index_root_makes_belongs_to_the_log_folder_s_owner(tmp_path):
     folder.mkdir()
     os.chown(folder, 4321, 4322)  # the service account's folder (no such user is needed to own files)
     current = folder / "agent.log"
-    entry = index.Entry("f" * 32, 10, "2026-01-01T00:00:00.000000Z", "2026-01-01T00:00:01.000000Z")
-    index.append(current, entry)
-    made = os.stat(index.index_path(current))
+    entry = bounds.Entry("f" * 32, 10, "2026-01-01T00:00:00.000000Z", "2026-01-01T00:00:01.000000Z")
+    bounds.append(current, entry)
+    made = os.stat(bounds.index_path(current))
     assert (made.st_uid, made.st_gid) == (4321, 4322)
-    index.index_path(current).write_bytes(b"x" * (index.MAX_INDEX_BYTES + 1) + b"\n")  # the next append trims
-    os.chown(index.index_path(current), 0, 0)
-    index.append(current, entry)
-    trimmed = os.stat(index.index_path(current))
+    bounds.index_path(current).write_bytes(b"x" * (bounds.MAX_INDEX_BYTES + 1) + b"\n")  # the next append trims
+    os.chown(bounds.index_path(current), 0, 0)
+    bounds.append(current, entry)
+    trimmed = os.stat(bounds.index_path(current))
     assert (trimmed.st_uid, trimmed.st_gid) == (4321, 4322)
-    assert index.load(current)[entry.fp] == entry
+    assert bounds.load(current)[entry.fp] == entry

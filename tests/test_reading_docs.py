@@ -20,7 +20,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from logd.reading.files import read_lines, snapshot
+from logd.logfiles.content import read_lines
+from logd.logfiles.snapshot import snapshot
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "reading.md"
 

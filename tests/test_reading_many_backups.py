@@ -11,8 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from logd.backups import Names
-from logd.reading.files import read_lines, snapshot
+from logd.logfiles.content import read_lines
+from logd.logfiles.names import Names
+from logd.logfiles.snapshot import snapshot
 from logd.rotation import Compression, FileSet, RotationPolicy
 
 from logsets import BASE, lines, record, seqs, write

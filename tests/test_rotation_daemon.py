@@ -16,8 +16,8 @@ from pathlib import Path
 
 import orjson
 
-from logd.backups import Names
 from logd.control import request
+from logd.logfiles.names import Names
 
 from rotation_support import all_seqs, backup_names, decompress, file_set, names, seqs_in
 from support import DaemonProcess, agent_records, read_records, send, send_records, wait_for, write_config

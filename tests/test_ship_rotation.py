@@ -11,8 +11,8 @@ import sys
 import orjson
 import pytest
 
-from logd.backups import Names
 from logd.control import request
+from logd.logfiles.names import Names
 
 from ship_support import Collector, numbered, ship_config
 from support import send_records, wait_for

@@ -1,5 +1,6 @@
-"""The shipper's file follower and checkpoints on real rotated files (renamed, compressed,
-replaced): it resumes exactly where a checkpoint says, whatever happened to the names."""
+"""The one follower of rotating files (logd/logfiles/follow.py) as the shippers use it, and
+their checkpoints, on real rotated files (renamed, compressed, replaced): it resumes exactly
+where a checkpoint says, whatever happened to the names."""
 
 from __future__ import annotations
 
@@ -10,18 +11,18 @@ import orjson
 import pytest
 
 from logd.config import ShipSettings
+from logd.logfiles.follow import Follower
 from logd.ship.checkpoint import CheckpointError, CheckpointStore, Position
-from logd.ship.follow import Tailer
 from logd.ship.shipper import Shipper
 
 from logsets import lines, record, write
 
 
-def seqs(tailer: Tailer, max_lines: int = 1000, rounds: int = 50) -> list[int]:
-    """Everything the tailer has to give now."""
+def seqs(follower: Follower, max_lines: int = 1000, rounds: int = 50) -> list[int]:
+    """Everything the follower has to give now."""
     out = []
     for _ in range(rounds):
-        chunk = tailer.read(max_lines)
+        chunk = follower.read(max_lines)
         if chunk is None:
             break
         out.extend(orjson.loads(line)["seq"] for line in chunk.lines)
@@ -53,15 +54,15 @@ def test_follows_rename_rotation_without_loss_or_repeat(tmp_path):
     """Lines read before, during and after a rename rotation come out once, in order."""
     log = tmp_path / "agent.log"
     append(log, 0, 10)
-    tailer = Tailer(log, None)
-    assert seqs(tailer, max_lines=4, rounds=1) == [0, 1, 2, 3]
+    follower = Follower(log, None)
+    assert seqs(follower, max_lines=4, rounds=1) == [0, 1, 2, 3]
     append(log, 10, 2)  # written just before the rotation: still read from the renamed file
     rotate(log)
-    assert seqs(tailer, max_lines=4) == list(range(4, 12))  # the new file does not exist yet
+    assert seqs(follower, max_lines=4) == list(range(4, 12))  # the new file does not exist yet
     append(log, 12, 5)
-    assert seqs(tailer) == list(range(12, 17))
+    assert seqs(follower) == list(range(12, 17))
     append(log, 17, 3)
-    assert seqs(tailer) == [17, 18, 19]
+    assert seqs(follower) == [17, 18, 19]
 
 
 @pytest.mark.parametrize("compression", ["zst", "gz"])
@@ -69,12 +70,12 @@ def test_checkpoint_survives_restart_rotation_and_compression(tmp_path, compress
     """A position saved mid-file resumes exactly after the file became agent.log.2.zst (or .gz)."""
     log = tmp_path / "agent.log"
     append(log, 0, 10)
-    tailer = Tailer(log, None)
-    chunk = tailer.read(7)
+    follower = Follower(log, None)
+    chunk = follower.read(7)
     assert chunk is not None and len(chunk.lines) == 7
     store = CheckpointStore(tmp_path / "state", "central")
     store.save(chunk.end, 7)
-    tailer.close()  # "restart": nothing kept but the checkpoint
+    follower.close()  # "restart": nothing kept but the checkpoint
 
     append(log, 10, 5)
     rotate(log, compression)
@@ -86,7 +87,7 @@ def test_checkpoint_survives_restart_rotation_and_compression(tmp_path, compress
 
     position, delivered = store.load()
     assert delivered == 7 and position == chunk.end
-    resumed = Tailer(log, position)
+    resumed = Follower(log, position)
     assert seqs(resumed, max_lines=3) == list(range(7, 25))
 
 
@@ -94,49 +95,49 @@ def test_replaced_file_is_not_mistaken_for_the_checkpointed_one(tmp_path):
     """Same name, other first line: the checkpoint's offset is not applied to the newcomer."""
     log = tmp_path / "agent.log"
     append(log, 0, 10)
-    tailer = Tailer(log, None)
-    position = tailer.read(10).end
-    tailer.close()
+    follower = Follower(log, None)
+    position = follower.read(10).end
+    follower.close()
     log.unlink()
     log.write_bytes(lines(record(s) for s in range(100, 130)))  # longer than the old offset
-    assert seqs(Tailer(log, position)) == list(range(100, 130))
+    assert seqs(Follower(log, position)) == list(range(100, 130))
 
 
 def test_finished_file_deleted_after_checkpoint_resumes_at_the_next(tmp_path):
     """A checkpoint at the end of a backup that retention then removed resumes at the newer file."""
     log = tmp_path / "agent.log"
     append(log, 0, 5)
-    tailer = Tailer(log, None)
-    position = tailer.read(100).end
+    follower = Follower(log, None)
+    position = follower.read(100).end
     rotate(log)
     append(log, 5, 5)
-    tailer.close()
+    follower.close()
     (tmp_path / "agent.log.1").unlink()
-    assert seqs(Tailer(log, position)) == list(range(5, 10))
+    assert seqs(Follower(log, position)) == list(range(5, 10))
 
 
 def test_incomplete_last_line_waits_for_its_newline(tmp_path):
     log = tmp_path / "agent.log"
     data = lines([record(0), record(1)])
     log.write_bytes(data[:-10])
-    tailer = Tailer(log, None)
-    assert seqs(tailer) == [0]
+    follower = Follower(log, None)
+    assert seqs(follower) == [0]
     with open(log, "ab") as f:
         f.write(data[-10:])
-    assert seqs(tailer) == [1]
+    assert seqs(follower) == [1]
 
 
 def test_empty_current_file_after_rotation_is_picked_up_when_written(tmp_path):
     log = tmp_path / "agent.log"
     append(log, 0, 3)
-    tailer = Tailer(log, None)
-    assert seqs(tailer) == [0, 1, 2]
+    follower = Follower(log, None)
+    assert seqs(follower) == [0, 1, 2]
     rotate(log)
     log.touch()
-    assert seqs(tailer) == []
+    assert seqs(follower) == []
     append(log, 3, 2)
-    assert seqs(tailer) == [3, 4]
-    assert tailer.position is not None and tailer.position.file == "agent.log"
+    assert seqs(follower) == [3, 4]
+    assert follower.position is not None and follower.position.file == "agent.log"
 
 
 def test_damaged_backup_is_reported_and_reading_goes_on(tmp_path):
@@ -146,7 +147,7 @@ def test_damaged_backup_is_reported_and_reading_goes_on(tmp_path):
     write(tmp_path / "agent.log.1", lines(record(s) for s in range(50, 55)))
     append(log, 55, 2)
     problems = []
-    got = seqs(Tailer(log, None, on_problem=problems.append))
+    got = seqs(Follower(log, None, on_problem=problems.append))
     assert got[-7:] == list(range(50, 57))
     assert len(problems) == 1 and "agent.log.2.zst" in str(problems[0])
 
@@ -174,11 +175,11 @@ def test_retention_of_unshipped_backup_is_counted_as_loss(tmp_path):
     write(tmp_path / "agent.log.2.zst", lines(record(s) for s in range(10, 20)))
     write(tmp_path / "agent.log.1", lines(record(s) for s in range(20, 30)))
     append(log, 30, 5)
-    tailer = Tailer(log, None)
-    first = tailer.read(10)
-    mid = tailer.read(4)  # into agent.log.2.zst: 4 of its 10 shipped
+    follower = Follower(log, None)
+    first = follower.read(10)
+    mid = follower.read(4)  # into agent.log.2.zst: 4 of its 10 shipped
     assert [orjson.loads(line)["seq"] for line in mid.lines] == [10, 11, 12, 13]
-    tailer.close()
+    follower.close()
     store = CheckpointStore(tmp_path / "state", "central")
     store.save(mid.end, 14)
     notes = []
@@ -199,13 +200,13 @@ def test_files_starting_with_the_same_line_are_told_apart(tmp_path):
     log = tmp_path / "agent.log"
     burst = lines([record(0, message="heartbeat")] * 5)  # same time, same text
     log.write_bytes(burst + lines(record(s) for s in range(1, 40)))
-    tailer = Tailer(log, None)
-    position = tailer.read(10).end  # 5 heartbeats and seq 1..5
-    tailer.close()
+    follower = Follower(log, None)
+    position = follower.read(10).end  # 5 heartbeats and seq 1..5
+    follower.close()
     rotate(log)
     log.write_bytes(burst + lines(record(s) for s in range(100, 140)))
     (tmp_path / "agent.log.1").unlink()  # retention took the checkpoint's file
-    got = seqs(Tailer(log, position))
+    got = seqs(Follower(log, position))
     assert got == [0] * 5 + list(range(100, 140))
 
 
@@ -214,10 +215,10 @@ def test_copytruncate_rotation_resumes_in_the_copy_then_the_emptied_file(tmp_pat
     what was not read yet comes from the copy (same first bytes), then the new lines."""
     log = tmp_path / "agent.log"
     append(log, 0, 10)
-    tailer = Tailer(log, None)
-    assert seqs(tailer, max_lines=4, rounds=1) == [0, 1, 2, 3]
+    follower = Follower(log, None)
+    assert seqs(follower, max_lines=4, rounds=1) == [0, 1, 2, 3]
     (tmp_path / "agent.log.1").write_bytes(log.read_bytes())
     os.truncate(log, 0)
-    assert seqs(tailer) == list(range(4, 10))
+    assert seqs(follower) == list(range(4, 10))
     append(log, 10, 3)
-    assert seqs(tailer) == [10, 11, 12]
+    assert seqs(follower) == [10, 11, 12]

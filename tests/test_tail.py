@@ -10,10 +10,10 @@ from pathlib import Path
 
 import orjson
 
-from logd.reading.files import Problem
+from logd.console_format import ConsoleFormatter
+from logd.logfiles.content import Problem
 from logd.reading.query import Filter
-from logd.reading.tail import Follower, last_lines, open_current
-from logd.sinks.console import ConsoleFormatter
+from logd.reading.tail import TailFollower, last_lines, open_current
 
 from logsets import SteadySender, following, lines, record, rotate_by_rename, rotated_set, seqs, write
 from support import wait_for
@@ -97,7 +97,7 @@ def test_follow_survives_a_burst_of_rotations_between_two_reads(tmp_path: Path) 
     current = tmp_path / "agent.log"
     append(current, range(0, 5))
     got = Collector()
-    follower = Follower(current, got.emit, got.problems.append)
+    follower = TailFollower(current, got.emit, got.problems.append)
     files, file, start = open_current(current)
     files.remove(file)
     files.close()
@@ -126,7 +126,7 @@ def test_follow_waits_for_the_writer_to_leave_the_old_file(tmp_path: Path) -> No
     current = tmp_path / "agent.log"
     append(current, range(0, 3))
     got = Collector()
-    follower = Follower(current, got.emit, got.problems.append)
+    follower = TailFollower(current, got.emit, got.problems.append)
     follower.poll()  # no file yet when started: it starts at the beginning
     assert got.seqs == [0, 1, 2]
     os.replace(current, tmp_path / "agent.log.1")
@@ -144,7 +144,7 @@ def test_follow_waits_for_the_writer_to_leave_the_old_file(tmp_path: Path) -> No
 def test_follow_keeps_an_unfinished_line_until_it_is_complete(tmp_path: Path) -> None:
     current = tmp_path / "agent.log"
     got = Collector()
-    follower = Follower(current, got.emit, got.problems.append, Filter(level="warn").match)
+    follower = TailFollower(current, got.emit, got.problems.append, Filter(level="warn").match)
     line = lines([record(6)])
     append(current, range(0, 5))
     with current.open("ab") as f:
@@ -205,7 +205,7 @@ def test_follow_reports_an_unreadable_file_once_and_waits_for_it(tmp_path: Path)
     current = tmp_path / "agent.log"
     current.mkdir()
     got = Collector()
-    follower = Follower(current, got.emit, got.problems.append)
+    follower = TailFollower(current, got.emit, got.problems.append)
     follower.poll()
     follower.poll()
     assert len(got.problems) == 1 and got.problems[0].path == current
@@ -234,7 +234,7 @@ def test_follow_keeps_reading_a_backup_the_writer_is_still_finishing(tmp_path: P
     current = tmp_path / "agent.log"
     append(current, range(0, 2))
     got = Collector()
-    follower = Follower(current, got.emit, got.problems.append)
+    follower = TailFollower(current, got.emit, got.problems.append)
     follower.poll()
     rotate_by_rename(current)  # ours -> .1
     current.touch()

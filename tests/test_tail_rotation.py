@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from logd.backups import Names
+from logd.logfiles.names import Names
 
 from logsets import SteadySender, following, seqs
 from support import wait_for

@@ -1,4 +1,4 @@
-"""--since/--until as journalctl reads them (logd/reading/timeparse.py); clock and zone injected."""
+"""--since/--until as journalctl reads them (logd/timeparse.py); clock and zone injected."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from logd.reading.timeparse import TimeError, parse_time
+from logd.timeparse import TimeError, parse_time
 
 PARIS = ZoneInfo("Europe/Paris")  # UTC+1 in November
 NOW = datetime(2026, 11, 29, 15, 30, 0, tzinfo=timezone.utc).timestamp()  # 16:30 in Paris

@@ -318,7 +318,7 @@ def test_list_summaries_since_and_prefix_lookup(tmp_path):
     assert [s.session for s in views.summaries(tmp_path, since=T0 + 150)] == ["trace_abc123"]
     assert views.parse_since("2h", T0) == T0 - 7200
     assert views.parse_since("2026-11-18T11:00:00Z", T0) == 1_795_000_000.0 - 400
-    # read as logd query and journalctl read --since (logd/reading/timeparse.py)
+    # read as logd query and journalctl read --since (logd/timeparse.py)
     assert views.parse_since("1h30m ago", T0) == T0 - 5400
     assert views.parse_since("@1795000000", T0) == 1_795_000_000.0
     with pytest.raises(views.TraceError, match="--since: cannot read time 'yesterday-ish'"):

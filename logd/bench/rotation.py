@@ -18,7 +18,7 @@ from pathlib import Path
 
 from logd.bench import Report, Row, _write_blobs, cpu_seconds, drive_clients, machine_line, start_logd
 from logd.control import ControlError, request
-from logd.reading.files import list_files
+from logd.logfiles.snapshot import list_files
 
 
 def _written(sock: Path) -> int:

@@ -8,7 +8,7 @@ and the folder holds both layouts. Each minute it prints the daemon's RSS, its C
 the writer's stall per rotation (p50/p99/max, from ``status``) and the lag (records taken
 in but not yet in the file; records in the files not yet shipped). At the end every record
 is looked up, by client and sequence number, in the files (all layouts, via
-:mod:`logd.reading.files`) and in rsyslog's output: lost and duplicated counts.
+:mod:`logd.logfiles`) and in rsyslog's output: lost and duplicated counts.
 
 Records vary as agents' do: levels, tools, pad lengths, a new ``session_id`` every thousand
 records per client; that variety is what made memory climb with compression (issue 20).
@@ -32,7 +32,8 @@ import orjson
 from logd.bench import Report, machine_line, start_logd
 from logd.bench.ship import _Rsyslog
 from logd.control import ControlError, request
-from logd.reading.files import Problem, read_lines, snapshot
+from logd.logfiles.content import Problem, read_lines
+from logd.logfiles.snapshot import snapshot
 
 MAX_SIZE_MB = 5
 STATUS_EVERY = 10.0  # seconds between status polls (status keeps the latest 32 stalls)

@@ -26,7 +26,7 @@ from logd.reading.output import FORMATS
 if TYPE_CHECKING:  # annotations only: commands import what they need when they run
     import re
 
-    from logd.reading.files import Problem
+    from logd.logfiles.content import Problem
     from logd.reading.query import Filter, Where
 
 
@@ -70,7 +70,7 @@ def _selection(args: argparse.Namespace) -> Filter:
 
 
 def _reading_setup(args: argparse.Namespace) -> tuple[Path, Filter] | int:
-    from logd.reading.query import TimeError, parse_time
+    from logd.timeparse import TimeError, parse_time
 
     try:
         path = _log_file(args)
@@ -90,7 +90,7 @@ def _reading_setup(args: argparse.Namespace) -> tuple[Path, Filter] | int:
 
 
 def _human_formatter() -> Callable[[dict], str]:
-    from logd.sinks.console import ConsoleFormatter, use_color
+    from logd.console_format import ConsoleFormatter, use_color
 
     return ConsoleFormatter(use_color(sys.stdout.buffer)).format
 
@@ -101,11 +101,11 @@ def _no_files(path: Path) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
+    from logd.console_format import use_color
+    from logd.logfiles.snapshot import snapshot
     from logd.reading.dedupe import Deduplicator
-    from logd.reading.files import snapshot
     from logd.reading.output import Progress, last_and_reversed, line_formatter, paged, write_lines
     from logd.reading.query import problem_printer, select
-    from logd.sinks.console import use_color
 
     if args.follow:
         return _follow_query(args)
@@ -180,7 +180,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from logd.reading.files import list_files
+    from logd.logfiles.snapshot import list_files
     from logd.reading.query import problem_printer, write_human
     from logd.reading.tail import run_tail
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from logd.cli.common import CONFIG_HELP, EXIT_FAILURE, EXIT_OK, SOCKET_HELP, ask_daemon, error, resolve_socket
+from logd.levels import ERROR_LEVELS
 from logd.usage import quantile
 
-ERROR_LEVELS = ("error", "fatal", "panic")
 SORT_KEYS = {"r": "records", "e": "errors", "p": "p95", "t": "tokens", "a": "agent"}
 
 

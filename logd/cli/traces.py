@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from logd.cli.common import CONFIG_HELP, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, daemon_files, error, load
 from logd.config import ConfigError
-from logd.reading.timeparse import TIME_HELP
+from logd.timeparse import TIME_HELP
 from logd.traces.names import SUFFIX
 
 if TYPE_CHECKING:

@@ -18,6 +18,7 @@ from typing import IO, Any, BinaryIO
 
 import orjson
 
+from logd.console_format import LEVEL_STYLE, ConsoleFormatter, value_text
 from logd.record import Record
 
 FORMATS = ("json", "json-pretty", "short", "short-iso", "cat")
@@ -40,8 +41,6 @@ def last_and_reversed(batches: Iterable[list[bytes]], last: int | None, reverse:
 
 
 def _short_iso(record: Record, fields: tuple[str, ...] | None) -> str:
-    from logd.sinks.console import LEVEL_STYLE, _value_text
-
     raw = record.get("time", "")
     try:
         stamp = datetime.fromisoformat(raw.replace("Z", "+00:00")).astimezone().isoformat(timespec="microseconds")
@@ -49,7 +48,7 @@ def _short_iso(record: Record, fields: tuple[str, ...] | None) -> str:
         stamp = str(raw)
     keys = fields if fields is not None else sorted(k for k in record if k not in ("time", "level", "message")
                                                      and not k.startswith("_"))
-    parts = [f"{k}={_value_text(record[k])}" for k in keys if k in record]
+    parts = [f"{k}={value_text(record[k])}" for k in keys if k in record]
     head = f"{stamp} {LEVEL_STYLE.get(record.get('level', ''), ('???', ''))[0]} {record.get('message', '')}"
     return " ".join([head, *parts]) + "\n"
 
@@ -60,8 +59,6 @@ def line_formatter(fmt: str, fields: tuple[str, ...] | None, color: bool) -> Cal
         return None
     human: Callable[[Record], str] | None = None
     if fmt == "short":
-        from logd.sinks.console import ConsoleFormatter
-
         console = ConsoleFormatter(color)
         keep = frozenset(fields or ()) | {"time", "level", "message", "stack", "stacktrace"}
         human = console.format if fields is None else (

@@ -19,11 +19,10 @@ from typing import Any, BinaryIO
 import orjson
 
 from logd.levels import LEVELS, RANK
-from logd.reading import index
+from logd.logfiles import bounds
+from logd.logfiles.content import LogFile, Problem, ProblemHandler, file_blocks
 from logd.reading.dedupe import Deduplicator
-from logd.reading.files import LogFile, Problem, ProblemHandler, file_blocks
 from logd.reading.output import Progress
-from logd.reading.timeparse import TIME_HELP, TimeError, parse_time  # noqa: F401  (re-exported)
 from logd.record import Record
 from logd.timestamps import normalize_time
 
@@ -194,20 +193,20 @@ def select(files: list[LogFile], selection: Filter, on_problem: ProblemHandler,
     Lines that are not JSON records are reported once per file (first line, and how many).
     With ``dedupe``, a record's resent copy is left out (judged before the filters: a
     record is where its first copy is). With a time window, a backup is skipped only when
-    the bounds index (:mod:`logd.reading.index`) says all its records are outside it; a
+    the bounds index (:mod:`logd.logfiles.bounds`) says all its records are outside it; a
     backup read whole without problems gets its bounds filed for the next query."""
     match = selection.match
     is_repeat = repeat_finder(dedupe) if dedupe is not None else None
     if current is None:
         current = next((f.path for f in files if f.is_current), files[0].path if files else Path("."))
     window = selection.since is not None or selection.until is not None
-    chosen_files = index.files_in_window(current, files, selection.since, selection.until)
+    chosen_files = bounds.files_in_window(current, files, selection.since, selection.until)
     total = sum(_disk_size(k.file) for k in chosen_files) or 1
     done = 0
     for number, known in enumerate(chosen_files, 1):
         file = known.file
         measure = window and known.bounds is None and known.fp is not None
-        bounds: index.Bounds | None = None
+        measured: bounds.Bounds | None = None
         size = 0
         troubled = False
 
@@ -220,7 +219,7 @@ def select(files: list[LogFile], selection: Filter, on_problem: ProblemHandler,
         damaged: tuple[int, int] | None = None  # (first line number, count)
         for block, batch in file_blocks(file, report):
             if measure:
-                bounds = index.lines_bounds(batch, bounds)
+                measured = bounds.lines_bounds(batch, measured)
                 size += len(block) + 1
             chosen = []
             repeats = is_repeat if is_repeat is not None and _RID in block else None  # one scan per block
@@ -241,7 +240,7 @@ def select(files: list[LogFile], selection: Filter, on_problem: ProblemHandler,
                 yield chosen
         done += _disk_size(file)
         if measure and not troubled:
-            index.record_bounds(current, known, size, bounds)
+            bounds.record_bounds(current, known, size, measured)
         if damaged:
             more = f" (and {damaged[1] - 1} more lines like it)" if damaged[1] > 1 else ""
             on_problem(Problem(file.path, damaged[0], f"not a JSON record, skipped{more}"))

@@ -4,7 +4,7 @@
 The view ``logs`` has one row per record and one column per field seen in any file
 (nested objects are STRUCTs: ``tokens.prompt``), with ``time`` a TIMESTAMPTZ and
 ``level`` and ``message`` VARCHAR. DuckDB reads the files itself, ``.zst`` and ``.gz``
-included, through the descriptors of one :func:`~logd.reading.files.snapshot` (so a
+included, through the descriptors of one :func:`~logd.logfiles.snapshot.snapshot` (so a
 rotation during the query changes nothing). A backup DuckDB cannot read (damaged,
 truncated) is read again by logd's own reader, which reports the damage once and keeps
 every line before it; the query then runs over that. Malformed lines in the current
@@ -24,7 +24,8 @@ from typing import IO, Any
 
 import orjson
 
-from logd.reading.files import LogFile, Problem, file_blocks, snapshot
+from logd.logfiles.content import LogFile, Problem, file_blocks
+from logd.logfiles.snapshot import snapshot
 from logd.reading.output import Progress
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2

@@ -1,12 +1,11 @@
 """``logd tail``: the last N records, and ``-f`` following the file across rotations.
 
-Following keeps the file it reads open. When the path names a new file (a rotation
-renamed ours away), the follower takes a :func:`~logd.reading.files.snapshot`, finds our file in
-it (by inode, or by its first line once it has been compressed under a new name), reads
-our file to its end, then every file rotated after it, in order, then the new current
-file from its start: at a burst of rotations no line is lost or read twice. It only
-leaves a file once a newer one has data, so a writer's last lines in the old file are seen.
-watchdog wakes it on file events; a slow poll backs that up.
+The last records come from a :func:`~logd.logfiles.snapshot.snapshot`, plain files read
+backwards. Following is the one follower of rotating files the shippers use too
+(:class:`logd.logfiles.follow.Follower`): it keeps the file it reads open, reads it to its
+end once the writer has left it, then every file rotated after it, in order, then the
+new current file: at a burst of rotations no line is lost or read twice. watchdog wakes
+it on file events; a slow poll backs that up.
 """
 
 from __future__ import annotations
@@ -21,11 +20,14 @@ from pathlib import Path
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from logd.reading.files import LogFile, Problem, ProblemHandler, Snapshot, file_lines, first_line, raw_chunks, snapshot
+from logd.logfiles.content import LogFile, Problem, ProblemHandler, file_lines
+from logd.logfiles.follow import Follower
+from logd.logfiles.snapshot import Snapshot, snapshot
 
 Match = Callable[[bytes], "bool | None"]
 Emit = Callable[[list[bytes]], None]
 BACK_BLOCK = 1 << 16
+POLL_LINES = 10_000  # lines taken from the follower at a time
 
 
 def complete_end(fd: int, end: int) -> int:
@@ -102,135 +104,31 @@ class _Wake(FileSystemEventHandler):
         self.event.set()
 
 
-class Follower:
-    """Reads what is appended to ``path``, across rotations, and hands complete lines to ``emit``."""
+class TailFollower:
+    """``logd tail -f``: the one follower of rotating files (:class:`~logd.logfiles.follow.Follower`),
+    its complete lines selected by ``match`` and handed to ``emit``; woken by watchdog."""
 
     def __init__(self, path: Path, emit: Emit, on_problem: ProblemHandler, match: Match | None = None) -> None:
         self.path = path
         self.emit = emit
         self.on_problem = on_problem
         self.match = match
-        self.file: LogFile | None = None
-        self.offset = 0
-        self._rest = b""
-        self._told_unreadable = False
+        self.follower = Follower(path, on_problem=on_problem, on_gap=on_problem)
+        self.follower.start_at(None)  # until told otherwise: the current file from its start, once it exists
 
     def start_at(self, file: LogFile | None, offset: int) -> None:
         """Follow ``file`` (the current file, open) from byte ``offset``; None waits for the file."""
-        self.file, self.offset, self._rest = file, offset, b""
-
-    # --- one step ---
-
-    def _send(self, lines: list[bytes]) -> None:
-        if self.match is not None:
-            lines = [line for line in lines if line and self.match(line)]
-        else:
-            lines = [line for line in lines if line]
-        if lines:
-            self.emit(lines)
-
-    def _drain(self) -> None:
-        """Emit the complete lines appended to our file since the last read."""
-        assert self.file is not None and self.file.fd is not None
-        for chunk in raw_chunks(self.file.fd, self.offset):
-            self.offset += len(chunk)
-            data = self._rest + chunk if self._rest else chunk
-            cut = data.rfind(b"\n")
-            if cut < 0:
-                self._rest = data
-                continue
-            self._rest = data[cut + 1:]
-            self._send(data[:cut].split(b"\n"))
-
-    def _finish(self) -> None:
-        """Our file was rotated away: read it to its end; an unfinished last line is reported."""
-        self._drain()
-        if self._rest and self.file is not None:
-            self.on_problem(Problem(self.file.path, None, "rotated with an unfinished last line; it is skipped"))
-        self._rest = b""
+        self.follower.start_at(file, offset)
 
     def poll(self) -> None:
-        if self.file is None:
-            files = snapshot(self.path)
-            current = next((f for f in files if f.is_current), None)
-            for f in files:
-                if f is not current:
-                    f.close()
-            if current is None:
-                return
-            if current.fd is None:  # there but unreadable: say so once, keep trying
-                if not self._told_unreadable:
-                    reason = current.error.strerror if current.error and current.error.strerror else current.error
-                    self.on_problem(Problem(self.path, None, f"cannot read: {reason}; waiting for it"))
-                    self._told_unreadable = True
-                return
-            self.start_at(current, 0)
-        self._drain()
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:  # between a rename and the new file: ours may be far back
-            self._follow_rotation()
-            return
-        assert self.file is not None
-        if (st.st_dev, st.st_ino) == self.file.inode:
-            if st.st_size < self.offset:  # truncated in place (copytruncate): start over
-                self.on_problem(Problem(self.path, None, "file truncated; following from its start"))
-                self.offset, self._rest = 0, b""
-                self._drain()
-            return
-        self._follow_rotation()
-
-    def _follow_rotation(self) -> None:
-        assert self.file is not None
-        files = snapshot(self.path)
-        ours = self._find_ours(files)
-        newer = files[ours + 1:] if ours is not None else [f for f in files if f.is_current]
-        current = next((f for f in newer if f.is_current), None)
-        backups = [f for f in newer if not f.is_current]
-        # What to follow next: the new current file once it has data (then the writer has
-        # left every older file); else the newest backup if plain, as the writer may still
-        # be finishing it; compressed backups are complete.
-        if current is not None and current.fd is not None and os.fstat(current.fd).st_size > 0:
-            target: LogFile | None = current
-        elif backups and not backups[-1].compression and backups[-1].fd is not None:
-            target = backups[-1]
-        elif backups:
-            target = None  # read them all, then pick up the current file when it appears
-        else:
-            files.close()
-            return  # only an empty new file: the writer may not have left ours yet
-        if ours is None:
-            self.on_problem(Problem(self.file.path, None,
-                                    "rotated files were removed before they could be read; records may be missing"))
-        self._finish()
-        self.file.close()
-        keep = {id(f) for f in backups} | {id(target)}
-        for f in files:
-            if id(f) not in keep:
-                f.close()
-        for f in backups:
-            if f is not target:
-                for batch in file_lines(f, self.on_problem):
-                    self._send(batch)
-                f.close()
-        self.start_at(target, 0)
-        if target is not None:
-            self._drain()
-
-    def _find_ours(self, files: Snapshot) -> int | None:
-        """Index of the file we were reading in the snapshot: same inode, or same first line
-        (a compressed copy of it)."""
-        assert self.file is not None
-        for i, f in enumerate(files):
-            if f.inode == self.file.inode and not f.compression:
-                return i
-        head = first_line(self.file)
-        if head is None:
-            return None
-        for i, f in enumerate(files):
-            if not f.is_current and first_line(f) == head:
-                return i
-        return None
+        """Emit every complete line there is now."""
+        while (chunk := self.follower.read(POLL_LINES)) is not None:
+            lines = chunk.lines
+            match = self.match
+            lines = [line for line in lines if line and match(line)] if match is not None else [
+                line for line in lines if line]
+            if lines:
+                self.emit(lines)
 
     def run(self, stop: threading.Event, poll_interval: float = 1.0) -> None:
         """Follow until ``stop`` is set; watchdog events on the folder wake us at once."""
@@ -256,8 +154,7 @@ class Follower:
         finally:
             observer.stop()
             observer.join(5)
-            if self.file is not None:
-                self.file.close()
+            self.follower.close()
 
 
 def open_current(path: Path) -> tuple[Snapshot, LogFile | None, int]:
@@ -281,7 +178,7 @@ def run_tail(path: Path, n: int, follow: bool, match: Match | None, emit: Emit,
             emit(lines)
         if not follow:
             return
-        follower = Follower(path, emit, on_problem, match)
+        follower = TailFollower(path, emit, on_problem, match)
         if current is not None:
             files.remove(current)  # the follower owns it from here
             follower.start_at(current, start)

@@ -1,54 +1,24 @@
-"""Where a ship target has got to: a file fingerprint plus an offset, saved atomically.
+"""Where a ship target has got to, saved atomically: a :class:`~logd.logfiles.identity.Position`
+(a file known by its head, and an offset into it) and the count of records delivered.
 
-A file is recognised by a hash of its first bytes (up to 4 KiB), not by its name or inode:
-rotation renames ``agent.log`` to its backup name (``agent-<time>.log``, or ``agent.log.1``
-then ``.2``: :mod:`logd.backups`) and later compresses it (``.zst``: the decompressed bytes
-are the same), and a switch of naming leaves names as they were; a file replaced under the
-same name starts differently. The log only grows, so a prefix never changes: a checkpoint
-records how many leading bytes its fingerprint covers (``fp_len``: what the file had, up
-to 4 KiB), and a file matches when its first ``fp_len`` bytes hash the same.
-Covering 4 KiB rather than one line matters: a burst of identical records (same time,
-same text) can start two files with the same line, but hardly with the same 4 KiB.
-``offset`` counts uncompressed bytes of complete lines already delivered, so it means the
-same in the plain and the compressed copy.
+The position survives renames, compression and a switch of naming (the one identity rule,
+:mod:`logd.logfiles.identity`); ``offset`` counts uncompressed bytes of complete lines
+already delivered, so it means the same in the plain and the compressed copy. The file
+holds the position's fields as they are (``fingerprint``, ``offset``, ``first_time``,
+``file``, ``fp_len``) and ``delivered``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import orjson
 
-FP_BYTES = 4096  # leading bytes a fingerprint covers once the file has them
+from logd.logfiles.identity import Position
 
-
-def fingerprint(head: bytes) -> str:
-    return hashlib.sha256(head).hexdigest()[:32]
-
-
-@dataclass(frozen=True)
-class Position:
-    """Everything of the file with ``fingerprint`` before ``offset`` is delivered."""
-
-    fingerprint: str
-    offset: int
-    first_time: str | None = None  # the file's first record time: orders files whose name moved on
-    file: str = ""  # the name it had when saved; a hint for people, never trusted
-    fp_len: int = 0  # leading bytes the fingerprint covers
-
-    def identifies(self, head: bytes) -> bool:
-        """Whether a file whose first bytes are ``head`` (up to FP_BYTES of them) is this position's file."""
-        return len(head) >= self.fp_len and fingerprint(head[:self.fp_len]) == self.fingerprint
-
-
-def position_in(head: bytes, offset: int, first_time: str | None, name: str) -> Position:
-    """The position ``offset`` bytes into a file that starts with ``head`` (all it had, up to
-    FP_BYTES: bytes once written never change, even those of a line still being written)."""
-    fp_len = min(FP_BYTES, len(head))
-    return Position(fingerprint(head[:fp_len]), offset, first_time, name, fp_len)
+__all__ = ["CheckpointError", "CheckpointStore", "Position"]
 
 
 class CheckpointStore:
@@ -78,7 +48,8 @@ class CheckpointStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
         data = orjson.dumps({**asdict(position), "delivered": delivered})
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        # O_NOFOLLOW: a link planted at the temporary name never makes logd truncate its target
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         try:
             os.write(fd, data)
             if durable:

@@ -23,15 +23,16 @@ from typing import Any
 
 import orjson
 
-from logd.backups import Names, compression_of
 from logd.config import ShipSettings
 from logd.levels import RANK
-from logd.reading import files as reader
+from logd.logfiles.content import CorruptData, Problem, decoded_chunks, open_log, raw_chunks
+from logd.logfiles.follow import Chunk, Follower, file_info, located, take_survey
+from logd.logfiles.identity import Identity, Position
+from logd.logfiles.names import Names
 from logd.ship import encoders
 from logd.ship.backoff import RetryPolicy
-from logd.ship.checkpoint import CheckpointStore, Position, fingerprint
+from logd.ship.checkpoint import CheckpointStore
 from logd.ship.encoders import Item
-from logd.ship.follow import Chunk, FileInfo, Tailer, located, read_head, take_survey
 from logd.ship.targets import Target, build_target, shown_url
 from logd.timestamps import format_epoch
 from logd.traces.shapes import classify
@@ -90,7 +91,7 @@ class Shipper:
         self._last_durable = 0.0
         self._thread: threading.Thread | None = None
         self._target = target
-        self._tailer: Tailer | None = None
+        self._follower: Follower | None = None
         self._lock = threading.Lock()
         self._floor = RANK.get(settings.level, 0)
         self._match = {key: set(values) for key, values in settings.match}
@@ -145,7 +146,7 @@ class Shipper:
                     return
 
     def _session(self) -> None:
-        tailer = self._tailer = Tailer(self.log_path, self.position, on_problem=self._problem)
+        follower = self._follower = Follower(self.log_path, self.position, on_problem=self._problem)
         try:
             if self._target is None:
                 self._target = build_target(self.settings, self.hostname, self.clock)
@@ -154,7 +155,7 @@ class Shipper:
                 if stopping and time.monotonic() > self._drain_until:
                     return
                 cpu = time.thread_time()
-                chunks = self._gather(tailer, stopping)
+                chunks = self._gather(follower, stopping)
                 if not chunks:
                     if stopping:
                         return
@@ -166,7 +167,7 @@ class Shipper:
                 if not stopping:
                     self._stop.wait(self._yield_time(time.thread_time() - cpu))
         finally:
-            tailer.close()
+            follower.close()
             if self._stop.is_set():
                 if self._target is not None:
                     self._target.close()
@@ -190,14 +191,14 @@ class Shipper:
 
     # --- batching ---
 
-    def _gather(self, tailer: Tailer, stopping: bool) -> list[Chunk]:
+    def _gather(self, follower: Follower, stopping: bool) -> list[Chunk]:
         """Up to ``batch_size`` lines; a partial batch waits at most ``flush_interval`` for more."""
         chunks: list[Chunk] = []
         count = 0
         deadline = 0.0
         limit = self.settings.batch_size
         while count < limit:
-            chunk = tailer.read(limit - count)
+            chunk = follower.read(limit - count)
             if chunk is not None:
                 if not chunks:
                     deadline = time.monotonic() + self.settings.flush_interval
@@ -299,7 +300,8 @@ class Shipper:
         data = b"".join(orjson.dumps({"time": now, "target": self.name, "reason": reason, "id": item_id,
                                       "record": record}, default=str, option=orjson.OPT_APPEND_NEWLINE)
                         for (item_id, record), reason in refused)
-        fd = os.open(self.dead_letter_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(self.dead_letter_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                     0o600)
         try:
             view = memoryview(data)
             while view:
@@ -327,7 +329,7 @@ class Shipper:
             self.notify("warn", f"ship target {self.name}: the remote stored {reordered} records ahead of earlier "
                         "ones it had refused for a while (those follow now)", target=self.name, count=reordered)
 
-    def _problem(self, problem: reader.Problem) -> None:
+    def _problem(self, problem: Problem) -> None:
         with self._lock:
             self.stats.unreadable += 1
         self.notify("error", f"ship target {self.name}: a log file could not be read to its end",
@@ -340,22 +342,23 @@ class Shipper:
         has not shipped from them. Thread-safe; the files must still exist.
 
         Files are matched by their first bytes (names move on while we look). A file counted
-        as lost is marked so the tailer never opens it in the instant before it goes (it
+        as lost is marked so the follower never opens it in the instant before it goes (it
         would be both counted and shipped)."""
-        tailer = self._tailer
-        if tailer is None:
+        follower = self._follower
+        if follower is None:
             return self._count_lost(paths, self.position, None, set())
-        with tailer.lock:
+        with follower.lock:
             # what was read is delivered or held in the batch being retried: lines from there on are at stake
-            return self._count_lost(paths, tailer.position or self.position, tailer.open_position(), tailer.doomed)
+            return self._count_lost(paths, follower.position or self.position, follower.open_position(),
+                                    follower.doomed)
 
     def _count_lost(self, paths: list[Path], position: Position | None, reading: Position | None,
-                    doomed: set[tuple[int, int, str]]) -> int:
+                    doomed: set[Identity]) -> int:
         # Retention takes the oldest backups, so the doomed files are older than every file
         # left; among themselves their names give the rotation order. Record times cannot order
         # files: one batch's records share a time.
-        infos = [info for info in map(_file_info, Names(self.log_path).oldest_first(paths))
-                 if info is not None and info.head]
+        infos = [info for info in (file_info(path, 1) for path in Names(self.log_path).oldest_first(paths))
+                 if info.head]
         if position is None:
             first_unshipped, offset = 0, 0  # nothing read yet: all of them
         else:
@@ -373,8 +376,7 @@ class Shipper:
                 continue  # being read through an open descriptor: the unlink takes nothing from us
             lost += count_lines(info.path, offset if i == first_unshipped else 0)[0]
             try:
-                st = os.stat(info.path)
-                doomed.add((st.st_dev, st.st_ino, fingerprint(info.head)))
+                doomed.add(Identity.of(os.lstat(info.path), info.head, info.compression))
             except OSError:
                 pass
         if lost:
@@ -389,20 +391,20 @@ class Shipper:
         position = self.position
         if position is None:
             return False
-        files, index, offset = located(self.log_path, position)
+        files, place = located(self.log_path, position)
         mine = next((i for i, name in enumerate(files.entries) if name == path.name), None)
         if mine is None:
             return False
-        if mine < index:
+        if mine < place.index:
             return True
-        return mine == index and files.rank(index) > 0 and offset >= path.stat().st_size
+        return mine == place.index and files.rank(mine) > 0 and place.offset >= path.stat().st_size
 
     def lag(self) -> tuple[int, int]:
         """Records and (uncompressed) bytes in the files after the checkpoint."""
-        files, index, offset = located(self.log_path, self.position)
+        files, place = located(self.log_path, self.position)
         records = size = 0
-        for i, name in enumerate(files.entries[index:]):
-            lines, nbytes = count_lines(files.folder / name, offset if i == 0 else 0)
+        for i, name in enumerate(files.entries[place.index:]):
+            lines, nbytes = count_lines(files.folder / name, place.offset if i == 0 else 0)
             records += lines
             size += nbytes
         return records, size
@@ -453,28 +455,6 @@ def _when(epoch: float | None) -> str | None:
     return format_epoch(epoch) if epoch is not None else None
 
 
-def _open_log_file(path: Path) -> reader.LogFile | None:
-    compression = compression_of(path)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    return reader.LogFile(path, 1, compression, fd=fd)
-
-
-def _file_info(path: Path) -> FileInfo | None:
-    file = _open_log_file(path)
-    if file is None:
-        return None
-    try:
-        head = read_head(file)
-    finally:
-        file.close()
-    cut = head.find(b"\n")
-    return FileInfo(path, file.number, file.compression, head,
-                    reader.line_time(head[:cut]) if cut >= 0 else None)
-
-
 _counted: OrderedDict[tuple[int, int, int, int, int], tuple[int, int]] = OrderedDict()
 _counted_lock = threading.Lock()
 
@@ -502,16 +482,16 @@ def count_lines(path: Path, offset: int) -> tuple[int, int]:
 
 
 def _count_lines(path: Path, offset: int) -> tuple[int, int]:
-    file = _open_log_file(path)
-    if file is None:
+    file = open_log(path, 1)
+    if file.fd is None:
         return 0, 0
     lines = size = 0
     skip = offset
     try:
-        raw = None if file.compression else reader.raw_chunks(file.fd, start=offset)  # type: ignore[arg-type]
+        raw = None if file.compression else raw_chunks(file.fd, start=offset)
         if raw is not None:
             skip = 0
-        for chunk in reader.decoded_chunks(file, raw):
+        for chunk in decoded_chunks(file, raw):
             if skip:
                 if len(chunk) <= skip:
                     skip -= len(chunk)
@@ -519,7 +499,7 @@ def _count_lines(path: Path, offset: int) -> tuple[int, int]:
                 chunk, skip = chunk[skip:], 0
             lines += chunk.count(b"\n")
             size += len(chunk)
-    except (reader.CorruptData, OSError):
+    except (CorruptData, OSError):
         pass
     finally:
         file.close()

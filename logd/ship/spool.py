@@ -2,7 +2,7 @@
 state folder that only they read, in the file sink's format.
 
 It rotates like the log file, with dated names (``spool.log`` ->
-``spool-2026-11-29T17-03-00.123.log``, one rename; :mod:`logd.backups`; numbered
+``spool-2026-11-29T17-03-00.123.log``, one rename; :mod:`logd.logfiles.names`; numbered
 ``spool.log.N`` left by an older logd are still read, in order) when it passes
 ``max_bytes``, and a backup is deleted only once every ship target has moved past it
 (:func:`prune_spool`), so the spool never drops what a target still needs.
@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from logd.backups import Names
 from logd.events import Events
+from logd.logfiles.names import Names
 from logd.pipeline import Batch
 from logd.sinks.file import FileSink
 

@@ -25,8 +25,8 @@ from typing import Any
 from logd import rotation
 from logd.components import SinkStats
 from logd.events import Events
+from logd.logfiles import bounds
 from logd.pipeline import Batch
-from logd.reading import index
 from logd.rotation import FILE_MODE, FileSet, OnDelete, RotationPolicy
 
 __all__ = ["FILE_MODE", "FileSink"]
@@ -73,9 +73,9 @@ class FileSink:
         self._reopen_asked = False
         self._next_boundary: float | None = None
         # time bounds of each file, filed at rotation so queries skip only what is outside
-        # their window (logd.reading.index); _pending: bounds of the bytes not yet written
-        self._bounds = index.tracker(path) if policy is not None else None
-        self._pending: index.Bounds | None = None
+        # their window (logd.logfiles.bounds); _pending: bounds of the bytes not yet written
+        self._bounds = bounds.tracker(path) if policy is not None else None
+        self._pending: bounds.Bounds | None = None
 
     # --- files ---
 

@@ -12,7 +12,7 @@ from typing import TextIO
 
 import orjson
 
-from logd.reading.timeparse import TimeError, parse_time
+from logd.timeparse import TimeError, parse_time
 from logd.timestamps import epoch_seconds
 from logd.traces import agk, importer, render
 from logd.traces.index import LIST_HEADER, SessionIndex, Summary, list_line

@@ -1,7 +1,8 @@
 """Backup names of a log file, and finding them again: the one place that knows them.
 
 Rotation, ``logd query``/``logd tail``, the spool and the shippers all ask this module;
-none of them has a name pattern of its own.
+none of them has a name pattern of its own. (Which file is which once names move on is
+:mod:`logd.logfiles.identity`.)
 
 Two layouts (``backup_names`` in the config):
 
@@ -329,6 +330,42 @@ class Names:
         if current:
             out.append(current_name)
         return out
+
+    def number_of(self, name: str) -> int | None:
+        """A numbered backup's number; 0 for the current file; None for a dated backup or
+        any other name."""
+        if name == self.current.name:
+            return 0
+        parsed = self.parse(name)
+        return parsed[1] if parsed is not None else None
+
+    def numbered_files(self, number: int) -> tuple[Path, ...]:
+        """Every file numbered backup ``number`` may have (plain, compressed, in progress)."""
+        return tuple(self.numbered(number, suffix) for suffix in ("", *COMPRESSED_SUFFIXES)) + tuple(
+            self.numbered(number, suffix + TEMP) for suffix in COMPRESSED_SUFFIXES)
+
+    def moved(self, name: str) -> Iterator[str]:
+        """Names a backup listed as ``name`` may have now, the likeliest first: its compressed
+        copy (or, for a compressed name, its plain original) under the same name; then, when
+        numbered, the same under a higher number, the nearest first (a numbered rotation
+        moves every backup up one). Which of them is the same file is for
+        :mod:`logd.logfiles.identity` to say."""
+        parsed = self.parse(name)
+        if parsed is None:
+            return
+        base, number, _, _, _ = parsed
+        yield from (base + suffix for suffix in ("", *COMPRESSED_SUFFIXES) if base + suffix != name)
+        if number is None:
+            return
+        higher: dict[int, int] = {}
+        for other in self.names_in_folder():
+            key = self._key(other)
+            if key is not None and key[0] is not None and key[0] > number and not key[2] & (TEMP_ZST | TEMP_GZ):
+                higher[key[0]] = higher.get(key[0], 0) | key[2]
+        for moved in sorted(higher):
+            flags = higher[moved]
+            yield from (f"{self.current.name}.{moved}{suffix}"
+                        for suffix, flag in (("", PLAIN), (".zst", ZST), (".gz", GZ)) if flags & flag)
 
     def ranked(self, listing: list[str]) -> Iterator[tuple[str, int, str]]:
         """``(name, rank, compression)`` of each name of a :meth:`listing`: rank 0 is the

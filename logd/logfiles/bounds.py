@@ -5,9 +5,14 @@ batches), so a file is not in time order and its first line says nothing about t
 
 The bounds live in a small JSON-lines index beside the log file, ``.agent.log.bounds``,
 one line per file: ``{"fp": ..., "bytes": ..., "min": ..., "max": ...}``. An entry is
-keyed by the file's *content* (a hash of its first 64 KiB, decompressed, and its size),
-never by its name: backups are renamed at every rotation and compressed later, and their
-naming may change, but their decompressed bytes do not.
+keyed by the file's *content*, its head and decompressed size (:mod:`.identity`), never by
+its name: backups are renamed at every rotation and compressed later, and their naming
+may change, but their decompressed bytes do not. (Entries filed before the one identity
+rule hashed up to 64 KiB: those of backups over 4 KiB match nothing now, so such a backup
+is read once more and filed again; no entry can name the wrong file.)
+
+The file sink writes the index and the readers read it: both depend on this module,
+not on each other.
 
 - The writer (:class:`BoundsTracker`, driven by the file sink) folds each batch's min and
   max ``time`` into the bounds of the open file, and appends an entry when it rotates the
@@ -20,7 +25,6 @@ naming may change, but their decompressed bytes do not.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import struct
 from dataclasses import dataclass
@@ -29,11 +33,11 @@ from pathlib import Path
 import orjson
 import zstandard
 
-from logd.reading.files import CorruptData, LogFile, decoded_chunks, raw_chunks
+from logd.logfiles.content import LogFile
+from logd.logfiles.identity import HEAD_BYTES, Head, read_head
 from logd.regular import read_regular
 from logd.timestamps import normalize_time
 
-HEAD_BYTES = 64 * 1024  # leading decompressed bytes a fingerprint covers
 MAX_INDEX_BYTES = 1 << 20  # then the oldest half of the entries goes (a lost entry only means "read it")
 Bounds = tuple[str, str]
 
@@ -41,10 +45,6 @@ Bounds = tuple[str, str]
 def index_path(current: Path) -> Path:
     """``logs/agent.log`` -> ``logs/.agent.log.bounds`` (hidden: no backup scan matches it)."""
     return current.with_name(f".{current.name}.bounds")
-
-
-def fingerprint(head: bytes) -> str:
-    return hashlib.sha256(head[:HEAD_BYTES]).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -143,12 +143,8 @@ class BoundsTracker:
             if (not self.complete or self.low is None or self.high is None
                     or (st.st_dev, st.st_ino) != self.inode):
                 return
-            reader = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)  # the sink's fd is write-only
-            try:
-                head = os.pread(reader, HEAD_BYTES, 0)
-            finally:
-                os.close(reader)
-            append(self.current, Entry(fingerprint(head), st.st_size, self.low, self.high))
+            head = os.pread(fd, HEAD_BYTES, 0)  # the sink opens its file for reading and appending
+            append(self.current, Entry(Head.of(head).fingerprint, st.st_size, self.low, self.high))
         except OSError:
             pass
         finally:
@@ -168,21 +164,6 @@ def tracker(current: Path) -> BoundsTracker:
 
 
 # --- the reader's side ---
-
-def read_head(file: LogFile) -> bytes | None:
-    """The first HEAD_BYTES decompressed bytes (all of a smaller file); None when unreadable."""
-    if file.fd is None:
-        return None
-    head = b""
-    try:
-        for chunk in decoded_chunks(file, raw_chunks(file.fd, size=1 << 14)):
-            head += chunk
-            if len(head) >= HEAD_BYTES:
-                break
-    except (CorruptData, OSError):
-        return None
-    return head[:HEAD_BYTES]
-
 
 def _size_matches(file: LogFile, size: int) -> bool:
     """Check the decompressed size where it is cheap to know: plain (st_size), gzip (ISIZE,
@@ -221,7 +202,7 @@ def lookup(current: Path, files: list[LogFile]) -> list[Known]:
             continue
         try:
             head = read_head(file)
-            fp = fingerprint(head) if head else None
+            fp = Head.of(head).fingerprint if head else None
             entry = entries.get(fp) if fp is not None else None
             bounds = (entry.low, entry.high) if entry is not None and _size_matches(file, entry.size) else None
         finally:
