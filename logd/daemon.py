@@ -387,6 +387,7 @@ class Daemon:
         async def reload_or_reopen() -> None:
             result = await self.reload("SIGHUP")
             if not result.get("applied"):
+                self.pipeline.drain()  # the refusal, and what came before it, go to the old file
                 for sink in self.pipeline.sinks:
                     sink.reopen()
         asyncio.get_running_loop().create_task(reload_or_reopen())
