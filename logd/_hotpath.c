@@ -11,8 +11,11 @@
  * So this file only ever makes a line faster, never different (tests/test_hotpath.py).
  *
  * Output per line: {"time":<canonical>,"level":<canonical>,"message":...,<other keys in the
- * order sent, without whitespace>,<trusted fields>}\n, and for the metric steps a small dict
- * ("projection") of the level and the few keys they read.
+ * order sent, without whitespace>,<trusted fields>}\n, and for the counting steps the tallies
+ * their roles asked for (logd/spec.py): records by a label key and level, a histogram of a
+ * numeric key per label, whole numbers under a key summed by two labels. Which keys those
+ * are, and which keys and levels send a line to Python, the steps declare; nothing here
+ * names a field but time, level and message.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -113,16 +116,49 @@ static void cache_put(Cache *c, const char *p, Py_ssize_t n, uint64_t h, int val
 /* ---- the object ---- */
 
 typedef struct {
+    char *data; /* NULL: none */
+    Py_ssize_t len;
+} Name;
+
+static int name_set(Name *name, PyObject *text) {
+    PyMem_Free(name->data);
+    name->data = NULL;
+    name->len = 0;
+    if (text == Py_None) return 0;
+    Py_ssize_t n;
+    const char *utf8 = PyUnicode_AsUTF8AndSize(text, &n);
+    if (!utf8) return -1;
+    name->data = PyMem_Malloc(n ? (size_t)n : 1);
+    if (!name->data) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(name->data, utf8, (size_t)n);
+    name->len = n;
+    return 0;
+}
+
+static inline int name_is(const Name *name, const char *p, Py_ssize_t n) {
+    return name->data && name->len == n && memcmp(name->data, p, (size_t)n) == 0;
+}
+
+typedef struct {
     PyObject_HEAD
     PyObject *aliases;       /* dict: level spelling -> canonical level */
     PyObject *actions;       /* dict: canonical level -> 0 keep, 1 below the floor, 2 Python */
     PyObject *classify_key;  /* callable(str) -> K_* flags */
     PyObject *value_clean;   /* callable(str) -> bool (no pattern matches), or None */
     PyObject *message_clean; /* callable(str) -> bool (no key=value secret), or None */
-    double *buckets;         /* AgentMetrics' duration buckets (seconds), ascending */
+    /* what the counting steps declared (logd/spec.py's roles), by key name; an empty name: no such role */
+    Name label;              /* CountByLevel: records counted by (this key's text, level) */
+    int count;               /* that count is asked for (else the label is only the sums' first label) */
+    Name histogram;          /* ... and this key's number / scale observed in buckets, per label */
+    double scale;
+    double *buckets;         /* ascending */
     Py_ssize_t nbuckets;
-    PyObject *directions;    /* dict: token field name -> 0 input, 1 output, 2 total (UsageMetrics) */
-    int usage;               /* UsageMetrics is a step: tokens are counted */
+    Name sum;                /* SumFields: whole numbers under this key, summed by (label, sum_label) */
+    Name sum_label;
+    PyObject *directions;    /* dict: field name under `sum` -> 0 input, 1 output, 2 total */
     Py_ssize_t min_len;      /* characters: shorter strings cannot match a pattern */
     int redact;
     Cache keys, values, messages;
@@ -517,10 +553,10 @@ static char *copy_compact(char *o, const char *p, Py_ssize_t start, Py_ssize_t e
 #define NLEVELS 7
 
 typedef struct {
-    PyObject *agent_index; /* dict: agent (str or None) -> row */
-    PyObject *agents;      /* list: [agent, [count per level], [count per bucket] or None, [seconds...] or None] */
-    PyObject *group_index; /* dict: (agent, model) -> row */
-    PyObject *groups;      /* list: [agent, model, input, output, total] (None where nothing was added) */
+    PyObject *agent_index; /* dict: label (str or None) -> row */
+    PyObject *agents;      /* list: [label, [count per level], [count per bucket] or None, [seconds...] or None] */
+    PyObject *group_index; /* dict: (label, second label) -> row */
+    PyObject *groups;      /* list: [label, second label, input, output, total] (None where nothing was added) */
 } Tally;
 
 static int add_count(PyObject *list, Py_ssize_t i, long long n) {
@@ -570,7 +606,7 @@ static PyObject *tally_row(PyObject *index, PyObject *rows, PyObject *key, Py_ss
 
 /* What the metric steps read of one record, found before anything is counted. */
 typedef struct {
-    PyObject *agent, *model; /* new references (None when absent) */
+    PyObject *label, *second; /* the label's and the sums' second label's text, new references (None: absent) */
     int has_seconds;
     double seconds;
     int has_tokens;
@@ -579,8 +615,8 @@ typedef struct {
 } Seen;
 
 static void seen_clear(Seen *m) {
-    Py_CLEAR(m->agent);
-    Py_CLEAR(m->model);
+    Py_CLEAR(m->label);
+    Py_CLEAR(m->second);
 }
 
 static int direction_of(FastPath *fp, const char *p, Py_ssize_t n) {
@@ -684,66 +720,89 @@ static int read_tokens(FastPath *fp, const char *p, Field *f, Seen *m) {
 /* Everything the metric steps read of a record with these fields, or FAIL_SLOW / FAIL_PY. */
 static int read_metrics(FastPath *fp, const char *p, Field *fields, int nf, Seen *m) {
     memset(m, 0, sizeof(*m));
-    Field *agent = NULL, *model = NULL, *duration = NULL, *tokens = NULL;
+    /* the keys the counting steps named (AgentMetrics: "agent" and "duration_ms"; UsageMetrics:
+     * "tokens" summed by "agent" and "model") */
+    Field *label = NULL, *second = NULL, *number = NULL, *sum = NULL;
     for (int j = 0; j < nf; j++) {
         const char *k = p + fields[j].key.start;
         Py_ssize_t kl = fields[j].key.len;
-        if (kl == 5 && memcmp(k, "agent", 5) == 0) agent = &fields[j];
-        else if (kl == 5 && memcmp(k, "model", 5) == 0) model = &fields[j];
-        else if (kl == 11 && memcmp(k, "duration_ms", 11) == 0) duration = &fields[j];
-        else if (kl == 6 && memcmp(k, "tokens", 6) == 0) tokens = &fields[j];
+        if (name_is(&fp->label, k, kl)) label = &fields[j];
+        else if (name_is(&fp->sum_label, k, kl)) second = &fields[j];
+        else if (name_is(&fp->histogram, k, kl)) number = &fields[j];
+        else if (name_is(&fp->sum, k, kl)) sum = &fields[j];
     }
-    /* an agent or model that is not text is labelled by its str(): Python does that */
-    if ((agent && agent->type != T_STRING && agent->type != T_NULL) ||
-        (model && model->type != T_STRING && model->type != T_NULL))
+    /* a label that is not text is labelled by its str(): Python does that */
+    if ((label && label->type != T_STRING && label->type != T_NULL) ||
+        (second && second->type != T_STRING && second->type != T_NULL))
         return FAIL_SLOW;
-    if (duration && duration->type == T_INT) {
-        long long ms = parse_int(p + duration->start, duration->end - duration->start);
-        if (ms > (1LL << 53) || ms < -(1LL << 53)) return FAIL_SLOW; /* Python divides exactly */
-        if (ms >= 0) {
+    if (number && number->type == T_INT) {
+        long long v = parse_int(p + number->start, number->end - number->start);
+        if (v > (1LL << 53) || v < -(1LL << 53)) return FAIL_SLOW; /* Python divides exactly */
+        if (v >= 0) {
             m->has_seconds = 1;
-            m->seconds = (double)ms / 1000.0;
+            m->seconds = (double)v / fp->scale;
         }
-    } else if (duration && duration->type == T_FLOAT) {
-        double ms = parse_float(p + duration->start, duration->end - duration->start);
-        if (ms == -1.0 && PyErr_Occurred()) return FAIL_PY;
-        if (ms >= 0) {
+    } else if (number && number->type == T_FLOAT) {
+        double v = parse_float(p + number->start, number->end - number->start);
+        if (v == -1.0 && PyErr_Occurred()) return FAIL_PY;
+        if (v >= 0) {
             m->has_seconds = 1;
-            m->seconds = ms / 1000.0;
+            m->seconds = v / fp->scale;
         }
     }
-    if (tokens && fp->usage) {
-        int r = read_tokens(fp, p, tokens, m);
+    if (sum) {
+        int r = read_tokens(fp, p, sum, m);
         if (r < 0) return r;
     }
-    if (agent && agent->type == T_STRING) {
-        Scan s = {p, agent->start, agent->end, 0, fp};
+    if (label && label->type == T_STRING) {
+        Scan s = {p, label->start, label->end, 0, fp};
         Str st;
         scan_string(&s, &st);
-        m->agent = string_object(p, &st);
-        if (!m->agent) return FAIL_PY;
+        m->label = string_object(p, &st);
+        if (!m->label) return FAIL_PY;
     } else {
-        m->agent = Py_NewRef(Py_None);
+        m->label = Py_NewRef(Py_None);
     }
-    if (model && model->type == T_STRING) {
-        Scan s = {p, model->start, model->end, 0, fp};
+    if (second && second->type == T_STRING) {
+        Scan s = {p, second->start, second->end, 0, fp};
         Str st;
         scan_string(&s, &st);
-        m->model = string_object(p, &st);
-        if (!m->model) {
+        m->second = string_object(p, &st);
+        if (!m->second) {
             seen_clear(m);
             return FAIL_PY;
         }
     } else {
-        m->model = Py_NewRef(Py_None);
+        m->second = Py_NewRef(Py_None);
     }
     return 0;
 }
 
+static int tally_count(FastPath *fp, Tally *t, Seen *m, Py_ssize_t level);
+
 static int tally_add(FastPath *fp, Tally *t, Seen *m, Py_ssize_t level) {
-    PyObject *head = PyTuple_Pack(1, m->agent);
+    if (fp->count && tally_count(fp, t, m, level) < 0) return -1;
+    if (m->has_tokens) { /* the sums label the pair even when no field counts (UsageMetrics does) */
+        PyObject *key = PyTuple_Pack(2, m->label, m->second);
+        if (!key) return -1;
+        PyObject *g = tally_row(t->group_index, t->groups, key, 5, key);
+        Py_DECREF(key);
+        if (!g) return -1;
+        if (!m->found[0] && !m->found[1]) {
+            if (m->found[2] && add_count(g, 4, m->tokens[2]) < 0) return -1;
+        } else {
+            if (m->found[0] && add_count(g, 2, m->tokens[0]) < 0) return -1;
+            if (m->found[1] && add_count(g, 3, m->tokens[1]) < 0) return -1;
+        }
+    }
+    return 0;
+}
+
+/* CountByLevel: the record under its label and level, and its histogram value */
+static int tally_count(FastPath *fp, Tally *t, Seen *m, Py_ssize_t level) {
+    PyObject *head = PyTuple_Pack(1, m->label);
     if (!head) return -1;
-    PyObject *row = tally_row(t->agent_index, t->agents, m->agent, 4, head);
+    PyObject *row = tally_row(t->agent_index, t->agents, m->label, 4, head);
     Py_DECREF(head);
     if (!row) return -1;
     if (PyList_GET_ITEM(row, 1) == Py_None) {
@@ -777,19 +836,6 @@ static int tally_add(FastPath *fp, Tally *t, Seen *m, Py_ssize_t level) {
             return -1;
         }
         Py_DECREF(sec);
-    }
-    if (m->has_tokens) { /* UsageMetrics labels the pair even when no field counts */
-        PyObject *key = PyTuple_Pack(2, m->agent, m->model);
-        if (!key) return -1;
-        PyObject *g = tally_row(t->group_index, t->groups, key, 5, key);
-        Py_DECREF(key);
-        if (!g) return -1;
-        if (!m->found[0] && !m->found[1]) {
-            if (m->found[2] && add_count(g, 4, m->tokens[2]) < 0) return -1;
-        } else {
-            if (m->found[0] && add_count(g, 2, m->tokens[0]) < 0) return -1;
-            if (m->found[1] && add_count(g, 3, m->tokens[1]) < 0) return -1;
-        }
     }
     return 0;
 }
@@ -1000,16 +1046,40 @@ error:
 }
 
 static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
-    static char *names[] = {"aliases", "actions", "classify_key", "value_clean", "message_clean", "buckets",
-                            "directions", "min_len", "redact", "usage", NULL};
-    PyObject *aliases, *actions, *classify_key, *value_clean, *message_clean, *buckets, *directions;
+    static char *names[] = {"aliases", "actions", "classify_key", "value_clean", "message_clean", "min_len", "redact",
+                            "label", "count", "histogram", "scale", "buckets", "sum", "sum_label", "directions",
+                            NULL};
+    PyObject *aliases, *actions, *classify_key, *value_clean, *message_clean;
+    PyObject *label = Py_None, *histogram = Py_None, *sum = Py_None, *sum_label = Py_None;
+    PyObject *buckets = NULL, *directions = NULL;
     Py_ssize_t min_len;
-    int redact, usage;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!OOOO!O!npp", names, &PyDict_Type, &aliases, &PyDict_Type,
-                                     &actions, &classify_key, &value_clean, &message_clean, &PyTuple_Type, &buckets,
-                                     &PyDict_Type, &directions, &min_len, &redact, &usage))
+    int redact, count = 0;
+    double scale = 1.0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!OOOnp|$OpOdO!OOO!", names, &PyDict_Type, &aliases,
+                                     &PyDict_Type, &actions, &classify_key, &value_clean, &message_clean, &min_len,
+                                     &redact, &label, &count, &histogram, &scale, &PyTuple_Type, &buckets, &sum,
+                                     &sum_label, &PyDict_Type, &directions))
         return -1;
-    Py_ssize_t nb = PyTuple_GET_SIZE(buckets);
+    if (!PyCallable_Check(classify_key)) {
+        PyErr_SetString(PyExc_TypeError, "classify_key must be callable");
+        return -1;
+    }
+    PyObject *names_given[] = {label, histogram, sum, sum_label};
+    for (int i = 0; i < 4; i++) {
+        if (names_given[i] != Py_None && !PyUnicode_Check(names_given[i])) {
+            PyErr_SetString(PyExc_TypeError, "label, histogram, sum and sum_label are key names (str) or None");
+            return -1;
+        }
+    }
+    if ((count || histogram != Py_None || sum != Py_None) && label == Py_None) {
+        PyErr_SetString(PyExc_ValueError, "counts and sums need their label key");
+        return -1;
+    }
+    if (!(scale > 0)) {
+        PyErr_SetString(PyExc_ValueError, "scale must be > 0");
+        return -1;
+    }
+    Py_ssize_t nb = buckets ? PyTuple_GET_SIZE(buckets) : 0;
     double *bounds = PyMem_Malloc((size_t)(nb ? nb : 1) * sizeof(double));
     if (!bounds) {
         PyErr_NoMemory();
@@ -1022,18 +1092,26 @@ static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
             return -1;
         }
     }
+    if (name_set(&self->label, label) < 0 || name_set(&self->histogram, histogram) < 0 ||
+        name_set(&self->sum, sum) < 0 || name_set(&self->sum_label, sum_label) < 0) {
+        PyMem_Free(bounds);
+        return -1;
+    }
     PyMem_Free(self->buckets);
     self->buckets = bounds;
     self->nbuckets = nb;
+    self->count = count;
+    self->scale = scale;
+    PyObject *no_directions = directions ? NULL : PyDict_New();
+    if (!directions && !no_directions) return -1;
+    Py_XSETREF(self->directions, directions ? Py_NewRef(directions) : no_directions);
     Py_XSETREF(self->aliases, Py_NewRef(aliases));
     Py_XSETREF(self->actions, Py_NewRef(actions));
     Py_XSETREF(self->classify_key, Py_NewRef(classify_key));
     Py_XSETREF(self->value_clean, Py_NewRef(value_clean));
     Py_XSETREF(self->message_clean, Py_NewRef(message_clean));
-    Py_XSETREF(self->directions, Py_NewRef(directions));
     self->min_len = min_len;
     self->redact = redact;
-    self->usage = usage;
     if (!self->keys.slots && (cache_init(&self->keys) < 0 || cache_init(&self->values) < 0 ||
                               cache_init(&self->messages) < 0)) {
         PyErr_NoMemory();
@@ -1072,6 +1150,10 @@ static void FastPath_dealloc(FastPath *self) {
     cache_free(&self->values);
     cache_free(&self->messages);
     PyMem_Free(self->buckets);
+    PyMem_Free(self->label.data);
+    PyMem_Free(self->histogram.data);
+    PyMem_Free(self->sum.data);
+    PyMem_Free(self->sum_label.data);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 

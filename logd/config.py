@@ -1,9 +1,11 @@
 """The ``[logging]`` section of agentflow.toml -> a typed, validated :class:`Config`.
 
 Keys follow AgenticGoKit's meaning; logd's own settings live in sub-tables of
-``[logging]``. Every error names the file, the line where the key stands, the
-key, what was expected and what was found, so a user can fix it without
-reading logd's source.
+``[logging]``. Which tables and keys exist is not written here: every component declares
+its table (:mod:`logd.spec`, :mod:`logd.settings`) and this module walks the registry
+(:mod:`logd.registry`). Every error names the file, the line where the key stands, the
+key, what was expected and what was found, so a user can fix it without reading logd's
+source.
 """
 
 from __future__ import annotations
@@ -14,24 +16,23 @@ import os
 import pwd
 import re
 import sys
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, TypeVar
 
-from logd.extras import available, install_hint
-from logd.levels import CONFIG_LEVELS, LEVELS
+from logd import registry
 from logd.paths import config_search_text, default_socket_path, find_config  # noqa: F401  (re-exported)
-from logd.rotation import compression_level_error, parse_rotate_every
-from logd.steps.redact import DEFAULT_KEYS, DEFAULT_PATTERNS, REPLACEMENT, combine_patterns
+from logd.registry import Table
+from logd.settings import Invalid, found, keys, resolved
+from logd.spec import SINK, TableCheck
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-MB = 1024 * 1024
+T = TypeVar("T")
 
 
 class ConfigError(Exception):
@@ -63,560 +64,54 @@ class ConfigErrors(ConfigError):
         return self.args[0]
 
 
-def _made(kind: str) -> Any:
-    """An optional path logd makes (a "file" or "folder"): ``logd check`` checks that it can."""
-    return field(default=None, metadata={"path": kind})
-
-
-@dataclass(frozen=True)
-class SocketSettings:
-    path: Path = field(metadata={"path": "socket"})  # the socket agents send to
-    mode: int = 0o660  # socket permissions: owner and group may send
-    group: str | int | None = None  # group owning the socket (agents' users join it); default: the daemon's
-    max_record_bytes: int = 256 * 1024  # longer lines are cut to this and flagged _truncated
-    max_connections: int = 1024  # more concurrent clients are refused, counted and reported
-    allow_world_writable: bool = False  # a mode with o+w is refused unless this is set
-    control_group: str | int | None = None  # members may run the read-only control commands (logd status)
-    # issue 18 (security/bounds): see docs/security.md
-    shared_folder: bool = False  # the socket's folder may be group-writable (agents' shared group)
-    idle_timeout: float = 300.0  # seconds a connection may send nothing before it is closed (0: never)
-    ack_timeout: float = 60.0  # seconds an ack client may leave its acks unread before it is dropped
-
-
-@dataclass(frozen=True)
-class TraceSettings:
-    """``[logging.traces]``: where per-session trace files go and how long they are kept."""
-
-    dir: Path | None = _made("folder")  # default: traces/ beside `file`, else $XDG_STATE_HOME/logd/traces
-    max_age: float = 0  # days; 0 keeps every session
-
-
-SHIP_TYPES = ("syslog", "otlp", "http", "loki", "elasticsearch", "nats")
-# per target type: accepted ``format`` values, the first is the default
-SHIP_FORMATS: dict[str, tuple[str, ...]] = {
-    "syslog": ("message", "json"), "otlp": ("protobuf", "json"), "http": ("ndjson",),
-    "loki": ("json",), "elasticsearch": ("json",), "nats": ("json",),
-}
-# keys only one type of target takes (a key of another type is a mistake worth naming)
-SHIP_TYPE_KEYS: dict[str, str] = {"subject": "nats", "stream": "nats", "user": "nats", "password": "nats",
-                                  "token": "nats", "creds": "nats", "nkey": "nats"}
-
-
-@dataclass(frozen=True)
-class ShipSettings:
-    """One ``[[logging.ship]]`` target: where records are forwarded, and how."""
-    type: str  # syslog, otlp, http, loki, elasticsearch or nats
-    url: str  # tcp:// or tls:// for syslog; nats:// or tls:// servers (comma-separated) for nats; else http(s)://
-    name: str  # names the checkpoint file; default "<type>-<index>"
-    format: str = ""  # syslog: message or json; otlp: protobuf or json
-    batch_size: int = 500  # records per request/connection
-    flush_interval: float = 1.0  # seconds to wait for a full batch before sending a partial one
-    timeout: float = 10.0  # seconds, per connection/request
-    compression: str = "none"  # of HTTP request bodies: none or gzip
-    headers: tuple[tuple[str, str], ...] = ()  # values as written: "env:NAME" is resolved when sending
-    level: str = "trace"  # minimum level shipped to this target
-    match: tuple[tuple[str, tuple[Any, ...]], ...] = ()  # field -> accepted values
-    tls_ca: Path | None = None  # CA bundle to verify the collector with
-    tls_cert: Path | None = None  # client certificate (mutual TLS)
-    tls_key: Path | None = None  # its private key
-    tls_verify: bool = True  # verify the collector's certificate
-    hostname: str | None = None  # syslog HOSTNAME, nats {host} and message ids; default: this machine's name
-    facility: str = "user"  # syslog facility
-    index: str = "logd"  # elasticsearch index
-    service_name: str = "logd"  # otlp service.name for records without an agent
-    signal: str = "logs"  # "logs": every record; "traces": the span records as OTLP spans (otlp), trace records (nats)
-    subject: str = ""  # nats: template of {agent} {level} {host} ({session}: traces); default "logs.{agent}"
-    stream: str = ""  # nats: the JetStream stream that must take the records (Nats-Expected-Stream); default any
-    user: str = ""  # nats: user name (with password)
-    password: str = ""  # nats: the user's password; "env:NAME" reads $NAME when logd starts
-    token: str = ""  # nats: authentication token; "env:NAME" reads $NAME when logd starts
-    creds: Path | None = None  # nats: a .creds file (user JWT and NKey seed)
-    nkey: Path | None = None  # nats: a file holding an NKey user seed
-    backoff_initial: float = 0.2  # seconds before the first retry
-    backoff_max: float = 60.0  # cap of the exponential backoff, seconds
-    max_retries: int = 0  # 0: retry for ever (a retryable failure never drops a batch)
-
-
-@dataclass(frozen=True)
-class RedactSettings:
-    """``[logging.redact]``: secret keys (any depth, case-insensitive) and value patterns."""
-
-    enabled: bool = True  # redaction runs before every sink
-    keys: tuple[str, ...] = DEFAULT_KEYS  # field names whose whole value is replaced (any depth, any case/style)
-    patterns: tuple[str, ...] = DEFAULT_PATTERNS  # regexes replaced in every string; yours replace the defaults
-    replacement: str = REPLACEMENT  # what a secret becomes
-
-
-@dataclass(frozen=True)
-class SamplingSettings:
-    """``[logging.sampling]``: zap-style sampling (off unless ``enabled``) and a per-agent
-    rate limit (off while ``burst`` is 0)."""
-
-    enabled: bool = False  # zap-style sampling
-    tick: float = 1.0  # seconds
-    initial: int = 100  # per agent, level and message in a tick: keep the first N ...
-    thereafter: int = 100  # 0: nothing after the first ``initial`` in a tick
-    max_level: str = "info"  # sampled: this level and below
-    burst: int = 0  # records per agent per interval; 0: no rate limit
-    interval: float = 30.0  # seconds
-
-
-@dataclass(frozen=True)
-class MetricsSettings:
-    """``[logging.metrics]``: the /metrics, /health, /ready server (off while ``listen`` is empty)."""
-
-    listen: str = ""  # "host:port", "[::1]:port", or "unix:/path"
-    mode: int = 0o660  # of a Unix socket
-    max_agents: int = 500  # distinct agent label values; further agents count as "_other"
-
-
-OTLP_LISTEN_ENV = "LOGD_OTLP_LISTEN"
-
-
-def default_otlp_listen(env: Mapping[str, str] | None = None) -> str:
-    """``$LOGD_OTLP_LISTEN``, else ``""``: the listener is off unless configured."""
-    env = os.environ if env is None else env
-    return env.get(OTLP_LISTEN_ENV, "")
-
-
-@dataclass(frozen=True)
-class OtlpSettings:
-    """``[logging.otlp]``: the HTTP ingest listener (OTLP/HTTP ``/v1/logs``, ``/v1/traces``,
-    the OpenAI Agents SDK's ``/v1/traces/ingest``). Off unless ``listen`` is set; every bound
-    is in docs/security.md."""
-
-    listen: str = field(default_factory=default_otlp_listen)  # "host:port" such as "127.0.0.1:4318"; "" for none
-    token_file: Path | None = None  # "name:token" lines; set: every request needs "Authorization: Bearer <token>"
-    max_body_bytes: int = 4 * 1024 * 1024  # per request, after gzip decompression: larger gets 413
-    max_items: int = 10_000  # log records or spans per request (and resource or scope entries): more gets 413
-    max_inflight_bytes: int = 64 * 1024 * 1024  # bodies and decoded items of all requests in flight: beyond, 503
-    request_timeout: float = 30.0  # seconds from a request's first byte to its last: a slower sender is closed
-    retry_after: int = 1  # seconds, the Retry-After of a 503 (backpressure, max_inflight_bytes)
-    max_connections: int = 1024  # further connections are closed at once (exporters retry)
-
-
 @dataclass(frozen=True)
 class Config:
-    socket: SocketSettings
-    level: str = "info"  # minimum level for every sink ("warning" is accepted for "warn")
-    format: str = "console"  # what the console prints: human lines, or the JSON lines of the file
-    file: Path | None = _made("file")  # the JSON-lines file; unset: console only
-    file_only: bool = False  # no console output
-    max_size: float = 100  # MB: rotate before the file would exceed this
-    max_backups: int = 0  # rotated files kept; 0 keeps every one
-    max_age: float = 0  # days: rotated files older than this are removed; 0: no limit
-    compress: bool = False  # compress rotated files (all but the newest backup)
-    compression: str = "zstd"  # of rotated files, when compress is true: "zstd" (.zst) or "gzip" (.gz)
-    compression_level: int | None = None  # None: the algorithm's default (zstd 3, gzip 6)
-    rotate_every: str | None = None  # "hourly", "daily" or "<N>h": also rotate at local-time boundaries
-    backup_names: str = "dated"  # "dated" (agent-<time>.log) or "numbered" (agent.log.1): see logd.logfiles.names
-    traces: TraceSettings = field(default_factory=TraceSettings)
-    redact: RedactSettings = field(default_factory=RedactSettings)
-    sampling: SamplingSettings = field(default_factory=SamplingSettings)
-    metrics: MetricsSettings = field(default_factory=MetricsSettings)
-    otlp: OtlpSettings = field(default_factory=OtlpSettings)
-    ship: tuple[ShipSettings, ...] = ()
-    state_dir: Path | None = _made("folder")  # ship checkpoints, dead letters, spool; default .logd-state beside `file`
+    """Every table's settings, by settings class (arrays of tables: a tuple of them).
+
+    Components read their own with :meth:`of` (typed); ``config.socket``, ``config.ship`` and
+    ``config.level`` read a table, an array or a key of ``[logging]`` by its TOML name."""
+
+    values: Mapping[type, Any]
     source: Path | None = field(default=None, compare=False)
     digest: str | None = field(default=None, compare=False)  # sha256 of the bytes loaded
     warnings: tuple[str, ...] = field(default=(), compare=False)  # things accepted but probably unintended
 
-    @property
-    def max_size_bytes(self) -> int:
-        return int(self.max_size * MB)
+    def of(self, settings: type[T]) -> T:
+        return self.values[settings]
 
-    @property
-    def console_enabled(self) -> bool:
-        return not self.file_only or self.file is None
+    def elements(self, settings: type[T]) -> tuple[T, ...]:
+        return self.values[settings]
 
-    @property
-    def ship_state_dir(self) -> Path:
-        """Where shippers keep checkpoints, dead letters and (without a file) the spool."""
-        if self.state_dir is not None:
-            return self.state_dir
-        if self.file is not None:
-            return self.file.parent / ".logd-state"
-        base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
-        return Path(base) / "logd"
+    def with_settings(self, *settings: Any) -> Config:
+        """This config with some tables replaced (by their settings' class)."""
+        return replace(self, values={**self.values, **{type(s): s for s in settings}})
 
-
-def _relative_to(base: Path, value: str) -> Path:
-    """A path from the config: ``~`` expanded, relative to the config's folder, ``..`` folded."""
-    return Path(os.path.normpath(base / Path(value).expanduser()))
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "values":
+            raise AttributeError(name)
+        for table in registry.tables():
+            if table.name == name and table.classes:
+                return self.values[table.classes[0]]
+        for cls in _flat_classes():
+            if hasattr(cls, name) or name in _field_names(cls):
+                return getattr(self.values[cls], name)
+        raise AttributeError(f"the config has no table or [logging] key {name!r}")
 
 
-def traces_dir(config: Config, env: Mapping[str, str] | None = None) -> Path:
-    """The trace folder: ``[logging.traces] dir``, else ``traces/`` beside the log file,
-    else ``$XDG_STATE_HOME/logd/traces`` (``~/.local/state/logd/traces``)."""
-    if config.traces.dir is not None:
-        return config.traces.dir
-    if config.file is not None:
-        return config.file.parent / "traces"
-    env = os.environ if env is None else env
-    state = env.get("XDG_STATE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".local" / "state")
-    return Path(state) / "logd" / "traces"
+def _flat_classes() -> tuple[type, ...]:
+    return registry.tables()[0].classes
+
+
+def _field_names(cls: type) -> set[str]:
+    return {f.name for f in fields(cls)}
 
 
 def defaults() -> Config:
-    return Config(socket=SocketSettings(path=default_socket_path()))
+    """Every table at its defaults (no config file)."""
+    return Config({cls: (() if table.array else cls()) for table in registry.tables() for cls in table.classes})
 
 
-# --- validators: each returns the converted value or raises _Invalid(expected) ---
-
-class _Invalid(Exception):
-    def __init__(self, expected: str) -> None:
-        self.expected = expected
-
-
-Validator = Callable[[Any], Any]
-
-
-def _found(value: Any) -> str:
-    kind = {bool: "boolean", int: "integer", float: "float", str: "string", list: "array",
-            dict: "table"}.get(type(value), type(value).__name__)
-    shown = repr(value) if not isinstance(value, (dict, list)) else ""
-    if isinstance(value, str):
-        shown = '"' + value + '"'
-    elif isinstance(value, bool):
-        shown = "true" if value else "false"
-    return f"{kind} {shown}".strip()
-
-
-def _choice(options: dict[str, str], expected: str) -> Validator:
-    def check(value: Any) -> str:
-        if isinstance(value, str) and value.lower() in options:
-            return options[value.lower()]
-        raise _Invalid(expected)
-    return check
-
-
-def _boolean(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    raise _Invalid("true or false")
-
-
-def _number(minimum: float, what: str, *, positive: bool = False) -> Validator:
-    def check(value: Any) -> float:
-        if (isinstance(value, (int, float)) and not isinstance(value, bool)
-                and (value > minimum or (not positive and value == minimum))):
-            return value
-        raise _Invalid(what)
-    return check
-
-
-def _integer(minimum: int, what: str) -> Validator:
-    def check(value: Any) -> int:
-        if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
-            return value
-        raise _Invalid(what)
-    return check
-
-
-def _string(value: Any) -> str:
-    if isinstance(value, str) and value:
-        return value
-    raise _Invalid("a non-empty string")
-
-
-# Sizes and retentions as lumberjack and loguru users write them ("100MB", "10 days"), read once
-# here into the key's own unit, so `logd run`, a reload and `logd check` accept the same strings.
-# Only unambiguous forms: a unit is required; MB is the key's megabyte (1024 * 1024 bytes, as
-# lumberjack's and the plain number's); months and years, which have no fixed number of days,
-# and a bare "m" (minutes or months?) are refused with the reason.
-_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)(b?)\s*", re.IGNORECASE)
-_SIZE_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
-_DURATION_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*(?:,|and\b)?", re.IGNORECASE)
-_DAYS_PER = {**dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1 / 86400),
-             **dict.fromkeys(("min", "mins", "minute", "minutes"), 1 / 1440),
-             **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 1 / 24),
-             **dict.fromkeys(("d", "day", "days"), 1.0),
-             **dict.fromkeys(("w", "week", "weeks"), 7.0)}
-_NO_FIXED_LENGTH = {"m": '"m" could be minutes or months: write "min", or days',
-                    **dict.fromkeys(("mo", "month", "months"), "a month has no fixed number of days: write days"),
-                    **dict.fromkeys(("y", "year", "years"), "a year has no fixed number of days: write days")}
-
-
-def _megabytes(what: str) -> Validator:
-    """A positive number of megabytes, or a size string such as "100MB", "1.5 GiB", "512KB"."""
-    number = _number(0, what, positive=True)
-    expected = f'{what}, or a size such as "100MB", "1.5GB", "512KB"'
-
-    def check(value: Any) -> float:
-        if not isinstance(value, str):
-            try:
-                return number(value)
-            except _Invalid:
-                raise _Invalid(expected) from None
-        m = _SIZE.fullmatch(value)
-        if m is not None and not m.group(2) and not m.group(4):
-            raise _Invalid(expected + " (a size in a string needs its unit)")
-        if m is None or (m.group(3) and not m.group(2)):
-            raise _Invalid(expected)
-        megabytes = float(m.group(1)) * 1024 ** (_SIZE_POWERS[m.group(2).lower()] - 2)
-        if megabytes <= 0:
-            raise _Invalid(expected)
-        return megabytes
-    return check
-
-
-def _days(what: str) -> Validator:
-    """A number of days >= 0, or a duration string such as "10 days", "2 weeks", "36h"."""
-    number = _number(0, what)
-    expected = f'{what}, or a duration such as "10 days", "2 weeks", "12h"'
-
-    def check(value: Any) -> float:
-        if not isinstance(value, str):
-            try:
-                return number(value)
-            except _Invalid:
-                raise _Invalid(expected) from None
-        days, end = 0.0, 0
-        for part in _DURATION_PART.finditer(value):
-            if part.start() != end:
-                break
-            unit = part.group(2).lower()
-            if unit in _NO_FIXED_LENGTH:
-                raise _Invalid(f"{expected} ({_NO_FIXED_LENGTH[unit]})")
-            if unit not in _DAYS_PER:
-                break
-            days, end = days + float(part.group(1)) * _DAYS_PER[unit], part.end()
-        if end == 0 or end != len(value):
-            raise _Invalid(expected)
-        return days
-    return check
-
-
-def _file_mode(value: Any) -> int:
-    if isinstance(value, str) and re.fullmatch(r"(0o?)?[0-7]{3,4}", value):
-        value = int(value.removeprefix("0o"), 8)
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 0o7777:
-        return value
-    raise _Invalid('a file mode such as 0o660 or "0660"')
-
-
-def _group(value: Any) -> str | int:
-    if isinstance(value, str) and value:
-        return value
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    raise _Invalid("a group name or numeric gid")
-
-
-def _rotate_every(value: Any) -> str:
-    if isinstance(value, str):
-        try:
-            return str(parse_rotate_every(value))
-        except ValueError:
-            pass
-    raise _Invalid('"hourly", "daily" or a number of hours such as "6h"')
-
-
-_LOGGING_KEYS: dict[str, Validator] = {
-    "level": _choice(CONFIG_LEVELS, 'one of "debug", "info", "warn", "error"'),
-    "format": _choice({"console": "console", "text": "console", "json": "json"},
-                      'one of "console", "text", "json"'),
-    "file": _string,
-    "file_only": _boolean,
-    "max_size": _megabytes("a positive number of megabytes (integer or float)"),
-    "max_backups": _integer(0, "a whole number >= 0 (0 keeps every backup)"),
-    "max_age": _days("a number of days >= 0 (0 means no limit)"),
-    "compress": _boolean,
-    "compression": _choice({"zstd": "zstd", "gzip": "gzip"}, 'one of "zstd", "gzip"'),
-    "compression_level": _integer(1, "a whole number >= 1 (zstd 1-22, gzip 1-9)"),
-    "rotate_every": _rotate_every,
-    "backup_names": _choice({"dated": "dated", "numbered": "numbered"}, 'one of "dated", "numbered"'),
-    "state_dir": _string,
-}
-_SOCKET_KEYS: dict[str, Validator] = {
-    "path": _string,
-    "mode": _file_mode,
-    "group": _group,
-    "max_record_bytes": _integer(64, "a whole number of bytes >= 64"),
-    "max_connections": _integer(1, "a whole number >= 1"),
-    "allow_world_writable": _boolean,
-    "control_group": _group,
-    "shared_folder": _boolean,
-    "idle_timeout": _number(0, "a number of seconds >= 0 (0: never)"),
-    "ack_timeout": _number(0, "a positive number of seconds", positive=True),
-}
-
-
-def _url(value: Any) -> str:
-    if isinstance(value, str) and (re.fullmatch(r"(https?|tcp|tls)://[^\s/]+(/\S*)?", value)
-                                   or re.fullmatch(_NATS_URLS, value)):
-        return value
-    raise _Invalid('a URL such as "http://collector:4318/v1/logs" or "tcp://syslog:6514" '
-                   '(nats: "nats://n1:4222,nats://n2:4222")')
-
-
-_NATS_URL = r"(nats|tls)://([^\s/@,]+@)?[^\s/:@,]+(:\d+)?/?"
-_NATS_URLS = rf"{_NATS_URL}(\s*,\s*{_NATS_URL})*"
-
-
-def _stream_name(value: Any) -> str:
-    if isinstance(value, str) and re.fullmatch(r"[^\s.*>/\\]{1,255}", value):
-        return value
-    raise _Invalid("a JetStream stream name (no spaces, '.', '*', '>', '/' or '\\')")
-
-
-def _string_table(value: Any) -> tuple[tuple[str, str], ...]:
-    if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
-        return tuple(value.items())
-    raise _Invalid('a table of strings, e.g. { Authorization = "env:SHIP_TOKEN" }')
-
-
-def _match_table(value: Any) -> tuple[tuple[str, tuple[Any, ...]], ...]:
-    scalar = (str, int, float, bool)
-    if isinstance(value, dict):
-        out = []
-        for k, v in value.items():
-            values = tuple(v) if isinstance(v, list) else (v,)
-            if not values or not all(isinstance(x, scalar) for x in values):
-                break
-            out.append((k, values))
-        else:
-            return tuple(out)
-    raise _Invalid('a table of field = value or [values], e.g. { agent = ["planner", "writer"] }')
-
-
-def _target_name(value: Any) -> str:
-    # names a checkpoint file, so it may not hold a path separator
-    if isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", value):
-        return value
-    raise _Invalid("a name of letters, digits, '_', '.', '-' (up to 64 characters)")
-
-
-_SHIP_KEYS: dict[str, Validator] = {
-    "type": _choice({t: t for t in SHIP_TYPES}, "one of " + ", ".join(f'"{t}"' for t in SHIP_TYPES)),
-    "url": _url,
-    "name": _target_name,
-    "format": _string,
-    "batch_size": _integer(1, "a whole number of records >= 1"),
-    "flush_interval": _number(0, "a positive number of seconds", positive=True),
-    "timeout": _number(0, "a positive number of seconds", positive=True),
-    "compression": _choice({"none": "none", "gzip": "gzip"}, 'one of "none", "gzip"'),
-    "headers": _string_table,
-    "level": _choice({name: name for name in ("trace", "debug", "info", "warn", "error", "fatal", "panic")}
-                     | {"warning": "warn"}, 'one of "trace", "debug", "info", "warn", "error", "fatal"'),
-    "match": _match_table,
-    "tls_ca": _string,
-    "tls_cert": _string,
-    "tls_key": _string,
-    "tls_verify": _boolean,
-    "hostname": _string,
-    "facility": _choice({f: f for f in ("kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news",
-                                        "uucp", "cron", "authpriv", "ftp")}
-                        | {f"local{i}": f"local{i}" for i in range(8)},
-                        'a syslog facility name such as "user", "daemon" or "local0"'),
-    "index": _string,
-    "service_name": _string,
-    "signal": _choice({"logs": "logs", "traces": "traces"}, 'one of "logs", "traces"'),
-    "subject": _string,
-    "stream": _stream_name,
-    "user": _string,
-    "password": _string,
-    "token": _string,
-    "creds": _string,
-    "nkey": _string,
-    "backoff_initial": _number(0, "a positive number of seconds", positive=True),
-    "backoff_max": _number(0, "a positive number of seconds", positive=True),
-    "max_retries": _integer(0, "a whole number >= 0 (0 retries for ever)"),
-}
-# what each ship target type imports beyond the core install (the `ship` extra)
-_SHIP_NEEDS: dict[str, tuple[str, ...]] = {"otlp": ("httpx", "opentelemetry.proto"), "http": ("httpx",),
-                                           "loki": ("httpx",), "elasticsearch": ("httpx",), "nats": ("nats",)}
-# Arrays of tables under [logging]: name -> (its keys, builder from validated values).
-# Each element's errors name it by index: logging.ship[0].url.
-_ARRAYS: dict[str, dict[str, Validator]] = {"ship": _SHIP_KEYS}
-
-# Sub-tables of [logging]: name -> (settings class, its keys). A sub-table's settings
-# become the Config field of the same name; add new ones here.
-def _string_list(value: Any) -> tuple[str, ...]:
-    if isinstance(value, list) and all(isinstance(v, str) and v for v in value):
-        return tuple(value)
-    raise _Invalid("an array of non-empty strings")
-
-
-def _regex_list(value: Any) -> tuple[str, ...]:
-    patterns = _string_list(value)
-    for index, pattern in enumerate(patterns):
-        try:
-            combine_patterns([pattern])
-        except re.error as exc:
-            raise _Invalid(f"an array of regular expressions; pattern {index + 1} ({pattern!r}) "
-                           f"does not compile: {exc}") from None
-    return patterns
-
-
-def _listen(value: Any) -> str:
-    """``host:port`` (port 0-65535; ``[v6]:port``) or ``unix:PATH`` / a path with a slash."""
-    if isinstance(value, str):
-        if value == "":
-            return value
-        if value.startswith("unix:") and len(value) > 5:
-            return value
-        if "/" in value:
-            return "unix:" + value
-        m = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]*):(\d{1,5})", value)
-        if m and int(m.group(2)) <= 65535:
-            return value
-    raise _Invalid('"host:port" (e.g. "127.0.0.1:9464"), "unix:/path/metrics.sock", or "" for no server')
-
-
-_REDACT_KEYS: dict[str, Validator] = {
-    "enabled": _boolean,
-    "keys": _string_list,
-    "patterns": _regex_list,
-    "replacement": _string,
-}
-_SAMPLING_KEYS: dict[str, Validator] = {
-    "enabled": _boolean,
-    "tick": _number(0, "a positive number of seconds", positive=True),
-    "initial": _integer(0, "a whole number >= 0"),
-    "thereafter": _integer(0, "a whole number >= 0 (0 keeps none after the first `initial`)"),
-    "max_level": _choice({name: name for name in LEVELS} | {"warning": "warn"},
-                         "a level: " + ", ".join(f'"{name}"' for name in LEVELS)),
-    "burst": _integer(0, "a whole number of records >= 0 (0 means no rate limit)"),
-    "interval": _number(0, "a positive number of seconds", positive=True),
-}
-_METRICS_KEYS: dict[str, Validator] = {
-    "listen": _listen,
-    "mode": _file_mode,
-    "max_agents": _integer(1, "a whole number >= 1"),
-}
-
-
-def _tcp_listen(value: Any) -> str:
-    """``host:port`` or ``[v6]:port``; ``""`` for no listener."""
-    if isinstance(value, str):
-        m = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})", value)
-        if value == "" or (m and int(m.group(2)) <= 65535):
-            return value
-    raise _Invalid('"host:port" (e.g. "127.0.0.1:4318"), or "" for no OTLP receiver')
-
-
-_OTLP_KEYS: dict[str, Validator] = {
-    "listen": _tcp_listen,
-    "token_file": _string,
-    "max_body_bytes": _integer(1024, "a whole number of bytes >= 1024"),
-    "max_items": _integer(1, "a whole number >= 1"),
-    "max_inflight_bytes": _integer(1024, "a whole number of bytes >= 1024"),
-    "request_timeout": _number(0, "a positive number of seconds", positive=True),
-    "retry_after": _integer(1, "a whole number of seconds >= 1"),
-    "max_connections": _integer(1, "a whole number >= 1"),
-}
-_TRACES_KEYS: dict[str, Validator] = {
-    "dir": _string,
-    "max_age": _days("a number of days >= 0 (0 keeps every session)"),
-}
-_SUBTABLES: dict[str, tuple[type, dict[str, Validator]]] = {"socket": (SocketSettings, _SOCKET_KEYS),
-                                                             "traces": (TraceSettings, _TRACES_KEYS),
-                                                             "redact": (RedactSettings, _REDACT_KEYS),
-                                                             "sampling": (SamplingSettings, _SAMPLING_KEYS),
-                                                             "metrics": (MetricsSettings, _METRICS_KEYS),
-                                                             "otlp": (OtlpSettings, _OTLP_KEYS)}
-
+# --- loading ---
 
 def load_config(path: Path | None) -> Config:
     """Read and validate ``path`` (None: embedded defaults). Raises :class:`ConfigError`."""
@@ -641,56 +136,108 @@ def parse_config(text: str, path: Path) -> Config:
         raise _syntax_error(path, exc, text) from None
     locate = _Locator(text)
     errors = _stray_tables(path, locate, document)
-    warnings: list[str] = []
     section = document.get("logging", {})
     if not isinstance(section, dict):
-        raise ConfigError(path, f"expected a table [logging], found {_found(section)}",
+        raise ConfigError(path, f"expected a table [logging], found {found(section)}",
                           line=locate("logging", None), key="logging")
-    base = path.resolve().parent
-    values: dict[str, Any] = {}
-    tables: dict[str, dict[str, Any]] = {name: {} for name in _SUBTABLES}
+    warnings: list[str] = []
+    loader = _Loader(path, locate, path.resolve().parent, errors, warnings)
+    tables = registry.tables()
+    named = {t.name: t for t in tables[1:]}
+    checked: dict[str, Any] = {t.name: ([] if t.array else {}) for t in tables}
+    flat: dict[str, Any] = {}
+    raw: Any
     for key, raw in section.items():
-        if key in _ARRAYS:
-            values[key] = _validate_array(path, locate, key, raw, base, errors)
-        elif key in _SUBTABLES:
-            if not isinstance(raw, dict):
-                errors.append(ConfigError(path, f"expected a table [logging.{key}], found {_found(raw)}",
-                                          line=locate("logging", key), key=f"logging.{key}"))
-                continue
-            tables[key] = _validate_table(path, locate, f"logging.{key}", raw, _SUBTABLES[key][1], errors)
+        table = named.get(key)
+        if table is None:
+            flat[key] = raw
+        elif not isinstance(raw, list if table.array else dict) or (
+                table.array and not all(isinstance(item, dict) for item in raw)):
+            what = f"an array of tables [[logging.{key}]]" if table.array else f"a table [logging.{key}]"
+            errors.append(ConfigError(path, f"expected {what}, found {found(raw)}",
+                                      line=locate("logging", key), key=f"logging.{key}"))
+        elif table.array:
+            for i, item in enumerate(raw):  # each element sees those before it (duplicate names)
+                element = loader.table(table, f"logging.{key}[{i}]", _ArrayLocator(locate, f"logging.{key}", i),
+                                       item, checked, index=i)
+                checked[key].append(element)
         else:
-            values.update(_validate_table(path, locate, "logging", {key: raw}, _LOGGING_KEYS, errors,
-                                          extra_names=tuple(_SUBTABLES) + tuple(_ARRAYS)))
-    if "file" in values:
-        values["file"] = _relative_to(base, values["file"])
-    if "compression_level" in values:  # its range depends on the algorithm
-        expected = compression_level_error(values.get("compression", "zstd"), values["compression_level"])
-        if expected is not None:
-            errors.append(ConfigError(path, f"expected {expected}, found {_found(values['compression_level'])}",
-                                      line=locate("logging", "compression_level"), key="logging.compression_level"))
-    if "state_dir" in values:
-        values["state_dir"] = _relative_to(base, values["state_dir"])
-    if "path" in tables["socket"]:
-        tables["socket"]["path"] = _relative_to(base, tables["socket"]["path"])
-    tables["socket"].setdefault("path", default_socket_path())
-    errors.extend(_world_writable(path, locate, tables))
-    if tables["otlp"].get("listen") and not (available("h11") and available("opentelemetry.proto")):
-        errors.append(ConfigError(path, "the OTLP receiver needs h11 and opentelemetry-proto, which are not "
-                                  f"installed: {install_hint('h11')} (or listen = \"\" for none)",
-                                  line=locate("logging.otlp", "listen"), key="logging.otlp.listen"))
-    if "token_file" in tables["otlp"]:
-        tables["otlp"]["token_file"] = _relative_to(base, tables["otlp"]["token_file"])
-        errors.extend(_token_file_error(path, locate, tables["otlp"]["token_file"]))
-    if "dir" in tables["traces"]:
-        tables["traces"]["dir"] = _relative_to(base, tables["traces"]["dir"])
-    listen = tables["metrics"].get("listen", "")
-    if listen.startswith("unix:"):
-        tables["metrics"]["listen"] = "unix:" + str(_relative_to(base, listen[5:]))
+            checked[key] = loader.table(table, f"logging.{key}", locate, dict(raw), checked)
+    checked[""] = loader.table(tables[0], "logging", locate, flat, checked, extra_names=tuple(named))
+    for table in tables:  # checks across keys and tables, once every table is read
+        if not table.array:
+            loader.check(table, "logging" + (f".{table.name}" if table.name else ""), locate, checked[table.name],
+                         checked)
     if errors:
         raise ConfigErrors([_with_column(e, text) for e in errors], warnings)
-    for name, (settings_class, _) in _SUBTABLES.items():
-        values[name] = settings_class(**tables[name])
-    return Config(source=path.absolute(), warnings=tuple(warnings), **values)
+    values: dict[type, Any] = {}
+    for table in tables:
+        for cls in table.classes:
+            if table.array:
+                values[cls] = tuple(_made(cls, element) for element in checked[table.name] if element is not None)
+            else:
+                values[cls] = _made(cls, checked[table.name])
+    return Config(values, source=path.absolute(), warnings=tuple(warnings))
+
+
+def _made(cls: type, values: Mapping[str, Any]) -> Any:
+    names = _field_names(cls)
+    return cls(**{k: v for k, v in values.items() if k in names})
+
+
+# (table, key) -> the line it stands on: a _Locator, or an _ArrayLocator inside one [[table]]
+_LineOf = Callable[[str, "str | None"], "int | None"]
+
+
+class _Loader:
+    """Checks tables of one file, collecting every error."""
+
+    def __init__(self, path: Path, locate: _Locator, folder: Path, errors: list[ConfigError],
+                 warnings: list[str]) -> None:
+        self.path, self.locate, self.folder, self.errors, self.warnings = path, locate, folder, errors, warnings
+
+    def table(self, table: Table, name: str, line_of: _LineOf, raw: dict[str, Any], checked: dict[str, Any],
+              *, index: int | None = None, extra_names: tuple[str, ...] = ()) -> dict[str, Any] | None:
+        """One table's keys, each checked and converted; for an element of an array, also its
+        required keys and the checks across its keys (None when it has errors)."""
+        schema = {f.name: f for cls in table.classes for f in keys(cls)}
+        out: dict[str, Any] = {}
+        before = len(self.errors)
+        for key, value in raw.items():
+            f = schema.get(key)
+            line = line_of(name, key)
+            if f is None:
+                message = _unknown(key, value, name, list(schema) + list(extra_names))
+                self.errors.append(ConfigError(self.path, message, line=line, key=f"{name}.{key}"))
+                continue
+            try:
+                out[key] = resolved(f, f.metadata["check"](value), self.folder)
+            except Invalid as bad:
+                self.errors.append(ConfigError(self.path, f"expected {bad.expected}, found {found(value)}",
+                                               line=line, key=f"{name}.{key}"))
+        if index is None:
+            return out
+        for cls in table.classes:
+            for f in fields(cls):
+                if f.default is MISSING and f.default_factory is MISSING and f.name not in raw:
+                    self.errors.append(ConfigError(self.path, f'missing required key "{f.name}"',
+                                                   line=line_of(name, None), key=f"{name}.{f.name}"))
+        self.check(table, name, line_of, out, checked, index=index)
+        return out if len(self.errors) == before else None
+
+    def check(self, table: Table, name: str, line_of: _LineOf, values: dict[str, Any], checked: dict[str, Any],
+              *, index: int | None = None) -> None:
+        def problem(message: str, key: str | None, *, at: str | None = "") -> None:
+            where = key if at == "" else at
+            self.errors.append(ConfigError(self.path, message, line=line_of(name, where),
+                                           key=f"{name}.{key}" if key else name))
+
+        earlier = [e for e in checked[table.name] if e is not None] if index is not None else []
+        seen: set[Any] = set()
+        for spec in table.specs:
+            if spec.check is not None and spec.check not in seen:
+                seen.add(spec.check)
+                spec.check(TableCheck(values, checked, problem, self.warnings.append, index, earlier, self.folder))
 
 
 def path_problems(config: Config) -> list[ConfigError]:
@@ -704,19 +251,28 @@ def path_problems(config: Config) -> list[ConfigError]:
         except (OSError, UnicodeDecodeError):
             pass
     locate = _Locator(text)
-    tables: list[tuple[str, Any, _LineOf]] = [("logging", config, locate)]
-    tables += [(f"logging.{name}", getattr(config, name), locate) for name in _SUBTABLES]
-    tables += [(f"logging.{name}[{i}]", item, _ArrayLocator(locate, f"logging.{name}", i))
-               for name in _ARRAYS for i, item in enumerate(getattr(config, name))]
     out = []
-    for table, settings, line_of in tables:
-        for f in fields(settings):
+    for name, settings, line_of in _walk(config, locate):
+        for f in keys(type(settings)):
             kind, value = f.metadata.get("path"), getattr(settings, f.name)
             why = None if kind is None or value is None else _uncreatable(value, folder=kind == "folder")
             if why:
-                error = ConfigError(config.source, why, line=line_of(table, f.name), key=f"{table}.{f.name}")
+                error = ConfigError(config.source, why, line=line_of(name, f.name), key=f"{name}.{f.name}")
                 out.append(_with_column(error, text))
     return out
+
+
+def _walk(config: Config, locate: _Locator) -> Iterator[tuple[str, Any, _LineOf]]:
+    """Every table's settings with its dotted name and its line finder, in registry order."""
+    for table in registry.tables():
+        name = "logging" + (f".{table.name}" if table.name else "")
+        for cls in table.classes:
+            if table.array:
+                elements: tuple[Any, ...] = config.elements(cls)
+                for i, element in enumerate(elements):
+                    yield f"{name}[{i}]", element, _ArrayLocator(locate, name, i)
+            else:
+                yield name, config.of(cls), locate
 
 
 def _user() -> str:
@@ -756,6 +312,7 @@ def _with_column(error: ConfigError, text: str) -> ConfigError:
     return ConfigError(error.file, error.message, line=error.line, column=column + 1, key=error.key)
 
 
+
 def _stray_tables(path: Path, locate: _Locator, document: dict[str, Any]) -> list[ConfigError]:
     """Top-level tables that look like a misspelt ``[logging]`` (``[loging]``): logd reads only
     ``[logging]``, so their settings would be ignored without a word. AgenticGoKit's own tables
@@ -765,62 +322,6 @@ def _stray_tables(path: Path, locate: _Locator, document: dict[str, Any]) -> lis
             for name, value in document.items()
             if (name != "logging" and isinstance(value, dict)
                 and difflib.get_close_matches(name, ["logging"], n=1, cutoff=0.7))]
-
-
-def _world_writable(path: Path, locate: _Locator, tables: dict[str, dict[str, Any]]) -> list[ConfigError]:
-    """A socket mode that lets every local user write is refused unless asked for by name:
-    anyone could then send records as any agent (or talk to the control socket)."""
-    out = []
-    for table in ("socket", "metrics"):
-        mode = tables[table].get("mode")
-        if mode is not None and mode & 0o002 and not tables["socket"].get("allow_world_writable", False):
-            out.append(ConfigError(path, f"mode 0o{mode:o} lets every local user write to the socket; use 0o660 "
-                                   "with a group, or set allow_world_writable = true in [logging.socket] "
-                                   "if that is really wanted", line=locate(f"logging.{table}", "mode"),
-                                   key=f"logging.{table}.mode"))
-    return out
-
-
-def _token_file_error(path: Path, locate: _Locator, token_file: Path) -> list[ConfigError]:
-    """The OTLP token file must be readable, private enough, and hold tokens (logd.sources.tokens)."""
-    from logd.sources.tokens import TokenFileError, read_tokens  # stdlib only
-
-    try:
-        read_tokens(token_file)
-    except TokenFileError as exc:
-        return [ConfigError(path, str(exc), line=locate("logging.otlp", "token_file"), key="logging.otlp.token_file")]
-    return []
-
-
-# (table, key) -> the line it stands on: a _Locator, or an _ArrayLocator inside one [[table]]
-_LineOf = Callable[[str, str | None], int | None]
-
-
-def _validate_table(path: Path, locate: _LineOf, table: str, raw: dict[str, Any],
-                    schema: dict[str, Validator], errors: list[ConfigError],
-                    extra_names: tuple[str, ...] = ()) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in raw.items():
-        check = schema.get(key)
-        line = locate(table, key)
-        if check is None:
-            errors.append(ConfigError(path, _unknown(key, value, table, list(schema) + list(extra_names)),
-                                      line=line, key=f"{table}.{key}"))
-            continue
-        try:
-            out[key] = check(value)
-        except _Invalid as bad:
-            errors.append(ConfigError(path, f"expected {bad.expected}, found {_found(value)}",
-                                      line=line, key=f"{table}.{key}"))
-    return out
-
-
-def _tables() -> dict[str, list[str]]:
-    """Every table logd reads and its names (keys, and the sub-tables of [logging]), walked from
-    the schemas: the near-name hints below know every level without naming a key."""
-    return {"logging": [*_LOGGING_KEYS, *_SUBTABLES, *_ARRAYS],
-            **{f"logging.{name}": list(keys) for name, (_, keys) in _SUBTABLES.items()},
-            **{f"[logging.{name}]": list(keys) for name, keys in _ARRAYS.items()}}
 
 
 def _nearest(key: str, names: list[str], cutoff: float = 0.6) -> str | None:
@@ -840,12 +341,13 @@ def _unknown(key: str, value: Any, table: str, valid: list[str]) -> str:
     if close:
         return f'unknown key (did you mean "{close}"?)'
     here = re.sub(r"\[\d+\]$", "", table)
-    elsewhere = {name: names for name, names in _tables().items() if name.strip("[]") != here}
+    known = _names()
+    elsewhere = {name: names for name, names in known.items() if name.strip("[]") != here}
     homes = [name for name, names in elsewhere.items() if key in names]
     if homes:
         return f"unknown key here; {key} is a key of [{homes[0]}]"
     if isinstance(value, dict):
-        belongs = {name: [k for k in value if k in names] for name, names in _tables().items()}
+        belongs = {name: [k for k in value if k in names] for name, names in known.items()}
         moved = [f"{', '.join(keys)} {'is a key' if len(keys) == 1 else 'are keys'} of [{name}]"
                  for name, keys in belongs.items() if keys]
         if moved:
@@ -856,104 +358,17 @@ def _unknown(key: str, value: Any, table: str, valid: list[str]) -> str:
     return f"unknown key (valid keys: {', '.join(valid)})"
 
 
-def _validate_array(path: Path, locate: _Locator, key: str, raw: Any, base: Path,
-                    errors: list[ConfigError]) -> tuple[ShipSettings, ...]:
-    """``[[logging.ship]]`` elements -> settings; errors name the element: ``logging.ship[1].url``."""
-    if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
-        errors.append(ConfigError(path, f"expected an array of tables [[logging.{key}]], found {_found(raw)}",
-                                  line=locate("logging", key), key=f"logging.{key}"))
-        return ()
-    out: list[ShipSettings] = []
-    names: set[str] = set()
-    for index, item in enumerate(raw):
-        name = f"logging.{key}[{index}]"
-        where = _ArrayLocator(locate, f"logging.{key}", index)
-        found: list[ConfigError] = []
-        table = _validate_table(path, where, name, item, _ARRAYS[key], found)
-
-        # called only within this iteration: the defaults bind this element's names
-        def bad(message: str, at: str | None, error_key: str, *, found: list[ConfigError] = found,
-                where: _ArrayLocator = where, name: str = name) -> None:
-            found.append(ConfigError(path, message, line=where(name, at), key=error_key))
-
-        for required in ("type", "url"):
-            if required not in table and required not in item:
-                bad(f'missing required key "{required}"', None, f"{name}.{required}")
-        kind, url = table.get("type"), table.get("url")
-        if kind == "nats" and url is not None:
-            if not re.fullmatch(_NATS_URLS, url):
-                bad(f'expected nats://host:port or tls://host:port servers, comma-separated, for type "nats", '
-                    f'found "{url}"', "url", f"{name}.url")
-        elif kind is not None and url is not None:
-            wants_stream = kind == "syslog"
-            if url.startswith(("tcp://", "tls://")) != wants_stream:
-                expected = "tcp://host:port or tls://host:port" if wants_stream else "an http:// or https:// URL"
-                bad(f'expected {expected} for type "{kind}", found "{url}"', "url", f"{name}.url")
-            elif wants_stream and not re.fullmatch(r"(tcp|tls)://[^\s:/]+:\d+", url):
-                bad(f'expected tcp://host:port or tls://host:port (the port is required), found "{url}"',
-                    "url", f"{name}.url")
-        if kind is not None:
-            for module in _SHIP_NEEDS.get(kind, ()):
-                if not available(module):
-                    bad(f'ship target type "{kind}" needs {module.split(".")[0]}, which is not installed: '
-                        f"{install_hint(module)}", "type", f"{name}.type")
-            formats = SHIP_FORMATS[kind]
-            table.setdefault("format", formats[0])
-            if table["format"] not in formats:
-                bad(f'expected one of {", ".join(map(repr, formats))} for type "{kind}", '
-                    f'found "{table["format"]}"', "format", f"{name}.format")
-        if "signal" in table and kind is not None and kind not in ("otlp", "nats"):
-            bad(f'signal is for type "otlp" and "nats" targets; a "{kind}" target ships log records', "signal",
-                f"{name}.signal")
-        for key_name, owner in SHIP_TYPE_KEYS.items():
-            if key_name in table and kind is not None and kind != owner:
-                bad(f'{key_name} is for type "{owner}" targets', key_name, f"{name}.{key_name}")
-        signal = table.get("signal", "logs")
-        if kind == "nats":
-            _check_nats(table, signal, bad, name)
-        other = {"logs": "/v1/traces", "traces": "/v1/logs"}.get(signal) if kind == "otlp" else None
-        if other is not None and url is not None and urlsplit(url).path.rstrip("/").endswith(other):
-            bad(f'signal = "{signal}" posts to /v1/{signal}, but the url ends in {other}', "url", f"{name}.url")
-        for header, value in table.get("headers", ()):
-            if value.startswith("env:") and value[4:] not in os.environ:
-                bad(f"environment variable {value[4:]} is not set (the header takes its value from it)",
-                    "headers", f"{name}.headers.{header}")
-        for path_key in ("tls_ca", "tls_cert", "tls_key", "creds", "nkey"):
-            if path_key in table:
-                table[path_key] = _relative_to(base, table[path_key])
-        for file_key in ("creds", "nkey"):
-            if file_key in table and not os.access(table[file_key], os.R_OK):
-                bad(f"cannot read {table[file_key]}", file_key, f"{name}.{file_key}")
-        table.setdefault("name", f"{kind}-{index}")
-        if table["name"] in names:
-            bad(f'duplicate target name "{table["name"]}"; give each target its own name', "name", f"{name}.name")
-        names.add(table["name"])
-        errors.extend(found)
-        if not found:
-            out.append(ShipSettings(**table))
-    return tuple(out)
 
 
-def _check_nats(table: dict[str, Any], signal: str, bad: Callable[[str, str | None, str], None],
-                name: str) -> None:
-    """A nats target's subject template, and its secrets: set in the environment, one way to log in."""
-    from logd.ship.subjects import default_subject, template_problem
-
-    table.setdefault("subject", default_subject(signal))
-    problem = template_problem(table["subject"], signal)
-    if problem is not None:
-        bad(f'expected {problem}, found "{table["subject"]}"', "subject", f"{name}.subject")
-    for secret in ("password", "token"):
-        value = table.get(secret, "")
-        if value.startswith("env:") and value[4:] not in os.environ:
-            bad(f"environment variable {value[4:]} is not set (the {secret} is read from it)", secret,
-                f"{name}.{secret}")
-    if ("user" in table) != ("password" in table):
-        missing = "password" if "user" in table else "user"
-        bad(f"user and password go together; {missing} is missing", None, f"{name}.{missing}")
-    ways = [key for key in ("user", "token", "creds", "nkey") if key in table]
-    if len(ways) > 1:
-        bad(f"one way to log in: {' or '.join(ways)}, not both", ways[1], f"{name}.{ways[1]}")
+def _names() -> dict[str, list[str]]:
+    """Every table logd reads and its names (keys, and the sub-tables of [logging]), walked from
+    the registry: the near-name hints below know every level without naming a key."""
+    tables = registry.tables()
+    out = {"logging": [f.name for cls in tables[0].classes for f in keys(cls)] + [t.name for t in tables[1:]]}
+    for table in tables[1:]:
+        label = f"[logging.{table.name}]" if table.array else f"logging.{table.name}"
+        out[label] = [f.name for cls in table.classes for f in keys(cls)]
+    return out
 
 
 class _ArrayLocator:
@@ -1033,86 +448,66 @@ class _Locator:
         return None
 
 
+
+
 def describe(config: Config) -> str:
-    """The effective config as TOML, with derived values as comments."""
-    lines = [f"# effective config from {config.source or '<embedded defaults>'}", "[logging]"]
-    for f in fields(Config):
-        if f.name in _SUBTABLES or f.name in _ARRAYS or not f.compare:
+    """The effective config as TOML, with what it makes as comments (each spec's summary)."""
+    lines = [f"# effective config from {config.source or '<embedded defaults>'}"]
+    for table in registry.tables():
+        if table.array:
+            elements: tuple[Any, ...] = config.elements(table.classes[0])
+            for element in elements:
+                lines += ["", table.title, *(_shown_key(f, getattr(element, f.name)) for f in keys(type(element)))]
             continue
-        value = getattr(config, f.name)
-        if value is None:
-            lines.append(f"# {f.name} is not set")
-            continue
-        lines.append(f"{f.name} = {_toml_value(value)}")
-    for table in _SUBTABLES:
-        settings = getattr(config, table)
-        lines.append("")
-        lines.append(f"[logging.{table}]")
-        for f in fields(settings):
-            value = getattr(settings, f.name)
-            if value is None:
-                lines.append(f"# {f.name} is not set")
-            elif f.name == "mode":
-                lines.append(f"mode = 0o{value:o}")
-            else:
-                lines.append(f"{f.name} = {_toml_value(value)}")
-    for target in config.ship:
-        lines.append("")
-        lines.append("[[logging.ship]]")
-        for f in fields(target):
-            value = getattr(target, f.name)
-            if value is None:
-                lines.append(f"# {f.name} is not set")
-            elif f.name in ("password", "token") and value and not value.startswith("env:"):
-                lines.append(f'{f.name} = "(set; not shown)"')
-            elif f.name == "url":  # a password in a URL (user:password@host) is not shown either
-                lines.append("url = " + _toml_value(_URL_PASSWORD.sub(r"://\1:***@", value)))
-            elif f.name in ("headers", "match"):  # header values as written: "env:NAME", never the secret
-                inner = ", ".join(f'"{k}" = {_toml_value(v)}' for k, v in value)
-                lines.append(f"{f.name} = {{ {inner} }}")
-            else:
-                lines.append(f"{f.name} = {_toml_value(value)}")
-    if config.ship:
-        lines.append(f"# ship state (checkpoints, dead letters): {config.ship_state_dir}")
-    sinks = (["console (" + config.format + ")"] if config.console_enabled else []) + (
-        [f"file {config.file}"] if config.file else [])
-    lines.append("")
-    lines.append(f"# sinks: {', '.join(sinks) or 'none'}")
-    lines.append(f"# traces: {traces_dir(config)}")
+        lines += ([""] if table.name else []) + [table.title]
+        lines += [_shown_key(f, getattr(config.of(cls), f.name)) for cls in table.classes for f in keys(cls)]
+    sinks, notes = [], []
+    for spec in registry.specs():
+        note = spec.summary(config) if spec.summary is not None else None
+        if spec.kind == SINK and note is not None:
+            sinks.append(note)
+        elif note is not None:
+            notes.append(note)
+    lines += ["", f"# sinks: {', '.join(sinks) or 'none'}", *(f"# {note}" for note in notes)]
     return "\n".join(lines) + "\n"
 
 
-_URL_PASSWORD = re.compile(r"://([^/@:,]*):[^/@,]*@")
+def _shown_key(f: Field[Any], value: Any) -> str:
+    if value is None:
+        return f"# {f.name} is not set"
+    if f.metadata.get("secret") and value and not str(value).startswith("env:"):
+        return f'{f.name} = "(set; not shown)"'
+    shown = f.metadata.get("shown")
+    return f"{f.name} = {shown(value) if shown is not None else toml_value(value)}"
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def changes(old: Config, new: Config) -> list[str]:
     """What differs between two configs, as ``key: old -> new`` (sub-table keys dotted)."""
     out: list[str] = []
-    for f in fields(Config):
-        if not f.compare:  # where it was loaded from, not a setting
-            continue
-        a, b = getattr(old, f.name), getattr(new, f.name)
-        if f.name in _ARRAYS:
-            out.extend(_array_changes(f.name, a, b))
-        elif f.name in _SUBTABLES:
-            out.extend(f"{f.name}.{g.name}: {_shown(getattr(a, g.name))} -> {_shown(getattr(b, g.name))}"
-                       for g in fields(a) if getattr(a, g.name) != getattr(b, g.name))
-        elif a != b:
-            out.append(f"{f.name}: {_shown(a)} -> {_shown(b)}")
+    for table in registry.tables():
+        prefix = f"{table.name}." if table.name else ""
+        for cls in table.classes:
+            a: Any = old.of(cls)
+            b: Any = new.of(cls)
+            if table.array:
+                out.extend(_array_changes(table.name, a, b))
+            else:
+                out.extend(f"{prefix}{f.name}: {_shown(getattr(a, f.name))} -> {_shown(getattr(b, f.name))}"
+                           for f in fields(a) if f.compare and getattr(a, f.name) != getattr(b, f.name))
     return out
 
 
-def _array_changes(name: str, old: tuple[ShipSettings, ...], new: tuple[ShipSettings, ...]) -> list[str]:
+def _array_changes(name: str, old: tuple[Any, ...], new: tuple[Any, ...]) -> list[str]:
     out: list[str] = []
     for i in range(max(len(old), len(new))):
         if i >= len(old):
@@ -1127,4 +522,4 @@ def _array_changes(name: str, old: tuple[ShipSettings, ...], new: tuple[ShipSett
 
 
 def _shown(value: Any) -> str:
-    return "unset" if value is None else _toml_value(value)
+    return "unset" if value is None else toml_value(value)

@@ -3,38 +3,39 @@
 Most records agents send are already canonical (``time`` in UTC, a known level, text
 ``message``), carry no secret and no trace or usage shape. For those, the compiled
 :mod:`logd._hotpath` checks and rewrites the line in one pass and hands the pipeline the
-JSON lines the file gets, plus what the metric steps count of them (records per agent and
-level, durations, tokens), which they add to their counters. Every other line, and every
-line when a step the hot path does not know is configured (sampling, rate limits), takes
-the Python path (:func:`logd.record.parse_line` and the steps), which decides.
+JSON lines the file gets, plus what the counting steps count of them, which they add to
+their counters. Every other line takes the Python path (:func:`logd.record.parse_line` and
+the steps), which decides.
+
+What the compiled code does is what the steps declare (:mod:`logd.spec`): each step's
+role (``LevelFloor``, ``Redact``, ``CountByLevel``, ``SumFields``, ``LevelsToPython``) and
+the record keys it reads in Python (``Spec.reads``): a line holding one of those goes to
+Python, the others stay on the compiled path. A step that reads every record (sampling,
+rate limits) leaves no compiled path, and ``logd status`` says which (``hot_path.off``).
 
 The compiled code never decides anything Python would decide differently: for each line it
 either makes the same bytes and counts as the Python path (tests/test_hotpath.py compares
 them on generated lines) or stops and gives the line to Python. What it asks Python is
 asked through the steps' own functions: which key names are secret
 (:meth:`Redactor.is_secret_key`), which name text (:meth:`Redactor.is_text_key`), which
-strings a pattern matches, which level spellings exist, which keys make a record a trace
-or usage record. A connection's peer fields (``_comm`` is whatever the client named its
-process) end its lines on this path only when redaction would leave them as they are.
+strings a pattern matches, which level spellings exist, which keys a step reads. A
+connection's peer fields (``_comm`` is whatever the client named its process) end its
+lines on this path only when redaction would leave them as they are.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import ModuleType
+from typing import Any
 
 import orjson
 
-from logd import tracebacks
-from logd.levels import ALIASES, ERROR_LEVELS, RANK
-from logd.metrics import AgentMetrics
-from logd.pipeline import BATCH_RECORDS, Encoded, Pipeline, Step
-from logd.record import RESERVED, Record, parse_line
-from logd.steps.redact import Redactor
-from logd.traces.shapes import TRIGGER_KEYS as TRACE_KEYS
-from logd.usage import DIRECTIONS, UsageMetrics
-from logd.usage import TRIGGER_KEYS as USAGE_KEYS
+from logd.levels import ALIASES, RANK
+from logd.pipeline import BATCH_RECORDS, Encoded, Pipeline
+from logd.record import PARSER_KEYS, Record, parse_line
+from logd.spec import EVERY_RECORD, CountByLevel, LevelFloor, LevelsToPython, Redact, Spec, SumFields
 
 _hotpath: ModuleType | None
 try:
@@ -45,10 +46,6 @@ except ImportError:  # built without a C compiler: every line takes the Python p
 __all__ = ["AVAILABLE", "HotPath", "build"]
 
 AVAILABLE = _hotpath is not None
-# The metric steps read "agent", "duration_ms", "model" and "tokens" of an ordinary record
-# (AgentMetrics.__call__, UsageMetrics._flat): the compiled code counts those as they do.
-# A record with a key that makes a step look further goes to Python whole.
-PYTHON_KEYS = RESERVED | {"record"} | TRACE_KEYS | USAGE_KEYS | AgentMetrics.TRACE_KEYS | tracebacks.KEYS
 # lines that fail in a row before the rest of a chunk goes straight to Python (a client
 # whose records are not in logd's shape pays for a few tries per chunk, not for every line)
 _GIVE_UP_AFTER = 8
@@ -57,31 +54,40 @@ if _hotpath is not None:
     K_SECRET, K_BAIL, K_TEXT = _hotpath.K_SECRET, _hotpath.K_BAIL, _hotpath.K_TEXT
 
 
-class HotPath:
-    """The compiled path for one set of steps (rebuilt with them on reload)."""
+def _no_tally(rows: list[list[Any]]) -> None:
+    pass
 
-    def __init__(self, floor: int, agents: AgentMetrics, usage: UsageMetrics | None,
-                 redactor: Redactor | None) -> None:
-        self.agents = agents
-        self.usage = usage
+
+class HotPath:
+    """The compiled path for one set of steps (rebuilt with them on reload), from their roles."""
+
+    def __init__(self, python_keys: frozenset[str], floor: int, redactor: Any, count: CountByLevel | None,
+                 sums: SumFields | None, python_levels: frozenset[str]) -> None:
+        self.python_keys = python_keys
         self.redactor = redactor
+        self.add_counts = count.add if count is not None else _no_tally
+        self.add_sums = sums.add if sums is not None else _no_tally
         self._reported = False  # a failure of the compiled path was reported
-        # per canonical level: 0 written, 1 under the level floor, 2 to Python (usage metrics
-        # keep each agent's last error from the whole record); times 16, plus the level's rank
-        actions = {level: 16 * (2 if usage is not None and level in ERROR_LEVELS else int(rank < floor)) + rank
+        # per canonical level: 0 written, 1 under the level floor, 2 to Python; times 16, plus the level's rank
+        actions = {level: 16 * (2 if level in python_levels else int(rank < floor)) + rank
                    for level, rank in RANK.items()}
         assert _hotpath is not None  # build() makes none without it
+        label = count.label_key if count is not None else (sums.labels[0] if sums is not None else None)
         self._fast = _hotpath.FastPath(
             aliases=dict(ALIASES), actions=actions, classify_key=self._classify_key,
             value_clean=redactor.value_clean if redactor is not None and redactor.pattern is not None else None,
             message_clean=redactor.message_clean if redactor is not None and redactor.has_key_rule else None,
-            buckets=tuple(float(b) for b in agents.buckets), directions=dict(DIRECTIONS),
             min_len=redactor.min_len if redactor is not None else 0, redact=redactor is not None,
-            usage=usage is not None)
+            label=label, count=count is not None,
+            histogram=count.histogram_key if count is not None else None,
+            scale=count.scale if count is not None else 1.0,
+            buckets=tuple(float(b) for b in count.buckets) if count is not None else (),
+            sum=sums.key if sums is not None else None, sum_label=sums.labels[1] if sums is not None else None,
+            directions=dict(sums.fields) if sums is not None else {})
 
     def _classify_key(self, key: str) -> int:
         flags = 0
-        if key in PYTHON_KEYS:
+        if key in self.python_keys:
             flags |= K_BAIL
         if self.redactor is not None:
             if self.redactor.is_secret_key(key):
@@ -150,34 +156,39 @@ class HotPath:
 
     def _counter(self, agents: list, tokens: list) -> Callable[[], None]:
         def count() -> None:
-            self.agents.count_tally(agents)
-            if self.usage is not None and tokens:
-                self.usage.count_tally(tokens)
+            self.add_counts(agents)
+            if tokens:
+                self.add_sums(tokens)
         return count
 
 
 _EMPTY = ("\U0010ffff", "")  # no kept record: bounds that widen nothing
 
 
-def build(steps: list[Step]) -> HotPath | None:
-    """The hot path for these steps, or None when a step is one it cannot stand in for."""
+def build(steps: Iterable[tuple[Spec, Any]], others: Iterable[Spec] = ()) -> tuple[HotPath | None, str | None]:
+    """The compiled path the steps declare, or None and why there is none. ``others``: specs
+    beside the steps whose ``reads`` also send lines to Python (the trace branch's selector)."""
     if _hotpath is None:
-        return None
-    floor: int | None = None
-    agents: AgentMetrics | None = None
-    usage: UsageMetrics | None = None
-    redactor: Redactor | None = None
-    for step in steps:
-        if isinstance(step, AgentMetrics):
-            agents = step
-        elif isinstance(step, UsageMetrics):
-            usage = step
-        elif isinstance(step, Redactor):
-            redactor = step
-        elif getattr(step, "drop_reason", None) == "below_level":
-            floor = getattr(step, "floor", None)
-        else:
-            return None  # sampling, rate limits: they decide per record, in Python
-    if floor is None or agents is None:
-        return None
-    return HotPath(floor, agents, usage, redactor)
+        return None, "logd was built without a C compiler"
+    python_keys = set(PARSER_KEYS)
+    roles: list[Any] = []
+    for spec, step in steps:
+        if spec.reads is EVERY_RECORD:
+            return None, f"step {spec.name} reads every record"
+        python_keys |= spec.reads
+        roles += spec.hot(step) if spec.hot is not None else ()
+    for spec in others:
+        python_keys |= spec.reads or frozenset()
+    declared: dict[type, list[Any]] = {}
+    for role in roles:
+        declared.setdefault(type(role), []).append(role)
+    floors, redacts = declared.get(LevelFloor, []), declared.get(Redact, [])
+    counts, sums = declared.get(CountByLevel, []), declared.get(SumFields, [])
+    if len(floors) > 1 or len(redacts) > 1 or len(counts) > 1 or len(sums) > 1:
+        return None, "the compiled path takes one role of each kind"
+    if counts and sums and counts[0].label_key != sums[0].labels[0]:
+        return None, "the compiled path labels counts and sums by the same first key"
+    python_levels = frozenset().union(*(r.levels for r in declared.get(LevelsToPython, [])))
+    return HotPath(frozenset(python_keys), floors[0].floor if floors else 0,
+                   redacts[0].redactor if redacts else None, counts[0] if counts else None,
+                   sums[0] if sums else None, python_levels), None

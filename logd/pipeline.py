@@ -15,138 +15,50 @@ to its own sink (the trace store), whatever the later steps decide for the main 
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-
-import orjson
+from typing import Protocol
 
 from logd.backoff import Backoff
-from logd.components import HotIngest, Sink, SinkStats, Step
+from logd.components import Batch, Sink, SinkStats, Step, encode
 from logd.events import SELF_TRUSTED, Events
-from logd.isolation import ERROR_FIELD, StepFailures, encodable, fallback_record, step_name
-from logd.levels import RANK
-from logd.record import RawNumber, Record
+from logd.isolation import StepFailures, fallback_record, step_name
+from logd.record import Record, parse_line
 
-__all__ = ["BATCH_RECORDS", "SELF_TRUSTED", "Batch", "Branch", "Encoded", "Pipeline", "Sink", "Step", "encode",
-           "level_filter"]
+__all__ = ["BATCH_RECORDS", "SELF_TRUSTED", "Batch", "Branch", "Encoded", "HotIngest", "Peer", "Pipeline", "Sink",
+           "Step", "encode"]
 
 # Records are encoded in batches of about this many, soon after parsing, while they are
 # still in CPU cache: measured, encoding a 3,000-record batch costs ~5x more per record.
 BATCH_RECORDS = 256
 SHUTDOWN_GRACE = 10.0  # seconds a failing sink is retried at shutdown before what it holds is given up
-_dumps_option = orjson.OPT_APPEND_NEWLINE
+class HotIngest(Protocol):
+    """The compiled path for the pipeline's steps (:class:`logd.hotpath.HotPath`): asked by
+    :meth:`Pipeline.take` for the lines of peers whose fields it can end lines with."""
+
+    def suffix(self, trusted: Record) -> bytes | None:
+        """The peer's trusted fields as each line's end; None: this peer's lines go to Python."""
+
+    def feed(self, lines: list[bytes], received: str, trusted: Record, suffix: bytes, pipeline: Pipeline) -> None:
+        """Every line into ``pipeline``, in order."""
 
 
-def _default(value: object) -> object:
-    """What orjson cannot encode itself: a kept number verbatim, anything else as its text."""
-    if value.__class__ is RawNumber:
-        return orjson.Fragment(value.text)
-    return str(value)
+class Peer:
+    """Who sent a connection's lines: its trusted fields (from the kernel, never the record),
+    and their form as the hot path ends its lines (made once per hot path, so once per reload)."""
 
+    __slots__ = ("trusted", "_hot", "_suffix")
 
-def encode(record: Record) -> bytes:
-    """One record as a JSON line (what the file sink writes and ``format = "json"`` prints)."""
-    return orjson.dumps(record, default=_default, option=_dumps_option)
+    def __init__(self, trusted: Record) -> None:
+        self.trusted = trusted
+        self._hot: HotIngest | None = None
+        self._suffix: bytes | None = None
 
-
-class Batch:
-    """Records written together; the JSON encoding is made once and shared by every sink.
-
-    A batch from the compiled hot path (:mod:`logd.hotpath`) arrives already encoded: its
-    records are decoded from those lines only if a sink asks for them (the console)."""
-
-    __slots__ = ("_records", "_json", "on_error", "count", "_bounds", "_parts")
-
-    def __init__(self, records: list[Record], on_error: Callable[[str, int], None] | None = None) -> None:
-        self._records: list[Record] | None = records
-        self._json: bytes | None = None
-        self.on_error = on_error  # told ("encode", n) when records had to be encoded as flagged text
-        self.count = len(records)
-        self._bounds: tuple[str, str] | None = None
-        self._parts: list[Batch] | None = None
-
-    @classmethod
-    def encoded(cls, json_lines: bytes, count: int, bounds: tuple[str, str]) -> Batch:
-        """``count`` records already encoded as ``json_lines``, their times within ``bounds``."""
-        batch = cls([])
-        batch._records, batch._json, batch.count, batch._bounds = None, json_lines, count, bounds
-        return batch
-
-    @classmethod
-    def joined(cls, parts: list[Batch]) -> Batch:
-        """One batch of ``parts``, in order (records of the Python path and of the hot path)."""
-        batch = cls([])
-        batch._records, batch._parts, batch.count = None, parts, sum(p.count for p in parts)
-        return batch
-
-    @property
-    def records(self) -> list[Record]:
-        if self._records is None:
-            if self._parts is not None:
-                self._records = [r for part in self._parts for r in part.records]
-            else:
-                assert self._json is not None
-                self._records = [orjson.loads(line) for line in self._json.splitlines()]
-        return self._records
-
-    def json_lines(self) -> bytes:
-        if self._json is None:
-            if self._parts is not None:
-                self._json = b"".join([part.json_lines() for part in self._parts])
-                return self._json
-            records = self.records
-            try:
-                self._json = b"".join([encode(r) for r in records])
-            except (orjson.JSONEncodeError, TypeError, ValueError):  # find the culprits, keep everyone
-                self._json = b"".join([self._encode_one(r) for r in records])
-        return self._json
-
-    def time_bounds(self) -> tuple[str, str]:
-        """The earliest and latest ``time`` (canonical strings sort as times); a record without
-        one makes bounds no window is outside of."""
-        if self._bounds is None:
-            if self._parts is not None:
-                bounds = [part.time_bounds() for part in self._parts if part.count]
-                self._bounds = (min(b[0] for b in bounds), max(b[1] for b in bounds)) if bounds else UNBOUNDED
-            else:
-                try:
-                    times = [r["time"] for r in self.records]
-                    self._bounds = (min(times), max(times)) if times else UNBOUNDED
-                except (KeyError, TypeError):
-                    self._bounds = UNBOUNDED
-        return self._bounds
-
-    def _encode_one(self, record: Record) -> bytes:
-        try:
-            return encode(record)
-        except (orjson.JSONEncodeError, TypeError, ValueError):
-            fixed = encodable(record)
-            if self.on_error is not None and str(fixed.get(ERROR_FIELD, "")).startswith("encode:"):
-                self.on_error("encode", 1)
-            return encode(fixed)
-
-    def encoded_lines(self) -> bytes | None:
-        """The JSON lines if a sink already made them (one line per record, in order), else None."""
-        return self._json
-
-
-UNBOUNDED = ("", "\U0010ffff")
-
-
-def level_filter(minimum: str) -> Step:
-    """Keep records at ``minimum`` or above."""
-    floor = RANK[minimum]
-    own_pid = os.getpid()  # logd's own records (start, stop, reload, errors) always pass:
-    # a client cannot carry this _pid, the kernel gives clients theirs
-    if floor == 0:
-        keep: Step = lambda records: records
-    else:
-        keep = lambda records: [r for r in records if RANK[r["level"]] >= floor or r.get("_pid") == own_pid]
-    keep.drop_reason = "below_level"  # type: ignore[attr-defined]  # see Pipeline.drain
-    keep.floor = floor  # type: ignore[attr-defined]  # see logd.hotpath
-    return keep
+    def suffix(self, hot: HotIngest) -> bytes | None:
+        if self._hot is not hot:
+            self._hot, self._suffix = hot, hot.suffix(self.trusted)
+        return self._suffix
 
 
 @dataclass
@@ -246,6 +158,25 @@ class Pipeline:
         self.lost_at_shutdown = 0  # records a sink still held when close() gave up
 
     # --- intake ---
+
+    def take(self, lines: list[bytes], received: str, peer: Peer, truncated: dict[int, int] | None = None) -> None:
+        """The one intake of a source's lines: the compiled path takes what it can of them (when
+        the steps allow one and no line was cut), Python parses the rest (:func:`parse_line`),
+        in order. ``truncated``: line index -> its length before it was cut."""
+        hot = self.hot
+        if hot is not None and truncated is None:
+            suffix = peer.suffix(hot)
+            if suffix is not None:
+                hot.feed(lines, received, peer.trusted, suffix, self)
+                return
+        trusted, put = peer.trusted, self.put
+        for start in range(0, len(lines), BATCH_RECORDS):  # handed over while still in CPU cache
+            chunk = lines if len(lines) <= BATCH_RECORDS else lines[start : start + BATCH_RECORDS]
+            if truncated is None:
+                put([parse_line(line, received, trusted) for line in chunk])
+            else:
+                put([parse_line(line, received, trusted, truncated=truncated.get(start + i))
+                     for i, line in enumerate(chunk)])
 
     def put(self, records: list[Record], on_written: Callable[[], None] | None = None) -> None:
         """Accept parsed records: processed at once when a batch is full, else on the next loop turn.
@@ -530,6 +461,7 @@ class Pipeline:
             name = delivery.sink.name
             stats = delivery.sink.stats()
             stats.received_events = delivered.get(name, 0)
+            stats.sent_events = stats.received_events - stats.discarded_events
             stats.errors = errors.get(name, 0)
             stats.writable = stats.writable and delivery.failing is None
             result[name] = stats
@@ -568,8 +500,7 @@ class Pipeline:
                 except OSError as exc:
                     self._counts(delivery)[1][sink.name] += 1
                     if time.monotonic() + delay > deadline:
-                        discard = getattr(sink, "discard_unwritten", None)
-                        lost = discard() if discard is not None else 0
+                        lost = sink.discard_unwritten()
                         self.lost_at_shutdown += lost
                         self.events.emit("error", f"sink {sink.name} could not write {lost} records before exit",
                                          sink=sink.name, error=str(exc))

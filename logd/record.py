@@ -33,6 +33,9 @@ FLAG_FIELDS = ("_malformed", "_invalid_utf8", "_truncated", "_partial", "_level"
 # Set by logd on records of acknowledged batches (see logd/ack.py): the record id and the resend mark.
 ACK_FIELDS = ("_rid", "_resent")
 RESERVED = frozenset(TRUSTED_FIELDS + FLAG_FIELDS + ACK_FIELDS)
+# keys parse_line rewrites (reserved fields, a nested "record", exceptions): the compiled path
+# leaves a line holding one to it (logd/hotpath.py)
+PARSER_KEYS = RESERVED | {"record"} | tracebacks.KEYS
 
 # Alternative spellings, tried after the canonical key.
 _TIME_KEYS = ("ts", "timestamp", "@timestamp", "asctime", "t")

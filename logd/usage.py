@@ -45,16 +45,20 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily
 
 from logd.isolation import StepFailures
 from logd.levels import ERROR_LEVELS
+from logd.metrics import histogram
 from logd.record import MAX_KEY_CHARS, Record, bounded_key
+from logd.spec import STEP, Context, LevelsToPython, Spec, SumFields
+from logd.steps.agents import agents_of
 from logd.timestamps import epoch_seconds
 from logd.traces import semantics
 from logd.traces.live import Fact, LiveTraces
 from logd.traces.semantics import error_text
 from logd.traces.shapes import KOOG, SPAN, classify
+from logd.traces.shapes import TRIGGER_KEYS as SHAPE_KEYS
 
 OTHER = "_other"
 NO_MODEL = "unknown"
@@ -168,7 +172,7 @@ class UsageMetrics:
             raise StepFailures(records, failed)
         return records
 
-    def count_tally(self, groups: list[list[Any]]) -> None:
+    def add_tally(self, groups: list[list[Any]]) -> None:
         """Tokens the hot path (logd/hotpath.py) summed per (agent, model), in the order the pairs
         first appeared: ``[agent, model, input, output, total]``, None where a record gave
         nothing, as :meth:`_flat` adds them record by record (integers only: sums of floats
@@ -386,16 +390,9 @@ def usage_families(u: dict[str, Any] | None) -> Iterable:
                                 labels=["agent", "tool", "outcome"])
     for agent, tool, outcome, n in sorted(u["tool_calls"]):
         tools.add_metric([agent, tool, outcome], n)
-    latency = HistogramMetricFamily("logd_model_call_duration_seconds",
-                                    "Model (LLM) call latency from generation/chat spans and latency_ms fields",
-                                    labels=["model"])
-    bounds = [repr(float(b)) for b in u["latency_buckets"]] + ["+Inf"]
-    for model, row in sorted(u["latency"].items()):
-        cumulative, total = [], 0
-        for bound, n in zip(bounds, row[:-1], strict=True):  # a count per bucket and +Inf, then the sum
-            total += int(n)
-            cumulative.append((bound, total))
-        latency.add_metric([model], cumulative, sum_value=row[-1])
+    latency = histogram("logd_model_call_duration_seconds",
+                        "Model (LLM) call latency from generation/chat spans and latency_ms fields", "model",
+                        u["latency"], u["latency_buckets"])
     errors = CounterMetricFamily("logd_agent_trace_errors",
                                  "Failed spans and trace events (hooks, Koog events), by the agent they ran under",
                                  labels=["agent"])
@@ -442,3 +439,23 @@ def quantile(q: float, row: list[float], buckets: list[float] | tuple[float, ...
         seen += n
         lower = float(buckets[i]) if i < len(buckets) else lower
     return float(buckets[-1]) if buckets else None
+
+
+def _usage_metrics(settings: None, ctx: Context) -> UsageMetrics:
+    return ctx.keep("usage", lambda: UsageMetrics(agents_of(ctx).label))
+
+
+def _hot(usage: UsageMetrics) -> tuple[SumFields, LevelsToPython]:
+    # integer tokens of an ordinary record, summed by (agent, model) as _flat does; a record at
+    # an error level goes to Python (its agent's last error is kept from the whole record)
+    return SumFields("tokens", ("agent", "model"), DIRECTIONS, usage.add_tally), LevelsToPython(ERROR_LEVELS)
+
+
+def _view(s: dict[str, Any], view: dict[str, Any]) -> None:
+    view["usage"] = usage_view(s["usage"])
+
+
+# every other key it reads makes it look at the whole record (trace shapes, usage shapes)
+SPEC = Spec(STEP, "usage", _usage_metrics, reads=TRIGGER_KEYS | SHAPE_KEYS, hot=_hot,
+            figures=lambda usage: {"usage": usage.snapshot()}, families=lambda s: usage_families(s.get("usage")),
+            view=_view)

@@ -1,6 +1,6 @@
 """The component contract and the wiring: built from a config without a socket or a daemon.
 
-``build(config, events)`` makes the steps, the sinks and the trace branch; the tests here
+``build(context)`` makes the steps, the sinks and the trace branch; the tests here
 drive them through a real :class:`Pipeline` into real files in ``tmp_path``.
 """
 
@@ -23,6 +23,7 @@ from logd.events import Events
 from logd.pipeline import Pipeline
 from logd.record import parse_line
 from logd.sources.framing import LineFramer
+from logd.spec import Context
 from logd.traces.store import read_lines, session_files
 
 from support import read_records, send_records, wait_for
@@ -48,7 +49,7 @@ def test_build_wires_steps_sinks_and_the_trace_branch_without_a_socket(tmp_path)
                           tmp_path / "agentflow.toml")
     stderr: list[str] = []
     events = Events(Clock(), stderr=stderr.append)
-    parts = build(config, events, clock=Clock())
+    parts = build(Context(config, events, Clock()))
     assert [s.name for s in parts.sinks] == ["file"] and all(isinstance(s, Sink) for s in parts.sinks)
     hooks = agk_session()
     hooks[0]["state"]["password"] = "hunter2"  # info level: below the log's level, still a trace
@@ -57,7 +58,6 @@ def test_build_wires_steps_sinks_and_the_trace_branch_without_a_socket(tmp_path)
 
     async def run() -> Pipeline:
         parts.open()
-        parts.traces.open()
         pipeline = Pipeline(parts.steps, parts.sinks, events=events, branch=parts.branch, clock=Clock())
         events.connect(pipeline.put)
         pipeline.put([parse_line(orjson.dumps(r), "2026-11-18T00:00:00Z") for r in [*hooks, chatter, alarm]])
@@ -83,8 +83,8 @@ def test_build_wires_steps_sinks_and_the_trace_branch_without_a_socket(tmp_path)
 
 def test_every_sink_reports_the_same_counters(tmp_path):
     config = parse_config(f'[logging]\nfile = "{tmp_path / "agent.log"}"\n', tmp_path / "agentflow.toml")
-    parts = build(config, Events())
-    for sink in [*parts.sinks, parts.traces]:
+    parts = build(Context(config, Events()))
+    for sink in [*parts.sinks, parts.store]:
         stats = sink.stats()
         assert isinstance(stats, SinkStats) and set(stats.as_dict()) == set(SinkStats().as_dict())
 
@@ -145,12 +145,13 @@ def test_a_running_logd_counts_the_trace_branch_like_a_sink_and_its_own_events(d
     logd's own events by level; a clean run writes nothing to stderr."""
     d = daemon('file = "agent.log"\nlevel = "warn"')
     send_records(d.socket_path, agk_session())
-    wait_for(lambda: request(d.socket_path, "status")["sinks"]["traces"]["written"] == len(agk_session()),
+    wait_for(lambda: request(d.socket_path, "status")["sinks"]["traces"]["sent_events"] == len(agk_session()),
              what="the trace records in the session files")
     status = request(d.socket_path, "status")
-    assert status["sinks"]["traces"]["delivered"] == len(agk_session()) and status["sinks"]["traces"]["errors"] == 0
+    assert status["sinks"]["traces"]["received_events"] == len(agk_session())
+    assert status["sinks"]["traces"]["errors"] == 0
     # the agents' info hooks are below the log's level; logd's own "logd started" is never filtered
-    assert status["sinks"]["file"]["written"] == 1
+    assert status["sinks"]["file"]["sent_events"] == 1
     assert status["events"]["emitted"]["info"] >= 1 and status["events"]["lost"] == 0
     assert d.stop() == 0
     assert d.stderr() == ""

@@ -325,7 +325,7 @@ def test_status_reports_counts_through_the_control_socket(daemon):
     assert result.returncode == 0, result.stderr
     status = orjson.loads(result.stdout)
     assert status["pid"] == d.proc.pid and status["received"] >= 6  # 5 + logd's own start record
-    assert status["sinks"]["file"]["delivered"] >= 6
+    assert status["sinks"]["file"]["received_events"] >= 6
 
 
 def test_max_connections_refuses_extra_clients_and_reports_it(daemon, tmp_path):
@@ -436,8 +436,8 @@ def test_a_console_whose_reader_is_gone_is_disabled_counted_and_reported(tmp_pat
             [sys.executable, "-m", "logd", "status", "--json", "--socket", str(sock_dir / "logd.sock")],
             capture_output=True, text=True, check=True).stdout)
         console = status["sinks"]["console"]
-        assert console["writable"] is False and console["dropped"] >= 51
-        assert console["written"] + console["dropped"] == console["delivered"]
+        assert console["writable"] is False and console["discarded_events"] >= 51
+        assert console["sent_events"] + console["discarded_events"] == console["received_events"]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
         assert b"console output failed" in proc.stderr.read()

@@ -24,9 +24,9 @@ from logd import hotpath
 from logd.config import parse_config
 from logd.daemon import build
 from logd.events import Events
-from logd.metrics import AgentMetrics
-from logd.pipeline import Pipeline
-from logd.record import parse_line
+from logd.pipeline import Peer, Pipeline
+from logd.spec import Context
+from logd.steps.agents import AgentMetrics
 from logd.usage import UsageMetrics
 
 from record_lines import lines as any_lines
@@ -63,22 +63,20 @@ class Side:
         self.agents = AgentMetrics(config.metrics.max_agents)
         self.usage = UsageMetrics(self.agents.label)
         events = Events(lambda: 0.0, stderr=lambda line: None)
-        self.parts = build(config, events, agents=self.agents, usage=self.usage)
+        self.parts = build(Context(config, events, kept={"agents": self.agents, "usage": self.usage}))
         self.parts.open()
-        self.parts.traces.open()
         self.hot = self.parts.hot if hot else None
         self.pipeline = Pipeline(self.parts.steps, self.parts.sinks, events=events, branch=self.parts.branch,
                                  hot=self.hot)
 
     def feed(self, chunks: list[list[bytes]], trusted: dict) -> None:
+        """Each chunk as a connection's read hands it over: through the pipeline's one intake,
+        which decides what takes the compiled path."""
         async def run() -> None:
             self.pipeline.events.connect(self.pipeline.put)  # logd's own records into the file, as the daemon does
+            peer = Peer(trusted)
             for chunk in chunks:
-                suffix = self.hot.suffix(trusted) if self.hot is not None else None
-                if self.hot is not None and suffix is not None:
-                    self.hot.feed(chunk, RECEIVED, trusted, suffix, self.pipeline)
-                else:
-                    self.pipeline.put([parse_line(line, RECEIVED, trusted) for line in chunk])
+                self.pipeline.take(chunk, RECEIVED, peer)
             self.pipeline.close()
         asyncio.run(run())
 
@@ -99,37 +97,14 @@ class Side:
 def compare(tmp: Path, config: str, chunks: list[list[bytes]], trusted: dict = TRUSTED) -> int:
     """Both ways; returns how many records the hot path took."""
     python, hot = Side(tmp / "python", config, False), Side(tmp / "hot", config, True)
+    assert hot.hot is not None
     python.feed(chunks, trusted)
-    hot_path = hot.parts.hot
-    assert hot_path is not None
-    taken = _count_taken(hot, chunks, trusted)
     hot.feed(chunks, trusted)
     a, b = python.state(), hot.state()
     assert a["file"].decode(errors="replace").splitlines() == b["file"].decode(errors="replace").splitlines()
     assert a == b
-    return taken
-
-
-def _count_taken(side: Side, chunks: list[list[bytes]], trusted: dict) -> int:
-    """Lines the hot path takes, asked of a twin of it (its caches do not change what it takes)."""
-    twin = build_twin(side)
-    suffix = twin.suffix(trusted)
-    if suffix is None:
-        return 0
-    taken = 0
-    for chunk in chunks:
-        i = 0
-        while i < len(chunk):
-            _, stop, kept, below, *_ = twin._fast.run(chunk, i, len(chunk), suffix)
-            taken += kept + below
-            i = stop + 1
-    return taken
-
-
-def build_twin(side: Side) -> hotpath.HotPath:
-    twin = hotpath.build(side.parts.steps)
-    assert twin is not None
-    return twin
+    assert python.pipeline.stats.hot_path == 0
+    return hot.pipeline.stats.hot_path
 
 
 # --- lines with what the hot path must leave to Python: secrets, metric and trace shapes, odd JSON ---
@@ -309,7 +284,8 @@ def test_each_odd_token_in_an_otherwise_hot_line(tmp_path: Path) -> None:
                                 "0001-01-01T00:00:00.1Z", "0000-01-01T00:00:00.1Z", "2026-11-29 10:11:12.1Z"]),
                       ("level", ["inf", "wrn", "err", "ftl", "critical", "INFO", "Info", "", "notice", "debug"])):
         chunk += [line(**{name: json.dumps(value)}) for value in odd]
-    assert compare(tmp_path, "", [chunk]) >= 35  # the others hold something only Python decides
+    # each line read alone (a run of lines Python takes sends the rest of its read to Python)
+    assert compare(tmp_path, "", [[line] for line in chunk]) >= 35  # the others hold something only Python decides
 
 
 def test_tokens_without_a_known_field_add_nothing(tmp_path: Path) -> None:
@@ -353,7 +329,7 @@ def test_a_failing_question_to_python_costs_no_record_and_is_reported(tmp_path: 
         raise RuntimeError("classify broke")
 
     side.hot._fast.__init__(aliases={}, actions={}, classify_key=broken, value_clean=None,
-                            message_clean=None, buckets=(), directions={}, min_len=0, redact=False, usage=False)
+                            message_clean=None, min_len=0, redact=False)
     chunk = [b'{"time":"2026-11-29T10:11:12.123Z","level":"info","message":"m%d"}' % i for i in range(5)]
     side.feed([chunk, chunk], TRUSTED)
     written = [orjson.loads(line) for line in (tmp_path / "broken" / "agent.log").read_bytes().splitlines()]
@@ -373,8 +349,7 @@ def test_the_extension_refuses_bad_arguments_instead_of_crashing() -> None:
     """A negative start, or run before __init__ (or after a failed one), segfaulted."""
     ran = _in_a_child("""
 from logd import _hotpath, hotpath
-from logd.metrics import AgentMetrics
-from logd.pipeline import level_filter
+from logd.steps import agents, level
 
 errors = []
 def expect(error, call):
@@ -385,7 +360,7 @@ def expect(error, call):
     else:
         raise SystemExit(f"no {error.__name__}")
 
-hot = hotpath.build([AgentMetrics(), level_filter("info")])
+hot, _ = hotpath.build([(agents.SPEC, agents.AgentMetrics()), (level.SPEC, level.level_filter("info"))])
 line = [b'{"time":"2026-11-29T10:11:12.123Z","level":"info","message":"m"}']
 expect(ValueError, lambda: hot._fast.run(line, -1, 1, b""))
 expect(ValueError, lambda: hot._fast.run(line, 0, -5, b""))

@@ -8,9 +8,9 @@ import time
 import orjson
 
 from logd.isolation import fallback_record
-from logd.metrics import AgentMetrics
 from logd.pipeline import Pipeline
 from logd.sinks.file import FileSink
+from logd.steps.agents import AgentMetrics
 from logd.steps.redact import Redactor
 from logd.steps.sampling import Sampler
 from logd.usage import UsageMetrics

@@ -17,7 +17,7 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from logd.metrics import OTHER_AGENTS, AgentMetrics
+from logd.steps.agents import OTHER_AGENTS, AgentMetrics
 
 from ship_support import Collector, ship_config
 from support import agent_records, can_connect, send_records, wait_for, write_config

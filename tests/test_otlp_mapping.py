@@ -7,9 +7,10 @@ import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from logd.ship.encoders import is_span_record, otlp_trace_request
+from logd.ship.encoders import otlp_trace_request
 from logd.sources.otlp import JSON, MalformedBody, SpanMapper, decode, level_of, log_records
 from logd.traces.model import build_session, trace_sessions
+from logd.traces.semantics import is_span
 from logd.traces.shapes import classify
 from logd.traces.tokens import token_usage
 
@@ -102,7 +103,7 @@ def test_a_log_record_inside_a_span_is_not_a_span():
     log = request.resource_logs.add().scope_logs.add().log_records.add()
     log.trace_id, log.span_id = TRACE, (7).to_bytes(8, "big")
     [record] = log_records(request, 0)
-    assert record["trace_id"] == TRACE.hex() and classify(record) is None and not is_span_record(record)
+    assert record["trace_id"] == TRACE.hex() and classify(record) is None and not is_span(record)
 
 
 def test_client_span_records_go_out_as_otlp_spans_that_come_back_the_same():

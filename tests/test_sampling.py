@@ -10,9 +10,11 @@ import orjson
 import pytest
 
 from logd.config import ConfigError, parse_config
-from logd.daemon import build_steps
-from logd.metrics import AgentMetrics
+from logd.daemon import build
+from logd.events import Events
 from logd.pipeline import SELF_TRUSTED, Pipeline
+from logd.spec import Context
+from logd.steps.agents import AgentMetrics
 from logd.steps.sampling import RateLimiter, Sampler
 
 from support import agent_records, read_records, send_records, wait_for
@@ -140,8 +142,9 @@ def test_pipeline_counts_what_each_step_removed_by_reason():
     config = parse_config('[logging]\nlevel = "info"\n[logging.sampling]\nenabled = true\ninitial = 2\n'
                           'thereafter = 0\nburst = 3\ninterval = 60\n', _path())
     agents = AgentMetrics()
-    steps = build_steps(config, agents, clock)
-    assert [type(s).__name__ for s in steps] == ["Redactor", "AgentMetrics", "function", "Sampler", "RateLimiter"]
+    steps = build(Context(config, Events(), clock, kept={"agents": agents})).steps
+    assert [type(s).__name__ for s in steps] == ["Redactor", "AgentMetrics", "UsageMetrics", "function", "Sampler",
+                                                 "RateLimiter"]
 
     class Memory:
         name = "memory"
@@ -181,7 +184,8 @@ def _path():
 def test_config_defaults_and_errors():
     config = parse_config("[logging]\n", _path())
     assert config.sampling.enabled is False and config.sampling.burst == 0
-    assert [type(s).__name__ for s in build_steps(config)] == ["Redactor", "AgentMetrics", "function"]
+    steps = build(Context(config, Events())).steps
+    assert [type(s).__name__ for s in steps] == ["Redactor", "AgentMetrics", "UsageMetrics", "function"]
     with pytest.raises(ConfigError) as err:
         parse_config("[logging.sampling]\ntick = 0\n", _path())
     assert "logging.sampling.tick: expected a positive number of seconds, found integer 0" in str(err.value)

@@ -10,9 +10,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from logd.config import ShipSettings
 from logd.logfiles.follow import Follower
 from logd.ship.checkpoint import CheckpointError, CheckpointStore, Position
+from logd.ship.settings import ShipSettings
 from logd.ship.shipper import Shipper
 
 from logsets import lines, record, write

@@ -8,8 +8,8 @@ import socket
 import time
 
 from logd.control import request
-from logd.metrics import AgentMetrics
 from logd.record import MAX_KEY_CHARS
+from logd.steps.agents import AgentMetrics
 from logd.steps.sampling import RateLimiter
 
 from support import agent_records, rss_peak_kb, send_records, wait_for

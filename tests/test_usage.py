@@ -9,7 +9,7 @@ from test_metrics import METRICS_TCP, get, metrics_url, promtool_check, samples,
 from usage_samples import agents_sdk_spans, genai_spans, koog_llm_call, zerolog_records
 
 from logd.client.tracing import BatchSender, span, trace
-from logd.metrics import AgentMetrics
+from logd.steps.agents import AgentMetrics
 from logd.usage import OTHER, UsageMetrics, quantile
 
 from support import agent_records, send_records, wait_for

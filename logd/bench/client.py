@@ -22,7 +22,7 @@ from pathlib import Path
 
 import orjson
 
-from logd.bench import Report, Row, count_agent_lines, machine_line, start_logd
+from logd.bench.harness import Report, Row, count_agent_lines, machine_line, start_logd
 
 _CALLER_CODE = r"""
 import logging, sys, time, orjson

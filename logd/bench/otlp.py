@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from logd.bench import (
+from logd.bench.harness import (
     AGENTS,
     Report,
     Row,

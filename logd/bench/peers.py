@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from logd import bench
-from logd.bench import Report, Row, drive_clients, machine_line, start_logd
+from logd.bench import harness as bench
+from logd.bench.harness import Report, Row, drive_clients, machine_line, start_logd
 
 RSYSLOG_RAW = """
 global(workDirectory="{folder}" maxMessageSize="64k" parser.escapeControlCharactersOnReceive="off")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import zstandard
 
-from logd.bench import AGENTS, MESSAGES, Report, Row, machine_line
+from logd.bench.harness import AGENTS, MESSAGES, Report, Row, machine_line
 from logd.reading.output import Progress
 
 FILE_MB = 64

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from logd.bench import (
+from logd.bench.harness import (
     Report,
     Row,
     _write_blobs,

@@ -16,14 +16,14 @@ import signal
 import tempfile
 from pathlib import Path
 
-from logd.bench import Report, Row, _write_blobs, cpu_seconds, drive_clients, machine_line, start_logd
+from logd.bench.harness import Report, Row, _write_blobs, cpu_seconds, drive_clients, machine_line, start_logd
 from logd.control import ControlError, request
 from logd.logfiles.snapshot import list_files
 
 
 def _written(sock: Path) -> int:
     try:
-        return request(sock, "status", timeout=5)["sinks"]["file"]["written"]
+        return request(sock, "status", timeout=5)["sinks"]["file"]["sent_events"]
     except (ControlError, KeyError):
         return -1
 

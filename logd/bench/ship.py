@@ -15,8 +15,8 @@ from pathlib import Path
 
 import orjson
 
-from logd import bench
-from logd.bench import LineCounter, Report, Row, cpu_seconds, drive_clients, machine_line, start_logd
+from logd.bench import harness as bench
+from logd.bench.harness import LineCounter, Report, Row, cpu_seconds, drive_clients, machine_line, start_logd
 from logd.ship import encoders
 
 RSYSLOG_CONF = """

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import orjson
 
-from logd.bench import Report, machine_line, start_logd
+from logd.bench.harness import Report, machine_line, start_logd
 from logd.bench.ship import _Rsyslog
 from logd.control import ControlError, request
 from logd.logfiles.content import Problem, read_lines
@@ -313,7 +313,7 @@ def _drain(sock: Path, total: int, timeout: float) -> bool:
         except ControlError:
             time.sleep(1)
             continue
-        written = s.get("sinks", {}).get("file", {}).get("written", 0)
+        written = s.get("sinks", {}).get("file", {}).get("sent_events", 0)
         lag = s.get("ship", {}).get("rsyslog", {}).get("lag_records", -1)
         if written >= total and lag == 0:
             return True

@@ -17,7 +17,16 @@ from typing import Any
 
 import orjson
 
-from logd.bench import AGENTS, Report, Row, count_agent_lines, cpu_seconds, drive_clients, machine_line, start_logd
+from logd.bench.harness import (
+    AGENTS,
+    Report,
+    Row,
+    count_agent_lines,
+    cpu_seconds,
+    drive_clients,
+    machine_line,
+    start_logd,
+)
 from logd.traces.names import SUFFIX
 
 HOOKS = ("BeforeAgentRun", "AfterAgentRun", "BeforeEventHandling", "AfterEventHandling")
@@ -45,7 +54,7 @@ def bench_traces(args: argparse.Namespace) -> Report:
         per_client = args.records // args.clients
         total = per_client * args.clients
         rows: list[Row] = []
-        from logd.bench import make_records
+        from logd.bench.harness import make_records
 
         for label, make in (("plain records -> file", make_records), ("trace records -> file + sessions", make_trace_records)):
             run = folder / label.split()[0]

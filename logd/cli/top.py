@@ -138,7 +138,7 @@ def render(frame: Frame, sort: str) -> Any:
         ok = s.get("writable", True)
         sinks.append(("  " if i else "") + f"{name} ")
         sinks.append("ok" if ok else "FAILING", "green" if ok else "bold red")
-        sinks.append(f" {s.get('written', 0):,} written, {s.get('errors', 0)} errors")
+        sinks.append(f" {s.get('sent_events', 0):,} written, {s.get('errors', 0)} errors")
     lines: list[Any] = [head, sinks]
     if frame.ship:
         ship = Text("ship: ")

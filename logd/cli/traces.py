@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 def _traces_folder(args: argparse.Namespace) -> Path:
     """--dir, else the config's [logging.traces] dir (or its default)."""
-    from logd.config import traces_dir
+    from logd.traces.sink import traces_dir
 
     if args.dir:
         return Path(args.dir)

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from logd.record import Record
-from logd.traces.semantics import is_span, span_id
+from logd.traces.semantics import span_id
 
 # An item to ship: a stable id (file fingerprint + byte offset of the line) and the record.
 Item = tuple[str, Record]
@@ -243,11 +243,6 @@ def otlp_json(items: list[Item], *, service_name: str, hostname: str) -> bytes:
 
 # span_data.type -> gen_ai.operation.name, for span records that did not come in as OTLP
 _OPERATIONS = {"agent": "invoke_agent", "generation": "chat", "response": "chat", "function": "execute_tool"}
-
-
-# a span record (logd.client, OpenAI Agents SDK, OTLP in): what a traces target ships; the one
-# rule the trace store and the views use too
-is_span_record = is_span
 
 
 def _otlp_id(value: Any, size: int) -> bytes:

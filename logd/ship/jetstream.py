@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -38,11 +39,12 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from logd.config import ShipSettings
 from logd.extras import require
 from logd.ship import subjects
 from logd.ship.encoders import Item
+from logd.ship.settings import NATS_URLS, ShipSettings, TargetSpec
 from logd.ship.targets import Outcome, safe_url, shown_url, tls_context
+from logd.spec import TARGET, TableCheck
 from logd.traces.shapes import classify
 
 STORE_FAILED = 10077  # JetStream's "store failed": maximum bytes/messages (per subject) exceeded, discard new
@@ -341,3 +343,36 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         text = exc.strerror
     return text or type(exc).__name__
+
+
+def _nats_url(url: str) -> str | None:
+    if not re.fullmatch(NATS_URLS, url):
+        return f'expected nats://host:port or tls://host:port servers, comma-separated, for type "nats", found "{url}"'
+    return None
+
+
+def _check(table: TableCheck) -> None:
+    """A nats target's subject template, and its secrets: set in the environment, one way to log in."""
+    values, problem = table.values, table.problem
+    signal = values.get("signal", "logs")
+    values.setdefault("subject", subjects.default_subject(signal))
+    wrong = subjects.template_problem(values["subject"], signal)
+    if wrong is not None:
+        problem(f'expected {wrong}, found "{values["subject"]}"', "subject")
+    for secret in ("password", "token"):
+        value = values.get(secret, "")
+        if value.startswith("env:") and value[4:] not in os.environ:
+            problem(f"environment variable {value[4:]} is not set (the {secret} is read from it)", secret)
+    if ("user" in values) != ("password" in values):
+        missing = "password" if "user" in values else "user"
+        problem(f"user and password go together; {missing} is missing", missing, at=None)
+    ways = [key for key in ("user", "token", "creds", "nkey") if key in values]
+    if len(ways) > 1:
+        problem(f"one way to log in: {' or '.join(ways)}, not both", ways[1])
+
+
+SPEC = TargetSpec(TARGET, "nats", lambda settings, where: NatsTarget(settings, where.hostname),
+                  doc="a NATS JetStream stream, each record acked (nats-py: the nats extra)", formats=("json",),
+                  needs=("nats",), url_problem=_nats_url, check=_check,
+                  keys=frozenset({"signal", "subject", "stream", "user", "password", "token", "creds", "nkey"}))
+

@@ -23,7 +23,6 @@ from typing import Any
 
 import orjson
 
-from logd.config import ShipSettings
 from logd.levels import RANK
 from logd.logfiles.content import CorruptData, Problem, decoded_chunks, open_log, raw_chunks
 from logd.logfiles.follow import Chunk, Follower, file_info, located, take_survey
@@ -33,8 +32,10 @@ from logd.ship import encoders
 from logd.ship.backoff import RetryPolicy
 from logd.ship.checkpoint import CheckpointStore
 from logd.ship.encoders import Item
+from logd.ship.settings import ShipSettings
 from logd.ship.targets import Target, build_target, shown_url
 from logd.timestamps import format_epoch
+from logd.traces.semantics import is_span
 from logd.traces.shapes import classify
 
 Notify = Callable[..., None]  # notify(level, message, **fields): a record about logd itself
@@ -444,11 +445,12 @@ def yield_seconds(ingest_rate: float, cpu_spent: float) -> float:
 
 
 def _trace_filter(settings: ShipSettings) -> Callable[[dict[str, Any]], object] | None:
-    """With ``signal = "traces"``: span records for OTLP (they become spans), every trace
-    record (hooks, events, spans; :func:`logd.traces.shapes.classify`) for NATS."""
+    """With ``signal = "traces"``: span records for OTLP (they become spans; the one span rule,
+    :func:`logd.traces.semantics.is_span`), every trace record (hooks, events, spans;
+    :func:`logd.traces.shapes.classify`, which uses that rule) for NATS."""
     if settings.signal != "traces":
         return None
-    return encoders.is_span_record if settings.type == "otlp" else classify
+    return is_span if settings.type == "otlp" else classify
 
 
 def _when(epoch: float | None) -> str | None:

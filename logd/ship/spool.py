@@ -16,10 +16,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from logd.components import Batch
 from logd.events import Events
 from logd.logfiles.names import Names
-from logd.pipeline import Batch
-from logd.sinks.file import FileSink
+from logd.ship.settings import ShipSettings
+from logd.sinks.file import FileSettings, FileSink
+from logd.spec import SINK, Context, Spec
 
 SPOOL_NAME = "spool.log"
 # Rotation (the writer's thread) renames backups while pruning (a shipper's thread) deletes
@@ -52,6 +54,9 @@ class SpoolSink(FileSink):
         if size >= self.max_bytes:
             self.rotate()
 
+    def rotate_now(self) -> bool | None:
+        return None  # not the log file: it rotates by its own rule, and `logd rotate` leaves it
+
     def rotate(self) -> None:
         """spool.log -> spool-<time>.log (a name no backup has); the next write reopens."""
         self.close()
@@ -73,3 +78,14 @@ def prune_spool(current: Path, done_with: Callable[[Path], bool]) -> list[Path]:
             path.unlink(missing_ok=True)
             deleted.append(path)
     return deleted
+
+
+def _build(settings: None, ctx: Context) -> SpoolSink | None:
+    """Shippers read files: without a log file they read the spool."""
+    file = ctx.config.of(FileSettings)
+    if file.file is not None or not ctx.config.elements(ShipSettings):
+        return None
+    return SpoolSink(spool_path(file.ship_state_dir), max_bytes=file.max_size_bytes, events=ctx.events)
+
+
+SPEC = Spec(SINK, "spool", _build)

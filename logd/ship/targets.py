@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import importlib
 import os
+import re
 import socket
 import ssl
 import time
@@ -21,11 +22,13 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from logd.config import ShipSettings
+from logd import registry
 from logd.extras import require
 from logd.ship import encoders
 from logd.ship.backoff import parse_retry_after
 from logd.ship.encoders import Item
+from logd.ship.settings import ShipSettings, TargetSpec, http_url
+from logd.spec import TARGET, TableCheck
 
 if TYPE_CHECKING:  # httpx is the `ship` extra: imported when an HTTP target is built
     import httpx
@@ -236,38 +239,67 @@ def otlp_traces_outcome(items: list[Item], response: httpx.Response) -> Outcome:
                          "rejected_spans", "spans")
 
 
-def build_target(settings: ShipSettings, hostname: str, clock: Callable[[], float] = time.time) -> Target:
-    kind = settings.type
-    hostname = settings.hostname or hostname
-    if kind == "nats":
-        from logd.ship.jetstream import NatsTarget  # nats-py: the `nats` extra
+@dataclass(frozen=True)
+class Where:
+    """What a target is built with besides its settings: this machine's name, the clock."""
 
-        return NatsTarget(settings, hostname)
-    if kind == "syslog":
-        return SyslogTarget(settings, hostname)
-    if kind == "otlp" and settings.signal == "traces":  # the shipper passes span records only
-        encode = encoders.otlp_traces_json if settings.format == "json" else encoders.otlp_traces_protobuf
-        return HttpTarget(settings, lambda items: encode(items, service_name=settings.service_name,
-                                                         hostname=hostname),
-                          "application/json" if settings.format == "json" else "application/x-protobuf", clock,
-                          check=otlp_traces_outcome)
-    if kind == "otlp":
-        if settings.format == "json":
-            return HttpTarget(settings, lambda items: encoders.otlp_json(
-                items, service_name=settings.service_name, hostname=hostname), "application/json", clock,
-                check=otlp_outcome)
-        return HttpTarget(settings, lambda items: encoders.otlp_protobuf(
-            items, service_name=settings.service_name, hostname=hostname), "application/x-protobuf", clock,
-            check=otlp_outcome)
-    if kind == "http":
-        return HttpTarget(settings, encoders.ndjson, "application/x-ndjson", clock)
-    if kind == "loki":
-        return HttpTarget(settings, lambda items: encoders.loki_push(items, hostname=hostname),
-                          "application/json", clock)
-    if kind == "elasticsearch":
-        return HttpTarget(settings, lambda items: encoders.es_bulk(items, index=settings.index),
-                          "application/x-ndjson", clock, check=es_bulk_outcome)
-    raise ValueError(f"unknown ship type {kind!r}")
+    hostname: str
+    clock: Callable[[], float] = time.time
+
+
+def build_target(settings: ShipSettings, hostname: str, clock: Callable[[], float] = time.time) -> Target:
+    """The target of ``settings``' type, as its spec builds it."""
+    spec = registry.spec(TARGET, settings.type)
+    if spec is None:
+        raise ValueError(f"unknown ship target type {settings.type!r}")
+    return spec.build(settings, Where(settings.hostname or hostname, clock))
+
+
+def _syslog_url(url: str) -> str | None:
+    if not url.startswith(("tcp://", "tls://")):
+        return f'expected tcp://host:port or tls://host:port for type "syslog", found "{url}"'
+    if not re.fullmatch(r"(tcp|tls)://[^\s:/]+:\d+", url):
+        return f'expected tcp://host:port or tls://host:port (the port is required), found "{url}"'
+    return None
+
+
+def _otlp(settings: ShipSettings, where: Where) -> Target:
+    json, hostname = settings.format == "json", where.hostname
+    if settings.signal == "traces":  # the shipper passes span records only
+        encode = encoders.otlp_traces_json if json else encoders.otlp_traces_protobuf
+        check = otlp_traces_outcome
+    else:
+        encode = encoders.otlp_json if json else encoders.otlp_protobuf
+        check = otlp_outcome
+    return HttpTarget(settings, lambda items: encode(items, service_name=settings.service_name, hostname=hostname),
+                      "application/json" if json else "application/x-protobuf", where.clock, check=check)
+
+
+def _otlp_signal_and_path(table: TableCheck) -> None:
+    """signal = "logs" posts to /v1/logs: a URL ending in the other signal's path is a mistake."""
+    signal, url = table.values.get("signal", "logs"), table.values.get("url")
+    other = {"logs": "/v1/traces", "traces": "/v1/logs"}[signal]
+    if url is not None and urlsplit(url).path.rstrip("/").endswith(other):
+        table.problem(f'signal = "{signal}" posts to /v1/{signal}, but the url ends in {other}', "url")
+
+
+_HTTPX = ("httpx",)
+SYSLOG = TargetSpec(TARGET, "syslog", lambda settings, where: SyslogTarget(settings, where.hostname),
+                    doc="RFC 5424 frames over TCP or TLS (octet-counted)", formats=("message", "json"),
+                    url_problem=_syslog_url)
+OTLP = TargetSpec(TARGET, "otlp", _otlp, doc="OTLP/HTTP: logs, or span records as spans (signal)",
+                  formats=("protobuf", "json"), needs=("httpx", "opentelemetry.proto"), url_problem=http_url("otlp"),
+                  keys=frozenset({"signal"}), check=_otlp_signal_and_path)
+HTTP = TargetSpec(TARGET, "http", lambda settings, where: HttpTarget(settings, encoders.ndjson, "application/x-ndjson",
+                                                                     where.clock),
+                  doc="newline-delimited JSON POSTed to any collector", formats=("ndjson",), needs=_HTTPX,
+                  url_problem=http_url("http"))
+LOKI = TargetSpec(TARGET, "loki", lambda settings, where: HttpTarget(
+    settings, lambda items: encoders.loki_push(items, hostname=where.hostname), "application/json", where.clock),
+    doc="Grafana Loki's push API", formats=("json",), needs=_HTTPX, url_problem=http_url("loki"))
+ELASTICSEARCH = TargetSpec(TARGET, "elasticsearch", lambda settings, where: HttpTarget(
+    settings, lambda items: encoders.es_bulk(items, index=settings.index), "application/x-ndjson", where.clock,
+    check=es_bulk_outcome), doc="the bulk API", formats=("json",), needs=_HTTPX, url_problem=http_url("elasticsearch"))
 
 
 def _reason(exc: BaseException) -> str:

@@ -4,16 +4,20 @@ or as JSON lines with ``format = "json"``, on a stream (stdout by default)."""
 from __future__ import annotations
 
 import os
+import sys
+from dataclasses import dataclass
 from typing import BinaryIO
 
-from logd.components import SinkStats
+from logd.components import Batch, SinkBase, SinkStats, Tables
 from logd.console_format import ConsoleFormatter, use_color
 from logd.events import Events
-from logd.pipeline import Batch
+from logd.settings import choice, setting
+from logd.sinks.file import FileSettings
+from logd.spec import SINK, Context, Spec
 
 
-class ConsoleSink:
-    """Writes to a binary stream (stdout by default). The smallest sink: copy it to add one.
+class ConsoleSink(SinkBase):
+    """Writes to a binary stream (stdout by default).
 
     A stream that fails (closed pipe, hung-up terminal) disables the sink rather than hold
     every record back for a reader that is gone: the records it then skips are counted
@@ -90,3 +94,23 @@ def writes_to_stderr(stream: BinaryIO) -> bool:
     except (OSError, ValueError, AttributeError):  # a stream without a file (tests), or stderr closed
         return False
     return (mine.st_dev, mine.st_ino) == (err.st_dev, err.st_ino)
+
+
+@dataclass(frozen=True)
+class ConsoleSettings:
+    format: str = setting("console", doc="what the console prints: human lines, or the JSON lines of the file",
+                          check=choice({"console": "console", "text": "console", "json": "json"},
+                                       'one of "console", "text", "json"'))
+
+
+def _build(settings: ConsoleSettings, ctx: Context) -> ConsoleSink | None:
+    if not ctx.config.of(FileSettings).console_enabled:  # file_only, with a file
+        return None
+    return ConsoleSink(sys.stdout.buffer, settings.format, events=ctx.events)
+
+
+def _summary(config: Tables) -> str | None:
+    return f"console ({config.of(ConsoleSettings).format})" if config.of(FileSettings).console_enabled else None
+
+
+SPEC = Spec(SINK, "console", _build, ConsoleSettings, table="", summary=_summary)

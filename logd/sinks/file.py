@@ -19,17 +19,89 @@ import errno
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from logd import rotation
-from logd.components import SinkStats
+from logd.components import Batch, SinkBase, SinkStats
 from logd.events import Events
 from logd.logfiles import bounds
-from logd.pipeline import Batch
-from logd.rotation import FILE_MODE, FileSet, OnDelete, RotationPolicy
+from logd.rotation import FILE_MODE, FileSet, OnDelete, RotationPolicy, compression_level_error, parse_rotate_every
+from logd.settings import MB, Invalid, boolean, choice, days, found, integer, megabytes, setting, string
+from logd.spec import SINK, Context, Spec, TableCheck
 
-__all__ = ["FILE_MODE", "FileSink"]
+__all__ = ["FILE_MODE", "FileSettings", "FileSink"]
+
+
+def _rotate_every(value: Any) -> str:
+    if isinstance(value, str):
+        try:
+            return str(parse_rotate_every(value))
+        except ValueError:
+            pass
+    raise Invalid('"hourly", "daily" or a number of hours such as "6h"')
+
+
+@dataclass(frozen=True)
+class FileSettings:
+    """The log file: AgenticGoKit's keys of ``[logging]`` (lumberjack's rotation), and where
+    logd keeps its own state beside it."""
+
+    file: Path | None = setting(None, doc="the JSON-lines file; unset: console only", check=string, path="file")
+    file_only: bool = setting(False, doc="no console output", check=boolean)
+    max_size: float = setting(100, doc="MB: rotate before the file would exceed this",
+                              check=megabytes("a positive number of megabytes (integer or float)"))
+    max_backups: int = setting(0, doc="rotated files kept; 0 keeps every one",
+                               check=integer(0, "a whole number >= 0 (0 keeps every backup)"))
+    max_age: float = setting(0, doc="days: rotated files older than this are removed; 0: no limit",
+                             check=days("a number of days >= 0 (0 means no limit)"))
+    compress: bool = setting(False, doc="compress rotated files (all but the newest backup)", check=boolean)
+    compression: str = setting("zstd", doc='of rotated files, when compress is true: "zstd" (.zst) or "gzip" (.gz)',
+                               check=choice(("zstd", "gzip")))
+    compression_level: int | None = setting(None, doc="None: the algorithm's default (zstd 3, gzip 6)",
+                                            check=integer(1, "a whole number >= 1 (zstd 1-22, gzip 1-9)"))
+    rotate_every: str | None = setting(None, doc='"hourly", "daily" or "<N>h": also rotate at local-time boundaries',
+                                       check=_rotate_every)
+    backup_names: str = setting("dated", doc='"dated" (agent-<time>.log) or "numbered" (agent.log.1): see '
+                                             "logd.logfiles.names", check=choice(("dated", "numbered")))
+    state_dir: Path | None = setting(None, doc="ship checkpoints, dead letters, spool; default .logd-state beside "
+                                               "`file`", check=string, path="folder")
+
+    @property
+    def max_size_bytes(self) -> int:
+        return int(self.max_size * MB)
+
+    @property
+    def console_enabled(self) -> bool:
+        return not self.file_only or self.file is None
+
+    @property
+    def ship_state_dir(self) -> Path:
+        """Where shippers keep checkpoints, dead letters and (without a file) the spool."""
+        if self.state_dir is not None:
+            return self.state_dir
+        if self.file is not None:
+            return self.file.parent / ".logd-state"
+        base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+        return Path(base) / "logd"
+
+
+def _check(table: TableCheck) -> None:
+    values = table.values
+    if "compression_level" in values:  # its range depends on the algorithm
+        expected = compression_level_error(values.get("compression", "zstd"), values["compression_level"])
+        if expected is not None:
+            table.problem(f"expected {expected}, found {found(values['compression_level'])}", "compression_level")
+    if values.get("file_only") and values.get("file") is None:
+        table.warn("file_only is set but no file is configured; logging to the console")
+
+
+def _build(settings: FileSettings, ctx: Context) -> FileSink | None:
+    if settings.file is None:
+        return None
+    return FileSink(settings.file, RotationPolicy.from_config(settings), clock=ctx.clock, events=ctx.events,
+                    on_delete=ctx.unshipped)
 
 
 def _open_log(path: Path) -> int:
@@ -44,8 +116,9 @@ def _open_log(path: Path) -> int:
         raise
 
 
-class FileSink:
+class FileSink(SinkBase):
     name = "file"
+    path: Path
 
     def __init__(self, path: Path, policy: RotationPolicy | None = None, *,
                  clock: Callable[[], float] = time.time, events: Events | None = None,
@@ -218,7 +291,7 @@ class FileSink:
         self.files.record_stall(time.perf_counter() - started)  # what this rotation held the writer up
         return True
 
-    def rotate_now(self) -> bool:
+    def rotate_now(self) -> bool | None:
         """Rotate at once (``logd rotate``, SIGUSR1); False if there was nothing to rotate.
 
         Raises OSError when the rotation fails; it is then retried before the next write,
@@ -323,3 +396,7 @@ class FileSink:
         if self.files is not None:
             files, self.files = self.files, None
             rotation.release(files)
+
+
+SPEC = Spec(SINK, "file", _build, FileSettings, table="", check=_check,
+            summary=lambda config: f"file {config.of(FileSettings).file}" if config.of(FileSettings).file else None)

@@ -13,15 +13,29 @@ only (see ``record.RESERVED``). Plain connections never come through here.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol
 
 from logd.protocol import ack_line, parse_header
 from logd.record import Record, parse_line
 from logd.sources.framing import LineFramer
 from logd.timestamps import format_epoch
 
-if TYPE_CHECKING:
-    from logd.sources.unix import Connection
+
+class AckConnection(Protocol):
+    """What an ack reader needs of its connection (:class:`logd.sources.unix.Connection`)."""
+
+    max_bytes: int
+    trusted: Record
+
+    def put(self, records: list[Record], on_written: Callable[[], None] | None = None) -> None: ...
+
+    def drain(self) -> None: ...
+
+    def now(self) -> float: ...
+
+    def reply(self, data: bytes) -> None:
+        """Send ``data`` back, unless the connection is closing."""
 
 
 class AckReader:
@@ -32,7 +46,7 @@ class AckReader:
     too: the client resends the batch, and ``_rid`` tells the copies apart.
     """
 
-    def __init__(self, conn: Connection, stream: str, chunk_records: int = 256) -> None:
+    def __init__(self, conn: AckConnection, stream: str, chunk_records: int = 256) -> None:
         self.conn = conn
         self.chunk_records = chunk_records  # the pipeline's BATCH_RECORDS (not imported: clients import this module)
         self.stream = stream
@@ -51,7 +65,7 @@ class AckReader:
         lines, cuts = self.framer.feed(data)
         if not lines:
             return
-        received = format_epoch(self.conn.server.clock())
+        received = format_epoch(self.conn.now())
         for i, line in enumerate(lines):
             self._line(line, received, cuts.get(i) if cuts is not None else None)
 
@@ -59,7 +73,7 @@ class AckReader:
         if self._left == 0:
             header = parse_header(line) if truncated is None else None
             if header is None:
-                self.conn.server.pipeline.put([parse_line(line, received, self.conn.trusted, truncated=truncated)])
+                self.conn.put([parse_line(line, received, self.conn.trusted, truncated=truncated)])
                 return
             self._seq, self._left, self._resent = header
             self._index, self._prefix = 0, f"{self.stream}:{self._seq}:"
@@ -72,7 +86,7 @@ class AckReader:
             self._complete()
         elif len(self._records) >= self.chunk_records:
             records, self._records = self._records, []
-            self.conn.server.pipeline.put(records)
+            self.conn.put(records)
 
     def _record(self, record: Record) -> Record:
         record["_rid"] = self._prefix + str(self._index)
@@ -85,29 +99,27 @@ class AckReader:
         """The batch's last records, with the ack: the pipeline calls it after all before it."""
         records, self._records = self._records, []
         seq = self._seq
-        self.conn.server.pipeline.put(records, on_written=lambda: self._ack(seq))
+        self.conn.put(records, on_written=lambda: self._ack(seq))
 
     def _ack(self, seq: int) -> None:
-        transport = self.conn.transport
-        if transport is not None and not transport.is_closing():
-            transport.write(ack_line(seq))
+        self.conn.reply(ack_line(seq))
 
     def eof_received(self) -> None:
         """The client is done sending: write what it sent now, so its acks go out before we close."""
-        self.conn.server.pipeline.drain()
+        self.conn.drain()
 
     def connection_lost(self) -> None:
         """Keep what arrived of an unfinished batch (and a partial last line), without an ack."""
         rest = self.framer.close()
         if rest is not None:
             line, truncated = rest
-            record = parse_line(line, format_epoch(self.conn.server.clock()), self.conn.trusted,
+            record = parse_line(line, format_epoch(self.conn.now()), self.conn.trusted,
                                 truncated=truncated, partial=truncated is None)
             record["_partial"] = True
             if self._left:
                 self._records.append(self._record(record))
             else:
-                self.conn.server.pipeline.put([record])
+                self.conn.put([record])
         if self._records:
             records, self._records = self._records, []
-            self.conn.server.pipeline.put(records)
+            self.conn.put(records)

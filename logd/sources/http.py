@@ -1,7 +1,7 @@
 """logd's HTTP ingest listener: ``POST path -> handler`` on one port.
 
-Routes are a table (see :func:`ingest_routes`): OTLP/HTTP ``/v1/logs`` and
-``/v1/traces``, the OpenAI Agents SDK's ``/v1/traces/ingest``; adding a source is one
+Routes are a table (see :func:`logd.sources.ingest.ingest_routes`): OTLP/HTTP ``/v1/logs``
+and ``/v1/traces``, the OpenAI Agents SDK's ``/v1/traces/ingest``; adding a source is one
 line there. The listener does what every route needs once, and bounds it (docs/security.md
 lists every bound with its default):
 
@@ -36,18 +36,14 @@ import os
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import h11
 import orjson
 
-from logd.config import OtlpSettings
 from logd.pipeline import Pipeline
 from logd.record import Record
 from logd.sources.tokens import sender
-
-if TYPE_CHECKING:
-    from logd.sources.otlp import OtlpReceiver
 
 MAX_HEADER_BYTES = 64 * 1024
 IDLE_TIMEOUT_S = 30.0  # a keep-alive connection that starts no request this long is closed
@@ -172,6 +168,31 @@ Handler = Callable[[Request], Awaitable[Response]]
 Routes = dict[tuple[str, str], Handler]  # ("POST", "/v1/logs") -> handler
 
 
+class Bounds(Protocol):
+    """What the listener is told (``[logging.otlp]``: :class:`logd.sources.ingest.OtlpSettings`)."""
+
+    @property
+    def listen(self) -> str: ...
+
+    @property
+    def max_body_bytes(self) -> int: ...
+
+    @property
+    def max_items(self) -> int: ...
+
+    @property
+    def max_inflight_bytes(self) -> int: ...
+
+    @property
+    def request_timeout(self) -> float: ...
+
+    @property
+    def retry_after(self) -> int: ...
+
+    @property
+    def max_connections(self) -> int: ...
+
+
 class ListenError(Exception):
     """The address cannot be bound; the message says which and why."""
 
@@ -219,7 +240,7 @@ class HttpListener:
     """Serves ``routes`` on ``settings.listen``; ``busy()`` true means answer 503 for now;
     ``tokens`` (token -> name): the bearer tokens a request must carry one of (None: none asked)."""
 
-    def __init__(self, settings: OtlpSettings, routes: Routes, *, tokens: dict[str, str] | None = None,
+    def __init__(self, settings: Bounds, routes: Routes, *, tokens: dict[str, str] | None = None,
                  busy: Callable[[], bool] = lambda: False) -> None:
         host, _, port = settings.listen.rpartition(":")
         self.host, self.port = host.strip("[]") or "127.0.0.1", int(port)
@@ -503,14 +524,3 @@ async def put_and_wait(pipeline: Pipeline, records: list[Record]) -> None:
     await done
 
 
-def ingest_routes(pipeline: Pipeline, otlp: OtlpReceiver) -> Routes:
-    """Every route of the ingest listener. A new source is one line here."""
-    from logd.traces.openai import records_from_ingest
-
-    return {
-        ("POST", "/v1/logs"): otlp.logs,
-        ("POST", "/v1/traces"): otlp.traces,
-        # the OpenAI Agents SDK's backend exporter, pointed here (OPENAI_AGENTS... base URL): {"data": [...]}
-        ("POST", "/v1/traces/ingest"): records_route(
-            pipeline, lambda payload, request: records_from_ingest(payload, admit=request.admit)),
-    }

@@ -18,25 +18,62 @@ import socket
 import stat
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from logd.components import HotIngest, Pressure
-from logd.config import SocketSettings
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from logd.components import Pressure, StartupError, Tables
 from logd.events import Events
-from logd.pipeline import BATCH_RECORDS, Pipeline
+from logd.paths import default_socket_path
+from logd.pipeline import BATCH_RECORDS, Peer, Pipeline
 from logd.protocol import hello_line, parse_hello
 from logd.record import Record, parse_line
+from logd.settings import (
+    boolean,
+    file_mode,
+    group_name,
+    integer,
+    number,
+    seconds,
+    setting,
+    shown_mode,
+    string,
+    world_writable,
+)
 from logd.sources.ack import AckReader
 from logd.sources.framing import LineFramer
+from logd.spec import SOURCE, Context, Spec
 from logd.timestamps import format_epoch
 
 _PEERCRED = struct.Struct("3i")
 MAX_UNIX_PATH = 107
 
 
-class StartupError(Exception):
-    """The socket cannot be set up; the message says why and what to do."""
+@dataclass(frozen=True)
+class SocketSettings:
+    """``[logging.socket]``: the socket agents send to, and the bounds each client is held to."""
+
+    path: Path = setting(doc="the socket agents send to", check=string, path="socket", factory=default_socket_path)
+    mode: int = setting(0o660, doc="socket permissions: owner and group may send", check=file_mode, shown=shown_mode)
+    group: str | int | None = setting(None, doc="group owning the socket (agents' users join it); default: the "
+                                                "daemon's", check=group_name)
+    max_record_bytes: int = setting(256 * 1024, doc="longer lines are cut to this and flagged _truncated",
+                                    check=integer(64, "a whole number of bytes >= 64"))
+    max_connections: int = setting(1024, doc="more concurrent clients are refused, counted and reported",
+                                   check=integer(1, "a whole number >= 1"))
+    allow_world_writable: bool = setting(False, doc="a mode with o+w is refused unless this is set", check=boolean)
+    control_group: str | int | None = setting(None, doc="members may run the read-only control commands "
+                                                        "(logd status)", check=group_name)
+    # issue 18 (security/bounds): see docs/security.md
+    shared_folder: bool = setting(False, doc="the socket's folder may be group-writable (agents' shared group)",
+                                  check=boolean)
+    idle_timeout: float = setting(300.0, doc="seconds a connection may send nothing before it is closed (0: never)",
+                                  check=number(0, "a number of seconds >= 0 (0: never)"))
+    ack_timeout: float = setting(60.0, doc="seconds an ack client may leave its acks unread before it is dropped",
+                                 check=seconds)
 
 
 def create_listener(settings: SocketSettings, backlog: int = 1024) -> socket.socket:
@@ -144,7 +181,7 @@ class Connection(asyncio.Protocol):
         self.max_bytes = server.settings.max_record_bytes
         self.transport: asyncio.Transport | None = None
         self.trusted: Record = {}
-        self._suffix: tuple[HotIngest, bytes | None] | None = None  # the trusted fields as the hot path ends lines
+        self.peer = Peer({})  # the trusted fields, as every line of this connection ends
         self.framer = LineFramer(self.max_bytes)
         self._first = b""  # the first line, until it is complete: it decides the mode
         # the first line decides: an ack hello hands the connection to an AckReader
@@ -166,6 +203,7 @@ class Connection(asyncio.Protocol):
             self.trusted = peer_credentials(transport.get_extra_info("socket"))
         except OSError:
             self.trusted = {}
+        self.peer = Peer(self.trusted)
         self.last_active = self.server.loop_time()
         if self.server.pipeline.paused:
             transport.pause_reading()
@@ -207,27 +245,23 @@ class Connection(asyncio.Protocol):
             if not data:
                 return
         lines, cuts = self.framer.feed(data)
-        if not lines:
-            return
-        received = format_epoch(self.server.clock())
-        trusted = self.trusted
-        pipeline = self.server.pipeline
-        hot = pipeline.hot
-        if hot is not None and cuts is None:
-            if self._suffix is None or self._suffix[0] is not hot:  # first chunk, or a reload since
-                self._suffix = (hot, hot.suffix(trusted))
-            suffix = self._suffix[1]
-            if suffix is not None:
-                hot.feed(lines, received, trusted, suffix, pipeline)
-                return
-        put = pipeline.put
-        for start in range(0, len(lines), BATCH_RECORDS):  # handed over while still in CPU cache
-            chunk = lines if len(lines) <= BATCH_RECORDS else lines[start : start + BATCH_RECORDS]
-            if cuts is None:
-                put([parse_line(line, received, trusted) for line in chunk])
-            else:
-                put([parse_line(line, received, trusted, truncated=cuts.get(start + i))
-                     for i, line in enumerate(chunk)])
+        if lines:
+            self.server.pipeline.take(lines, format_epoch(self.server.clock()), self.peer, cuts)
+
+    # --- what an AckReader asks of its connection (logd.sources.ack.AckConnection) ---
+
+    def put(self, records: list[Record], on_written: Callable[[], None] | None = None) -> None:
+        self.server.pipeline.put(records, on_written)
+
+    def drain(self) -> None:
+        self.server.pipeline.drain()
+
+    def now(self) -> float:
+        return self.server.clock()
+
+    def reply(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
 
     def _check_hello(self, data: bytes) -> bytes:
         """Look at the first line; returns the data still to be read as ordinary (or ack) lines."""
@@ -299,6 +333,7 @@ class SocketServer:
         self.bytes_received = 0
         self.closed_idle = 0  # connections closed by idle_timeout
         self.dropped_unread = 0  # ack clients dropped by ack_timeout
+        self.aborted = 0  # connections still open at the shut-down deadline
         self._last_reject_report = 0.0
         self._server: asyncio.AbstractServer | None = None
         self._reaper: asyncio.Task | None = None
@@ -362,10 +397,10 @@ class SocketServer:
                     if not conn.write_blocked:  # one leaving its acks unread stays paused
                         conn.transport.resume_reading()
 
-    async def stop(self, timeout: float = 10.0) -> int:
+    async def stop(self, timeout: float = 10.0) -> None:
         """Stop accepting, read what clients already sent, and wait for them to close.
 
-        Returns how many connections were still open at the deadline (and then aborted).
+        ``aborted``: how many connections were still open at the deadline (and then aborted).
         """
         if self._server is not None:
             self._server.close()
@@ -383,4 +418,36 @@ class SocketServer:
                 conn.transport.abort()
         if self._server is not None:
             await self._server.wait_closed()
-        return left
+        self.aborted = left
+
+    async def reload(self, config: Tables) -> None:
+        """Bounds apply at once; where the socket is (path, mode, group) stays until a restart:
+        the daemon kept those of the running socket in the new config."""
+        self.settings = config.of(SocketSettings)
+
+    def stats(self) -> dict[str, Any]:
+        return {"listening": self.listening, "received_bytes": self.bytes_received,
+                "connections": len(self.connections), "connections_refused": self.rejected,
+                "connections_closed_idle": self.closed_idle,  # idle_timeout
+                "ack_clients_dropped": self.dropped_unread}  # ack_timeout: acks left unread
+
+
+def _families(s: dict[str, Any]) -> Iterable[Any]:
+    yield CounterMetricFamily("logd_received_bytes", "Bytes read from client connections",
+                              value=s.get("received_bytes", 0))
+    yield GaugeMetricFamily("logd_connections", "Open client connections", value=s.get("connections", 0))
+    yield CounterMetricFamily("logd_connections_refused", "Connections refused at max_connections",
+                              value=s.get("connections_refused", 0))
+    yield CounterMetricFamily("logd_connections_closed_idle", "Connections closed after idle_timeout",
+                              value=s.get("connections_closed_idle", 0))
+    yield CounterMetricFamily("logd_ack_clients_dropped", "Ack clients dropped for leaving acks unread",
+                              value=s.get("ack_clients_dropped", 0))
+
+
+def _build(settings: SocketSettings, ctx: Context) -> SocketServer:
+    return SocketServer(ctx.listener, settings, ctx.pipeline, events=ctx.events, pressure=ctx.pressure,
+                        path=Path(ctx.listener.getsockname()), clock=ctx.clock)
+
+
+SPEC = Spec(SOURCE, "socket", _build, SocketSettings, table="socket", check=world_writable,
+            figures=lambda server: server.stats(), families=_families)

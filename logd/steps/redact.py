@@ -26,11 +26,15 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterable
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
 from logd.isolation import StepFailures
 from logd.record import Record
+from logd.settings import Invalid, boolean, setting, string, string_list
+from logd.spec import STEP, Context, Redact, Spec
+from logd.steps.agents import agents_of
 
 REPLACEMENT = "[REDACTED]"
 DEFAULT_KEYS: tuple[str, ...] = ("password", "passwd", "secret", "token", "api_key", "apikey",
@@ -372,3 +376,42 @@ class Redactor:
         scrubbed, count = self.pattern.subn(self.replacement, text)
         self.counts["pattern"] = self.counts.get("pattern", 0) + count
         return scrubbed
+
+
+def _regex_list(value: Any) -> tuple[str, ...]:
+    patterns = string_list(value)
+    for index, pattern in enumerate(patterns):
+        try:
+            combine_patterns([pattern])
+        except re.error as exc:
+            raise Invalid(f"an array of regular expressions; pattern {index + 1} ({pattern!r}) "
+                          f"does not compile: {exc}") from None
+    return patterns
+
+
+@dataclass(frozen=True)
+class RedactSettings:
+    """``[logging.redact]``: secret keys (any depth, case-insensitive) and value patterns."""
+
+    enabled: bool = setting(True, doc="redaction runs before every sink", check=boolean)
+    keys: tuple[str, ...] = setting(DEFAULT_KEYS, check=string_list,
+                                    doc="field names whose whole value is replaced (any depth, any case/style)")
+    patterns: tuple[str, ...] = setting(DEFAULT_PATTERNS, check=_regex_list,
+                                        doc="regexes replaced in every string; yours replace the defaults")
+    replacement: str = setting(REPLACEMENT, doc="what a secret becomes", check=string)
+
+
+def redactor(settings: RedactSettings, counts: dict[str, int] | None = None) -> Redactor | None:
+    """``[logging.redact]`` as a step (None when off); ``counts``: where it counts what it redacted."""
+    if not settings.enabled:
+        return None
+    return Redactor(settings.keys, settings.patterns, settings.replacement, counts=counts)
+
+
+def _build(settings: RedactSettings, ctx: Context) -> Redactor | None:
+    return redactor(settings, agents_of(ctx).redacted)
+
+
+# it reads every key and string; the compiled path asks it which keys and strings it would change
+SPEC = Spec(STEP, "redact", _build, RedactSettings, table="redact", reads=frozenset(),
+            hot=lambda step: (Redact(step),), stderr=redactor)

@@ -18,11 +18,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
+from logd.events import SELF_TRUSTED
 from logd.isolation import StepFailures
-from logd.levels import RANK
-from logd.pipeline import SELF_TRUSTED
+from logd.levels import LEVELS, RANK
 from logd.record import MAX_KEY_CHARS, Record, bounded_key
+from logd.settings import boolean, choice, integer, seconds, setting
+from logd.spec import EVERY_RECORD, STEP, Context, Spec
+from logd.steps.agents import agents_of
 from logd.timestamps import format_epoch
 
 Clock = Callable[[], float]
@@ -178,3 +183,47 @@ class RateLimiter:
         }
         record.update(SELF_TRUSTED)
         return record
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """``[logging.sampling]``: zap-style sampling (off unless ``enabled``) and a per-agent
+    rate limit (off while ``burst`` is 0)."""
+
+    enabled: bool = setting(False, doc="zap-style sampling", check=boolean)
+    tick: float = setting(1.0, doc="seconds", check=seconds)
+    initial: int = setting(100, doc="per agent, level and message in a tick: keep the first N ...",
+                           check=integer(0, "a whole number >= 0"))
+    thereafter: int = setting(100, doc="0: nothing after the first ``initial`` in a tick",
+                              check=integer(0, "a whole number >= 0 (0 keeps none after the first `initial`)"))
+    max_level: str = setting("info", doc="sampled: this level and below",
+                             check=choice({name: name for name in LEVELS} | {"warning": "warn"},
+                                          "a level: " + ", ".join(f'"{name}"' for name in LEVELS)))
+    burst: int = setting(0, doc="records per agent per interval; 0: no rate limit",
+                         check=integer(0, "a whole number of records >= 0 (0 means no rate limit)"))
+    interval: float = setting(30.0, doc="seconds", check=seconds)
+
+
+def _sampler(settings: SamplingSettings, ctx: Context) -> Sampler | None:
+    if not settings.enabled:
+        return None
+    return Sampler(initial=settings.initial, thereafter=settings.thereafter, tick=settings.tick,
+                   max_level=settings.max_level, clock=ctx.clock, counts=agents_of(ctx).sampled)
+
+
+def _rate_limiter(settings: SamplingSettings, ctx: Context) -> RateLimiter | None:
+    if settings.burst <= 0:
+        return None
+    agents = agents_of(ctx)
+    return RateLimiter(burst=settings.burst, interval=settings.interval, clock=ctx.clock,
+                       counts=agents.rate_limited, label=agents.label)
+
+
+def _reports(limiter: Any, final: bool) -> list[Record]:
+    return limiter.reports(final=final)
+
+
+# both decide on every record (its agent, level and message): no compiled path while they run
+SAMPLER = Spec(STEP, "sampling", _sampler, SamplingSettings, table="sampling", reads=EVERY_RECORD)
+RATE_LIMIT = Spec(STEP, "rate_limit", _rate_limiter, SamplingSettings, table="sampling", reads=EVERY_RECORD,
+                  tick=_reports)

@@ -15,22 +15,51 @@ and is faster (61,000 against 48,000-52,000 trace records/s on the 2-core machin
 
 from __future__ import annotations
 
+import os
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from logd.components import SinkStats
+from logd.components import Batch, SinkBase, SinkStats, Tables, encode
 from logd.events import Events
-from logd.pipeline import Batch, Branch, encode
+from logd.pipeline import Branch
+from logd.settings import days, setting, string
+from logd.sinks.file import FileSettings
+from logd.spec import STORE, Context, Spec
 from logd.traces.names import UnsafeSessionId, file_name
-from logd.traces.shapes import classify
+from logd.traces.shapes import TRIGGER_KEYS, classify
 from logd.traces.store import TraceStore
 
 PRUNE_EVERY_S = 3600.0
 
 
-class TraceSink:
+@dataclass(frozen=True)
+class TraceSettings:
+    """``[logging.traces]``: where per-session trace files go and how long they are kept."""
+
+    dir: Path | None = setting(None, doc="default: traces/ beside `file`, else $XDG_STATE_HOME/logd/traces",
+                               check=string, path="folder")
+    max_age: float = setting(0, doc="days; 0 keeps every session",
+                             check=days("a number of days >= 0 (0 keeps every session)"))
+
+
+def traces_dir(config: Tables, env: Mapping[str, str] | None = None) -> Path:
+    """The trace folder: ``[logging.traces] dir``, else ``traces/`` beside the log file,
+    else ``$XDG_STATE_HOME/logd/traces`` (``~/.local/state/logd/traces``)."""
+    settings, file = config.of(TraceSettings), config.of(FileSettings).file
+    if settings.dir is not None:
+        return settings.dir
+    if file is not None:
+        return file.parent / "traces"
+    env = os.environ if env is None else env
+    state = env.get("XDG_STATE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".local" / "state")
+    return Path(state) / "logd" / "traces"
+
+
+class TraceSink(SinkBase):
     name = "traces"
 
     def __init__(self, folder: Path, *, max_age_days: float = 0, clock: Callable[[], float] = time.time,
@@ -134,3 +163,21 @@ def trace_branch(sink: TraceSink, at: int) -> Branch:
     secret reaches a session file."""
     # classify returns the shape (truthy) or None: used as the selector as it is, no wrapper per record
     return Branch("traces", classify, sink, at=at)
+
+
+def _build(settings: TraceSettings, ctx: Context) -> TraceSink:
+    """The running store is kept over a reload that leaves its folder and retention alone."""
+    folder, running = traces_dir(ctx.config), ctx.previous.get("traces")
+    if running is not None and running.store.folder == folder and running.store.max_age_days == settings.max_age:
+        return running
+    return TraceSink(folder, max_age_days=settings.max_age, clock=ctx.clock, events=ctx.events)
+
+
+def _branch(sink: TraceSink, steps: list[tuple[str, Any]]) -> Branch:
+    """The fork stands after redaction and the counters, before the level filter."""
+    return trace_branch(sink, at=next(i for i, (name, _) in enumerate(steps) if name == "level"))
+
+
+# its records are those the branch selects by these keys (classify): they go to Python
+SPEC = Spec(STORE, "traces", _build, TraceSettings, table="traces", reads=TRIGGER_KEYS, branch=_branch,
+            summary=lambda config: f"traces: {traces_dir(config)}", figures=lambda sink: {"traces": sink.store_stats()})

@@ -1,0 +1,178 @@
+"""A component as one unit: its :class:`Spec`, listed once in :mod:`logd.registry`.
+
+After the OpenTelemetry Collector's factories: a spec names the component's kind and name,
+its config table (a dataclass whose fields carry type, default, check and doc: see
+:mod:`logd.settings`) and how to build it; a step also says which record keys it reads and
+its role on the compiled path (:mod:`logd.hotpath`). The config loader, ``logd check``, the
+generated reference, the daemon's wiring, ``/metrics`` and ``logd status`` walk the
+registry; nothing else names a component.
+
+What a component of each kind is (the shapes are in :mod:`logd.components`):
+
+- ``source``: where records enter (the socket, the HTTP intake); started and stopped by the
+  daemon, it feeds the pipeline's one intake (:meth:`Pipeline.take`).
+- ``step``: a callable ``list[Record] -> list[Record]``, in registry order.
+- ``sink``: where records leave, written by the pipeline.
+- ``store``: the trace store, the sink at the end of the pipeline's trace branch.
+- ``service``: runs beside the pipeline (the metrics server, the shippers).
+- ``target``: one type of ``[[logging.ship]]`` target, built by the shippers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from logd.components import Tables
+
+if TYPE_CHECKING:
+    from logd.events import Events
+    from logd.record import Record
+
+T = TypeVar("T")
+
+SOURCE, STEP, SINK, STORE, SERVICE, TARGET = "source", "step", "sink", "store", "service", "target"
+KINDS = (SOURCE, STEP, SINK, STORE, SERVICE, TARGET)
+
+
+class Problem(Protocol):
+    """Reports one error of a table: ``key`` names it (None: the table itself); the error points
+    at the line of ``key``, or of ``at`` when given (None: the table's header line)."""
+
+    def __call__(self, message: str, key: str | None, *, at: str | None = "") -> None: ...
+
+
+@dataclass
+class TableCheck:
+    """What a spec's ``check`` sees of its table once every key is checked on its own.
+
+    ``values`` are the table's checked values (a check may fill in defaults that depend on
+    other keys); ``tables`` every table's, by name (``""``: [logging]; an array: a list);
+    for an element of an array, its ``index`` and the ``earlier`` elements."""
+
+    values: dict[str, Any]
+    tables: Mapping[str, Any]
+    problem: Problem
+    warn: Callable[[str], None] = lambda message: None  # accepted, but probably not meant (Config.warnings)
+    index: int | None = None
+    earlier: list[dict[str, Any]] = field(default_factory=list)
+    folder: Path = Path(".")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One component: what ``logd check``, the reference, the daemon and the metrics know of it."""
+
+    kind: str
+    name: str
+    build: Callable[[Any, Any], Any]  # (its settings, a Context) -> the component; None: not configured
+    settings: type | None = None  # the dataclass of its config table
+    table: str | None = None  # None: no keys; "": keys of [logging] itself; "x": [logging.x]
+    array: bool = False  # [[logging.<table>]]: a list of such tables
+    doc: str = ""  # the table's paragraph in the reference (else the settings class's docstring)
+    check: Callable[[TableCheck], None] | None = None  # what one key's check cannot see
+    summary: Callable[[Tables], str | None] | None = None  # what it makes of a config, for `logd check`
+    # what it reports: its part of the daemon's snapshot (top-level keys, taken on the event
+    # loop), its Prometheus families made from the snapshot, and how `logd status` shows its part
+    figures: Callable[[Any], dict[str, Any]] | None = None
+    families: Callable[[dict[str, Any]], Iterable[Any]] | None = None
+    view: Callable[[dict[str, Any], dict[str, Any]], None] | None = None
+    figures_in_thread: bool = False  # its figures read files (ship lag): taken off the event loop
+    # steps: the record keys whose lines it must see in Python (None: every line), and its
+    # role on the compiled path, made from the built step
+    reads: frozenset[str] | None = None
+    hot: Callable[[Any], tuple[Any, ...]] | None = None
+    tick: Callable[[Any, bool], list[Record]] | None = None  # records a step emits on the clock (final: at the end)
+    branch: Callable[[Any, list[tuple[str, Any]]], Any] | None = None  # a store: the pipeline's fork to it
+    stderr: Callable[[Any], Any] | None = None  # a step that also filters logd's stderr lines: one made for them
+
+
+OnDelete = Callable[[list[Path]], int]
+
+
+@dataclass
+class Context:
+    """What a spec's ``build`` is given besides its settings.
+
+    ``kept`` holds the parts that outlive reloads (counters), made once by :meth:`keep`;
+    ``previous`` the component each spec built last time (a reload may keep it);
+    ``retention`` who must be asked before backups are deleted (:meth:`unshipped`).
+    Sources and services are built once the pipeline exists (``pipeline``, ``pressure``).
+    The daemon keeps one context and replaces its ``config`` on a reload.
+    """
+
+    config: Tables
+    events: Events
+    clock: Callable[[], float] = time.time
+    kept: dict[str, Any] = field(default_factory=dict)
+    previous: dict[str, Any] = field(default_factory=dict)
+    retention: list[OnDelete] = field(default_factory=list)
+    pipeline: Any = None
+    pressure: Any = None
+    listener: Any = None  # the daemon's listening socket (systemd's, or made from [logging.socket])
+    figures: Callable[[], dict[str, Any]] | None = None  # the daemon's snapshot, on the loop (/metrics)
+    slow_figures: Callable[[], dict[str, Any]] | None = None  # the figures that read files, off the loop
+
+    def unshipped(self, paths: list[Path]) -> int:
+        """Records in ``paths`` (backups retention is about to delete) that someone still needs."""
+        return sum(guard(paths) for guard in self.retention)
+
+    def keep(self, name: str, make: Callable[[], T]) -> T:
+        """The long-lived part ``name``, made by ``make`` the first time it is asked for."""
+        if name not in self.kept:
+            self.kept[name] = make()
+        return self.kept[name]
+
+
+# --- what a step asks of the compiled path (logd/hotpath.py, logd/_hotpath.c) ---
+
+@dataclass(frozen=True)
+class LevelFloor:
+    """Records below ``floor`` (a rank) are dropped, counted as ``below_level``."""
+
+    floor: int
+
+
+@dataclass(frozen=True)
+class Redact:
+    """A line redaction would change goes to Python; ``redactor`` answers which keys and strings
+    (:class:`logd.steps.redact.Redactor`)."""
+
+    redactor: Any
+
+
+@dataclass(frozen=True)
+class CountByLevel:
+    """Records counted by (the label of ``label_key``, level), and, per label, a histogram of
+    ``histogram_key`` / ``scale`` (seconds) in ``buckets``; ``add`` takes the compiled path's
+    tally (:meth:`logd.steps.agents.AgentMetrics.add_tally`)."""
+
+    label_key: str
+    add: Callable[[list[list[Any]]], None]
+    histogram_key: str | None = None
+    scale: float = 1000.0
+    buckets: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class SumFields:
+    """Whole numbers under ``key`` (an object of ``fields``, or one number: the total) summed by
+    the labels ``labels``; ``fields`` maps a field name to its column (0 input, 1 output, 2 total)."""
+
+    key: str
+    labels: tuple[str, str]
+    fields: Mapping[str, int]
+    add: Callable[[list[list[Any]]], None]
+
+
+@dataclass(frozen=True)
+class LevelsToPython:
+    """Lines at these levels go to Python whatever they hold (a step keeps something of each)."""
+
+    levels: frozenset[str]
+
+
+EVERY_RECORD = None  # Spec.reads of a step that must see every record (sampling, rate limits)

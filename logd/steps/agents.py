@@ -1,0 +1,223 @@
+"""The first step: what the records say about their agents (``logd_agent_*`` in ``/metrics``,
+``agents`` in ``logd status``).
+
+:class:`AgentMetrics` counts records by agent and level and collects agent run durations
+(``duration_ms`` fields, AgenticGoKit ``BeforeAgentRun``/``AfterAgentRun`` hook pairs,
+agent spans). It also holds the counts the other steps make (sampled, rate-limited,
+redacted) and the agents' label cap, so they survive reloads: one instance lives as long
+as the daemon (:meth:`logd.spec.Context.keep`). On the compiled path it counts through
+:meth:`AgentMetrics.add_tally` what its :class:`~logd.spec.CountByLevel` role asked for.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily
+
+from logd.isolation import StepFailures
+from logd.levels import ERROR_LEVELS, LEVELS
+from logd.metrics import MetricsSettings, histogram
+from logd.record import MAX_KEY_CHARS, Record, bounded_key
+from logd.spec import STEP, Context, CountByLevel, Spec
+from logd.timestamps import epoch_seconds
+
+OTHER_AGENTS = "_other"  # label for agents beyond max_agents: keeps the number of series bounded
+NO_AGENT = "unknown"
+# agent runs take from milliseconds (a cached tool call) to minutes (a long LLM chain)
+DURATION_BUCKETS: tuple[float, ...] = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+_MAX_OPEN_RUNS = 10_000  # BeforeAgentRun hooks waiting for their AfterAgentRun
+
+
+_epoch = epoch_seconds
+
+
+class AgentMetrics:
+    """Pipeline step (first, before any filter): what the records say about their agents.
+
+    One instance lives as long as the daemon, so counters never go back on reload.
+    """
+
+    TRACE_KEYS = frozenset({"hook", "span_data"})  # a record with one is looked at further (_trace_duration)
+
+    def __init__(self, max_agents: int = 500, buckets: Iterable[float] = DURATION_BUCKETS) -> None:
+        self.max_agents = max_agents
+        self.buckets = tuple(buckets)
+        self.records: dict[tuple[str, str], int] = {}  # (agent, level) -> records received
+        # agent -> [count per bucket (not cumulative; the last is +Inf)..., sum of seconds]
+        self.durations: dict[str, list[float]] = {}
+        self.sampled: dict[str, int] = {}  # level -> records sampled out (sampling.Sampler)
+        self.rate_limited: dict[str, int] = {}  # agent -> records suppressed (sampling.RateLimiter)
+        self.redacted: dict[str, int] = {}  # rule ("key", "pattern") -> values redacted
+        self._labels: dict[str, str] = {}
+        self._open_runs: dict[tuple[str, str], float] = {}
+
+    def label(self, agent: object) -> str:
+        """The agent's label value: its name, until ``max_agents`` names are known."""
+        name = agent if agent.__class__ is str else (NO_AGENT if agent is None else str(agent))
+        if len(name) > MAX_KEY_CHARS:  # a label, and a key of every per-agent table: bounded (issue 18)
+            name = bounded_key(name)
+        known = self._labels.get(name)
+        if known is None:
+            known = name if len(self._labels) < self.max_agents else OTHER_AGENTS
+            if known is not OTHER_AGENTS:
+                self._labels[name] = known
+        return known
+
+    def __call__(self, records: list[Record]) -> list[Record]:
+        # on every record: kept to local names, one tuple and a few dict operations
+        counts, labels, label = self.records, self._labels, self.label
+        durations, buckets = self.durations, self.buckets
+        failed: list[tuple[Record, Exception]] = []
+        for record in records:
+            try:
+                agent = record.get("agent")
+                name = labels.get(agent) if agent.__class__ is str else None
+                if name is None:
+                    name = label(agent)
+                key = (name, record["level"])
+                counts[key] = counts.get(key, 0) + 1
+                ms = record.get("duration_ms")
+                if ms is not None:
+                    if (ms.__class__ is int or ms.__class__ is float) and ms >= 0:
+                        row = durations.get(name)
+                        if row is None:
+                            row = durations[name] = [0] * (len(buckets) + 1) + [0.0]
+                        seconds = ms / 1000
+                        row[bisect_left(buckets, seconds)] += 1
+                        row[-1] += seconds
+                elif "hook" in record or "span_data" in record:
+                    self._trace_duration(record, name)
+            except Exception as exc:  # isolation (issue 18): counted once, flagged by the pipeline
+                failed.append((record, exc))
+        if failed:
+            raise StepFailures(records, failed)
+        return records
+
+    def add_tally(self, rows: list[list[Any]]) -> None:
+        """Counts the hot path (logd/hotpath.py) made per agent, in the order agents first
+        appeared: ``[agent, records per level (rank order), per duration bucket, seconds]``,
+        as :meth:`__call__` counts them record by record (the seconds are summed here, in
+        order, so the float sum is the same)."""
+        counts, durations = self.records, self.durations
+        for agent, per_level, buckets, seconds in rows:
+            name = self.label(agent)
+            for level, n in zip(LEVELS, per_level, strict=True):
+                if n:
+                    key = (name, level)
+                    counts[key] = counts.get(key, 0) + n
+            if seconds:
+                row = durations.get(name)
+                if row is None:
+                    row = durations[name] = [0] * (len(self.buckets) + 1) + [0.0]
+                for i, n in enumerate(buckets):
+                    row[i] += n
+                total = row[-1]
+                for s in seconds:
+                    total += s
+                row[-1] = total
+
+    def observe_duration(self, agent: str, seconds: float) -> None:
+        row = self.durations.get(agent)
+        if row is None:
+            row = self.durations[agent] = [0] * (len(self.buckets) + 1) + [0.0]
+        row[bisect_left(self.buckets, seconds)] += 1
+        row[-1] += seconds
+
+    def _trace_duration(self, record: Record, name: str) -> None:
+        """Run durations from trace records: AgenticGoKit hook pairs and agent spans."""
+        hook = record.get("hook")
+        if hook == "BeforeAgentRun" or hook == "AfterAgentRun":
+            agent = record.get("agent_id") or record.get("agent")
+            key = (bounded_key(str(record.get("session_id"))), bounded_key(str(agent)))
+            if hook == "BeforeAgentRun":
+                if len(self._open_runs) >= _MAX_OPEN_RUNS:
+                    self._open_runs.clear()  # runs that never ended: forget rather than grow
+                started = _epoch(record.get("time"))
+                if started is not None:
+                    self._open_runs[key] = started
+            else:
+                started = self._open_runs.pop(key, None)
+                ended = _epoch(record.get("time"))
+                if started is not None and ended is not None and ended >= started:
+                    self.observe_duration(self.label(agent), ended - started)
+            return
+        data = record.get("span_data")
+        if isinstance(data, dict) and data.get("type") == "agent":
+            start, end = _epoch(record.get("started_at")), _epoch(record.get("ended_at"))
+            if start is not None and end is not None and end >= start:
+                agent = data.get("name") if isinstance(data.get("name"), str) else record.get("agent")
+                self.observe_duration(self.label(agent), end - start)
+
+
+def agents_of(ctx: Context) -> AgentMetrics:
+    """The daemon's one :class:`AgentMetrics` (made at the first build; kept over reloads)."""
+    agents = ctx.keep("agents", AgentMetrics)
+    agents.max_agents = ctx.config.of(MetricsSettings).max_agents
+    return agents
+
+
+def _figures(agents: AgentMetrics) -> dict[str, Any]:
+    per_agent: dict[str, dict[str, int]] = {}
+    for (agent, level), n in agents.records.items():
+        per_agent.setdefault(agent, {})[level] = n
+    return {"sampled": dict(agents.sampled), "rate_limited": dict(agents.rate_limited),
+            "redacted": dict(agents.redacted), "agents": per_agent,
+            "durations": {agent: list(row) for agent, row in agents.durations.items()},
+            "duration_buckets": list(agents.buckets)}
+
+
+def _families(s: dict[str, Any]) -> Iterable[Any]:
+    sampled = CounterMetricFamily("logd_records_sampled", "Records sampled out, by level", labels=["level"])
+    for level, n in sorted(s["sampled"].items()):
+        sampled.add_metric([level], n)
+    limited = CounterMetricFamily("logd_records_rate_limited", "Records suppressed by the per-agent rate limit",
+                                  labels=["agent"])
+    for agent, n in sorted(s["rate_limited"].items()):
+        limited.add_metric([agent], n)
+    redacted = CounterMetricFamily("logd_redactions", "Values redacted, by rule", labels=["rule"])
+    for rule in ("key", "pattern"):
+        redacted.add_metric([rule], s["redacted"].get(rule, 0))
+    yield from (sampled, limited, redacted)
+
+    by_level = CounterMetricFamily("logd_agent_records", "Records received, by agent and level",
+                                   labels=["agent", "level"])
+    agent_errors = CounterMetricFamily("logd_agent_errors", "Records at error level or above, by agent",
+                                       labels=["agent"])
+    for agent, levels in sorted(s["agents"].items()):
+        for level, n in sorted(levels.items()):
+            by_level.add_metric([agent, level], n)
+        agent_errors.add_metric([agent], sum(levels.get(level, 0) for level in ERROR_LEVELS))
+    yield from (by_level, agent_errors)
+
+    yield histogram("logd_agent_run_duration_seconds",
+                    "Agent run durations (duration_ms fields, agent run hooks, agent spans)", "agent",
+                    s["durations"], s["duration_buckets"])
+
+
+def _view(s: dict[str, Any], view: dict[str, Any]) -> None:
+    """``agents`` as ``logd status`` shows them: records by level, errors, runs and their mean."""
+    view.pop("durations", None)
+    view.pop("duration_buckets", None)
+    view["agents"] = {}
+    for agent, levels in sorted(s["agents"].items()):
+        entry: dict[str, Any] = {"records": dict(sorted(levels.items())),
+                                 "errors": sum(levels.get(level, 0) for level in ERROR_LEVELS)}
+        row = s["durations"].get(agent)
+        if row:
+            count = int(sum(row[:-1]))
+            entry["runs"] = count
+            entry["run_seconds_mean"] = round(row[-1] / count, 3) if count else 0
+        if agent in s["rate_limited"]:
+            entry["rate_limited"] = s["rate_limited"][agent]
+        view["agents"][agent] = entry
+
+
+def _hot(agents: AgentMetrics) -> tuple[CountByLevel]:
+    return (CountByLevel("agent", agents.add_tally, "duration_ms", 1000.0, agents.buckets),)
+
+
+SPEC = Spec(STEP, "agents", lambda settings, ctx: agents_of(ctx), reads=AgentMetrics.TRACE_KEYS, hot=_hot,
+            figures=_figures, families=_families, view=_view)
