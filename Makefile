@@ -5,12 +5,13 @@ run: man
 	@echo 'logd is in .venv/bin: in another terminal, export PATH="$(CURDIR)/.venv/bin:$$PATH" (then logd --help, man logd)'
 	.venv/bin/logd run --config config/agentflow.toml
 
-# the checks first (ruff, mypy: configured in pyproject.toml), then the whole suite
+# the checks first (ruff, mypy: configured in pyproject.toml), then the whole suite, one
+# process per core (up to 4; a test file stays in one process)
 test:
 	@.ci/setup --test
 	.venv/bin/ruff check logd tests
 	.venv/bin/mypy
-	.venv/bin/python -m pytest -q
+	.venv/bin/python -m pytest -q -n auto --maxprocesses=4 --dist loadfile
 
 bench:
 	@.ci/setup

@@ -29,6 +29,11 @@ def pytest_configure(config: pytest.Config) -> None:
         (SESSION / folder).mkdir(mode=0o700)
         os.environ[name] = str(SESSION / folder)
     (SESSION / "cwd").mkdir()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _working_folder_of_its_own() -> None:
+    """After collection (pytest-xdist's workers find the test files from the working folder)."""
     os.chdir(SESSION / "cwd")
 
 

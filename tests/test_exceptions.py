@@ -154,4 +154,4 @@ def test_every_library_prints_a_readable_stack_on_the_console_of_a_real_daemon(d
     console = d.stdout()
     assert console.count("    Traceback (most recent call last):") >= 4  # a block under each line
     assert console.count('error="ValueError: tool failed: no user"') == 4
-    assert "\\n" not in console  # no escaped one-line blob
+    assert "Traceback (most recent call last):\\n" not in console  # no escaped one-line blob
