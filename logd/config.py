@@ -21,7 +21,7 @@ from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from logd import registry
+from logd import paths, registry
 from logd.paths import config_search_text, default_socket_path, find_config  # noqa: F401  (re-exported)
 from logd.registry import Table
 from logd.settings import Invalid, found, keys, resolved
@@ -251,11 +251,15 @@ def path_problems(config: Config) -> list[ConfigError]:
         except (OSError, UnicodeDecodeError):
             pass
     locate = _Locator(text)
+    service = config.source is not None and config.source == paths.system_config()
     out = []
     for name, settings, line_of in _walk(config, locate):
         for f in keys(type(settings)):
             kind, value = f.metadata.get("path"), getattr(settings, f.name)
-            why = None if kind is None or value is None else _uncreatable(value, folder=kind == "folder")
+            if kind is None or value is None:
+                continue
+            folder = kind == "folder"
+            why = (service and _outside_the_service(value, folder=folder)) or _uncreatable(value, folder=folder)
             if why:
                 error = ConfigError(config.source, why, line=line_of(name, f.name), key=f"{name}.{f.name}")
                 out.append(_with_column(error, text))
@@ -280,6 +284,17 @@ def _user() -> str:
         return f"user {pwd.getpwuid(os.geteuid()).pw_name}"
     except KeyError:
         return f"uid {os.geteuid()}"
+
+
+def _outside_the_service(path: Path, *, folder: bool) -> str | None:
+    """Why logd.service could not write ``path`` though this user can (ProtectSystem=strict:
+    the system is read-only to it but for its own folders), or None."""
+    writable = paths.service_writable()
+    if any(path.absolute().is_relative_to(folder) for folder in writable):
+        return None
+    return (f"logd.service may write only below {', '.join(map(str, writable))} (ProtectSystem=strict), "
+            f"not {path}: put it there, or allow it with `systemctl edit logd` "
+            f"([Service] ReadWritePaths={path if folder else path.parent})")
 
 
 def _uncreatable(path: Path, *, folder: bool) -> str | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import signal
 import time
@@ -23,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from logd import __version__, hotpath, registry, systemd
+from logd import __version__, hotpath, paths, registry, systemd
 from logd.components import Pressure, Runnable, Sink, StartupError, Step, Tables
 from logd.config import Config, ConfigError, changes, load_config
 from logd.control import ControlServer, control_path
@@ -96,7 +97,11 @@ def build(ctx: Context) -> Components:
 
 
 def sink_open_error(exc: OSError) -> str:
-    return f"cannot open {exc.filename or 'a sink'}: {exc.strerror or exc}"
+    why = f"cannot open {exc.filename or 'a sink'}: {exc.strerror or exc}"
+    if exc.errno == errno.EROFS:  # most often logd.service's ProtectSystem=strict, not the disk
+        why += (f" (logd.service may write only below {', '.join(paths.SERVICE_WRITABLE)}; "
+                "`logd check` names the drop-in that allows another folder)")
+    return why
 
 
 # --- running ---

@@ -50,6 +50,17 @@ def system_config(env: Mapping[str, str] | None = None) -> Path:
     return _system("/etc/logd/agentflow.toml", env)
 
 
+# What systemd/logd.service lets the daemon write (ReadWritePaths= under ProtectSystem=strict;
+# tests/test_systemd.py holds the unit to this list): the service's config may put files,
+# folders and sockets only below these.
+SERVICE_WRITABLE = ("/var/log/logd", "/var/lib/logd", "/run/logd")
+
+
+def service_writable(env: Mapping[str, str] | None = None) -> tuple[Path, ...]:
+    """The folders the system service may write to (:data:`SERVICE_WRITABLE`)."""
+    return tuple(_system(p, env) for p in SERVICE_WRITABLE)
+
+
 def system_socket(env: Mapping[str, str] | None = None) -> Path:
     """``/run/logd/logd.sock``: where the systemd units put the socket (systemd/logd.socket)."""
     return _system("/run/logd/logd.sock", env)

@@ -151,3 +151,28 @@ def test_raising_the_level_by_reload_is_announced(daemon, tmp_path):
     d.stop()
     own = [r for r in read_records(tmp_path / "agent.log") if r.get("agent") == "logd"]
     assert {r["message"] for r in own} >= {"config reloaded"}
+
+
+def test_the_system_config_may_name_only_paths_the_service_may_write():
+    """/etc/logd/agentflow.toml is read by logd.service, to which the system is read-only but
+    for its own folders (ProtectSystem=strict, ReadWritePaths=): `logd check` says so, with the
+    drop-in that would allow a path, though root could create the path here. The shipped
+    production config passes. (The suite's system paths live under $LOGD_SYSTEM_ROOT.)"""
+    root = os.environ["LOGD_SYSTEM_ROOT"]
+    system = Path(root, "etc/logd/agentflow.toml")
+    system.parent.mkdir(parents=True, exist_ok=True)
+    production = (Path(__file__).parent.parent / "config/production.toml").read_text()
+    system.write_text(production.replace('"/var/log/logd/', f'"{root}/var/log/logd/')
+                      .replace('"/run/logd/', f'"{root}/run/logd/'))
+    assert check(system).returncode == 0, check(system).stderr
+    system.write_text(production.replace('"/var/log/logd/agent.log"', f'"{root}/srv/logs/agent.log"')
+                      .replace('"/run/logd/', f'"{root}/run/logd/'))
+    result = check(system)
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"logd: error: {system}:7:1: logging.file: logd.service may write only below {root}/var/log/logd, "
+        f"{root}/var/lib/logd, {root}/run/logd (ProtectSystem=strict), not {root}/srv/logs/agent.log: put it "
+        f"there, or allow it with `systemctl edit logd` ([Service] ReadWritePaths={root}/srv/logs)\n")
+    other = system.parent / "elsewhere.toml"  # the same file anywhere else is not the service's
+    other.write_text(system.read_text())
+    assert check(other).returncode == 0, check(other).stderr

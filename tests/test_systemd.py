@@ -14,6 +14,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from logd import paths
+
 from support import agent_records, wait_for, write_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -199,5 +201,23 @@ def test_service_unit_has_the_promised_settings():
                  "RuntimeDirectory=logd", "RuntimeDirectoryPreserve=yes", "StateDirectory=logd",
                  "LogsDirectory=logd", "ReadWritePaths=", "User=logd"):
         assert line in service, line
+    writable = [line.split("=", 1)[1].split() for line in service.splitlines() if line.startswith("ReadWritePaths=")]
+    assert writable == [list(paths.SERVICE_WRITABLE)]  # what `logd check` holds the system config to
     socket_unit = (UNITS / "logd.socket").read_text()
     assert "ListenStream=/run/logd/logd.sock" in socket_unit and "SocketMode=0660" in socket_unit
+
+
+def test_a_read_only_folder_fails_the_start_with_the_services_writable_folders(tmp_path, sock_dir):
+    """Read-only to logd (as ProtectSystem=strict makes every folder but logd.service's own): the
+    start fails naming the file, the reason and where the service may write. A real read-only
+    mount, in a mount namespace of the test's own."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    config = write_config(tmp_path, sock_dir / "logd.sock", f'file = "{logs}/agent.log"')
+    script = f'mount -t tmpfs -o ro tmpfs {logs} && exec {sys.executable} -m logd run --config {config}'
+    result = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    assert (f"cannot open {logs}/agent.log: Read-only file system (logd.service may write only below "
+            "/var/log/logd, /var/lib/logd, /run/logd; `logd check` names the drop-in") in result.stderr
+    assert "Traceback" not in result.stderr
