@@ -311,7 +311,15 @@ class Pipeline:
         """The branch's records, through its steps to its sink, now (before later steps drop any)."""
         assert self.branch is not None and self._branch_delivery is not None
         select = self.branch.select
-        taken = [r for r in records if select(r)]
+        marks = [select(r) for r in records]
+        taken = [r for r, mark in zip(records, marks, strict=True) if mark]
+        if not taken:
+            return
+        if not self.branch.steps:  # the sink gets what the selector said (the trace shapes): not asked twice
+            batch = self._batch(taken, lines)
+            batch.selected = [mark for mark in marks if mark]
+            self._deliver(self._branch_delivery, batch)
+            return
         for step in self.branch.steps:
             if not taken:
                 return

@@ -27,7 +27,7 @@ from typing import Any
 
 from logd.traces.semantics import AGK_HOOKS, KOOG_PREFIX, is_span, koog_event, text
 
-__all__ = ["AGK", "AGK_HOOKS", "KOOG", "SPAN", "TRIGGER_KEYS", "agk_hook", "classify", "koog_event_name"]
+__all__ = ["AGK", "AGK_HOOKS", "KOOG", "SPAN", "TRIGGER_KEYS", "Shapes", "agk_hook", "classify", "koog_event_name"]
 
 # InMemoryTracer (internal/core/trace.go) logs entries with a ``type`` and no ``hook``
 AGK_TYPES = {"event_start": "BeforeEventHandling", "event_end": "AfterEventHandling",
@@ -69,6 +69,34 @@ def classify(record: dict[str, Any]) -> tuple[str, str] | None:
         if trace_id is not None:
             return SPAN, trace_id
     return None
+
+
+class Shapes:
+    """:func:`classify` once per record of a batch: the usage counters classify the trace
+    records they count (:meth:`classify`); the trace branch's selector, right after them,
+    asks again (:meth:`__call__`) and gets the same answer without classifying again (no
+    step between them changes a record). It remembers the last batch only, each answer
+    with its record (so an id is never another record's); any other record is classified."""
+
+    __slots__ = ("_known",)
+
+    def __init__(self) -> None:
+        self._known: dict[int, tuple[dict[str, Any], tuple[str, str] | None]] = {}
+
+    def start(self) -> None:
+        """A new batch: forget the last one's records."""
+        self._known = {}
+
+    def classify(self, record: dict[str, Any]) -> tuple[str, str] | None:
+        shape = classify(record)
+        self._known[id(record)] = (record, shape)
+        return shape
+
+    def __call__(self, record: dict[str, Any]) -> tuple[str, str] | None:
+        known = self._known.get(id(record))
+        if known is not None and known[0] is record:
+            return known[1]
+        return classify(record)
 
 
 def agk_hook(record: dict[str, Any]) -> str:

@@ -30,7 +30,7 @@ from logd.settings import days, setting, string
 from logd.sinks.file import FileSettings
 from logd.spec import STORE, Context, Spec
 from logd.traces.names import UnsafeSessionId, file_name
-from logd.traces.shapes import TRIGGER_KEYS, classify
+from logd.traces.shapes import TRIGGER_KEYS, Shapes, classify
 from logd.traces.store import TraceStore
 
 PRUNE_EVERY_S = 3600.0
@@ -63,7 +63,9 @@ class TraceSink(SinkBase):
     name = "traces"
 
     def __init__(self, folder: Path, *, max_age_days: float = 0, clock: Callable[[], float] = time.time,
-                 events: Events | None = None) -> None:
+                 events: Events | None = None, shapes: Shapes | None = None) -> None:
+        # the branch's selector: the usage counters' shapes of the batch, else classify
+        self.shapes = shapes if shapes is not None else Shapes()
         self.store = TraceStore(folder, max_age_days=max_age_days, clock=clock)
         self.clock = clock
         self.events = events if events is not None else Events(clock)
@@ -88,8 +90,10 @@ class TraceSink(SinkBase):
 
     def write(self, batch: Batch) -> None:
         hits: list[tuple[int, str]] = []
-        for i, record in enumerate(batch.records):
-            shape = classify(record)
+        shapes = batch.selected  # the branch's selector classified them (trace_branch)
+        if shapes is None:
+            shapes = [classify(record) for record in batch.records]
+        for i, shape in enumerate(shapes):
             if shape is not None:
                 name = self._file_name(shape[1])
                 if name is not None:
@@ -161,8 +165,8 @@ def trace_branch(sink: TraceSink, at: int) -> Branch:
     limits keep of them: a session's hooks and spans (mostly info) must all reach its file
     even with ``level = "warn"``. ``at`` stands after the redactor (the first step), so no
     secret reaches a session file."""
-    # classify returns the shape (truthy) or None: used as the selector as it is, no wrapper per record
-    return Branch("traces", classify, sink, at=at)
+    # the shape (truthy) or None: used as the selector as it is, no wrapper per record
+    return Branch("traces", sink.shapes, sink, at=at)
 
 
 def _build(settings: TraceSettings, ctx: Context) -> TraceSink:
@@ -170,7 +174,8 @@ def _build(settings: TraceSettings, ctx: Context) -> TraceSink:
     folder, running = traces_dir(ctx.config), ctx.previous.get("traces")
     if running is not None and running.store.folder == folder and running.store.max_age_days == settings.max_age:
         return running
-    return TraceSink(folder, max_age_days=settings.max_age, clock=ctx.clock, events=ctx.events)
+    return TraceSink(folder, max_age_days=settings.max_age, clock=ctx.clock, events=ctx.events,
+                     shapes=ctx.keep("shapes", Shapes))
 
 
 def _branch(sink: TraceSink, steps: list[tuple[str, Any]]) -> Branch:
