@@ -89,30 +89,45 @@ class TraceSink(SinkBase):
             self._prune()
 
     def write(self, batch: Batch) -> None:
-        hits: list[tuple[int, str]] = []
         shapes = batch.selected  # the branch's selector classified them (trace_branch)
         if shapes is None:
             shapes = [classify(record) for record in batch.records]
+        by_session: dict[str, list[int]] = {}  # the records' indices, grouped once per batch
         for i, shape in enumerate(shapes):
             if shape is not None:
-                name = self._file_name(shape[1])
-                if name is not None:
-                    hits.append((i, name))
-        if hits:
-            encoded = batch.encoded_lines()  # the file sink's encoding, when it ran: reuse, do not encode twice
-            if encoded is not None:
-                lines = encoded.split(b"\n")
-                self._write([(name, lines[i] + b"\n") for i, name in hits])
+                indices = by_session.get(shape[1])
+                if indices is None:
+                    by_session[shape[1]] = [i]
+                else:
+                    indices.append(i)
+        by_name: dict[str, list[int]] = {}
+        for session, indices in by_session.items():
+            name = self._file_name(session)
+            if name is None:
+                self.refused += len(indices)
+            elif name in by_name:  # two ids, one file name: never made (names.py), kept in order all the same
+                by_name[name] = sorted(by_name[name] + indices)
             else:
-                self._write([(name, encode(batch.records[i])) for i, name in hits])
+                by_name[name] = indices
+        if not by_name:
+            return
+        encoded = batch.encoded_lines()  # the file sink's encoding, when it ran: reuse, do not encode twice
+        if encoded is not None:
+            lines = encoded.split(b"\n")
+            for name, indices in by_name.items():
+                self._append(name, b"\n".join([lines[i] for i in indices]) + b"\n", len(indices))
+        else:
+            records = batch.records
+            for name, indices in by_name.items():
+                self._append(name, b"".join([encode(records[i]) for i in indices]), len(indices))
 
     def _file_name(self, session: str) -> str | None:
+        """The session's file name; None: the id names no file."""
         name = self._names.get(session)
         if name is None:
             try:
                 name = file_name(session)
             except UnsafeSessionId:
-                self.refused += 1
                 return None
             self._names[session] = name
             if len(self._names) > 4096:
@@ -133,25 +148,20 @@ class TraceSink(SinkBase):
         return {"dir": str(self.store.folder), "stored": self.stored, "refused": self.refused,
                 "dropped": self.dropped, "pruned": self.pruned, "open_files": self.store.open_files}
 
-    def _write(self, work: list[tuple[str, bytes]]) -> None:
-        groups: dict[str, list[bytes]] = {}
-        for name, data in work:
-            groups.setdefault(name, []).append(data)
-        for name, lines in groups.items():
-            try:
-                data = b"".join(lines)
-                self.store.append(name, data)
-            except (OSError, UnsafeSessionId) as exc:
-                self.dropped += len(lines)
-                if not self._failing:
-                    self._failing = True
-                    self.events.emit("error", f"cannot write trace file {self.store.folder / name}: {exc}; trace "
-                                     "records are still in the other sinks", sink=self.name, dropped=self.dropped)
-                continue
-            self.stored += len(lines)
-            self.bytes_written += len(data)
-            if self._failing:
-                self._failing = False
+    def _append(self, name: str, data: bytes, count: int) -> None:
+        """``count`` records' lines to one session file."""
+        try:
+            self.store.append(name, data)
+        except (OSError, UnsafeSessionId) as exc:
+            self.dropped += count
+            if not self._failing:
+                self._failing = True
+                self.events.emit("error", f"cannot write trace file {self.store.folder / name}: {exc}; trace "
+                                 "records are still in the other sinks", sink=self.name, dropped=self.dropped)
+            return
+        self.stored += count
+        self.bytes_written += len(data)
+        self._failing = False
 
     def _prune(self) -> None:
         try:
