@@ -57,7 +57,7 @@ from logd.timestamps import epoch_seconds
 from logd.traces import semantics
 from logd.traces.live import Fact, LiveTraces
 from logd.traces.semantics import error_text
-from logd.traces.shapes import KOOG, SPAN, Shapes
+from logd.traces.shapes import AGK, KOOG, SPAN, Shapes
 from logd.traces.shapes import TRIGGER_KEYS as SHAPE_KEYS
 
 OTHER = "_other"
@@ -150,7 +150,7 @@ class UsageMetrics:
         flat, shaped = self._flat, self._shaped
         shapes = self.shapes
         shapes.start()
-        classify = shapes.classify
+        classify, live, may_report = shapes.classify, self.live, semantics.may_report
         failed: list[tuple[Record, Exception]] = []
         for record in records:
             try:
@@ -159,7 +159,10 @@ class UsageMetrics:
                         or "trace_id" in record or "object" in record):
                     shape = classify(record)
                     if shape is not None:
-                        self._trace(record, shape)
+                        # most AgenticGoKit entries report nothing, and no latency: nothing to do
+                        # unless spans wait (LiveTraces.feed expires them as records arrive)
+                        if shape[0] != AGK or live.pending or may_report(record):
+                            self._trace(record, shape)
                         continue
                 if record["level"] in ERROR_LEVELS:
                     self._last_error(record)
