@@ -86,13 +86,14 @@ class Encoded:
 
 @dataclass
 class Branch:
-    """The fork: after the first ``at`` steps, the records ``select`` picks also go through
+    """The fork: after the first ``at`` steps, the records ``select`` picks (it marks each
+    record of a batch, truthy: taken) also go through
     ``steps`` to ``sink`` (delivered and counted like any sink's), whatever the later
     steps of the main line keep. Steps here change records in place (redaction), so the
     main line sees them changed too; its own redactor then finds nothing left to do."""
 
     name: str
-    select: Callable[[Record], object]
+    select: Callable[[list[Record]], list[object]]
     sink: Sink
     at: int = 0
     steps: list[Step] = field(default_factory=list)
@@ -334,8 +335,7 @@ class Pipeline:
     def _fork(self, records: list[Record], lines: _Lines | None = None) -> None:
         """The branch's records, through its steps to its sink, now (before later steps drop any)."""
         assert self.branch is not None and self._branch_delivery is not None
-        select = self.branch.select
-        marks = [select(r) for r in records]
+        marks = self.branch.select(records)
         taken = [r for r, mark in zip(records, marks, strict=True) if mark]
         if not taken:
             return

@@ -57,7 +57,7 @@ from logd.timestamps import epoch_seconds
 from logd.traces import semantics
 from logd.traces.live import Fact, LiveTraces
 from logd.traces.semantics import error_text
-from logd.traces.shapes import AGK, KOOG, SPAN, Shapes
+from logd.traces.shapes import AGK, KOOG, SPAN, Shapes, classify
 from logd.traces.shapes import TRIGGER_KEYS as SHAPE_KEYS
 
 OTHER = "_other"
@@ -148,9 +148,8 @@ class UsageMetrics:
 
     def __call__(self, records: list[Record]) -> list[Record]:
         flat, shaped = self._flat, self._shaped
-        shapes = self.shapes
-        shapes.start()
-        classify, live, may_report = shapes.classify, self.live, semantics.may_report
+        live, may_report = self.live, semantics.may_report
+        shaped_as = self.shapes.start(records).append  # for the trace branch (Shapes)
         failed: list[tuple[Record, Exception]] = []
         for record in records:
             try:
@@ -158,12 +157,15 @@ class UsageMetrics:
                 if ("span_data" in record or "hook" in record or "eventType" in record or "type" in record
                         or "trace_id" in record or "object" in record):
                     shape = classify(record)
+                    shaped_as(shape)
                     if shape is not None:
                         # most AgenticGoKit entries report nothing, and no latency: nothing to do
                         # unless spans wait (LiveTraces.feed expires them as records arrive)
                         if shape[0] != AGK or live.pending or may_report(record):
                             self._trace(record, shape)
                         continue
+                else:
+                    shaped_as(None)
                 if record["level"] in ERROR_LEVELS:
                     self._last_error(record)
                 if "tokens" in record or "usage" in record or "tool" in record or "latency_ms" in record:

@@ -72,31 +72,27 @@ def classify(record: dict[str, Any]) -> tuple[str, str] | None:
 
 
 class Shapes:
-    """:func:`classify` once per record of a batch: the usage counters classify the trace
-    records they count (:meth:`classify`); the trace branch's selector, right after them,
-    asks again (:meth:`__call__`) and gets the same answer without classifying again (no
-    step between them changes a record). It remembers the last batch only, each answer
-    with its record (so an id is never another record's); any other record is classified."""
+    """:func:`classify` once per record of a batch: the usage counters classify the batch they
+    count (:meth:`start`, :meth:`classify`), and the trace branch's selector, right after them,
+    gets those answers for the same batch (:meth:`__call__`) without classifying again (no
+    step between them changes a record). Any other batch is classified."""
 
-    __slots__ = ("_known",)
+    __slots__ = ("_records", "_shapes")
 
     def __init__(self) -> None:
-        self._known: dict[int, tuple[dict[str, Any], tuple[str, str] | None]] = {}
+        self._records: list[dict[str, Any]] | None = None
+        self._shapes: list[tuple[str, str] | None] = []
 
-    def start(self) -> None:
-        """A new batch: forget the last one's records."""
-        self._known = {}
+    def start(self, records: list[dict[str, Any]]) -> list[tuple[str, str] | None]:
+        """A new batch: the list its shapes go in, one per record, in order."""
+        self._records, self._shapes = records, []
+        return self._shapes
 
-    def classify(self, record: dict[str, Any]) -> tuple[str, str] | None:
-        shape = classify(record)
-        self._known[id(record)] = (record, shape)
-        return shape
-
-    def __call__(self, record: dict[str, Any]) -> tuple[str, str] | None:
-        known = self._known.get(id(record))
-        if known is not None and known[0] is record:
-            return known[1]
-        return classify(record)
+    def __call__(self, records: list[dict[str, Any]]) -> list[tuple[str, str] | None]:
+        """Each record's shape (None: no trace record)."""
+        if records is self._records and len(self._shapes) == len(records):
+            return self._shapes
+        return [classify(record) for record in records]
 
 
 def agk_hook(record: dict[str, Any]) -> str:

@@ -175,7 +175,7 @@ def trace_branch(sink: TraceSink, at: int) -> Branch:
     limits keep of them: a session's hooks and spans (mostly info) must all reach its file
     even with ``level = "warn"``. ``at`` stands after the redactor (the first step), so no
     secret reaches a session file."""
-    # the shape (truthy) or None: used as the selector as it is, no wrapper per record
+    # each record's shape (truthy) or None, as the usage counters found them
     return Branch("traces", sink.shapes, sink, at=at)
 
 
