@@ -19,6 +19,7 @@ import operator
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import compress
 from typing import Protocol
 
 import orjson
@@ -336,12 +337,12 @@ class Pipeline:
         """The branch's records, through its steps to its sink, now (before later steps drop any)."""
         assert self.branch is not None and self._branch_delivery is not None
         marks = self.branch.select(records)
-        taken = [r for r, mark in zip(records, marks, strict=True) if mark]
+        taken = list(compress(records, marks))
         if not taken:
             return
         if not self.branch.steps:  # the sink gets what the selector said (the trace shapes): not asked twice
             batch = self._batch(taken, lines)
-            batch.selected = [mark for mark in marks if mark]
+            batch.selected = list(filter(None, marks))
             self._deliver(self._branch_delivery, batch)
             return
         for step in self.branch.steps:
