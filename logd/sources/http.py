@@ -20,7 +20,9 @@ lists every bound with its default):
   ``max_items`` records or spans in one request (413) before it decodes them;
 * backpressure: while the pipeline is paused every request is answered 503 with
   ``Retry-After`` before its body is read, so exporters retry instead of logd buffering
-  without bound.
+  without bound;
+* turns: a large request is decoded, mapped and handed to the pipeline a piece at a time,
+  the loop given back between pieces (:mod:`logd.turns`), one decode at a time.
 
 Why asyncio + h11 rather than ``http.server`` on a thread (as /metrics does): ingest
 is the hot path and must see the pipeline's pause state and hand records over on
