@@ -13,7 +13,7 @@ import traceback
 from itertools import islice
 from typing import Any
 
-from logd.client.context import _fields as _context_fields
+from logd.client.context import current_fields
 from logd.client.sender import Record, Sender
 
 # stdlib level numbers -> logd levels; others go to the nearest level below
@@ -78,7 +78,7 @@ class LogdHandler(logging.Handler):
                            "message": record.getMessage(), "logger": record.name}
             if self.fields:
                 rec.update(self.fields)
-            context = _context_fields.get()
+            context = current_fields()
             if context:
                 rec.update(context)
             attrs = record.__dict__
@@ -118,7 +118,7 @@ class LoguruSink:
                            _stdlib_level(r["level"].no), "message": r["message"], "logger": r["name"]}
             if self.fields:
                 rec.update(self.fields)
-            context = _context_fields.get()
+            context = current_fields()
             if context:
                 rec.update(context)
             if r["extra"]:

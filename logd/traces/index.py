@@ -35,6 +35,7 @@ from logd.regular import open_regular
 from logd.timestamps import format_epoch
 from logd.traces import semantics
 from logd.traces.names import SUFFIX
+from logd.traces.render import clock_time, cut, fmt_duration
 from logd.traces.shapes import SPAN, classify
 from logd.traces.store import JOURNAL, read_lines
 
@@ -392,12 +393,10 @@ LIST_HEADER = f"{'SESSION':<36} {'START':<24} {'DURATION':>9} {'EVENTS':>6} {'ER
 
 def list_line(s: Summary, verbose: bool = False) -> str:
     """The session's row of ``logd list`` (``verbose``: whole ids and agents)."""
-    from logd.traces.render import _cut, clock_time, fmt_duration
-
     agents = ", ".join(s.agents)
     start = s.start_text or (clock_time(s.start, True) if s.start else "-")
-    return (f"{s.session if verbose else _cut(s.session, 36):<36} {start:<24} {fmt_duration(s.duration):>9} "
-            f"{s.events:>6} {s.errors:>6}  {agents if verbose else _cut(agents, 40)}")
+    return (f"{s.session if verbose else cut(s.session, 36):<36} {start:<24} {fmt_duration(s.duration):>9} "
+            f"{s.events:>6} {s.errors:>6}  {agents if verbose else cut(agents, 40)}")
 
 
 def _merge_agents(joined: str | None) -> list[str]:

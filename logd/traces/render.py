@@ -57,7 +57,7 @@ def fmt_duration(seconds: float) -> str:
     return f"{int(hours)}h{int(minutes):02d}m"
 
 
-def _cut(text: str, width: int) -> str:
+def cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(0, width - 1)] + "…"
 
 
@@ -71,7 +71,7 @@ def summarize_state(event: Event, verbose: bool = False, width: int = 40) -> str
         text = f"{name} ({fmt_duration(event.duration)})" if event.duration is not None else str(name)
         if data.get("type") == "guardrail" and data.get("triggered") is True:
             text += " ⚑ tripped"
-        return orjson.dumps(state, default=str).decode() if verbose else _cut(text, width)
+        return orjson.dumps(state, default=str).decode() if verbose else cut(text, width)
     if event.shape == "agk" and event.meta is not None:
         return agentcli_state(state, verbose, width)
     if state in (None, {}, ""):
@@ -81,10 +81,10 @@ def summarize_state(event: Event, verbose: bool = False, width: int = 40) -> str
     if isinstance(state, dict):
         key, value = next(iter(state.items()))
         shown = orjson.dumps(value, default=str).decode()
-        text = "{" + f"{key}:{_cut(shown, 24)}" + (", ...}" if len(state) > 1 else "}")
+        text = "{" + f"{key}:{cut(shown, 24)}" + (", ...}" if len(state) > 1 else "}")
     else:
         text = orjson.dumps(state, default=str).decode()
-    return _cut(text, width)
+    return cut(text, width)
 
 
 def agentcli_state(data: dict, verbose: bool = False, width: int = 40) -> str:
@@ -95,7 +95,7 @@ def agentcli_state(data: dict, verbose: bool = False, width: int = 40) -> str:
     if verbose:
         return "{" + ", ".join(f"{k}:{_go_value(data[k])}" for k in keys) + "}"
     parts = ", ".join(f"{k}:{_state_value(data[k])}" for k in keys[:3])
-    return _cut("{" + parts + (", ..." if len(keys) > 3 else "") + "}", width)
+    return cut("{" + parts + (", ..." if len(keys) > 3 else "") + "}", width)
 
 
 def _state_value(value: Any) -> str:
@@ -127,7 +127,7 @@ def _box(headers: list[str], rows: list[list[str]], max_width: int | None = 48) 
         widths = [min(w, max_width) for w in widths]
 
     def line(cells: Iterable[str]) -> str:
-        return "│ " + " │ ".join(_cut(c, w).ljust(w) for c, w in zip(cells, widths, strict=True)) + " │"
+        return "│ " + " │ ".join(cut(c, w).ljust(w) for c, w in zip(cells, widths, strict=True)) + " │"
 
     rule = lambda left, mid, right: left + mid.join("─" * (w + 2) for w in widths) + right
     return ([rule("┌", "┬", "┐"), line(headers), rule("├", "┼", "┤")] + [line(r) for r in rows]
@@ -158,8 +158,8 @@ def render_flow(session: Session, verbose: bool = False) -> str:
     for s in steps:
         event_id = s.event_id or "-"
         when = clock_time(s.time, offset=session.utc_offset)
-        lines.append(f"{when:<16} {_cut(s.agent, 16):<16} {_cut(s.next, 16):<16} "
-                     f"{_cut(s.hook, 22):<22} {event_id if verbose else _cut(event_id, 12)}")
+        lines.append(f"{when:<16} {cut(s.agent, 16):<16} {cut(s.next, 16):<16} "
+                     f"{cut(s.hook, 22):<22} {event_id if verbose else cut(event_id, 12)}")
     lines += ["", "Sequence diagram:", "-" * 16]
     lines += [f"{i}. {s.agent} {ARROW} {s.next}" for i, s in enumerate(steps, 1)]
     lines += ["", "Condensed route:", f" {ARROW} ".join(route(steps)) or "(no agents)"]
@@ -176,12 +176,12 @@ def render_analysis(session: Session, verbose: bool = False) -> str:
     stats = agent_stats(session)
     lines.append(f"{'AGENT':<20} {'COUNT':>5} {'TOTAL':>10} {'MEAN':>10} {'P95':>10} {'MAX':>10} {'ERRORS':>6}")
     for a in stats:
-        lines.append(f"{_cut(a.agent, 20):<20} {a.count:>5} {fmt_duration(a.total):>10} {fmt_duration(a.mean):>10} "
+        lines.append(f"{cut(a.agent, 20):<20} {a.count:>5} {fmt_duration(a.total):>10} {fmt_duration(a.mean):>10} "
                      f"{fmt_duration(a.p95):>10} {fmt_duration(a.max):>10} {a.errors:>6}")
     tokens = token_usage(session)
     if tokens:
         lines += ["", f"{'TOKENS BY AGENT':<20} {'MODEL':<24} {'CALLS':>5} {'INPUT':>10} {'OUTPUT':>10} {'TOTAL':>10}"]
-        lines += [f"{_cut(t.agent, 20):<20} {_cut(t.model, 24):<24} {t.calls:>5} {t.input:>10} "
+        lines += [f"{cut(t.agent, 20):<20} {cut(t.model, 24):<24} {t.calls:>5} {t.input:>10} "
                   f"{t.output:>10} {t.total:>10}" for t in tokens]
     lines += ["", "Slowest spans:"]
     for s in slowest(session, 10 if verbose else 5):
@@ -223,7 +223,7 @@ def gantt(session: Session, verbose: bool = False, width: int = GANTT_WIDTH) -> 
         a = min(width - 1, int((s.start - start) / total * width))
         b = max(a + 1, min(width, math.ceil((s.end - start) / total * width)))
         bar = " " * a + ("█" * (b - a)) + " " * (width - b)
-        lines.append(f"  {_cut(_span_label(s), label_w):<{label_w}} │{bar}│ {fmt_duration(s.duration)}"
+        lines.append(f"  {cut(_span_label(s), label_w):<{label_w}} │{bar}│ {fmt_duration(s.duration)}"
                      + (" ✗" if s.error else ""))
     if len(spans) > len(shown):
         lines.append(f"  … {len(spans) - len(shown)} more spans (--verbose shows all)")
