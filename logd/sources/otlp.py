@@ -189,10 +189,10 @@ def _fill(node: dict, message: Message, levels: tuple[tuple[str, str], ...], lev
             raise json_format.ParseError(f"{where}[{index}] is null")
         if level < 2 and isinstance(entry, dict):
             yield from _fill(entry, repeated.add(), levels, level + 1, charge, f"{where}[{index}].")
-            continue
-        _hex_ids_to_base64(entry, charge)
-        _parse(entry, repeated.add(), f"{where}[{index}]", _MAX_DEPTH - level - 1)
-        yield
+        else:
+            _hex_ids_to_base64(entry, charge)
+            _parse(entry, repeated.add(), f"{where}[{index}]", _MAX_DEPTH - level - 1)
+        yield  # after every entry: 10,000 empty resource entries are work too
 
 
 def _parse(document: Any, message: Message, path: str, depth: int) -> None:
