@@ -25,6 +25,7 @@
 #define K_SECRET 1  /* a redacted key name: its record goes to Python */
 #define K_BAIL 2    /* at the top level: a later step reads it (traces, usage shapes, reserved) */
 #define K_TEXT 4    /* its strings (at any depth) are text the key=value rule looks at */
+#define K_READ 8    /* at the top level: a step reads its record in Python, but changes nothing (ReadsRecords) */
 
 #define MAX_DEPTH 32
 #define MAX_TOP 64
@@ -857,13 +858,34 @@ static int reserve(Output *o, Py_ssize_t more) {
 #define LINE_SLOW 0
 #define LINE_KEPT 1
 #define LINE_BELOW 2
+#define LINE_OTHER 3 /* a line of the other kind of run (see one_line's `read`) */
 #define LINE_ERROR (-1)
 
+/* The spellings logd.record.normalize_object takes for a missing time, level and message: the
+ * first time alias present stands for `time`; with any level or message alias Python decides. */
+static const char *const TIME_ALIASES[] = {"ts", "timestamp", "@timestamp", "asctime", "t"};
+#define NTIME_ALIASES 5
+
+static int alias_of(const char *k, Py_ssize_t kl, int *other) {
+    for (int a = 0; a < NTIME_ALIASES; a++) {
+        if ((size_t)kl == strlen(TIME_ALIASES[a]) && memcmp(k, TIME_ALIASES[a], (size_t)kl) == 0) return a;
+    }
+    static const char *const others[] = {"levelname", "severity", "lvl", "msg", "event"};
+    for (int a = 0; a < 5; a++) {
+        if ((size_t)kl == strlen(others[a]) && memcmp(k, others[a], (size_t)kl) == 0) *other = 1;
+    }
+    return -1;
+}
+
+/* `read` (in): the kind of run: 0 lines no step reads, 1 lines a step reads in Python (K_READ),
+ * which are written whatever their level (the level step runs on their records) and not
+ * tallied (their steps count them). A line of the other kind is LINE_OTHER. */
 static int one_line(FastPath *fp, const char *p, Py_ssize_t n, const char *suffix, Py_ssize_t suffix_len,
-                    Output *o, Tally *tally) {
+                    Output *o, Tally *tally, int read) {
     if (n < 2 || p[0] != '{' || p[n - 1] != '}') return LINE_SLOW;
     Field fields[MAX_TOP];
-    int nf = 0, t_i = -1, l_i = -1, m_i = -1;
+    int nf = 0, t_i = -1, l_i = -1, m_i = -1, reads = 0, other_alias = 0;
+    int aliases[NTIME_ALIASES] = {-1, -1, -1, -1, -1};
     Scan s = {p, 1, n, 0, fp};
     skip_ws(&s);
     if (s.pos < n && p[s.pos] == '}') return LINE_SLOW; /* {}: no time */
@@ -879,11 +901,16 @@ static int one_line(FastPath *fp, const char *p, Py_ssize_t n, const char *suffi
         int cls = key_class(fp, k, kl);
         if (cls < 0) return LINE_ERROR;
         if ((cls & K_BAIL) || (fp->redact && (cls & K_SECRET))) return LINE_SLOW;
+        if (cls & K_READ) reads = 1;
         f->cls = cls;
         int special = -1; /* 0 time, 1 level, 2 message: their strings are looked at below */
         if (kl == 4 && memcmp(k, "time", 4) == 0) special = 0;
         else if (kl == 5 && memcmp(k, "level", 5) == 0) special = 1;
         else if (kl == 7 && memcmp(k, "message", 7) == 0) special = 2;
+        else {
+            int a = alias_of(k, kl, &other_alias);
+            if (a >= 0) aliases[a] = nf;
+        }
         skip_ws(&s);
         if (s.pos >= n || p[s.pos] != ':') return LINE_SLOW;
         s.pos++;
@@ -922,12 +949,21 @@ static int one_line(FastPath *fp, const char *p, Py_ssize_t n, const char *suffi
         if (d != ',') return LINE_SLOW;
         skip_ws(&s);
     }
-    if (s.pos != n || t_i < 0 || l_i < 0 || m_i < 0) return LINE_SLOW;
+    if (s.pos != n) return LINE_SLOW;
+    if (reads != read) return LINE_OTHER;
+    if (t_i < 0) { /* the first alias present is the time (the later ones stay fields) */
+        for (int a = 0; a < NTIME_ALIASES && t_i < 0; a++) t_i = aliases[a];
+        if (t_i < 0) return LINE_SLOW;
+        Field *af = &fields[t_i];
+        if (af->type != T_STRING || memchr(p + af->start, '\\', (size_t)(af->end - af->start))) return LINE_SLOW;
+    }
+    if ((l_i < 0 || m_i < 0) && other_alias) return LINE_SLOW;
 
     char time[27];
-    Field *tf = &fields[t_i], *lf = &fields[l_i];
+    Field *tf = &fields[t_i];
     if (canonical_time(p + tf->start + 1, tf->end - tf->start - 2, time) < 0) return LINE_SLOW;
-    PyObject *spelling = PyUnicode_DecodeUTF8(p + lf->start + 1, lf->end - lf->start - 2, NULL);
+    PyObject *spelling = l_i < 0 ? PyUnicode_FromString("info")
+                                 : PyUnicode_DecodeUTF8(p + fields[l_i].start + 1, fields[l_i].end - fields[l_i].start - 2, NULL);
     if (!spelling) return LINE_ERROR;
     PyObject *level = PyDict_GetItemWithError(fp->aliases, spelling); /* borrowed */
     Py_DECREF(spelling);
@@ -937,16 +973,18 @@ static int one_line(FastPath *fp, const char *p, Py_ssize_t n, const char *suffi
     long code = PyLong_AsLong(action_obj); /* action * 16 + the level's rank */
     long action = code / 16;
     if (action == 2) return LINE_SLOW;
+    if (read) action = 0; /* the level step decides in Python, on the record */
 
-    /* what the metric steps count, read whole before anything is counted */
-    Seen seen;
-    int r = read_metrics(fp, p, fields, nf, &seen);
-    if (r == FAIL_PY) return LINE_ERROR;
-    if (r < 0) return LINE_SLOW;
-    r = tally_add(fp, tally, &seen, code % 16);
-    seen_clear(&seen);
-    if (r < 0) return LINE_ERROR;
-    if (action == 1) return LINE_BELOW;
+    if (!read) { /* what the metric steps count, read whole before anything is counted */
+        Seen seen;
+        int r = read_metrics(fp, p, fields, nf, &seen);
+        if (r == FAIL_PY) return LINE_ERROR;
+        if (r < 0) return LINE_SLOW;
+        r = tally_add(fp, tally, &seen, code % 16);
+        seen_clear(&seen);
+        if (r < 0) return LINE_ERROR;
+        if (action == 1) return LINE_BELOW;
+    }
 
     Py_ssize_t level_len;
     const char *level_text = PyUnicode_AsUTF8AndSize(level, &level_len);
@@ -958,8 +996,12 @@ static int one_line(FastPath *fp, const char *p, Py_ssize_t n, const char *suffi
     memcpy(w, "\",\"level\":\"", 11); w += 11;
     memcpy(w, level_text, (size_t)level_len); w += level_len;
     memcpy(w, "\",\"message\":", 12); w += 12;
-    Field *mf = &fields[m_i];
-    memcpy(w, p + mf->start, (size_t)(mf->end - mf->start)); w += mf->end - mf->start;
+    if (m_i < 0) {
+        memcpy(w, "\"\"", 2); w += 2;
+    } else {
+        Field *mf = &fields[m_i];
+        memcpy(w, p + mf->start, (size_t)(mf->end - mf->start)); w += mf->end - mf->start;
+    }
     for (int j = 0; j < nf; j++) {
         if (j == t_i || j == l_i || j == m_i) continue;
         Field *f = &fields[j];
@@ -1013,15 +1055,27 @@ static PyObject *FastPath_run(FastPath *self, PyObject *const *args, Py_ssize_t 
     Tally tally = {PyDict_New(), PyList_New(0), PyDict_New(), PyList_New(0)};
     if (!o.out || !tally.agent_index || !tally.agents || !tally.group_index || !tally.groups) goto error;
     Py_ssize_t i = start, kept = 0, below = 0;
+    int read = 0, slow = 0;
     /* the questions to Python may run any code, the list's own length included: re-read each time */
     for (; i < stop && i < PyList_GET_SIZE(lines); i++) {
         PyObject *line = PyList_GET_ITEM(lines, i);
-        if (!PyBytes_Check(line)) break;
+        if (!PyBytes_Check(line)) {
+            slow = 1;
+            break;
+        }
         Py_INCREF(line);
-        int r = one_line(self, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line), suffix, suffix_len, &o, &tally);
+        int r = one_line(self, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line), suffix, suffix_len, &o, &tally, read);
+        if (r == LINE_OTHER && i == start) { /* the run is of the first line's kind */
+            read = !read;
+            r = one_line(self, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line), suffix, suffix_len, &o, &tally, read);
+        }
         Py_DECREF(line);
         if (r == LINE_ERROR) goto error;
-        if (r == LINE_SLOW) break;
+        if (r == LINE_OTHER) break;
+        if (r == LINE_SLOW) {
+            slow = 1;
+            break;
+        }
         if (r == LINE_KEPT) kept++;
         else below++;
     }
@@ -1035,7 +1089,8 @@ static PyObject *FastPath_run(FastPath *self, PyObject *const *args, Py_ssize_t 
     }
     Py_DECREF(tally.agent_index);
     Py_DECREF(tally.group_index);
-    return Py_BuildValue("(NnnnNNNN)", o.out, i, kept, below, tally.agents, tally.groups, low, high);
+    return Py_BuildValue("(NnnnNNNNNN)", o.out, i, kept, below, tally.agents, tally.groups, low, high,
+                         PyBool_FromLong(read), PyBool_FromLong(slow));
 error:
     Py_XDECREF(o.out);
     Py_XDECREF(tally.agent_index);
@@ -1159,8 +1214,9 @@ static void FastPath_dealloc(FastPath *self) {
 
 static PyMethodDef FastPath_methods[] = {
     {"run", (PyCFunction)(void (*)(void))FastPath_run, METH_FASTCALL,
-     "run(lines, start, stop, suffix) -> (json_lines, next, kept, below, agents, token_groups, low, high)\n\n"
-     "Lines from start on, until the first that Python must take (its index is next)."},
+     "run(lines, start, stop, suffix) -> (json_lines, next, kept, below, agents, token_groups, low, high, read, slow)\n\n"
+     "Lines from start on of the first line's kind (read: lines a step reads in Python), until the first of the\n"
+     "other kind or the first that Python must take (slow; its index is next)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1220,7 +1276,7 @@ PyMODINIT_FUNC PyInit__hotpath(void) {
     if (!m) return NULL;
     if (PyModule_AddObjectRef(m, "FastPath", (PyObject *)&FastPathType) < 0 ||
         PyModule_AddIntConstant(m, "K_SECRET", K_SECRET) < 0 || PyModule_AddIntConstant(m, "K_BAIL", K_BAIL) < 0 ||
-        PyModule_AddIntConstant(m, "K_TEXT", K_TEXT) < 0) {
+        PyModule_AddIntConstant(m, "K_TEXT", K_TEXT) < 0 || PyModule_AddIntConstant(m, "K_READ", K_READ) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -4,6 +4,7 @@ from collections.abc import Callable
 K_SECRET: int
 K_BAIL: int
 K_TEXT: int
+K_READ: int
 
 def home_slot(data: bytes, /) -> int: ...
 
@@ -15,4 +16,4 @@ class FastPath:
                  sum: str | None = None, sum_label: str | None = None, directions: dict[str, int] | None = None,
                  ) -> None: ...
     def run(self, lines: list[bytes], start: int, stop: int, suffix: bytes, /) -> tuple[
-        bytes, int, int, int, list[list[object]], list[list[object]], str | None, str | None]: ...
+        bytes, int, int, int, list[list[object]], list[list[object]], str | None, str | None, bool, bool]: ...

@@ -68,6 +68,13 @@ class Batch:
         return batch
 
     @classmethod
+    def decoded(cls, records: list[Record], json_lines: bytes) -> Batch:
+        """``records`` and their lines, as the compiled path made them (:mod:`logd.hotpath`)."""
+        batch = cls(records)
+        batch._json = json_lines
+        return batch
+
+    @classmethod
     def joined(cls, parts: list[Batch]) -> Batch:
         """One batch of ``parts``, in order (records of the Python path and of the hot path)."""
         batch = cls([])

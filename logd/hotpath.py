@@ -13,6 +13,14 @@ the record keys it reads in Python (``Spec.reads``): a line holding one of those
 Python, the others stay on the compiled path. A step that reads every record (sampling,
 rate limits) leaves no compiled path, and ``logd status`` says which (``hot_path.off``).
 
+A step that only reads the records it reads (``ReadsRecords``: the metric steps reading
+trace and usage shapes), and the trace store's branch, do not need Python's parser: the
+compiled code still checks and writes those lines (issue 27: trace records were 0.14x the
+plain rate, most of it parsing and redacting them in Python), and hands them over as one
+batch whose records, decoded from the lines, go through the steps but redaction, which
+the compiled code found nothing for, and the branch; the file and the session files get
+the lines as they are.
+
 The compiled code never decides anything Python would decide differently: for each line it
 either makes the same bytes and counts as the Python path (tests/test_hotpath.py compares
 them on generated lines) or stops and gives the line to Python. What it asks Python is
@@ -35,7 +43,7 @@ import orjson
 from logd.levels import ALIASES, RANK
 from logd.pipeline import BATCH_RECORDS, Encoded, Pipeline
 from logd.record import PARSER_KEYS, Record, parse_line
-from logd.spec import EVERY_RECORD, CountByLevel, LevelFloor, LevelsToPython, Redact, Spec, SumFields
+from logd.spec import EVERY_RECORD, CountByLevel, LevelFloor, LevelsToPython, ReadsRecords, Redact, Spec, SumFields
 
 _hotpath: ModuleType | None
 try:
@@ -51,10 +59,14 @@ AVAILABLE = _hotpath is not None
 _GIVE_UP_AFTER = 8
 
 if _hotpath is not None:
-    K_SECRET, K_BAIL, K_TEXT = _hotpath.K_SECRET, _hotpath.K_BAIL, _hotpath.K_TEXT
+    K_SECRET, K_BAIL, K_TEXT, K_READ = _hotpath.K_SECRET, _hotpath.K_BAIL, _hotpath.K_TEXT, _hotpath.K_READ
 
 
 def _no_tally(rows: list[list[Any]]) -> None:
+    pass
+
+
+def _no_count() -> None:
     pass
 
 
@@ -62,8 +74,11 @@ class HotPath:
     """The compiled path for one set of steps (rebuilt with them on reload), from their roles."""
 
     def __init__(self, python_keys: frozenset[str], floor: int, redactor: Any, count: CountByLevel | None,
-                 sums: SumFields | None, python_levels: frozenset[str]) -> None:
+                 sums: SumFields | None, python_levels: frozenset[str], read_keys: frozenset[str] = frozenset(),
+                 done: tuple[Any, ...] = ()) -> None:
         self.python_keys = python_keys
+        self.read_keys = read_keys - python_keys
+        self.done = done  # the steps whose work the compiled path has done on the lines steps read (redaction)
         self.redactor = redactor
         self.add_counts = count.add if count is not None else _no_tally
         self.add_sums = sums.add if sums is not None else _no_tally
@@ -89,6 +104,8 @@ class HotPath:
         flags = 0
         if key in self.python_keys:
             flags |= K_BAIL
+        elif key in self.read_keys:
+            flags |= K_READ
         if self.redactor is not None:
             if self.redactor.is_secret_key(key):
                 flags |= K_SECRET
@@ -128,7 +145,7 @@ class HotPath:
                 slow.extend([parse_line(line, received, trusted) for line in lines[i:]])
                 break
             try:
-                json_lines, stop, kept, below, agents, tokens, low, high = run(lines, i, n, suffix)
+                json_lines, stop, kept, below, agents, tokens, low, high, read, python = run(lines, i, n, suffix)
             except Exception as exc:  # a question to Python failed (a bug): Python takes the rest
                 if not self._reported:  # once: the records themselves are all kept
                     self._reported = True
@@ -141,16 +158,19 @@ class HotPath:
                 if slow:
                     put(slow)
                     slow = []
-                bounds = (low, high) if low is not None and high is not None else _EMPTY
-                pipeline.put_encoded(Encoded(json_lines, kept, below, bounds,
-                                             self._counter(agents, tokens)))
-            if stop < n:
+                if read:  # lines some step reads: their records go through the steps (but redaction)
+                    pipeline.put_encoded(Encoded(json_lines, kept, 0, _EMPTY, _no_count, self.done))
+                else:
+                    bounds = (low, high) if low is not None and high is not None else _EMPTY
+                    pipeline.put_encoded(Encoded(json_lines, kept, below, bounds, self._counter(agents, tokens)))
+            if stop < n and (python or stop == i):
                 slow.append(parse_line(lines[stop], received, trusted))
                 misses += 1
                 if len(slow) >= BATCH_RECORDS:
                     put(slow)
                     slow = []
-            i = stop + 1
+                stop += 1
+            i = stop
         if slow:
             put(slow)
 
@@ -170,15 +190,22 @@ def build(steps: Iterable[tuple[Spec, Any]], others: Iterable[Spec] = ()) -> tup
     beside the steps whose ``reads`` also send lines to Python (the trace branch's selector)."""
     if _hotpath is None:
         return None, "logd was built without a C compiler"
-    python_keys = set(PARSER_KEYS)
+    python_keys, read_keys = set(PARSER_KEYS), set[str]()
     roles: list[Any] = []
+    done = []  # steps whose one role is redaction: what they would change sends a line to Python
     for spec, step in steps:
         if spec.reads is EVERY_RECORD:
             return None, f"step {spec.name} reads every record"
-        python_keys |= spec.reads
-        roles += spec.hot(step) if spec.hot is not None else ()
-    for spec in others:
-        python_keys |= spec.reads or frozenset()
+        own = spec.hot(step) if spec.hot is not None else ()
+        if any(isinstance(r, ReadsRecords) for r in own):
+            read_keys |= spec.reads
+        else:
+            python_keys |= spec.reads
+        if own and all(isinstance(r, Redact) for r in own) and not spec.reads:
+            done.append(step)
+        roles += own
+    for spec in others:  # the trace store writes the lines its branch selects as they are
+        read_keys |= spec.reads or frozenset()
     declared: dict[type, list[Any]] = {}
     for role in roles:
         declared.setdefault(type(role), []).append(role)
@@ -191,4 +218,4 @@ def build(steps: Iterable[tuple[Spec, Any]], others: Iterable[Spec] = ()) -> tup
     python_levels = frozenset().union(*(r.levels for r in declared.get(LevelsToPython, [])))
     return HotPath(frozenset(python_keys), floors[0].floor if floors else 0,
                    redacts[0].redactor if redacts else None, counts[0] if counts else None,
-                   sums[0] if sums else None, python_levels), None
+                   sums[0] if sums else None, python_levels, frozenset(read_keys), tuple(done)), None

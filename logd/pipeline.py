@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import orjson
+
 from logd.backoff import Backoff
 from logd.components import Batch, Sink, SinkStats, Step, encode
 from logd.events import SELF_TRUSTED, Events
@@ -66,13 +68,19 @@ class Encoded:
     """Records the hot path (:mod:`logd.hotpath`) took through the steps itself, in order:
     ``json_lines`` are the ``kept`` ones as the file gets them, ``below`` more were under the
     level floor, and ``count`` adds what the metric steps count of them to their counters
-    (called when the batch is processed, in order with the records around it)."""
+    (called when the batch is processed, in order with the records around it).
+
+    Lines a step reads (:class:`~logd.spec.ReadsRecords`) come as such a batch with ``done``
+    set: all of them, whatever their level; their records, decoded from these lines, go
+    through every step but those in ``done`` (the compiled path found nothing for them to do)
+    and the trace branch, and the lines are written as they are."""
 
     json_lines: bytes
     kept: int
     below: int
     bounds: tuple[str, str]
     count: Callable[[], None]
+    done: tuple[Step, ...] | None = None
 
 
 @dataclass
@@ -231,7 +239,10 @@ class Pipeline:
             self._pending = []
         parts: list[Batch] = []
         for segment in segments:
-            part = self._encoded(segment) if isinstance(segment, Encoded) else self._through_steps(segment)
+            if isinstance(segment, Encoded):
+                part = self._encoded(segment) if segment.done is None else self._decoded(segment, segment.done)
+            else:
+                part = self._through_steps(segment)
             if part is not None and part.count:
                 parts.append(part)
         if parts:
@@ -244,22 +255,46 @@ class Pipeline:
             self._call_written()
         self._update_pressure()
 
-    def _through_steps(self, records: list[Record]) -> Batch | None:
+    def _through_steps(self, records: list[Record], skip: tuple[Step, ...] = (),
+                       lines: dict[int, bytes] | None = None) -> Batch | None:
+        """``skip``: steps not to run (see :class:`Encoded`); ``lines``: each record's JSON line
+        by ``id(record)``, written instead of encoding it again."""
         before = len(records)
         branch = self.branch
         fork = branch.at if branch is not None else -1
         for i, step in enumerate(self.steps):
             if i == fork:
-                self._fork(records)
+                self._fork(records, lines)
+            if step in skip:
+                continue
             count = len(records)
             records = self._run_step(step, records)
             if len(records) != count:  # counted per step and batch, not per record
                 reason = getattr(step, "drop_reason", "filtered")
                 self.stats.dropped[reason] = self.stats.dropped.get(reason, 0) + count - len(records)
         if fork >= len(self.steps):
-            self._fork(records)
+            self._fork(records, lines)
         self.stats.filtered += before - len(records)
-        return Batch(records, self._count_error) if records else None
+        return self._batch(records, lines) if records else None
+
+    def _batch(self, records: list[Record], lines: dict[int, bytes] | None) -> Batch:
+        """The records, with their lines when each still has the one it was decoded from."""
+        if lines is not None:
+            try:
+                return Batch.decoded(records, b"".join([lines[id(r)] for r in records]))
+            except KeyError:  # a record a step replaced (flagged): encoded again, like every record
+                pass
+        return Batch(records, self._count_error)
+
+    def _decoded(self, encoded: Encoded, skip: tuple[Step, ...]) -> Batch | None:
+        """Lines a step reads, from the hot path: their records through the steps but ``skip``.
+        Only the trace branch's own steps change records (redaction there): with some, the
+        lines are made again from the records."""
+        split = encoded.json_lines.splitlines(keepends=True)
+        records = [orjson.loads(line) for line in split]
+        branch = self.branch
+        lines = dict(zip(map(id, records), split, strict=True)) if branch is None or not branch.steps else None
+        return self._through_steps(records, skip, lines)
 
     def _encoded(self, encoded: Encoded) -> Batch:
         """The hot path's records: counted by the metric steps, then handed to the sinks as they are."""
@@ -272,7 +307,7 @@ class Pipeline:
             self.stats.dropped["below_level"] = self.stats.dropped.get("below_level", 0) + encoded.below
         return Batch.encoded(encoded.json_lines, encoded.kept, encoded.bounds)
 
-    def _fork(self, records: list[Record]) -> None:
+    def _fork(self, records: list[Record], lines: dict[int, bytes] | None = None) -> None:
         """The branch's records, through its steps to its sink, now (before later steps drop any)."""
         assert self.branch is not None and self._branch_delivery is not None
         select = self.branch.select
@@ -282,7 +317,7 @@ class Pipeline:
                 return
             taken = self._run_step(step, taken)
         if taken:
-            self._deliver(self._branch_delivery, Batch(taken, self._count_error))
+            self._deliver(self._branch_delivery, self._batch(taken, lines))
 
     def _run_step(self, step: Step, records: list[Record]) -> list[Record]:
         """``step`` on the batch; isolation: only the records it cannot handle are flagged."""

@@ -175,4 +175,11 @@ class LevelsToPython:
     levels: frozenset[str]
 
 
+@dataclass(frozen=True)
+class ReadsRecords:
+    """The step only reads the records holding its ``reads`` keys (counts them, changes nothing):
+    the compiled path still checks and writes their lines, and hands the steps their records
+    (decoded from those lines) instead of leaving the lines to Python's parser and redactor."""
+
+
 EVERY_RECORD = None  # Spec.reads of a step that must see every record (sampling, rate limits)

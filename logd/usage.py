@@ -51,7 +51,7 @@ from logd.isolation import StepFailures
 from logd.levels import ERROR_LEVELS
 from logd.metrics import histogram
 from logd.record import MAX_KEY_CHARS, Record, bounded_key
-from logd.spec import STEP, Context, LevelsToPython, Spec, SumFields
+from logd.spec import STEP, Context, LevelsToPython, ReadsRecords, Spec, SumFields
 from logd.steps.agents import agents_of
 from logd.timestamps import epoch_seconds
 from logd.traces import semantics
@@ -445,10 +445,12 @@ def _usage_metrics(settings: None, ctx: Context) -> UsageMetrics:
     return ctx.keep("usage", lambda: UsageMetrics(agents_of(ctx).label))
 
 
-def _hot(usage: UsageMetrics) -> tuple[SumFields, LevelsToPython]:
+def _hot(usage: UsageMetrics) -> tuple[SumFields, LevelsToPython, ReadsRecords]:
     # integer tokens of an ordinary record, summed by (agent, model) as _flat does; a record at
-    # an error level goes to Python (its agent's last error is kept from the whole record)
-    return SumFields("tokens", ("agent", "model"), DIRECTIONS, usage.add_tally), LevelsToPython(ERROR_LEVELS)
+    # an error level goes to Python (its agent's last error is kept from the whole record); the
+    # records it reads (trace and usage shapes) it only counts
+    return (SumFields("tokens", ("agent", "model"), DIRECTIONS, usage.add_tally), LevelsToPython(ERROR_LEVELS),
+            ReadsRecords())
 
 
 def _view(s: dict[str, Any], view: dict[str, Any]) -> None:

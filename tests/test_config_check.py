@@ -153,7 +153,7 @@ def test_raising_the_level_by_reload_is_announced(daemon, tmp_path):
     assert {r["message"] for r in own} >= {"config reloaded"}
 
 
-def test_the_system_config_may_name_only_paths_the_service_may_write():
+def test_the_system_config_may_name_only_paths_the_service_may_write(request):
     """/etc/logd/agentflow.toml is read by logd.service, to which the system is read-only but
     for its own folders (ProtectSystem=strict, ReadWritePaths=): `logd check` says so, with the
     drop-in that would allow a path, though root could create the path here. The shipped
@@ -161,6 +161,7 @@ def test_the_system_config_may_name_only_paths_the_service_may_write():
     root = os.environ["LOGD_SYSTEM_ROOT"]
     system = Path(root, "etc/logd/agentflow.toml")
     system.parent.mkdir(parents=True, exist_ok=True)
+    request.addfinalizer(lambda: system.unlink(missing_ok=True))  # else every later test here would read it
     production = (Path(__file__).parent.parent / "config/production.toml").read_text()
     system.write_text(production.replace('"/var/log/logd/', f'"{root}/var/log/logd/')
                       .replace('"/run/logd/', f'"{root}/run/logd/'))

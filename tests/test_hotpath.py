@@ -212,8 +212,6 @@ def test_lines_the_hot_path_leaves_to_python(tmp_path: Path) -> None:
         base + ',"data":{"apiKey":"x"}}',  # nested
         base + ',"note":"sk-' + "a" * 20 + '"}',  # a pattern
         '{"time":"2026-11-29T10:11:12.123Z","level":"info","message":"password=hunter2"}',  # key=value text
-        base + ',"hook":"BeforeAgentRun","session_id":"s"}',  # a trace record
-        base + ',"usage":{"input_tokens":1}}',  # a usage shape
         base + ',"tokens":{"input":1.5}}',  # float tokens: Python sums them in order
         base + ',"agent":{"name":"a"}}',  # an agent labelled by its str()
         base + ',"a":1,"a":2}',  # a duplicate key
@@ -226,6 +224,19 @@ def test_lines_the_hot_path_leaves_to_python(tmp_path: Path) -> None:
     ]
     chunk = [line.encode() for line in left]
     assert compare(tmp_path, "", [[line] for line in chunk]) == 0
+
+
+def test_lines_a_step_reads_are_written_by_the_hot_path_and_read_in_python(tmp_path: Path) -> None:
+    """Issue 27: a trace or usage shape no longer sends its line to Python's parser and
+    redactor; the steps that read it (and the trace branch) get its record, the file its line."""
+    base = '{"time":"2026-11-29T10:11:12.123Z","level":"info","message":"m"'
+    read = [base + ',"hook":"BeforeAgentRun","session_id":"s","agent_id":"a"}',
+            '{"timestamp":"2026-11-29T10:11:13.5Z","hook":"AfterAgentRun","session_id":"s","agent_id":"a"}',
+            base + ',"usage":{"input_tokens":1},"agent":"a"}',
+            '{"time":"2026-11-29T10:11:12.123Z","level":"debug","message":"m","hook":"BeforeAgentRun",'
+            '"session_id":"s"}']  # under the floor: in its session, not in the file
+    assert compare(tmp_path, "", [[line.encode() for line in read]]) == len(read)
+    assert len((tmp_path / "hot" / "traces").glob("*.jsonl").__next__().read_bytes().splitlines()) == 3
 
 
 def test_a_chunk_mixing_both_keeps_its_order(tmp_path: Path) -> None:
@@ -412,3 +423,62 @@ s.recv(1)
         [r for r in read_records(log) if str(r.get("message", "")).startswith("named ")]), what="the records")
     assert {r["_comm"] for r in records} == {"[REDACTED]"}
     assert b"abcdefgh" not in log.read_bytes()
+
+
+def _metrics_text(side: Side) -> bytes:
+    """What /metrics shows of the counting steps, from their specs, as the daemon renders it."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from logd.steps.agents import SPEC as AGENTS
+    from logd.usage import SPEC as USAGE
+
+    class Steps:
+        def collect(self):  # type: ignore[no-untyped-def]
+            for spec, step in ((AGENTS, side.agents), (USAGE, side.usage)):
+                assert spec.figures is not None and spec.families is not None
+                yield from spec.families(spec.figures(step))
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Steps())  # type: ignore[arg-type]
+    return generate_latest(registry)
+
+
+def _as_sent(records: list[dict], client_head: bool) -> list[bytes]:
+    """Span records as an exporter writes them, or with the head logd.client.tracing gives
+    each span (time = its end, level, message)."""
+    out = []
+    for record in records:
+        if client_head and "time" not in record and "timestamp" not in record:
+            end = str(record.get("ended_at") or record.get("started_at") or "2026-11-29T17:05:00Z")
+            record = {"time": end.replace("+00:00", "Z"), "level": "error" if record.get("error") else "info",
+                      "message": "span", **record}
+        out.append(orjson.dumps(record))
+    return out
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_framework_trace_records_make_the_same_files_sessions_and_metrics_both_ways(tmp_path: Path,
+                                                                                     config: str) -> None:
+    """Issue 27: trace records of every framework sample (AgenticGoKit hooks, Koog events,
+    OpenAI Agents SDK spans and trace objects, spans as logd.client sends them) give the
+    same log file, session files and /metrics on the compiled path as on Python's, and the
+    compiled path takes the hooks and the spans in logd's shape."""
+    from framework_samples import agk_entries, koog_events, openai_items
+
+    from trace_samples import agk_session, koog_run, span_trace
+
+    records = [*agk_session(), *agk_entries(), *koog_run(), *koog_events(fail=True), *span_trace(group_id="conv-7"),
+               *openai_items()]
+    chunks = [_as_sent(records, False), _as_sent(span_trace("trace_x"), True),
+              _as_sent(openai_items("trace_" + "b2" * 16), True)]
+    python, hot = Side(tmp_path / "python", CONFIGS[config], False), Side(tmp_path / "hot", CONFIGS[config], True)
+    python.feed(chunks, TRUSTED)
+    hot.feed(chunks, TRUSTED)
+    assert python.state() == hot.state()
+    assert _metrics_text(python) == _metrics_text(hot)
+    assert b"logd_agent_trace_errors" in _metrics_text(hot)
+    assert len(python.state()["sessions"]) >= 6
+    # the SDK's span ids hold 24-digit runs: the compiled path leaves such lines to Python (64-bit rule)
+    # ("own rules" makes "pid" secret: every line of a peer with a _pid goes to Python)
+    clean_spans = sum(1 for line in chunks[1] if b'"level":"info"' in line)
+    assert hot.pipeline.stats.hot_path >= (len(agk_session()) + clean_spans if config != "own rules" else 0)

@@ -29,8 +29,15 @@ def numbered(count: int, start: int = 0, pad: int = 40) -> bytes:
 
 
 def own_records(log: Path) -> list[dict]:
-    """logd's own records in the file set, oldest first."""
-    return [r for p in file_set(log) for r in map(orjson.loads, decompress(p).splitlines()) if r.get("agent") == "logd"]
+    """logd's own records in the file set, oldest first (read again when a running daemon's
+    compressor renamed a backup between the listing and the read)."""
+    for _ in range(50):
+        try:
+            return [r for p in file_set(log) for r in map(orjson.loads, decompress(p).splitlines())
+                    if r.get("agent") == "logd"]
+        except FileNotFoundError:
+            continue
+    raise AssertionError(f"the backups of {log} kept moving while they were read")
 
 
 def paced_send(path: Path, total: int, start: int = 0, per_batch: int = 10, pause: float = 0.004) -> None:

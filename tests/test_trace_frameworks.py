@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -97,8 +98,8 @@ OPENINFERENCE = OtelRules(
     is_tool=lambda a, name: a.get("tool.name") if a.get("openinference.span.kind") == "TOOL" else None,
     is_call=lambda a: (a.get("llm.token_count.prompt", 0), a.get("llm.token_count.completion", 0))
     if a.get("openinference.span.kind") == "LLM" else None,
-    handoff=lambda a, name: (a.get("input.value"), a["output.value"])
-    if a.get("openinference.span.kind") == "TOOL" and name.startswith("handoff to ") else None,
+    handoff=lambda s: (s.attributes.get("input.value"), s.attributes["output.value"])
+    if s.attributes.get("openinference.span.kind") == "TOOL" and s.name.startswith("handoff to ") else None,
     session=lambda a: a.get("session.id"))
 
 
@@ -134,8 +135,8 @@ OPENLLMETRY = OtelRules(
     is_tool=lambda a, name: a.get("gen_ai.tool.name") if a.get("gen_ai.operation.name") == "execute_tool" else None,
     is_call=lambda a: (a.get("gen_ai.usage.input_tokens", 0), a.get("gen_ai.usage.output_tokens", 0))
     if a.get("gen_ai.operation.name") == "chat" and "gen_ai.usage.input_tokens" in a else None,
-    handoff=lambda a, name: (a.get("gen_ai.handoff.from_agent"), a["gen_ai.handoff.to_agent"])
-    if a.get("gen_ai.operation.name") == "handoff" and "gen_ai.handoff.to_agent" in a else None)
+    handoff=lambda s: (s.attributes.get("gen_ai.handoff.from_agent"), s.attributes["gen_ai.handoff.to_agent"])
+    if s.attributes.get("gen_ai.operation.name") == "handoff" and "gen_ai.handoff.to_agent" in s.attributes else None)
 
 
 def test_openllmetry_openai_agents_instrumentation(start_logd, tmp_path):
@@ -215,7 +216,7 @@ def test_pydantic_ai_instrumentation(start_logd, tmp_path):
 # --- Strands ---
 
 STRANDS_RUN = textwrap.dedent('''
-    import json, sys
+    import json, os, sys
     from opentelemetry import trace
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
@@ -224,6 +225,8 @@ STRANDS_RUN = textwrap.dedent('''
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
     from strands import Agent, tool
     from strands.models import Model
+    from strands.multiagent import Swarm
+    from strands.telemetry import tracer as strands_tracer
 
     memory = InMemorySpanExporter()
     provider = TracerProvider(resource=Resource.create({"service.name": "strands-app"}))
@@ -273,9 +276,35 @@ STRANDS_RUN = textwrap.dedent('''
                   callback_handler=None)
     result = agent("refund order 42")
     usage = result.metrics.accumulated_usage
+
+    def to(agent, why):
+        return {"tool": "handoff_to_agent", "input": {"agent_name": agent, "message": why}}
+
+    def swarm_run():
+        """A Swarm (multiagent/swarm.py): triage hands to an agent the swarm lacks (the tool
+        fails), then to billing; billing's refund fails and it hands to tech, tech back to
+        triage, which closes. Returns the swarm's own record of who ran, in order."""
+        triage = Agent(name="triage", model=Scripted([to("refunds", "refund"), to("billing", "refund"),
+                                                      {"say": "billing has it"}, {"say": "closed"}]),
+                       callback_handler=None)
+        billing = Agent(name="billing", model=Scripted([{"tool": "refund", "input": {"order": 42}},
+                                                        to("tech", "gateway down"), {"say": "tech has it"}]),
+                        tools=[refund], callback_handler=None)
+        tech = Agent(name="tech", model=Scripted([{"tool": "lookup_order", "input": {"order": 42}},
+                                                  to("triage", "gateway up"), {"say": "triage has it"}]),
+                     tools=[lookup_order], callback_handler=None)
+        ran = Swarm([triage, billing, tech], trace_attributes={"session.id": "conv-swarm"})("refund order 42")
+        return [node.node_id for node in ran.node_history]
+
+    histories = [swarm_run()]
+    # the conversation's next request under the latest GenAI conventions (the call's arguments in
+    # gen_ai.tool.call.arguments): Strands reads the opt-in when its tracer is made (get_tracer)
+    os.environ["OTEL_SEMCONV_STABILITY_OPT_IN"] = "gen_ai_latest_experimental"
+    strands_tracer._tracer_instance = None
+    histories.append(swarm_run())
     provider.shutdown()
-    print(json.dumps({"usage": [usage["inputTokens"], usage["outputTokens"]], "spans": [json.loads(s.to_json())
-                      for s in memory.get_finished_spans()]}))
+    print(json.dumps({"usage": [usage["inputTokens"], usage["outputTokens"]], "swarm": histories,
+                      "spans": [json.loads(s.to_json()) for s in memory.get_finished_spans()]}))
 ''')
 
 
@@ -286,30 +315,67 @@ def _readable(span: dict) -> Any:
         context=SimpleNamespace(span_id=int(span["context"]["span_id"], 16),
                                 trace_id=int(span["context"]["trace_id"], 16)),
         parent=SimpleNamespace(span_id=int(span["parent_id"], 16)) if span["parent_id"] else None,
-        status=SimpleNamespace(status_code=SimpleNamespace(name=span["status"]["status_code"])))
+        status=SimpleNamespace(status_code=SimpleNamespace(name=span["status"]["status_code"])),
+        events=[SimpleNamespace(name=e["name"], attributes=e["attributes"]) for e in span["events"]])
+
+
+def _strands_handoff(span: Any) -> tuple[None, str] | None:
+    """A Swarm's handoff_to_agent call that went through (multiagent/swarm.py: one that names no
+    agent of the swarm returns an error status): to ``agent_name`` of its arguments, which
+    telemetry/tracer.py start_tool_call_span writes to gen_ai.tool.call.arguments (latest
+    conventions) or to the content of its gen_ai.tool.message event."""
+    a = span.attributes
+    if a.get("gen_ai.tool.name") != "handoff_to_agent" or span.status.status_code.name == "ERROR":
+        return None
+    arguments = a.get("gen_ai.tool.call.arguments") or next(
+        e.attributes["content"] for e in span.events if e.name == "gen_ai.tool.message")
+    return None, json.loads(arguments)["agent_name"]
 
 
 STRANDS = OtelRules(
     is_agent=lambda a, name: a.get("gen_ai.agent.name") if a.get("gen_ai.operation.name") == "invoke_agent" else None,
-    is_tool=lambda a, name: a.get("gen_ai.tool.name") if a.get("gen_ai.operation.name") == "execute_tool" else None,
+    is_tool=lambda a, name: a.get("gen_ai.tool.name") if a.get("gen_ai.operation.name") == "execute_tool"
+    and a.get("gen_ai.tool.name") != "handoff_to_agent" else None,
     is_call=lambda a: (a.get("gen_ai.usage.input_tokens", 0), a.get("gen_ai.usage.output_tokens", 0))
     if a.get("gen_ai.operation.name") == "chat" else None,
+    handoff=_strands_handoff,
     session=lambda a: a.get("session.id"))
 
 
-def test_strands_agents(start_logd, tmp_path):
+def test_strands_agent_and_swarm(start_logd, tmp_path):
     logd = start_logd(tmp_path)
     ran = subprocess.run([sys.executable, "-c", STRANDS_RUN, logd.otlp + "/v1/traces"], capture_output=True,
                          text=True, timeout=120, cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
     out = json.loads(ran.stdout.splitlines()[-1])
-    expected = otel_facts([_readable(s) for s in out["spans"]], STRANDS)
+    spans = [_readable(s) for s in out["spans"]]
+    expected = otel_facts(spans, STRANDS)
     logd.wait_stored(len(out["spans"]))
-    check(logd, expected, {"conv-strands": ["support"]})
+    check(logd, expected, {"conv-strands": ["support"], "conv-swarm": ["triage", "billing", "tech"]})
     facts = expected["conv-strands"]
     # invoke_agent carries the run's accumulated usage on top of each chat span's: counted once
     assert facts.tokens == {"support": out["usage"]} and facts.errors >= 1
     assert facts.tools == Counter({("support", "lookup_order", False): 1, ("support", "refund", True): 1})
+    # the Swarm: every hand-off in the order the swarm itself ran its nodes (two requests of one
+    # conversation), in the flow of --format json and of the html report; none is a tool call
+    history = out["swarm"]
+    assert history == [["triage", "billing", "tech", "triage"]] * 2
+    handed = [pair for run in history for pair in zip(run, run[1:], strict=False)] + [(history[-1][-1], "(end)")]
+    shown = logd.trace("conv-swarm")
+    assert [(step["agent"], step["next"]) for step in shown["flow"]] == handed
+    page = logd.run("trace", "conv-swarm", "--format", "html")
+    data = json.loads(re.search(r'<script type="application/json" id="logd-data">(.*?)</script>', page, re.S)[1])
+    assert [tuple(step[1:3]) for step in data["flow"]["steps"]] == handed
+    assert data["flow"]["route"] == shown["route"] == ["triage", "billing", "tech"]
+    passed = [f"handoff {a} -> {b}" for a, b in zip(history[0], history[0][1:], strict=False)]
+    assert [s["name"] for s in shown["spans"] if s["kind"] == "handoff"] == (["handoff_to_agent"] + passed) * 2
+    swarm = expected["conv-swarm"]
+    assert swarm.tools == Counter({("billing", "refund", True): 2, ("tech", "lookup_order", False): 2})
+    assert not any(tool == "handoff_to_agent" for _, tool, _ in logd.metric_facts().tools)
+    assert swarm.errors == 4  # per request: the refund, and the hand-off to an agent the swarm lacks
+    # both places Strands writes a call's arguments were read
+    calls = [s for s in spans if s.attributes.get("gen_ai.tool.name") == "handoff_to_agent"]
+    assert {"gen_ai.tool.call.arguments" in s.attributes for s in calls} == {True, False}
 
 
 # --- AgenticGoKit and Koog: their own files' shapes, sent as they write them ---

@@ -67,7 +67,7 @@ class OtelRules:
     is_agent: Callable[[dict, str], str | None]  # (attributes, span name) -> agent name
     is_tool: Callable[[dict, str], str | None]
     is_call: Callable[[dict], tuple[int, int] | None]  # model call -> (input, output) tokens
-    handoff: Callable[[dict, str], tuple[str, str] | None] = lambda attrs, name: None
+    handoff: Callable[[Any], tuple[str | None, str] | None] = lambda span: None  # -> (from, to)
     session: Callable[[dict], str | None] = lambda attrs: None
 
 
@@ -112,7 +112,7 @@ def otel_facts(spans: list[Any], rules: OtelRules) -> dict[str, Facts]:
         call = rules.is_call(a)
         if call:
             add_tokens(facts, agent_above(s) or "-", *call)
-        moved = rules.handoff(a, s.name)
+        moved = rules.handoff(s)
         if moved:
             handoffs.setdefault(session, []).append((s.start_time, (moved[0] or agent_above(s) or "?", moved[1])))
     for session, facts in out.items():

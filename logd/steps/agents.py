@@ -21,7 +21,7 @@ from logd.isolation import StepFailures
 from logd.levels import ERROR_LEVELS, LEVELS
 from logd.metrics import MetricsSettings, histogram
 from logd.record import MAX_KEY_CHARS, Record, bounded_key
-from logd.spec import STEP, Context, CountByLevel, Spec
+from logd.spec import STEP, Context, CountByLevel, ReadsRecords, Spec
 from logd.timestamps import epoch_seconds
 
 OTHER_AGENTS = "_other"  # label for agents beyond max_agents: keeps the number of series bounded
@@ -215,8 +215,9 @@ def _view(s: dict[str, Any], view: dict[str, Any]) -> None:
         view["agents"][agent] = entry
 
 
-def _hot(agents: AgentMetrics) -> tuple[CountByLevel]:
-    return (CountByLevel("agent", agents.add_tally, "duration_ms", 1000.0, agents.buckets),)
+def _hot(agents: AgentMetrics) -> tuple[CountByLevel, ReadsRecords]:
+    # the trace records it reads (run durations) it only counts
+    return CountByLevel("agent", agents.add_tally, "duration_ms", 1000.0, agents.buckets), ReadsRecords()
 
 
 SPEC = Spec(STEP, "agents", lambda settings, ctx: agents_of(ctx), reads=AgentMetrics.TRACE_KEYS, hot=_hot,

@@ -277,6 +277,7 @@ def build_session(session: str, records: Iterable[dict], notes: Notes | None = N
                 e.agent = found.agent
                 if e.source is None and e.target is not None:  # a tool that hands off: from its agent
                     e.source = found.agent or None
+                    found.name = _span_name({}, found.kind, semantics.Handoff(e.source, e.target))
     if notes is not None:
         _note_parents(events, by_key, notes)
     offset = next((found for found in (utc_offset(e.record) for e in events if e.shape == AGK) if found is not None),

@@ -25,12 +25,23 @@ Read from each producer's own source (docs/traces.md has the table):
   function (``tool.name``), except the OpenAI Agents SDK's hand-offs, which it exports as
   TOOL spans named ``handoff to X`` with the agents in ``input.value``/``output.value``;
   GUARDRAIL -> guardrail; session ``session.id``.
+* Strands' Swarm (``strands/multiagent/swarm.py``) passes control with a tool it gives every
+  node's agent, ``handoff_to_agent(agent_name, message, context)``: its ``execute_tool``
+  span (``telemetry/tracer.py`` start_tool_call_span) is the hand-off, from the agent it
+  ran under to ``agent_name`` of the call's arguments (``gen_ai.tool.call.arguments`` with
+  ``OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental``, else the ``content`` of its
+  ``gen_ai.tool.message`` event). A call that failed (status ERROR: no such agent in the
+  swarm) passed nothing on: a hand-off span without a target. The swarm's ``invoke_swarm``
+  span (and a Graph's ``invoke_graph``) holds its nodes' ``invoke_agent`` spans; a Graph
+  exports no edges, so no hand-off.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from logd.traces import semantics
 from logd.traces.semantics import text
@@ -44,6 +55,7 @@ KINDS = {"invoke_agent": "agent", "create_agent": "agent", "chat": "generation",
 OPENINFERENCE_KINDS = {"AGENT": "agent", "LLM": "generation", "TOOL": "function", "EMBEDDING": "generation",
                        "GUARDRAIL": "guardrail"}
 _HANDOFF_TOOL = "handoff to "  # OpenInference's name for the SDK's handoff spans
+STRANDS_HANDOFF = "handoff_to_agent"  # the tool Strands' Swarm gives each node's agent
 SESSION_KEYS = ("gen_ai.conversation.id", "session.id")
 MODEL_KEYS = ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name")
 USAGE_KEYS = (("input_tokens", ("gen_ai.usage.input_tokens", "llm.token_count.prompt")),
@@ -75,6 +87,8 @@ def span_kind(span: OtelSpan) -> str:
     attrs = span.attributes
     operation = attrs.get("gen_ai.operation.name")
     if isinstance(operation, str) and operation in KINDS:
+        if operation == "execute_tool" and _strands_handoff(attrs):
+            return "handoff"
         return KINDS[operation]
     oi = attrs.get("openinference.span.kind")
     if isinstance(oi, str):
@@ -98,8 +112,30 @@ def agent_name(span: OtelSpan) -> str:
     return span.name.removeprefix("invoke_agent ").strip() or span.name
 
 
+def _strands_handoff(attrs: dict[str, Any]) -> bool:
+    return attrs.get("gen_ai.tool.name") == STRANDS_HANDOFF and "strands-agents" in (
+        attrs.get("gen_ai.provider.name"), attrs.get("gen_ai.system"))
+
+
+def _strands_target(span: OtelSpan) -> str | None:
+    """``agent_name`` of a Swarm's ``handoff_to_agent`` call that succeeded."""
+    if span.error is not None:
+        return None  # the swarm has no such agent: control stayed where it was
+    arguments = span.attributes.get("gen_ai.tool.call.arguments")
+    if arguments is None:
+        arguments = next((event.get("attributes", {}).get("content") for event in span.events
+                          if event.get("name") == "gen_ai.tool.message"), None)
+    try:
+        parsed = orjson.loads(arguments) if isinstance(arguments, str) else None
+    except orjson.JSONDecodeError:
+        return None  # redacted (Strands' gen_ai_unredacted_attributes opt-in) or cut
+    return text(parsed.get("agent_name")) if isinstance(parsed, dict) else None
+
+
 def _handoff(span: OtelSpan) -> tuple[str | None, str | None]:
     attrs = span.attributes
+    if _strands_handoff(attrs):
+        return None, _strands_target(span)  # from the agent the tool ran under (resolved when read)
     source = text(attrs.get("gen_ai.handoff.from_agent")) or text(attrs.get("input.value"))
     target = text(attrs.get("gen_ai.handoff.to_agent")) or text(attrs.get("output.value"))
     if target is None and span.name.startswith(_HANDOFF_TOOL):
@@ -114,7 +150,7 @@ def span_data(span: OtelSpan) -> dict[str, Any]:
     data: dict[str, Any] = {"type": kind}
     if kind == "agent":
         data["name"] = agent_name(span)
-    elif kind == "function":
+    elif kind == "function" or _strands_handoff(attrs):
         data["name"] = text(attrs.get("gen_ai.tool.name")) or text(attrs.get("tool.name")) or span.name
     else:
         data["name"] = span.name

@@ -151,11 +151,12 @@ class Handoff(NamedTuple):
 
 def handoff(record: dict[str, Any]) -> Handoff | None:
     """Control passing from one agent to another: a handoff span (OpenAI Agents SDK and
-    logd.client ``from_agent``/``to_agent``; OpenInference's ``handoff to X`` tool spans and
-    OpenLLMetry's ``gen_ai.operation.name=handoff`` spans mapped to the same by
-    :mod:`.otel`), or an AgenticGoKit ``AfterAgentRun``/``AfterEventHandling`` entry whose
-    next agent (``state.meta.route``, then ``agent_result.output_state.meta.route``, then
-    ``target_agent_id``, as agentcli reads it) is another agent."""
+    logd.client ``from_agent``/``to_agent``; OpenInference's ``handoff to X`` tool spans,
+    OpenLLMetry's ``gen_ai.operation.name=handoff`` spans and Strands' Swarm
+    ``handoff_to_agent`` tool spans mapped to the same by :mod:`.otel`), or an AgenticGoKit
+    ``AfterAgentRun``/``AfterEventHandling`` entry whose next agent (``state.meta.route``,
+    then ``agent_result.output_state.meta.route``, then ``target_agent_id``, as agentcli
+    reads it) is another agent."""
     data = record.get("span_data")
     if isinstance(data, dict):
         if data.get("type") != "handoff":
