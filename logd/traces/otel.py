@@ -45,6 +45,7 @@ import orjson
 
 from logd.traces import semantics
 from logd.traces.semantics import text
+from logd.turns import Work
 
 # gen_ai.operation.name -> logd span kind (span_data.type)
 KINDS = {"invoke_agent": "agent", "create_agent": "agent", "chat": "generation", "text_completion": "generation",
@@ -189,13 +190,17 @@ def declared_session(span: OtelSpan) -> str | None:
     return None
 
 
-def records(spans: list[OtelSpan]) -> list[dict[str, Any]]:
-    """Span records for one request's spans, in the order given.
+def records(spans: list[OtelSpan]) -> Work[list[dict[str, Any]]]:
+    """Span records for one request's spans, in the order given, as work that yields after
+    each span (:mod:`logd.turns`).
 
     ``agent`` on each record is for the log line (``logd query --agent``): the span's own
     agent, else the nearest agent span above it *in this request*, else the service; the
     views resolve it again over the whole trace."""
-    datas = [span_data(s) for s in spans]
+    datas = []
+    for span in spans:
+        datas.append(span_data(span))
+        yield
     agents = {s.span_id: d["name"] for s, d in zip(spans, datas, strict=True) if d["type"] == "agent"}
     parents = {s.span_id: s.parent_id for s in spans}
     out = []
@@ -226,4 +231,5 @@ def records(spans: list[OtelSpan]) -> list[dict[str, Any]]:
         if span.resource:
             record["resource"] = span.resource
         out.append(record)
+        yield
     return out
