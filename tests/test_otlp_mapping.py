@@ -4,12 +4,15 @@ receiver's end-to-end behaviour against ``logd run`` is in test_otlp.py)."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from logd.ship.encoders import otlp_trace_request
 from logd.sources.otlp import JSON, SPAN_LEVELS, MalformedBody, SpanMapper, decode, level_of, log_records
 from logd.traces.model import build_session, trace_sessions
+from logd.traces.otel import AgentsAbove
 from logd.traces.semantics import is_span
 from logd.traces.shapes import classify
 from logd.traces.tokens import token_usage
@@ -145,3 +148,44 @@ def test_token_usage_sums_per_agent_and_model_across_span_sources():
     usage = [(t.agent, t.model, t.calls, t.input, t.output)
              for t in token_usage(build_session("s", records))]
     assert usage == [("writer", "gpt-4o", 2, 15, 3), ("writer", "o3", 1, 7, 3)]
+
+
+def _walk_each_time(agents: dict[str, str], parents: dict[str, str | None], at: str | None) -> str | None:
+    """The rule as first written: walk up from every span (quadratic on a long chain)."""
+    seen: set[str] = set()
+    agent = None
+    while agent is None and at is not None and at not in seen:
+        seen.add(at)
+        agent = agents.get(at)
+        at = parents.get(at)
+    return agent
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 30), st.one_of(st.none(), st.integers(0, 30)), st.booleans()), max_size=40))
+def test_the_agent_above_each_span_is_the_walks_answer_for_any_parents(rows):
+    """Any parent graph of one request (missing parents, cycles, self-parents): the remembered
+    answers equal a walk from each span, in any order of asking."""
+    parents = {str(i): (None if p is None else str(p)) for i, p, _ in rows}
+    agents = {str(i): f"agent-{i}" for i, _, is_agent in rows if is_agent}
+    above = AgentsAbove(agents, parents)
+    for _, p, _ in rows:
+        start = None if p is None else str(p)
+        assert above.nearest(start) == _walk_each_time(agents, parents, start)
+
+
+def test_a_10000_span_chain_under_no_agent_is_walked_once():
+    """Hostile input: a chain of 10,000 spans, none an agent. Asked for every span, the walk
+    looks each parent up once (50 million steps when each span walked to the root)."""
+    class Counted(dict):
+        lookups = 0
+
+        def get(self, key, default=None):
+            Counted.lookups += 1
+            return super().get(key, default)
+
+    n = 10_000
+    parents = Counted({str(i): (str(i - 1) if i else None) for i in range(n)})
+    above = AgentsAbove({}, parents)
+    assert all(above.nearest(str(i)) is None for i in range(n))
+    assert Counted.lookups <= n
