@@ -146,18 +146,18 @@ class LogdCollector:
                 yield from spec.families(s)
 
 
-def histogram(name: str, help: str, label: str, rows: dict[str, list[float]],
+def histogram(name: str, help: str, label: str | None, rows: dict[str, list[float]],
               buckets: Iterable[float]) -> HistogramMetricFamily:
     """A histogram family from rows of ``[count per bucket (not cumulative; the last is +Inf)...,
-    sum]`` by label value, as the counting steps keep them."""
-    family = HistogramMetricFamily(name, help, labels=[label])
+    sum]`` by label value, as the counting steps keep them (``label`` None: one row, under "")."""
+    family = HistogramMetricFamily(name, help, labels=[label] if label is not None else [])
     bounds = [repr(float(b)) for b in buckets] + ["+Inf"]
     for value, row in sorted(rows.items()):
         cumulative, total = [], 0
         for bound, n in zip(bounds, row[:-1], strict=True):
             total += int(n)
             cumulative.append((bound, total))
-        family.add_metric([value], cumulative, sum_value=row[-1])
+        family.add_metric([value] if label is not None else [], cumulative, sum_value=row[-1])
     return family
 
 

@@ -27,6 +27,7 @@ ENTRIES: list[str] = [
     "logd.ship.spool:SPEC",
     "logd.sinks.journald:SPEC",  # [logging.journald]
     "logd.traces.sink:SPEC",  # [logging.traces]
+    "logd.loop_lag:SPEC",  # the event loop's lag, for /metrics and logd status
     "logd.metrics:SPEC",  # [logging.metrics]
     "logd.sources.ingest:SPEC",  # [logging.otlp]
     "logd.ship.manager:SPEC",  # [[logging.ship]]

@@ -15,6 +15,7 @@ decide the spans' session.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from logd.record import Record, normalize_object
@@ -39,7 +40,7 @@ def records_from_ingest(payload: object, *, received: str | None = None, meta: T
     bad = [i for i, item in enumerate(payload["data"]) if not isinstance(item, dict)]
     if bad:
         raise IngestError(f'"data"[{bad[0]}] is not an object: expected trace or span objects')
-    when = received or format_epoch(__import__("time").time())
+    when = received or format_epoch(time.time())
     objects = expand(payload, meta or _SEEN)
     admit(len(objects))
     return [normalize_object(obj, when) for obj in objects]

@@ -45,6 +45,7 @@ import orjson
 
 from logd.traces import semantics
 from logd.traces.semantics import text
+from logd.turns import Work
 
 # gen_ai.operation.name -> logd span kind (span_data.type)
 KINDS = {"invoke_agent": "agent", "create_agent": "agent", "chat": "generation", "text_completion": "generation",
@@ -189,23 +190,49 @@ def declared_session(span: OtelSpan) -> str | None:
     return None
 
 
-def records(spans: list[OtelSpan]) -> list[dict[str, Any]]:
-    """Span records for one request's spans, in the order given.
+class AgentsAbove:
+    """The nearest agent span at or above a span of one request, each span's answer kept, so
+    a long chain (10,000 spans under no agent) costs one walk, not one per span."""
+
+    def __init__(self, agents: dict[str, str], parents: dict[str, str | None]) -> None:
+        self.agents, self.parents = agents, parents
+        self.known: dict[str, str | None] = {}
+
+    def nearest(self, at: str | None) -> str | None:
+        path: dict[str, None] = {}
+        found = None
+        while at is not None and at not in path:  # a cycle of parents ends the walk
+            if at in self.known:
+                found = self.known[at]
+                break
+            if at in self.agents:
+                found = self.agents[at]
+                break
+            path[at] = None
+            at = self.parents.get(at)
+        for span_id in path:
+            self.known[span_id] = found
+        return found
+
+
+def records(spans: list[OtelSpan]) -> Work[list[dict[str, Any]]]:
+    """Span records for one request's spans, in the order given, as work that yields after
+    each span (:mod:`logd.turns`).
 
     ``agent`` on each record is for the log line (``logd query --agent``): the span's own
     agent, else the nearest agent span above it *in this request*, else the service; the
     views resolve it again over the whole trace."""
-    datas = [span_data(s) for s in spans]
-    agents = {s.span_id: d["name"] for s, d in zip(spans, datas, strict=True) if d["type"] == "agent"}
-    parents = {s.span_id: s.parent_id for s in spans}
+    datas = []
+    for span in spans:
+        datas.append(span_data(span))
+        yield
+    above = AgentsAbove({s.span_id: d["name"] for s, d in zip(spans, datas, strict=True) if d["type"] == "agent"},
+                         {s.span_id: s.parent_id for s in spans})
     out = []
     for span, data in zip(spans, datas, strict=True):
-        agent = agents.get(span.span_id) or text(span.attributes.get("gen_ai.agent.name"))
-        at, seen = span.parent_id, set()
-        while agent is None and at is not None and at not in seen:
-            seen.add(at)
-            agent = agents.get(at)
-            at = parents.get(at)
+        agent = above.agents.get(span.span_id) or text(span.attributes.get("gen_ai.agent.name"))
+        if agent is None:
+            agent = above.nearest(span.parent_id)
         record: dict[str, Any] = {
             "time": span.end, "level": "error" if span.error else "info",
             "trace_id": span.trace_id, "span_id": span.span_id, "parent_id": span.parent_id,
@@ -226,4 +253,5 @@ def records(spans: list[OtelSpan]) -> list[dict[str, Any]]:
         if span.resource:
             record["resource"] = span.resource
         out.append(record)
+        yield
     return out
