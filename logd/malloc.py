@@ -58,9 +58,8 @@ def tune_malloc(trim_threshold: int = TRIM_THRESHOLD, mmap_threshold: int = MMAP
 
 
 def tune_gc(young: int = GC_YOUNG) -> None:
-    """Collect cycles after ``young`` new containers (older generations as by default), and
-    leave what start-up made out of every collection (``gc.freeze``)."""
-    gc.freeze()
+    """Collect cycles after ``young`` new containers (older generations as by default; what
+    start-up made is frozen out of collections by :func:`logd.daemon.serve`)."""
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(young, older, oldest)
 
