@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import operator
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import compress
 from typing import Protocol
@@ -94,7 +94,7 @@ class Branch:
     main line sees them changed too; its own redactor then finds nothing left to do."""
 
     name: str
-    select: Callable[[list[Record]], list[object]]
+    select: Callable[[list[Record]], Sequence[object]]
     sink: Sink
     at: int = 0
     steps: list[Step] = field(default_factory=list)

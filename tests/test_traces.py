@@ -66,7 +66,8 @@ def test_ordinary_records_are_not_traces():
 # what a record reports (usage, tool call, error): every key those functions read, with
 # values that report something and values that do not
 _VALUES = st.one_of(st.none(), st.just(""), st.just("x"), st.integers(-1, 5), st.just([]),
-                    st.just({"input_tokens": 3}), st.just({"message": "boom"}), st.just({"type": "function", "name": "f"}),
+                    st.just({"input_tokens": 3}), st.just({"message": "boom"}),
+                    st.just({"type": "function", "name": "f"}),
                     st.sampled_from(["ai.koog.agents.ToolCallFailedEvent", "ToolCallCompletedEvent", "trace",
                                      "AgentError", "BeforeAgentRun"]))
 _STATES = st.one_of(_VALUES, st.dictionaries(st.sampled_from(["usage", "tokens", "data", "model", "message"]),
