@@ -50,7 +50,7 @@ class Batch:
     A batch from the compiled hot path (:mod:`logd.hotpath`) arrives already encoded: its
     records are decoded from those lines only if a sink asks for them (the console)."""
 
-    __slots__ = ("_records", "_json", "on_error", "count", "_bounds", "_parts")
+    __slots__ = ("_records", "_json", "on_error", "count", "_bounds", "_parts", "selected")
 
     def __init__(self, records: list[Record], on_error: Callable[[str, int], None] | None = None) -> None:
         self._records: list[Record] | None = records
@@ -59,6 +59,9 @@ class Batch:
         self.count = len(records)
         self._bounds: tuple[str, str] | None = None
         self._parts: list[Batch] | None = None
+        # a branch's batch: what its selector said of each record (pipeline.Branch), when no
+        # branch step changed them since; None: not known
+        self.selected: list[Any] | None = None
 
     @classmethod
     def encoded(cls, json_lines: bytes, count: int, bounds: tuple[str, str]) -> Batch:

@@ -30,7 +30,7 @@ from logd.components import Pressure, Runnable, Sink, StartupError, Step, Tables
 from logd.config import Config, ConfigError, changes, load_config
 from logd.control import ControlServer, control_path
 from logd.events import Events, write_stderr
-from logd.malloc import tune_malloc
+from logd.malloc import tune_gc, tune_malloc
 from logd.metrics import snapshot, status_view
 from logd.pipeline import Branch, Pipeline
 from logd.reload import ConfigWatcher
@@ -476,6 +476,7 @@ def raise_fd_limit(wanted: int) -> None:
 def run(config: Config) -> int:
     """Run the daemon until SIGTERM/SIGINT; returns the process exit code."""
     tune_malloc()
+    tune_gc()
     raise_fd_limit(config.of(SocketSettings).max_connections + 256)
     try:
         return asyncio.run(serve(config))

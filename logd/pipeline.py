@@ -15,9 +15,11 @@ to its own sink (the trace store), whatever the later steps decide for the main 
 from __future__ import annotations
 
 import asyncio
+import operator
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import compress
 from typing import Protocol
 
 import orjson
@@ -85,13 +87,14 @@ class Encoded:
 
 @dataclass
 class Branch:
-    """The fork: after the first ``at`` steps, the records ``select`` picks also go through
+    """The fork: after the first ``at`` steps, the records ``select`` picks (it marks each
+    record of a batch, truthy: taken) also go through
     ``steps`` to ``sink`` (delivered and counted like any sink's), whatever the later
     steps of the main line keep. Steps here change records in place (redaction), so the
     main line sees them changed too; its own redactor then finds nothing left to do."""
 
     name: str
-    select: Callable[[Record], object]
+    select: Callable[[list[Record]], Sequence[object]]
     sink: Sink
     at: int = 0
     steps: list[Step] = field(default_factory=list)
@@ -108,6 +111,29 @@ class Stats:
     branch_errors: dict[str, int] = field(default_factory=dict)
     step_errors: dict[str, int] = field(default_factory=dict)  # records flagged, by the step that failed
     hot_path: int = 0  # records the compiled hot path took (logd/hotpath.py)
+
+
+class _Lines:
+    """A decoded batch's records and the JSON lines they were decoded from (one per record, in
+    order), so a sink gets those lines instead of the records encoded again."""
+
+    __slots__ = ("records", "json_lines", "_by_id")
+
+    def __init__(self, records: list[Record], json_lines: bytes) -> None:
+        self.records, self.json_lines = records, json_lines
+        self._by_id: dict[int, bytes] | None = None  # made when some of the records are asked for
+
+    def of(self, records: list[Record]) -> bytes | None:
+        """The lines of ``records`` (the batch's, or some of them in order); None when one is not
+        the batch's (a step replaced it: it is encoded again)."""
+        if len(records) == len(self.records) and all(map(operator.is_, records, self.records)):
+            return self.json_lines
+        if self._by_id is None:  # self.records keeps every id here unique while this lives
+            self._by_id = dict(zip(map(id, self.records), self.json_lines.splitlines(keepends=True), strict=True))
+        try:
+            return b"".join([self._by_id[id(r)] for r in records])
+        except KeyError:
+            return None
 
 
 class _Delivery:
@@ -256,9 +282,9 @@ class Pipeline:
         self._update_pressure()
 
     def _through_steps(self, records: list[Record], skip: tuple[Step, ...] = (),
-                       lines: dict[int, bytes] | None = None) -> Batch | None:
-        """``skip``: steps not to run (see :class:`Encoded`); ``lines``: each record's JSON line
-        by ``id(record)``, written instead of encoding it again."""
+                       lines: _Lines | None = None) -> Batch | None:
+        """``skip``: steps not to run (see :class:`Encoded`); ``lines``: the records' JSON lines,
+        written instead of encoding them again."""
         before = len(records)
         branch = self.branch
         fork = branch.at if branch is not None else -1
@@ -277,23 +303,23 @@ class Pipeline:
         self.stats.filtered += before - len(records)
         return self._batch(records, lines) if records else None
 
-    def _batch(self, records: list[Record], lines: dict[int, bytes] | None) -> Batch:
+    def _batch(self, records: list[Record], lines: _Lines | None) -> Batch:
         """The records, with their lines when each still has the one it was decoded from."""
         if lines is not None:
-            try:
-                return Batch.decoded(records, b"".join([lines[id(r)] for r in records]))
-            except KeyError:  # a record a step replaced (flagged): encoded again, like every record
-                pass
+            joined = lines.of(records)
+            if joined is not None:
+                return Batch.decoded(records, joined)
         return Batch(records, self._count_error)
 
     def _decoded(self, encoded: Encoded, skip: tuple[Step, ...]) -> Batch | None:
         """Lines a step reads, from the hot path: their records through the steps but ``skip``.
         Only the trace branch's own steps change records (redaction there): with some, the
         lines are made again from the records."""
-        split = encoded.json_lines.splitlines(keepends=True)
-        records = [orjson.loads(line) for line in split]
+        json_lines = encoded.json_lines
+        # one JSON array, one call: a line holds no raw newline (JSON escapes it in strings)
+        records = orjson.loads(b"[" + json_lines[:-1].replace(b"\n", b",") + b"]")
         branch = self.branch
-        lines = dict(zip(map(id, records), split, strict=True)) if branch is None or not branch.steps else None
+        lines = _Lines(records, json_lines) if branch is None or not branch.steps else None
         return self._through_steps(records, skip, lines)
 
     def _encoded(self, encoded: Encoded) -> Batch:
@@ -307,11 +333,18 @@ class Pipeline:
             self.stats.dropped["below_level"] = self.stats.dropped.get("below_level", 0) + encoded.below
         return Batch.encoded(encoded.json_lines, encoded.kept, encoded.bounds)
 
-    def _fork(self, records: list[Record], lines: dict[int, bytes] | None = None) -> None:
+    def _fork(self, records: list[Record], lines: _Lines | None = None) -> None:
         """The branch's records, through its steps to its sink, now (before later steps drop any)."""
         assert self.branch is not None and self._branch_delivery is not None
-        select = self.branch.select
-        taken = [r for r in records if select(r)]
+        marks = self.branch.select(records)
+        taken = list(compress(records, marks))
+        if not taken:
+            return
+        if not self.branch.steps:  # the sink gets what the selector said (the trace shapes): not asked twice
+            batch = self._batch(taken, lines)
+            batch.selected = list(filter(None, marks))
+            self._deliver(self._branch_delivery, batch)
+            return
         for step in self.branch.steps:
             if not taken:
                 return

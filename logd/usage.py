@@ -57,7 +57,7 @@ from logd.timestamps import epoch_seconds
 from logd.traces import semantics
 from logd.traces.live import Fact, LiveTraces
 from logd.traces.semantics import error_text
-from logd.traces.shapes import KOOG, SPAN, classify
+from logd.traces.shapes import AGK, KOOG, SPAN, Shapes, classify
 from logd.traces.shapes import TRIGGER_KEYS as SHAPE_KEYS
 
 OTHER = "_other"
@@ -127,7 +127,8 @@ class UsageMetrics:
     """
 
     def __init__(self, agent_label: Callable[[object], str], *, max_models: int = 100, max_tools: int = 200,
-                 buckets: Iterable[float] = LATENCY_BUCKETS, live: LiveTraces | None = None) -> None:
+                 buckets: Iterable[float] = LATENCY_BUCKETS, live: LiveTraces | None = None,
+                 shapes: Shapes | None = None) -> None:
         self.agent_label = agent_label
         self.model_label = _Capped(max_models)
         self.tool_label = _Capped(max_tools)
@@ -141,11 +142,14 @@ class UsageMetrics:
         # trace records: the trace model's rules as they arrive (agent of a span whose parent
         # comes later, usage of a run total and of its calls counted once)
         self.live = live if live is not None else LiveTraces()
+        self.shapes = shapes if shapes is not None else Shapes()  # shared with the trace branch (classified once)
         self._keys: dict[tuple, tuple] = {}  # (agent, model) as sent -> their three token keys
         self._open_llm_calls: dict[tuple, float] = {}  # Koog (runId, model) -> call start
 
     def __call__(self, records: list[Record]) -> list[Record]:
         flat, shaped = self._flat, self._shaped
+        live, may_report = self.live, semantics.may_report
+        shaped_as = self.shapes.start(records).append  # for the trace branch (Shapes)
         failed: list[tuple[Record, Exception]] = []
         for record in records:
             try:
@@ -153,9 +157,15 @@ class UsageMetrics:
                 if ("span_data" in record or "hook" in record or "eventType" in record or "type" in record
                         or "trace_id" in record or "object" in record):
                     shape = classify(record)
+                    shaped_as(shape)
                     if shape is not None:
-                        self._trace(record, shape)
+                        # most AgenticGoKit entries report nothing, and no latency: nothing to do
+                        # unless spans wait (LiveTraces.feed expires them as records arrive)
+                        if shape[0] != AGK or live.pending or may_report(record):
+                            self._trace(record, shape)
                         continue
+                else:
+                    shaped_as(None)
                 if record["level"] in ERROR_LEVELS:
                     self._last_error(record)
                 if "tokens" in record or "usage" in record or "tool" in record or "latency_ms" in record:
@@ -442,7 +452,7 @@ def quantile(q: float, row: list[float], buckets: list[float] | tuple[float, ...
 
 
 def _usage_metrics(settings: None, ctx: Context) -> UsageMetrics:
-    return ctx.keep("usage", lambda: UsageMetrics(agents_of(ctx).label))
+    return ctx.keep("usage", lambda: UsageMetrics(agents_of(ctx).label, shapes=ctx.keep("shapes", Shapes)))
 
 
 def _hot(usage: UsageMetrics) -> tuple[SumFields, LevelsToPython, ReadsRecords]:

@@ -8,11 +8,13 @@ import os
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from logd.events import Events
 from logd.pipeline import Batch
 from logd.record import normalize_object
-from logd.traces import views
+from logd.traces import semantics, views
 from logd.traces.analysis import agent_stats, critical_path, flow, percentile, route
 from logd.traces.model import build_session
 from logd.traces.names import UnsafeSessionId, file_name, open_append, session_path
@@ -59,6 +61,33 @@ def test_ordinary_records_are_not_traces():
                    {"span_id": "s1"},                                  # no trace id
                    {"span_id": "s1", "trace_id": "t1", "message": "hi"}):  # a log line naming its span
         assert classify(record) is None
+
+
+# what a record reports (usage, tool call, error): every key those functions read, with
+# values that report something and values that do not
+_VALUES = st.one_of(st.none(), st.just(""), st.just("x"), st.integers(-1, 5), st.just([]),
+                    st.just({"input_tokens": 3}), st.just({"message": "boom"}),
+                    st.just({"type": "function", "name": "f"}),
+                    st.sampled_from(["ai.koog.agents.ToolCallFailedEvent", "ToolCallCompletedEvent", "trace",
+                                     "AgentError", "BeforeAgentRun"]))
+_STATES = st.one_of(_VALUES, st.dictionaries(st.sampled_from(["usage", "tokens", "data", "model", "message"]),
+                                             st.one_of(_VALUES, st.just({"usage": {"total_tokens": 9}}))))
+_KEYS = ["span_data", "error", "agent_result", "toolName", "tool", "usage", "tokens", "runId", "eventType",
+         "responses", "type", "hook", "session_id", "message", "model", "attributes", "metaInfo"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.sampled_from(_KEYS), _VALUES), _STATES)
+def test_a_record_may_report_nothing_only_when_it_reports_nothing(record, state):
+    """may_report (the live counters' quick look at a record's keys) never hides a usage, tool call or error."""
+    for candidate in (record, {**record, "state": state}):
+        if not semantics.may_report(candidate):
+            assert semantics.usage(candidate) is None
+            assert semantics.tool_call(candidate) is None
+            assert semantics.error(candidate) is None
+    for sample in parsed(agk_session() + koog_run() + span_trace()):
+        reports = (semantics.usage(sample), semantics.tool_call(sample), semantics.error(sample)) != (None,) * 3
+        assert semantics.may_report(sample) or not reports
 
 
 # --- names ---

@@ -74,7 +74,8 @@ class AgentMetrics:
         for record in records:
             try:
                 agent = record.get("agent")
-                name = labels.get(agent) if agent.__class__ is str else None
+                # trace entries name their agent elsewhere (agent_id): most records here have none
+                name = labels.get(agent) if agent.__class__ is str else labels.get(NO_AGENT) if agent is None else None
                 if name is None:
                     name = label(agent)
                 key = (name, record["level"])

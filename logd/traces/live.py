@@ -83,13 +83,14 @@ class LiveTraces:
         if kind == SPAN:
             if record.get("object") != "trace":
                 self._span(record, key, out)
-        else:  # most hooks and events carry nothing to count: no fact for them
+        else:  # most hooks and events carry nothing to count: no fact for them (told by their keys)
             if kind == KOOG and "agentId" in record:
                 self._bounded(self._koog_runs, key, record["agentId"], self.max_known)
-            usage, tool, error = semantics.usage(record), semantics.tool_call(record), semantics.error(record)
-            if usage is not None or tool is not None or error is not None:
-                agent = semantics.agent_name(record) or (self._koog_runs.get(key) if kind == KOOG else None)
-                out.append(Fact(agent, usage, tool, error, record.get("time")))
+            if semantics.may_report(record):
+                usage, tool, error = semantics.usage(record), semantics.tool_call(record), semantics.error(record)
+                if usage is not None or tool is not None or error is not None:
+                    agent = semantics.agent_name(record) or (self._koog_runs.get(key) if kind == KOOG else None)
+                    out.append(Fact(agent, usage, tool, error, record.get("time")))
         if self._pending:
             self._expire(out)
         return out

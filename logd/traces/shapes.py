@@ -27,7 +27,7 @@ from typing import Any
 
 from logd.traces.semantics import AGK_HOOKS, KOOG_PREFIX, is_span, koog_event, text
 
-__all__ = ["AGK", "AGK_HOOKS", "KOOG", "SPAN", "TRIGGER_KEYS", "agk_hook", "classify", "koog_event_name"]
+__all__ = ["AGK", "AGK_HOOKS", "KOOG", "SPAN", "TRIGGER_KEYS", "Shapes", "agk_hook", "classify", "koog_event_name"]
 
 # InMemoryTracer (internal/core/trace.go) logs entries with a ``type`` and no ``hook``
 AGK_TYPES = {"event_start": "BeforeEventHandling", "event_end": "AfterEventHandling",
@@ -69,6 +69,30 @@ def classify(record: dict[str, Any]) -> tuple[str, str] | None:
         if trace_id is not None:
             return SPAN, trace_id
     return None
+
+
+class Shapes:
+    """:func:`classify` once per record of a batch: the usage counters classify the batch they
+    count (:meth:`start`, :meth:`classify`), and the trace branch's selector, right after them,
+    gets those answers for the same batch (:meth:`__call__`) without classifying again (no
+    step between them changes a record). Any other batch is classified."""
+
+    __slots__ = ("_records", "_shapes")
+
+    def __init__(self) -> None:
+        self._records: list[dict[str, Any]] | None = None
+        self._shapes: list[tuple[str, str] | None] = []
+
+    def start(self, records: list[dict[str, Any]]) -> list[tuple[str, str] | None]:
+        """A new batch: the list its shapes go in, one per record, in order."""
+        self._records, self._shapes = records, []
+        return self._shapes
+
+    def __call__(self, records: list[dict[str, Any]]) -> list[tuple[str, str] | None]:
+        """Each record's shape (None: no trace record)."""
+        if records is self._records and len(self._shapes) == len(records):
+            return self._shapes
+        return [classify(record) for record in records]
 
 
 def agk_hook(record: dict[str, Any]) -> str:

@@ -30,7 +30,7 @@ from logd.settings import days, setting, string
 from logd.sinks.file import FileSettings
 from logd.spec import STORE, Context, Spec
 from logd.traces.names import UnsafeSessionId, file_name
-from logd.traces.shapes import TRIGGER_KEYS, classify
+from logd.traces.shapes import TRIGGER_KEYS, Shapes, classify
 from logd.traces.store import TraceStore
 
 PRUNE_EVERY_S = 3600.0
@@ -63,7 +63,9 @@ class TraceSink(SinkBase):
     name = "traces"
 
     def __init__(self, folder: Path, *, max_age_days: float = 0, clock: Callable[[], float] = time.time,
-                 events: Events | None = None) -> None:
+                 events: Events | None = None, shapes: Shapes | None = None) -> None:
+        # the branch's selector: the usage counters' shapes of the batch, else classify
+        self.shapes = shapes if shapes is not None else Shapes()
         self.store = TraceStore(folder, max_age_days=max_age_days, clock=clock)
         self.clock = clock
         self.events = events if events is not None else Events(clock)
@@ -87,28 +89,45 @@ class TraceSink(SinkBase):
             self._prune()
 
     def write(self, batch: Batch) -> None:
-        hits: list[tuple[int, str]] = []
-        for i, record in enumerate(batch.records):
-            shape = classify(record)
+        shapes = batch.selected  # the branch's selector classified them (trace_branch)
+        if shapes is None:
+            shapes = [classify(record) for record in batch.records]
+        by_session: dict[str, list[int]] = {}  # the records' indices, grouped once per batch
+        for i, shape in enumerate(shapes):
             if shape is not None:
-                name = self._file_name(shape[1])
-                if name is not None:
-                    hits.append((i, name))
-        if hits:
-            encoded = batch.encoded_lines()  # the file sink's encoding, when it ran: reuse, do not encode twice
-            if encoded is not None:
-                lines = encoded.split(b"\n")
-                self._write([(name, lines[i] + b"\n") for i, name in hits])
+                indices = by_session.get(shape[1])
+                if indices is None:
+                    by_session[shape[1]] = [i]
+                else:
+                    indices.append(i)
+        by_name: dict[str, list[int]] = {}
+        for session, indices in by_session.items():
+            name = self._file_name(session)
+            if name is None:
+                self.refused += len(indices)
+            elif name in by_name:  # two ids, one file name: never made (names.py), kept in order all the same
+                by_name[name] = sorted(by_name[name] + indices)
             else:
-                self._write([(name, encode(batch.records[i])) for i, name in hits])
+                by_name[name] = indices
+        if not by_name:
+            return
+        encoded = batch.encoded_lines()  # the file sink's encoding, when it ran: reuse, do not encode twice
+        if encoded is not None:
+            lines = encoded.split(b"\n")
+            for name, indices in by_name.items():
+                self._append(name, b"\n".join([lines[i] for i in indices]) + b"\n", len(indices))
+        else:
+            records = batch.records
+            for name, indices in by_name.items():
+                self._append(name, b"".join([encode(records[i]) for i in indices]), len(indices))
 
     def _file_name(self, session: str) -> str | None:
+        """The session's file name; None: the id names no file."""
         name = self._names.get(session)
         if name is None:
             try:
                 name = file_name(session)
             except UnsafeSessionId:
-                self.refused += 1
                 return None
             self._names[session] = name
             if len(self._names) > 4096:
@@ -129,25 +148,20 @@ class TraceSink(SinkBase):
         return {"dir": str(self.store.folder), "stored": self.stored, "refused": self.refused,
                 "dropped": self.dropped, "pruned": self.pruned, "open_files": self.store.open_files}
 
-    def _write(self, work: list[tuple[str, bytes]]) -> None:
-        groups: dict[str, list[bytes]] = {}
-        for name, data in work:
-            groups.setdefault(name, []).append(data)
-        for name, lines in groups.items():
-            try:
-                data = b"".join(lines)
-                self.store.append(name, data)
-            except (OSError, UnsafeSessionId) as exc:
-                self.dropped += len(lines)
-                if not self._failing:
-                    self._failing = True
-                    self.events.emit("error", f"cannot write trace file {self.store.folder / name}: {exc}; trace "
-                                     "records are still in the other sinks", sink=self.name, dropped=self.dropped)
-                continue
-            self.stored += len(lines)
-            self.bytes_written += len(data)
-            if self._failing:
-                self._failing = False
+    def _append(self, name: str, data: bytes, count: int) -> None:
+        """``count`` records' lines to one session file."""
+        try:
+            self.store.append(name, data)
+        except (OSError, UnsafeSessionId) as exc:
+            self.dropped += count
+            if not self._failing:
+                self._failing = True
+                self.events.emit("error", f"cannot write trace file {self.store.folder / name}: {exc}; trace "
+                                 "records are still in the other sinks", sink=self.name, dropped=self.dropped)
+            return
+        self.stored += count
+        self.bytes_written += len(data)
+        self._failing = False
 
     def _prune(self) -> None:
         try:
@@ -161,8 +175,8 @@ def trace_branch(sink: TraceSink, at: int) -> Branch:
     limits keep of them: a session's hooks and spans (mostly info) must all reach its file
     even with ``level = "warn"``. ``at`` stands after the redactor (the first step), so no
     secret reaches a session file."""
-    # classify returns the shape (truthy) or None: used as the selector as it is, no wrapper per record
-    return Branch("traces", classify, sink, at=at)
+    # each record's shape (truthy) or None, as the usage counters found them
+    return Branch("traces", sink.shapes, sink, at=at)
 
 
 def _build(settings: TraceSettings, ctx: Context) -> TraceSink:
@@ -170,7 +184,8 @@ def _build(settings: TraceSettings, ctx: Context) -> TraceSink:
     folder, running = traces_dir(ctx.config), ctx.previous.get("traces")
     if running is not None and running.store.folder == folder and running.store.max_age_days == settings.max_age:
         return running
-    return TraceSink(folder, max_age_days=settings.max_age, clock=ctx.clock, events=ctx.events)
+    return TraceSink(folder, max_age_days=settings.max_age, clock=ctx.clock, events=ctx.events,
+                     shapes=ctx.keep("shapes", Shapes))
 
 
 def _branch(sink: TraceSink, steps: list[tuple[str, Any]]) -> Branch:
