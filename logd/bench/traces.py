@@ -197,9 +197,11 @@ def _timed(*args: str) -> tuple[float, float, int]:
     import subprocess
     import sys
 
-    # the command's own peak RSS (RUSAGE_CHILDREN's would be that of the daemons the bench ran before)
-    run = ("import resource, sys\nfrom logd.cli import main\nrc = main(sys.argv[1:])\n"
-           "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\nsys.exit(rc)")
+    # the command's own peak RSS: VmHWM of its own memory (RUSAGE_CHILDREN's would be that of the
+    # daemons the bench ran before, and Linux carries ru_maxrss across exec: the forked bench's size)
+    run = ("import sys\nfrom logd.cli import main\nrc = main(sys.argv[1:])\n"
+           "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')), file=sys.stderr)\n"
+           "sys.exit(rc)")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", run, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
