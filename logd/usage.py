@@ -385,6 +385,7 @@ class UsageMetrics:
             "last_error": {agent: dict(e) for agent, e in self.last_error.items()},
             "errors": [[a, n] for a, n in self.errors.items()],
             "pending_spans": self.live.pending, "pending_expired": self.live.pending_expired,
+            "duplicate_spans": self.live.duplicates,
         }
 
 
@@ -429,8 +430,10 @@ def usage_view(u: dict[str, Any]) -> dict[str, Any]:
         models[model] = {"calls": count, "seconds_mean": round(row[-1] / count, 3) if count else 0,
                          "seconds_p95": quantile(0.95, row, u["latency_buckets"])}
     return {"agents": dict(sorted(agents.items())), "models": models,
-            # spans waiting for the agent span above them, and those counted without it (docs/traces.md)
-            "pending_spans": u.get("pending_spans", 0), "pending_expired": u.get("pending_expired", 0)}
+            # spans waiting for the agent span above them, those counted without it, and those sent
+            # again and counted once (docs/traces.md)
+            "pending_spans": u.get("pending_spans", 0), "pending_expired": u.get("pending_expired", 0),
+            "duplicate_spans": u.get("duplicate_spans", 0)}
 
 
 def quantile(q: float, row: list[float], buckets: list[float] | tuple[float, ...]) -> float | None:

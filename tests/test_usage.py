@@ -153,3 +153,28 @@ def test_live_counts_wait_for_their_agent_and_never_outlive_their_bounds():
     facts = feed(span("agent", None, {"type": "agent", "name": "billing"}))
     assert sorted((f.agent, f.usage.input if f.usage else 0) for f in facts) == [
         ("billing", 0), ("billing", 0), ("billing", 7)]
+
+
+def test_a_span_sent_twice_is_counted_once():
+    """An exporter that retries a batch (its answer was lost) sends the same spans again: the
+    views keep one per (trace id, span id), and so do the live counts, waiting or settled."""
+    from logd.traces.live import LiveTraces
+    from logd.traces.shapes import classify
+
+    live = LiveTraces()
+
+    def span(sid: str, parent: str | None, data: dict) -> dict:
+        return {"trace_id": "t1", "span_id": sid, "parent_id": parent, "started_at": "2026-11-29T10:00:00Z",
+                "ended_at": "2026-11-29T10:00:01Z", "span_data": data}
+
+    def feed(record: dict) -> list:
+        found = classify(record)
+        assert found is not None
+        return live.feed(dict(record), found)
+
+    call = span("g1", "a1", {"type": "generation", "model": "m", "usage": {"input_tokens": 5, "output_tokens": 2}})
+    agent = span("a1", None, {"type": "agent", "name": "billing"})
+    assert feed(call) == [] and feed(call) == [] and live.pending == 1  # waiting, sent twice
+    facts = feed(agent) + feed(agent) + feed(call)  # settled, then sent again
+    assert sorted((f.agent, f.usage.input if f.usage else 0) for f in facts) == [("billing", 0), ("billing", 5)]
+    assert live.duplicates == 3

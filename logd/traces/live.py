@@ -21,6 +21,9 @@ trace is settled here with bounded memory:
   are a bounded table (``max_marks`` spans; the oldest go first): a mark lost to that bound,
   or a parent that ends before its child, counts a run total as well; docs/traces.md says
   so.
+* **Once.** A span sent again (an exporter retrying a batch whose answer it missed) is
+  counted once while it is remembered (``max_known`` settled spans, and those waiting),
+  as the views keep one copy per (trace id, span id).
 
 AgenticGoKit entries and Koog events carry their agent (Koog's other events take their
 run's, remembered from AgentStartingEvent in a bounded table) and are counted at once.
@@ -72,6 +75,7 @@ class LiveTraces:
         self._marks: OrderedDict[Key, bool] = OrderedDict()  # spans with a descendant that reported usage
         self._koog_runs: OrderedDict[str, str] = OrderedDict()
         self.pending_expired = 0
+        self.duplicates = 0  # spans seen again while remembered (max_known settled, or waiting)
 
     @property
     def pending(self) -> int:
@@ -101,6 +105,9 @@ class LiveTraces:
         span = semantics.span_id(record) or ""
         parent = text(record.get("parent_id"))
         me, up = (trace, span), (trace, parent) if parent else None
+        if span and (me in self._agents or me in self._pending):
+            self.duplicates += 1  # sent again (an exporter's retry): the views keep one copy too
+            return
         found = semantics.usage(record)
         marked = self._marks.pop(me, False)
         if up is not None and (found is not None or marked):
