@@ -43,7 +43,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
-from otel_support import recorded_spans
+from otel_support import pydantic_ai_shop, recorded_spans
 
 from support import DaemonProcess, Receiver, read_records, start_receiver, wait_for, write_config
 
@@ -153,30 +153,10 @@ def test_the_environment_variables_the_docs_show_point_an_exporter_at_logd(recei
 # --- a real agent framework ---
 
 def test_pydantic_ai_instrumentation_gives_session_agents_tools_errors_and_tokens(receiver):
-    from pydantic_ai import Agent
-    from pydantic_ai.capabilities.instrumentation import Instrumentation
-    from pydantic_ai.models.instrumented import InstrumentationSettings
-    from pydantic_ai.models.test import TestModel
-
     memory = InMemorySpanExporter()
     provider = TracerProvider(resource=Resource.create({"service.name": "shop"}))
     provider.add_span_processor(SimpleSpanProcessor(memory))
-    traced = [Instrumentation(settings=InstrumentationSettings(tracer_provider=provider))]
-    billing = Agent(TestModel(), name="billing", capabilities=traced)
-    triage = Agent(TestModel(), name="triage", capabilities=traced)
-
-    @billing.tool_plain
-    def refund(order: int) -> str:
-        """Refund an order."""
-        raise RuntimeError("payment gateway down")
-
-    @triage.tool_plain
-    async def ask_billing(question: str) -> str:
-        """Hand the question to the billing agent (a nested agent run, its own conversation id)."""
-        try:
-            return (await billing.run(question)).output
-        except RuntimeError as exc:
-            return f"billing failed: {exc}"
+    triage = pydantic_ai_shop(provider)
 
     assert "billing failed: payment gateway down" in triage.run_sync("I want a refund").output
     provider.shutdown()

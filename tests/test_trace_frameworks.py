@@ -34,6 +34,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator
+from otel_support import pydantic_ai_shop
 from test_metrics import get, samples
 from trace_facts import Facts, Logd, OtelRules, add_tokens, assert_metrics_match, merged, otel_facts
 
@@ -177,29 +178,9 @@ PYDANTIC_AI = OtelRules(
 
 
 def test_pydantic_ai_instrumentation(start_logd, tmp_path):
-    from pydantic_ai import Agent
-    from pydantic_ai.capabilities.instrumentation import Instrumentation
-    from pydantic_ai.models.instrumented import InstrumentationSettings
-    from pydantic_ai.models.test import TestModel
-
     logd = start_logd(tmp_path)
     provider, memory = otel_provider(logd, "shop")
-    traced = [Instrumentation(settings=InstrumentationSettings(tracer_provider=provider))]
-    billing = Agent(TestModel(), name="billing", capabilities=traced)
-    triage = Agent(TestModel(), name="triage", capabilities=traced)
-
-    @billing.tool_plain
-    def refund(order: int) -> str:
-        """Refund an order."""
-        raise RuntimeError("payment gateway down")
-
-    @triage.tool_plain
-    async def ask_billing(question: str) -> str:
-        """Ask the billing agent (a nested run with its own conversation id)."""
-        try:
-            return (await billing.run(question)).output
-        except RuntimeError as exc:
-            return f"billing failed: {exc}"
+    triage = pydantic_ai_shop(provider)
 
     result = triage.run_sync("I want a refund")
     provider.shutdown()
