@@ -100,8 +100,12 @@ def test_a_path_logd_could_not_create_fails_the_check(tmp_path, sock_dir):
     os.chmod(sock_dir, 0o755)  # a folder user nobody may read but not write (tmp_path is root's alone)
     closed = sock_dir
     config = write_toml(closed, '[logging]\nfile = "logs/agent.log"\n[logging.socket]\npath = "/tmp/x.sock"\n')
-    as_nobody = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m",
-                                "logd", "check", "--config", str(config)], capture_output=True, text=True, timeout=30)
+    # nobody may read everything (CAP_DAC_READ_SEARCH: the checkout may be in a 0700 folder, as
+    # mktemp -d makes it) but write only what nobody may write
+    reader = ["--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"]
+    as_nobody = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *reader, sys.executable,
+                                "-m", "logd", "check", "--config", str(config)],
+                               capture_output=True, text=True, timeout=30)
     assert as_nobody.returncode == 2
     assert as_nobody.stderr == (f"logd: error: {config}:2:1: logging.file: cannot create {closed}/logs/agent.log: "
                                 f"{closed} is not writable by user nobody\n")
