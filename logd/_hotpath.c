@@ -20,6 +20,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <errno.h>
+#include <math.h>
 #include <string.h>
 
 #define K_SECRET 1  /* a redacted key name: its record goes to Python */
@@ -283,7 +285,7 @@ static int scan_string(Scan *s, Str *out) {
 /* A number at s->pos: T_INT or T_FLOAT when orjson would write it back as it is, -1 otherwise.
  * Integers: at most 18 digits, not -0. Floats: no exponent, at most 15 significant digits (so
  * the shortest text of the double is these digits), no trailing zero but in "x.0", |x| in
- * [1e-3, 1e15): orjson writes that range without an exponent. */
+ * [1e-5, 1e15): orjson writes that range without an exponent. */
 static int scan_number(Scan *s) {
     const char *p = s->p;
     Py_ssize_t i = s->pos, n = s->n;
@@ -324,7 +326,7 @@ static int scan_number(Scan *s) {
         }
         Py_ssize_t lead = 0;
         while (lead < frac_len && p[frac_start + lead] == '0') lead++;
-        if (lead > 2) return -1; /* below 1e-3 */
+        if (lead > 4) return -1; /* below 1e-5: orjson writes 1e-6 */
         significant = frac_len - lead;
     } else {
         if (int_len > 15) return -1;
@@ -480,17 +482,74 @@ static int scan_value(Scan *s, int depth, int text) {
     return c == 't' ? T_TRUE : c == 'f' ? T_FALSE : T_NULL;
 }
 
-/* ---- time: what logd.timestamps.normalize_time makes of a UTC RFC 3339 time ---- */
+/* ---- time: what logd.timestamps.normalize_time makes of a time an agent sent ---- */
 
 static int two(const char *p) {
     if (p[0] < '0' || p[0] > '9' || p[1] < '0' || p[1] > '9') return -1;
     return (p[0] - '0') * 10 + (p[1] - '0');
 }
 
-/* 27 bytes of canonical time into out; 0, or -1 for any other form (Python decides). */
+/* datetime's range (years 1 to 9999), in seconds from the epoch */
+#define FIRST_SECOND (-62135596800LL)
+#define LAST_SECOND 253402300799LL
+
+static long long floor_div(long long a, long long b) {
+    long long q = a / b;
+    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+/* days from 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil) */
+static long long days_from_civil(long long y, int m, int d) {
+    y -= m <= 2;
+    long long era = floor_div(y, 400);
+    long long yoe = y - era * 400;
+    long long doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    long long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static void put_digits(char *out, long long v, int width) {
+    for (int i = width - 1; i >= 0; i--) {
+        out[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
+/* format_utc of a UTC moment: 27 bytes into out; -1 outside datetime's years (Python: None) */
+static int format_moment(long long seconds, long micro, char *out) {
+    if (seconds < FIRST_SECOND || seconds > LAST_SECOND) return -1;
+    long long days = floor_div(seconds, 86400), rest = seconds - days * 86400;
+    /* civil_from_days */
+    long long z = days + 719468, era = floor_div(z, 146097), doe = z - era * 146097;
+    long long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    long long doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+    int d = (int)(doy - (153 * mp + 2) / 5 + 1), m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    long long y = yoe + era * 400 + (m <= 2);
+    put_digits(out, y, 4);
+    out[4] = '-';
+    put_digits(out + 5, m, 2);
+    out[7] = '-';
+    put_digits(out + 8, d, 2);
+    out[10] = 'T';
+    put_digits(out + 11, rest / 3600, 2);
+    out[13] = ':';
+    put_digits(out + 14, rest / 60 % 60, 2);
+    out[16] = ':';
+    put_digits(out + 17, rest % 60, 2);
+    out[19] = '.';
+    put_digits(out + 20, micro, 6);
+    out[26] = 'Z';
+    return 0;
+}
+
+/* A time as text, as timestamps._parse_text reads it (its regular expression, then datetime):
+ * YYYY-MM-DD, T or a space, hh:mm:ss, a fraction after "." or "," (any number of digits, cut to
+ * microseconds), then Z, z, UTC, +hh, +hhmm or +hh:mm (or -), converted to UTC. 27 bytes into
+ * out; -1 for anything else: a time without an offset (the machine's local time), whitespace,
+ * a number as text, "t" (normalize_time keeps it as sent in one form): Python decides. */
 static int canonical_time(const char *p, Py_ssize_t n, char *out) {
-    if (n < 20 || p[n - 1] != 'Z') return -1;
-    if (p[4] != '-' || p[7] != '-' || p[10] != 'T' || p[13] != ':' || p[16] != ':') return -1;
+    if (n < 20 || p[4] != '-' || p[7] != '-' || (p[10] != 'T' && p[10] != ' ') || p[13] != ':' || p[16] != ':')
+        return -1;
     int y1 = two(p), y2 = two(p + 2), mo = two(p + 5), d = two(p + 8), h = two(p + 11), mi = two(p + 14),
         se = two(p + 17);
     if (y1 < 0 || y2 < 0 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || se < 0 || se > 59)
@@ -499,20 +558,71 @@ static int canonical_time(const char *p, Py_ssize_t n, char *out) {
     static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     int dim = days[mo - 1] + (mo == 2 && year % 4 == 0 && (year % 100 != 0 || year % 400 == 0));
     if (year < 1 || d > dim) return -1;
-    memcpy(out, p, 19);
-    out[19] = '.';
-    if (n == 20) {
-        memcpy(out + 20, "000000", 6);
-    } else {
-        if (p[19] != '.' || n < 22) return -1;
-        Py_ssize_t frac = n - 21;
-        for (Py_ssize_t i = 0; i < frac; i++) {
-            if (p[20 + i] < '0' || p[20 + i] > '9') return -1;
+    Py_ssize_t i = 19;
+    long micro = 0;
+    if (p[i] == '.' || p[i] == ',') {
+        Py_ssize_t first = ++i;
+        while (i < n && p[i] >= '0' && p[i] <= '9') {
+            if (i - first < 6) micro = micro * 10 + (p[i] - '0');
+            i++;
         }
-        for (int i = 0; i < 6; i++) out[20 + i] = i < frac ? p[20 + i] : '0';
+        if (i == first) return -1;
+        for (Py_ssize_t k = i - first; k < 6; k++) micro *= 10;
     }
-    out[26] = 'Z';
-    return 0;
+    long offset = 0; /* minutes east of UTC */
+    Py_ssize_t left = n - i;
+    const char *tz = p + i;
+    if (left == 1 && (tz[0] == 'Z' || tz[0] == 'z')) {
+        offset = 0;
+    } else if (left == 3 && memcmp(tz, "UTC", 3) == 0) {
+        offset = 0;
+    } else if ((left == 3 || left == 5 || left == 6) && (tz[0] == '+' || tz[0] == '-')) {
+        int oh = two(tz + 1), om = left == 3 ? 0 : two(tz + (left == 6 ? 4 : 3));
+        if (oh < 0 || om < 0 || (left == 6 && tz[3] != ':')) return -1;
+        offset = oh * 60 + om; /* +05:99 is 6:39, as timedelta(hours=5, minutes=99) */
+        if (offset >= 24 * 60) return -1; /* timezone() refuses it */
+        if (tz[0] == '-') offset = -offset;
+    } else {
+        return -1;
+    }
+    long long seconds = days_from_civil(year, mo, d) * 86400 + h * 3600 + mi * 60 + se - offset * 60LL;
+    return format_moment(seconds, micro, out);
+}
+
+/* _format_epoch_int: seconds, ms, µs or ns by magnitude, floored to microseconds */
+static int epoch_int_time(long long v, char *out) {
+    long long m = v < 0 ? -v : v, micros;
+    if (m >= 100000000000000000LL) micros = floor_div(v, 1000);
+    else if (m >= 100000000000000LL) micros = v;
+    else if (m >= 100000000000LL) micros = v * 1000;
+    else micros = v * 1000000;
+    long long seconds = floor_div(micros, 1000000);
+    return format_moment(seconds, (long)(micros - seconds * 1000000), out);
+}
+
+/* format_epoch(_epoch_seconds(v)): datetime.fromtimestamp(v, UTC) rounds the fraction to
+ * microseconds half to even in doubles (CPython's _PyTime_DoubleToDenominator), done here the
+ * same way, operation for operation. */
+static int epoch_float_time(double v, char *out) {
+    double m = fabs(v);
+    if (m >= 1e17) v = v / 1e9;
+    else if (m >= 1e14) v = v / 1e6;
+    else if (m >= 1e11) v = v / 1e3;
+    if (!(v > (double)FIRST_SECOND - 2 && v < (double)LAST_SECOND + 2)) return -1;
+    double whole;
+    volatile double frac = modf(v, &whole);
+    frac *= 1e6;
+    volatile double rounded = round(frac);
+    if (fabs(frac - rounded) == 0.5) rounded = 2.0 * round(frac / 2.0);
+    frac = rounded;
+    if (frac >= 1e6) {
+        frac -= 1e6;
+        whole += 1.0;
+    } else if (frac < 0) {
+        frac += 1e6;
+        whole -= 1.0;
+    }
+    return format_moment((long long)whole, (long)frac, out);
 }
 
 /* ---- one line ---- */
@@ -521,6 +631,7 @@ typedef struct {
     Str key;
     Py_ssize_t start, end; /* the value's bytes */
     int type, ws, cls;
+    int loose; /* a number fine as a time (converted), not as a field (copied) */
 } Field;
 
 /* a value without its insignificant whitespace */
@@ -846,6 +957,8 @@ typedef struct {
     Py_ssize_t used;
     char low[27], high[27];
     int have_bounds;
+    char *scratch; /* a line with escapes, as orjson would write its strings (canonical_copy) */
+    Py_ssize_t scratch_cap;
 } Output;
 
 static int reserve(Output *o, Py_ssize_t more) {
@@ -855,26 +968,261 @@ static int reserve(Output *o, Py_ssize_t more) {
     return _PyBytes_Resize(&o->out, want);
 }
 
+/* ---- escapes: \uXXXX (json.dumps' ensure_ascii, python-json-logger, structlog) and \/ ---- */
+
+static int hex4(const char *p) {
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0) return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/* a code point as orjson writes it in a string: UTF-8, or its escape */
+static char *put_code_point(char *o, unsigned cp) {
+    static const char hex[] = "0123456789abcdef";
+    if (cp == '"' || cp == '\\') {
+        *o++ = '\\';
+        *o++ = (char)cp;
+    } else if (cp < 0x20) {
+        *o++ = '\\';
+        switch (cp) {
+            case '\b': *o++ = 'b'; break;
+            case '\t': *o++ = 't'; break;
+            case '\n': *o++ = 'n'; break;
+            case '\f': *o++ = 'f'; break;
+            case '\r': *o++ = 'r'; break;
+            default:
+                memcpy(o, "u00", 3);
+                o += 3;
+                *o++ = hex[cp >> 4];
+                *o++ = hex[cp & 15];
+        }
+    } else if (cp < 0x80) {
+        *o++ = (char)cp;
+    } else if (cp < 0x800) {
+        *o++ = (char)(0xC0 | (cp >> 6));
+        *o++ = (char)(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        *o++ = (char)(0xE0 | (cp >> 12));
+        *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+        *o++ = (char)(0x80 | (cp & 0x3F));
+    } else {
+        *o++ = (char)(0xF0 | (cp >> 18));
+        *o++ = (char)(0x80 | ((cp >> 12) & 0x3F));
+        *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+        *o++ = (char)(0x80 | (cp & 0x3F));
+    }
+    return o;
+}
+
+/* The line with each string as orjson writes it, into o->scratch: \uXXXX decoded (a surrogate
+ * pair to one character), \/ to /, and what orjson escapes escaped its way. Every other byte is
+ * copied, so the copy is the same JSON value (or invalid where the line is), and never longer.
+ * Returns its length; 0 when the line has neither escape (it is read as it is); -1 for a lone
+ * surrogate, an unknown escape or a run of 20 digits in the line as sent (record.py reads such
+ * lines with the standard library): Python; -2 out of memory. */
+static Py_ssize_t canonical_copy(Output *o, const char *p, Py_ssize_t n, Py_ssize_t at) {
+    for (;;) {
+        if (at + 1 >= n) return 0;
+        if (p[at + 1] == 'u' || p[at + 1] == '/') break;
+        const char *next = memchr(p + at + 2, '\\', (size_t)(n - at - 2));
+        if (!next) return 0;
+        at = next - p;
+    }
+    if (o->scratch_cap < n) {
+        char *bigger = PyMem_Realloc(o->scratch, (size_t)n);
+        if (!bigger) {
+            PyErr_NoMemory();
+            return -2;
+        }
+        o->scratch = bigger;
+        o->scratch_cap = n;
+    }
+    char *w = o->scratch;
+    int in_string = 0, digits = 0;
+    for (Py_ssize_t i = 0; i < n;) {
+        char c = p[i];
+        if (c != '\\' || !in_string) {
+            digits = c >= '0' && c <= '9' ? digits + 1 : 0;
+            if (digits >= 20) return -1;
+            if (c == '"') in_string = !in_string;
+            *w++ = c;
+            i++;
+            continue;
+        }
+        if (i + 1 >= n) return -1;
+        char e = p[i + 1];
+        Py_ssize_t len = 2;
+        if (e == 'u') {
+            int cp = i + 6 <= n ? hex4(p + i + 2) : -1;
+            if (cp < 0 || (cp >= 0xDC00 && cp <= 0xDFFF)) return -1;
+            len = 6;
+            if (cp >= 0xD800 && cp <= 0xDBFF) { /* a pair, or a lone surrogate (Python) */
+                int low = i + 12 <= n && p[i + 6] == '\\' && p[i + 7] == 'u' ? hex4(p + i + 8) : -1;
+                if (low < 0xDC00 || low > 0xDFFF) return -1;
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+                len = 12;
+            }
+            w = put_code_point(w, (unsigned)cp);
+        } else if (e == '/') {
+            *w++ = '/';
+        } else if (e == '"' || e == '\\' || e == 'b' || e == 'f' || e == 'n' || e == 'r' || e == 't') {
+            *w++ = '\\';
+            *w++ = e;
+        } else {
+            return -1;
+        }
+        for (Py_ssize_t k = i; k < i + len; k++) { /* the escape's own digits count, as record.py counts bytes */
+            digits = p[k] >= '0' && p[k] <= '9' ? digits + 1 : 0;
+            if (digits >= 20) return -1;
+        }
+        i += len;
+    }
+    return w - o->scratch;
+}
+
 #define LINE_SLOW 0
 #define LINE_KEPT 1
 #define LINE_BELOW 2
 #define LINE_OTHER 3 /* a line of the other kind of run (see one_line's `read`) */
 #define LINE_ERROR (-1)
 
-/* The spellings logd.record.normalize_object takes for a missing time, level and message: the
- * first time alias present stands for `time`; with any level or message alias Python decides. */
-static const char *const TIME_ALIASES[] = {"ts", "timestamp", "@timestamp", "asctime", "t"};
-#define NTIME_ALIASES 5
+/* The keys logd.record.normalize_object reads the time, level and message from: the canonical
+ * key, else the first alias present (in this order); structlog's `event` only when text. The
+ * aliases not taken stay fields. */
+enum {
+    R_TIME, R_LEVEL, R_MESSAGE,
+    R_TIME_ALIAS, /* + ts, timestamp, @timestamp, asctime, t */
+    R_LEVEL_ALIAS = R_TIME_ALIAS + 5, /* + levelname, severity, lvl */
+    R_MSG = R_LEVEL_ALIAS + 3,
+    R_EVENT,
+    NROLES
+};
 
-static int alias_of(const char *k, Py_ssize_t kl, int *other) {
-    for (int a = 0; a < NTIME_ALIASES; a++) {
-        if ((size_t)kl == strlen(TIME_ALIASES[a]) && memcmp(k, TIME_ALIASES[a], (size_t)kl) == 0) return a;
+static int role_of(const char *k, Py_ssize_t kl) {
+#define IS(word) (memcmp(k, word, sizeof(word) - 1) == 0)
+    switch (kl) {
+        case 1: return k[0] == 't' ? R_TIME_ALIAS + 4 : -1;
+        case 2: return IS("ts") ? R_TIME_ALIAS : -1;
+        case 3: return IS("msg") ? R_MSG : IS("lvl") ? R_LEVEL_ALIAS + 2 : -1;
+        case 4: return IS("time") ? R_TIME : -1;
+        case 5: return IS("level") ? R_LEVEL : IS("event") ? R_EVENT : -1;
+        case 7: return IS("message") ? R_MESSAGE : IS("asctime") ? R_TIME_ALIAS + 3 : -1;
+        case 8: return IS("severity") ? R_LEVEL_ALIAS + 1 : -1;
+        case 9: return IS("timestamp") ? R_TIME_ALIAS + 1 : IS("levelname") ? R_LEVEL_ALIAS : -1;
+        case 10: return IS("@timestamp") ? R_TIME_ALIAS + 2 : -1;
+        default: return -1;
     }
-    static const char *const others[] = {"levelname", "severity", "lvl", "msg", "event"};
-    for (int a = 0; a < 5; a++) {
-        if ((size_t)kl == strlen(others[a]) && memcmp(k, others[a], (size_t)kl) == 0) *other = 1;
+#undef IS
+}
+
+static int first_present(const int *at, int from, int count) {
+    for (int r = from; r < from + count; r++) {
+        if (at[r] >= 0) return at[r];
     }
     return -1;
+}
+
+/* A JSON number as a time reads it (any spelling: it is converted, not copied): T_INT or
+ * T_FLOAT, or -1. No run of 20 digits (record.py reads such lines with the standard library). */
+static int scan_time_number(Scan *s) {
+    const char *p = s->p;
+    Py_ssize_t i = s->pos, n = s->n, run = 0;
+    int type = T_INT;
+    if (i < n && p[i] == '-') i++;
+    if (i >= n || p[i] < '0' || p[i] > '9' || (p[i] == '0' && i + 1 < n && p[i + 1] >= '0' && p[i + 1] <= '9'))
+        return -1;
+    for (int part = 0; part < 3; part++) {
+        if (part == 1) {
+            if (i >= n || p[i] != '.') continue;
+            i++;
+            type = T_FLOAT;
+        } else if (part == 2) {
+            if (i >= n || (p[i] != 'e' && p[i] != 'E')) break;
+            i++;
+            type = T_FLOAT;
+            if (i < n && (p[i] == '+' || p[i] == '-')) i++;
+        }
+        Py_ssize_t first = i;
+        while (i < n && p[i] >= '0' && p[i] <= '9') i++;
+        run = i - first;
+        if (run == 0 || run >= 20) return -1;
+    }
+    if (i - s->pos > 40) return -1;
+    s->pos = i;
+    return type;
+}
+
+/* The canonical time of the field taken as the time: 0, or -1 (Python decides). */
+static int field_time(const char *p, const Field *f, char *out) {
+    Py_ssize_t len = f->end - f->start;
+    if (f->type == T_STRING) {
+        if (memchr(p + f->start, '\\', (size_t)len)) return -1;
+        return canonical_time(p + f->start + 1, len - 2, out);
+    }
+    char buf[48];
+    memcpy(buf, p + f->start, (size_t)len); /* scan_time_number: at most 40 bytes */
+    buf[len] = 0;
+    if (f->type == T_INT) {
+        errno = 0;
+        long long v = strtoll(buf, NULL, 10);
+        if (errno) return -1; /* beyond 64 bits: a year past 9999 anyway */
+        return epoch_int_time(v, out);
+    }
+    if (f->type != T_FLOAT) return -1;
+    double v = PyOS_string_to_double(buf, NULL, NULL); /* correctly rounded, as orjson reads it */
+    if (v == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return -1;
+    }
+    return epoch_float_time(v, out);
+}
+
+/* canonical_level of a whole number: zerolog's -1..5, else pino's thresholds */
+static const char *numeric_level(long long v) {
+    static const char *const zerolog[] = {"trace", "debug", "info", "warn", "error", "fatal", "panic"};
+    if (v >= -1 && v <= 5) return zerolog[v + 1];
+    return v >= 60 ? "fatal" : v >= 50 ? "error" : v >= 40 ? "warn" : v >= 30 ? "info" : v >= 20 ? "debug" : "trace";
+}
+
+/* The canonical level (borrowed from the aliases dict) of the field taken as the level, as
+ * normalize_object finds it: the spelling, else its lower case (ASCII only; Python's lower()
+ * maps some other letters to ASCII ones), else a number's level. NULL: Python decides (an
+ * error set, or not). */
+static PyObject *field_level(FastPath *fp, const char *p, const Field *f) {
+    PyObject *spelling;
+    if (!f) {
+        spelling = PyUnicode_FromString("info");
+    } else if (f->type == T_INT) {
+        spelling = PyUnicode_FromString(numeric_level(strtoll(p + f->start, NULL, 10)));
+    } else {
+        const char *t = p + f->start + 1;
+        Py_ssize_t len = f->end - f->start - 2;
+        if (memchr(t, '\\', (size_t)len)) return NULL;
+        spelling = PyUnicode_DecodeUTF8(t, len, NULL);
+        if (!spelling) return NULL;
+        PyObject *level = PyDict_GetItemWithError(fp->aliases, spelling);
+        Py_DECREF(spelling);
+        if (level || PyErr_Occurred() || len > 32) return level;
+        char lower[32];
+        int changed = 0;
+        for (Py_ssize_t i = 0; i < len; i++) {
+            unsigned char c = (unsigned char)t[i];
+            if (c >= 0x80) return NULL;
+            lower[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+            changed |= lower[i] != t[i];
+        }
+        if (!changed) return NULL;
+        spelling = PyUnicode_DecodeUTF8(lower, len, NULL);
+    }
+    if (!spelling) return NULL;
+    PyObject *level = PyDict_GetItemWithError(fp->aliases, spelling);
+    Py_DECREF(spelling);
+    return level;
 }
 
 /* `read` (in): the kind of run: 0 lines no step reads, 1 lines a step reads in Python (K_READ),
@@ -883,9 +1231,20 @@ static int alias_of(const char *k, Py_ssize_t kl, int *other) {
 static int one_line(FastPath *fp, const char *p, Py_ssize_t n, const char *suffix, Py_ssize_t suffix_len,
                     Output *o, Tally *tally, int read) {
     if (n < 2 || p[0] != '{' || p[n - 1] != '}') return LINE_SLOW;
+    const char *escape = memchr(p, '\\', (size_t)n);
+    if (escape) { /* \uXXXX or \/: the line as orjson would write its strings */
+        Py_ssize_t m = canonical_copy(o, p, n, escape - p);
+        if (m == -2) return LINE_ERROR;
+        if (m < 0) return LINE_SLOW;
+        if (m > 0) {
+            p = o->scratch;
+            n = m;
+        }
+    }
     Field fields[MAX_TOP];
-    int nf = 0, t_i = -1, l_i = -1, m_i = -1, reads = 0, other_alias = 0;
-    int aliases[NTIME_ALIASES] = {-1, -1, -1, -1, -1};
+    int nf = 0, reads = 0;
+    int at[NROLES];
+    for (int r = 0; r < NROLES; r++) at[r] = -1;
     Scan s = {p, 1, n, 0, fp};
     skip_ws(&s);
     if (s.pos < n && p[s.pos] == '}') return LINE_SLOW; /* {}: no time */
@@ -903,39 +1262,46 @@ static int one_line(FastPath *fp, const char *p, Py_ssize_t n, const char *suffi
         if ((cls & K_BAIL) || (fp->redact && (cls & K_SECRET))) return LINE_SLOW;
         if (cls & K_READ) reads = 1;
         f->cls = cls;
-        int special = -1; /* 0 time, 1 level, 2 message: their strings are looked at below */
-        if (kl == 4 && memcmp(k, "time", 4) == 0) special = 0;
-        else if (kl == 5 && memcmp(k, "level", 5) == 0) special = 1;
-        else if (kl == 7 && memcmp(k, "message", 7) == 0) special = 2;
-        else {
-            int a = alias_of(k, kl, &other_alias);
-            if (a >= 0) aliases[a] = nf;
-        }
+        f->loose = 0;
+        int role = role_of(k, kl);
+        if (role >= 0) at[role] = nf;
         skip_ws(&s);
         if (s.pos >= n || p[s.pos] != ':') return LINE_SLOW;
         s.pos++;
         skip_ws(&s);
         f->start = s.pos;
-        if (special >= 0) {
-            if (s.pos >= n || p[s.pos] != '"') return LINE_SLOW; /* not text: Python decides */
+        f->ws = 0;
+        char c = s.pos < n ? p[s.pos] : 0;
+        int number = c == '-' || (c >= '0' && c <= '9');
+        if (role == R_TIME || role == R_LEVEL || role == R_MESSAGE) {
+            /* replaced by their canonical form: the time and level are not redacted as sent */
             Str st;
-            if (scan_string(&s, &st) < 0) return LINE_SLOW;
-            if (special == 2) {
+            if (c == '"') {
+                if (scan_string(&s, &st) < 0) return LINE_SLOW;
+                f->type = T_STRING;
+            } else if (number && role == R_TIME) {
+                f->type = scan_time_number(&s);
+            } else if (number && role == R_LEVEL) {
+                f->type = scan_number(&s);
+                if (f->type != T_INT) return LINE_SLOW;
+            } else {
+                return LINE_SLOW; /* not text: Python decides */
+            }
+            if (f->type < 0) return LINE_SLOW;
+            if (role == R_MESSAGE) {
                 int ok = string_clean(fp, p, &st, 1);
                 if (ok < 0) return LINE_ERROR;
                 if (!ok) return LINE_SLOW;
-                m_i = nf;
-            } else {
-                if (st.escaped) return LINE_SLOW;
-                if (special == 0) t_i = nf;
-                else l_i = nf;
             }
-            f->type = T_STRING;
-            f->ws = 0;
         } else {
             s.ws = 0;
             int t = scan_value(&s, 1, (cls & K_TEXT) != 0);
             if (t == FAIL_PY) return LINE_ERROR;
+            if (t == FAIL_SLOW && number && role >= R_TIME_ALIAS && role < R_LEVEL_ALIAS) {
+                s.pos = f->start; /* zap's "ts":1764410000.1234567: fine as a time, not as a field */
+                t = scan_time_number(&s);
+                f->loose = 1;
+            }
             if (t < 0) return LINE_SLOW;
             f->type = t;
             f->ws = s.ws;
@@ -951,22 +1317,28 @@ static int one_line(FastPath *fp, const char *p, Py_ssize_t n, const char *suffi
     }
     if (s.pos != n) return LINE_SLOW;
     if (reads != read) return LINE_OTHER;
-    if (t_i < 0) { /* the first alias present is the time (the later ones stay fields) */
-        for (int a = 0; a < NTIME_ALIASES && t_i < 0; a++) t_i = aliases[a];
-        if (t_i < 0) return LINE_SLOW;
-        Field *af = &fields[t_i];
-        if (af->type != T_STRING || memchr(p + af->start, '\\', (size_t)(af->end - af->start))) return LINE_SLOW;
+    int t_i = at[R_TIME] >= 0 ? at[R_TIME] : first_present(at, R_TIME_ALIAS, 5);
+    int l_i = at[R_LEVEL] >= 0 ? at[R_LEVEL] : first_present(at, R_LEVEL_ALIAS, 3);
+    int m_i = at[R_MESSAGE] >= 0 ? at[R_MESSAGE] : at[R_MSG];
+    if (t_i < 0) return LINE_SLOW; /* the time it arrived: Python */
+    if (l_i >= 0 && fields[l_i].type != T_STRING && fields[l_i].type != T_INT) return LINE_SLOW;
+    if (m_i < 0 && at[R_EVENT] >= 0 && fields[at[R_EVENT]].type == T_STRING) m_i = at[R_EVENT];
+    if (m_i >= 0 && m_i != at[R_MESSAGE]) { /* msg or event: the message the redactor reads */
+        if (fields[m_i].type != T_STRING) return LINE_SLOW; /* written as JSON text: Python */
+        Scan ms = {p, fields[m_i].start, n, 0, fp};
+        Str st;
+        scan_string(&ms, &st);
+        int ok = string_clean(fp, p, &st, 1);
+        if (ok < 0) return LINE_ERROR;
+        if (!ok) return LINE_SLOW;
     }
-    if ((l_i < 0 || m_i < 0) && other_alias) return LINE_SLOW;
+    for (int j = 0; j < nf; j++) {
+        if (fields[j].loose && j != t_i) return LINE_SLOW; /* a number written as sent: orjson would not */
+    }
 
     char time[27];
-    Field *tf = &fields[t_i];
-    if (canonical_time(p + tf->start + 1, tf->end - tf->start - 2, time) < 0) return LINE_SLOW;
-    PyObject *spelling = l_i < 0 ? PyUnicode_FromString("info")
-                                 : PyUnicode_DecodeUTF8(p + fields[l_i].start + 1, fields[l_i].end - fields[l_i].start - 2, NULL);
-    if (!spelling) return LINE_ERROR;
-    PyObject *level = PyDict_GetItemWithError(fp->aliases, spelling); /* borrowed */
-    Py_DECREF(spelling);
+    if (field_time(p, &fields[t_i], time) < 0) return LINE_SLOW;
+    PyObject *level = field_level(fp, p, l_i < 0 ? NULL : &fields[l_i]); /* borrowed */
     if (!level) return PyErr_Occurred() ? LINE_ERROR : LINE_SLOW;
     PyObject *action_obj = PyDict_GetItemWithError(fp->actions, level);
     if (!action_obj) return PyErr_Occurred() ? LINE_ERROR : LINE_SLOW;
@@ -1050,7 +1422,7 @@ static PyObject *FastPath_run(FastPath *self, PyObject *const *args, Py_ssize_t 
     }
     const char *suffix = PyBytes_AS_STRING(args[3]);
     Py_ssize_t suffix_len = PyBytes_GET_SIZE(args[3]);
-    Output o = {NULL, 0, {0}, {0}, 0};
+    Output o = {NULL, 0, {0}, {0}, 0, NULL, 0};
     o.out = PyBytes_FromStringAndSize(NULL, 1 << 16);
     Tally tally = {PyDict_New(), PyList_New(0), PyDict_New(), PyList_New(0)};
     if (!o.out || !tally.agent_index || !tally.agents || !tally.group_index || !tally.groups) goto error;
@@ -1079,6 +1451,8 @@ static PyObject *FastPath_run(FastPath *self, PyObject *const *args, Py_ssize_t 
         if (r == LINE_KEPT) kept++;
         else below++;
     }
+    PyMem_Free(o.scratch);
+    o.scratch = NULL;
     if (_PyBytes_Resize(&o.out, o.used) < 0) goto error;
     PyObject *low = o.have_bounds ? PyUnicode_FromStringAndSize(o.low, 27) : Py_NewRef(Py_None);
     PyObject *high = o.have_bounds ? PyUnicode_FromStringAndSize(o.high, 27) : Py_NewRef(Py_None);
@@ -1092,6 +1466,7 @@ static PyObject *FastPath_run(FastPath *self, PyObject *const *args, Py_ssize_t 
     return Py_BuildValue("(NnnnNNNNNN)", o.out, i, kept, below, tally.agents, tally.groups, low, high,
                          PyBool_FromLong(read), PyBool_FromLong(slow));
 error:
+    PyMem_Free(o.scratch);
     Py_XDECREF(o.out);
     Py_XDECREF(tally.agent_index);
     Py_XDECREF(tally.agents);

@@ -216,10 +216,24 @@ def test_lines_the_hot_path_leaves_to_python(tmp_path: Path) -> None:
         base + ',"agent":{"name":"a"}}',  # an agent labelled by its str()
         base + ',"a":1,"a":2}',  # a duplicate key
         base + ',"x":1.50}',  # a number orjson writes otherwise
-        base + ',"x":"\\u0041"}',  # an escape orjson writes otherwise
+        base + ',"x":"\\ud800"}',  # a lone surrogate: Python flags it
+        base + ',"x":"\\x"}',  # not an escape
         base + ',"x":12345678901234567890}',  # beyond 64 bits
+        base + ',"x":"1234567890\\u00311234567890"}',  # 20 digits as sent, with an escape's own
         '{"time":"2026-11-29T10:11:12.123Z","level":"error","message":"m"}',  # last error: Python keeps it
-        '{"time":"2026-11-29T10:11:12+02:00","level":"info","message":"m"}',  # an offset
+        '{"time":"2026-11-29T10:11:12","level":"info","message":"m"}',  # no offset: the machine's local time
+        '{"time":"2026-11-29t10:11:12.5Z","level":"info","message":"m"}',  # normalize_time keeps the "t"
+        '{"time":"2026-11-29T10:11:12.5 Z","level":"info","message":"m"}',  # whitespace
+        '{"time":"2026-11-29T10:11:12+24:00","level":"info","message":"m"}',  # not an offset timezone() takes
+        '{"time":"0001-01-01T00:30:00+01:00","level":"info","message":"m"}',  # before year 1 in UTC
+        '{"time":"1764410000","level":"info","message":"m"}',  # an epoch as text
+        '{"time":1e400,"level":"info","message":"m"}',  # beyond float range
+        '{"time":-99999999999,"level":"info","message":"m"}',  # seconds before year 1
+        '{"ts":1764410000.1234567,"t":1764410000.1234567,"level":"info","msg":"m"}',  # t: a field orjson rewrites
+        '{"time":"2026-11-29T10:11:12Z","level":2.0,"message":"m"}',  # a float level
+        '{"time":"2026-11-29T10:11:12Z","level":"İnfo","message":"m"}',  # lower() beyond ASCII
+        '{"time":"2026-11-29T10:11:12Z","level":"info","msg":{"k":1}}',  # a message that is not text
+        '{"level":"info","message":"m"}',  # no time: the time it arrived
         base + ',"_pid":1}',  # a reserved key
     ]
     chunk = [line.encode() for line in left]
@@ -312,8 +326,9 @@ def test_a_real_daemon_takes_its_clients_lines_the_hot_way_and_says_so(daemon, t
     d = daemon()
     lines = []
     for i in range(300):
-        if i % 10 == 0:  # zap's shape: Python's
-            lines.append(orjson.dumps({"ts": 1764410000.5 + i, "level": "info", "msg": f"n{i}", "seq": i}))
+        if i % 10 == 0:  # python-json-logger's asctime, the machine's local time: Python's
+            lines.append(orjson.dumps({"asctime": "2026-11-29 10:11:12,500", "levelname": "INFO", "message": f"n{i}",
+                                       "seq": i}))
         else:
             lines.append(orjson.dumps({"time": "2026-11-29T10:11:12.5Z", "level": "debug" if i % 7 else "warn",
                                        "message": f"n{i}", "seq": i, "agent": "planner", "duration_ms": 12}))
