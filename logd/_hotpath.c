@@ -282,10 +282,34 @@ static int scan_string(Scan *s, Str *out) {
     return -1;
 }
 
+/* Whether a float's text (fixed notation, in [1e-4, 1e16)) is the shortest that reads back as
+ * its double: Python's repr, which is what orjson writes in that range (tests/test_hotpath.py
+ * compares them on millions of doubles). Both reads are correctly rounded. */
+static int shortest_text(const char *p, Py_ssize_t n) {
+    char buf[48];
+    if (n > 40) return 0;
+    memcpy(buf, p, (size_t)n);
+    buf[n] = 0;
+    double v = PyOS_string_to_double(buf, NULL, NULL);
+    if (v == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    char *repr = PyOS_double_to_string(v, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+    if (!repr) {
+        PyErr_Clear();
+        return 0;
+    }
+    int same = strcmp(repr, buf) == 0;
+    PyMem_Free(repr);
+    return same;
+}
+
 /* A number at s->pos: T_INT or T_FLOAT when orjson would write it back as it is, -1 otherwise.
- * Integers: at most 18 digits, not -0. Floats: no exponent, at most 15 significant digits (so
- * the shortest text of the double is these digits), no trailing zero but in "x.0", |x| in
- * [1e-5, 1e15): orjson writes that range without an exponent. */
+ * Integers: at most 18 digits, not -0. Floats: no exponent, no trailing zero but in "x.0",
+ * |x| in [1e-5, 1e16) (orjson writes that range without an exponent), and at most 15
+ * significant digits (so the shortest text of the double is these digits), or 16-17 that are
+ * the shortest (time.monotonic() differences, zap's seconds). */
 static int scan_number(Scan *s) {
     const char *p = s->p;
     Py_ssize_t i = s->pos, n = s->n;
@@ -319,6 +343,7 @@ static int scan_number(Scan *s) {
     int point_zero = frac_len == 1 && p[frac_start] == '0'; /* x.0: how orjson writes an integral float */
     if (p[i - 1] == '0' && !point_zero) return -1;            /* 1.50: orjson writes 1.5 */
     Py_ssize_t significant;
+    int longer; /* more than 15 significant digits: orjson writes them back only if they are the shortest */
     if (zero_int) {
         if (point_zero) {
             s->pos = i; /* 0.0 and -0.0 */
@@ -328,11 +353,14 @@ static int scan_number(Scan *s) {
         while (lead < frac_len && p[frac_start + lead] == '0') lead++;
         if (lead > 4) return -1; /* below 1e-5: orjson writes 1e-6 */
         significant = frac_len - lead;
+        longer = significant > 15;
+        if (longer && lead > 3) return -1; /* below 1e-4 repr (below) writes an exponent */
     } else {
-        if (int_len > 15) return -1;
+        if (int_len > 16) return -1; /* 1e16 and up: orjson writes an exponent */
         significant = int_len + (point_zero ? 0 : frac_len);
+        longer = significant > 15 || int_len > 15;
     }
-    if (significant > 15) return -1;
+    if (longer && (significant > 17 || !shortest_text(p + s->pos, i - s->pos))) return -1;
     s->pos = i;
     return T_FLOAT;
 }
@@ -1023,8 +1051,8 @@ static char *put_code_point(char *o, unsigned cp) {
  * pair to one character), \/ to /, and what orjson escapes escaped its way. Every other byte is
  * copied, so the copy is the same JSON value (or invalid where the line is), and never longer.
  * Returns its length; 0 when the line has neither escape (it is read as it is); -1 for a lone
- * surrogate, an unknown escape or a run of 20 digits in the line as sent (record.py reads such
- * lines with the standard library): Python; -2 out of memory. */
+ * surrogate, an unknown escape or a run of 20 digits in a string as sent (scan_string's rule,
+ * which the copy could no longer see): Python; -2 out of memory. */
 static Py_ssize_t canonical_copy(Output *o, const char *p, Py_ssize_t n, Py_ssize_t at) {
     for (;;) {
         if (at + 1 >= n) return 0;
@@ -1047,7 +1075,7 @@ static Py_ssize_t canonical_copy(Output *o, const char *p, Py_ssize_t n, Py_ssiz
     for (Py_ssize_t i = 0; i < n;) {
         char c = p[i];
         if (c != '\\' || !in_string) {
-            digits = c >= '0' && c <= '9' ? digits + 1 : 0;
+            digits = in_string && c >= '0' && c <= '9' ? digits + 1 : 0; /* numbers: scan_number's rules */
             if (digits >= 20) return -1;
             if (c == '"') in_string = !in_string;
             *w++ = c;

@@ -29,6 +29,7 @@ from logd.spec import Context
 from logd.steps.agents import AgentMetrics
 from logd.usage import UsageMetrics
 
+from record_lines import DIALECTS, dialect_lines, go_float
 from record_lines import lines as any_lines
 from record_lines import values
 from support import read_records, send, wait_for
@@ -188,8 +189,8 @@ peers = st.fixed_dictionaries({
 @pytest.mark.parametrize("config", list(CONFIGS))
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
-@given(chunks=st.lists(st.lists(st.one_of(hot_lines(), any_lines()), min_size=1, max_size=40), min_size=1,
-                       max_size=4), trusted=st.one_of(peers, st.just(TRUSTED)))
+@given(chunks=st.lists(st.lists(st.one_of(hot_lines(), any_lines(), dialect_lines), min_size=1, max_size=40),
+                       min_size=1, max_size=4), trusted=st.one_of(peers, st.just(TRUSTED)))
 def test_hot_and_python_paths_make_the_same_files_and_counts(tmp_path_factory: pytest.TempPathFactory, config: str,
                                                              chunks: list[list[bytes]], trusted: dict) -> None:
     compare(tmp_path_factory.mktemp("cmp"), CONFIGS[config], chunks, trusted)
@@ -203,6 +204,54 @@ def test_the_hot_path_takes_the_records_agents_send(tmp_path: Path) -> None:
     taken = compare(tmp_path, "", [chunk])
     errors = sum(1 for line in chunk if b'"level":"error"' in line)  # each agent's last error: Python
     assert taken == len(chunk) - errors
+
+
+def _must_take(plain: list[bool]) -> int:
+    """How many of a chunk's lines the compiled path must take: the plain ones, up to the first
+    run of lines for Python long enough that the rest of the chunk goes to Python unasked."""
+    taken = misses = 0
+    for hot in plain:
+        if misses >= hotpath._GIVE_UP_AFTER:
+            break
+        taken, misses = (taken + 1, 0) if hot else (taken, misses + 1)
+    return taken
+
+
+@pytest.mark.parametrize("dialect", list(DIALECTS))
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(data=st.data())
+def test_every_dialect_takes_the_hot_path_and_is_written_as_python_writes_it(
+        tmp_path_factory: pytest.TempPathFactory, dialect: str, data: st.DataObject) -> None:
+    """Issue 31: zerolog, zap, slog, python-json-logger, json.dumps, structlog and logd's client,
+    each as its producer writes it (other key orders, time offsets and epochs, level and message
+    aliases, \\uXXXX escapes, long floats), make the same file and counts both ways, and the
+    compiled path takes every record of theirs that is plain (not an error level, a level
+    spelling logd does not know or a duration below 1e-5 s): a fall back to Python fails here."""
+    pairs = data.draw(st.lists(DIALECTS[dialect], min_size=1, max_size=40), label="lines")
+    taken = compare(tmp_path_factory.mktemp("dialect"), "", [[line for line, _ in pairs]])
+    assert taken >= _must_take([plain for _, plain in pairs])
+
+
+def test_epoch_times_are_rounded_as_datetime_fromtimestamp_rounds_them(tmp_path: Path) -> None:
+    """Float epochs (zap's ts: seconds; ms, µs and ns by magnitude) become microseconds exactly as
+    datetime.fromtimestamp makes them (half to even, in doubles), integer ones as
+    _format_epoch_int floors them: 12,000 of each kind across their ranges, ties included."""
+    import random
+
+    rng = random.Random(31)
+    second = [rng.uniform(-2e9, 7e9) for _ in range(3000)]
+    ties = [rng.randrange(-10**15, 10**15) / 2**21 for _ in range(1000)]  # many x.5 µs exactly
+    scaled = [rng.uniform(1e11, 9e17) * rng.choice([1, -0.01]) for _ in range(2000)]  # ms, µs, ns
+    floats = [x for x in second + ties + scaled if -62135596800 < x < 253402300799 or abs(x) >= 1e11]
+    ints = [rng.randrange(-62135596800, 253402300799) for _ in range(3000)] + \
+           [rng.randrange(-10**18, 10**18 - 1) for _ in range(3000)] + [-1, 0, 10**11 - 1, 10**11, 10**17 - 1, 10**17]
+    lines = [b'{"ts":%s,"level":"info","msg":"m"}' % orjson.dumps(x) for x in floats]
+    lines += [b'{"level":"info","ts":%s,"msg":"m"}' % go_float(x).encode() for x in second]  # zap: no exponent
+    lines += [b'{"time":%d,"level":"info","message":"m"}' % x for x in ints]
+    chunks = [lines[i:i + 500] for i in range(0, len(lines), 500)]
+    taken = compare(tmp_path, "", chunks)
+    assert taken >= 0.98 * len(lines)  # the others are before year 1 or after 9999: Python's
 
 
 def test_lines_the_hot_path_leaves_to_python(tmp_path: Path) -> None:
@@ -229,7 +278,7 @@ def test_lines_the_hot_path_leaves_to_python(tmp_path: Path) -> None:
         '{"time":"1764410000","level":"info","message":"m"}',  # an epoch as text
         '{"time":1e400,"level":"info","message":"m"}',  # beyond float range
         '{"time":-99999999999,"level":"info","message":"m"}',  # seconds before year 1
-        '{"ts":1764410000.1234567,"t":1764410000.1234567,"level":"info","msg":"m"}',  # t: a field orjson rewrites
+        '{"ts":1764410000.1234567,"t":1.7644100001234567e9,"level":"info","msg":"m"}',  # t: orjson rewrites it
         '{"time":"2026-11-29T10:11:12Z","level":2.0,"message":"m"}',  # a float level
         '{"time":"2026-11-29T10:11:12Z","level":"İnfo","message":"m"}',  # lower() beyond ASCII
         '{"time":"2026-11-29T10:11:12Z","level":"info","msg":{"k":1}}',  # a message that is not text
