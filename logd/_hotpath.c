@@ -659,7 +659,7 @@ typedef struct {
     Str key;
     Py_ssize_t start, end; /* the value's bytes */
     int type, ws, cls;
-    int loose; /* a number fine as a time (converted), not as a field (copied) */
+    int loose; /* a time alias's number: read as a time (converted), not yet checked as a field (copied) */
 } Field;
 
 /* a value without its insignificant whitespace */
@@ -1323,12 +1323,13 @@ static int one_line(FastPath *fp, const char *p, Py_ssize_t n, const char *suffi
             }
         } else {
             s.ws = 0;
-            int t = scan_value(&s, 1, (cls & K_TEXT) != 0);
-            if (t == FAIL_PY) return LINE_ERROR;
-            if (t == FAIL_SLOW && number && role >= R_TIME_ALIAS && role < R_LEVEL_ALIAS) {
-                s.pos = f->start; /* zap's "ts":1764410000.1234567: fine as a time, not as a field */
-                t = scan_time_number(&s);
+            int t;
+            if (number && role >= R_TIME_ALIAS && role < R_LEVEL_ALIAS) {
+                t = scan_time_number(&s); /* zap's "ts":1764410000.1234567: checked as a field if it stays one */
                 f->loose = 1;
+            } else {
+                t = scan_value(&s, 1, (cls & K_TEXT) != 0);
+                if (t == FAIL_PY) return LINE_ERROR;
             }
             if (t < 0) return LINE_SLOW;
             f->type = t;
@@ -1360,8 +1361,10 @@ static int one_line(FastPath *fp, const char *p, Py_ssize_t n, const char *suffi
         if (ok < 0) return LINE_ERROR;
         if (!ok) return LINE_SLOW;
     }
-    for (int j = 0; j < nf; j++) {
-        if (fields[j].loose && j != t_i) return LINE_SLOW; /* a number written as sent: orjson would not */
+    for (int j = 0; j < nf; j++) { /* a time alias that stays a field: written as sent, if orjson would */
+        if (!fields[j].loose || j == t_i) continue;
+        Scan rs = {p, fields[j].start, n, 0, fp};
+        if (scan_number(&rs) < 0 || rs.pos != fields[j].end) return LINE_SLOW;
     }
 
     char time[27];
