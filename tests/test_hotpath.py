@@ -29,9 +29,8 @@ from logd.spec import Context
 from logd.steps.agents import AgentMetrics
 from logd.usage import UsageMetrics
 
-from record_lines import DIALECTS, dialect_lines, go_float
+from record_lines import DIALECTS, dialect_lines, go_float, values
 from record_lines import lines as any_lines
-from record_lines import values
 from support import read_records, send, wait_for
 
 RECEIVED = "2026-11-29T12:00:00.000000Z"
