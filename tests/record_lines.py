@@ -217,3 +217,50 @@ DIALECTS = {"zerolog": zerolog_lines(), "zap": zap_lines(), "slog": slog_lines()
             "python-json-logger": python_json_logger_lines(), "json.dumps": stdlib_json_lines(),
             "structlog": structlog_lines(), "logd client": logd_client_lines()}
 dialect_lines = st.one_of(*DIALECTS.values()).map(lambda pair: pair[0])
+
+
+# --- what the compiled path decides itself, in every combination: the keys normalize_object
+# reads the time, level and message from, times in and around the forms it converts, escapes ---
+
+_digit2 = st.integers(0, 99).map(lambda n: f"{n:02d}")
+time_texts = st.builds(
+    lambda year, month, day, sep, hms, fraction, zone: f"{year}-{month}-{day}{sep}{hms}{fraction}{zone}",
+    st.sampled_from(["2026", "0001", "9999", "2024", "1969", "0000"]), st.sampled_from(["11", "02", "12", "13", "00"]),
+    st.sampled_from(["29", "30", "31", "01", "00"]), st.sampled_from(["T", "T", " ", "t", "_"]),
+    st.builds(lambda h, m, s: f"{h}:{m}:{s}", st.sampled_from(["10", "00", "23", "24"]),
+              st.sampled_from(["11", "59", "60"]), st.sampled_from(["12", "59", "60"])),
+    st.one_of(st.just(""), st.builds(lambda sep, digits: sep + digits, st.sampled_from([".", ",", ". "]),
+                                     st.text("0123456789", max_size=12))),
+    st.one_of(st.sampled_from(["Z", "z", "UTC", "", " Z", "utc", "+00:00", "-00:00"]),
+              st.builds(lambda sign, h, m, colon: f"{sign}{h}{colon}{m}", st.sampled_from(["+", "-"]), _digit2,
+                        st.one_of(st.just(""), _digit2), st.sampled_from([":", ""]))))
+epochs = st.one_of(st.integers(-10**19, 10**19), st.floats(allow_nan=False, allow_infinity=False),
+                   st.floats(-1e19, 1e19), st.integers(946684800, 4102444800).map(lambda s: s + 0.5))
+_hex4 = st.integers(0, 0xFFFF).map(lambda n: f"{n:04x}")
+escapes = st.one_of(
+    st.builds(lambda h: "\\u" + h, st.one_of(_hex4, _hex4.map(str.upper), st.sampled_from(
+        ["d83d", "de00", "DBFF", "dc00", "0000", "001f", "0022", "005c", "002f", "007f", "2028", "00e9", "0031"]))),
+    st.sampled_from(["\\ud83d\\ude00", "\\uD83D\\uDE00", "\\ude00\\ud83d", "\\ud83d", "\\ud83dx", "\\/", "\\x",
+                     "\\u12", '\\"', "\\\\", "\\n", "\\b", "\\f"]))
+escaped_texts = st.lists(st.one_of(escapes, st.text("ab=: 9é", max_size=3)), max_size=6).map(
+    lambda parts: '"' + "".join(parts) + '"')
+_ROLE_KEYS = ["time", "ts", "timestamp", "@timestamp", "asctime", "t", "level", "levelname", "severity", "lvl",
+              "message", "msg", "event"]
+time_values = st.one_of(time_texts.map(json.dumps), epochs.map(json.dumps))
+level_values = st.one_of(st.sampled_from(['"info"', '"INFO"', '"Warning"', '"ERROR"', '"dpanic"', '"İnfo"', '"nope"',
+                                          '"in\\u0066o"', "2", "-1", "30", "55", "2.0", "true", "null", "{}"]),
+                         st.integers(-3, 70).map(str))
+_ROLE_VALUES = {"time": time_values, "level": level_values, "message": escaped_texts}
+
+
+@st.composite
+def role_lines(draw: st.DrawFn) -> bytes:
+    """A record whose time, level and message come from any of the keys normalize_object reads
+    them from, holding anything from their forms and what is near them, plus escaped text."""
+    keys = draw(st.lists(st.sampled_from(_ROLE_KEYS), min_size=1, max_size=6, unique=True))
+    role = {k: "time" for k in _ROLE_KEYS[:6]} | {k: "level" for k in _ROLE_KEYS[6:10]}
+    fields = [(json.dumps(k), draw(_ROLE_VALUES[role.get(k, "message")] if draw(st.integers(0, 4)) else
+                               st.one_of(*_ROLE_VALUES.values()))) for k in keys]
+    fields += [(draw(st.sampled_from(['"note"', '"caf\\u00e9"', '"\\u0074ime"', '"lvl"'])), draw(escaped_texts))
+               for _ in range(draw(st.integers(0, 2)))]
+    return ("{" + ",".join(f"{k}:{v}" for k, v in fields) + "}").encode()

@@ -29,7 +29,7 @@ from logd.spec import Context
 from logd.steps.agents import AgentMetrics
 from logd.usage import UsageMetrics
 
-from record_lines import DIALECTS, dialect_lines, go_float, values
+from record_lines import DIALECTS, dialect_lines, go_float, role_lines, values
 from record_lines import lines as any_lines
 from support import read_records, send, wait_for
 
@@ -188,7 +188,8 @@ peers = st.fixed_dictionaries({
 @pytest.mark.parametrize("config", list(CONFIGS))
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
-@given(chunks=st.lists(st.lists(st.one_of(hot_lines(), any_lines(), dialect_lines), min_size=1, max_size=40),
+@given(chunks=st.lists(st.lists(st.one_of(hot_lines(), any_lines(), dialect_lines, role_lines()), min_size=1,
+                                max_size=40),
                        min_size=1, max_size=4), trusted=st.one_of(peers, st.just(TRUSTED)))
 def test_hot_and_python_paths_make_the_same_files_and_counts(tmp_path_factory: pytest.TempPathFactory, config: str,
                                                              chunks: list[list[bytes]], trusted: dict) -> None:
