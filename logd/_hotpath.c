@@ -1,21 +1,23 @@
-/* The compiled hot path: lines already in logd's shape, checked and written without a dict.
+/* The compiled hot path: the lines agents send, checked and written without a dict.
  *
  * A line takes this path only if the record it makes is certain to be the one the Python
  * path (logd/record.py, the steps, orjson) would make, byte for byte: one JSON object, in the
- * subset of JSON whose canonical encoding is its own text (no escapes orjson would rewrite,
- * no number it would reformat), with `time` (UTC, RFC 3339), `level` (a known spelling) and
- * `message` (text), no duplicate key, no 20-digit run, no key a later step must see whole
- * (trace shapes, usage shapes: told by Python), no secret key, no string the redaction
- * patterns match and no text field (message, names, errors: told by Python) holding a
- * key=value secret. Anything else stops the run and goes to the Python path, which decides.
- * So this file only ever makes a line faster, never different (tests/test_hotpath.py).
+ * subset of JSON whose canonical encoding is its own text once its \uXXXX and \/ escapes are
+ * written as orjson writes their characters (no number orjson would reformat), with a time,
+ * a level and a message under the keys record.normalize_object reads them from (time: RFC
+ * 3339 with an offset, or an epoch number; level: a known spelling or number; message: text),
+ * no duplicate key, no 20-digit run, no key a later step must see whole (trace shapes, usage
+ * shapes: told by Python), no secret key, no string the redaction patterns match and no text
+ * field (message, names, errors: told by Python) holding a key=value secret. Anything else
+ * stops the run and goes to the Python path, which decides. So this file only ever makes a
+ * line faster, never different (tests/test_hotpath.py, tests/test_go_dialects.py).
  *
  * Output per line: {"time":<canonical>,"level":<canonical>,"message":...,<other keys in the
  * order sent, without whitespace>,<trusted fields>}\n, and for the counting steps the tallies
  * their roles asked for (logd/spec.py): records by a label key and level, a histogram of a
  * numeric key per label, whole numbers under a key summed by two labels. Which keys those
  * are, and which keys and levels send a line to Python, the steps declare; nothing here
- * names a field but time, level and message.
+ * names a field but time, level and message and their spellings (role_of).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
