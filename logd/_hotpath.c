@@ -989,6 +989,8 @@ typedef struct {
     int have_bounds;
     char *scratch; /* a line with escapes, as orjson would write its strings (canonical_copy) */
     Py_ssize_t scratch_cap;
+    char *flat; /* loguru's envelope as the flat record it stands for (loguru_flat) */
+    Py_ssize_t flat_cap;
 } Output;
 
 static int reserve(Output *o, Py_ssize_t more) {
@@ -1120,6 +1122,170 @@ static Py_ssize_t canonical_copy(Output *o, const char *p, Py_ssize_t n, Py_ssiz
 #define LINE_BELOW 2
 #define LINE_OTHER 3 /* a line of the other kind of run (see one_line's `read`) */
 #define LINE_ERROR (-1)
+
+/* ---- loguru's serialize=True envelope: {"text": ..., "record": {...}} ---- */
+
+static FastPath validate_only; /* redact 0: scan_value checks the JSON and asks nothing */
+
+typedef struct {
+    Str key;
+    Py_ssize_t start, end;
+    int type;
+} Member;
+
+/* The members of the object at s->pos, validated; their count, or -1 (not JSON, a duplicate or
+ * escaped key, more than max members). */
+static int object_members(Scan *s, Member *m, int max) {
+    s->pos++;
+    skip_ws(s);
+    if (s->pos < s->n && s->p[s->pos] == '}') {
+        s->pos++;
+        return 0;
+    }
+    for (int count = 0;;) {
+        if (count >= max || s->pos >= s->n || s->p[s->pos] != '"') return -1;
+        Member *e = &m[count];
+        if (scan_string(s, &e->key) < 0 || e->key.escaped) return -1;
+        for (int j = 0; j < count; j++) {
+            if (m[j].key.len == e->key.len && memcmp(s->p + m[j].key.start, s->p + e->key.start, (size_t)e->key.len) == 0)
+                return -1;
+        }
+        skip_ws(s);
+        if (s->pos >= s->n || s->p[s->pos] != ':') return -1;
+        s->pos++;
+        skip_ws(s);
+        e->start = s->pos;
+        e->type = scan_value(s, 2, 0);
+        if (e->type < 0) return -1;
+        e->end = s->pos;
+        count++;
+        skip_ws(s);
+        if (s->pos >= s->n) return -1;
+        char d = s->p[s->pos++];
+        if (d == '}') return count;
+        if (d != ',') return -1;
+        skip_ws(s);
+    }
+}
+
+static const Member *member(const char *p, const Member *m, int count, const char *name) {
+    size_t len = strlen(name);
+    for (int i = 0; i < count; i++) {
+        if ((size_t)m[i].key.len == len && memcmp(p + m[i].key.start, name, len) == 0) return &m[i];
+    }
+    return NULL;
+}
+
+/* A member of a nested object (`name` of the object under `outer`), or NULL. */
+static const Member *inner_member(const char *p, const Member *outer, const char *name, Member *room, int max) {
+    if (!outer || outer->type != T_OBJECT) return NULL;
+    Scan s = {p, outer->start, outer->end, 0, &validate_only};
+    int count = object_members(&s, room, max);
+    return count < 0 ? NULL : member(p, room, count, name);
+}
+
+static char *put(char *w, const char *text) {
+    size_t len = strlen(text);
+    memcpy(w, text, len);
+    return w + len;
+}
+
+static char *put_span(char *w, const char *p, Py_ssize_t start, Py_ssize_t end) {
+    memcpy(w, p + start, (size_t)(end - start));
+    return w + (end - start);
+}
+
+/* The flat record record._from_loguru makes of the envelope, as a line, into o->flat: time
+ * (the timestamp), level (its name), message, logger, caller ("path:line"), function, process
+ * (its id), thread (its name), then the extra fields. Its length, or -1 when the envelope is
+ * in any other shape (an exception, a time without its timestamp, an extra field named like
+ * one of those: Python), -2 out of memory. */
+static Py_ssize_t loguru_flat(Output *o, const char *p, Py_ssize_t n) {
+    Scan s = {p, 0, n, 0, &validate_only};
+    Member top[2], rec[24], room[8], extra[MAX_TOP];
+    if (object_members(&s, top, 2) != 2 || s.pos != n) return -1;
+    const Member *text = member(p, top, 2, "text"), *record = member(p, top, 2, "record");
+    if (!text || !record || text->type != T_STRING || record->type != T_OBJECT) return -1;
+    Scan r = {p, record->start, record->end, 0, &validate_only};
+    int count = object_members(&r, rec, 24);
+    if (count < 0) return -1;
+    const Member *message = member(p, rec, count, "message"), *name = member(p, rec, count, "name"),
+                 *line = member(p, rec, count, "line"), *function = member(p, rec, count, "function"),
+                 *exception = member(p, rec, count, "exception"), *extras = member(p, rec, count, "extra");
+    if (!message || message->type != T_STRING || !line || line->type != T_INT || !function ||
+        function->type != T_STRING || (exception && exception->type != T_NULL) || !extras ||
+        extras->type != T_OBJECT || (name && name->type != T_STRING && name->type != T_NULL))
+        return -1;
+    Member time, level, path, process, thread;
+    const Member *found;
+    if (!(found = inner_member(p, member(p, rec, count, "time"), "timestamp", room, 8)) ||
+        (found->type != T_INT && found->type != T_FLOAT))
+        return -1;
+    time = *found;
+    if (!(found = inner_member(p, member(p, rec, count, "level"), "name", room, 8)) || found->type != T_STRING)
+        return -1;
+    level = *found;
+    if (!(found = inner_member(p, member(p, rec, count, "file"), "path", room, 8)) || found->type != T_STRING ||
+        found->end - found->start == 2) /* "": its name, as `or` goes on */
+        return -1;
+    path = *found;
+    if (!(found = inner_member(p, member(p, rec, count, "process"), "id", room, 8))) return -1;
+    process = *found;
+    if (!(found = inner_member(p, member(p, rec, count, "thread"), "name", room, 8))) return -1;
+    thread = *found;
+    Scan e = {p, extras->start, extras->end, 0, &validate_only};
+    int nextra = object_members(&e, extra, MAX_TOP);
+    if (nextra < 0) return -1;
+    static const char *const taken[] = {"time", "level", "message", "logger", "caller", "function", "process",
+                                        "thread", "error", "stack"};
+    for (int i = 0; i < nextra; i++) {
+        for (size_t t = 0; t < sizeof(taken) / sizeof(taken[0]); t++) {
+            if (member(p, &extra[i], 1, taken[t])) return -1; /* renamed extra_<key>: Python */
+        }
+    }
+    Py_ssize_t need = n + 128;
+    if (o->flat_cap < need) {
+        char *bigger = PyMem_Realloc(o->flat, (size_t)need);
+        if (!bigger) {
+            PyErr_NoMemory();
+            return -2;
+        }
+        o->flat = bigger;
+        o->flat_cap = need;
+    }
+    char *w = o->flat;
+    w = put(w, "{\"time\":");
+    w = put_span(w, p, time.start, time.end);
+    w = put(w, ",\"level\":");
+    w = put_span(w, p, level.start, level.end);
+    w = put(w, ",\"message\":");
+    w = put_span(w, p, message->start, message->end);
+    if (name && name->type == T_STRING) {
+        w = put(w, ",\"logger\":");
+        w = put_span(w, p, name->start, name->end);
+    }
+    w = put(w, ",\"caller\":");
+    w = put_span(w, p, path.start, path.end - 1); /* the path's text, then :line inside its quotes */
+    *w++ = ':';
+    w = put_span(w, p, line->start, line->end);
+    *w++ = '"';
+    if (function->end - function->start > 2) { /* only when not empty */
+        w = put(w, ",\"function\":");
+        w = put_span(w, p, function->start, function->end);
+    }
+    w = put(w, ",\"process\":");
+    w = put_span(w, p, process.start, process.end);
+    w = put(w, ",\"thread\":");
+    w = put_span(w, p, thread.start, thread.end);
+    for (int i = 0; i < nextra; i++) {
+        *w++ = ',';
+        w = put_span(w, p, extra[i].key.start - 1, extra[i].key.start + extra[i].key.len + 1);
+        *w++ = ':';
+        w = put_span(w, p, extra[i].start, extra[i].end);
+    }
+    *w++ = '}';
+    return w - o->flat;
+}
 
 /* The keys logd.record.normalize_object reads the time, level and message from: the canonical
  * key, else the first alias present (in this order); structlog's `event` only when text. The
@@ -1270,6 +1436,13 @@ static int one_line(FastPath *fp, const char *p, Py_ssize_t n, const char *suffi
             p = o->scratch;
             n = m;
         }
+    }
+    if (n > 8 && memcmp(p, "{\"text\"", 7) == 0) { /* loguru's serialize=True, as json.dumps writes it */
+        Py_ssize_t m = loguru_flat(o, p, n);
+        if (m == -2) return LINE_ERROR;
+        if (m < 0) return LINE_SLOW;
+        p = o->flat;
+        n = m;
     }
     Field fields[MAX_TOP];
     int nf = 0, reads = 0;
@@ -1455,7 +1628,7 @@ static PyObject *FastPath_run(FastPath *self, PyObject *const *args, Py_ssize_t 
     }
     const char *suffix = PyBytes_AS_STRING(args[3]);
     Py_ssize_t suffix_len = PyBytes_GET_SIZE(args[3]);
-    Output o = {NULL, 0, {0}, {0}, 0, NULL, 0};
+    Output o = {NULL, 0, {0}, {0}, 0, NULL, 0, NULL, 0};
     o.out = PyBytes_FromStringAndSize(NULL, 1 << 16);
     Tally tally = {PyDict_New(), PyList_New(0), PyDict_New(), PyList_New(0)};
     if (!o.out || !tally.agent_index || !tally.agents || !tally.group_index || !tally.groups) goto error;
@@ -1486,6 +1659,8 @@ static PyObject *FastPath_run(FastPath *self, PyObject *const *args, Py_ssize_t 
     }
     PyMem_Free(o.scratch);
     o.scratch = NULL;
+    PyMem_Free(o.flat);
+    o.flat = NULL;
     if (_PyBytes_Resize(&o.out, o.used) < 0) goto error;
     PyObject *low = o.have_bounds ? PyUnicode_FromStringAndSize(o.low, 27) : Py_NewRef(Py_None);
     PyObject *high = o.have_bounds ? PyUnicode_FromStringAndSize(o.high, 27) : Py_NewRef(Py_None);
@@ -1500,6 +1675,7 @@ static PyObject *FastPath_run(FastPath *self, PyObject *const *args, Py_ssize_t 
                          PyBool_FromLong(read), PyBool_FromLong(slow));
 error:
     PyMem_Free(o.scratch);
+    PyMem_Free(o.flat);
     Py_XDECREF(o.out);
     Py_XDECREF(tally.agent_index);
     Py_XDECREF(tally.agents);

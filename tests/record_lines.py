@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import orjson
 from hypothesis import strategies as st
+from loguru._logger import Core, Logger
 from pythonjsonlogger.json import JsonFormatter
 from structlog.processors import JSONRenderer
 
@@ -213,9 +214,31 @@ def logd_client_lines(draw: st.DrawFn) -> tuple[bytes, bool]:
     return data.rstrip(b"\n"), level != "error"
 
 
+# a logger of its own, built as loguru/__init__.py builds `logger` (without its stderr sink)
+_LOGURU = Logger(core=Core(), exception=None, depth=0, record=False, lazy=False, colors=False, raw=False,
+                 capture=True, patchers=[], extra={})
+
+
+@st.composite
+def loguru_lines(draw: st.DrawFn) -> tuple[bytes, bool]:
+    """loguru's serialize=True (the real one, loguru/_handler.py): {"text": ..., "record": {...}},
+    which record._from_loguru flattens; the time in any zone, extra fields bound."""
+    level = draw(st.sampled_from(["INFO", "DEBUG", "WARNING", "SUCCESS", "TRACE", "ERROR"]))
+    zone = timezone(timedelta(minutes=draw(offsets)))
+    when = datetime.fromtimestamp(draw(st.integers(946684800, 4102444800)) + draw(st.integers(0, 999999)) / 1e6, zone)
+    extras = draw(st.dictionaries(_FIELD_NAMES, py_values, max_size=3))
+    lines: list[str] = []
+    sink = _LOGURU.add(lines.append, serialize=True, level=0, format="{message}")
+    try:
+        _LOGURU.patch(lambda record: record.update(time=when)).bind(**extras).log(level, draw(log_text))
+    finally:
+        _LOGURU.remove(sink)
+    return lines[0].rstrip("\n").encode(), level != "ERROR"
+
+
 DIALECTS = {"zerolog": zerolog_lines(), "zap": zap_lines(), "slog": slog_lines(),
             "python-json-logger": python_json_logger_lines(), "json.dumps": stdlib_json_lines(),
-            "structlog": structlog_lines(), "logd client": logd_client_lines()}
+            "structlog": structlog_lines(), "logd client": logd_client_lines(), "loguru": loguru_lines()}
 dialect_lines = st.one_of(*DIALECTS.values()).map(lambda pair: pair[0])
 
 

@@ -254,6 +254,22 @@ def test_epoch_times_are_rounded_as_datetime_fromtimestamp_rounds_them(tmp_path:
     assert taken >= 0.98 * len(lines)  # the others are before year 1 or after 9999: Python's
 
 
+def _loguru_envelopes_for_python() -> list[str]:
+    """loguru's serialize=True envelope in the shapes record._from_loguru flattens otherwise than
+    the compiled path would: an exception, a field it renames, a time without its timestamp,
+    an empty path (then the file's name), a top-level key it drops."""
+    record = {"elapsed": {"repr": "0:00:01", "seconds": 1.5}, "exception": None, "extra": {"agent": "a"},
+              "file": {"name": "a.py", "path": "/srv/a.py"}, "function": "run",
+              "level": {"icon": "i", "name": "INFO", "no": 20}, "line": 7, "message": "m", "module": "a",
+              "name": "a", "process": {"id": 1, "name": "MainProcess"}, "thread": {"id": 2, "name": "MainThread"},
+              "time": {"repr": "2026-11-29 10:11:12+00:00", "timestamp": 1764411072.5}}
+    odd = [{"exception": {"type": "ValueError", "value": "bad", "traceback": True}},
+           {"extra": {"message": "x"}}, {"extra": {"caller": "x"}}, {"time": {"repr": "2026-11-29 10:11:12+00:00"}},
+           {"file": {"name": "a.py", "path": ""}}, {"function": None}, {"line": "7"}]
+    lines = [json.dumps({"text": "m\n", "record": {**record, **change}}) for change in odd]
+    return lines + [json.dumps({"text": "m\n", "record": record, "host": "h"})]
+
+
 def test_lines_the_hot_path_leaves_to_python(tmp_path: Path) -> None:
     base = '{"time":"2026-11-29T10:11:12.123Z","level":"info","message":"m"'
     left = [
@@ -284,6 +300,7 @@ def test_lines_the_hot_path_leaves_to_python(tmp_path: Path) -> None:
         '{"time":"2026-11-29T10:11:12Z","level":"info","msg":{"k":1}}',  # a message that is not text
         '{"level":"info","message":"m"}',  # no time: the time it arrived
         base + ',"_pid":1}',  # a reserved key
+        *_loguru_envelopes_for_python(),
     ]
     chunk = [line.encode() for line in left]
     assert compare(tmp_path, "", [[line] for line in chunk]) == 0
