@@ -441,6 +441,12 @@ static int string_clean(FastPath *fp, const char *p, const Str *st, int is_messa
     return 1;
 }
 
+static int scan_any_number(Scan *s);
+
+/* Scans with this object only check the JSON (redact 0: nothing asked) and take numbers in any
+ * spelling: what loguru_flat reads is dropped, or copied into a line that is checked again. */
+static FastPath validate_only;
+
 #define FAIL_PY (-2) /* a Python exception is set */
 #define FAIL_SLOW (-1)
 
@@ -501,7 +507,7 @@ static int scan_value(Scan *s, int depth, int text) {
         }
     }
     if (c == '-' || (c >= '0' && c <= '9')) {
-        int t = scan_number(s);
+        int t = s->fp == &validate_only ? scan_any_number(s) : scan_number(s);
         return t < 0 ? FAIL_SLOW : t;
     }
     const char *lit = c == 't' ? "true" : c == 'f' ? "false" : c == 'n' ? "null" : NULL;
@@ -1125,7 +1131,6 @@ static Py_ssize_t canonical_copy(Output *o, const char *p, Py_ssize_t n, Py_ssiz
 
 /* ---- loguru's serialize=True envelope: {"text": ..., "record": {...}} ---- */
 
-static FastPath validate_only; /* redact 0: scan_value checks the JSON and asks nothing */
 
 typedef struct {
     Str key;
@@ -1133,9 +1138,42 @@ typedef struct {
     int type;
 } Member;
 
-/* The members of the object at s->pos, validated; their count, or -1 (not JSON, a duplicate or
- * escaped key, more than max members). */
-static int object_members(Scan *s, Member *m, int max) {
+/* Past one value at s->pos that object_members has checked already; its type. */
+static int skip_checked(Scan *s) {
+    const char *p = s->p;
+    Py_ssize_t i = s->pos;
+    char first = p[i];
+    int depth = 0, type = first == '"' ? T_STRING : first == '{' ? T_OBJECT : first == '[' ? T_ARRAY
+                        : first == 't' ? T_TRUE : first == 'f' ? T_FALSE : first == 'n' ? T_NULL : T_INT;
+    for (;;) {
+        char c = p[i];
+        if (c == '"') {
+            for (i++; p[i] != '"'; i += p[i] == '\\' ? 2 : 1) {}
+            i++;
+        } else if (c == '{' || c == '[') {
+            depth++;
+            i++;
+        } else if (c == '}' || c == ']') {
+            depth--;
+            i++;
+        } else if (depth > 0) {
+            i++;
+            continue;
+        } else { /* a number or a literal */
+            for (; i < s->n && p[i] != ',' && p[i] != '}' && p[i] != ']' && p[i] != ' ' && p[i] != '\t' &&
+                   p[i] != '\n' && p[i] != '\r'; i++) {
+                if (type == T_INT && (p[i] == '.' || p[i] == 'e' || p[i] == 'E')) type = T_FLOAT;
+            }
+        }
+        if (depth == 0) break;
+    }
+    s->pos = i;
+    return type;
+}
+
+/* The members of the object at s->pos, their values checked (or, `checked`, checked before);
+ * their count, or -1 (not JSON, a duplicate or escaped key, more than max members). */
+static int object_members(Scan *s, Member *m, int max, int checked) {
     s->pos++;
     skip_ws(s);
     if (s->pos < s->n && s->p[s->pos] == '}') {
@@ -1155,7 +1193,7 @@ static int object_members(Scan *s, Member *m, int max) {
         s->pos++;
         skip_ws(s);
         e->start = s->pos;
-        e->type = scan_value(s, 2, 0);
+        e->type = checked ? skip_checked(s) : scan_value(s, 2, 0);
         if (e->type < 0) return -1;
         e->end = s->pos;
         count++;
@@ -1180,7 +1218,7 @@ static const Member *member(const char *p, const Member *m, int count, const cha
 static const Member *inner_member(const char *p, const Member *outer, const char *name, Member *room, int max) {
     if (!outer || outer->type != T_OBJECT) return NULL;
     Scan s = {p, outer->start, outer->end, 0, &validate_only};
-    int count = object_members(&s, room, max);
+    int count = object_members(&s, room, max, 1);
     return count < 0 ? NULL : member(p, room, count, name);
 }
 
@@ -1203,11 +1241,11 @@ static char *put_span(char *w, const char *p, Py_ssize_t start, Py_ssize_t end) 
 static Py_ssize_t loguru_flat(Output *o, const char *p, Py_ssize_t n) {
     Scan s = {p, 0, n, 0, &validate_only};
     Member top[2], rec[24], room[8], extra[MAX_TOP];
-    if (object_members(&s, top, 2) != 2 || s.pos != n) return -1;
+    if (object_members(&s, top, 2, 0) != 2 || s.pos != n) return -1; /* checks the whole line */
     const Member *text = member(p, top, 2, "text"), *record = member(p, top, 2, "record");
     if (!text || !record || text->type != T_STRING || record->type != T_OBJECT) return -1;
     Scan r = {p, record->start, record->end, 0, &validate_only};
-    int count = object_members(&r, rec, 24);
+    int count = object_members(&r, rec, 24, 1);
     if (count < 0) return -1;
     const Member *message = member(p, rec, count, "message"), *name = member(p, rec, count, "name"),
                  *line = member(p, rec, count, "line"), *function = member(p, rec, count, "function"),
@@ -1234,7 +1272,7 @@ static Py_ssize_t loguru_flat(Output *o, const char *p, Py_ssize_t n) {
     if (!(found = inner_member(p, member(p, rec, count, "thread"), "name", room, 8))) return -1;
     thread = *found;
     Scan e = {p, extras->start, extras->end, 0, &validate_only};
-    int nextra = object_members(&e, extra, MAX_TOP);
+    int nextra = object_members(&e, extra, MAX_TOP, 1);
     if (nextra < 0) return -1;
     static const char *const taken[] = {"time", "level", "message", "logger", "caller", "function", "process",
                                         "thread", "error", "stack"};
@@ -1323,9 +1361,9 @@ static int first_present(const int *at, int from, int count) {
     return -1;
 }
 
-/* A JSON number as a time reads it (any spelling: it is converted, not copied): T_INT or
- * T_FLOAT, or -1. No run of 20 digits (record.py reads such lines with the standard library). */
-static int scan_time_number(Scan *s) {
+/* A JSON number in any spelling, as a time reads it (converted, not copied): T_INT or T_FLOAT,
+ * or -1. No run of 20 digits (record.py reads such lines with the standard library). */
+static int scan_any_number(Scan *s) {
     const char *p = s->p;
     Py_ssize_t i = s->pos, n = s->n, run = 0;
     int type = T_INT;
@@ -1361,7 +1399,7 @@ static int field_time(const char *p, const Field *f, char *out) {
         return canonical_time(p + f->start + 1, len - 2, out);
     }
     char buf[48];
-    memcpy(buf, p + f->start, (size_t)len); /* scan_time_number: at most 40 bytes */
+    memcpy(buf, p + f->start, (size_t)len); /* scan_any_number: at most 40 bytes */
     buf[len] = 0;
     if (f->type == T_INT) {
         errno = 0;
@@ -1483,7 +1521,7 @@ static int one_line(FastPath *fp, const char *p, Py_ssize_t n, const char *suffi
                 if (scan_string(&s, &st) < 0) return LINE_SLOW;
                 f->type = T_STRING;
             } else if (number && role == R_TIME) {
-                f->type = scan_time_number(&s);
+                f->type = scan_any_number(&s);
             } else if (number && role == R_LEVEL) {
                 f->type = scan_number(&s);
                 if (f->type != T_INT) return LINE_SLOW;
@@ -1500,7 +1538,7 @@ static int one_line(FastPath *fp, const char *p, Py_ssize_t n, const char *suffi
             s.ws = 0;
             int t;
             if (number && role >= R_TIME_ALIAS && role < R_LEVEL_ALIAS) {
-                t = scan_time_number(&s); /* zap's "ts":1764410000.1234567: checked as a field if it stays one */
+                t = scan_any_number(&s); /* zap's "ts":1764410000.1234567: checked as a field if it stays one */
                 f->loose = 1;
             } else {
                 t = scan_value(&s, 1, (cls & K_TEXT) != 0);
