@@ -8,8 +8,9 @@
  * 3339 with an offset, or an epoch number; level: a known spelling or number; message: text),
  * no duplicate key, no 20-digit run, no key a later step must see whole (trace shapes, usage
  * shapes: told by Python), no secret key, no string the redaction patterns match and no text
- * field (message, names, errors: told by Python) holding a key=value secret. Anything else
- * stops the run and goes to the Python path, which decides. So this file only ever makes a
+ * field (message, names, errors: told by Python) holding a key=value secret; loguru's
+ * serialize=True envelope is first rewritten into the flat record it stands for (loguru_flat).
+ * Anything else stops the run and goes to the Python path, which decides. So this file only ever makes a
  * line faster, never different (tests/test_hotpath.py, tests/test_go_dialects.py).
  *
  * Output per line: {"time":<canonical>,"level":<canonical>,"message":...,<other keys in the
