@@ -1020,6 +1020,19 @@ static int hex4(const char *p) {
     return v;
 }
 
+/* A buffer of at least `need` bytes: 0, or -1 with MemoryError set. */
+static int grow(char **buf, Py_ssize_t *cap, Py_ssize_t need) {
+    if (*cap >= need) return 0;
+    char *bigger = PyMem_Realloc(*buf, (size_t)need);
+    if (!bigger) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    *buf = bigger;
+    *cap = need;
+    return 0;
+}
+
 /* a code point as orjson writes it in a string: UTF-8, or its escape */
 static char *put_code_point(char *o, unsigned cp) {
     static const char hex[] = "0123456789abcdef";
@@ -1072,15 +1085,7 @@ static Py_ssize_t canonical_copy(Output *o, const char *p, Py_ssize_t n, Py_ssiz
         if (!next) return 0;
         at = next - p;
     }
-    if (o->scratch_cap < n) {
-        char *bigger = PyMem_Realloc(o->scratch, (size_t)n);
-        if (!bigger) {
-            PyErr_NoMemory();
-            return -2;
-        }
-        o->scratch = bigger;
-        o->scratch_cap = n;
-    }
+    if (grow(&o->scratch, &o->scratch_cap, n) < 0) return -2;
     char *w = o->scratch;
     int in_string = 0, digits = 0;
     for (Py_ssize_t i = 0; i < n;) {
@@ -1282,16 +1287,7 @@ static Py_ssize_t loguru_flat(Output *o, const char *p, Py_ssize_t n) {
             if (member(p, &extra[i], 1, taken[t])) return -1; /* renamed extra_<key>: Python */
         }
     }
-    Py_ssize_t need = n + 128;
-    if (o->flat_cap < need) {
-        char *bigger = PyMem_Realloc(o->flat, (size_t)need);
-        if (!bigger) {
-            PyErr_NoMemory();
-            return -2;
-        }
-        o->flat = bigger;
-        o->flat_cap = need;
-    }
+    if (grow(&o->flat, &o->flat_cap, n + 128) < 0) return -2; /* its keys are no longer than the envelope's */
     char *w = o->flat;
     w = put(w, "{\"time\":");
     w = put_span(w, p, time.start, time.end);
