@@ -287,7 +287,7 @@ static int scan_string(Scan *s, Str *out) {
 
 /* Whether a float's text (fixed notation, in [1e-4, 1e16)) is the shortest that reads back as
  * its double: Python's repr, which is what orjson writes in that range (tests/test_hotpath.py
- * compares them on millions of doubles). Both reads are correctly rounded. */
+ * compares them on 60,000 doubles; 1.9 million once). Both reads are correctly rounded. */
 static int shortest_text(const char *p, Py_ssize_t n) {
     char buf[48];
     if (n > 40) return 0;
