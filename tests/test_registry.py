@@ -221,8 +221,7 @@ def test_a_new_step_that_declares_its_keys_keeps_the_hot_path_on(tmp_path: Path,
         wait_for(lambda: len([r for r in read_records(log) if r.get("seq") is not None or "ticket" in r]) == 320,
                  what="the records")
         status = request(sock_dir / "logd.sock", "status")
-        errors = sum(1 for line in bench if b'"level":"error"' in line)  # each agent's last error: Python
-        assert status["hot_path"] == {"on": True, "records": len(bench) - errors}
+        assert status["hot_path"] == {"on": True, "records": len(bench)}
         written = read_records(log)
         assert [r["ticket_seen"] for r in written if "ticket" in r] == [True] * 20  # the step saw its lines
         assert not any("ticket_seen" in r for r in written if "seq" in r)
