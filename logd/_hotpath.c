@@ -165,6 +165,7 @@ typedef struct {
     long failed_ranks;
     Name observe;            /* ObserveNumber: this key's number / observe_scale in observe_buckets, */
     Name observe_label;      /* ... per this key's text (absent or null: not observed) */
+    Name thin;               /* Thins: per line written, this key's text, the level and the message */
     double observe_scale;
     double *observe_buckets; /* ascending */
     Py_ssize_t n_observe_buckets;
@@ -803,8 +804,12 @@ static int read_metrics(FastPath *fp, const char *p, Field *fields, int nf, Seen
         if (name_is(&fp->observe_label, k, kl)) observe_label = f;
     }
     /* a label that is not text is labelled by its str(): Python does that */
-    Field *labels[] = {label, second, observe_label};
-    for (int i = 0; i < 3; i++) {
+    Field *thin = NULL;
+    for (int j = 0; j < nf && fp->thin.data; j++) {
+        if (name_is(&fp->thin, p + fields[j].key.start, fields[j].key.len)) thin = &fields[j];
+    }
+    Field *labels[] = {label, second, observe_label, thin};
+    for (int i = 0; i < 4; i++) {
         if (labels[i] && labels[i]->type != T_STRING && labels[i]->type != T_NULL) return FAIL_SLOW;
     }
     int r = read_number(p, number, fp->scale, &m->seconds);
@@ -934,7 +939,25 @@ typedef struct {
     char low[27], high[27];
     int have_bounds;
     PyObject *handed; /* list: where in out each line whose record a step is handed starts */
+    PyObject *thin;   /* list: per line written, (where it starts, thin key's text, level, message) */
 } Output;
+
+/* What the steps that keep or drop records (Thins) decide a written line by, into o->thin. */
+static int thin_entry(FastPath *fp, Output *o, const char *p, Field *fields, int nf, int m_i, PyObject *level) {
+    Field *key = NULL;
+    for (int j = 0; j < nf; j++) {
+        if (name_is(&fp->thin, p + fields[j].key.start, fields[j].key.len)) key = &fields[j];
+    }
+    PyObject *text = text_of(fp, p, key); /* read_metrics let only text and null through */
+    PyObject *message = m_i < 0 ? PyUnicode_FromStringAndSize("", 0) : text_of(fp, p, &fields[m_i]);
+    PyObject *entry = text && message ? Py_BuildValue("(nOOO)", o->used, text, level, message) : NULL;
+    Py_XDECREF(text);
+    Py_XDECREF(message);
+    if (!entry) return -1;
+    int r = PyList_Append(o->thin, entry);
+    Py_DECREF(entry);
+    return r;
+}
 
 static int reserve(Output *o, Py_ssize_t more) {
     Py_ssize_t cap = PyBytes_GET_SIZE(o->out);
@@ -1102,6 +1125,7 @@ static int one_line(FastPath *fp, const char *p, Py_ssize_t n, const char *suffi
     memcpy(w, suffix, (size_t)suffix_len); w += suffix_len;
     *w++ = '}';
     *w++ = '\n';
+    if (fp->thin.data && !read && thin_entry(fp, o, p, fields, nf, m_i, level) < 0) return LINE_ERROR;
     if (handed) {
         PyObject *at = PyLong_FromSsize_t(o->used);
         if (!at || PyList_Append(o->handed, at) < 0) {
@@ -1146,10 +1170,10 @@ static PyObject *FastPath_run(FastPath *self, PyObject *const *args, Py_ssize_t 
         PyErr_SetString(PyExc_ValueError, "run: start and stop must be >= 0");
         return NULL;
     }
-    Output o = {NULL, 0, {0}, {0}, 0, PyList_New(0)};
+    Output o = {NULL, 0, {0}, {0}, 0, PyList_New(0), PyList_New(0)};
     o.out = PyBytes_FromStringAndSize(NULL, 1 << 16);
     Tally tally = {PyDict_New(), PyList_New(0), PyDict_New(), PyList_New(0)};
-    if (!o.out || !o.handed || !tally.agent_index || !tally.agents || !tally.group_index || !tally.groups) goto error;
+    if (!o.out || !o.handed || !o.thin || !tally.agent_index || !tally.agents || !tally.group_index || !tally.groups) goto error;
     Py_ssize_t i = start, kept = 0, below = 0;
     int read = 0, slow = 0;
     /* the questions to Python may run any code, the list's own length included: re-read each time */
@@ -1191,11 +1215,12 @@ static PyObject *FastPath_run(FastPath *self, PyObject *const *args, Py_ssize_t 
     }
     Py_DECREF(tally.agent_index);
     Py_DECREF(tally.group_index);
-    return Py_BuildValue("(NnnnNNNNNNN)", o.out, i, kept, below, tally.agents, tally.groups, low, high,
-                         PyBool_FromLong(read), PyBool_FromLong(slow), o.handed);
+    return Py_BuildValue("(NnnnNNNNNNNN)", o.out, i, kept, below, tally.agents, tally.groups, low, high,
+                         PyBool_FromLong(read), PyBool_FromLong(slow), o.handed, o.thin);
 error:
     Py_XDECREF(o.out);
     Py_XDECREF(o.handed);
+    Py_XDECREF(o.thin);
     Py_XDECREF(tally.agent_index);
     Py_XDECREF(tally.agents);
     Py_XDECREF(tally.group_index);
@@ -1226,30 +1251,30 @@ static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
     static char *names[] = {"aliases", "actions", "classify_key", "value_clean", "message_clean", "min_len", "redact",
                             "label", "count", "histogram", "scale", "buckets", "sum", "sum_label", "directions",
                             "names", "failed", "failed_ranks", "observe", "observe_label", "observe_scale",
-                            "observe_buckets", NULL};
+                            "observe_buckets", "thin", NULL};
     PyObject *aliases, *actions, *classify_key, *value_clean, *message_clean;
     PyObject *label = Py_None, *histogram = Py_None, *sum = Py_None, *sum_label = Py_None;
-    PyObject *counted = Py_None, *failed = Py_None, *observe = Py_None, *observe_label = Py_None;
+    PyObject *counted = Py_None, *failed = Py_None, *observe = Py_None, *observe_label = Py_None, *thin = Py_None;
     PyObject *buckets = NULL, *directions = NULL, *observe_buckets = NULL;
     Py_ssize_t min_len;
     int redact, count = 0;
     long failed_ranks = 0;
     double scale = 1.0, observe_scale = 1.0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!OOOnp|$OpOdO!OOO!OOlOOdO!", names, &PyDict_Type, &aliases,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!OOOnp|$OpOdO!OOO!OOlOOdO!O", names, &PyDict_Type, &aliases,
                                      &PyDict_Type, &actions, &classify_key, &value_clean, &message_clean, &min_len,
                                      &redact, &label, &count, &histogram, &scale, &PyTuple_Type, &buckets, &sum,
                                      &sum_label, &PyDict_Type, &directions, &counted, &failed, &failed_ranks,
-                                     &observe, &observe_label, &observe_scale, &PyTuple_Type, &observe_buckets))
+                                     &observe, &observe_label, &observe_scale, &PyTuple_Type, &observe_buckets, &thin))
         return -1;
     if (!PyCallable_Check(classify_key)) {
         PyErr_SetString(PyExc_TypeError, "classify_key must be callable");
         return -1;
     }
-    PyObject *names_given[] = {label, histogram, sum, sum_label, counted, failed, observe, observe_label};
-    for (int i = 0; i < 8; i++) {
+    PyObject *names_given[] = {label, histogram, sum, sum_label, counted, failed, observe, observe_label, thin};
+    for (int i = 0; i < 9; i++) {
         if (names_given[i] != Py_None && !PyUnicode_Check(names_given[i])) {
-            PyErr_SetString(PyExc_TypeError, "label, histogram, sum, sum_label, names, failed, observe and "
-                                             "observe_label are key names (str) or None");
+            PyErr_SetString(PyExc_TypeError, "label, histogram, sum, sum_label, names, failed, observe, "
+                                             "observe_label and thin are key names (str) or None");
             return -1;
         }
     }
@@ -1271,7 +1296,8 @@ static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
         name_set(&self->label, label) < 0 || name_set(&self->histogram, histogram) < 0 ||
         name_set(&self->sum, sum) < 0 || name_set(&self->sum_label, sum_label) < 0 ||
         name_set(&self->names, counted) < 0 || name_set(&self->failed, failed) < 0 ||
-        name_set(&self->observe, observe) < 0 || name_set(&self->observe_label, observe_label) < 0) {
+        name_set(&self->observe, observe) < 0 || name_set(&self->observe_label, observe_label) < 0 ||
+        name_set(&self->thin, thin) < 0) {
         PyMem_Free(bounds);
         PyMem_Free(observe_bounds);
         return -1;
@@ -1342,6 +1368,7 @@ static void FastPath_dealloc(FastPath *self) {
     PyMem_Free(self->failed.data);
     PyMem_Free(self->observe.data);
     PyMem_Free(self->observe_label.data);
+    PyMem_Free(self->thin.data);
     PyMem_Free(self->observe_buckets);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -1349,10 +1376,11 @@ static void FastPath_dealloc(FastPath *self) {
 static PyMethodDef FastPath_methods[] = {
     {"run", (PyCFunction)(void (*)(void))FastPath_run, METH_FASTCALL,
      "run(lines, start, stop, suffix) -> (json_lines, next, kept, below, agents, usage_rows, low, high, read, slow,\n"
-     "handed)\n\n"
+     "handed, thin)\n\n"
      "Lines from start on of the first line's kind (read: lines a step reads in Python), until the first of the\n"
      "other kind or the first that Python must take (slow; its index is next). suffix: the end of every line,\n"
-     "or a list of one per line. handed: where the lines whose records a step is handed start in json_lines."},
+     "or a list of one per line. handed: where the lines whose records a step is handed start in json_lines;\n"
+     "thin: per line written (when a thin key is set), (where it starts, that key's text, level, message)."},
     {NULL, NULL, 0, NULL},
 };
 

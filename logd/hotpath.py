@@ -42,7 +42,7 @@ from typing import Any
 import orjson
 
 from logd.levels import ALIASES, RANK
-from logd.pipeline import BATCH_RECORDS, Encoded, Pipeline, Rids
+from logd.pipeline import BATCH_RECORDS, Encoded, Pipeline, Rids, Thinned
 from logd.record import PARSER_KEYS, Record, parse_line
 from logd.spec import (
     EVERY_RECORD,
@@ -56,6 +56,7 @@ from logd.spec import (
     Redact,
     Spec,
     SumFields,
+    Thins,
 )
 
 _hotpath: ModuleType | None
@@ -89,7 +90,7 @@ class HotPath:
     def __init__(self, python_keys: frozenset[str], floor: int, redactor: Any, count: CountByLevel | None,
                  sums: SumFields | None, python_levels: frozenset[str], read_keys: frozenset[str] = frozenset(),
                  done: tuple[Any, ...] = (), names: CountNames | None = None, observe: ObserveNumber | None = None,
-                 handed: RecordsAtLevels | None = None) -> None:
+                 handed: RecordsAtLevels | None = None, thins: tuple[Thins, ...] = ()) -> None:
         self.python_keys = python_keys
         self.read_keys = read_keys - python_keys
         self.done = done  # the steps whose work the compiled path has done on the lines steps read (redaction)
@@ -98,6 +99,7 @@ class HotPath:
         # the usage roles' adds, by the row tag the compiled code gives (ROW_* in _hotpath.c)
         self._adds = tuple(role.add if role is not None else _no_tally for role in (sums, names, observe))
         self.take = handed.take if handed is not None else None
+        self.thins = thins  # in step order: each decides on the lines the ones before kept
         self._reported = False  # a failure of the compiled path was reported
         # per canonical level: 0 written, 1 under the level floor, 2 to Python, 3 written and its record
         # handed to a step (or Python's, under the floor); times 16, plus the level's rank
@@ -124,7 +126,8 @@ class HotPath:
             observe=observe.key if observe is not None else None,
             observe_label=observe.label_key if observe is not None else None,
             observe_scale=observe.scale if observe is not None else 1.0,
-            observe_buckets=tuple(float(b) for b in observe.buckets) if observe is not None else ())
+            observe_buckets=tuple(float(b) for b in observe.buckets) if observe is not None else (),
+            thin=thins[0].key if thins else None)
 
     def _classify_key(self, key: str) -> int:
         flags = 0
@@ -203,7 +206,8 @@ class HotPath:
                 slow.extend([parse(j) for j in range(i, n)])
                 break
             try:
-                json_lines, stop, kept, below, agents, rows, low, high, read, python, handed = run(lines, i, n, ends)
+                json_lines, stop, kept, below, agents, rows, low, high, read, python, handed, thin = run(
+                    lines, i, n, ends)
             except Exception as exc:  # a question to Python failed (a bug): Python takes the rest
                 if not self._reported:  # once: the records themselves are all kept
                     self._reported = True
@@ -221,7 +225,7 @@ class HotPath:
                 else:
                     bounds = (low, high) if low is not None and high is not None else _EMPTY
                     pipeline.put_encoded(Encoded(json_lines, kept, below, bounds,
-                                                 self._counter(agents, rows, json_lines, handed)))
+                                                 self._counter(agents, rows, json_lines, handed, thin)))
             if stop < n and (python or stop == i):
                 slow.append(parse(stop))
                 misses += 1
@@ -233,18 +237,39 @@ class HotPath:
         if slow:
             put(slow)
 
-    def _counter(self, agents: list, rows: list, json_lines: bytes, handed: list[int]) -> Callable[[], None]:
-        """What the run's counts add to the steps, called in order with the batches around it."""
+    def _counter(self, agents: list, rows: list, json_lines: bytes, handed: list[int],
+                 thin: list[tuple[int, Any, str, str]]) -> Callable[[], Thinned | None]:
+        """What the run's counts add to the steps, called in order with the batches around it;
+        then what the steps that keep or drop records (Thins) left of its lines."""
         adds, take = self._adds, self.take
 
-        def count() -> None:
+        def count() -> Thinned | None:
             self.add_counts(agents)
             for row in rows:  # the usage roles' rows, in the order their keys first appeared
                 adds[row[0]](*row[1:])
             if take is not None:
                 for start in handed:  # a few records (errors): decoded from the lines written
                     take(orjson.loads(json_lines[start:json_lines.index(b"\n", start)]))
+            return _thinned(self.thins, json_lines, thin) if self.thins and thin else None
         return count
+
+
+def _thinned(thins: tuple[Thins, ...], json_lines: bytes, lines: list[tuple[int, Any, str, str]]) -> Thinned | None:
+    """The run's lines each step in ``thins`` kept (in order, each deciding on what the ones
+    before kept), their time bounds, and how many each dropped; None: all kept."""
+    dropped: dict[str, int] = {}
+    for role in thins:
+        keep = role.decide([entry[1:] for entry in lines])
+        kept = [entry for entry, yes in zip(lines, keep, strict=True) if yes]
+        if len(kept) < len(lines):
+            dropped[role.reason] = dropped.get(role.reason, 0) + len(lines) - len(kept)
+            lines = kept
+    if not dropped:
+        return None
+    ends = {start: json_lines.index(b"\n", start) + 1 for start, *_ in lines}
+    kept_lines = b"".join([json_lines[start:ends[start]] for start, *_ in lines])
+    times = [json_lines[start + 9:start + 36].decode() for start, *_ in lines]  # {"time":"<27 characters>"
+    return Thinned(kept_lines, len(lines), (min(times), max(times)) if times else _EMPTY, dropped)
 
 
 _EMPTY = ("\U0010ffff", "")  # no kept record: bounds that widen nothing
@@ -275,16 +300,20 @@ def build(steps: Iterable[tuple[Spec, Any]], others: Iterable[Spec] = ()) -> tup
     for role in roles:
         declared.setdefault(type(role), []).append(role)
     one = {kind: found[0] for kind, found in declared.items()}
-    if any(len(found) > 1 for kind, found in declared.items() if kind not in (LevelsToPython, ReadsRecords)):
+    if any(len(found) > 1 for kind, found in declared.items() if kind not in (LevelsToPython, ReadsRecords, Thins)):
         return None, "the compiled path takes one role of each kind"
     count, sums, names = one.get(CountByLevel), one.get(SumFields), one.get(CountNames)
     labels = {role.label_key if not isinstance(role, SumFields) else role.labels[0]
               for role in (count, sums, names) if role is not None}
     if len(labels) > 1:
         return None, "the compiled path labels counts, sums and names by the same first key"
+    thins = tuple(declared.get(Thins, []))
+    if len({role.key for role in thins}) > 1:
+        return None, "the compiled path gives the steps that keep or drop records one key"
     python_levels = frozenset().union(*(r.levels for r in declared.get(LevelsToPython, [])))
     floor = one.get(LevelFloor)
     redact = one.get(Redact)
     return HotPath(frozenset(python_keys), floor.floor if floor is not None else 0,
                    redact.redactor if redact is not None else None, count, sums, python_levels,
-                   frozenset(read_keys), tuple(done), names, one.get(ObserveNumber), one.get(RecordsAtLevels)), None
+                   frozenset(read_keys), tuple(done), names, one.get(ObserveNumber), one.get(RecordsAtLevels),
+                   thins), None

@@ -31,7 +31,7 @@ from logd.isolation import StepFailures, fallback_record, step_name
 from logd.record import Record, parse_line
 
 __all__ = ["BATCH_RECORDS", "SELF_TRUSTED", "Batch", "Branch", "Encoded", "HotIngest", "Peer", "Pipeline", "Rids",
-           "Sink", "Step", "encode"]
+           "Sink", "Step", "Thinned", "encode"]
 
 # Records are encoded in batches of about this many, soon after parsing, while they are
 # still in CPU cache: measured, encoding a 3,000-record batch costs ~5x more per record.
@@ -83,11 +83,23 @@ class Peer:
 
 
 @dataclass
+class Thinned:
+    """What the steps that keep or drop records (sampling, rate limits) left of a hot-path batch:
+    its kept lines, their count and time bounds, and how many were dropped, by drop reason."""
+
+    json_lines: bytes
+    kept: int
+    bounds: tuple[str, str]
+    dropped: dict[str, int]
+
+
+@dataclass
 class Encoded:
     """Records the hot path (:mod:`logd.hotpath`) took through the steps itself, in order:
     ``json_lines`` are the ``kept`` ones as the file gets them, ``below`` more were under the
     level floor, and ``count`` adds what the metric steps count of them to their counters
-    (called when the batch is processed, in order with the records around it).
+    (called when the batch is processed, in order with the records around it), and returns what
+    sampling and rate limits left of them (None: all).
 
     Lines a step reads (:class:`~logd.spec.ReadsRecords`) come as such a batch with ``done``
     set: all of them, whatever their level; their records, decoded from these lines, go
@@ -98,7 +110,7 @@ class Encoded:
     kept: int
     below: int
     bounds: tuple[str, str]
-    count: Callable[[], None]
+    count: Callable[[], Thinned | None]
     done: tuple[Step, ...] | None = None
 
 
@@ -344,14 +356,21 @@ class Pipeline:
         return self._through_steps(records, skip, lines)
 
     def _encoded(self, encoded: Encoded) -> Batch:
-        """The hot path's records: counted by the metric steps, then handed to the sinks as they are."""
+        """The hot path's records: counted by the metric steps, then handed to the sinks as they
+        are, but those sampling and rate limits drop."""
+        thinned = None
         try:
-            encoded.count()
+            thinned = encoded.count()
         except Exception:  # a bug: reported in step_errors; the records are written all the same
             self._count_error("hotpath", encoded.kept + encoded.below)
-        if encoded.below:
-            self.stats.filtered += encoded.below
-            self.stats.dropped["below_level"] = self.stats.dropped.get("below_level", 0) + encoded.below
+        dropped = {"below_level": encoded.below} if encoded.below else {}
+        if thinned is not None:
+            dropped.update(thinned.dropped)
+        for reason, n in dropped.items():
+            self.stats.filtered += n
+            self.stats.dropped[reason] = self.stats.dropped.get(reason, 0) + n
+        if thinned is not None:
+            return Batch.encoded(thinned.json_lines, thinned.kept, thinned.bounds)
         return Batch.encoded(encoded.json_lines, encoded.kept, encoded.bounds)
 
     def _fork(self, records: list[Record], lines: _Lines | None = None) -> None:

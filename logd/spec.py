@@ -213,10 +213,22 @@ class RecordsAtLevels:
 
 
 @dataclass(frozen=True)
+class Thins:
+    """The step keeps or drops each record by the text of ``key``, its level and its message only
+    (sampling, rate limits), after the level floor: ``decide`` takes those of the lines the compiled
+    path writes, in order, and says which it keeps (counting what it drops itself); the others
+    are left out of the batch, counted in the pipeline's drops under ``reason``."""
+
+    key: str
+    decide: Callable[[list[tuple[Any, str, str]]], list[bool]]
+    reason: str
+
+
+@dataclass(frozen=True)
 class ReadsRecords:
     """The step only reads the records holding its ``reads`` keys (counts them, changes nothing):
     the compiled path still checks and writes their lines, and hands the steps their records
     (decoded from those lines) instead of leaving the lines to Python's parser and redactor."""
 
 
-EVERY_RECORD = None  # Spec.reads of a step that must see every record (sampling, rate limits)
+EVERY_RECORD = None  # Spec.reads of a step that must see every record

@@ -41,6 +41,7 @@ CONFIGS = {
     "warn and up": 'level = "warn"',
     "no redaction": "[logging.redact]\nenabled = false",
     "own rules": '[logging.redact]\nkeys = ["session", "pid"]\npatterns = ["(?i)internal-[0-9]+"]\nreplacement = "***"',
+    "sampled": '[logging.sampling]\nenabled = true\ninitial = 2\nthereafter = 3\nmax_level = "error"\nburst = 25',
 }
 
 
@@ -74,7 +75,9 @@ class Side:
         self.agents = AgentMetrics(config.metrics.max_agents)
         self.usage = CountingUsage(self.agents.label, **usage_caps)
         events = Events(lambda: 0.0, stderr=lambda line: None)
-        self.parts = build(Context(config, events, kept={"agents": self.agents, "usage": self.usage}))
+        # one clock reading for the whole run: sampling ticks and rate-limit windows end alike both ways
+        self.parts = build(Context(config, events, clock=lambda: 1_800_000_000.0,
+                                   kept={"agents": self.agents, "usage": self.usage}))
         self.parts.open()
         self.hot = self.parts.hot if hot else None
         self.pipeline = Pipeline(self.parts.steps, self.parts.sinks, events=events, branch=self.parts.branch,
@@ -466,13 +469,16 @@ def test_a_real_daemon_counts_tool_calls_and_errors_on_the_compiled_path(daemon,
 def test_an_ack_client_takes_the_compiled_path_and_writes_what_python_writes(daemon, tmp_path: Path) -> None:
     """Issue 31: logd's own client with acks: every record on the compiled path (`hot_path.records`),
     each acknowledged, and the file byte for byte what the Python path writes (the same records
-    to a daemon whose sampling, which keeps them all, turns the compiled path off)."""
+    to a logd as it runs when built without a C compiler)."""
     from logd.client import Sender
 
     records = [orjson.loads(line) for line in _usage_lines(300)]
+    no_compiler = tmp_path / "no_compiler"
+    no_compiler.mkdir()
+    (no_compiler / "sitecustomize.py").write_text('import sys\nsys.modules["logd._hotpath"] = None\n')
     files = {}
-    for name, extra in (("hot", ""), ("python", "[logging.sampling]\nenabled = true\ninitial = 1000000\n")):
-        d = daemon(f'file = "{name}.log"\nlevel = "debug"', extra)
+    for name, env in (("hot", {}), ("python", {"PYTHONPATH": str(no_compiler)})):
+        d = daemon(f'file = "{name}.log"\nlevel = "debug"', env=env)
         sender = Sender(d.socket_path, ack=True, stream="s1", batch_size=128)
         for record in records:
             sender.put(record)
@@ -484,6 +490,24 @@ def test_an_ack_client_takes_the_compiled_path_and_writes_what_python_writes(dae
                        if b'"agent":"logd"' not in line]
     assert files["hot"] == files["python"] and len(files["hot"]) == len(records)
     assert orjson.loads(files["hot"][-1])["_rid"].startswith("s1:")
+
+
+def test_a_real_daemon_samples_and_rate_limits_on_the_compiled_path(daemon, tmp_path: Path) -> None:
+    """Issue 31: sampling or a rate limit turned the compiled path off; now they decide on what it
+    gives them (agent, level, message) and `logd status` counts both the records and the drops."""
+    d = daemon('file = "agent.log"', "[logging.sampling]\nenabled = true\ninitial = 5\nthereafter = 0\n"
+                                     "tick = 3600\nburst = 50\ninterval = 3600\n")
+    same = [_head("info", 0, "a") + ',"tool":"search"}'] * 200  # one message: sampled
+    each = [_head("info", i, "b") + "}" for i in range(100)]  # distinct messages: rate limited
+    send(d.socket_path, "\n".join(same + each).encode() + b"\n")
+    wait_for(lambda: len([r for r in read_records(tmp_path / "agent.log") if r.get("agent") in ("a", "b")]) >= 55,
+             what="the records")
+    status = _status(d)
+    assert status["hot_path"] == {"on": True, "records": 300}
+    assert status["sampled"] == {"info": 195} and status["agents"]["b"]["rate_limited"] == 50
+    assert status["usage"]["agents"]["a"]["tool_calls"]["search"] == {"ok": 200}  # counted before sampling
+    written = [r for r in read_records(tmp_path / "agent.log") if r.get("agent") in ("a", "b")]
+    assert [r["message"] for r in written] == ["m0"] * 5 + [f"m{i}" for i in range(50)]
 
 
 def test_a_failing_question_to_python_costs_no_record_and_is_reported(tmp_path: Path) -> None:
