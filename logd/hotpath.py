@@ -9,10 +9,11 @@ the steps), which decides.
 
 What the compiled code does is what the steps declare (:mod:`logd.spec`): each step's
 role (``LevelFloor``, ``Redact``, ``CountByLevel``, ``SumFields``, ``CountNames``,
-``ObserveNumber``, ``RecordsAtLevels``, ``LevelsToPython``) and
+``ObserveNumber``, ``RecordsAtLevels``, ``Thins``, ``LevelsToPython``) and
 the record keys it reads in Python (``Spec.reads``): a line holding one of those goes to
-Python, the others stay on the compiled path. A step that reads every record (sampling,
-rate limits) leaves no compiled path, and ``logd status`` says which (``hot_path.off``).
+Python, the others stay on the compiled path. A step that reads every record leaves no
+compiled path, and ``logd status`` says which (``hot_path.off``); sampling and rate limits
+decide by agent, level and message, which the compiled code gives them (``Thins``).
 
 A step that only reads the records it reads (``ReadsRecords``: the metric steps reading
 trace and usage shapes), and the trace store's branch, do not need Python's parser: the

@@ -53,7 +53,7 @@ class AckReader:
 
     def __init__(self, conn: AckConnection, stream: str, chunk_records: int = 256) -> None:
         self.conn = conn
-        self.chunk_records = chunk_records  # the pipeline's BATCH_RECORDS (not imported: clients import this module)
+        self.chunk_records = chunk_records  # the pipeline's BATCH_RECORDS
         self.stream = stream
         self.framer = LineFramer(conn.max_bytes)
         self._seq = 0
