@@ -9,7 +9,7 @@ the steps), which decides.
 
 What the compiled code does is what the steps declare (:mod:`logd.spec`): each step's
 role (``LevelFloor``, ``Redact``, ``CountByLevel``, ``SumFields``, ``CountNames``,
-``ObserveNumber``, ``RecordsAtLevels``, ``Thins``, ``LevelsToPython``) and
+``ObserveNumber``, ``RecordsAtLevels``, ``Thins``) and
 the record keys it reads in Python (``Spec.reads``): a line holding one of those goes to
 Python, the others stay on the compiled path. A step that reads every record leaves no
 compiled path, and ``logd status`` says which (``hot_path.off``); sampling and rate limits
@@ -50,7 +50,6 @@ from logd.spec import (
     CountByLevel,
     CountNames,
     LevelFloor,
-    LevelsToPython,
     ObserveNumber,
     ReadsRecords,
     RecordsAtLevels,
@@ -89,7 +88,7 @@ class HotPath:
     """The compiled path for one set of steps (rebuilt with them on reload), from their roles."""
 
     def __init__(self, python_keys: frozenset[str], floor: int, redactor: Any, count: CountByLevel | None,
-                 sums: SumFields | None, python_levels: frozenset[str], read_keys: frozenset[str] = frozenset(),
+                 sums: SumFields | None, read_keys: frozenset[str] = frozenset(),
                  done: tuple[Any, ...] = (), names: CountNames | None = None, observe: ObserveNumber | None = None,
                  handed: RecordsAtLevels | None = None, thins: tuple[Thins, ...] = ()) -> None:
         self.python_keys = python_keys
@@ -105,8 +104,7 @@ class HotPath:
         # per canonical level: 0 written, 1 under the level floor, 2 to Python, 3 written and its record
         # handed to a step (or Python's, under the floor); times 16, plus the level's rank
         given = handed.levels if handed is not None else frozenset()
-        actions = {level: 16 * (2 if level in python_levels or (level in given and rank < floor) else
-                                3 if level in given else int(rank < floor)) + rank
+        actions = {level: 16 * ((2 if rank < floor else 3) if level in given else int(rank < floor)) + rank
                    for level, rank in RANK.items()}
         assert _hotpath is not None  # build() makes none without it
         label = (count.label_key if count is not None else sums.labels[0] if sums is not None else
@@ -301,7 +299,7 @@ def build(steps: Iterable[tuple[Spec, Any]], others: Iterable[Spec] = ()) -> tup
     for role in roles:
         declared.setdefault(type(role), []).append(role)
     one = {kind: found[0] for kind, found in declared.items()}
-    if any(len(found) > 1 for kind, found in declared.items() if kind not in (LevelsToPython, ReadsRecords, Thins)):
+    if any(len(found) > 1 for kind, found in declared.items() if kind not in (ReadsRecords, Thins)):
         return None, "the compiled path takes one role of each kind"
     count, sums, names = one.get(CountByLevel), one.get(SumFields), one.get(CountNames)
     labels = {role.label_key if not isinstance(role, SumFields) else role.labels[0]
@@ -311,10 +309,9 @@ def build(steps: Iterable[tuple[Spec, Any]], others: Iterable[Spec] = ()) -> tup
     thins = tuple(declared.get(Thins, []))
     if len({role.key for role in thins}) > 1:
         return None, "the compiled path gives the steps that keep or drop records one key"
-    python_levels = frozenset().union(*(r.levels for r in declared.get(LevelsToPython, [])))
     floor = one.get(LevelFloor)
     redact = one.get(Redact)
     return HotPath(frozenset(python_keys), floor.floor if floor is not None else 0,
-                   redact.redactor if redact is not None else None, count, sums, python_levels,
+                   redact.redactor if redact is not None else None, count, sums,
                    frozenset(read_keys), tuple(done), names, one.get(ObserveNumber), one.get(RecordsAtLevels),
                    thins), None

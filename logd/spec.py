@@ -196,13 +196,6 @@ class ObserveNumber:
 
 
 @dataclass(frozen=True)
-class LevelsToPython:
-    """Lines at these levels go to Python whatever they hold (a step keeps something of each)."""
-
-    levels: frozenset[str]
-
-
-@dataclass(frozen=True)
 class RecordsAtLevels:
     """Lines at these levels stay on the compiled path, and each one's record (decoded from the
     line written) is given to ``take``, in order, when the counts of its run are added: the step
