@@ -215,10 +215,13 @@ peers = st.fixed_dictionaries({
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
 @given(chunks=st.lists(st.lists(st.one_of(hot_lines(), any_lines()), min_size=1, max_size=40), min_size=1,
-                       max_size=4), trusted=st.one_of(peers, st.just(TRUSTED)))
+                       max_size=4), trusted=st.one_of(peers, st.just(TRUSTED)), acked=st.booleans())
 def test_hot_and_python_paths_make_the_same_files_and_counts(tmp_path_factory: pytest.TempPathFactory, config: str,
-                                                             chunks: list[list[bytes]], trusted: dict) -> None:
-    compare(tmp_path_factory.mktemp("cmp"), CONFIGS[config], chunks, trusted)
+                                                             chunks: list[list[bytes]], trusted: dict,
+                                                             acked: bool) -> None:
+    # acked: each chunk an ack batch's lines (the second and fourth sent again), ending with their _rid
+    rids = [Rids(f"0a1b2c3d4e5f6a7b:{i // 2}:", 0, i % 2 == 1) for i in range(len(chunks))] if acked else None
+    compare(tmp_path_factory.mktemp("cmp"), CONFIGS[config], chunks, trusted, rids)
 
 
 def test_the_hot_path_takes_the_records_agents_send(tmp_path: Path) -> None:
