@@ -24,6 +24,7 @@ from logd import hotpath
 from logd.config import parse_config
 from logd.daemon import build
 from logd.events import Events
+from logd.logfiles import bounds
 from logd.pipeline import Peer, Pipeline, Rids
 from logd.spec import Context
 from logd.steps.agents import AgentMetrics
@@ -99,6 +100,7 @@ class Side:
         stats = self.pipeline.stats
         return {
             "file": (self.folder / "agent.log").read_bytes(),
+            "time bounds": (lambda t: (t.low, t.high))(bounds.tracker(self.folder / "agent.log")),  # for queries
             "sessions": {p.name: p.read_bytes() for p in sessions},
             "agents": (self.agents.records, self.agents.durations, self.agents.redacted),
             # dicts, compared whatever order their keys were made in (sums per batch make them in another)
@@ -390,6 +392,17 @@ def test_capped_labels_get_their_places_in_the_order_python_meets_them(tmp_path:
     assert set(python.usage.latency) == {"m1", "_other"}
     assert ("b", "_other", "total") in python.usage.tokens and ("a", "m2", "total") in python.usage.tokens
     assert python.usage.tool_calls[("c", "t1", "ok")] == 1 and ("b", "_other", "error") in python.usage.tool_calls
+
+
+def test_sampled_out_lines_leave_the_files_time_bounds(tmp_path: Path) -> None:
+    """The file's time bounds (what `logd query --since` skips files by) are those of the lines
+    sampling kept, not of the whole run."""
+    at = '{"time":"2026-11-29T10:00:%02d.5Z","level":"info","message":"%s","agent":"a"}'
+    chunk = [(at % (5, "same")).encode(), (at % (0, "same")).encode(), (at % (9, "same")).encode(),
+             (at % (6, "other")).encode()]
+    hot = sides(tmp_path, '[logging.sampling]\nenabled = true\ninitial = 1\nthereafter = 0', [chunk])[1]
+    assert hot.pipeline.stats.hot_path == 4 and hot.pipeline.stats.dropped == {"sampled": 2}
+    assert hot.state()["time bounds"] == ("2026-11-29T10:00:05.500000Z", "2026-11-29T10:00:06.500000Z")
 
 
 @pytest.mark.parametrize("config", [*CONFIGS, "rid pattern"])
