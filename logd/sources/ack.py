@@ -71,26 +71,24 @@ class AckReader:
         if not lines:
             return
         received = format_epoch(self.conn.now())
-        start = 0  # of the run of record lines not yet handed over
-        for i, line in enumerate(lines):
-            truncated = cuts.get(i) if cuts is not None else None
-            if self._left == 0:
-                start = i + 1
-                header = parse_header(line) if truncated is None else None
-                if header is None:
-                    self.conn.put([parse_line(line, received, self.conn.trusted, truncated=truncated)])
-                    continue
-                self._seq, self._left, self._resent = header
-                self._index, self._prefix = 0, f"{self.stream}:{self._seq}:"
-                if self._left == 0:
-                    self._hand([], received, None)
+        i, n = 0, len(lines)
+        while i < n:
+            if self._left:  # the batch's next lines, at most chunk_records at a time
+                count = min(self._left, n - i, self.chunk_records)
+                self._left -= count
+                self._hand(lines[i : i + count], received, cuts, i)
+                i += count
                 continue
-            self._left -= 1
-            if self._left == 0 or i + 1 - start >= self.chunk_records:
-                self._hand(lines[start : i + 1], received, cuts, start)
-                start = i + 1
-        if start < len(lines):
-            self._hand(lines[start:], received, cuts, start)
+            line, truncated = lines[i], cuts.get(i) if cuts is not None else None
+            i += 1
+            header = parse_header(line) if truncated is None else None
+            if header is None:
+                self.conn.put([parse_line(line, received, self.conn.trusted, truncated=truncated)])
+                continue
+            self._seq, self._left, self._resent = header
+            self._index, self._prefix = 0, f"{self.stream}:{self._seq}:"
+            if self._left == 0:
+                self._hand([], received, None)
 
     def _hand(self, lines: list[bytes], received: str, cuts: dict[int, int] | None, at: int = 0) -> None:
         """Lines of the current batch (``at``: where they start in the read's lines, as ``cuts``
