@@ -1173,7 +1173,9 @@ static PyObject *FastPath_run(FastPath *self, PyObject *const *args, Py_ssize_t 
     Output o = {NULL, 0, {0}, {0}, 0, PyList_New(0), PyList_New(0)};
     o.out = PyBytes_FromStringAndSize(NULL, 1 << 16);
     Tally tally = {PyDict_New(), PyList_New(0), PyDict_New(), PyList_New(0)};
-    if (!o.out || !o.handed || !o.thin || !tally.agent_index || !tally.agents || !tally.group_index || !tally.groups) goto error;
+    if (!o.out || !o.handed || !o.thin || !tally.agent_index || !tally.agents || !tally.group_index ||
+        !tally.groups)
+        goto error;
     Py_ssize_t i = start, kept = 0, below = 0;
     int read = 0, slow = 0;
     /* the questions to Python may run any code, the list's own length included: re-read each time */
