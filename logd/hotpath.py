@@ -54,8 +54,10 @@ except ImportError:  # built without a C compiler: every line takes the Python p
 __all__ = ["AVAILABLE", "HotPath", "build"]
 
 AVAILABLE = _hotpath is not None
-# lines that fail in a row before the rest of a chunk goes straight to Python (a client
-# whose records are not in logd's shape pays for a few tries per chunk, not for every line)
+# lines that fail in a row before Python takes the next ones without a try, in stretches that
+# double (up to a batch) while the one try between them fails: a client whose records are not
+# in logd's shape pays for a few tries per chunk, not one per line, and a burst of such lines
+# (8 loguru records in a row) no longer sends the whole rest of the chunk to Python
 _GIVE_UP_AFTER = 8
 
 if _hotpath is not None:
@@ -139,11 +141,16 @@ class HotPath:
         batches, the others parsed by Python."""
         run, put = self._fast.run, pipeline.put
         slow: list[Record] = []
-        i, n, misses = 0, len(lines), 0
+        i, n, misses, stretch = 0, len(lines), 0, _GIVE_UP_AFTER
         while i < n:
             if misses >= _GIVE_UP_AFTER:
-                slow.extend([parse_line(line, received, trusted) for line in lines[i:]])
-                break
+                end = min(n, i + stretch)
+                slow.extend([parse_line(line, received, trusted) for line in lines[i:end]])
+                i, misses, stretch = end, _GIVE_UP_AFTER - 1, min(stretch * 2, BATCH_RECORDS)
+                if len(slow) >= BATCH_RECORDS:
+                    put(slow)
+                    slow = []
+                continue
             try:
                 json_lines, stop, kept, below, agents, tokens, low, high, read, python = run(lines, i, n, suffix)
             except Exception as exc:  # a question to Python failed (a bug): Python takes the rest
@@ -154,7 +161,7 @@ class HotPath:
                 slow.extend([parse_line(line, received, trusted) for line in lines[i:]])
                 break
             if stop > i:
-                misses = 0
+                misses, stretch = 0, _GIVE_UP_AFTER
                 if slow:
                     put(slow)
                     slow = []
