@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import time
 
 import orjson
 import pytest
@@ -135,6 +136,64 @@ def test_store_keeps_a_bounded_number_of_files_open_and_appends_in_order(tmp_pat
     for s in ("a", "b", "c"):
         records, _ = read_lines(session_path(tmp_path / "t", s))
         assert [r["n"] for r in records] == [0, 1, 2]
+
+
+def _until(condition, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "not within the deadline"
+        time.sleep(0.005)
+
+
+def test_new_session_files_are_spares_made_ahead_off_the_loop_and_named_in_order(tmp_path):
+    """The store's thread keeps unnamed files ready (O_TMPFILE, at most ``keep``); a new session's
+    file is one of them given its name; a session that already has a file keeps it."""
+    folder = tmp_path / "t"
+    store = TraceStore(folder, max_open=2, spares=True)
+    assert store.spares is not None
+    kept = session_path(folder, "earlier")
+    folder.mkdir()
+    kept.write_bytes(b'{"n":-1}\n')  # a file from an earlier run: appended to, never replaced
+    store.append(file_name("first"), b'{"n":0}\n')  # no spare yet: created here, the thread starts
+    _until(lambda: store.spares.ready == store.spares.keep)
+    assert sorted(os.listdir(folder)) == sorted([".journal", kept.name, file_name("first")])  # spares have no name
+    for round_ in range(3):
+        for s in ("a", "b", "c", "earlier"):
+            store.append(file_name(s), orjson.dumps({"n": round_}) + b"\n")
+        assert store.open_files == 2 and store.spares.ready <= store.spares.keep
+    assert store.spare_figures()["used"] >= 3  # a, b, c (evicted ones are opened again, not made anew)
+    store.close()
+    named = [file_name(s) for s in ("first", "a", "b", "c")]
+    assert sorted(os.listdir(folder)) == sorted([".journal", kept.name, *named])
+    for s in ("a", "b", "c"):
+        path = session_path(folder, s)
+        assert [r["n"] for r in read_lines(path)[0]] == [0, 1, 2]
+        assert path.stat().st_mode & 0o777 == 0o640 and path.stat().st_nlink == 1
+    assert [r["n"] for r in read_lines(kept)[0]] == [-1, 0, 1, 2]
+
+
+def test_a_spare_never_takes_the_name_of_a_planted_link(tmp_path):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep\n")
+    folder = tmp_path / "t"
+    store = TraceStore(folder, spares=True)
+    store.append(file_name("warm"), b"{}\n")
+    _until(lambda: store.spares.ready > 0)
+    session_path(folder, "victim").symlink_to(outside)
+    with pytest.raises(OSError):
+        store.append(file_name("victim"), b'{"x":1}\n')
+    store.close()
+    assert outside.read_text() == "keep\n" and session_path(folder, "victim").is_symlink()
+
+
+def test_closing_the_store_leaves_no_spare_and_no_descriptor(tmp_path):
+    before = len(os.listdir("/proc/self/fd"))
+    store = TraceStore(tmp_path / "t", spares=True)
+    store.append(file_name("s"), b"{}\n")
+    _until(lambda: store.spares.ready == store.spares.keep)
+    store.close()
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert sorted(os.listdir(tmp_path / "t")) == [".journal", file_name("s")]
 
 
 def test_retention_removes_sessions_older_than_max_age_by_the_injected_clock(tmp_path):

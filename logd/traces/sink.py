@@ -66,7 +66,7 @@ class TraceSink(SinkBase):
                  events: Events | None = None, shapes: Shapes | None = None) -> None:
         # the branch's selector: the usage counters' shapes of the batch, else classify
         self.shapes = shapes if shapes is not None else Shapes()
-        self.store = TraceStore(folder, max_age_days=max_age_days, clock=clock)
+        self.store = TraceStore(folder, max_age_days=max_age_days, clock=clock, spares=True)
         self.clock = clock
         self.events = events if events is not None else Events(clock)
         self.stored = 0        # trace records written to session files
@@ -146,7 +146,8 @@ class TraceSink(SinkBase):
     def store_stats(self) -> dict:
         """The session files' own figures, for ``logd status``."""
         return {"dir": str(self.store.folder), "stored": self.stored, "refused": self.refused,
-                "dropped": self.dropped, "pruned": self.pruned, "open_files": self.store.open_files}
+                "dropped": self.dropped, "pruned": self.pruned, "open_files": self.store.open_files,
+                "spare_files": self.store.spare_figures()}
 
     def _append(self, name: str, data: bytes, count: int) -> None:
         """``count`` records' lines to one session file."""
