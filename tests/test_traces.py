@@ -222,6 +222,23 @@ def test_sink_files_trace_records_by_session_and_ignores_the_rest(tmp_path):
     assert len(read_lines(session_path(tmp_path, "run-koog-1"))[0]) == len(koog_run())
 
 
+@pytest.mark.parametrize("lines", [True, False], ids=["written-as-encoded", "encoded-here"])
+def test_sink_keeps_each_sessions_records_in_order_when_sessions_interleave(tmp_path, lines):
+    order = ["a", "a", "b", None, "a", "b", "b", "a", None, "c"]
+    records = parsed([{"hook": "BeforeEventHandling", "session_id": s, "n": n} if s else {"msg": "plain", "n": n}
+                      for n, s in enumerate(order)])
+    batch = Batch.decoded(records, b"".join(orjson.dumps(r) + b"\n" for r in records)) if lines else Batch(records)
+    sink = TraceSink(tmp_path)
+    sink.write(batch)
+    for part in (records[:3], records[:2]):  # then one session's batch, written as it is
+        sink.write(Batch.decoded(part, b"".join(orjson.dumps(r) + b"\n" for r in part)))
+    sink.close()
+    for s in ("a", "b", "c"):
+        stored = [r["n"] for r in read_lines(session_path(tmp_path, s))[0]]
+        assert stored == [n for part in (order, order[:3], order[:2]) for n, o in enumerate(part) if o == s]
+    assert sink.stored == 8 + 3 + 2 and sink.refused == 0
+
+
 def test_sink_counts_what_it_cannot_store_and_never_raises(tmp_path):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
