@@ -10,7 +10,9 @@ It writes on the event loop, as the file sink does: each batch's lines grouped p
 one append each. It used to hand them to a writer thread; at full speed that thread fell
 behind the loop and the daemon's heap grew around its backlog (100,000 trace records sent
 as fast as possible: RSS 500-600 MB, kept afterwards) while writing here stays at ~40 MB
-and is faster (61,000 against 48,000-52,000 trace records/s on the 2-core machine).
+and is faster (61,000 against 48,000-52,000 trace records/s on the 2-core machine). Only
+the slow part of a new session's file, the kernel's creating it, is done ahead by a thread
+(:mod:`.spares`); nothing waits for it.
 """
 
 from __future__ import annotations

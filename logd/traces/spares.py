@@ -38,7 +38,7 @@ class Spares:
         self._thread: threading.Thread | None = None
         self._closing = False
         self.used = 0  # files named from a spare
-        self.missed = 0  # new files the store created itself: no spare ready
+        self.missed = 0  # files the store opened itself (created, or there already): no spare was ready
         self.unavailable: OSError | None = None  # why spares cannot be made or named here: none are tried again
         self.failed: OSError | None = None  # the thread's last error making one (tried again when wanted)
 
@@ -50,6 +50,9 @@ class Spares:
         """A spare's descriptor, now the file ``name`` in the folder; None when no spare is
         ready or ``name`` exists already (then the store opens it as before)."""
         plain_name(name)
+        if self.unavailable is not None:
+            self.missed += 1
+            return None
         try:
             fd = self._ready.popleft()
         except IndexError:
@@ -92,6 +95,7 @@ class Spares:
                 try:
                     self._ready.append(os.open(self.folder, os.O_TMPFILE | os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC,
                                                FILE_MODE))
+                    self.failed = None
                 except OSError as exc:  # the store creates its files meanwhile (and reports what fails)
                     if exc.errno in UNSUPPORTED:
                         self.unavailable = exc
