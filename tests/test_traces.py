@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import shutil
 import time
 
 import orjson
@@ -250,6 +251,27 @@ def test_sink_counts_what_it_cannot_store_and_never_raises(tmp_path):
     sink.close()
     assert sink.dropped == len(agk_session()) and sink.stored == 0
     assert len(reports) == 1 and "cannot write trace file" in reports[0]
+
+
+def test_a_new_session_file_that_cannot_be_made_is_counted_reported_once_and_the_store_recovers(tmp_path):
+    """With spares ready, the trace folder removed under the daemon: a new session's records are
+    counted as dropped (still in the other sinks), one error says so, nothing raises; once the
+    folder is back, new sessions get their files again."""
+    folder = tmp_path / "traces"
+    reports: list[str] = []
+    sink = TraceSink(folder, events=Events(stderr=reports.append))
+    sink.write(Batch(parsed(agk_session(session="first"))))
+    _until(lambda: sink.store.spares is not None and sink.store.spares.ready > 0)
+    shutil.rmtree(folder)
+    for session in ("second", "third"):
+        sink.write(Batch(parsed(agk_session(session=session))))
+    assert sink.dropped == 2 * len(agk_session()) and len(reports) == 1 and "cannot write trace file" in reports[0]
+    folder.mkdir()
+    sink.write(Batch(parsed(agk_session(session="fourth"))))
+    sink.close()
+    assert len(read_lines(session_path(folder, "fourth"))[0]) == len(agk_session())
+    assert sink.store_stats()["spare_files"]["used"] == 1  # the fourth's: spares were not given up on
+    assert sink.stored == 2 * len(agk_session()) and session_files(folder) == [session_path(folder, "fourth")]
 
 
 def test_sink_writes_each_batch_when_it_arrives_and_prunes_hourly_by_the_clock(tmp_path):

@@ -64,10 +64,11 @@ class Spares:
             return None
         try:
             folder = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:  # never follows a planted link: an existing name, a link too, is EEXIST
-                os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=folder, follow_symlinks=True)
-            finally:
-                os.close(folder)
+        except OSError:  # the folder's own trouble: the store's open says what it is
+            self._ready.appendleft(fd)
+            return None
+        try:  # never follows a planted link: an existing name, a link too, is EEXIST
+            os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=folder, follow_symlinks=True)
         except FileExistsError:
             self._ready.appendleft(fd)  # still a spare
             return None
@@ -76,6 +77,8 @@ class Spares:
             self.unavailable = exc
             self.missed += 1
             return None
+        finally:
+            os.close(folder)
         self.used += 1
         return fd
 
