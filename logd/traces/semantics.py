@@ -256,7 +256,7 @@ def may_report(record: dict[str, Any]) -> bool:
     """False only when :func:`usage`, :func:`tool_call` and :func:`error` are all None for
     ``record``: decided from its keys (most hook entries and events report none of them),
     before asking those functions. Kept beside them: a key they start reading goes here."""
-    if not record.keys().isdisjoint(_REPORTING_KEYS):  # looks up the fewer keys of the two
+    if not _REPORTING_KEYS.isdisjoint(record):
         return True
     state = record.get("state")
     if isinstance(state, dict) and ("usage" in state or "tokens" in state or "data" in state):
