@@ -160,6 +160,15 @@ typedef struct {
     Name sum;                /* SumFields: whole numbers under this key, summed by (label, sum_label) */
     Name sum_label;
     PyObject *directions;    /* dict: field name under `sum` -> 0 input, 1 output, 2 total */
+    Name names;              /* CountNames: records whose text here is counted by (label, it, failed) */
+    Name failed;             /* ... failed: this key's value is truthy, or the level's bit is in failed_ranks */
+    long failed_ranks;
+    Name observe;            /* ObserveNumber: this key's number / observe_scale in observe_buckets, */
+    Name observe_label;      /* ... per this key's text (absent or null: not observed) */
+    Name thin;               /* Thins: per line written, this key's text, the level and the message */
+    double observe_scale;
+    double *observe_buckets; /* ascending */
+    Py_ssize_t n_observe_buckets;
     Py_ssize_t min_len;      /* characters: shorter strings cannot match a pattern */
     int redact;
     Cache keys, values, messages;
@@ -556,8 +565,8 @@ static char *copy_compact(char *o, const char *p, Py_ssize_t start, Py_ssize_t e
 typedef struct {
     PyObject *agent_index; /* dict: label (str or None) -> row */
     PyObject *agents;      /* list: [label, [count per level], [count per bucket] or None, [seconds...] or None] */
-    PyObject *group_index; /* dict: (label, second label) -> row */
-    PyObject *groups;      /* list: [label, second label, input, output, total] (None where nothing was added) */
+    PyObject *group_index; /* dict: (ROW_*, label values...) -> row */
+    PyObject *groups;      /* list: the usage roles' rows (see usage_row; None where nothing was added) */
 } Tally;
 
 static int add_count(PyObject *list, Py_ssize_t i, long long n) {
@@ -613,11 +622,17 @@ typedef struct {
     int has_tokens;
     long long tokens[3];
     int found[3];
+    PyObject *name;           /* CountNames: the text counted (NULL: none), a new reference */
+    int failed;               /* ... its `failed` key's value is truthy */
+    PyObject *observed_label; /* ObserveNumber: the label's text (NULL: not observed), a new reference */
+    double observed;
 } Seen;
 
 static void seen_clear(Seen *m) {
     Py_CLEAR(m->label);
     Py_CLEAR(m->second);
+    Py_CLEAR(m->name);
+    Py_CLEAR(m->observed_label);
 }
 
 static int direction_of(FastPath *fp, const char *p, Py_ssize_t n) {
@@ -718,83 +733,183 @@ static int read_tokens(FastPath *fp, const char *p, Field *f, Seen *m) {
     return 0;
 }
 
-/* Everything the metric steps read of a record with these fields, or FAIL_SLOW / FAIL_PY. */
-static int read_metrics(FastPath *fp, const char *p, Field *fields, int nf, Seen *m) {
-    memset(m, 0, sizeof(*m));
-    /* the keys the counting steps named (AgentMetrics: "agent" and "duration_ms"; UsageMetrics:
-     * "tokens" summed by "agent" and "model") */
-    Field *label = NULL, *second = NULL, *number = NULL, *sum = NULL;
-    for (int j = 0; j < nf; j++) {
-        const char *k = p + fields[j].key.start;
-        Py_ssize_t kl = fields[j].key.len;
-        if (name_is(&fp->label, k, kl)) label = &fields[j];
-        else if (name_is(&fp->sum_label, k, kl)) second = &fields[j];
-        else if (name_is(&fp->histogram, k, kl)) number = &fields[j];
-        else if (name_is(&fp->sum, k, kl)) sum = &fields[j];
-    }
-    /* a label that is not text is labelled by its str(): Python does that */
-    if ((label && label->type != T_STRING && label->type != T_NULL) ||
-        (second && second->type != T_STRING && second->type != T_NULL))
-        return FAIL_SLOW;
-    if (number && number->type == T_INT) {
-        long long v = parse_int(p + number->start, number->end - number->start);
+/* A number >= 0 at f divided by scale, as Python divides it: 1 (in *out), 0 none (absent, not a
+ * number, negative), or FAIL_SLOW / FAIL_PY. */
+static int read_number(const char *p, const Field *f, double scale, double *out) {
+    if (!f) return 0;
+    if (f->type == T_INT) {
+        long long v = parse_int(p + f->start, f->end - f->start);
         if (v > (1LL << 53) || v < -(1LL << 53)) return FAIL_SLOW; /* Python divides exactly */
-        if (v >= 0) {
-            m->has_seconds = 1;
-            m->seconds = (double)v / fp->scale;
-        }
-    } else if (number && number->type == T_FLOAT) {
-        double v = parse_float(p + number->start, number->end - number->start);
+        if (v < 0) return 0;
+        *out = (double)v / scale;
+        return 1;
+    }
+    if (f->type == T_FLOAT) {
+        double v = parse_float(p + f->start, f->end - f->start);
         if (v == -1.0 && PyErr_Occurred()) return FAIL_PY;
-        if (v >= 0) {
-            m->has_seconds = 1;
-            m->seconds = v / fp->scale;
-        }
-    }
-    if (sum) {
-        int r = read_tokens(fp, p, sum, m);
-        if (r < 0) return r;
-    }
-    if (label && label->type == T_STRING) {
-        Scan s = {p, label->start, label->end, 0, fp};
-        Str st;
-        scan_string(&s, &st);
-        m->label = string_object(p, &st);
-        if (!m->label) return FAIL_PY;
-    } else {
-        m->label = Py_NewRef(Py_None);
-    }
-    if (second && second->type == T_STRING) {
-        Scan s = {p, second->start, second->end, 0, fp};
-        Str st;
-        scan_string(&s, &st);
-        m->second = string_object(p, &st);
-        if (!m->second) {
-            seen_clear(m);
-            return FAIL_PY;
-        }
-    } else {
-        m->second = Py_NewRef(Py_None);
+        if (v < 0) return 0;
+        *out = v / scale;
+        return 1;
     }
     return 0;
 }
 
+/* The text of a string field (new reference), Py_None for null or absent (a new reference too). */
+static PyObject *text_of(FastPath *fp, const char *p, const Field *f) {
+    if (!f || f->type != T_STRING) return Py_NewRef(Py_None);
+    Scan s = {p, f->start, f->end, 0, fp};
+    Str st;
+    scan_string(&s, &st);
+    return string_object(p, &st);
+}
+
+/* Python's bool() of a field's value (a validated token). */
+static int truthy(const char *p, const Field *f) {
+    switch (f->type) {
+        case T_STRING: return f->end - f->start > 2;
+        case T_TRUE: return 1;
+        case T_FALSE: case T_NULL: return 0;
+        case T_INT: case T_FLOAT:
+            for (Py_ssize_t i = f->start; i < f->end; i++) {
+                if (p[i] >= '1' && p[i] <= '9') return 1;
+            }
+            return 0;
+        default: { /* an object or a list: empty or not */
+            Py_ssize_t i = f->start + 1;
+            while (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r') i++;
+            return p[i] != '}' && p[i] != ']';
+        }
+    }
+}
+
+/* Everything the metric steps read of a record with these fields, or FAIL_SLOW / FAIL_PY. */
+static int read_metrics(FastPath *fp, const char *p, Field *fields, int nf, Seen *m) {
+    memset(m, 0, sizeof(*m));
+    /* the keys the counting steps named (AgentMetrics: "agent" and "duration_ms"; UsageMetrics:
+     * "tokens" summed by "agent" and "model", "tool" calls failed by "error", "latency_ms" by
+     * "model"); one key may serve several roles */
+    Field *label = NULL, *second = NULL, *number = NULL, *sum = NULL, *name = NULL, *failed = NULL,
+          *observe = NULL, *observe_label = NULL;
+    for (int j = 0; j < nf; j++) {
+        const char *k = p + fields[j].key.start;
+        Py_ssize_t kl = fields[j].key.len;
+        Field *f = &fields[j];
+        if (name_is(&fp->label, k, kl)) label = f;
+        if (name_is(&fp->sum_label, k, kl)) second = f;
+        if (name_is(&fp->histogram, k, kl)) number = f;
+        if (name_is(&fp->sum, k, kl)) sum = f;
+        if (name_is(&fp->names, k, kl)) name = f;
+        if (name_is(&fp->failed, k, kl)) failed = f;
+        if (name_is(&fp->observe, k, kl)) observe = f;
+        if (name_is(&fp->observe_label, k, kl)) observe_label = f;
+    }
+    /* a label that is not text is labelled by its str(): Python does that */
+    Field *thin = NULL;
+    for (int j = 0; j < nf && fp->thin.data; j++) {
+        if (name_is(&fp->thin, p + fields[j].key.start, fields[j].key.len)) thin = &fields[j];
+    }
+    Field *labels[] = {label, second, observe_label, thin};
+    for (int i = 0; i < 4; i++) {
+        if (labels[i] && labels[i]->type != T_STRING && labels[i]->type != T_NULL) return FAIL_SLOW;
+    }
+    int r = read_number(p, number, fp->scale, &m->seconds);
+    if (r < 0) return r;
+    m->has_seconds = r;
+    double observed = 0;
+    r = observe_label && observe_label->type == T_STRING ? read_number(p, observe, fp->observe_scale, &observed) : 0;
+    if (r < 0) return r;
+    if (sum) {
+        int t = read_tokens(fp, p, sum, m);
+        if (t < 0) return t;
+    }
+    m->label = text_of(fp, p, label);
+    m->second = text_of(fp, p, second);
+    if (!m->label || !m->second) goto error;
+    if (r) {
+        m->observed = observed;
+        m->observed_label = text_of(fp, p, observe_label);
+        if (!m->observed_label) goto error;
+    }
+    if (name && name->type == T_STRING && name->end - name->start > 2) { /* text, not empty */
+        m->name = text_of(fp, p, name);
+        if (!m->name) goto error;
+        m->failed = failed != NULL && truthy(p, failed);
+    }
+    return 0;
+error:
+    seen_clear(m);
+    return FAIL_PY;
+}
+
+/* `value` into a histogram row's counts per bucket (at `counts`) and its list of values (the
+ * next item), made on first use. */
+static int observe_into(PyObject *row, Py_ssize_t counts, const double *buckets, Py_ssize_t nbuckets, double value) {
+    if (PyList_GET_ITEM(row, counts) == Py_None) {
+        PyObject *zero = PyLong_FromLong(0);
+        PyObject *per_bucket = zero ? new_list(nbuckets + 1, zero) : NULL;
+        Py_XDECREF(zero);
+        PyObject *values = PyList_New(0);
+        if (!per_bucket || !values) {
+            Py_XDECREF(per_bucket);
+            Py_XDECREF(values);
+            return -1;
+        }
+        PyList_SetItem(row, counts, per_bucket);
+        PyList_SetItem(row, counts + 1, values);
+    }
+    Py_ssize_t b = 0; /* bisect_left */
+    while (b < nbuckets && buckets[b] < value) b++;
+    if (add_count(PyList_GET_ITEM(row, counts), b, 1) < 0) return -1;
+    PyObject *v = PyFloat_FromDouble(value);
+    if (!v || PyList_Append(PyList_GET_ITEM(row, counts + 1), v) < 0) {
+        Py_XDECREF(v);
+        return -1;
+    }
+    Py_DECREF(v);
+    return 0;
+}
+
+/* The row of a usage role (ROW_*) for these label values, made on first use: the rows of all
+ * such roles in one list, in the order their keys first appeared, as Python meets them record
+ * by record (so capped labels get their places in the same order). */
+#define ROW_SUMS 0     /* [0, label, second label, input, output, total] */
+#define ROW_NAMES 1    /* [1, label, name, failed, count] */
+#define ROW_OBSERVED 2 /* [2, label, [count per bucket], [values...]] */
+
+static PyObject *usage_row(Tally *t, Py_ssize_t width, int role, PyObject *a, PyObject *b, PyObject *c) {
+    PyObject *tag = PyLong_FromLong(role);
+    if (!tag) return NULL;
+    PyObject *key = c ? PyTuple_Pack(4, tag, a, b, c) : b ? PyTuple_Pack(3, tag, a, b) : PyTuple_Pack(2, tag, a);
+    Py_DECREF(tag);
+    if (!key) return NULL;
+    PyObject *row = tally_row(t->group_index, t->groups, key, width, key);
+    Py_DECREF(key);
+    return row;
+}
+
 static int tally_count(FastPath *fp, Tally *t, Seen *m, Py_ssize_t level);
 
+/* One record's counts, in the order UsageMetrics._flat counts them: tokens, the name, the value. */
 static int tally_add(FastPath *fp, Tally *t, Seen *m, Py_ssize_t level) {
     if (fp->count && tally_count(fp, t, m, level) < 0) return -1;
     if (m->has_tokens) { /* the sums label the pair even when no field counts (UsageMetrics does) */
-        PyObject *key = PyTuple_Pack(2, m->label, m->second);
-        if (!key) return -1;
-        PyObject *g = tally_row(t->group_index, t->groups, key, 5, key);
-        Py_DECREF(key);
+        PyObject *g = usage_row(t, 6, ROW_SUMS, m->label, m->second, NULL);
         if (!g) return -1;
         if (!m->found[0] && !m->found[1]) {
-            if (m->found[2] && add_count(g, 4, m->tokens[2]) < 0) return -1;
+            if (m->found[2] && add_count(g, 5, m->tokens[2]) < 0) return -1;
         } else {
-            if (m->found[0] && add_count(g, 2, m->tokens[0]) < 0) return -1;
-            if (m->found[1] && add_count(g, 3, m->tokens[1]) < 0) return -1;
+            if (m->found[0] && add_count(g, 3, m->tokens[0]) < 0) return -1;
+            if (m->found[1] && add_count(g, 4, m->tokens[1]) < 0) return -1;
         }
+    }
+    if (m->name) {
+        int failed = m->failed || ((fp->failed_ranks >> level) & 1);
+        PyObject *row = usage_row(t, 5, ROW_NAMES, m->label, m->name, failed ? Py_True : Py_False);
+        if (!row || add_count(row, 4, 1) < 0) return -1;
+    }
+    if (m->observed_label) {
+        PyObject *row = usage_row(t, 4, ROW_OBSERVED, m->observed_label, NULL, NULL);
+        if (!row || observe_into(row, 2, fp->observe_buckets, fp->n_observe_buckets, m->observed) < 0) return -1;
     }
     return 0;
 }
@@ -814,30 +929,7 @@ static int tally_count(FastPath *fp, Tally *t, Seen *m, Py_ssize_t level) {
         PyList_SetItem(row, 1, levels);
     }
     if (add_count(PyList_GET_ITEM(row, 1), level, 1) < 0) return -1;
-    if (m->has_seconds) {
-        if (PyList_GET_ITEM(row, 2) == Py_None) {
-            PyObject *zero = PyLong_FromLong(0);
-            PyObject *counts = zero ? new_list(fp->nbuckets + 1, zero) : NULL;
-            Py_XDECREF(zero);
-            PyObject *seconds = PyList_New(0);
-            if (!counts || !seconds) {
-                Py_XDECREF(counts);
-                Py_XDECREF(seconds);
-                return -1;
-            }
-            PyList_SetItem(row, 2, counts);
-            PyList_SetItem(row, 3, seconds);
-        }
-        Py_ssize_t b = 0; /* bisect_left */
-        while (b < fp->nbuckets && fp->buckets[b] < m->seconds) b++;
-        if (add_count(PyList_GET_ITEM(row, 2), b, 1) < 0) return -1;
-        PyObject *sec = PyFloat_FromDouble(m->seconds);
-        if (!sec || PyList_Append(PyList_GET_ITEM(row, 3), sec) < 0) {
-            Py_XDECREF(sec);
-            return -1;
-        }
-        Py_DECREF(sec);
-    }
+    if (m->has_seconds && observe_into(row, 2, fp->buckets, fp->nbuckets, m->seconds) < 0) return -1;
     return 0;
 }
 
@@ -846,7 +938,26 @@ typedef struct {
     Py_ssize_t used;
     char low[27], high[27];
     int have_bounds;
+    PyObject *handed; /* list: where in out each line whose record a step is handed starts */
+    PyObject *thin;   /* list: per line written, (where it starts, thin key's text, level, message) */
 } Output;
+
+/* What the steps that keep or drop records (Thins) decide a written line by, into o->thin. */
+static int thin_entry(FastPath *fp, Output *o, const char *p, Field *fields, int nf, int m_i, PyObject *level) {
+    Field *key = NULL;
+    for (int j = 0; j < nf; j++) {
+        if (name_is(&fp->thin, p + fields[j].key.start, fields[j].key.len)) key = &fields[j];
+    }
+    PyObject *text = text_of(fp, p, key); /* read_metrics let only text and null through */
+    PyObject *message = m_i < 0 ? PyUnicode_FromStringAndSize("", 0) : text_of(fp, p, &fields[m_i]);
+    PyObject *entry = text && message ? Py_BuildValue("(nOOO)", o->used, text, level, message) : NULL;
+    Py_XDECREF(text);
+    Py_XDECREF(message);
+    if (!entry) return -1;
+    int r = PyList_Append(o->thin, entry);
+    Py_DECREF(entry);
+    return r;
+}
 
 static int reserve(Output *o, Py_ssize_t more) {
     Py_ssize_t cap = PyBytes_GET_SIZE(o->out);
@@ -973,7 +1084,8 @@ static int one_line(FastPath *fp, const char *p, Py_ssize_t n, const char *suffi
     long code = PyLong_AsLong(action_obj); /* action * 16 + the level's rank */
     long action = code / 16;
     if (action == 2) return LINE_SLOW;
-    if (read) action = 0; /* the level step decides in Python, on the record */
+    int handed = action == 3 && !read; /* written, and its record handed to a step (RecordsAtLevels) */
+    if (read || handed) action = 0;    /* read: the level step decides in Python, on the record */
 
     if (!read) { /* what the metric steps count, read whole before anything is counted */
         Seen seen;
@@ -1013,6 +1125,15 @@ static int one_line(FastPath *fp, const char *p, Py_ssize_t n, const char *suffi
     memcpy(w, suffix, (size_t)suffix_len); w += suffix_len;
     *w++ = '}';
     *w++ = '\n';
+    if (fp->thin.data && !read && thin_entry(fp, o, p, fields, nf, m_i, level) < 0) return LINE_ERROR;
+    if (handed) {
+        PyObject *at = PyLong_FromSsize_t(o->used);
+        if (!at || PyList_Append(o->handed, at) < 0) {
+            Py_XDECREF(at);
+            return LINE_ERROR;
+        }
+        Py_DECREF(at);
+    }
     o->used += w - out;
     if (!o->have_bounds) {
         memcpy(o->low, time, 27);
@@ -1037,9 +1158,10 @@ static PyObject *FastPath_run(FastPath *self, PyObject *const *args, Py_ssize_t 
         PyErr_SetString(PyExc_RuntimeError, "FastPath.run before FastPath.__init__ succeeded");
         return NULL;
     }
-    PyObject *lines = args[0];
-    if (!PyList_Check(lines) || !PyBytes_Check(args[3])) {
-        PyErr_SetString(PyExc_TypeError, "run(lines: list[bytes], start: int, stop: int, suffix: bytes)");
+    PyObject *lines = args[0], *suffixes = PyList_Check(args[3]) ? args[3] : NULL;
+    if (!PyList_Check(lines) || !(suffixes || PyBytes_Check(args[3]))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "run(lines: list[bytes], start: int, stop: int, suffix: bytes | list[bytes] (one per line))");
         return NULL;
     }
     Py_ssize_t start = PyLong_AsSsize_t(args[1]), stop = PyLong_AsSsize_t(args[2]);
@@ -1048,27 +1170,33 @@ static PyObject *FastPath_run(FastPath *self, PyObject *const *args, Py_ssize_t 
         PyErr_SetString(PyExc_ValueError, "run: start and stop must be >= 0");
         return NULL;
     }
-    const char *suffix = PyBytes_AS_STRING(args[3]);
-    Py_ssize_t suffix_len = PyBytes_GET_SIZE(args[3]);
-    Output o = {NULL, 0, {0}, {0}, 0};
+    Output o = {NULL, 0, {0}, {0}, 0, PyList_New(0), PyList_New(0)};
     o.out = PyBytes_FromStringAndSize(NULL, 1 << 16);
     Tally tally = {PyDict_New(), PyList_New(0), PyDict_New(), PyList_New(0)};
-    if (!o.out || !tally.agent_index || !tally.agents || !tally.group_index || !tally.groups) goto error;
+    if (!o.out || !o.handed || !o.thin || !tally.agent_index || !tally.agents || !tally.group_index ||
+        !tally.groups)
+        goto error;
     Py_ssize_t i = start, kept = 0, below = 0;
     int read = 0, slow = 0;
     /* the questions to Python may run any code, the list's own length included: re-read each time */
     for (; i < stop && i < PyList_GET_SIZE(lines); i++) {
         PyObject *line = PyList_GET_ITEM(lines, i);
-        if (!PyBytes_Check(line)) {
+        /* the line's own end (an ack batch's _rid), or the connection's */
+        PyObject *end = !suffixes ? args[3] : i < PyList_GET_SIZE(suffixes) ? PyList_GET_ITEM(suffixes, i) : NULL;
+        if (!PyBytes_Check(line) || !end || !PyBytes_Check(end)) {
             slow = 1;
             break;
         }
         Py_INCREF(line);
+        Py_INCREF(end);
+        const char *suffix = PyBytes_AS_STRING(end);
+        Py_ssize_t suffix_len = PyBytes_GET_SIZE(end);
         int r = one_line(self, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line), suffix, suffix_len, &o, &tally, read);
         if (r == LINE_OTHER && i == start) { /* the run is of the first line's kind */
             read = !read;
             r = one_line(self, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line), suffix, suffix_len, &o, &tally, read);
         }
+        Py_DECREF(end);
         Py_DECREF(line);
         if (r == LINE_ERROR) goto error;
         if (r == LINE_OTHER) break;
@@ -1089,10 +1217,12 @@ static PyObject *FastPath_run(FastPath *self, PyObject *const *args, Py_ssize_t 
     }
     Py_DECREF(tally.agent_index);
     Py_DECREF(tally.group_index);
-    return Py_BuildValue("(NnnnNNNNNN)", o.out, i, kept, below, tally.agents, tally.groups, low, high,
-                         PyBool_FromLong(read), PyBool_FromLong(slow));
+    return Py_BuildValue("(NnnnNNNNNNNN)", o.out, i, kept, below, tally.agents, tally.groups, low, high,
+                         PyBool_FromLong(read), PyBool_FromLong(slow), o.handed, o.thin);
 error:
     Py_XDECREF(o.out);
+    Py_XDECREF(o.handed);
+    Py_XDECREF(o.thin);
     Py_XDECREF(tally.agent_index);
     Py_XDECREF(tally.agents);
     Py_XDECREF(tally.group_index);
@@ -1100,61 +1230,88 @@ error:
     return NULL;
 }
 
+/* A tuple of bucket bounds as doubles (a new array; None: none), 0 or -1. */
+static int bounds_of(PyObject *buckets, double **out, Py_ssize_t *n) {
+    *n = buckets ? PyTuple_GET_SIZE(buckets) : 0;
+    *out = PyMem_Malloc((size_t)(*n ? *n : 1) * sizeof(double));
+    if (!*out) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < *n; i++) {
+        (*out)[i] = PyFloat_AsDouble(PyTuple_GET_ITEM(buckets, i));
+        if ((*out)[i] == -1.0 && PyErr_Occurred()) {
+            PyMem_Free(*out);
+            *out = NULL;
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
     static char *names[] = {"aliases", "actions", "classify_key", "value_clean", "message_clean", "min_len", "redact",
                             "label", "count", "histogram", "scale", "buckets", "sum", "sum_label", "directions",
-                            NULL};
+                            "names", "failed", "failed_ranks", "observe", "observe_label", "observe_scale",
+                            "observe_buckets", "thin", NULL};
     PyObject *aliases, *actions, *classify_key, *value_clean, *message_clean;
     PyObject *label = Py_None, *histogram = Py_None, *sum = Py_None, *sum_label = Py_None;
-    PyObject *buckets = NULL, *directions = NULL;
+    PyObject *counted = Py_None, *failed = Py_None, *observe = Py_None, *observe_label = Py_None, *thin = Py_None;
+    PyObject *buckets = NULL, *directions = NULL, *observe_buckets = NULL;
     Py_ssize_t min_len;
     int redact, count = 0;
-    double scale = 1.0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!OOOnp|$OpOdO!OOO!", names, &PyDict_Type, &aliases,
+    long failed_ranks = 0;
+    double scale = 1.0, observe_scale = 1.0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!OOOnp|$OpOdO!OOO!OOlOOdO!O", names, &PyDict_Type, &aliases,
                                      &PyDict_Type, &actions, &classify_key, &value_clean, &message_clean, &min_len,
                                      &redact, &label, &count, &histogram, &scale, &PyTuple_Type, &buckets, &sum,
-                                     &sum_label, &PyDict_Type, &directions))
+                                     &sum_label, &PyDict_Type, &directions, &counted, &failed, &failed_ranks,
+                                     &observe, &observe_label, &observe_scale, &PyTuple_Type, &observe_buckets, &thin))
         return -1;
     if (!PyCallable_Check(classify_key)) {
         PyErr_SetString(PyExc_TypeError, "classify_key must be callable");
         return -1;
     }
-    PyObject *names_given[] = {label, histogram, sum, sum_label};
-    for (int i = 0; i < 4; i++) {
+    PyObject *names_given[] = {label, histogram, sum, sum_label, counted, failed, observe, observe_label, thin};
+    for (int i = 0; i < 9; i++) {
         if (names_given[i] != Py_None && !PyUnicode_Check(names_given[i])) {
-            PyErr_SetString(PyExc_TypeError, "label, histogram, sum and sum_label are key names (str) or None");
+            PyErr_SetString(PyExc_TypeError, "label, histogram, sum, sum_label, names, failed, observe, "
+                                             "observe_label and thin are key names (str) or None");
             return -1;
         }
     }
-    if ((count || histogram != Py_None || sum != Py_None) && label == Py_None) {
+    if ((count || histogram != Py_None || sum != Py_None || counted != Py_None) && label == Py_None) {
         PyErr_SetString(PyExc_ValueError, "counts and sums need their label key");
         return -1;
     }
-    if (!(scale > 0)) {
-        PyErr_SetString(PyExc_ValueError, "scale must be > 0");
+    if (observe != Py_None && observe_label == Py_None) {
+        PyErr_SetString(PyExc_ValueError, "observe needs its observe_label key");
         return -1;
     }
-    Py_ssize_t nb = buckets ? PyTuple_GET_SIZE(buckets) : 0;
-    double *bounds = PyMem_Malloc((size_t)(nb ? nb : 1) * sizeof(double));
-    if (!bounds) {
-        PyErr_NoMemory();
+    if (!(scale > 0) || !(observe_scale > 0)) {
+        PyErr_SetString(PyExc_ValueError, "scale and observe_scale must be > 0");
         return -1;
     }
-    for (Py_ssize_t i = 0; i < nb; i++) {
-        bounds[i] = PyFloat_AsDouble(PyTuple_GET_ITEM(buckets, i));
-        if (bounds[i] == -1.0 && PyErr_Occurred()) {
-            PyMem_Free(bounds);
-            return -1;
-        }
-    }
-    if (name_set(&self->label, label) < 0 || name_set(&self->histogram, histogram) < 0 ||
-        name_set(&self->sum, sum) < 0 || name_set(&self->sum_label, sum_label) < 0) {
+    double *bounds = NULL, *observe_bounds = NULL;
+    Py_ssize_t nb, n_observe;
+    if (bounds_of(buckets, &bounds, &nb) < 0 || bounds_of(observe_buckets, &observe_bounds, &n_observe) < 0 ||
+        name_set(&self->label, label) < 0 || name_set(&self->histogram, histogram) < 0 ||
+        name_set(&self->sum, sum) < 0 || name_set(&self->sum_label, sum_label) < 0 ||
+        name_set(&self->names, counted) < 0 || name_set(&self->failed, failed) < 0 ||
+        name_set(&self->observe, observe) < 0 || name_set(&self->observe_label, observe_label) < 0 ||
+        name_set(&self->thin, thin) < 0) {
         PyMem_Free(bounds);
+        PyMem_Free(observe_bounds);
         return -1;
     }
     PyMem_Free(self->buckets);
     self->buckets = bounds;
     self->nbuckets = nb;
+    PyMem_Free(self->observe_buckets);
+    self->observe_buckets = observe_bounds;
+    self->n_observe_buckets = n_observe;
+    self->failed_ranks = failed_ranks;
+    self->observe_scale = observe_scale;
     self->count = count;
     self->scale = scale;
     PyObject *no_directions = directions ? NULL : PyDict_New();
@@ -1209,14 +1366,23 @@ static void FastPath_dealloc(FastPath *self) {
     PyMem_Free(self->histogram.data);
     PyMem_Free(self->sum.data);
     PyMem_Free(self->sum_label.data);
+    PyMem_Free(self->names.data);
+    PyMem_Free(self->failed.data);
+    PyMem_Free(self->observe.data);
+    PyMem_Free(self->observe_label.data);
+    PyMem_Free(self->thin.data);
+    PyMem_Free(self->observe_buckets);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static PyMethodDef FastPath_methods[] = {
     {"run", (PyCFunction)(void (*)(void))FastPath_run, METH_FASTCALL,
-     "run(lines, start, stop, suffix) -> (json_lines, next, kept, below, agents, token_groups, low, high, read, slow)\n\n"
+     "run(lines, start, stop, suffix) -> (json_lines, next, kept, below, agents, usage_rows, low, high, read, slow,\n"
+     "handed, thin)\n\n"
      "Lines from start on of the first line's kind (read: lines a step reads in Python), until the first of the\n"
-     "other kind or the first that Python must take (slow; its index is next)."},
+     "other kind or the first that Python must take (slow; its index is next). suffix: the end of every line,\n"
+     "or a list of one per line. handed: where the lines whose records a step is handed start in json_lines;\n"
+     "thin: per line written (when a thin key is set), (where it starts, that key's text, level, message)."},
     {NULL, NULL, 0, NULL},
 };
 

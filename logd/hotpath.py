@@ -8,10 +8,12 @@ their counters. Every other line takes the Python path (:func:`logd.record.parse
 the steps), which decides.
 
 What the compiled code does is what the steps declare (:mod:`logd.spec`): each step's
-role (``LevelFloor``, ``Redact``, ``CountByLevel``, ``SumFields``, ``LevelsToPython``) and
+role (``LevelFloor``, ``Redact``, ``CountByLevel``, ``SumFields``, ``CountNames``,
+``ObserveNumber``, ``RecordsAtLevels``, ``Thins``) and
 the record keys it reads in Python (``Spec.reads``): a line holding one of those goes to
-Python, the others stay on the compiled path. A step that reads every record (sampling,
-rate limits) leaves no compiled path, and ``logd status`` says which (``hot_path.off``).
+Python, the others stay on the compiled path. A step that reads every record leaves no
+compiled path, and ``logd status`` says which (``hot_path.off``); sampling and rate limits
+decide by agent, level and message, which the compiled code gives them (``Thins``).
 
 A step that only reads the records it reads (``ReadsRecords``: the metric steps reading
 trace and usage shapes), and the trace store's branch, do not need Python's parser: the
@@ -41,9 +43,21 @@ from typing import Any
 import orjson
 
 from logd.levels import ALIASES, RANK
-from logd.pipeline import BATCH_RECORDS, Encoded, Pipeline
+from logd.pipeline import BATCH_RECORDS, Encoded, Pipeline, Rids, Thinned
 from logd.record import PARSER_KEYS, Record, parse_line
-from logd.spec import EVERY_RECORD, CountByLevel, LevelFloor, LevelsToPython, ReadsRecords, Redact, Spec, SumFields
+from logd.spec import (
+    EVERY_RECORD,
+    CountByLevel,
+    CountNames,
+    LevelFloor,
+    ObserveNumber,
+    ReadsRecords,
+    RecordsAtLevels,
+    Redact,
+    Spec,
+    SumFields,
+    Thins,
+)
 
 _hotpath: ModuleType | None
 try:
@@ -62,7 +76,7 @@ if _hotpath is not None:
     K_SECRET, K_BAIL, K_TEXT, K_READ = _hotpath.K_SECRET, _hotpath.K_BAIL, _hotpath.K_TEXT, _hotpath.K_READ
 
 
-def _no_tally(rows: list[list[Any]]) -> None:
+def _no_tally(*rows: Any) -> None:
     pass
 
 
@@ -74,20 +88,27 @@ class HotPath:
     """The compiled path for one set of steps (rebuilt with them on reload), from their roles."""
 
     def __init__(self, python_keys: frozenset[str], floor: int, redactor: Any, count: CountByLevel | None,
-                 sums: SumFields | None, python_levels: frozenset[str], read_keys: frozenset[str] = frozenset(),
-                 done: tuple[Any, ...] = ()) -> None:
+                 sums: SumFields | None, read_keys: frozenset[str] = frozenset(),
+                 done: tuple[Any, ...] = (), names: CountNames | None = None, observe: ObserveNumber | None = None,
+                 handed: RecordsAtLevels | None = None, thins: tuple[Thins, ...] = ()) -> None:
         self.python_keys = python_keys
         self.read_keys = read_keys - python_keys
         self.done = done  # the steps whose work the compiled path has done on the lines steps read (redaction)
         self.redactor = redactor
         self.add_counts = count.add if count is not None else _no_tally
-        self.add_sums = sums.add if sums is not None else _no_tally
+        # the usage roles' adds, by the row tag the compiled code gives (ROW_* in _hotpath.c)
+        self._adds = tuple(role.add if role is not None else _no_tally for role in (sums, names, observe))
+        self.take = handed.take if handed is not None else None
+        self.thins = thins  # in step order: each decides on the lines the ones before kept
         self._reported = False  # a failure of the compiled path was reported
-        # per canonical level: 0 written, 1 under the level floor, 2 to Python; times 16, plus the level's rank
-        actions = {level: 16 * (2 if level in python_levels else int(rank < floor)) + rank
+        # per canonical level: 0 written, 1 under the level floor, 2 to Python, 3 written and its record
+        # handed to a step (or Python's, under the floor); times 16, plus the level's rank
+        given = handed.levels if handed is not None else frozenset()
+        actions = {level: 16 * ((2 if rank < floor else 3) if level in given else int(rank < floor)) + rank
                    for level, rank in RANK.items()}
         assert _hotpath is not None  # build() makes none without it
-        label = count.label_key if count is not None else (sums.labels[0] if sums is not None else None)
+        label = (count.label_key if count is not None else sums.labels[0] if sums is not None else
+                 names.label_key if names is not None else None)
         self._fast = _hotpath.FastPath(
             aliases=dict(ALIASES), actions=actions, classify_key=self._classify_key,
             value_clean=redactor.value_clean if redactor is not None and redactor.pattern is not None else None,
@@ -98,7 +119,14 @@ class HotPath:
             scale=count.scale if count is not None else 1.0,
             buckets=tuple(float(b) for b in count.buckets) if count is not None else (),
             sum=sums.key if sums is not None else None, sum_label=sums.labels[1] if sums is not None else None,
-            directions=dict(sums.fields) if sums is not None else {})
+            directions=dict(sums.fields) if sums is not None else {},
+            names=names.key if names is not None else None, failed=names.failed_key if names is not None else None,
+            failed_ranks=sum(1 << RANK[level] for level in names.failed_levels) if names is not None else 0,
+            observe=observe.key if observe is not None else None,
+            observe_label=observe.label_key if observe is not None else None,
+            observe_scale=observe.scale if observe is not None else 1.0,
+            observe_buckets=tuple(float(b) for b in observe.buckets) if observe is not None else (),
+            thin=thins[0].key if thins else None)
 
     def _classify_key(self, key: str) -> int:
         flags = 0
@@ -134,24 +162,57 @@ class HotPath:
         return redactor.value_clean(value) and not (redactor.has_key_rule and redactor.is_text_key(key)
                                                     and not redactor.message_clean(value))
 
-    def feed(self, lines: list[bytes], received: str, trusted: Record, suffix: bytes, pipeline: Pipeline) -> None:
+    def _ack_ends(self, suffix: bytes, rids: Rids, n: int) -> list[bytes] | None:
+        """Each line's end on an ack connection: the peer's fields, then ``_rid`` (and
+        ``_resent``), as Python's record ends; None when redaction would change one of them.
+        (A stream id is plain characters and a sequence number digits: no JSON escape.)"""
+        ids = [f"{rids.prefix}{rids.first + i}" for i in range(n)]
+        redactor = self.redactor
+        if redactor is not None:
+            if redactor.is_secret_key("_rid") or (rids.resent and redactor.is_secret_key("_resent")):
+                return None
+            # asked as the walk asks, but not remembered: every id is new
+            search = redactor.pattern.search if redactor.pattern is not None else None
+            text = redactor.has_key_rule and redactor.is_text_key("_rid")
+            for rid in ids:
+                if ((search is not None and len(rid) >= redactor.min_len and search(rid) is not None)
+                        or (text and not redactor.message_clean(rid))):
+                    return None
+        head, tail = suffix + b',"_rid":"', b'","_resent":true' if rids.resent else b'"'
+        return [head + rid.encode() + tail for rid in ids]
+
+    def feed(self, lines: list[bytes], received: str, trusted: Record, suffix: bytes, pipeline: Pipeline,
+             rids: Rids | None = None) -> None:
         """Every line into ``pipeline``, in order: runs of hot-path lines as :class:`Encoded`
-        batches, the others parsed by Python."""
+        batches, the others parsed by Python. ``rids``: the lines are an ack batch's (their
+        ``_rid`` and ``_resent`` end each line after the peer's fields)."""
         run, put = self._fast.run, pipeline.put
+        ends: bytes | list[bytes] | None = suffix
+        if rids is None:
+            def parse(i: int) -> Record:
+                return parse_line(lines[i], received, trusted)
+        else:
+            ends = self._ack_ends(suffix, rids, len(lines))
+
+            def parse(i: int) -> Record:
+                return parse_line(lines[i], received, {**trusted, **rids.fields(i)})
         slow: list[Record] = []
         i, n, misses = 0, len(lines), 0
+        if ends is None:  # redaction would change an ack field: Python takes them all
+            misses = _GIVE_UP_AFTER
         while i < n:
             if misses >= _GIVE_UP_AFTER:
-                slow.extend([parse_line(line, received, trusted) for line in lines[i:]])
+                slow.extend([parse(j) for j in range(i, n)])
                 break
             try:
-                json_lines, stop, kept, below, agents, tokens, low, high, read, python = run(lines, i, n, suffix)
+                json_lines, stop, kept, below, agents, rows, low, high, read, python, handed, thin = run(
+                    lines, i, n, ends)
             except Exception as exc:  # a question to Python failed (a bug): Python takes the rest
                 if not self._reported:  # once: the records themselves are all kept
                     self._reported = True
                     pipeline.events.emit("error", "hot path failed; its lines go through Python",
                                          event="hotpath", error=f"{type(exc).__name__}: {exc}"[:300])
-                slow.extend([parse_line(line, received, trusted) for line in lines[i:]])
+                slow.extend([parse(j) for j in range(i, n)])
                 break
             if stop > i:
                 misses = 0
@@ -162,9 +223,10 @@ class HotPath:
                     pipeline.put_encoded(Encoded(json_lines, kept, 0, _EMPTY, _no_count, self.done))
                 else:
                     bounds = (low, high) if low is not None and high is not None else _EMPTY
-                    pipeline.put_encoded(Encoded(json_lines, kept, below, bounds, self._counter(agents, tokens)))
+                    pipeline.put_encoded(Encoded(json_lines, kept, below, bounds,
+                                                 self._counter(agents, rows, json_lines, handed, thin)))
             if stop < n and (python or stop == i):
-                slow.append(parse_line(lines[stop], received, trusted))
+                slow.append(parse(stop))
                 misses += 1
                 if len(slow) >= BATCH_RECORDS:
                     put(slow)
@@ -174,12 +236,39 @@ class HotPath:
         if slow:
             put(slow)
 
-    def _counter(self, agents: list, tokens: list) -> Callable[[], None]:
-        def count() -> None:
+    def _counter(self, agents: list, rows: list, json_lines: bytes, handed: list[int],
+                 thin: list[tuple[int, Any, str, str]]) -> Callable[[], Thinned | None]:
+        """What the run's counts add to the steps, called in order with the batches around it;
+        then what the steps that keep or drop records (Thins) left of its lines."""
+        adds, take = self._adds, self.take
+
+        def count() -> Thinned | None:
             self.add_counts(agents)
-            if tokens:
-                self.add_sums(tokens)
+            for row in rows:  # the usage roles' rows, in the order their keys first appeared
+                adds[row[0]](*row[1:])
+            if take is not None:
+                for start in handed:  # a few records (errors): decoded from the lines written
+                    take(orjson.loads(json_lines[start:json_lines.index(b"\n", start)]))
+            return _thinned(self.thins, json_lines, thin) if self.thins and thin else None
         return count
+
+
+def _thinned(thins: tuple[Thins, ...], json_lines: bytes, lines: list[tuple[int, Any, str, str]]) -> Thinned | None:
+    """The run's lines each step in ``thins`` kept (in order, each deciding on what the ones
+    before kept), their time bounds, and how many each dropped; None: all kept."""
+    dropped: dict[str, int] = {}
+    for role in thins:
+        keep = role.decide([entry[1:] for entry in lines])
+        kept = [entry for entry, yes in zip(lines, keep, strict=True) if yes]
+        if len(kept) < len(lines):
+            dropped[role.reason] = dropped.get(role.reason, 0) + len(lines) - len(kept)
+            lines = kept
+    if not dropped:
+        return None
+    ends = {start: json_lines.index(b"\n", start) + 1 for start, *_ in lines}
+    kept_lines = b"".join([json_lines[start:ends[start]] for start, *_ in lines])
+    times = [json_lines[start + 9:start + 36].decode() for start, *_ in lines]  # {"time":"<27 characters>"
+    return Thinned(kept_lines, len(lines), (min(times), max(times)) if times else _EMPTY, dropped)
 
 
 _EMPTY = ("\U0010ffff", "")  # no kept record: bounds that widen nothing
@@ -209,13 +298,20 @@ def build(steps: Iterable[tuple[Spec, Any]], others: Iterable[Spec] = ()) -> tup
     declared: dict[type, list[Any]] = {}
     for role in roles:
         declared.setdefault(type(role), []).append(role)
-    floors, redacts = declared.get(LevelFloor, []), declared.get(Redact, [])
-    counts, sums = declared.get(CountByLevel, []), declared.get(SumFields, [])
-    if len(floors) > 1 or len(redacts) > 1 or len(counts) > 1 or len(sums) > 1:
+    one = {kind: found[0] for kind, found in declared.items()}
+    if any(len(found) > 1 for kind, found in declared.items() if kind not in (ReadsRecords, Thins)):
         return None, "the compiled path takes one role of each kind"
-    if counts and sums and counts[0].label_key != sums[0].labels[0]:
-        return None, "the compiled path labels counts and sums by the same first key"
-    python_levels = frozenset().union(*(r.levels for r in declared.get(LevelsToPython, [])))
-    return HotPath(frozenset(python_keys), floors[0].floor if floors else 0,
-                   redacts[0].redactor if redacts else None, counts[0] if counts else None,
-                   sums[0] if sums else None, python_levels, frozenset(read_keys), tuple(done)), None
+    count, sums, names = one.get(CountByLevel), one.get(SumFields), one.get(CountNames)
+    labels = {role.label_key if not isinstance(role, SumFields) else role.labels[0]
+              for role in (count, sums, names) if role is not None}
+    if len(labels) > 1:
+        return None, "the compiled path labels counts, sums and names by the same first key"
+    thins = tuple(declared.get(Thins, []))
+    if len({role.key for role in thins}) > 1:
+        return None, "the compiled path gives the steps that keep or drop records one key"
+    floor = one.get(LevelFloor)
+    redact = one.get(Redact)
+    return HotPath(frozenset(python_keys), floor.floor if floor is not None else 0,
+                   redact.redactor if redact is not None else None, count, sums,
+                   frozenset(read_keys), tuple(done), names, one.get(ObserveNumber), one.get(RecordsAtLevels),
+                   thins), None

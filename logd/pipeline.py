@@ -30,8 +30,8 @@ from logd.events import SELF_TRUSTED, Events
 from logd.isolation import StepFailures, fallback_record, step_name
 from logd.record import Record, parse_line
 
-__all__ = ["BATCH_RECORDS", "SELF_TRUSTED", "Batch", "Branch", "Encoded", "HotIngest", "Peer", "Pipeline", "Sink",
-           "Step", "encode"]
+__all__ = ["BATCH_RECORDS", "SELF_TRUSTED", "Batch", "Branch", "Encoded", "HotIngest", "Peer", "Pipeline", "Rids",
+           "Sink", "Step", "Thinned", "encode"]
 
 # Records are encoded in batches of about this many, soon after parsing, while they are
 # still in CPU cache: measured, encoding a 3,000-record batch costs ~5x more per record.
@@ -44,8 +44,25 @@ class HotIngest(Protocol):
     def suffix(self, trusted: Record) -> bytes | None:
         """The peer's trusted fields as each line's end; None: this peer's lines go to Python."""
 
-    def feed(self, lines: list[bytes], received: str, trusted: Record, suffix: bytes, pipeline: Pipeline) -> None:
+    def feed(self, lines: list[bytes], received: str, trusted: Record, suffix: bytes, pipeline: Pipeline,
+             rids: Rids | None = None) -> None:
         """Every line into ``pipeline``, in order."""
+
+
+@dataclass(frozen=True)
+class Rids:
+    """The ack fields of consecutive lines of one ack batch (:mod:`logd.sources.ack`): the
+    ``i``-th gets ``_rid`` = ``prefix`` + (``first`` + i), and ``_resent`` when the batch is sent again."""
+
+    prefix: str
+    first: int
+    resent: bool
+
+    def fields(self, i: int) -> Record:
+        fields: Record = {"_rid": f"{self.prefix}{self.first + i}"}
+        if self.resent:
+            fields["_resent"] = True
+        return fields
 
 
 class Peer:
@@ -66,11 +83,23 @@ class Peer:
 
 
 @dataclass
+class Thinned:
+    """What the steps that keep or drop records (sampling, rate limits) left of a hot-path batch:
+    its kept lines, their count and time bounds, and how many were dropped, by drop reason."""
+
+    json_lines: bytes
+    kept: int
+    bounds: tuple[str, str]
+    dropped: dict[str, int]
+
+
+@dataclass
 class Encoded:
     """Records the hot path (:mod:`logd.hotpath`) took through the steps itself, in order:
     ``json_lines`` are the ``kept`` ones as the file gets them, ``below`` more were under the
     level floor, and ``count`` adds what the metric steps count of them to their counters
-    (called when the batch is processed, in order with the records around it).
+    (called when the batch is processed, in order with the records around it), and returns what
+    sampling and rate limits left of them (None: all).
 
     Lines a step reads (:class:`~logd.spec.ReadsRecords`) come as such a batch with ``done``
     set: all of them, whatever their level; their records, decoded from these lines, go
@@ -81,7 +110,7 @@ class Encoded:
     kept: int
     below: int
     bounds: tuple[str, str]
-    count: Callable[[], None]
+    count: Callable[[], Thinned | None]
     done: tuple[Step, ...] | None = None
 
 
@@ -193,24 +222,28 @@ class Pipeline:
 
     # --- intake ---
 
-    def take(self, lines: list[bytes], received: str, peer: Peer, truncated: dict[int, int] | None = None) -> None:
+    def take(self, lines: list[bytes], received: str, peer: Peer, truncated: dict[int, int] | None = None,
+             rids: Rids | None = None, on_written: Callable[[], None] | None = None) -> None:
         """The one intake of a source's lines: the compiled path takes what it can of them (when
         the steps allow one and no line was cut), Python parses the rest (:func:`parse_line`),
-        in order. ``truncated``: line index -> its length before it was cut."""
+        in order. ``truncated``: line index -> its length before it was cut; ``rids``: the
+        lines' ack fields (an ack batch's); ``on_written`` as for :meth:`put`, for all of them."""
         hot = self.hot
-        if hot is not None and truncated is None:
-            suffix = peer.suffix(hot)
-            if suffix is not None:
-                hot.feed(lines, received, peer.trusted, suffix, self)
-                return
-        trusted, put = peer.trusted, self.put
-        for start in range(0, len(lines), BATCH_RECORDS):  # handed over while still in CPU cache
-            chunk = lines if len(lines) <= BATCH_RECORDS else lines[start : start + BATCH_RECORDS]
-            if truncated is None:
-                put([parse_line(line, received, trusted) for line in chunk])
-            else:
-                put([parse_line(line, received, trusted, truncated=truncated.get(start + i))
-                     for i, line in enumerate(chunk)])
+        suffix = peer.suffix(hot) if hot is not None and truncated is None else None
+        if hot is not None and suffix is not None:
+            hot.feed(lines, received, peer.trusted, suffix, self, rids)
+        else:
+            trusted, put = peer.trusted, self.put
+            for start in range(0, len(lines), BATCH_RECORDS):  # handed over while still in CPU cache
+                chunk = lines if len(lines) <= BATCH_RECORDS else lines[start : start + BATCH_RECORDS]
+                if truncated is None and rids is None:
+                    put([parse_line(line, received, trusted) for line in chunk])
+                else:
+                    cuts = truncated or {}
+                    put([parse_line(line, received, trusted if rids is None else {**trusted, **rids.fields(start + i)},
+                                    truncated=cuts.get(start + i)) for i, line in enumerate(chunk)])
+        if on_written is not None:
+            self.put([], on_written)
 
     def put(self, records: list[Record], on_written: Callable[[], None] | None = None) -> None:
         """Accept parsed records: processed at once when a batch is full, else on the next loop turn.
@@ -323,14 +356,21 @@ class Pipeline:
         return self._through_steps(records, skip, lines)
 
     def _encoded(self, encoded: Encoded) -> Batch:
-        """The hot path's records: counted by the metric steps, then handed to the sinks as they are."""
+        """The hot path's records: counted by the metric steps, then handed to the sinks as they
+        are, but those sampling and rate limits drop."""
+        thinned = None
         try:
-            encoded.count()
+            thinned = encoded.count()
         except Exception:  # a bug: reported in step_errors; the records are written all the same
             self._count_error("hotpath", encoded.kept + encoded.below)
-        if encoded.below:
-            self.stats.filtered += encoded.below
-            self.stats.dropped["below_level"] = self.stats.dropped.get("below_level", 0) + encoded.below
+        dropped = {"below_level": encoded.below} if encoded.below else {}
+        if thinned is not None:
+            dropped.update(thinned.dropped)
+        for reason, n in dropped.items():
+            self.stats.filtered += n
+            self.stats.dropped[reason] = self.stats.dropped.get(reason, 0) + n
+        if thinned is not None:
+            return Batch.encoded(thinned.json_lines, thinned.kept, thinned.bounds)
         return Batch.encoded(encoded.json_lines, encoded.kept, encoded.bounds)
 
     def _fork(self, records: list[Record], lines: _Lines | None = None) -> None:

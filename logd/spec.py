@@ -160,19 +160,61 @@ class CountByLevel:
 @dataclass(frozen=True)
 class SumFields:
     """Whole numbers under ``key`` (an object of ``fields``, or one number: the total) summed by
-    the labels ``labels``; ``fields`` maps a field name to its column (0 input, 1 output, 2 total)."""
+    the labels ``labels``; ``fields`` maps a field name to its column (0 input, 1 output, 2 total).
+    ``add(label, second label, input, output, total)`` takes one pair's sums (None: nothing added)."""
 
     key: str
     labels: tuple[str, str]
     fields: Mapping[str, int]
-    add: Callable[[list[list[Any]]], None]
+    add: Callable[[Any, Any, int | None, int | None, int | None], None]
 
 
 @dataclass(frozen=True)
-class LevelsToPython:
-    """Lines at these levels go to Python whatever they hold (a step keeps something of each)."""
+class CountNames:
+    """Records whose ``key`` holds text (not empty) counted by (the text of ``label_key``, that text,
+    failed): failed when the record's level is one of ``failed_levels`` or its ``failed_key`` holds
+    a true value (as Python's ``bool``). ``add(label, name, failed, n)`` takes one key's count."""
+
+    key: str
+    label_key: str
+    failed_key: str
+    failed_levels: frozenset[str]
+    add: Callable[[Any, str, bool, int], None]
+
+
+@dataclass(frozen=True)
+class ObserveNumber:
+    """A number >= 0 under ``key``, divided by ``scale``, observed in ``buckets`` per the text of
+    ``label_key`` (a record without one, or null: not observed). ``add(label, counts per bucket,
+    values)`` takes one label's observations, the values in the order the records came."""
+
+    key: str
+    label_key: str
+    scale: float
+    buckets: tuple[float, ...]
+    add: Callable[[Any, list[int], list[float]], None]
+
+
+@dataclass(frozen=True)
+class RecordsAtLevels:
+    """Lines at these levels stay on the compiled path, and each one's record (decoded from the
+    line written) is given to ``take``, in order, when the counts of its run are added: the step
+    keeps something of each (usage: its agent's last error). Under the level floor: Python's."""
 
     levels: frozenset[str]
+    take: Callable[[Record], None]
+
+
+@dataclass(frozen=True)
+class Thins:
+    """The step keeps or drops each record by the text of ``key``, its level and its message only
+    (sampling, rate limits), after the level floor: ``decide`` takes those of the lines the compiled
+    path writes, in order, and says which it keeps (counting what it drops itself); the others
+    are left out of the batch, counted in the pipeline's drops under ``reason``."""
+
+    key: str
+    decide: Callable[[list[tuple[Any, str, str]]], list[bool]]
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -182,4 +224,4 @@ class ReadsRecords:
     (decoded from those lines) instead of leaving the lines to Python's parser and redactor."""
 
 
-EVERY_RECORD = None  # Spec.reads of a step that must see every record (sampling, rate limits)
+EVERY_RECORD = None  # Spec.reads of a step that must see every record

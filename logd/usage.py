@@ -51,7 +51,7 @@ from logd.isolation import StepFailures
 from logd.levels import ERROR_LEVELS
 from logd.metrics import histogram
 from logd.record import MAX_KEY_CHARS, Record, bounded_key
-from logd.spec import STEP, Context, LevelsToPython, ReadsRecords, Spec, SumFields
+from logd.spec import STEP, Context, CountNames, ObserveNumber, ReadsRecords, RecordsAtLevels, Spec, SumFields
 from logd.steps.agents import agents_of
 from logd.timestamps import epoch_seconds
 from logd.traces import semantics
@@ -73,9 +73,9 @@ GENAI_RESPONSE_MODEL, GENAI_REQUEST_MODEL = "gen_ai.response.model", "gen_ai.req
 GENAI_AGENT = "gen_ai.agent.name"
 _GENAI_MODEL_CALLS = frozenset(("chat", "text_completion", "generate_content"))
 _KOOG_LLM_EVENTS = frozenset(("LLMCallStartingEvent", "LLMCallCompletedEvent"))
-# keys that make UsageMetrics read more of a record than its level, agent, model and tokens (__call__)
-TRIGGER_KEYS = frozenset(("usage", "tool", "latency_ms", "span_data", "attributes", "eventType",
-                          GENAI_INPUT, GENAI_OPERATION))
+# keys that make UsageMetrics read more of a record than its level, agent, model, tokens, tool, error
+# and latency_ms (__call__; the compiled path counts those itself: _hot)
+TRIGGER_KEYS = frozenset(("usage", "span_data", "attributes", "eventType", GENAI_INPUT, GENAI_OPERATION))
 # token field names -> direction (0 input, 1 output, 2 total)
 DIRECTIONS = {"input_tokens": 0, "prompt_tokens": 0, "input": 0, "prompt": 0,
                "output_tokens": 1, "completion_tokens": 1, "output": 1, "completion": 1,
@@ -168,7 +168,7 @@ class UsageMetrics:
                 else:
                     shaped_as(None)
                 if record["level"] in ERROR_LEVELS:
-                    self._last_error(record)
+                    self.keep_last_error(record)
                 if "tokens" in record or "usage" in record or "tool" in record or "latency_ms" in record:
                     if "span_data" in record or "eventType" in record:
                         shaped(record)
@@ -183,16 +183,33 @@ class UsageMetrics:
             raise StepFailures(records, failed)
         return records
 
-    def add_tally(self, groups: list[list[Any]]) -> None:
-        """Tokens the hot path (logd/hotpath.py) summed per (agent, model), in the order the pairs
-        first appeared: ``[agent, model, input, output, total]``, None where a record gave
-        nothing, as :meth:`_flat` adds them record by record (integers only: sums of floats
-        depend on their order, so those records come through :meth:`__call__`)."""
+    # --- what the compiled path (logd/hotpath.py) counted of a run of flat records, one key at a
+    # time in the order the keys first appeared (capped labels get their places as in _flat) ---
+
+    def add_tokens(self, agent: object, model: object, *sums: int | None) -> None:
+        """Tokens summed per (agent, model): input, output, total, None where a record gave
+        nothing, as :meth:`_flat` adds them (integers only: sums of floats depend on their
+        order, so those records come through :meth:`__call__`)."""
         tokens = self.tokens
-        for agent, model, *sums in groups:
-            for key, n in zip(self._token_keys(agent, model), sums, strict=True):
-                if n is not None:
-                    tokens[key] = tokens.get(key, 0) + n
+        for key, n in zip(self._token_keys(agent, model), sums, strict=True):
+            if n is not None:
+                tokens[key] = tokens.get(key, 0) + n
+
+    def add_tool_calls(self, agent: object, tool: str, failed: bool, n: int) -> None:
+        key = (self.agent_label(agent), self.tool_label(tool, "unknown"), "error" if failed else "ok")
+        self.tool_calls[key] = self.tool_calls.get(key, 0) + n
+
+    def add_latency(self, model: object, per_bucket: list[int], seconds: list[float]) -> None:
+        name = self.model_label(model, NO_MODEL)
+        row = self.latency.get(name)
+        if row is None:
+            row = self.latency[name] = [0] * (len(self.buckets) + 1) + [0.0]
+        for i, n in enumerate(per_bucket):
+            row[i] += n
+        total = row[-1]
+        for s in seconds:  # in order: the float sum is the same
+            total += s
+        row[-1] = total
 
     # --- trace records: one model (logd.traces.semantics, logd.traces.live) ---
 
@@ -365,7 +382,7 @@ class UsageMetrics:
         row[bisect_left(self.buckets, seconds)] += 1
         row[-1] += seconds
 
-    def _last_error(self, record: Record) -> None:
+    def keep_last_error(self, record: Record) -> None:
         message = record.get("message")
         text = message if isinstance(message, str) else ""
         error = error_text(record.get("error"))  # one line, never a Python repr
@@ -459,12 +476,15 @@ def _usage_metrics(settings: None, ctx: Context) -> UsageMetrics:
     return ctx.keep("usage", lambda: UsageMetrics(agents_of(ctx).label, shapes=ctx.keep("shapes", Shapes)))
 
 
-def _hot(usage: UsageMetrics) -> tuple[SumFields, LevelsToPython, ReadsRecords]:
-    # integer tokens of an ordinary record, summed by (agent, model) as _flat does; a record at
-    # an error level goes to Python (its agent's last error is kept from the whole record); the
-    # records it reads (trace and usage shapes) it only counts
-    return (SumFields("tokens", ("agent", "model"), DIRECTIONS, usage.add_tally), LevelsToPython(ERROR_LEVELS),
-            ReadsRecords())
+def _hot(usage: UsageMetrics) -> tuple[SumFields, CountNames, ObserveNumber, RecordsAtLevels, ReadsRecords]:
+    # what _flat counts of an ordinary record: integer tokens by (agent, model), tool calls by
+    # (agent, tool, outcome), latency_ms by model; a record at an error level is handed over too
+    # (its agent's last error is kept from the whole record); the records it reads (trace and
+    # usage shapes) it only counts
+    return (SumFields("tokens", ("agent", "model"), DIRECTIONS, usage.add_tokens),
+            CountNames("tool", "agent", "error", ERROR_LEVELS, usage.add_tool_calls),
+            ObserveNumber("latency_ms", "model", 1000.0, usage.buckets, usage.add_latency),
+            RecordsAtLevels(ERROR_LEVELS, usage.keep_last_error), ReadsRecords())
 
 
 def _view(s: dict[str, Any], view: dict[str, Any]) -> None:

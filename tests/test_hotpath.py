@@ -24,7 +24,8 @@ from logd import hotpath
 from logd.config import parse_config
 from logd.daemon import build
 from logd.events import Events
-from logd.pipeline import Peer, Pipeline
+from logd.logfiles import bounds
+from logd.pipeline import Peer, Pipeline, Rids
 from logd.spec import Context
 from logd.steps.agents import AgentMetrics
 from logd.usage import UsageMetrics
@@ -41,6 +42,7 @@ CONFIGS = {
     "warn and up": 'level = "warn"',
     "no redaction": "[logging.redact]\nenabled = false",
     "own rules": '[logging.redact]\nkeys = ["session", "pid"]\npatterns = ["(?i)internal-[0-9]+"]\nreplacement = "***"',
+    "sampled": '[logging.sampling]\nenabled = true\ninitial = 2\nthereafter = 3\nmax_level = "error"\nburst = 25',
 }
 
 
@@ -49,10 +51,21 @@ def test_the_hot_path_is_built() -> None:
     assert hotpath.AVAILABLE
 
 
+class CountingUsage(UsageMetrics):
+    """The usage step, also counting the records it is given in Python (the compiled path's
+    own counts come through its add_* methods instead)."""
+
+    seen = 0
+
+    def __call__(self, records: list[dict]) -> list[dict]:
+        self.seen += len(records)
+        return super().__call__(records)
+
+
 class Side:
     """One pipeline as the daemon wires it, writing into its own folder."""
 
-    def __init__(self, folder: Path, config_text: str, hot: bool) -> None:
+    def __init__(self, folder: Path, config_text: str, hot: bool, **usage_caps: int) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
         toml = f'[logging]\nfile = "{folder}/agent.log"\nfile_only = true\n' \
@@ -61,22 +74,24 @@ class Side:
         toml = toml.replace("[logging]\n", "[logging]\n" + head + "\n") + ("[" + rest if rest else "")
         config = parse_config(toml, folder / "agentflow.toml")
         self.agents = AgentMetrics(config.metrics.max_agents)
-        self.usage = UsageMetrics(self.agents.label)
+        self.usage = CountingUsage(self.agents.label, **usage_caps)
         events = Events(lambda: 0.0, stderr=lambda line: None)
-        self.parts = build(Context(config, events, kept={"agents": self.agents, "usage": self.usage}))
+        # one clock reading for the whole run: sampling ticks and rate-limit windows end alike both ways
+        self.parts = build(Context(config, events, clock=lambda: 1_800_000_000.0,
+                                   kept={"agents": self.agents, "usage": self.usage}))
         self.parts.open()
         self.hot = self.parts.hot if hot else None
         self.pipeline = Pipeline(self.parts.steps, self.parts.sinks, events=events, branch=self.parts.branch,
                                  hot=self.hot)
 
-    def feed(self, chunks: list[list[bytes]], trusted: dict) -> None:
+    def feed(self, chunks: list[list[bytes]], trusted: dict, rids: list[Rids] | None = None) -> None:
         """Each chunk as a connection's read hands it over: through the pipeline's one intake,
-        which decides what takes the compiled path."""
+        which decides what takes the compiled path (``rids``: each chunk's ack fields)."""
         async def run() -> None:
             self.pipeline.events.connect(self.pipeline.put)  # logd's own records into the file, as the daemon does
             peer = Peer(trusted)
-            for chunk in chunks:
-                self.pipeline.take(chunk, RECEIVED, peer)
+            for i, chunk in enumerate(chunks):
+                self.pipeline.take(chunk, RECEIVED, peer, rids=rids[i] if rids is not None else None)
             self.pipeline.close()
         asyncio.run(run())
 
@@ -85,6 +100,7 @@ class Side:
         stats = self.pipeline.stats
         return {
             "file": (self.folder / "agent.log").read_bytes(),
+            "time bounds": (lambda t: (t.low, t.high))(bounds.tracker(self.folder / "agent.log")),  # for queries
             "sessions": {p.name: p.read_bytes() for p in sessions},
             "agents": (self.agents.records, self.agents.durations, self.agents.redacted),
             # dicts, compared whatever order their keys were made in (sums per batch make them in another)
@@ -94,17 +110,24 @@ class Side:
         }
 
 
-def compare(tmp: Path, config: str, chunks: list[list[bytes]], trusted: dict = TRUSTED) -> int:
-    """Both ways; returns how many records the hot path took."""
-    python, hot = Side(tmp / "python", config, False), Side(tmp / "hot", config, True)
+def sides(tmp: Path, config: str, chunks: list[list[bytes]], trusted: dict = TRUSTED, rids: list[Rids] | None = None,
+          **usage_caps: int) -> tuple[Side, Side]:
+    """Both ways, compared: the Python side and the hot side."""
+    python, hot = Side(tmp / "python", config, False, **usage_caps), Side(tmp / "hot", config, True, **usage_caps)
     assert hot.hot is not None
-    python.feed(chunks, trusted)
-    hot.feed(chunks, trusted)
+    python.feed(chunks, trusted, rids)
+    hot.feed(chunks, trusted, rids)
     a, b = python.state(), hot.state()
     assert a["file"].decode(errors="replace").splitlines() == b["file"].decode(errors="replace").splitlines()
     assert a == b
     assert python.pipeline.stats.hot_path == 0
-    return hot.pipeline.stats.hot_path
+    return python, hot
+
+
+def compare(tmp: Path, config: str, chunks: list[list[bytes]], trusted: dict = TRUSTED,
+            rids: list[Rids] | None = None) -> int:
+    """Both ways; returns how many records the hot path took."""
+    return sides(tmp, config, chunks, trusted, rids)[1].pipeline.stats.hot_path
 
 
 # --- lines with what the hot path must leave to Python: secrets, metric and trace shapes, odd JSON ---
@@ -112,7 +135,8 @@ def compare(tmp: Path, config: str, chunks: list[list[bytes]], trusted: dict = T
 secret_values = st.sampled_from(["sk-" + "a1B2" * 5, "Bearer abcdefgh12345678", "AKIA" + "ABCDEFGHIJKLMNOP",
                                  "eyJabcdefghij.eyJabcdefghij.abcdefghijkl", "internal-1234", "password=hunter2",
                                  "my token: abc", "x" * 40, "naïve café ☕ résumé", "task-1234567890abcdefghij"])
-plain_keys = st.sampled_from(["agent", "duration_ms", "model", "tokens", "session_id", "seq", "user", "data", "step"])
+plain_keys = st.sampled_from(["agent", "duration_ms", "model", "tokens", "session_id", "seq", "user", "data", "step",
+                              "tool", "latency_ms", "error"])
 keys = st.sampled_from(["agent", "duration_ms", "model", "tokens", "tool", "usage", "latency_ms", "hook", "span_data",
                         "eventType", "type", "object", "span_id", "trace_id", "session_id", "session", "password",
                         "apiKey", "X-Api-Key", "token_count", "attributes", "gen_ai.usage.input_tokens", "error",
@@ -143,8 +167,8 @@ def _dumps(value: object) -> str:
 @st.composite
 def hot_lines(draw: st.DrawFn) -> bytes:
     valid = draw(st.integers(0, 9)) > 0  # most lines in the shape the hot path takes, so its checks are reached
-    level = draw(st.sampled_from(["info", "debug", "warn", "trace", "inf", "warning"] if valid else
-                                 ["error", "fatal", "panic", "INFO", "nope"]))
+    level = draw(st.sampled_from(["info", "debug", "warn", "trace", "inf", "warning", "error", "fatal", "err"] if valid
+                                 else ["panic", "INFO", "nope"]))
     time = draw(st.sampled_from(["2026-11-29T10:11:12.123Z", "2026-11-29T10:11:12Z", "2026-11-29T10:11:12.1234567Z",
                                  "2024-02-29T00:00:00.5Z", "0999-12-31T23:59:59.999999Z"] if valid else
                                 ["2026-02-29T00:00:00.5Z", "2026-11-29T10:11:60.1Z", "0000-01-01T00:00:00.1Z",
@@ -167,8 +191,12 @@ def hot_lines(draw: st.DrawFn) -> bytes:
                  "number": lambda: _dumps(draw(numbers)),
                  "raw": lambda: draw(raw_numbers),
                  "rawstr": lambda: draw(raw_strings)}[kind]()
-        if kind == "value" and key in ("tokens", "duration_ms"):
+        if kind == "value" and key in ("tokens", "duration_ms", "latency_ms"):
             value = _dumps(draw(st.one_of(tokens, numbers)))
+        elif kind == "value" and key in ("tool", "model", "error"):  # names, and errors true or not
+            value = _dumps(draw(st.one_of(agent_values, st.sampled_from(["", 0, 0.0, -0.0, 1, 2.5, False, True, None,
+                                                                        [], {}, [0], {"a": None}, "0"])))) \
+                if draw(st.booleans()) else (" {} " if draw(st.booleans()) else "[ ]")
         fields.append((text(key), value))
     if draw(st.booleans()):
         fields = draw(st.permutations(fields))
@@ -189,10 +217,13 @@ peers = st.fixed_dictionaries({
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
 @given(chunks=st.lists(st.lists(st.one_of(hot_lines(), any_lines()), min_size=1, max_size=40), min_size=1,
-                       max_size=4), trusted=st.one_of(peers, st.just(TRUSTED)))
+                       max_size=4), trusted=st.one_of(peers, st.just(TRUSTED)), acked=st.booleans())
 def test_hot_and_python_paths_make_the_same_files_and_counts(tmp_path_factory: pytest.TempPathFactory, config: str,
-                                                             chunks: list[list[bytes]], trusted: dict) -> None:
-    compare(tmp_path_factory.mktemp("cmp"), CONFIGS[config], chunks, trusted)
+                                                             chunks: list[list[bytes]], trusted: dict,
+                                                             acked: bool) -> None:
+    # acked: each chunk an ack batch's lines (the second and fourth sent again), ending with their _rid
+    rids = [Rids(f"0a1b2c3d4e5f6a7b:{i // 2}:", 0, i % 2 == 1) for i in range(len(chunks))] if acked else None
+    compare(tmp_path_factory.mktemp("cmp"), CONFIGS[config], chunks, trusted, rids)
 
 
 def test_the_hot_path_takes_the_records_agents_send(tmp_path: Path) -> None:
@@ -200,9 +231,8 @@ def test_the_hot_path_takes_the_records_agents_send(tmp_path: Path) -> None:
     from logd.bench import make_records
 
     chunk = make_records(500, 1).splitlines()
-    taken = compare(tmp_path, "", [chunk])
-    errors = sum(1 for line in chunk if b'"level":"error"' in line)  # each agent's last error: Python
-    assert taken == len(chunk) - errors
+    assert any(b'"level":"error"' in line for line in chunk)  # each agent's last error: handed to usage
+    assert compare(tmp_path, "", [chunk]) == len(chunk)
 
 
 def test_lines_the_hot_path_leaves_to_python(tmp_path: Path) -> None:
@@ -218,7 +248,6 @@ def test_lines_the_hot_path_leaves_to_python(tmp_path: Path) -> None:
         base + ',"x":1.50}',  # a number orjson writes otherwise
         base + ',"x":"\\u0041"}',  # an escape orjson writes otherwise
         base + ',"x":12345678901234567890}',  # beyond 64 bits
-        '{"time":"2026-11-29T10:11:12.123Z","level":"error","message":"m"}',  # last error: Python keeps it
         '{"time":"2026-11-29T10:11:12+02:00","level":"info","message":"m"}',  # an offset
         base + ',"_pid":1}',  # a reserved key
     ]
@@ -306,6 +335,103 @@ def test_tokens_without_a_known_field_add_nothing(tmp_path: Path) -> None:
     assert compare(tmp_path, 'level = "warn"', [chunk]) == len(chunk)
 
 
+# --- issue 31: tool calls, latencies, error records and ack batches on the compiled path ---
+
+def _head(level: str, i: int, agent: str) -> str:
+    return f'{{"time":"2026-11-29T10:11:12.123Z","level":"{level}","message":"m{i}","agent":"{agent}"'
+
+
+def _usage_lines(n: int) -> list[bytes]:
+    """Flat usage records as agents log them: a tool call (failed by its level or a true
+    ``error``), a model call's latency, tokens; some of each alone."""
+    errors = ['""', '"boom"', "0", "1", "null", "{}", '{"code":1}', "[]", "0.0", "false", "true", '" "']
+    out = []
+    for i in range(n):
+        line = _head(("info", "warn", "debug", "error", "fatal")[i % 5], i, ("planner", "writer", "")[i % 3])
+        if i % 4 != 3:
+            line += ',"tool":"{}"'.format(("search", "fetch", "run_sql", "")[i % 4 + (i // 7) % 2])
+        if i % 3 != 2:
+            line += ',"error":' + errors[i % len(errors)]
+        if i % 2:
+            model, ms = ("null", '"gpt-4o"', '"claude"')[i % 3], ("120", "1.5", "-3", "250000")[i % 4]
+            line += f',"model":{model},"latency_ms":{ms}'
+        if i % 5 == 1:
+            line += f',"tokens":{{"input":{i},"output":7}}'
+        out.append((line + "}").encode())
+    return out
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_tool_calls_latencies_and_tokens_are_counted_on_the_compiled_path(tmp_path: Path, config: str) -> None:
+    """A record naming a tool took Python's path (usage read it whole): the compiled path now
+    counts its tool call, its latency_ms by model and its tokens as usage._flat does, and hands
+    each error record to usage (its agent's last error), with the same counts as Python's."""
+    chunk = _usage_lines(240)
+    python, hot = sides(tmp_path, CONFIGS[config], [chunk])
+    if config != "own rules":  # its "pid" key makes every line of a peer with _pid Python's
+        assert hot.pipeline.stats.hot_path == len(chunk)
+        assert hot.usage.seen == 0  # counted by the compiled path, none decoded for the step
+    usage = python.usage
+    assert {outcome for _, _, outcome in usage.tool_calls} == {"ok", "error"}
+    assert set(usage.latency) == {"gpt-4o", "claude"} and usage.last_error
+    assert sum(usage.tool_calls.values()) == sum(1 for line in chunk if b'"tool":"' in line
+                                                 and b'"tool":""' not in line)
+    assert sum(python.agents.records.values()) == len(chunk)
+
+
+def test_capped_labels_get_their_places_in_the_order_python_meets_them(tmp_path: Path) -> None:
+    """Past max_models/max_tools names count as _other: which names got a place depends on the
+    order usage met them, tokens and latency of one record before the next record's."""
+    lines = [_head("info", 0, "a") + ',"model":"m1","latency_ms":5}',
+             _head("info", 1, "a") + ',"model":"m2","tokens":3,"tool":"t1"}',
+             _head("info", 2, "b") + ',"model":"m3","tokens":4,"latency_ms":6,"tool":"t2"}',
+             _head("info", 3, "b") + ',"model":"m1","tokens":5,"tool":"t3","error":"x"}',
+             _head("info", 4, "c") + ',"model":"m4","latency_ms":7,"tool":"t1"}']
+    python, hot = sides(tmp_path, "", [[line.encode() for line in lines]], max_models=2, max_tools=2)
+    assert hot.pipeline.stats.hot_path == len(lines) and hot.usage.seen == 0
+    assert set(python.usage.latency) == {"m1", "_other"}
+    assert ("b", "_other", "total") in python.usage.tokens and ("a", "m2", "total") in python.usage.tokens
+    assert python.usage.tool_calls[("c", "t1", "ok")] == 1 and ("b", "_other", "error") in python.usage.tool_calls
+
+
+def test_sampled_out_lines_leave_the_files_time_bounds(tmp_path: Path) -> None:
+    """The file's time bounds (what `logd query --since` skips files by) are those of the lines
+    sampling kept, not of the whole run."""
+    at = '{"time":"2026-11-29T10:00:%02d.5Z","level":"info","message":"%s","agent":"a"}'
+    chunk = [(at % (5, "same")).encode(), (at % (0, "same")).encode(), (at % (9, "same")).encode(),
+             (at % (6, "other")).encode()]
+    hot = sides(tmp_path, '[logging.sampling]\nenabled = true\ninitial = 1\nthereafter = 0', [chunk])[1]
+    assert hot.pipeline.stats.hot_path == 4 and hot.pipeline.stats.dropped == {"sampled": 2}
+    assert hot.state()["time bounds"] == ("2026-11-29T10:00:05.500000Z", "2026-11-29T10:00:06.500000Z")
+
+
+@pytest.mark.parametrize("config", [*CONFIGS, "rid pattern"])
+def test_ack_batches_take_the_compiled_path_with_their_rids(tmp_path: Path, config: str) -> None:
+    """An ack batch's lines end with the peer's fields, then _rid and (sent again) _resent, on
+    both paths; a redaction pattern that matches a _rid sends its lines to Python."""
+    text = CONFIGS.get(config, '[logging.redact]\npatterns = ["s-1:7:1[0-9]"]')
+    lines = _usage_lines(40) + [b'{"ts":1764410000.5,"level":"info","msg":"zap"}', b"not json",
+                                b'{"time":"2026-11-29T10:11:12.123Z","level":"info","message":"m","password":"x"}']
+    chunks = [lines[:20], lines[20:], lines[:30]]  # the last: the batch's first 30 lines sent again
+    rids = [Rids("s-1:7:", 0, False), Rids("s-1:7:", 20, False), Rids("s-1:7:", 0, True)]
+    hot = sides(tmp_path, text, chunks, TRUSTED, rids)[1]
+    written = [orjson.loads(line) for line in (tmp_path / "hot" / "agent.log").read_bytes().splitlines()]
+    ours = [r for r in written if r.get("_pid") == TRUSTED["_pid"]]
+    assert len([r for r in ours if r.get("_resent")]) == len([r for r in ours if r["message"] in
+                                                                {f"m{i}" for i in range(30)}]) // 2
+    for record in ours:
+        assert list(record)[-2:] == (["_rid", "_resent"] if record.get("_resent") else ["_comm", "_rid"])
+        if record["_rid"] != "[REDACTED]":
+            index = int(record["_rid"].removeprefix("s-1:7:"))
+            assert index >= 40 or record["message"] == f"m{index}"
+    taken = hot.pipeline.stats.hot_path
+    if config == "rid pattern":  # the chunks holding s-1:7:10 to 19 went to Python
+        below = {12, 17}  # debug, under the floor
+        assert sum(r["_rid"] == "[REDACTED]" for r in ours) == 2 * (10 - len(below)) and 20 <= taken <= 23
+    elif config != "own rules":  # there "pid" is secret: the peer's _pid is redacted, its lines Python's
+        assert taken >= 40 + 30
+
+
 def test_a_real_daemon_takes_its_clients_lines_the_hot_way_and_says_so(daemon, tmp_path: Path) -> None:
     """`logd run` with its default pipeline: canonical lines take the hot path, the others Python,
     all in the file in the order sent, and `logd status` counts the hot ones."""
@@ -328,6 +454,76 @@ def test_a_real_daemon_takes_its_clients_lines_the_hot_way_and_says_so(daemon, t
     assert all(r["_pid"] > 0 and r["time"].endswith("Z") for r in kept)
     assert kept[1]["time"] == "2026-11-29T10:11:12.500000Z" and list(kept[1])[:3] == ["time", "level", "message"]
     assert status["hot_path"] == {"on": True, "records": 270}
+
+
+def _status(d) -> dict:  # type: ignore[no-untyped-def]
+    return orjson.loads(subprocess.run([sys.executable, "-m", "logd", "status", "--json", "--socket",
+                                        str(d.socket_path)], capture_output=True, text=True, check=True).stdout)
+
+
+def test_a_real_daemon_counts_tool_calls_and_errors_on_the_compiled_path(daemon, tmp_path: Path) -> None:
+    """Issue 31: records naming a tool, and error records, sent to `logd run` take the compiled
+    path (they took Python's: 0 of 200), and `logd status` shows what usage counted of them."""
+    d = daemon()
+    chunk = _usage_lines(200)
+    send(d.socket_path, b"\n".join(chunk) + b"\n")
+    kept = sum(1 for line in chunk if b'"level":"debug"' not in line)
+    wait_for(lambda: len([r for r in read_records(tmp_path / "agent.log") if r.get("agent") != "logd"]) >= kept,
+             what="the records")
+    status = _status(d)
+    assert status["hot_path"] == {"on": True, "records": 200}
+    agents, records = status["usage"]["agents"], [orjson.loads(line) for line in chunk]
+    searches = [r for r in records if r["agent"] == "planner" and r.get("tool") == "search"]
+    failed = sum(1 for r in searches if r["level"] in ("error", "fatal") or r.get("error"))
+    assert agents["planner"]["tool_calls"]["search"] == {"ok": len(searches) - failed, "error": failed} and failed
+    last = [r for r in records if r["agent"] == "writer" and r["level"] in ("error", "fatal")][-1]
+    assert agents["writer"]["last_error"]["message"].startswith(last["message"])
+    assert status["usage"]["models"]["claude"]["calls"] == sum(
+        1 for r in records if r.get("model") == "claude" and r["latency_ms"] >= 0)
+
+
+def test_an_ack_client_takes_the_compiled_path_and_writes_what_python_writes(daemon, tmp_path: Path) -> None:
+    """Issue 31: logd's own client with acks: every record on the compiled path (`hot_path.records`),
+    each acknowledged, and the file byte for byte what the Python path writes (the same records
+    to a logd as it runs when built without a C compiler)."""
+    from logd.client import Sender
+
+    records = [orjson.loads(line) for line in _usage_lines(300)]
+    no_compiler = tmp_path / "no_compiler"
+    no_compiler.mkdir()
+    (no_compiler / "sitecustomize.py").write_text('import sys\nsys.modules["logd._hotpath"] = None\n')
+    files = {}
+    for name, env in (("hot", {}), ("python", {"PYTHONPATH": str(no_compiler)})):
+        d = daemon(f'file = "{name}.log"\nlevel = "debug"', env=env)
+        sender = Sender(d.socket_path, ack=True, stream="s1", batch_size=128)
+        for record in records:
+            sender.put(record)
+        assert sender.flush(30) and sender.sent == len(records)  # every batch acknowledged
+        sender.close()
+        assert _status(d)["hot_path"]["records"] == (len(records) if name == "hot" else 0)
+        d.stop()
+        files[name] = [line for line in (tmp_path / f"{name}.log").read_bytes().splitlines()
+                       if b'"agent":"logd"' not in line]
+    assert files["hot"] == files["python"] and len(files["hot"]) == len(records)
+    assert orjson.loads(files["hot"][-1])["_rid"].startswith("s1:")
+
+
+def test_a_real_daemon_samples_and_rate_limits_on_the_compiled_path(daemon, tmp_path: Path) -> None:
+    """Issue 31: sampling or a rate limit turned the compiled path off; now they decide on what it
+    gives them (agent, level, message) and `logd status` counts both the records and the drops."""
+    d = daemon('file = "agent.log"', "[logging.sampling]\nenabled = true\ninitial = 5\nthereafter = 0\n"
+                                     "tick = 3600\nburst = 50\ninterval = 3600\n")
+    same = [_head("info", 0, "a") + ',"tool":"search"}'] * 200  # one message: sampled
+    each = [_head("info", i, "b") + "}" for i in range(100)]  # distinct messages: rate limited
+    send(d.socket_path, "\n".join(same + each).encode() + b"\n")
+    wait_for(lambda: len([r for r in read_records(tmp_path / "agent.log") if r.get("agent") in ("a", "b")]) >= 55,
+             what="the records")
+    status = _status(d)
+    assert status["hot_path"] == {"on": True, "records": 300}
+    assert status["sampled"] == {"info": 195} and status["agents"]["b"]["rate_limited"] == 50
+    assert status["usage"]["agents"]["a"]["tool_calls"]["search"] == {"ok": 200}  # counted before sampling
+    written = [r for r in read_records(tmp_path / "agent.log") if r.get("agent") in ("a", "b")]
+    assert [r["message"] for r in written] == ["m0"] * 5 + [f"m{i}" for i in range(50)]
 
 
 def test_a_failing_question_to_python_costs_no_record_and_is_reported(tmp_path: Path) -> None:

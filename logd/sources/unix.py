@@ -28,7 +28,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from logd.components import Pressure, StartupError, Tables
 from logd.events import Events
 from logd.paths import default_socket_path
-from logd.pipeline import BATCH_RECORDS, Peer, Pipeline
+from logd.pipeline import BATCH_RECORDS, Peer, Pipeline, Rids
 from logd.protocol import hello_line, parse_hello
 from logd.record import Record, parse_line
 from logd.settings import (
@@ -252,6 +252,10 @@ class Connection(asyncio.Protocol):
 
     def put(self, records: list[Record], on_written: Callable[[], None] | None = None) -> None:
         self.server.pipeline.put(records, on_written)
+
+    def take(self, lines: list[bytes], received: str, rids: Rids, truncated: dict[int, int] | None,
+             on_written: Callable[[], None] | None) -> None:
+        self.server.pipeline.take(lines, received, self.peer, truncated, rids, on_written)
 
     def drain(self) -> None:
         self.server.pipeline.drain()

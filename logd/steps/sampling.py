@@ -26,7 +26,7 @@ from logd.isolation import StepFailures
 from logd.levels import LEVELS, RANK
 from logd.record import MAX_KEY_CHARS, Record, bounded_key
 from logd.settings import boolean, choice, integer, seconds, setting
-from logd.spec import EVERY_RECORD, STEP, Context, Spec
+from logd.spec import STEP, Context, Spec, Thins
 from logd.steps.agents import agents_of
 from logd.timestamps import format_epoch
 
@@ -45,9 +45,13 @@ MAX_KEYS = 10_000
 
 
 def agent_of(record: Record) -> str:
-    agent = record.get("agent")
+    return agent_name(record.get("agent"))
+
+
+def agent_name(agent: object) -> str:
     if agent.__class__ is not str:
         agent = NO_AGENT if agent is None else str(agent)
+    assert isinstance(agent, str)
     return agent if len(agent) <= MAX_KEY_CHARS else bounded_key(agent)
 
 
@@ -66,31 +70,16 @@ class Sampler:
         self._tick_ends = float("-inf")
 
     def __call__(self, records: list[Record]) -> list[Record]:
-        now = self.clock()
-        if now >= self._tick_ends:
-            # a new tick: every count starts again (this also bounds the memory used)
-            self._seen.clear()
-            self._tick_ends = now + self.tick
-        seen, initial, thereafter, max_rank = self._seen, self.initial, self.thereafter, self.max_rank
+        self._start()
+        keeps = self._keeps
         kept: list[Record] = []
         dropped = 0
         failed: list[tuple[Record, Exception]] = []
         for record in records:
             try:
-                level = record["level"]
-                if RANK[level] > max_rank or _is_own(record):
-                    kept.append(record)
-                    continue
-                # the message's hash, not the message: a key never holds a 256 KB string
-                key = (agent_of(record), level, hash(record["message"]))
-                n = seen.get(key, 0) + 1
-                if n == 1 and len(seen) >= MAX_KEYS:
-                    seen.clear()  # like a new tick, early: counts start again rather than grow
-                seen[key] = n
-                if n <= initial or (thereafter and (n - initial) % thereafter == 0):
+                if _is_own(record) or keeps(record.get("agent"), record["level"], record["message"]):
                     kept.append(record)
                 else:
-                    self.counts[level] = self.counts.get(level, 0) + 1
                     dropped += 1
             except Exception as exc:  # isolation (issue 18): kept, and flagged by the pipeline
                 kept.append(record)
@@ -98,6 +87,37 @@ class Sampler:
         if failed:
             raise StepFailures(kept, failed)
         return kept if dropped else records
+
+    def decide(self, lines: list[tuple[Any, str, str]]) -> list[bool]:
+        """The compiled path's records as (agent, level, message), in order: which are kept
+        (:class:`~logd.spec.Thins`; logd's own records never take that path)."""
+        self._start()
+        keeps = self._keeps
+        return [keeps(agent, level, message) for agent, level, message in lines]
+
+    def _start(self) -> None:
+        """Once per batch: the clock, and a new tick when the last one has ended."""
+        now = self.clock()
+        if now >= self._tick_ends:
+            # a new tick: every count starts again (this also bounds the memory used)
+            self._seen.clear()
+            self._tick_ends = now + self.tick
+
+    def _keeps(self, agent: object, level: str, message: str) -> bool:
+        """Whether a record is kept; one sampled out is counted."""
+        if RANK[level] > self.max_rank:
+            return True
+        seen, initial, thereafter = self._seen, self.initial, self.thereafter
+        # the message's hash, not the message: a key never holds a 256 KB string
+        key = (agent_name(agent), level, hash(message))
+        n = seen.get(key, 0) + 1
+        if n == 1 and len(seen) >= MAX_KEYS:
+            seen.clear()  # like a new tick, early: counts start again rather than grow
+        seen[key] = n
+        if n <= initial or (thereafter and (n - initial) % thereafter == 0):
+            return True
+        self.counts[level] = self.counts.get(level, 0) + 1
+        return False
 
 
 class _Window:
@@ -127,33 +147,15 @@ class RateLimiter:
 
     def __call__(self, records: list[Record]) -> list[Record]:
         now = self.clock()
-        windows, burst = self._windows, self.burst
+        keeps = self._keeps
         kept: list[Record] = []
         dropped = 0
         failed: list[tuple[Record, Exception]] = []
         for record in records:
             try:
-                if _is_own(record):
-                    kept.append(record)
-                    continue
-                agent = agent_of(record)
-                window = windows.get(agent)
-                if window is None or now >= window.ends:
-                    if window is not None and window.suppressed:
-                        self._ended.append((agent, window.suppressed, window.ends))
-                    elif window is None and len(windows) >= MAX_KEYS:
-                        oldest = next(iter(windows))  # the table stays bounded: end the oldest window now
-                        ended = windows.pop(oldest)
-                        if ended.suppressed:
-                            self._ended.append((oldest, ended.suppressed, ended.ends))
-                    window = windows[agent] = _Window(now + self.interval)
-                window.count += 1
-                if window.count <= burst:
+                if _is_own(record) or keeps(record.get("agent"), now):
                     kept.append(record)
                 else:
-                    name = self.label(agent)
-                    window.suppressed += 1
-                    self.counts[name] = self.counts.get(name, 0) + 1
                     dropped += 1
             except Exception as exc:  # isolation (issue 18): kept, and flagged by the pipeline
                 kept.append(record)
@@ -161,6 +163,34 @@ class RateLimiter:
         if failed:
             raise StepFailures(kept, failed)
         return kept if dropped else records
+
+    def decide(self, lines: list[tuple[Any, str, str]]) -> list[bool]:
+        """The compiled path's records as (agent, level, message), in order: which are kept
+        (:class:`~logd.spec.Thins`; logd's own records never take that path)."""
+        now, keeps = self.clock(), self._keeps
+        return [keeps(agent, now) for agent, _, _ in lines]
+
+    def _keeps(self, sent_as: object, now: float) -> bool:
+        """Whether the agent's window has room for one more record; one suppressed is counted."""
+        windows = self._windows
+        agent = agent_name(sent_as)
+        window = windows.get(agent)
+        if window is None or now >= window.ends:
+            if window is not None and window.suppressed:
+                self._ended.append((agent, window.suppressed, window.ends))
+            elif window is None and len(windows) >= MAX_KEYS:
+                oldest = next(iter(windows))  # the table stays bounded: end the oldest window now
+                ended = windows.pop(oldest)
+                if ended.suppressed:
+                    self._ended.append((oldest, ended.suppressed, ended.ends))
+            window = windows[agent] = _Window(now + self.interval)
+        window.count += 1
+        if window.count <= self.burst:
+            return True
+        name = self.label(agent)
+        window.suppressed += 1
+        self.counts[name] = self.counts.get(name, 0) + 1
+        return False
 
     def reports(self, *, final: bool = False) -> list[Record]:
         """One ``suppressed N records from agent X`` record per ended window that
@@ -223,7 +253,11 @@ def _reports(limiter: Any, final: bool) -> list[Record]:
     return limiter.reports(final=final)
 
 
-# both decide on every record (its agent, level and message): no compiled path while they run
-SAMPLER = Spec(STEP, "sampling", _sampler, SamplingSettings, table="sampling", reads=EVERY_RECORD)
-RATE_LIMIT = Spec(STEP, "rate_limit", _rate_limiter, SamplingSettings, table="sampling", reads=EVERY_RECORD,
-                  tick=_reports)
+def _thins(step: Sampler | RateLimiter) -> tuple[Thins]:
+    # both decide on every record by its agent, level and message: the compiled path gives them those
+    return (Thins("agent", step.decide, step.drop_reason),)
+
+
+SAMPLER = Spec(STEP, "sampling", _sampler, SamplingSettings, table="sampling", reads=frozenset(), hot=_thins)
+RATE_LIMIT = Spec(STEP, "rate_limit", _rate_limiter, SamplingSettings, table="sampling", reads=frozenset(),
+                  hot=_thins, tick=_reports)
