@@ -70,8 +70,10 @@ except ImportError:  # built without a C compiler: every line takes the Python p
 __all__ = ["AVAILABLE", "HotPath", "build"]
 
 AVAILABLE = _hotpath is not None
-# lines that fail in a row before the rest of a chunk goes straight to Python (a client
-# whose records are not in logd's shape pays for a few tries per chunk, not for every line)
+# lines that fail in a row before Python takes the next ones without a try, in stretches that
+# double (up to a batch) while the one try between them fails: a client whose records are not
+# in logd's shape pays for a few tries per chunk, not one per line, and a burst of such lines
+# (8 loguru records in a row) no longer sends the whole rest of the chunk to Python
 _GIVE_UP_AFTER = 8
 
 if _hotpath is not None:
@@ -199,13 +201,18 @@ class HotPath:
             def parse(i: int) -> Record:
                 return parse_line(lines[i], received, {**trusted, **rids.fields(i)})
         slow: list[Record] = []
-        i, n, misses = 0, len(lines), 0
+        i, n, misses, stretch = 0, len(lines), 0, _GIVE_UP_AFTER
         if ends is None:  # redaction would change an ack field: Python takes them all
-            misses = _GIVE_UP_AFTER
+            misses, stretch = _GIVE_UP_AFTER, n
         while i < n:
             if misses >= _GIVE_UP_AFTER:
-                slow.extend([parse(j) for j in range(i, n)])
-                break
+                end = min(n, i + stretch)
+                slow.extend([parse(j) for j in range(i, end)])
+                i, misses, stretch = end, _GIVE_UP_AFTER - 1, min(stretch * 2, BATCH_RECORDS)
+                if len(slow) >= BATCH_RECORDS:
+                    put(slow)
+                    slow = []
+                continue
             try:
                 json_lines, stop, kept, below, agents, rows, low, high, read, python, handed, thin = run(
                     lines, i, n, ends)
@@ -217,7 +224,7 @@ class HotPath:
                 slow.extend([parse(j) for j in range(i, n)])
                 break
             if stop > i:
-                misses = 0
+                misses, stretch = 0, _GIVE_UP_AFTER
                 if slow:
                     put(slow)
                     slow = []

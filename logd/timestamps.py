@@ -149,6 +149,12 @@ def epoch_seconds(value: object) -> float | None:
 
     Converts each distinct second once (records of one second share it), so it is cheap
     enough for per-record use (agent run durations, trace analysis)."""
+    if isinstance(value, str) and len(value) == 27:  # canonical, of a second met before: no normalising
+        base = _SECOND_EPOCH.get(value[:19])
+        if base is not None and value[19] == "." and value[26] == "Z":
+            fraction = value[20:26]
+            if fraction.isdigit() and fraction.isascii():
+                return base + int(fraction) / 1e6
     text = normalize_time(value) if value is not None else None
     if text is None:
         return None

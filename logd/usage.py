@@ -149,6 +149,7 @@ class UsageMetrics:
     def __call__(self, records: list[Record]) -> list[Record]:
         flat, shaped = self._flat, self._shaped
         live, may_report = self.live, semantics.may_report
+        waiting = live.waiting  # truthy while spans wait for their agent (LiveTraces.feed expires them)
         shaped_as = self.shapes.start(records).append  # for the trace branch (Shapes)
         failed: list[tuple[Record, Exception]] = []
         for record in records:
@@ -161,7 +162,7 @@ class UsageMetrics:
                     if shape is not None:
                         # most AgenticGoKit entries report nothing, and no latency: nothing to do
                         # unless spans wait (LiveTraces.feed expires them as records arrive)
-                        if shape[0] != AGK or live.pending or may_report(record):
+                        if shape[0] != AGK or waiting or may_report(record):
                             self._trace(record, shape)
                         continue
                 else:

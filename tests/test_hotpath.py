@@ -774,3 +774,15 @@ def test_framework_trace_records_make_the_same_files_sessions_and_metrics_both_w
     # ("own rules" makes "pid" secret: every line of a peer with a _pid goes to Python)
     clean_spans = sum(1 for line in chunks[1] if b'"level":"info"' in line)
     assert hot.pipeline.stats.hot_path >= (len(agk_session()) + clean_spans if config != "own rules" else 0)
+
+
+def test_a_burst_of_lines_left_to_python_does_not_take_the_rest_of_the_chunk(tmp_path: Path) -> None:
+    """Issue 31: 8 lines in a row that Python takes (loguru's envelope) used to send the rest
+    of their read to Python; now Python takes stretches, and the first line in logd's shape
+    after one ends them."""
+    from logd.bench.dialects import DIALECTS
+
+    burst = [DIALECTS["loguru"](0, i, False) for i in range(8)]
+    good = [b'{"time":"2026-11-29T10:11:12.123Z","level":"info","message":"n%d","agent":"a"}' % i for i in range(100)]
+    # the 8 misses, then a stretch of 8 lines without a try: the other 92 take the hot path
+    assert compare(tmp_path, "", [burst + good]) == 92

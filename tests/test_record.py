@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from logd.record import parse_line
-from logd.timestamps import normalize_time
+from logd.timestamps import epoch_seconds, normalize_time
 
 RECEIVED = "2026-11-23T11:28:07.123456Z"
 
@@ -107,6 +111,19 @@ def test_record_without_time_gets_the_receive_time():
 ])
 def test_time_normalisation(raw, expected):
     assert normalize_time(raw) == expected
+
+
+@given(st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1)),
+       st.text(alphabet="0123456789\u0663\u00b2x", min_size=6, max_size=6))
+def test_a_canonical_time_of_a_known_second_has_the_epoch_the_long_way_gives(when, fraction):
+    """epoch_seconds takes canonical times of a second it has met without normalising them: the
+    same answer (and the same refusals) as normalising first."""
+    text = when.strftime("%Y-%m-%dT%H:%M:%S") + "." + fraction + "Z"
+    epoch_seconds(when.strftime("%Y-%m-%dT%H:%M:%S") + ".000000Z")  # the second is known now
+    canonical = normalize_time(text)
+    expected = None if canonical is None else (
+        datetime.fromisoformat(canonical[:19]).replace(tzinfo=UTC).timestamp() + int(canonical[20:26]) / 1e6)
+    assert epoch_seconds(text) == expected
 
 
 def test_plain_text_line_is_an_info_message():

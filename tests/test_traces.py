@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import os
+import shutil
+import time
 
 import orjson
 import pytest
@@ -137,6 +139,64 @@ def test_store_keeps_a_bounded_number_of_files_open_and_appends_in_order(tmp_pat
         assert [r["n"] for r in records] == [0, 1, 2]
 
 
+def _until(condition, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "not within the deadline"
+        time.sleep(0.005)
+
+
+def test_new_session_files_are_spares_made_ahead_off_the_loop_and_named_in_order(tmp_path):
+    """The store's thread keeps unnamed files ready (O_TMPFILE, at most ``keep``); a new session's
+    file is one of them given its name; a session that already has a file keeps it."""
+    folder = tmp_path / "t"
+    store = TraceStore(folder, max_open=2, spares=True)
+    assert store.spares is not None
+    kept = session_path(folder, "earlier")
+    folder.mkdir()
+    kept.write_bytes(b'{"n":-1}\n')  # a file from an earlier run: appended to, never replaced
+    store.append(file_name("first"), b'{"n":0}\n')  # no spare yet: created here, the thread starts
+    _until(lambda: store.spares.ready == store.spares.keep)
+    assert sorted(os.listdir(folder)) == sorted([".journal", kept.name, file_name("first")])  # spares have no name
+    for round_ in range(3):
+        for s in ("a", "b", "c", "earlier"):
+            store.append(file_name(s), orjson.dumps({"n": round_}) + b"\n")
+        assert store.open_files == 2 and store.spares.ready <= store.spares.keep
+    assert store.spare_figures()["used"] >= 3  # a, b, c (evicted ones are opened again, not made anew)
+    store.close()
+    named = [file_name(s) for s in ("first", "a", "b", "c")]
+    assert sorted(os.listdir(folder)) == sorted([".journal", kept.name, *named])
+    for s in ("a", "b", "c"):
+        path = session_path(folder, s)
+        assert [r["n"] for r in read_lines(path)[0]] == [0, 1, 2]
+        assert path.stat().st_mode & 0o777 == 0o640 and path.stat().st_nlink == 1
+    assert [r["n"] for r in read_lines(kept)[0]] == [-1, 0, 1, 2]
+
+
+def test_a_spare_never_takes_the_name_of_a_planted_link(tmp_path):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep\n")
+    folder = tmp_path / "t"
+    store = TraceStore(folder, spares=True)
+    store.append(file_name("warm"), b"{}\n")
+    _until(lambda: store.spares.ready > 0)
+    session_path(folder, "victim").symlink_to(outside)
+    with pytest.raises(OSError):
+        store.append(file_name("victim"), b'{"x":1}\n')
+    store.close()
+    assert outside.read_text() == "keep\n" and session_path(folder, "victim").is_symlink()
+
+
+def test_closing_the_store_leaves_no_spare_and_no_descriptor(tmp_path):
+    before = len(os.listdir("/proc/self/fd"))
+    store = TraceStore(tmp_path / "t", spares=True)
+    store.append(file_name("s"), b"{}\n")
+    _until(lambda: store.spares.ready == store.spares.keep)
+    store.close()
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert sorted(os.listdir(tmp_path / "t")) == [".journal", file_name("s")]
+
+
 def test_retention_removes_sessions_older_than_max_age_by_the_injected_clock(tmp_path):
     clock = Clock(T0)
     store = TraceStore(tmp_path, max_age_days=2, clock=clock)
@@ -163,6 +223,23 @@ def test_sink_files_trace_records_by_session_and_ignores_the_rest(tmp_path):
     assert len(read_lines(session_path(tmp_path, "run-koog-1"))[0]) == len(koog_run())
 
 
+@pytest.mark.parametrize("lines", [True, False], ids=["written-as-encoded", "encoded-here"])
+def test_sink_keeps_each_sessions_records_in_order_when_sessions_interleave(tmp_path, lines):
+    order = ["a", "a", "b", None, "a", "b", "b", "a", None, "c"]
+    records = parsed([{"hook": "BeforeEventHandling", "session_id": s, "n": n} if s else {"msg": "plain", "n": n}
+                      for n, s in enumerate(order)])
+    batch = Batch.decoded(records, b"".join(orjson.dumps(r) + b"\n" for r in records)) if lines else Batch(records)
+    sink = TraceSink(tmp_path)
+    sink.write(batch)
+    for part in (records[:3], records[:2]):  # then one session's batch, written as it is
+        sink.write(Batch.decoded(part, b"".join(orjson.dumps(r) + b"\n" for r in part)))
+    sink.close()
+    for s in ("a", "b", "c"):
+        stored = [r["n"] for r in read_lines(session_path(tmp_path, s))[0]]
+        assert stored == [n for part in (order, order[:3], order[:2]) for n, o in enumerate(part) if o == s]
+    assert sink.stored == 8 + 3 + 2 and sink.refused == 0
+
+
 def test_sink_counts_what_it_cannot_store_and_never_raises(tmp_path):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
@@ -174,6 +251,27 @@ def test_sink_counts_what_it_cannot_store_and_never_raises(tmp_path):
     sink.close()
     assert sink.dropped == len(agk_session()) and sink.stored == 0
     assert len(reports) == 1 and "cannot write trace file" in reports[0]
+
+
+def test_a_new_session_file_that_cannot_be_made_is_counted_reported_once_and_the_store_recovers(tmp_path):
+    """With spares ready, the trace folder removed under the daemon: a new session's records are
+    counted as dropped (still in the other sinks), one error says so, nothing raises; once the
+    folder is back, new sessions get their files again."""
+    folder = tmp_path / "traces"
+    reports: list[str] = []
+    sink = TraceSink(folder, events=Events(stderr=reports.append))
+    sink.write(Batch(parsed(agk_session(session="first"))))
+    _until(lambda: sink.store.spares is not None and sink.store.spares.ready > 0)
+    shutil.rmtree(folder)
+    for session in ("second", "third"):
+        sink.write(Batch(parsed(agk_session(session=session))))
+    assert sink.dropped == 2 * len(agk_session()) and len(reports) == 1 and "cannot write trace file" in reports[0]
+    folder.mkdir()
+    sink.write(Batch(parsed(agk_session(session="fourth"))))
+    sink.close()
+    assert len(read_lines(session_path(folder, "fourth"))[0]) == len(agk_session())
+    assert sink.store_stats()["spare_files"]["used"] == 1  # the fourth's: spares were not given up on
+    assert sink.stored == 2 * len(agk_session()) and session_files(folder) == [session_path(folder, "fourth")]
 
 
 def test_sink_writes_each_batch_when_it_arrives_and_prunes_hourly_by_the_clock(tmp_path):

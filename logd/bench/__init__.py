@@ -2,7 +2,7 @@
 
 These machines are noisy, so absolute numbers mean little on their own; every
 mode runs its baselines right beside logd and prints the ratios. Modes are
-registered in :data:`MODES` (flag -> function returning a :class:`Report`);
+registered in :data:`MODES` (flag -> function returning a :class:`Report` or several);
 the default mode is ingestion.
 """
 
@@ -93,7 +93,7 @@ def bench_ingest(args: argparse.Namespace) -> Report:
 
 
 # flag on `logd bench` -> the mode it selects; other modules add theirs here.
-MODES: dict[str, Callable[[argparse.Namespace], Report]] = {}
+MODES: dict[str, Callable[[argparse.Namespace], Report | list[Report]]] = {}
 
 
 def _register_modes() -> None:
@@ -122,7 +122,10 @@ def _register_modes() -> None:
 def main(args: argparse.Namespace) -> int:
     _register_modes()
     chosen = [fn for flag, fn in MODES.items() if getattr(args, flag, False)] or [bench_ingest]
-    reports = [fn(args) for fn in chosen]
+    reports: list[Report] = []
+    for fn in chosen:
+        made = fn(args)
+        reports += made if isinstance(made, list) else [made]
     if args.json:
         sys.stdout.write(orjson.dumps([r.to_json() for r in reports], option=orjson.OPT_INDENT_2).decode() + "\n")
     else:

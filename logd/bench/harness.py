@@ -205,11 +205,13 @@ def drive_clients(sock: Path, blobs: list[Path], out: Path | Callable[[], int], 
     return elapsed
 
 
-def _write_blobs(folder: Path, clients: int, records: int) -> tuple[list[Path], int, int]:
+def _write_blobs(folder: Path, clients: int, records: int,
+                 make: Callable[[int, int], bytes] = make_records) -> tuple[list[Path], int, int]:
+    """Each client's lines in a file; ``make(count, client)`` writes them (the canonical records)."""
     per_client = records // clients
     blobs, total_bytes = [], 0
     for i in range(clients):
-        data = make_records(per_client, i)
+        data = make(per_client, i)
         path = folder / f"client{i}.jsonl"
         path.write_bytes(data)
         blobs.append(path)

@@ -8,6 +8,8 @@ import argparse
 def cmd_bench(args: argparse.Namespace) -> int:
     from logd.bench import main as bench_main
 
+    if args.mix or args.dialect is not None:  # options of --peers
+        args.peers = True
     return bench_main(args)
 
 
@@ -33,6 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--peers", action="store_true",
                    help="the default pipeline beside rsyslog (raw and mmjsonparse), socat and a raw server")
     p.add_argument("--runs", type=int, default=3, metavar="N", help="runs per server for --peers, median (default 3)")
+    p.add_argument("--mix", action="store_true",
+                   help="--peers: also the mixed agent-log workload (zerolog, zap, loguru, python-json-logger, ...), "
+                        "with the share of records on logd's compiled path")
+    p.add_argument("--dialect", default=None, metavar="NAME",
+                   help="--peers: also a workload of one dialect of --mix (logd, agent, agent+tool, zerolog, zap, "
+                        "loguru, python-json-logger, json.dumps)")
     p.add_argument("--otlp", action="store_true",
                    help="spans/s and log records/s over OTLP/HTTP protobuf beside the socket's records/s")
     p.add_argument("--soak", action="store_true",

@@ -40,7 +40,7 @@ class AgentMetrics:
     One instance lives as long as the daemon, so counters never go back on reload.
     """
 
-    TRACE_KEYS = frozenset({"hook", "span_data"})  # a record with one is looked at further (_trace_duration)
+    TRACE_KEYS = frozenset({"hook", "span_data"})  # a record with one is looked at further (run hooks, agent spans)
 
     def __init__(self, max_agents: int = 500, buckets: Iterable[float] = DURATION_BUCKETS) -> None:
         self.max_agents = max_agents
@@ -90,7 +90,11 @@ class AgentMetrics:
                         row[bisect_left(buckets, seconds)] += 1
                         row[-1] += seconds
                 elif "hook" in record or "span_data" in record:
-                    self._trace_duration(record, name)
+                    hook = record.get("hook")
+                    if hook == "BeforeAgentRun" or hook == "AfterAgentRun":  # half of a session's hooks
+                        self._run_hook(record, hook)
+                    elif "span_data" in record:
+                        self._agent_span(record)
             except Exception as exc:  # isolation (issue 18): counted once, flagged by the pipeline
                 failed.append((record, exc))
         if failed:
@@ -127,24 +131,27 @@ class AgentMetrics:
         row[bisect_left(self.buckets, seconds)] += 1
         row[-1] += seconds
 
-    def _trace_duration(self, record: Record, name: str) -> None:
-        """Run durations from trace records: AgenticGoKit hook pairs and agent spans."""
-        hook = record.get("hook")
-        if hook == "BeforeAgentRun" or hook == "AfterAgentRun":
-            agent = record.get("agent_id") or record.get("agent")
-            key = (bounded_key(str(record.get("session_id"))), bounded_key(str(agent)))
-            if hook == "BeforeAgentRun":
-                if len(self._open_runs) >= _MAX_OPEN_RUNS:
-                    self._open_runs.clear()  # runs that never ended: forget rather than grow
-                started = _epoch(record.get("time"))
-                if started is not None:
-                    self._open_runs[key] = started
-            else:
-                started = self._open_runs.pop(key, None)
+    def _run_hook(self, record: Record, hook: str) -> None:
+        """Run durations from AgenticGoKit's BeforeAgentRun/AfterAgentRun pairs."""
+        agent, session = record.get("agent_id") or record.get("agent"), record.get("session_id")
+        # the pair's key, bounded: most ids are short strings, kept as they are
+        key = (session if session.__class__ is str and len(session) <= MAX_KEY_CHARS else bounded_key(str(session)),
+               agent if agent.__class__ is str and len(agent) <= MAX_KEY_CHARS else bounded_key(str(agent)))
+        if hook == "BeforeAgentRun":
+            if len(self._open_runs) >= _MAX_OPEN_RUNS:
+                self._open_runs.clear()  # runs that never ended: forget rather than grow
+            started = _epoch(record.get("time"))
+            if started is not None:
+                self._open_runs[key] = started
+        else:
+            started = self._open_runs.pop(key, None)
+            if started is not None:
                 ended = _epoch(record.get("time"))
-                if started is not None and ended is not None and ended >= started:
+                if ended is not None and ended >= started:
                     self.observe_duration(self.label(agent), ended - started)
-            return
+
+    def _agent_span(self, record: Record) -> None:
+        """Run durations from agent spans."""
         data = record.get("span_data")
         if isinstance(data, dict) and data.get("type") == "agent":
             start, end = _epoch(record.get("started_at")), _epoch(record.get("ended_at"))

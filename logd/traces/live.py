@@ -69,7 +69,7 @@ class LiveTraces:
                  max_wait: float = 600.0, max_marks: int = 100_000, max_known: int = 100_000) -> None:
         self.clock = clock
         self.max_pending, self.max_wait, self.max_marks, self.max_known = max_pending, max_wait, max_marks, max_known
-        self._pending: OrderedDict[Key, _Waiting] = OrderedDict()
+        self.waiting: OrderedDict[Key, _Waiting] = OrderedDict()  # spans whose agent is not known yet
         self._children: dict[Key, list[Key]] = {}  # parent -> spans waiting for it
         self._agents: OrderedDict[Key, str | None] = OrderedDict()  # settled span -> agent for its children
         self._marks: OrderedDict[Key, bool] = OrderedDict()  # spans with a descendant that reported usage
@@ -79,7 +79,7 @@ class LiveTraces:
 
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        return len(self.waiting)
 
     def feed(self, record: dict[str, Any], shape: tuple[str, str]) -> list[Fact]:
         kind, key = shape
@@ -95,7 +95,7 @@ class LiveTraces:
                 if usage is not None or tool is not None or error is not None:
                     agent = semantics.agent_name(record) or (self._koog_runs.get(key) if kind == KOOG else None)
                     out.append(Fact(agent, usage, tool, error, record.get("time")))
-        if self._pending:
+        if self.waiting:
             self._expire(out)
         return out
 
@@ -105,7 +105,7 @@ class LiveTraces:
         span = semantics.span_id(record) or ""
         parent = text(record.get("parent_id"))
         me, up = (trace, span), (trace, parent) if parent else None
-        if span and (me in self._agents or me in self._pending):
+        if span and (me in self._agents or me in self.waiting):
             self.duplicates += 1  # sent again (an exporter's retry): the views keep one copy too
             return
         found = semantics.usage(record)
@@ -120,7 +120,7 @@ class LiveTraces:
         elif up in self._agents:
             self._settle(me, record, counted, self._agents[up], out)
         else:
-            self._pending[me] = _Waiting(record, counted, self.clock(), up)
+            self.waiting[me] = _Waiting(record, counted, self.clock(), up)
             self._children.setdefault(up, []).append(me)
 
     def _settle(self, key: Key, record: dict, counted: Usage | None, agent: str | None, out: list[Fact]) -> None:
@@ -134,18 +134,18 @@ class LiveTraces:
             self._bounded(self._agents, at, agent if semantics.kind(rec) != "agent" else semantics.agent_name(rec),
                           self.max_known)
             for child in self._children.pop(at, ()):
-                waiting = self._pending.pop(child, None)
+                waiting = self.waiting.pop(child, None)
                 if waiting is not None:
                     stack.append((child, waiting.record, waiting.usage))
 
     def _expire(self, out: list[Fact]) -> None:
         """Spans that waited too long, or too many: counted with what they say themselves."""
         now = self.clock()
-        while self._pending:
-            key, waiting = next(iter(self._pending.items()))
-            if len(self._pending) <= self.max_pending and now - waiting.since < self.max_wait:
+        while self.waiting:
+            key, waiting = next(iter(self.waiting.items()))
+            if len(self.waiting) <= self.max_pending and now - waiting.since < self.max_wait:
                 break
-            del self._pending[key]
+            del self.waiting[key]
             self.pending_expired += 1
             siblings = self._children.get(waiting.parent)
             if siblings is not None:

@@ -44,10 +44,16 @@ def session_path(folder: Path, session_id: str) -> Path:
     return path
 
 
-def open_append(folder: Path, name: str) -> int:
-    """An O_APPEND descriptor for ``folder/name``, refusing symlinks and anything outside ``folder``."""
+def plain_name(name: str) -> str:
+    """``name`` if it names a file directly in a folder; else :class:`UnsafeSessionId`."""
     if "/" in name or name in ("", ".", ".."):
         raise UnsafeSessionId(f"{name!r} is not a plain file name")
+    return name
+
+
+def open_append(folder: Path, name: str) -> int:
+    """An O_APPEND descriptor for ``folder/name``, refusing symlinks and anything outside ``folder``."""
+    plain_name(name)
     dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         return os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,

@@ -44,8 +44,10 @@ def classify(record: dict[str, Any]) -> tuple[str, str] | None:
     is the AgenticGoKit session, the Koog run, or a span's trace id."""
     hook = record.get("hook")
     if hook is not None:
-        session = text(record.get("session_id"))
-        if session is not None and hook.__class__ is str and hook in AGK_HOOKS:  # a list is unhashable
+        session = record.get("session_id")
+        if session.__class__ is not str:
+            session = text(session)
+        if session and hook.__class__ is str and hook in AGK_HOOKS:  # a list is unhashable
             return AGK, session
     event_type = record.get("eventType")
     if event_type is not None:

@@ -10,7 +10,9 @@ It writes on the event loop, as the file sink does: each batch's lines grouped p
 one append each. It used to hand them to a writer thread; at full speed that thread fell
 behind the loop and the daemon's heap grew around its backlog (100,000 trace records sent
 as fast as possible: RSS 500-600 MB, kept afterwards) while writing here stays at ~40 MB
-and is faster (61,000 against 48,000-52,000 trace records/s on the 2-core machine).
+and is faster (61,000 against 48,000-52,000 trace records/s on the 2-core machine). Only
+the slow part of a new session's file, the kernel's creating it, is done ahead by a thread
+(:mod:`.spares`); nothing waits for it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +38,11 @@ from logd.traces.shapes import TRIGGER_KEYS, Shapes, classify
 from logd.traces.store import TraceStore
 
 PRUNE_EVERY_S = 3600.0
+_session_of = itemgetter(1)  # of a trace shape: (shape, session)
+
+
+def _session_or_none(shape: tuple[str, str] | None) -> str | None:
+    return None if shape is None else shape[1]
 
 
 @dataclass(frozen=True)
@@ -66,7 +75,7 @@ class TraceSink(SinkBase):
                  events: Events | None = None, shapes: Shapes | None = None) -> None:
         # the branch's selector: the usage counters' shapes of the batch, else classify
         self.shapes = shapes if shapes is not None else Shapes()
-        self.store = TraceStore(folder, max_age_days=max_age_days, clock=clock)
+        self.store = TraceStore(folder, max_age_days=max_age_days, clock=clock, spares=True)
         self.clock = clock
         self.events = events if events is not None else Events(clock)
         self.stored = 0        # trace records written to session files
@@ -89,37 +98,41 @@ class TraceSink(SinkBase):
             self._prune()
 
     def write(self, batch: Batch) -> None:
-        shapes = batch.selected  # the branch's selector classified them (trace_branch)
+        shapes = batch.selected  # the branch's selector classified them (trace_branch): each truthy
+        key: Callable[[Any], str | None] = _session_of
         if shapes is None:
-            shapes = [classify(record) for record in batch.records]
-        by_session: dict[str, list[int]] = {}  # the records' indices, grouped once per batch
-        for i, shape in enumerate(shapes):
-            if shape is not None:
-                indices = by_session.get(shape[1])
-                if indices is None:
-                    by_session[shape[1]] = [i]
+            shapes, key = [classify(record) for record in batch.records], _session_or_none
+        # runs of records of one session (a client's session comes in runs), grouped by file
+        # name once per batch, in order: (first record, records) each
+        runs: dict[str, list[tuple[int, int]]] = {}
+        start = 0
+        for session, run in groupby(shapes, key):
+            count = len(list(run))
+            if session is not None:
+                name = self._file_name(session)
+                if name is None:
+                    self.refused += count
                 else:
-                    indices.append(i)
-        by_name: dict[str, list[int]] = {}
-        for session, indices in by_session.items():
-            name = self._file_name(session)
-            if name is None:
-                self.refused += len(indices)
-            elif name in by_name:  # two ids, one file name: never made (names.py), kept in order all the same
-                by_name[name] = sorted(by_name[name] + indices)
-            else:
-                by_name[name] = indices
-        if not by_name:
+                    runs.setdefault(name, []).append((start, count))
+            start += count
+        if not runs:
             return
         encoded = batch.encoded_lines()  # the file sink's encoding, when it ran: reuse, do not encode twice
         if encoded is not None:
+            if len(runs) == 1 and start == batch.count:
+                (name, spans), = runs.items()
+                if len(spans) == 1:  # the whole batch is one session's: as it is
+                    self._append(name, encoded, start)
+                    return
             lines = encoded.split(b"\n")
-            for name, indices in by_name.items():
-                self._append(name, b"\n".join([lines[i] for i in indices]) + b"\n", len(indices))
+            for name, spans in runs.items():
+                self._append(name, b"".join([b"\n".join(lines[i:i + n]) + b"\n" for i, n in spans]),
+                             sum(n for _, n in spans))
         else:
             records = batch.records
-            for name, indices in by_name.items():
-                self._append(name, b"".join([encode(records[i]) for i in indices]), len(indices))
+            for name, spans in runs.items():
+                self._append(name, b"".join([encode(r) for i, n in spans for r in records[i:i + n]]),
+                             sum(n for _, n in spans))
 
     def _file_name(self, session: str) -> str | None:
         """The session's file name; None: the id names no file."""
@@ -146,7 +159,8 @@ class TraceSink(SinkBase):
     def store_stats(self) -> dict:
         """The session files' own figures, for ``logd status``."""
         return {"dir": str(self.store.folder), "stored": self.stored, "refused": self.refused,
-                "dropped": self.dropped, "pruned": self.pruned, "open_files": self.store.open_files}
+                "dropped": self.dropped, "pruned": self.pruned, "open_files": self.store.open_files,
+                "spare_files": self.store.spare_figures()}
 
     def _append(self, name: str, data: bytes, count: int) -> None:
         """``count`` records' lines to one session file."""

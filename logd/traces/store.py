@@ -20,6 +20,7 @@ import orjson
 
 from logd.regular import open_regular
 from logd.traces.names import SUFFIX, open_append
+from logd.traces.spares import Spares
 
 DIR_MODE = 0o750
 DAY = 86_400.0
@@ -33,8 +34,10 @@ class TraceStore:
     """Appends encoded records to per-session files; at most ``max_open`` stay open at once."""
 
     def __init__(self, folder: Path, *, max_age_days: float = 0, max_open: int = 32,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, spares: bool = False) -> None:
+        """``spares``: new files are made ahead by a thread (:mod:`.spares`; the daemon's store)."""
         self.folder = folder
+        self.spares = Spares(folder) if spares else None
         self.max_age_days = max_age_days
         self.max_open = max_open
         self.clock = clock
@@ -53,7 +56,9 @@ class TraceStore:
         if not self._folder_ready:
             self.folder.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
             self._folder_ready = True
-        fd = open_append(self.folder, name)
+        fd = self.spares.named(name) if self.spares is not None else None
+        if fd is None:
+            fd = open_append(self.folder, name)
         self._fds[name] = fd
         while len(self._fds) > self.max_open:
             _, old = self._fds.popitem(last=False)
@@ -125,7 +130,19 @@ class TraceStore:
     def open_files(self) -> int:
         return len(self._fds)
 
+    def spare_figures(self) -> dict:
+        """New files named from a spare (``used``) or created on the loop (``missed``), spares ``ready``."""
+        spares = self.spares
+        if spares is None:
+            return {}
+        out: dict = {"used": spares.used, "missed": spares.missed, "ready": spares.ready}
+        if spares.unavailable is not None or spares.failed is not None:
+            out["error"] = str(spares.unavailable or spares.failed)
+        return out
+
     def close(self) -> None:
+        if self.spares is not None:
+            self.spares.close()
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
