@@ -1,25 +1,30 @@
-/* The compiled hot path: lines already in logd's shape, checked and written without a dict.
+/* The compiled hot path: the lines agents send, checked and written without a dict.
  *
  * A line takes this path only if the record it makes is certain to be the one the Python
  * path (logd/record.py, the steps, orjson) would make, byte for byte: one JSON object, in the
- * subset of JSON whose canonical encoding is its own text (no escapes orjson would rewrite,
- * no number it would reformat), with `time` (UTC, RFC 3339), `level` (a known spelling) and
- * `message` (text), no duplicate key, no 20-digit run, no key a later step must see whole
- * (trace shapes, usage shapes: told by Python), no secret key, no string the redaction
- * patterns match and no text field (message, names, errors: told by Python) holding a
- * key=value secret. Anything else stops the run and goes to the Python path, which decides.
- * So this file only ever makes a line faster, never different (tests/test_hotpath.py).
+ * subset of JSON whose canonical encoding is its own text once its \uXXXX and \/ escapes are
+ * written as orjson writes their characters (no number orjson would reformat), with a time,
+ * a level and a message under the keys record.normalize_object reads them from (time: RFC
+ * 3339 with an offset, or an epoch number; level: a known spelling or number; message: text),
+ * no duplicate key, no 20-digit run, no key a later step must see whole (trace shapes, usage
+ * shapes: told by Python), no secret key, no string the redaction patterns match and no text
+ * field (message, names, errors: told by Python) holding a key=value secret; loguru's
+ * serialize=True envelope is first rewritten into the flat record it stands for (loguru_flat).
+ * Anything else stops the run and goes to the Python path, which decides. So this file only ever makes a
+ * line faster, never different (tests/test_hotpath.py, tests/test_go_dialects.py).
  *
  * Output per line: {"time":<canonical>,"level":<canonical>,"message":...,<other keys in the
  * order sent, without whitespace>,<trusted fields>}\n, and for the counting steps the tallies
  * their roles asked for (logd/spec.py): records by a label key and level, a histogram of a
  * numeric key per label, whole numbers under a key summed by two labels. Which keys those
  * are, and which keys and levels send a line to Python, the steps declare; nothing here
- * names a field but time, level and message.
+ * names a field but time, level and message and their spellings (role_of).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <errno.h>
+#include <math.h>
 #include <string.h>
 
 #define K_SECRET 1  /* a redacted key name: its record goes to Python */
@@ -289,10 +294,34 @@ static int scan_string(Scan *s, Str *out) {
     return -1;
 }
 
+/* Whether a float's text (fixed notation, in [1e-4, 1e16)) is the shortest that reads back as
+ * its double: Python's repr, which is what orjson writes in that range (tests/test_hotpath.py
+ * compares them on 60,000 doubles; 1.9 million once). Both reads are correctly rounded. */
+static int shortest_text(const char *p, Py_ssize_t n) {
+    char buf[48];
+    if (n > 40) return 0;
+    memcpy(buf, p, (size_t)n);
+    buf[n] = 0;
+    double v = PyOS_string_to_double(buf, NULL, NULL);
+    if (v == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    char *repr = PyOS_double_to_string(v, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+    if (!repr) {
+        PyErr_Clear();
+        return 0;
+    }
+    int same = strcmp(repr, buf) == 0;
+    PyMem_Free(repr);
+    return same;
+}
+
 /* A number at s->pos: T_INT or T_FLOAT when orjson would write it back as it is, -1 otherwise.
- * Integers: at most 18 digits, not -0. Floats: no exponent, at most 15 significant digits (so
- * the shortest text of the double is these digits), no trailing zero but in "x.0", |x| in
- * [1e-3, 1e15): orjson writes that range without an exponent. */
+ * Integers: at most 18 digits, not -0. Floats: no exponent, no trailing zero but in "x.0",
+ * |x| in [1e-5, 1e16) (orjson writes that range without an exponent), and at most 15
+ * significant digits (so the shortest text of the double is these digits), or 16-17 that are
+ * the shortest (time.monotonic() differences, zap's seconds). */
 static int scan_number(Scan *s) {
     const char *p = s->p;
     Py_ssize_t i = s->pos, n = s->n;
@@ -326,6 +355,7 @@ static int scan_number(Scan *s) {
     int point_zero = frac_len == 1 && p[frac_start] == '0'; /* x.0: how orjson writes an integral float */
     if (p[i - 1] == '0' && !point_zero) return -1;            /* 1.50: orjson writes 1.5 */
     Py_ssize_t significant;
+    int longer; /* more than 15 significant digits: orjson writes them back only if they are the shortest */
     if (zero_int) {
         if (point_zero) {
             s->pos = i; /* 0.0 and -0.0 */
@@ -333,13 +363,16 @@ static int scan_number(Scan *s) {
         }
         Py_ssize_t lead = 0;
         while (lead < frac_len && p[frac_start + lead] == '0') lead++;
-        if (lead > 2) return -1; /* below 1e-3 */
+        if (lead > 4) return -1; /* below 1e-5: orjson writes 1e-6 */
         significant = frac_len - lead;
+        longer = significant > 15;
+        if (longer && lead > 3) return -1; /* below 1e-4 repr (below) writes an exponent */
     } else {
-        if (int_len > 15) return -1;
+        if (int_len > 16) return -1; /* 1e16 and up: orjson writes an exponent */
         significant = int_len + (point_zero ? 0 : frac_len);
+        longer = significant > 15 || int_len > 15;
     }
-    if (significant > 15) return -1;
+    if (longer && (significant > 17 || !shortest_text(p + s->pos, i - s->pos))) return -1;
     s->pos = i;
     return T_FLOAT;
 }
@@ -418,6 +451,12 @@ static int string_clean(FastPath *fp, const char *p, const Str *st, int is_messa
     return 1;
 }
 
+static int scan_any_number(Scan *s);
+
+/* Scans with this object only check the JSON (redact 0: nothing asked) and take numbers in any
+ * spelling: what loguru_flat reads is dropped, or copied into a line that is checked again. */
+static FastPath validate_only;
+
 #define FAIL_PY (-2) /* a Python exception is set */
 #define FAIL_SLOW (-1)
 
@@ -478,7 +517,7 @@ static int scan_value(Scan *s, int depth, int text) {
         }
     }
     if (c == '-' || (c >= '0' && c <= '9')) {
-        int t = scan_number(s);
+        int t = s->fp == &validate_only ? scan_any_number(s) : scan_number(s);
         return t < 0 ? FAIL_SLOW : t;
     }
     const char *lit = c == 't' ? "true" : c == 'f' ? "false" : c == 'n' ? "null" : NULL;
@@ -489,17 +528,74 @@ static int scan_value(Scan *s, int depth, int text) {
     return c == 't' ? T_TRUE : c == 'f' ? T_FALSE : T_NULL;
 }
 
-/* ---- time: what logd.timestamps.normalize_time makes of a UTC RFC 3339 time ---- */
+/* ---- time: what logd.timestamps.normalize_time makes of a time an agent sent ---- */
 
 static int two(const char *p) {
     if (p[0] < '0' || p[0] > '9' || p[1] < '0' || p[1] > '9') return -1;
     return (p[0] - '0') * 10 + (p[1] - '0');
 }
 
-/* 27 bytes of canonical time into out; 0, or -1 for any other form (Python decides). */
+/* datetime's range (years 1 to 9999), in seconds from the epoch */
+#define FIRST_SECOND (-62135596800LL)
+#define LAST_SECOND 253402300799LL
+
+static long long floor_div(long long a, long long b) {
+    long long q = a / b;
+    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+/* days from 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil) */
+static long long days_from_civil(long long y, int m, int d) {
+    y -= m <= 2;
+    long long era = floor_div(y, 400);
+    long long yoe = y - era * 400;
+    long long doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    long long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static void put_digits(char *out, long long v, int width) {
+    for (int i = width - 1; i >= 0; i--) {
+        out[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
+/* format_utc of a UTC moment: 27 bytes into out; -1 outside datetime's years (Python: None) */
+static int format_moment(long long seconds, long micro, char *out) {
+    if (seconds < FIRST_SECOND || seconds > LAST_SECOND) return -1;
+    long long days = floor_div(seconds, 86400), rest = seconds - days * 86400;
+    /* civil_from_days */
+    long long z = days + 719468, era = floor_div(z, 146097), doe = z - era * 146097;
+    long long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    long long doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+    int d = (int)(doy - (153 * mp + 2) / 5 + 1), m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    long long y = yoe + era * 400 + (m <= 2);
+    put_digits(out, y, 4);
+    out[4] = '-';
+    put_digits(out + 5, m, 2);
+    out[7] = '-';
+    put_digits(out + 8, d, 2);
+    out[10] = 'T';
+    put_digits(out + 11, rest / 3600, 2);
+    out[13] = ':';
+    put_digits(out + 14, rest / 60 % 60, 2);
+    out[16] = ':';
+    put_digits(out + 17, rest % 60, 2);
+    out[19] = '.';
+    put_digits(out + 20, micro, 6);
+    out[26] = 'Z';
+    return 0;
+}
+
+/* A time as text, as timestamps._parse_text reads it (its regular expression, then datetime):
+ * YYYY-MM-DD, T or a space, hh:mm:ss, a fraction after "." or "," (any number of digits, cut to
+ * microseconds), then Z, z, UTC, +hh, +hhmm or +hh:mm (or -), converted to UTC. 27 bytes into
+ * out; -1 for anything else: a time without an offset (the machine's local time), whitespace,
+ * a number as text, "t" (normalize_time keeps it as sent in one form): Python decides. */
 static int canonical_time(const char *p, Py_ssize_t n, char *out) {
-    if (n < 20 || p[n - 1] != 'Z') return -1;
-    if (p[4] != '-' || p[7] != '-' || p[10] != 'T' || p[13] != ':' || p[16] != ':') return -1;
+    if (n < 20 || p[4] != '-' || p[7] != '-' || (p[10] != 'T' && p[10] != ' ') || p[13] != ':' || p[16] != ':')
+        return -1;
     int y1 = two(p), y2 = two(p + 2), mo = two(p + 5), d = two(p + 8), h = two(p + 11), mi = two(p + 14),
         se = two(p + 17);
     if (y1 < 0 || y2 < 0 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || se < 0 || se > 59)
@@ -508,20 +604,71 @@ static int canonical_time(const char *p, Py_ssize_t n, char *out) {
     static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     int dim = days[mo - 1] + (mo == 2 && year % 4 == 0 && (year % 100 != 0 || year % 400 == 0));
     if (year < 1 || d > dim) return -1;
-    memcpy(out, p, 19);
-    out[19] = '.';
-    if (n == 20) {
-        memcpy(out + 20, "000000", 6);
-    } else {
-        if (p[19] != '.' || n < 22) return -1;
-        Py_ssize_t frac = n - 21;
-        for (Py_ssize_t i = 0; i < frac; i++) {
-            if (p[20 + i] < '0' || p[20 + i] > '9') return -1;
+    Py_ssize_t i = 19;
+    long micro = 0;
+    if (p[i] == '.' || p[i] == ',') {
+        Py_ssize_t first = ++i;
+        while (i < n && p[i] >= '0' && p[i] <= '9') {
+            if (i - first < 6) micro = micro * 10 + (p[i] - '0');
+            i++;
         }
-        for (int i = 0; i < 6; i++) out[20 + i] = i < frac ? p[20 + i] : '0';
+        if (i == first) return -1;
+        for (Py_ssize_t k = i - first; k < 6; k++) micro *= 10;
     }
-    out[26] = 'Z';
-    return 0;
+    long offset = 0; /* minutes east of UTC */
+    Py_ssize_t left = n - i;
+    const char *tz = p + i;
+    if (left == 1 && (tz[0] == 'Z' || tz[0] == 'z')) {
+        offset = 0;
+    } else if (left == 3 && memcmp(tz, "UTC", 3) == 0) {
+        offset = 0;
+    } else if ((left == 3 || left == 5 || left == 6) && (tz[0] == '+' || tz[0] == '-')) {
+        int oh = two(tz + 1), om = left == 3 ? 0 : two(tz + (left == 6 ? 4 : 3));
+        if (oh < 0 || om < 0 || (left == 6 && tz[3] != ':')) return -1;
+        offset = oh * 60 + om; /* +05:99 is 6:39, as timedelta(hours=5, minutes=99) */
+        if (offset >= 24 * 60) return -1; /* timezone() refuses it */
+        if (tz[0] == '-') offset = -offset;
+    } else {
+        return -1;
+    }
+    long long seconds = days_from_civil(year, mo, d) * 86400 + h * 3600 + mi * 60 + se - offset * 60LL;
+    return format_moment(seconds, micro, out);
+}
+
+/* _format_epoch_int: seconds, ms, µs or ns by magnitude, floored to microseconds */
+static int epoch_int_time(long long v, char *out) {
+    long long m = v < 0 ? -v : v, micros;
+    if (m >= 100000000000000000LL) micros = floor_div(v, 1000);
+    else if (m >= 100000000000000LL) micros = v;
+    else if (m >= 100000000000LL) micros = v * 1000;
+    else micros = v * 1000000;
+    long long seconds = floor_div(micros, 1000000);
+    return format_moment(seconds, (long)(micros - seconds * 1000000), out);
+}
+
+/* format_epoch(_epoch_seconds(v)): datetime.fromtimestamp(v, UTC) rounds the fraction to
+ * microseconds half to even in doubles (CPython's _PyTime_DoubleToDenominator), done here the
+ * same way, operation for operation. */
+static int epoch_float_time(double v, char *out) {
+    double m = fabs(v);
+    if (m >= 1e17) v = v / 1e9;
+    else if (m >= 1e14) v = v / 1e6;
+    else if (m >= 1e11) v = v / 1e3;
+    if (!(v > (double)FIRST_SECOND - 2 && v < (double)LAST_SECOND + 2)) return -1;
+    double whole;
+    volatile double frac = modf(v, &whole);
+    frac *= 1e6;
+    volatile double rounded = round(frac);
+    if (fabs(frac - rounded) == 0.5) rounded = 2.0 * round(frac / 2.0);
+    frac = rounded;
+    if (frac >= 1e6) {
+        frac -= 1e6;
+        whole += 1.0;
+    } else if (frac < 0) {
+        frac += 1e6;
+        whole -= 1.0;
+    }
+    return format_moment((long long)whole, (long)frac, out);
 }
 
 /* ---- one line ---- */
@@ -530,6 +677,7 @@ typedef struct {
     Str key;
     Py_ssize_t start, end; /* the value's bytes */
     int type, ws, cls;
+    int loose; /* a time alias's number: read as a time (converted), not yet checked as a field (copied) */
 } Field;
 
 /* a value without its insignificant whitespace */
@@ -940,6 +1088,10 @@ typedef struct {
     int have_bounds;
     PyObject *handed; /* list: where in out each line whose record a step is handed starts */
     PyObject *thin;   /* list: per line written, (where it starts, thin key's text, level, message) */
+    char *scratch; /* a line with escapes, as orjson would write its strings (canonical_copy) */
+    Py_ssize_t scratch_cap;
+    char *flat; /* loguru's envelope as the flat record it stands for (loguru_flat) */
+    Py_ssize_t flat_cap;
 } Output;
 
 /* What the steps that keep or drop records (Thins) decide a written line by, into o->thin. */
@@ -966,26 +1118,453 @@ static int reserve(Output *o, Py_ssize_t more) {
     return _PyBytes_Resize(&o->out, want);
 }
 
+/* ---- escapes: \uXXXX (json.dumps' ensure_ascii, python-json-logger, structlog) and \/ ---- */
+
+static int hex4(const char *p) {
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0) return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/* A buffer of at least `need` bytes: 0, or -1 with MemoryError set. */
+static int grow(char **buf, Py_ssize_t *cap, Py_ssize_t need) {
+    if (*cap >= need) return 0;
+    char *bigger = PyMem_Realloc(*buf, (size_t)need);
+    if (!bigger) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    *buf = bigger;
+    *cap = need;
+    return 0;
+}
+
+/* a code point as orjson writes it in a string: UTF-8, or its escape */
+static char *put_code_point(char *o, unsigned cp) {
+    static const char hex[] = "0123456789abcdef";
+    if (cp == '"' || cp == '\\') {
+        *o++ = '\\';
+        *o++ = (char)cp;
+    } else if (cp < 0x20) {
+        *o++ = '\\';
+        switch (cp) {
+            case '\b': *o++ = 'b'; break;
+            case '\t': *o++ = 't'; break;
+            case '\n': *o++ = 'n'; break;
+            case '\f': *o++ = 'f'; break;
+            case '\r': *o++ = 'r'; break;
+            default:
+                memcpy(o, "u00", 3);
+                o += 3;
+                *o++ = hex[cp >> 4];
+                *o++ = hex[cp & 15];
+        }
+    } else if (cp < 0x80) {
+        *o++ = (char)cp;
+    } else if (cp < 0x800) {
+        *o++ = (char)(0xC0 | (cp >> 6));
+        *o++ = (char)(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        *o++ = (char)(0xE0 | (cp >> 12));
+        *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+        *o++ = (char)(0x80 | (cp & 0x3F));
+    } else {
+        *o++ = (char)(0xF0 | (cp >> 18));
+        *o++ = (char)(0x80 | ((cp >> 12) & 0x3F));
+        *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+        *o++ = (char)(0x80 | (cp & 0x3F));
+    }
+    return o;
+}
+
+/* The line with each string as orjson writes it, into o->scratch: \uXXXX decoded (a surrogate
+ * pair to one character), \/ to /, and what orjson escapes escaped its way. Every other byte is
+ * copied, so the copy is the same JSON value (or invalid where the line is), and never longer.
+ * Returns its length; 0 when the line has neither escape (it is read as it is); -1 for a lone
+ * surrogate, an unknown escape or a run of 20 digits in a string as sent (scan_string's rule,
+ * which the copy could no longer see): Python; -2 out of memory. */
+static Py_ssize_t canonical_copy(Output *o, const char *p, Py_ssize_t n, Py_ssize_t at) {
+    for (;;) {
+        if (at + 1 >= n) return 0;
+        if (p[at + 1] == 'u' || p[at + 1] == '/') break;
+        const char *next = memchr(p + at + 2, '\\', (size_t)(n - at - 2));
+        if (!next) return 0;
+        at = next - p;
+    }
+    if (grow(&o->scratch, &o->scratch_cap, n) < 0) return -2;
+    char *w = o->scratch;
+    int in_string = 0, digits = 0;
+    for (Py_ssize_t i = 0; i < n;) {
+        char c = p[i];
+        if (c != '\\' || !in_string) {
+            digits = in_string && c >= '0' && c <= '9' ? digits + 1 : 0; /* numbers: scan_number's rules */
+            if (digits >= 20) return -1;
+            if (c == '"') in_string = !in_string;
+            *w++ = c;
+            i++;
+            continue;
+        }
+        if (i + 1 >= n) return -1;
+        char e = p[i + 1];
+        Py_ssize_t len = 2;
+        if (e == 'u') {
+            int cp = i + 6 <= n ? hex4(p + i + 2) : -1;
+            if (cp < 0 || (cp >= 0xDC00 && cp <= 0xDFFF)) return -1;
+            len = 6;
+            if (cp >= 0xD800 && cp <= 0xDBFF) { /* a pair, or a lone surrogate (Python) */
+                int low = i + 12 <= n && p[i + 6] == '\\' && p[i + 7] == 'u' ? hex4(p + i + 8) : -1;
+                if (low < 0xDC00 || low > 0xDFFF) return -1;
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+                len = 12;
+            }
+            w = put_code_point(w, (unsigned)cp);
+        } else if (e == '/') {
+            *w++ = '/';
+        } else if (e == '"' || e == '\\' || e == 'b' || e == 'f' || e == 'n' || e == 'r' || e == 't') {
+            *w++ = '\\';
+            *w++ = e;
+        } else {
+            return -1;
+        }
+        for (Py_ssize_t k = i; k < i + len; k++) { /* the escape's own digits count, as record.py counts bytes */
+            digits = p[k] >= '0' && p[k] <= '9' ? digits + 1 : 0;
+            if (digits >= 20) return -1;
+        }
+        i += len;
+    }
+    return w - o->scratch;
+}
+
 #define LINE_SLOW 0
 #define LINE_KEPT 1
 #define LINE_BELOW 2
 #define LINE_OTHER 3 /* a line of the other kind of run (see one_line's `read`) */
 #define LINE_ERROR (-1)
 
-/* The spellings logd.record.normalize_object takes for a missing time, level and message: the
- * first time alias present stands for `time`; with any level or message alias Python decides. */
-static const char *const TIME_ALIASES[] = {"ts", "timestamp", "@timestamp", "asctime", "t"};
-#define NTIME_ALIASES 5
+/* ---- loguru's serialize=True envelope: {"text": ..., "record": {...}} ---- */
 
-static int alias_of(const char *k, Py_ssize_t kl, int *other) {
-    for (int a = 0; a < NTIME_ALIASES; a++) {
-        if ((size_t)kl == strlen(TIME_ALIASES[a]) && memcmp(k, TIME_ALIASES[a], (size_t)kl) == 0) return a;
+
+typedef struct {
+    Str key;
+    Py_ssize_t start, end;
+    int type;
+} Member;
+
+/* Past one value at s->pos that object_members has checked already; its type. */
+static int skip_checked(Scan *s) {
+    const char *p = s->p;
+    Py_ssize_t i = s->pos;
+    char first = p[i];
+    int depth = 0, type = first == '"' ? T_STRING : first == '{' ? T_OBJECT : first == '[' ? T_ARRAY
+                        : first == 't' ? T_TRUE : first == 'f' ? T_FALSE : first == 'n' ? T_NULL : T_INT;
+    for (;;) {
+        char c = p[i];
+        if (c == '"') {
+            for (i++; p[i] != '"'; i += p[i] == '\\' ? 2 : 1) {}
+            i++;
+        } else if (c == '{' || c == '[') {
+            depth++;
+            i++;
+        } else if (c == '}' || c == ']') {
+            depth--;
+            i++;
+        } else if (depth > 0) {
+            i++;
+            continue;
+        } else { /* a number or a literal */
+            for (; i < s->n && p[i] != ',' && p[i] != '}' && p[i] != ']' && p[i] != ' ' && p[i] != '\t' &&
+                   p[i] != '\n' && p[i] != '\r'; i++) {
+                if (type == T_INT && (p[i] == '.' || p[i] == 'e' || p[i] == 'E')) type = T_FLOAT;
+            }
+        }
+        if (depth == 0) break;
     }
-    static const char *const others[] = {"levelname", "severity", "lvl", "msg", "event"};
-    for (int a = 0; a < 5; a++) {
-        if ((size_t)kl == strlen(others[a]) && memcmp(k, others[a], (size_t)kl) == 0) *other = 1;
+    s->pos = i;
+    return type;
+}
+
+/* The members of the object at s->pos, their values checked (or, `checked`, checked before);
+ * their count, or -1 (not JSON, a duplicate or escaped key, more than max members). */
+static int object_members(Scan *s, Member *m, int max, int checked) {
+    s->pos++;
+    skip_ws(s);
+    if (s->pos < s->n && s->p[s->pos] == '}') {
+        s->pos++;
+        return 0;
+    }
+    for (int count = 0;;) {
+        if (count >= max || s->pos >= s->n || s->p[s->pos] != '"') return -1;
+        Member *e = &m[count];
+        if (scan_string(s, &e->key) < 0 || e->key.escaped) return -1;
+        for (int j = 0; j < count; j++) {
+            if (m[j].key.len == e->key.len && memcmp(s->p + m[j].key.start, s->p + e->key.start, (size_t)e->key.len) == 0)
+                return -1;
+        }
+        skip_ws(s);
+        if (s->pos >= s->n || s->p[s->pos] != ':') return -1;
+        s->pos++;
+        skip_ws(s);
+        e->start = s->pos;
+        e->type = checked ? skip_checked(s) : scan_value(s, 2, 0);
+        if (e->type < 0) return -1;
+        e->end = s->pos;
+        count++;
+        skip_ws(s);
+        if (s->pos >= s->n) return -1;
+        char d = s->p[s->pos++];
+        if (d == '}') return count;
+        if (d != ',') return -1;
+        skip_ws(s);
+    }
+}
+
+static const Member *member(const char *p, const Member *m, int count, const char *name) {
+    size_t len = strlen(name);
+    for (int i = 0; i < count; i++) {
+        if ((size_t)m[i].key.len == len && memcmp(p + m[i].key.start, name, len) == 0) return &m[i];
+    }
+    return NULL;
+}
+
+/* A member of a nested object (`name` of the object under `outer`), or NULL. */
+static const Member *inner_member(const char *p, const Member *outer, const char *name, Member *room, int max) {
+    if (!outer || outer->type != T_OBJECT) return NULL;
+    Scan s = {p, outer->start, outer->end, 0, &validate_only};
+    int count = object_members(&s, room, max, 1);
+    return count < 0 ? NULL : member(p, room, count, name);
+}
+
+static char *put(char *w, const char *text) {
+    size_t len = strlen(text);
+    memcpy(w, text, len);
+    return w + len;
+}
+
+static char *put_span(char *w, const char *p, Py_ssize_t start, Py_ssize_t end) {
+    memcpy(w, p + start, (size_t)(end - start));
+    return w + (end - start);
+}
+
+/* The flat record record._from_loguru makes of the envelope, as a line, into o->flat: time
+ * (the timestamp), level (its name), message, logger, caller ("path:line"), function, process
+ * (its id), thread (its name), then the extra fields. Its length, or -1 when the envelope is
+ * in any other shape (an exception, a time without its timestamp, an extra field named like
+ * one of those: Python), -2 out of memory. */
+static Py_ssize_t loguru_flat(Output *o, const char *p, Py_ssize_t n) {
+    Scan s = {p, 0, n, 0, &validate_only};
+    Member top[2], rec[24], room[8], extra[MAX_TOP];
+    if (object_members(&s, top, 2, 0) != 2 || s.pos != n) return -1; /* checks the whole line */
+    const Member *text = member(p, top, 2, "text"), *record = member(p, top, 2, "record");
+    if (!text || !record || text->type != T_STRING || record->type != T_OBJECT) return -1;
+    Scan r = {p, record->start, record->end, 0, &validate_only};
+    int count = object_members(&r, rec, 24, 1);
+    if (count < 0) return -1;
+    const Member *message = member(p, rec, count, "message"), *name = member(p, rec, count, "name"),
+                 *line = member(p, rec, count, "line"), *function = member(p, rec, count, "function"),
+                 *exception = member(p, rec, count, "exception"), *extras = member(p, rec, count, "extra");
+    if (!message || message->type != T_STRING || !line || line->type != T_INT || !function ||
+        function->type != T_STRING || (exception && exception->type != T_NULL) || !extras ||
+        extras->type != T_OBJECT || (name && name->type != T_STRING && name->type != T_NULL))
+        return -1;
+    Member time, level, path, process, thread;
+    const Member *found;
+    if (!(found = inner_member(p, member(p, rec, count, "time"), "timestamp", room, 8)) ||
+        (found->type != T_INT && found->type != T_FLOAT))
+        return -1;
+    time = *found;
+    if (!(found = inner_member(p, member(p, rec, count, "level"), "name", room, 8)) || found->type != T_STRING)
+        return -1;
+    level = *found;
+    if (!(found = inner_member(p, member(p, rec, count, "file"), "path", room, 8)) || found->type != T_STRING ||
+        found->end - found->start == 2) /* "": its name, as `or` goes on */
+        return -1;
+    path = *found;
+    if (!(found = inner_member(p, member(p, rec, count, "process"), "id", room, 8))) return -1;
+    process = *found;
+    if (!(found = inner_member(p, member(p, rec, count, "thread"), "name", room, 8))) return -1;
+    thread = *found;
+    Scan e = {p, extras->start, extras->end, 0, &validate_only};
+    int nextra = object_members(&e, extra, MAX_TOP, 1);
+    if (nextra < 0) return -1;
+    static const char *const taken[] = {"time", "level", "message", "logger", "caller", "function", "process",
+                                        "thread", "error", "stack"};
+    for (int i = 0; i < nextra; i++) {
+        for (size_t t = 0; t < sizeof(taken) / sizeof(taken[0]); t++) {
+            if (member(p, &extra[i], 1, taken[t])) return -1; /* renamed extra_<key>: Python */
+        }
+    }
+    if (grow(&o->flat, &o->flat_cap, n + 128) < 0) return -2; /* its keys are no longer than the envelope's */
+    char *w = o->flat;
+    w = put(w, "{\"time\":");
+    w = put_span(w, p, time.start, time.end);
+    w = put(w, ",\"level\":");
+    w = put_span(w, p, level.start, level.end);
+    w = put(w, ",\"message\":");
+    w = put_span(w, p, message->start, message->end);
+    if (name && name->type == T_STRING) {
+        w = put(w, ",\"logger\":");
+        w = put_span(w, p, name->start, name->end);
+    }
+    w = put(w, ",\"caller\":");
+    w = put_span(w, p, path.start, path.end - 1); /* the path's text, then :line inside its quotes */
+    *w++ = ':';
+    w = put_span(w, p, line->start, line->end);
+    *w++ = '"';
+    if (function->end - function->start > 2) { /* only when not empty */
+        w = put(w, ",\"function\":");
+        w = put_span(w, p, function->start, function->end);
+    }
+    w = put(w, ",\"process\":");
+    w = put_span(w, p, process.start, process.end);
+    w = put(w, ",\"thread\":");
+    w = put_span(w, p, thread.start, thread.end);
+    for (int i = 0; i < nextra; i++) {
+        *w++ = ',';
+        w = put_span(w, p, extra[i].key.start - 1, extra[i].key.start + extra[i].key.len + 1);
+        *w++ = ':';
+        w = put_span(w, p, extra[i].start, extra[i].end);
+    }
+    *w++ = '}';
+    return w - o->flat;
+}
+
+/* The keys logd.record.normalize_object reads the time, level and message from: the canonical
+ * key, else the first alias present (in this order); structlog's `event` only when text. The
+ * aliases not taken stay fields. */
+enum {
+    R_TIME, R_LEVEL, R_MESSAGE,
+    R_TIME_ALIAS, /* + ts, timestamp, @timestamp, asctime, t */
+    R_LEVEL_ALIAS = R_TIME_ALIAS + 5, /* + levelname, severity, lvl */
+    R_MSG = R_LEVEL_ALIAS + 3,
+    R_EVENT,
+    NROLES
+};
+
+static int role_of(const char *k, Py_ssize_t kl) {
+#define IS(word) (memcmp(k, word, sizeof(word) - 1) == 0)
+    switch (kl) {
+        case 1: return k[0] == 't' ? R_TIME_ALIAS + 4 : -1;
+        case 2: return IS("ts") ? R_TIME_ALIAS : -1;
+        case 3: return IS("msg") ? R_MSG : IS("lvl") ? R_LEVEL_ALIAS + 2 : -1;
+        case 4: return IS("time") ? R_TIME : -1;
+        case 5: return IS("level") ? R_LEVEL : IS("event") ? R_EVENT : -1;
+        case 7: return IS("message") ? R_MESSAGE : IS("asctime") ? R_TIME_ALIAS + 3 : -1;
+        case 8: return IS("severity") ? R_LEVEL_ALIAS + 1 : -1;
+        case 9: return IS("timestamp") ? R_TIME_ALIAS + 1 : IS("levelname") ? R_LEVEL_ALIAS : -1;
+        case 10: return IS("@timestamp") ? R_TIME_ALIAS + 2 : -1;
+        default: return -1;
+    }
+#undef IS
+}
+
+static int first_present(const int *at, int from, int count) {
+    for (int r = from; r < from + count; r++) {
+        if (at[r] >= 0) return at[r];
     }
     return -1;
+}
+
+/* A JSON number in any spelling, as a time reads it (converted, not copied): T_INT or T_FLOAT,
+ * or -1; at most 40 bytes. (A run of 20 digits makes record.py read the line with the standard
+ * library: the same float, and an integer no time takes, as strtoll says in field_time.) */
+static int scan_any_number(Scan *s) {
+    const char *p = s->p;
+    Py_ssize_t i = s->pos, n = s->n;
+    int type = T_INT;
+    if (i < n && p[i] == '-') i++;
+    if (i >= n || p[i] < '0' || p[i] > '9' || (p[i] == '0' && i + 1 < n && p[i + 1] >= '0' && p[i + 1] <= '9'))
+        return -1;
+    for (int part = 0; part < 3; part++) {
+        if (part == 1) {
+            if (i >= n || p[i] != '.') continue;
+            i++;
+            type = T_FLOAT;
+        } else if (part == 2) {
+            if (i >= n || (p[i] != 'e' && p[i] != 'E')) break;
+            i++;
+            type = T_FLOAT;
+            if (i < n && (p[i] == '+' || p[i] == '-')) i++;
+        }
+        Py_ssize_t first = i;
+        while (i < n && p[i] >= '0' && p[i] <= '9') i++;
+        if (i == first) return -1;
+    }
+    if (i - s->pos > 40) return -1;
+    s->pos = i;
+    return type;
+}
+
+/* The canonical time of the field taken as the time: 0, or -1 (Python decides). */
+static int field_time(const char *p, const Field *f, char *out) {
+    Py_ssize_t len = f->end - f->start;
+    if (f->type == T_STRING) {
+        if (memchr(p + f->start, '\\', (size_t)len)) return -1;
+        return canonical_time(p + f->start + 1, len - 2, out);
+    }
+    char buf[48];
+    memcpy(buf, p + f->start, (size_t)len); /* scan_any_number: at most 40 bytes */
+    buf[len] = 0;
+    if (f->type == T_INT) {
+        errno = 0;
+        long long v = strtoll(buf, NULL, 10);
+        if (errno) return -1; /* beyond 64 bits: a year past 9999 anyway */
+        return epoch_int_time(v, out);
+    }
+    if (f->type != T_FLOAT) return -1;
+    double v = PyOS_string_to_double(buf, NULL, NULL); /* correctly rounded, as orjson reads it */
+    if (v == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return -1;
+    }
+    return epoch_float_time(v, out);
+}
+
+/* canonical_level of a whole number: zerolog's -1..5, else pino's thresholds */
+static const char *numeric_level(long long v) {
+    static const char *const zerolog[] = {"trace", "debug", "info", "warn", "error", "fatal", "panic"};
+    if (v >= -1 && v <= 5) return zerolog[v + 1];
+    return v >= 60 ? "fatal" : v >= 50 ? "error" : v >= 40 ? "warn" : v >= 30 ? "info" : v >= 20 ? "debug" : "trace";
+}
+
+/* The canonical level (borrowed from the aliases dict) of the field taken as the level, as
+ * normalize_object finds it: the spelling, else its lower case (ASCII only; Python's lower()
+ * maps some other letters to ASCII ones), else a number's level. NULL: Python decides (an
+ * error set, or not). */
+static PyObject *field_level(FastPath *fp, const char *p, const Field *f) {
+    PyObject *spelling;
+    if (!f) {
+        spelling = PyUnicode_FromString("info");
+    } else if (f->type == T_INT) {
+        spelling = PyUnicode_FromString(numeric_level(strtoll(p + f->start, NULL, 10)));
+    } else {
+        const char *t = p + f->start + 1;
+        Py_ssize_t len = f->end - f->start - 2;
+        if (memchr(t, '\\', (size_t)len)) return NULL;
+        spelling = PyUnicode_DecodeUTF8(t, len, NULL);
+        if (!spelling) return NULL;
+        PyObject *level = PyDict_GetItemWithError(fp->aliases, spelling);
+        Py_DECREF(spelling);
+        if (level || PyErr_Occurred() || len > 32) return level;
+        char lower[32];
+        int changed = 0;
+        for (Py_ssize_t i = 0; i < len; i++) {
+            unsigned char c = (unsigned char)t[i];
+            if (c >= 0x80) return NULL;
+            lower[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+            changed |= lower[i] != t[i];
+        }
+        if (!changed) return NULL;
+        spelling = PyUnicode_DecodeUTF8(lower, len, NULL);
+    }
+    if (!spelling) return NULL;
+    PyObject *level = PyDict_GetItemWithError(fp->aliases, spelling);
+    Py_DECREF(spelling);
+    return level;
 }
 
 /* `read` (in): the kind of run: 0 lines no step reads, 1 lines a step reads in Python (K_READ),
@@ -994,9 +1573,27 @@ static int alias_of(const char *k, Py_ssize_t kl, int *other) {
 static int one_line(FastPath *fp, const char *p, Py_ssize_t n, const char *suffix, Py_ssize_t suffix_len,
                     Output *o, Tally *tally, int read) {
     if (n < 2 || p[0] != '{' || p[n - 1] != '}') return LINE_SLOW;
+    const char *escape = memchr(p, '\\', (size_t)n);
+    if (escape) { /* \uXXXX or \/: the line as orjson would write its strings */
+        Py_ssize_t m = canonical_copy(o, p, n, escape - p);
+        if (m == -2) return LINE_ERROR;
+        if (m < 0) return LINE_SLOW;
+        if (m > 0) {
+            p = o->scratch;
+            n = m;
+        }
+    }
+    if (n > 8 && memcmp(p, "{\"text\"", 7) == 0) { /* loguru's serialize=True, as json.dumps writes it */
+        Py_ssize_t m = loguru_flat(o, p, n);
+        if (m == -2) return LINE_ERROR;
+        if (m < 0) return LINE_SLOW;
+        p = o->flat;
+        n = m;
+    }
     Field fields[MAX_TOP];
-    int nf = 0, t_i = -1, l_i = -1, m_i = -1, reads = 0, other_alias = 0;
-    int aliases[NTIME_ALIASES] = {-1, -1, -1, -1, -1};
+    int nf = 0, reads = 0;
+    int at[NROLES];
+    for (int r = 0; r < NROLES; r++) at[r] = -1;
     Scan s = {p, 1, n, 0, fp};
     skip_ws(&s);
     if (s.pos < n && p[s.pos] == '}') return LINE_SLOW; /* {}: no time */
@@ -1014,39 +1611,47 @@ static int one_line(FastPath *fp, const char *p, Py_ssize_t n, const char *suffi
         if ((cls & K_BAIL) || (fp->redact && (cls & K_SECRET))) return LINE_SLOW;
         if (cls & K_READ) reads = 1;
         f->cls = cls;
-        int special = -1; /* 0 time, 1 level, 2 message: their strings are looked at below */
-        if (kl == 4 && memcmp(k, "time", 4) == 0) special = 0;
-        else if (kl == 5 && memcmp(k, "level", 5) == 0) special = 1;
-        else if (kl == 7 && memcmp(k, "message", 7) == 0) special = 2;
-        else {
-            int a = alias_of(k, kl, &other_alias);
-            if (a >= 0) aliases[a] = nf;
-        }
+        f->loose = 0;
+        int role = role_of(k, kl);
+        if (role >= 0) at[role] = nf;
         skip_ws(&s);
         if (s.pos >= n || p[s.pos] != ':') return LINE_SLOW;
         s.pos++;
         skip_ws(&s);
         f->start = s.pos;
-        if (special >= 0) {
-            if (s.pos >= n || p[s.pos] != '"') return LINE_SLOW; /* not text: Python decides */
+        f->ws = 0;
+        char c = s.pos < n ? p[s.pos] : 0;
+        int number = c == '-' || (c >= '0' && c <= '9');
+        if (role == R_TIME || role == R_LEVEL || role == R_MESSAGE) {
+            /* replaced by their canonical form: the time and level are not redacted as sent */
             Str st;
-            if (scan_string(&s, &st) < 0) return LINE_SLOW;
-            if (special == 2) {
+            if (c == '"') {
+                if (scan_string(&s, &st) < 0) return LINE_SLOW;
+                f->type = T_STRING;
+            } else if (number && role == R_TIME) {
+                f->type = scan_any_number(&s);
+            } else if (number && role == R_LEVEL) {
+                f->type = scan_number(&s);
+                if (f->type != T_INT) return LINE_SLOW;
+            } else {
+                return LINE_SLOW; /* not text: Python decides */
+            }
+            if (f->type < 0) return LINE_SLOW;
+            if (role == R_MESSAGE) {
                 int ok = string_clean(fp, p, &st, 1);
                 if (ok < 0) return LINE_ERROR;
                 if (!ok) return LINE_SLOW;
-                m_i = nf;
-            } else {
-                if (st.escaped) return LINE_SLOW;
-                if (special == 0) t_i = nf;
-                else l_i = nf;
             }
-            f->type = T_STRING;
-            f->ws = 0;
         } else {
             s.ws = 0;
-            int t = scan_value(&s, 1, (cls & K_TEXT) != 0);
-            if (t == FAIL_PY) return LINE_ERROR;
+            int t;
+            if (number && role >= R_TIME_ALIAS && role < R_LEVEL_ALIAS) {
+                t = scan_any_number(&s); /* zap's "ts":1764410000.1234567: checked as a field if it stays one */
+                f->loose = 1;
+            } else {
+                t = scan_value(&s, 1, (cls & K_TEXT) != 0);
+                if (t == FAIL_PY) return LINE_ERROR;
+            }
             if (t < 0) return LINE_SLOW;
             f->type = t;
             f->ws = s.ws;
@@ -1062,22 +1667,30 @@ static int one_line(FastPath *fp, const char *p, Py_ssize_t n, const char *suffi
     }
     if (s.pos != n) return LINE_SLOW;
     if (reads != read) return LINE_OTHER;
-    if (t_i < 0) { /* the first alias present is the time (the later ones stay fields) */
-        for (int a = 0; a < NTIME_ALIASES && t_i < 0; a++) t_i = aliases[a];
-        if (t_i < 0) return LINE_SLOW;
-        Field *af = &fields[t_i];
-        if (af->type != T_STRING || memchr(p + af->start, '\\', (size_t)(af->end - af->start))) return LINE_SLOW;
+    int t_i = at[R_TIME] >= 0 ? at[R_TIME] : first_present(at, R_TIME_ALIAS, 5);
+    int l_i = at[R_LEVEL] >= 0 ? at[R_LEVEL] : first_present(at, R_LEVEL_ALIAS, 3);
+    int m_i = at[R_MESSAGE] >= 0 ? at[R_MESSAGE] : at[R_MSG];
+    if (t_i < 0) return LINE_SLOW; /* the time it arrived: Python */
+    if (l_i >= 0 && fields[l_i].type != T_STRING && fields[l_i].type != T_INT) return LINE_SLOW;
+    if (m_i < 0 && at[R_EVENT] >= 0 && fields[at[R_EVENT]].type == T_STRING) m_i = at[R_EVENT];
+    if (m_i >= 0 && m_i != at[R_MESSAGE]) { /* msg or event: the message the redactor reads */
+        if (fields[m_i].type != T_STRING) return LINE_SLOW; /* written as JSON text: Python */
+        Scan ms = {p, fields[m_i].start, n, 0, fp};
+        Str st;
+        scan_string(&ms, &st);
+        int ok = string_clean(fp, p, &st, 1);
+        if (ok < 0) return LINE_ERROR;
+        if (!ok) return LINE_SLOW;
     }
-    if ((l_i < 0 || m_i < 0) && other_alias) return LINE_SLOW;
+    for (int j = 0; j < nf; j++) { /* a time alias that stays a field: written as sent, if orjson would */
+        if (!fields[j].loose || j == t_i) continue;
+        Scan rs = {p, fields[j].start, n, 0, fp};
+        if (scan_number(&rs) < 0 || rs.pos != fields[j].end) return LINE_SLOW;
+    }
 
     char time[27];
-    Field *tf = &fields[t_i];
-    if (canonical_time(p + tf->start + 1, tf->end - tf->start - 2, time) < 0) return LINE_SLOW;
-    PyObject *spelling = l_i < 0 ? PyUnicode_FromString("info")
-                                 : PyUnicode_DecodeUTF8(p + fields[l_i].start + 1, fields[l_i].end - fields[l_i].start - 2, NULL);
-    if (!spelling) return LINE_ERROR;
-    PyObject *level = PyDict_GetItemWithError(fp->aliases, spelling); /* borrowed */
-    Py_DECREF(spelling);
+    if (field_time(p, &fields[t_i], time) < 0) return LINE_SLOW;
+    PyObject *level = field_level(fp, p, l_i < 0 ? NULL : &fields[l_i]); /* borrowed */
     if (!level) return PyErr_Occurred() ? LINE_ERROR : LINE_SLOW;
     PyObject *action_obj = PyDict_GetItemWithError(fp->actions, level);
     if (!action_obj) return PyErr_Occurred() ? LINE_ERROR : LINE_SLOW;
@@ -1170,7 +1783,7 @@ static PyObject *FastPath_run(FastPath *self, PyObject *const *args, Py_ssize_t 
         PyErr_SetString(PyExc_ValueError, "run: start and stop must be >= 0");
         return NULL;
     }
-    Output o = {NULL, 0, {0}, {0}, 0, PyList_New(0), PyList_New(0)};
+    Output o = {NULL, 0, {0}, {0}, 0, PyList_New(0), PyList_New(0), NULL, 0, NULL, 0};
     o.out = PyBytes_FromStringAndSize(NULL, 1 << 16);
     Tally tally = {PyDict_New(), PyList_New(0), PyDict_New(), PyList_New(0)};
     if (!o.out || !o.handed || !o.thin || !tally.agent_index || !tally.agents || !tally.group_index ||
@@ -1207,6 +1820,10 @@ static PyObject *FastPath_run(FastPath *self, PyObject *const *args, Py_ssize_t 
         if (r == LINE_KEPT) kept++;
         else below++;
     }
+    PyMem_Free(o.scratch);
+    o.scratch = NULL;
+    PyMem_Free(o.flat);
+    o.flat = NULL;
     if (_PyBytes_Resize(&o.out, o.used) < 0) goto error;
     PyObject *low = o.have_bounds ? PyUnicode_FromStringAndSize(o.low, 27) : Py_NewRef(Py_None);
     PyObject *high = o.have_bounds ? PyUnicode_FromStringAndSize(o.high, 27) : Py_NewRef(Py_None);
@@ -1220,6 +1837,8 @@ static PyObject *FastPath_run(FastPath *self, PyObject *const *args, Py_ssize_t 
     return Py_BuildValue("(NnnnNNNNNNNN)", o.out, i, kept, below, tally.agents, tally.groups, low, high,
                          PyBool_FromLong(read), PyBool_FromLong(slow), o.handed, o.thin);
 error:
+    PyMem_Free(o.scratch);
+    PyMem_Free(o.flat);
     Py_XDECREF(o.out);
     Py_XDECREF(o.handed);
     Py_XDECREF(o.thin);

@@ -1,10 +1,12 @@
-"""The hot path: lines already in logd's shape go from the socket to the file without a dict.
+"""The hot path: the lines agents send go from the socket to the file without a dict.
 
-Most records agents send are already canonical (``time`` in UTC, a known level, text
-``message``), carry no secret and no trace or usage shape. For those, the compiled
-:mod:`logd._hotpath` checks and rewrites the line in one pass and hands the pipeline the
-JSON lines the file gets, plus what the counting steps count of them, which they add to
-their counters. Every other line takes the Python path (:func:`logd.record.parse_line` and
+Most records agents send have a time, a known level and a text message (in logd's shape or
+a common dialect: zerolog, zap, slog, python-json-logger, structlog, loguru, ``json.dumps``),
+carry no secret and no trace or usage shape. For those, the compiled :mod:`logd._hotpath`
+checks and rewrites the line in one pass (the time to UTC, the level and message from their
+aliases, escapes as orjson writes them: what :func:`logd.record.normalize_object` makes) and
+hands the pipeline the JSON lines the file gets, plus what the counting steps count of them,
+which they add to their counters. Every other line takes the Python path (:func:`logd.record.parse_line` and
 the steps), which decides.
 
 What the compiled code does is what the steps declare (:mod:`logd.spec`): each step's

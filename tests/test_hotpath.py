@@ -30,8 +30,8 @@ from logd.spec import Context
 from logd.steps.agents import AgentMetrics
 from logd.usage import UsageMetrics
 
+from record_lines import DIALECTS, dialect_lines, go_float, role_lines, values
 from record_lines import lines as any_lines
-from record_lines import values
 from support import read_records, send, wait_for
 
 RECEIVED = "2026-11-29T12:00:00.000000Z"
@@ -216,8 +216,9 @@ peers = st.fixed_dictionaries({
 @pytest.mark.parametrize("config", list(CONFIGS))
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
-@given(chunks=st.lists(st.lists(st.one_of(hot_lines(), any_lines()), min_size=1, max_size=40), min_size=1,
-                       max_size=4), trusted=st.one_of(peers, st.just(TRUSTED)), acked=st.booleans())
+@given(chunks=st.lists(st.lists(st.one_of(hot_lines(), any_lines(), dialect_lines, role_lines()), min_size=1,
+                                max_size=40),
+                       min_size=1, max_size=4), trusted=st.one_of(peers, st.just(TRUSTED)), acked=st.booleans())
 def test_hot_and_python_paths_make_the_same_files_and_counts(tmp_path_factory: pytest.TempPathFactory, config: str,
                                                              chunks: list[list[bytes]], trusted: dict,
                                                              acked: bool) -> None:
@@ -235,6 +236,85 @@ def test_the_hot_path_takes_the_records_agents_send(tmp_path: Path) -> None:
     assert compare(tmp_path, "", [chunk]) == len(chunk)
 
 
+def _must_take(plain: list[bool]) -> int:
+    """How many of a chunk's lines the compiled path must take: the plain ones, up to the first
+    run of lines for Python long enough that the rest of the chunk goes to Python unasked."""
+    taken = misses = 0
+    for hot in plain:
+        if misses >= hotpath._GIVE_UP_AFTER:
+            break
+        taken, misses = (taken + 1, 0) if hot else (taken, misses + 1)
+    return taken
+
+
+@pytest.mark.parametrize("dialect", list(DIALECTS))
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(data=st.data())
+def test_every_dialect_takes_the_hot_path_and_is_written_as_python_writes_it(
+        tmp_path_factory: pytest.TempPathFactory, dialect: str, data: st.DataObject) -> None:
+    """Issue 31: zerolog, zap, slog, python-json-logger, json.dumps, structlog and logd's client,
+    each as its producer writes it (other key orders, time offsets and epochs, level and message
+    aliases, \\uXXXX escapes, long floats), make the same file and counts both ways, and the
+    compiled path takes every record of theirs that is plain (not an error level, a level
+    spelling logd does not know or a duration below 1e-5 s): a fall back to Python fails here."""
+    pairs = data.draw(st.lists(DIALECTS[dialect], min_size=1, max_size=40), label="lines")
+    taken = compare(tmp_path_factory.mktemp("dialect"), "", [[line for line, _ in pairs]])
+    assert taken >= _must_take([plain for _, plain in pairs])
+
+
+def test_epoch_times_are_rounded_as_datetime_fromtimestamp_rounds_them(tmp_path: Path) -> None:
+    """Float epochs (zap's ts: seconds; ms, µs and ns by magnitude) become microseconds exactly as
+    datetime.fromtimestamp makes them (half to even, in doubles), integer ones as
+    _format_epoch_int floors them: 12,000 of each kind across their ranges, ties included."""
+    import random
+
+    rng = random.Random(31)
+    second = [rng.uniform(-2e9, 7e9) for _ in range(3000)]
+    ties = [rng.randrange(-10**15, 10**15) / 2**21 for _ in range(1000)]  # many x.5 µs exactly
+    scaled = [rng.uniform(1e11, 9e17) * rng.choice([1, -0.01]) for _ in range(2000)]  # ms, µs, ns
+    floats = [x for x in second + ties + scaled if -62135596800 < x < 253402300799 or abs(x) >= 1e11]
+    ints = [rng.randrange(-62135596800, 253402300799) for _ in range(3000)] + \
+           [rng.randrange(-10**18, 10**18 - 1) for _ in range(3000)] + [-1, 0, 10**11 - 1, 10**11, 10**17 - 1, 10**17]
+    lines = [b'{"ts":%s,"level":"info","msg":"m"}' % orjson.dumps(x) for x in floats]
+    lines += [b'{"level":"info","ts":%s,"msg":"m"}' % go_float(x).encode() for x in second]  # zap: no exponent
+    lines += [b'{"time":%d,"level":"info","message":"m"}' % x for x in ints]
+    chunks = [lines[i:i + 500] for i in range(0, len(lines), 500)]
+    taken = compare(tmp_path, "", chunks)
+    assert taken >= 0.98 * len(lines)  # the others are before year 1 or after 9999: Python's
+
+
+def test_orjson_writes_the_floats_the_hot_path_keeps_as_repr_does() -> None:
+    """The compiled path keeps a float of 16-17 digits when it is Python's repr of its double
+    (_hotpath.c shortest_text), in [1e-4, 1e16): that is what orjson writes there, on 60,000
+    doubles from their bits and from decimal magnitudes (checked on 1.9 million before)."""
+    import random
+    import struct
+
+    rng = random.Random(17)
+    doubles = [struct.unpack("d", struct.pack("Q", rng.getrandbits(64)))[0] for _ in range(30_000)]
+    doubles += [rng.uniform(-1e4, 1e4) * 10.0 ** rng.randint(-8, 12) for _ in range(30_000)]
+    kept = [x for x in doubles if 1e-4 <= abs(x) < 1e16]
+    assert len(kept) > 20_000
+    assert [orjson.dumps(x) for x in kept] == [repr(x).encode() for x in kept]
+
+
+def _loguru_envelopes_for_python() -> list[str]:
+    """loguru's serialize=True envelope in the shapes record._from_loguru flattens otherwise than
+    the compiled path would: an exception, a field it renames, a time without its timestamp,
+    an empty path (then the file's name), a top-level key it drops."""
+    record = {"elapsed": {"repr": "0:00:01", "seconds": 1.5}, "exception": None, "extra": {"agent": "a"},
+              "file": {"name": "a.py", "path": "/srv/a.py"}, "function": "run",
+              "level": {"icon": "i", "name": "INFO", "no": 20}, "line": 7, "message": "m", "module": "a",
+              "name": "a", "process": {"id": 1, "name": "MainProcess"}, "thread": {"id": 2, "name": "MainThread"},
+              "time": {"repr": "2026-11-29 10:11:12+00:00", "timestamp": 1764411072.5}}
+    odd = [{"exception": {"type": "ValueError", "value": "bad", "traceback": True}},
+           {"extra": {"message": "x"}}, {"extra": {"caller": "x"}}, {"time": {"repr": "2026-11-29 10:11:12+00:00"}},
+           {"file": {"name": "a.py", "path": ""}}, {"function": None}, {"line": "7"}]
+    lines = [json.dumps({"text": "m\n", "record": {**record, **change}}) for change in odd]
+    return lines + [json.dumps({"text": "m\n", "record": record, "host": "h"})]
+
+
 def test_lines_the_hot_path_leaves_to_python(tmp_path: Path) -> None:
     base = '{"time":"2026-11-29T10:11:12.123Z","level":"info","message":"m"'
     left = [
@@ -246,10 +326,25 @@ def test_lines_the_hot_path_leaves_to_python(tmp_path: Path) -> None:
         base + ',"agent":{"name":"a"}}',  # an agent labelled by its str()
         base + ',"a":1,"a":2}',  # a duplicate key
         base + ',"x":1.50}',  # a number orjson writes otherwise
-        base + ',"x":"\\u0041"}',  # an escape orjson writes otherwise
+        base + ',"x":"\\ud800"}',  # a lone surrogate: Python flags it
+        base + ',"x":"\\x"}',  # not an escape
         base + ',"x":12345678901234567890}',  # beyond 64 bits
-        '{"time":"2026-11-29T10:11:12+02:00","level":"info","message":"m"}',  # an offset
+        base + ',"x":"1234567890\\u00311234567890"}',  # 20 digits as sent, with an escape's own
+        '{"time":"2026-11-29T10:11:12","level":"info","message":"m"}',  # no offset: the machine's local time
+        '{"time":"2026-11-29t10:11:12.5Z","level":"info","message":"m"}',  # normalize_time keeps the "t"
+        '{"time":"2026-11-29T10:11:12.5 Z","level":"info","message":"m"}',  # whitespace
+        '{"time":"2026-11-29T10:11:12+24:00","level":"info","message":"m"}',  # not an offset timezone() takes
+        '{"time":"0001-01-01T00:30:00+01:00","level":"info","message":"m"}',  # before year 1 in UTC
+        '{"time":"1764410000","level":"info","message":"m"}',  # an epoch as text
+        '{"time":1e400,"level":"info","message":"m"}',  # beyond float range
+        '{"time":-99999999999,"level":"info","message":"m"}',  # seconds before year 1
+        '{"ts":1764410000.1234567,"t":1.7644100001234567e9,"level":"info","msg":"m"}',  # t: orjson rewrites it
+        '{"time":"2026-11-29T10:11:12Z","level":2.0,"message":"m"}',  # a float level
+        '{"time":"2026-11-29T10:11:12Z","level":"İnfo","message":"m"}',  # lower() beyond ASCII
+        '{"time":"2026-11-29T10:11:12Z","level":"info","msg":{"k":1}}',  # a message that is not text
+        '{"level":"info","message":"m"}',  # no time: the time it arrived
         base + ',"_pid":1}',  # a reserved key
+        *_loguru_envelopes_for_python(),
     ]
     chunk = [line.encode() for line in left]
     assert compare(tmp_path, "", [[line] for line in chunk]) == 0
@@ -438,8 +533,9 @@ def test_a_real_daemon_takes_its_clients_lines_the_hot_way_and_says_so(daemon, t
     d = daemon()
     lines = []
     for i in range(300):
-        if i % 10 == 0:  # zap's shape: Python's
-            lines.append(orjson.dumps({"ts": 1764410000.5 + i, "level": "info", "msg": f"n{i}", "seq": i}))
+        if i % 10 == 0:  # python-json-logger's asctime, the machine's local time: Python's
+            lines.append(orjson.dumps({"asctime": "2026-11-29 10:11:12,500", "levelname": "INFO", "message": f"n{i}",
+                                       "seq": i}))
         else:
             lines.append(orjson.dumps({"time": "2026-11-29T10:11:12.5Z", "level": "debug" if i % 7 else "warn",
                                        "message": f"n{i}", "seq": i, "agent": "planner", "duration_ms": 12}))
@@ -681,12 +777,11 @@ def test_framework_trace_records_make_the_same_files_sessions_and_metrics_both_w
 
 
 def test_a_burst_of_lines_left_to_python_does_not_take_the_rest_of_the_chunk(tmp_path: Path) -> None:
-    """Issue 31: 8 lines in a row that Python takes (loguru's envelope) used to send the rest
-    of their read to Python; now Python takes stretches, and the first line in logd's shape
-    after one ends them."""
-    from logd.bench.dialects import DIALECTS
-
-    burst = [DIALECTS["loguru"](0, i, False) for i in range(8)]
+    """Issue 31: 8 lines in a row that Python takes (python-json-logger's asctime alone: the
+    machine's local time; loguru's envelope before the compiled path took it) used to send the
+    rest of their read to Python; now Python takes stretches, and the first line in logd's
+    shape after one ends them."""
+    burst = [b'{"asctime": "2026-11-29 10:11:12,500", "levelname": "INFO", "message": "b%d"}' % i for i in range(8)]
     good = [b'{"time":"2026-11-29T10:11:12.123Z","level":"info","message":"n%d","agent":"a"}' % i for i in range(100)]
     # the 8 misses, then a stretch of 8 lines without a try: the other 92 take the hot path
     assert compare(tmp_path, "", [burst + good]) == 92
