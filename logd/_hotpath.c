@@ -176,6 +176,7 @@ typedef struct {
     Py_ssize_t n_observe_buckets;
     Py_ssize_t min_len;      /* characters: shorter strings cannot match a pattern */
     int redact;
+    int naive_utc;           /* a time without an offset (the machine's local time) is UTC at every moment */
     Cache keys, values, messages;
 } FastPath;
 
@@ -537,6 +538,9 @@ static int two(const char *p) {
 
 /* datetime's range (years 1 to 9999), in seconds from the epoch */
 #define FIRST_SECOND (-62135596800LL)
+/* the years in which a naive time may be read as UTC: those timestamps.local_zone_is_utc checks */
+#define NAIVE_FIRST_YEAR 1971
+#define NAIVE_LAST_YEAR 2099
 #define LAST_SECOND 253402300799LL
 
 static long long floor_div(long long a, long long b) {
@@ -590,11 +594,13 @@ static int format_moment(long long seconds, long micro, char *out) {
 
 /* A time as text, as timestamps._parse_text reads it (its regular expression, then datetime):
  * YYYY-MM-DD, T or a space, hh:mm:ss, a fraction after "." or "," (any number of digits, cut to
- * microseconds), then Z, z, UTC, +hh, +hhmm or +hh:mm (or -), converted to UTC. 27 bytes into
- * out; -1 for anything else: a time without an offset (the machine's local time), whitespace,
- * a number as text, "t" (normalize_time keeps it as sent in one form): Python decides. */
-static int canonical_time(const char *p, Py_ssize_t n, char *out) {
-    if (n < 20 || p[4] != '-' || p[7] != '-' || (p[10] != 'T' && p[10] != ' ') || p[13] != ':' || p[16] != ':')
+ * microseconds), then Z, z, UTC, +hh, +hhmm or +hh:mm (or -), converted to UTC; without an
+ * offset (the machine's local time: python-json-logger's asctime) only when `naive_utc` says the
+ * local zone is UTC at every moment of the years taken (timestamps.local_zone_is_utc). 27 bytes
+ * into out; -1 for anything else: a naive time elsewhere, whitespace, a number as text, "t"
+ * (normalize_time keeps it as sent in one form): Python decides. */
+static int canonical_time(const char *p, Py_ssize_t n, char *out, int naive_utc) {
+    if (n < 19 || p[4] != '-' || p[7] != '-' || (p[10] != 'T' && p[10] != ' ') || p[13] != ':' || p[16] != ':')
         return -1;
     int y1 = two(p), y2 = two(p + 2), mo = two(p + 5), d = two(p + 8), h = two(p + 11), mi = two(p + 14),
         se = two(p + 17);
@@ -606,7 +612,7 @@ static int canonical_time(const char *p, Py_ssize_t n, char *out) {
     if (year < 1 || d > dim) return -1;
     Py_ssize_t i = 19;
     long micro = 0;
-    if (p[i] == '.' || p[i] == ',') {
+    if (i < n && (p[i] == '.' || p[i] == ',')) {
         Py_ssize_t first = ++i;
         while (i < n && p[i] >= '0' && p[i] <= '9') {
             if (i - first < 6) micro = micro * 10 + (p[i] - '0');
@@ -618,7 +624,9 @@ static int canonical_time(const char *p, Py_ssize_t n, char *out) {
     long offset = 0; /* minutes east of UTC */
     Py_ssize_t left = n - i;
     const char *tz = p + i;
-    if (left == 1 && (tz[0] == 'Z' || tz[0] == 'z')) {
+    if (left == 0) {
+        if (!naive_utc || year < NAIVE_FIRST_YEAR || year > NAIVE_LAST_YEAR) return -1;
+    } else if (left == 1 && (tz[0] == 'Z' || tz[0] == 'z')) {
         offset = 0;
     } else if (left == 3 && memcmp(tz, "UTC", 3) == 0) {
         offset = 0;
@@ -1500,11 +1508,11 @@ static int scan_any_number(Scan *s) {
 }
 
 /* The canonical time of the field taken as the time: 0, or -1 (Python decides). */
-static int field_time(const char *p, const Field *f, char *out) {
+static int field_time(const char *p, const Field *f, char *out, int naive_utc) {
     Py_ssize_t len = f->end - f->start;
     if (f->type == T_STRING) {
         if (memchr(p + f->start, '\\', (size_t)len)) return -1;
-        return canonical_time(p + f->start + 1, len - 2, out);
+        return canonical_time(p + f->start + 1, len - 2, out, naive_utc);
     }
     char buf[48];
     memcpy(buf, p + f->start, (size_t)len); /* scan_any_number: at most 40 bytes */
@@ -1689,7 +1697,7 @@ static int one_line(FastPath *fp, const char *p, Py_ssize_t n, const char *suffi
     }
 
     char time[27];
-    if (field_time(p, &fields[t_i], time) < 0) return LINE_SLOW;
+    if (field_time(p, &fields[t_i], time, fp->naive_utc) < 0) return LINE_SLOW;
     PyObject *level = field_level(fp, p, l_i < 0 ? NULL : &fields[l_i]); /* borrowed */
     if (!level) return PyErr_Occurred() ? LINE_ERROR : LINE_SLOW;
     PyObject *action_obj = PyDict_GetItemWithError(fp->actions, level);
@@ -1872,20 +1880,21 @@ static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
     static char *names[] = {"aliases", "actions", "classify_key", "value_clean", "message_clean", "min_len", "redact",
                             "label", "count", "histogram", "scale", "buckets", "sum", "sum_label", "directions",
                             "names", "failed", "failed_ranks", "observe", "observe_label", "observe_scale",
-                            "observe_buckets", "thin", NULL};
+                            "observe_buckets", "thin", "naive_utc", NULL};
     PyObject *aliases, *actions, *classify_key, *value_clean, *message_clean;
     PyObject *label = Py_None, *histogram = Py_None, *sum = Py_None, *sum_label = Py_None;
     PyObject *counted = Py_None, *failed = Py_None, *observe = Py_None, *observe_label = Py_None, *thin = Py_None;
     PyObject *buckets = NULL, *directions = NULL, *observe_buckets = NULL;
     Py_ssize_t min_len;
-    int redact, count = 0;
+    int redact, count = 0, naive_utc = 0;
     long failed_ranks = 0;
     double scale = 1.0, observe_scale = 1.0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!OOOnp|$OpOdO!OOO!OOlOOdO!O", names, &PyDict_Type, &aliases,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!OOOnp|$OpOdO!OOO!OOlOOdO!Op", names, &PyDict_Type, &aliases,
                                      &PyDict_Type, &actions, &classify_key, &value_clean, &message_clean, &min_len,
                                      &redact, &label, &count, &histogram, &scale, &PyTuple_Type, &buckets, &sum,
                                      &sum_label, &PyDict_Type, &directions, &counted, &failed, &failed_ranks,
-                                     &observe, &observe_label, &observe_scale, &PyTuple_Type, &observe_buckets, &thin))
+                                     &observe, &observe_label, &observe_scale, &PyTuple_Type, &observe_buckets, &thin,
+                                     &naive_utc))
         return -1;
     if (!PyCallable_Check(classify_key)) {
         PyErr_SetString(PyExc_TypeError, "classify_key must be callable");
@@ -1943,6 +1952,7 @@ static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
     Py_XSETREF(self->message_clean, Py_NewRef(message_clean));
     self->min_len = min_len;
     self->redact = redact;
+    self->naive_utc = naive_utc;
     if (!self->keys.slots && (cache_init(&self->keys) < 0 || cache_init(&self->values) < 0 ||
                               cache_init(&self->messages) < 0)) {
         PyErr_NoMemory();

@@ -14,6 +14,10 @@ class FastPath:
                  min_len: int, redact: bool, label: str | None = None, count: bool = False,
                  histogram: str | None = None, scale: float = 1.0, buckets: tuple[float, ...] = (),
                  sum: str | None = None, sum_label: str | None = None, directions: dict[str, int] | None = None,
+                 names: str | None = None, failed: str | None = None, failed_ranks: int = 0,
+                 observe: str | None = None, observe_label: str | None = None, observe_scale: float = 1.0,
+                 observe_buckets: tuple[float, ...] = (), thin: str | None = None, naive_utc: bool = False,
                  ) -> None: ...
-    def run(self, lines: list[bytes], start: int, stop: int, suffix: bytes, /) -> tuple[
-        bytes, int, int, int, list[list[object]], list[list[object]], str | None, str | None, bool, bool]: ...
+    def run(self, lines: list[bytes], start: int, stop: int, suffix: bytes | list[bytes], /) -> tuple[
+        bytes, int, int, int, list[list[object]], list[list[object]], str | None, str | None, bool, bool,
+        list[int], list[tuple[int, str, str, str]]]: ...

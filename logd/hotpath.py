@@ -60,6 +60,7 @@ from logd.spec import (
     SumFields,
     Thins,
 )
+from logd.timestamps import local_zone_is_utc
 
 _hotpath: ModuleType | None
 try:
@@ -130,7 +131,7 @@ class HotPath:
             observe_label=observe.label_key if observe is not None else None,
             observe_scale=observe.scale if observe is not None else 1.0,
             observe_buckets=tuple(float(b) for b in observe.buckets) if observe is not None else (),
-            thin=thins[0].key if thins else None)
+            thin=thins[0].key if thins else None, naive_utc=local_zone_is_utc())
 
     def _classify_key(self, key: str) -> int:
         flags = 0

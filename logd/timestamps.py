@@ -8,6 +8,7 @@ already in canonical form are checked without building a datetime.
 from __future__ import annotations
 
 import re
+import time
 from datetime import datetime, timedelta, timezone
 
 UTC = timezone.utc
@@ -36,6 +37,22 @@ def format_epoch(seconds: float) -> str:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# the years a naive time may be read as UTC by the compiled path (NAIVE_*_YEAR in _hotpath.c)
+NAIVE_YEARS = (1971, 2099)
+
+
+def local_zone_is_utc() -> bool:
+    """Whether a time without an offset, which :func:`normalize_time` reads as the machine's
+    local time (``datetime.astimezone``), is UTC in every year of :data:`NAIVE_YEARS`: the zone
+    is UTC now, has no daylight saving, and the C library's ``localtime`` gives offset 0 every
+    two weeks of those years (a zone such as Europe/London, UTC in winter, fails). Read when
+    the compiled path is built, so a zone changed under a running daemon takes effect at its
+    next reload."""
+    if time.timezone != 0 or time.altzone != 0 or time.daylight:
+        return False
+    first = int(datetime(NAIVE_YEARS[0], 1, 1, tzinfo=UTC).timestamp())
+    last = int(datetime(NAIVE_YEARS[1] + 1, 1, 1, tzinfo=UTC).timestamp())
+    return all(time.localtime(t).tm_gmtoff == 0 for t in range(first, last, 14 * 86400 + 3600))
 
 
 def _epoch_seconds(value: float) -> float:

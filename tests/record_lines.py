@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -15,6 +16,7 @@ from pythonjsonlogger.json import JsonFormatter
 from structlog.processors import JSONRenderer
 
 from logd.client.sender import encode_batch
+from logd.timestamps import NAIVE_YEARS, local_zone_is_utc
 
 good_times = st.sampled_from(["2026-11-29T10:11:12.123456Z", "2026-11-29T10:11:12.123Z",  # canonical, zerolog ms
                               "2026-11-29T10:11:12.123456789Z", "2026-11-29T10:11:12Z"])  # Go RFC3339Nano, seconds
@@ -160,6 +162,7 @@ def slog_lines(draw: st.DrawFn) -> tuple[bytes, bool]:
     return ("{" + ",".join(parts) + "}").encode(), level in ("INFO", "WARN", "DEBUG")
 
 
+NAIVE_UTC = local_zone_is_utc()  # the compiled path reads naive times as UTC (python-json-logger's asctime)
 _PY_LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
 py_values = st.one_of(log_text, st.integers(-10**6, 10**12), st.booleans(), st.none(),
                       st.floats(1e-4, 1e6), st.lists(st.integers(0, 9), max_size=2))
@@ -167,17 +170,21 @@ py_values = st.one_of(log_text, st.integers(-10**6, 10**12), st.booleans(), st.n
 
 @st.composite
 def python_json_logger_lines(draw: st.DrawFn) -> tuple[bytes, bool]:
-    """python-json-logger's JsonFormatter (the real one) with timestamp=True: asctime (local,
-    naive) and levelname as the format names them, the message, extra fields, an aware UTC
-    timestamp; json.dumps' ensure_ascii escapes."""
+    """python-json-logger's JsonFormatter (the real one): asctime (local, naive: the compiled path
+    reads it only where the local zone is UTC) and levelname as the format names them, the
+    message, extra fields, with timestamp=True an aware UTC timestamp; json.dumps' ensure_ascii
+    escapes."""
     level = draw(st.sampled_from(list(_PY_LEVELS)))
     fmt = draw(st.sampled_from(["%(asctime)s %(levelname)s %(name)s %(message)s", "%(levelname)s %(message)s"]))
+    timestamp = draw(st.booleans())
     record = logging.LogRecord("agent", _PY_LEVELS[level], "agent.py", 7, draw(log_text), None, None)
     record.created = draw(st.integers(946684800, 4102444800)) + draw(st.integers(0, 999999)) / 1e6
     for name in draw(st.lists(st.sampled_from(["seq", "step", "tool", "duration_s", "agent_id"]), max_size=3,
                               unique=True)):
         setattr(record, name, draw(py_values))
-    return JsonFormatter(fmt, timestamp=True).format(record).encode(), level != "ERROR"
+    naive_taken = "asctime" in fmt and NAIVE_UTC and time.localtime(record.created).tm_year <= NAIVE_YEARS[1]
+    return (JsonFormatter(fmt, timestamp=timestamp).format(record).encode(),
+            level != "ERROR" and (timestamp or naive_taken))
 
 
 @st.composite
@@ -248,7 +255,8 @@ dialect_lines = st.one_of(*DIALECTS.values()).map(lambda pair: pair[0])
 _digit2 = st.integers(0, 99).map(lambda n: f"{n:02d}")
 time_texts = st.builds(
     lambda year, month, day, sep, hms, fraction, zone: f"{year}-{month}-{day}{sep}{hms}{fraction}{zone}",
-    st.sampled_from(["2026", "0001", "9999", "2024", "1969", "0000"]), st.sampled_from(["11", "02", "12", "13", "00"]),
+    st.sampled_from(["2026", "0001", "9999", "2024", "1969", "0000", "1970", "1971", "2099", "2100"]),
+    st.sampled_from(["11", "02", "12", "13", "00"]),
     st.sampled_from(["29", "30", "31", "01", "00"]), st.sampled_from(["T", "T", " ", "t", "_"]),
     st.builds(lambda h, m, s: f"{h}:{m}:{s}", st.sampled_from(["10", "00", "23", "24"]),
               st.sampled_from(["11", "59", "60"]), st.sampled_from(["12", "59", "60"])),

@@ -28,6 +28,7 @@ from logd.logfiles import bounds
 from logd.pipeline import Peer, Pipeline, Rids
 from logd.spec import Context
 from logd.steps.agents import AgentMetrics
+from logd.timestamps import local_zone_is_utc
 from logd.usage import UsageMetrics
 
 from record_lines import DIALECTS, dialect_lines, go_float, role_lines, values
@@ -330,7 +331,9 @@ def test_lines_the_hot_path_leaves_to_python(tmp_path: Path) -> None:
         base + ',"x":"\\x"}',  # not an escape
         base + ',"x":12345678901234567890}',  # beyond 64 bits
         base + ',"x":"1234567890\\u00311234567890"}',  # 20 digits as sent, with an escape's own
-        '{"time":"2026-11-29T10:11:12","level":"info","message":"m"}',  # no offset: the machine's local time
+        *([] if local_zone_is_utc() else  # no offset: the machine's local time, taken where that is UTC
+          ['{"time":"2026-11-29T10:11:12","level":"info","message":"m"}']),
+        '{"time":"1969-11-29T10:11:12","level":"info","message":"m"}',  # the same, before the years checked
         '{"time":"2026-11-29t10:11:12.5Z","level":"info","message":"m"}',  # normalize_time keeps the "t"
         '{"time":"2026-11-29T10:11:12.5 Z","level":"info","message":"m"}',  # whitespace
         '{"time":"2026-11-29T10:11:12+24:00","level":"info","message":"m"}',  # not an offset timezone() takes
@@ -533,9 +536,8 @@ def test_a_real_daemon_takes_its_clients_lines_the_hot_way_and_says_so(daemon, t
     d = daemon()
     lines = []
     for i in range(300):
-        if i % 10 == 0:  # python-json-logger's asctime, the machine's local time: Python's
-            lines.append(orjson.dumps({"asctime": "2026-11-29 10:11:12,500", "levelname": "INFO", "message": f"n{i}",
-                                       "seq": i}))
+        if i % 10 == 0:  # an epoch second as text: Python's
+            lines.append(orjson.dumps({"time": "1764411072.5", "levelname": "INFO", "message": f"n{i}", "seq": i}))
         else:
             lines.append(orjson.dumps({"time": "2026-11-29T10:11:12.5Z", "level": "debug" if i % 7 else "warn",
                                        "message": f"n{i}", "seq": i, "agent": "planner", "duration_ms": 12}))
@@ -550,6 +552,25 @@ def test_a_real_daemon_takes_its_clients_lines_the_hot_way_and_says_so(daemon, t
     assert all(r["_pid"] > 0 and r["time"].endswith("Z") for r in kept)
     assert kept[1]["time"] == "2026-11-29T10:11:12.500000Z" and list(kept[1])[:3] == ["time", "level", "message"]
     assert status["hot_path"] == {"on": True, "records": 270}
+
+
+@pytest.mark.parametrize(("zone", "winter", "summer", "taken"), [
+    ("UTC", "2026-01-15T10:11:12.345000Z", "2026-07-15T10:11:12.345000Z", 20),
+    ("Europe/Berlin", "2026-01-15T09:11:12.345000Z", "2026-07-15T08:11:12.345000Z", 0),
+    ("Europe/London", "2026-01-15T10:11:12.345000Z", "2026-07-15T09:11:12.345000Z", 0)])  # UTC in winter only
+def test_a_naive_time_takes_the_compiled_path_only_where_the_local_zone_is_utc(
+        daemon, tmp_path: Path, zone: str, winter: str, summer: str, taken: int) -> None:
+    """Issue 31: python-json-logger's asctime (logging's default: local time without an offset)
+    is read as the machine's local time by both paths. In a zone that is UTC at every moment the
+    compiled path takes it; in one with daylight saving Python converts it, by the date."""
+    d = daemon(env={"TZ": zone})
+    lines = [orjson.dumps({"asctime": f"2026-{month}-15 10:11:12,345", "levelname": "INFO", "name": "agent",
+                           "message": f"n{i}", "seq": i}) for i, month in enumerate(["01", "07"] * 10)]
+    send(d.socket_path, b"\n".join(lines) + b"\n")
+    wait_for(lambda: len([r for r in read_records(tmp_path / "agent.log") if "seq" in r]) >= 20, what="the records")
+    kept = [r for r in read_records(tmp_path / "agent.log") if "seq" in r]
+    assert [r["time"] for r in kept] == [winter, summer] * 10
+    assert _status(d)["hot_path"] == {"on": True, "records": taken}
 
 
 def _status(d) -> dict:  # type: ignore[no-untyped-def]
@@ -777,11 +798,12 @@ def test_framework_trace_records_make_the_same_files_sessions_and_metrics_both_w
 
 
 def test_a_burst_of_lines_left_to_python_does_not_take_the_rest_of_the_chunk(tmp_path: Path) -> None:
-    """Issue 31: 8 lines in a row that Python takes (python-json-logger's asctime alone: the
-    machine's local time; loguru's envelope before the compiled path took it) used to send the
+    """Issue 31: 8 lines in a row that Python takes (an epoch second as text; loguru's envelope
+    before the compiled path took it, python-json-logger's asctime alone where the local zone is
+    not UTC) used to send the
     rest of their read to Python; now Python takes stretches, and the first line in logd's
     shape after one ends them."""
-    burst = [b'{"asctime": "2026-11-29 10:11:12,500", "levelname": "INFO", "message": "b%d"}' % i for i in range(8)]
+    burst = [b'{"time": "1764411072.5", "levelname": "INFO", "message": "b%d"}' % i for i in range(8)]
     good = [b'{"time":"2026-11-29T10:11:12.123Z","level":"info","message":"n%d","agent":"a"}' % i for i in range(100)]
     # the 8 misses, then a stretch of 8 lines without a try: the other 92 take the hot path
     assert compare(tmp_path, "", [burst + good]) == 92
