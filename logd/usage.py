@@ -77,8 +77,8 @@ _KOOG_LLM_EVENTS = frozenset(("LLMCallStartingEvent", "LLMCallCompletedEvent"))
 # and latency_ms (__call__; the compiled path counts those itself: _hot)
 TRIGGER_KEYS = frozenset(("usage", "span_data", "attributes", "eventType", GENAI_INPUT, GENAI_OPERATION))
 # token field names -> direction (0 input, 1 output, 2 total)
-DIRECTIONS = {"input_tokens": 0, "prompt_tokens": 0, "input": 0, "prompt": 0,
-               "output_tokens": 1, "completion_tokens": 1, "output": 1, "completion": 1,
+DIRECTIONS = {"input_tokens": 0, "prompt_tokens": 0, "input": 0, "prompt": 0, "in": 0,
+               "output_tokens": 1, "completion_tokens": 1, "output": 1, "completion": 1, "out": 1,
                "total_tokens": 2, "total": 2,
                # Koog's ResponseMetaInfo (prompt-model/.../message/Message.kt)
                "inputTokensCount": 0, "outputTokensCount": 1, "totalTokensCount": 2}

@@ -143,7 +143,8 @@ keys = st.sampled_from(["agent", "duration_ms", "model", "tokens", "tool", "usag
                         "apiKey", "X-Api-Key", "token_count", "attributes", "gen_ai.usage.input_tokens", "error",
                         "record", "_pid", "pid", "user", "data", "seq"])
 agent_values = st.one_of(st.sampled_from(["planner", "writer", "", "a" * 200]), values)
-tokens = st.one_of(st.dictionaries(st.sampled_from(["prompt", "completion", "input", "output", "total", "x"]),
+tokens = st.one_of(st.dictionaries(st.sampled_from(["prompt", "completion", "input", "output", "in", "out", "total",
+                                                    "x"]),
                                    st.one_of(st.integers(-5, 10**6), st.floats(0, 1e6), st.text(max_size=3),
                                              st.booleans()), max_size=4),
                    st.integers(-5, 10**6), st.floats(allow_nan=False, allow_infinity=False), st.none())

@@ -103,6 +103,14 @@ def test_ordinary_records_count_nothing():
     assert usage.tokens == {} and usage.tool_calls == {} and usage.latency == {} and usage.last_error == {}
 
 
+def test_tokens_in_and_out_are_input_and_output():
+    """Issue 31's agent record names its directions "in" and "out"."""
+    usage = UsageMetrics(AgentMetrics().label)
+    usage([{"time": "2026-01-01T00:00:00.000000Z", "level": "info", "message": "step", "agent": "planner",
+            "seq": 0, "duration_ms": 1899.0, "tokens": {"in": 30947, "out": 2323}, "model": "gpt-4o", "pid": 4000}])
+    assert usage.tokens == {("planner", "gpt-4o", "input"): 30947, ("planner", "gpt-4o", "output"): 2323}
+
+
 def test_model_and_tool_labels_are_capped():
     usage = UsageMetrics(AgentMetrics().label, max_models=2, max_tools=1)
     usage([{"level": "info", "message": "", "agent": "a", "model": m, "tokens": 1} for m in ("m1", "m2", "m3", "m4")])
