@@ -59,8 +59,7 @@ while not os.path.exists(stop):
             "agent": rng.choice(agents), "session_id": f"s{client}-{sent // 1000}-{rng.getrandbits(32):08x}",
             "tool": rng.choice(tools), "duration_ms": rng.randint(1, 30000),
             "pad": "x" * rng.randint(0, 400), "soak_client": client, "seq": sent}
-        if shape == "canonical":  # in logd's shape (a UTC time, no tool call): the compiled hot path takes them
-            del record["tool"]
+        if shape == "canonical":  # with a UTC time (and tokens): the compiled hot path takes them; without, Python
             now = time.time()
             record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z",
                       **record, "model": "gpt-4o", "tokens": {"input": rng.randint(1, 900), "output": 7}}

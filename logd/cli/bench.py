@@ -51,6 +51,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backups", type=int, default=10_000,
                    help="--soak: numbered backups present before the run (default 10000)")
     p.add_argument("--canonical", action="store_true",
-                   help="--soak: records in logd's shape (UTC time, tokens, no tool call), which take the "
-                        "compiled hot path; by default they do not")
+                   help="--soak: records with a UTC time (and tokens), which take the compiled hot path; by "
+                        "default they carry no time (logd stamps them) and take the Python path")
     p.set_defaults(func=cmd_bench)
