@@ -80,8 +80,9 @@ class DaemonProcess:
         with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=self.workdir, env=self.env)
         if wait:
+            # connectable, not only there: a daemon killed before this one leaves its socket files
             control = self.socket_path.with_name(self.socket_path.stem + ".ctl")
-            wait_for(lambda: self._alive_or_fail() and can_connect(self.socket_path) and control.exists(), 15,
+            wait_for(lambda: self._alive_or_fail() and can_connect(self.socket_path) and can_connect(control), 15,
                      what=f"logd to listen on {self.socket_path}")
         return self
 
