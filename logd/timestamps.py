@@ -45,9 +45,9 @@ def local_zone_is_utc() -> bool:
     """Whether a time without an offset, which :func:`normalize_time` reads as the machine's
     local time (``datetime.astimezone``), is UTC in every year of :data:`NAIVE_YEARS`: the zone
     is UTC now, has no daylight saving, and the C library's ``localtime`` gives offset 0 every
-    two weeks of those years (a zone such as Europe/London, UTC in winter, fails). Read when
-    the compiled path is built, so a zone changed under a running daemon takes effect at its
-    next reload."""
+    two weeks of those years (a zone such as Europe/London, UTC in winter, fails). Asked when
+    the compiled path is built, of the same C library calls (``localtime``) the Python path's
+    ``astimezone`` makes, so both read naive times in the same zone."""
     if time.timezone != 0 or time.altzone != 0 or time.daylight:
         return False
     first = int(datetime(NAIVE_YEARS[0], 1, 1, tzinfo=UTC).timestamp())
