@@ -246,20 +246,21 @@ def tool_call(record: dict[str, Any]) -> ToolCall | None:
     return None
 
 
-# a record with none of these keys (and no usage in its state, no Koog type) reports no usage,
-# tool call or error: see may_report
-_REPORTING_KEYS = frozenset(("span_data", "error", "agent_result", "toolName", "tool", "usage", "tokens", "runId",
-                             "eventType", "responses"))
+# a record with none of these keys (and none of STATE_REPORTING in its state, no Koog type)
+# reports no usage, tool call or error: see may_report
+REPORTING_KEYS = frozenset(("span_data", "error", "agent_result", "toolName", "tool", "usage", "tokens", "runId",
+                            "eventType", "responses"))
+STATE_REPORTING = ("usage", "tokens", "data")
 
 
 def may_report(record: dict[str, Any]) -> bool:
     """False only when :func:`usage`, :func:`tool_call` and :func:`error` are all None for
     ``record``: decided from its keys (most hook entries and events report none of them),
     before asking those functions. Kept beside them: a key they start reading goes here."""
-    if not _REPORTING_KEYS.isdisjoint(record):
+    if not REPORTING_KEYS.isdisjoint(record):
         return True
     state = record.get("state")
-    if isinstance(state, dict) and ("usage" in state or "tokens" in state or "data" in state):
+    if isinstance(state, dict) and ("usage" in state or "tokens" in state or "data" in state):  # STATE_REPORTING
         return True
     kind_ = record.get("type")
     return isinstance(kind_, str) and kind_.startswith(KOOG_PREFIX)  # a Koog *FailedEvent
