@@ -153,15 +153,17 @@ static inline int name_is(const Name *name, const char *p, Py_ssize_t n) {
 #define MAX_NESTED_NAMES 8
 
 /* QuietEntries (logd/spec.py): a line a step reads whose `hook` holds one of `hooks` and whose
- * `session` holds text, with no K_FULL key, none of `nested_names` in its `nested` object, no
- * `type` text starting with `type_prefix`, text or null (or nothing) under `agent_id` and
- * `agent`, at a level the floor keeps: its record would only be counted by agent and level,
- * paired if a run hook, and filed under its session. Such lines come as their own runs. */
+ * `session` holds text, with no K_FULL key, none of `nested_names` in its `nested` object (a
+ * name "a.b": b in the object under a), no
+ * `result` object with a `result_error` that is not empty, no `type` text starting with
+ * `type_prefix`, text or null (or nothing) under `agent_id` and `agent`, at a level the floor
+ * keeps: its record would only be counted by agent and level, paired if a run hook, and filed
+ * under its session. Such lines come as their own runs. */
 typedef struct {
     int on;
     PyObject *shape;           /* the shape a trace branch's selector gives such an entry, with its session */
     PyObject *hook_objects;    /* tuple: the hooks as str, handed back with a run hook */
-    Name hook, session, agent_id, agent, nested, type, type_prefix;
+    Name hook, session, agent_id, agent, nested, type, type_prefix, result, result_error;
     Name hooks[MAX_HOOKS];
     int nhooks;
     int run_hooks;             /* bit i: hooks[i] starts or ends a run (its fields are handed back) */
@@ -1607,11 +1609,40 @@ typedef struct {
     int hook_index;
 } EntryFields;
 
+/* Whether the object `m` has a member `name` (1, or when its members cannot be told apart). */
+static int has_member(const char *p, const Member *m, const char *name, Py_ssize_t len) {
+    Member room[MAX_NESTED_KEYS];
+    Scan s = {p, m->start, m->end, 0, &validate_only};
+    int count = object_members(&s, room, MAX_NESTED_KEYS, 1);
+    if (count < 0) return 1;
+    for (int i = 0; i < count; i++) {
+        if (room[i].key.len == len && memcmp(p + room[i].key.start, name, (size_t)len) == 0) return 1;
+    }
+    return 0;
+}
+
+/* null, false, "", {} or []: what semantics.error_text reads as no error (a zero too, which the
+ * steps decide: not taken as empty here) */
+static int empty_value(const char *p, const Member *m) {
+    switch (m->type) {
+        case T_NULL:
+        case T_FALSE: return 1;
+        case T_STRING: return m->end - m->start == 2;
+        case T_OBJECT:
+        case T_ARRAY: {
+            Scan s = {p, m->start + 1, m->end, 0, &validate_only};
+            skip_ws(&s);
+            return s.pos == m->end - 1;
+        }
+        default: return 0;
+    }
+}
+
 /* Whether a line a step reads, with these fields, is a quiet entry (EntryRule): 1 yes, `e` filled;
  * 0 no (its record goes to the steps). The level is checked by one_line. */
 static int entry_fields(const FastPath *fp, const char *p, const Field *fields, int nf, EntryFields *e) {
     const EntryRule *rule = &fp->entries;
-    const Field *nested = NULL, *type = NULL;
+    const Field *nested = NULL, *type = NULL, *result = NULL;
     memset(e, 0, sizeof(*e));
     for (int j = 0; j < nf; j++) {
         const Field *f = &fields[j];
@@ -1624,6 +1655,7 @@ static int entry_fields(const FastPath *fp, const char *p, const Field *fields, 
         else if (name_is(&rule->agent, k, kl)) e->agent = f;
         else if (name_is(&rule->nested, k, kl)) nested = f;
         else if (name_is(&rule->type, k, kl)) type = f;
+        else if (name_is(&rule->result, k, kl)) result = f;
     }
     /* text, not empty: the entry's session (a string token's raw content is between its quotes) */
     if (!e->hook || e->hook->type != T_STRING || !e->session || e->session->type != T_STRING ||
@@ -1640,15 +1672,32 @@ static int entry_fields(const FastPath *fp, const char *p, const Field *fields, 
     if (type && type->type == T_STRING && type->end - type->start - 2 >= rule->type_prefix.len &&
         memcmp(p + type->start + 1, rule->type_prefix.data, (size_t)rule->type_prefix.len) == 0)
         return 0;
+    Member room[MAX_NESTED_KEYS];
     if (nested && nested->type == T_OBJECT) {
-        Member room[MAX_NESTED_KEYS];
         Scan s = {p, nested->start, nested->end, 0, &validate_only};
         int count = object_members(&s, room, MAX_NESTED_KEYS, 1);
         if (count < 0) return 0; /* a duplicate or escaped name: the steps decide */
         for (int i = 0; i < count; i++) {
+            const char *k = p + room[i].key.start;
+            Py_ssize_t kl = room[i].key.len;
             for (int j = 0; j < rule->nnested; j++) {
-                if (name_is(&rule->nested_names[j], p + room[i].key.start, room[i].key.len)) return 0;
+                const Name *name = &rule->nested_names[j];
+                if (name_is(name, k, kl)) return 0;
+                /* "data.usage": a member of the object under this one */
+                if (room[i].type == T_OBJECT && name->len > kl + 1 && name->data[kl] == '.' &&
+                    memcmp(name->data, k, (size_t)kl) == 0 &&
+                    has_member(p, &room[i], name->data + kl + 1, name->len - kl - 1))
+                    return 0;
             }
+        }
+    }
+    if (result && result->type == T_OBJECT) { /* its error, if any, says nothing (semantics.error_text) */
+        Scan s = {p, result->start, result->end, 0, &validate_only};
+        int count = object_members(&s, room, MAX_NESTED_KEYS, 1);
+        if (count < 0) return 0;
+        for (int i = 0; i < count; i++) {
+            if (name_is(&rule->result_error, p + room[i].key.start, room[i].key.len) && !empty_value(p, &room[i]))
+                return 0;
         }
     }
     return 1;
@@ -1704,18 +1753,20 @@ static int entry_add(FastPath *fp, Output *o, Tally *tally, const char *p, const
     return r;
 }
 
+#define RUN_ANY (-1) /* a run's first line: the run is of its kind */
 #define RUN_PLAIN 0
 #define RUN_READ 1
 #define RUN_ENTRIES 2
-#define ENTRIES_TO_CUT 16 /* quiet entries in a row that end a run of lines a step reads: they are their own run */
+#define ENTRIES_TO_CUT 8 /* quiet entries in a row that end a run of lines a step reads: they are their own run */
 
-/* `read` (in): the kind of run: RUN_PLAIN lines no step reads, RUN_READ lines a step reads in
- * Python (K_READ), which are written whatever their level (the level step runs on their records)
- * and not tallied (their steps count them), RUN_ENTRIES quiet entries (EntryRule; written at the
- * levels the floor keeps, counted here). A line of another kind is LINE_OTHER; `kind` (out): the
- * line's own (a quiet entry in a run of lines a step reads is written as one of them). */
+/* `run` (in, out): the kind of run: RUN_PLAIN lines no step reads, RUN_READ lines a step reads
+ * in Python (K_READ), which are written whatever their level (the level step runs on their
+ * records) and not tallied (their steps count them), RUN_ENTRIES quiet entries (EntryRule;
+ * written at the levels the floor keeps, counted here); RUN_ANY: this line's kind, set here. A
+ * line of another kind is LINE_OTHER; `kind` (out): the line's own (a quiet entry in a run of
+ * lines a step reads is written as one of them). */
 static int one_line(FastPath *fp, const char *p, Py_ssize_t n, const char *suffix, Py_ssize_t suffix_len,
-                    Output *o, Tally *tally, int read, int *kind) {
+                    Output *o, Tally *tally, int *run, int *kind) {
     if (n < 2 || p[0] != '{' || p[n - 1] != '}') return LINE_SLOW;
     const char *escape = memchr(p, '\\', (size_t)n);
     if (escape) { /* \uXXXX or \/: the line as orjson would write its strings */
@@ -1811,10 +1862,13 @@ static int one_line(FastPath *fp, const char *p, Py_ssize_t n, const char *suffi
     }
     if (s.pos != n) return LINE_SLOW;
     *kind = reads;
-    if ((read == RUN_PLAIN) != !reads) return LINE_OTHER;
+    if (*run == RUN_PLAIN && reads) return LINE_OTHER;
     EntryFields entry;
     if (reads && fp->entries.on && entry_fields(fp, p, fields, nf, &entry)) *kind = RUN_ENTRIES;
-    if (read == RUN_ENTRIES && *kind != RUN_ENTRIES) return LINE_OTHER;
+    int deciding = *run == RUN_ANY;
+    if (deciding) *run = *kind;
+    int read = *run;
+    if ((read == RUN_PLAIN) != !reads || (read == RUN_ENTRIES && *kind != RUN_ENTRIES)) return LINE_OTHER;
     int t_i = at[R_TIME] >= 0 ? at[R_TIME] : first_present(at, R_TIME_ALIAS, 5);
     int l_i = at[R_LEVEL] >= 0 ? at[R_LEVEL] : first_present(at, R_LEVEL_ALIAS, 3);
     int m_i = at[R_MESSAGE] >= 0 ? at[R_MESSAGE] : at[R_MSG];
@@ -1847,7 +1901,8 @@ static int one_line(FastPath *fp, const char *p, Py_ssize_t n, const char *suffi
     if (action == 2) return LINE_SLOW;
     if (*kind == RUN_ENTRIES && action == 1) { /* under the floor: the level step sees its record */
         *kind = RUN_READ;
-        if (read == RUN_ENTRIES) return LINE_OTHER;
+        if (deciding) *run = read = RUN_READ;
+        else if (read == RUN_ENTRIES) return LINE_OTHER;
     }
     int handed = action == 3 && !read; /* written, and its record handed to a step (RecordsAtLevels) */
     if (read || handed) action = 0;    /* read: the level step decides in Python, on the record */
@@ -1945,7 +2000,7 @@ static PyObject *FastPath_run(FastPath *self, PyObject *const *args, Py_ssize_t 
         !tally.group_index || !tally.groups)
         goto error;
     Py_ssize_t i = start, kept = 0, below = 0;
-    int read = RUN_PLAIN, slow = 0;
+    int read = RUN_ANY, slow = 0;
     /* quiet entries in a row within a run of lines a step reads: from which line, and where it started */
     Py_ssize_t quiet = 0, quiet_from = 0, quiet_used = 0, quiet_kept = 0;
     /* the questions to Python may run any code, the list's own length included: re-read each time */
@@ -1963,14 +2018,8 @@ static PyObject *FastPath_run(FastPath *self, PyObject *const *args, Py_ssize_t 
         Py_ssize_t suffix_len = PyBytes_GET_SIZE(end);
         Py_ssize_t used = o.used;
         int kind;
-        int r = one_line(self, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line), suffix, suffix_len, &o, &tally, read,
+        int r = one_line(self, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line), suffix, suffix_len, &o, &tally, &read,
                          &kind);
-        /* the run is of the first line's kind: a line a step reads is a quiet entry's run if it can be */
-        for (int k = RUN_ENTRIES; r == LINE_OTHER && i == start && k >= RUN_READ; k--) {
-            read = k;
-            r = one_line(self, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line), suffix, suffix_len, &o, &tally, read,
-                         &kind);
-        }
         Py_DECREF(end);
         Py_DECREF(line);
         if (r == LINE_ERROR) goto error;
@@ -2013,7 +2062,8 @@ static PyObject *FastPath_run(FastPath *self, PyObject *const *args, Py_ssize_t 
     Py_DECREF(tally.group_index);
     Py_CLEAR(o.last_shape);
     return Py_BuildValue("(NnnnNNNNNNNNNN)", o.out, i, kept, below, tally.agents, tally.groups, low, high,
-                         PyLong_FromLong(read), PyBool_FromLong(slow), o.handed, o.thin, o.selected, o.runs);
+                         PyLong_FromLong(read == RUN_ANY ? RUN_PLAIN : read), PyBool_FromLong(slow), o.handed, o.thin,
+                         o.selected, o.runs);
 error:
     PyMem_Free(o.scratch);
     PyMem_Free(o.flat);
@@ -2050,8 +2100,9 @@ static int bounds_of(PyObject *buckets, double **out, Py_ssize_t *n) {
 }
 
 static void entry_rule_clear(EntryRule *r) {
-    Name *names[] = {&r->hook, &r->session, &r->agent_id, &r->agent, &r->nested, &r->type, &r->type_prefix};
-    for (int i = 0; i < 7; i++) name_set(names[i], Py_None);
+    Name *names[] = {&r->hook, &r->session, &r->agent_id, &r->agent, &r->nested, &r->type, &r->type_prefix,
+                     &r->result, &r->result_error};
+    for (int i = 0; i < 9; i++) name_set(names[i], Py_None);
     for (int i = 0; i < r->nhooks; i++) name_set(&r->hooks[i], Py_None);
     for (int i = 0; i < r->nnested; i++) name_set(&r->nested_names[i], Py_None);
     r->nhooks = r->nnested = r->run_hooks = r->on = 0;
@@ -2060,23 +2111,25 @@ static void entry_rule_clear(EntryRule *r) {
 }
 
 /* entries: None, or (shape, hook key, hooks, run hooks, session key, agent_id key, agent key,
- * nested key, nested names, type key, type prefix): see EntryRule and logd/spec.py's QuietEntries. */
+ * nested key, nested names, type key, type prefix, result key, result's error key): see
+ * EntryRule and logd/spec.py's QuietEntries. */
 static int entry_rule_set(EntryRule *r, PyObject *spec) {
     entry_rule_clear(r);
     if (spec == Py_None) return 0;
     PyObject *shape, *hooks, *runs, *nested_names;
-    PyObject *keys[7]; /* hook, session, agent_id, agent, nested, type, type prefix */
-    if (!PyArg_ParseTuple(spec, "OUO!O!UUUUO!UU;entries: (shape, hook, hooks, run_hooks, session, agent_id, agent, "
-                          "nested, nested_names, type, type_prefix)", &shape, &keys[0], &PyTuple_Type, &hooks,
-                          &PyTuple_Type, &runs, &keys[1], &keys[2], &keys[3], &keys[4], &PyTuple_Type, &nested_names,
-                          &keys[5], &keys[6]))
+    PyObject *keys[9]; /* hook, session, agent_id, agent, nested, type, type prefix, result, result's error */
+    if (!PyArg_ParseTuple(spec, "OUO!O!UUUUO!UUUU;entries: (shape, hook, hooks, run_hooks, session, agent_id, agent, "
+                          "nested, nested_names, type, type_prefix, result, result_error)", &shape, &keys[0],
+                          &PyTuple_Type, &hooks, &PyTuple_Type, &runs, &keys[1], &keys[2], &keys[3], &keys[4],
+                          &PyTuple_Type, &nested_names, &keys[5], &keys[6], &keys[7], &keys[8]))
         return -1;
     if (PyTuple_GET_SIZE(hooks) > MAX_HOOKS || PyTuple_GET_SIZE(nested_names) > MAX_NESTED_NAMES) {
         PyErr_SetString(PyExc_ValueError, "entries: too many hooks or nested names");
         return -1;
     }
-    Name *names[] = {&r->hook, &r->session, &r->agent_id, &r->agent, &r->nested, &r->type, &r->type_prefix};
-    for (int i = 0; i < 7; i++) {
+    Name *names[] = {&r->hook, &r->session, &r->agent_id, &r->agent, &r->nested, &r->type, &r->type_prefix,
+                     &r->result, &r->result_error};
+    for (int i = 0; i < 9; i++) {
         if (name_set(names[i], keys[i]) < 0) goto error;
     }
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(hooks); i++) {

@@ -328,7 +328,8 @@ _ENTRIES = 2  # run's kind: quiet entries (RUN_ENTRIES in _hotpath.c)
 def _entry_rule(entries: QuietEntries, pairs: PairsRuns) -> tuple[Any, ...]:
     """The quiet entries' rule as FastPath takes it (EntryRule in _hotpath.c)."""
     return (entries.shape, entries.hook, entries.hooks, pairs.hooks, entries.session, *pairs.agent_keys,
-            entries.nested, entries.nested_names, entries.type_key, entries.type_prefix)
+            entries.nested, entries.nested_names, entries.type_key, entries.type_prefix, entries.result,
+            entries.result_error)
 
 
 def _quiet(declared: dict[type, list[Any]], own_roles: list[tuple[Any, ...]],

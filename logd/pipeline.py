@@ -203,6 +203,7 @@ class Pipeline:
         self.deliveries = [_Delivery(s) for s in sinks]
         self.branch = branch
         self._branch_delivery = _Delivery(branch.sink) if branch is not None else None
+        self._taken: list[Batch] = []  # what this drain's segments gave the branch: delivered as one
         self.stats = Stats(delivered={s.name: 0 for s in sinks}, sink_errors={s.name: 0 for s in sinks})
         if branch is not None:
             self.stats.branch_delivered[branch.name] = 0
@@ -313,6 +314,10 @@ class Pipeline:
                 part = self._through_steps(segment)
             if part is not None and part.count:
                 parts.append(part)
+        if self._taken:  # the branch first, as each segment forked it: one write per session
+            taken, self._taken = self._taken, []
+            assert self._branch_delivery is not None
+            self._deliver(self._branch_delivery, taken[0] if len(taken) == 1 else Batch.joined(taken))
         if parts:
             batch = parts[0] if len(parts) == 1 else Batch.joined(parts)
             for delivery in self.deliveries:
@@ -382,7 +387,7 @@ class Pipeline:
         if self._branch_delivery is not None:
             taken = Batch.encoded(encoded.json_lines, encoded.kept, encoded.bounds)
             taken.selected = encoded.selected
-            self._deliver(self._branch_delivery, taken)
+            self._taken.append(taken)
         return Batch.encoded(encoded.json_lines, encoded.kept, encoded.bounds)
 
     def _encoded(self, encoded: Encoded) -> Batch:
@@ -404,7 +409,8 @@ class Pipeline:
         return Batch.encoded(encoded.json_lines, encoded.kept, encoded.bounds)
 
     def _fork(self, records: list[Record], lines: _Lines | None = None) -> None:
-        """The branch's records, through its steps to its sink, now (before later steps drop any)."""
+        """The branch's records, through its steps, now (before later steps drop any); its sink
+        gets them when the drain has been through every segment, before the other sinks."""
         assert self.branch is not None and self._branch_delivery is not None
         marks = self.branch.select(records)
         taken = list(compress(records, marks))
@@ -413,14 +419,14 @@ class Pipeline:
         if not self.branch.steps:  # the sink gets what the selector said (the trace shapes): not asked twice
             batch = self._batch(taken, lines)
             batch.selected = list(filter(None, marks))
-            self._deliver(self._branch_delivery, batch)
+            self._taken.append(batch)
             return
         for step in self.branch.steps:
             if not taken:
                 return
             taken = self._run_step(step, taken)
         if taken:
-            self._deliver(self._branch_delivery, self._batch(taken, lines))
+            self._taken.append(self._batch(taken, lines))
 
     def _run_step(self, step: Step, records: list[Record]) -> list[Record]:
         """``step`` on the batch; isolation: only the records it cannot handle are flagged."""

@@ -228,8 +228,9 @@ class ReadsRecords:
 class QuietEntries:
     """The step does nothing with a trace entry that reports nothing: an AgenticGoKit hook entry
     (``hook`` one of ``hooks``, ``session`` text, not empty) with no key of ``full_keys``, none of
-    ``nested_names`` in its ``nested`` object and no ``type`` text starting with ``type_prefix``
-    (the usage step: :func:`logd.traces.semantics.may_report` is False for it). The compiled path
+    ``nested_names`` in its ``nested`` object, no ``result`` object whose ``result_error`` is not
+    empty and no ``type`` text starting with ``type_prefix`` (the usage step: no usage, tool call
+    or error in it, :mod:`logd.traces.semantics`). The compiled path
     gives no step the record of such a line, at a level the floor keeps, while ``ready()``: the
     agents step counts it and pairs its run hooks (:class:`PairsRuns`), the trace branch files it
     under ``(shape, session)``, its line is written as it is. Not ready (spans wait for their
@@ -244,6 +245,8 @@ class QuietEntries:
     nested_names: tuple[str, ...]
     type_key: str
     type_prefix: str
+    result: str
+    result_error: str
     ready: Callable[[], bool]
 
 

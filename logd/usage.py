@@ -491,15 +491,16 @@ def _hot(usage: UsageMetrics) -> tuple[SumFields, CountNames, ObserveNumber, Rec
     # what _flat counts of an ordinary record: integer tokens by (agent, model), tool calls by
     # (agent, tool, outcome), latency_ms by model; a record at an error level is handed over too
     # (its agent's last error is kept from the whole record); the records it reads (trace and
-    # usage shapes) it only counts, and an AgenticGoKit entry that reports nothing (classify: AGK,
-    # may_report: False) it skips, unless spans wait for their agent (__call__)
+    # usage shapes) it only counts, and an AgenticGoKit entry that reports no usage, tool call or
+    # error (semantics) it skips, unless spans wait for their agent (__call__)
     live = usage.live
     return (SumFields("tokens", ("agent", "model"), DIRECTIONS, usage.add_tokens),
             CountNames("tool", "agent", "error", ERROR_LEVELS, usage.add_tool_calls),
             ObserveNumber("latency_ms", "model", 1000.0, usage.buckets, usage.add_latency),
             RecordsAtLevels(ERROR_LEVELS, usage.keep_last_error), ReadsRecords(),
-            QuietEntries(AGK, "hook", tuple(sorted(AGK_HOOKS)), "session_id", semantics.REPORTING_KEYS, "state",
-                         semantics.STATE_REPORTING, "type", semantics.KOOG_PREFIX, lambda: not live.waiting))
+            QuietEntries(AGK, "hook", tuple(sorted(AGK_HOOKS)), "session_id",
+                         semantics.REPORTING_KEYS - {semantics.AGK_RESULT}, "state", semantics.STATE_USAGE,
+                         "type", semantics.KOOG_PREFIX, semantics.AGK_RESULT, "error", lambda: not live.waiting))
 
 
 def _view(s: dict[str, Any], view: dict[str, Any]) -> None:

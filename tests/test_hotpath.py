@@ -838,9 +838,11 @@ def entry_lines(draw: st.DrawFn) -> bytes:
                     draw(st.one_of(st.sampled_from(["planner", "writer", "", "a" * 300]), st.none(),
                                    st.integers(0, 2))))
     if draw(st.booleans()):
-        record["state"] = draw(st.one_of(
-            st.dictionaries(st.sampled_from(["message", "usage", "tokens", "data", "plan", "Usage"]),
-                            st.one_of(st.text(max_size=5), st.integers(0, 9)), max_size=3),
+        inner = st.dictionaries(st.sampled_from(["usage", "tokens", "message", "model", "data"]),
+                                st.one_of(st.integers(0, 9), st.just({"input_tokens": 3})), max_size=2)
+        record["state"] = draw(st.one_of(  # SimpleState: {"data": {...}, "meta": {...}}
+            st.dictionaries(st.sampled_from(["message", "usage", "tokens", "data", "meta", "plan", "Usage"]),
+                            st.one_of(st.text(max_size=5), st.integers(0, 9), inner), max_size=3),
             st.text(max_size=5), st.none(), st.lists(st.just("usage"), max_size=1)))
     if draw(st.integers(0, 3)) == 0:
         record["type"] = draw(st.sampled_from(["ai.koog.agents.AgentStartingEvent", "ai.koo", "agent_start", 7]))
@@ -848,6 +850,12 @@ def entry_lines(draw: st.DrawFn) -> bytes:
         record["level"] = draw(st.sampled_from(["info", "debug", "warn", "error", "fatal"]))
     if draw(st.integers(0, 3)) == 0:
         record["agent"] = draw(st.one_of(st.sampled_from(["planner", "ops", ""]), st.none(), st.integers(0, 2)))
+    if draw(st.booleans()):  # AfterAgentRun's AgentResult (internal/core/result.go): only its error reports
+        errors = st.sampled_from([None, "", False, {}, [], " { } ", "boom", {"message": "x"}, 0, 0.0, " ", [0]])
+        record["agent_result"] = draw(st.one_of(
+            st.fixed_dictionaries({"duration_ms": st.integers(0, 900), "output_state": st.none()},
+                                  optional={"error": errors}),
+            st.sampled_from(["x", None, [], {"error": "a", "error ": ""}])))
     for key in draw(st.lists(st.sampled_from(["error", "agent_result", "tokens", "usage", "duration_ms", "span_data",
                                               "tool", "latency_ms", "model", "runId", "responses", "toolName",
                                               "eventType", "target_agent_id"]), max_size=2)):
@@ -887,10 +895,26 @@ def test_a_session_of_quiet_entries_takes_no_record(tmp_path: Path) -> None:
     assert sorted(hot.state()["sessions"]) == sorted(python.state()["sessions"]) and len(hot.state()["sessions"]) == 2
 
 
+def test_agenticgokit_sessions_as_it_writes_them_are_quiet_but_their_errors(tmp_path: Path) -> None:
+    """AgenticGoKit's own entries (trace.go's fields, an AgentResult on every AfterAgentRun): only
+    the AgentError entries, and the AfterAgentRun whose result holds the error, take their records."""
+    from framework_samples import agk_entries
+
+    sessions = [[{**e, "session_id": f"req-{n}"} for e in agk_entries()] for n in range(40)]
+    chunk = [orjson.dumps(e) for session in sessions for e in session]
+    failed = [i for i, e in enumerate(agk_entries()) if e.get("error") or (e.get("agent_result") or {}).get("error")]
+    python, hot = sides(tmp_path, "", [chunk])
+    # fewer than 8 quiet entries after the last error stay in its run (ENTRIES_TO_CUT in _hotpath.c)
+    tail = len(agk_entries()) - 1 - failed[-1]
+    assert failed and tail < 8 and hot.usage.seen == 40 * len(failed) + tail
+    assert hot.pipeline.stats.hot_entries == len(chunk) - hot.usage.seen
+    assert hot.usage.errors == python.usage.errors and sum(hot.usage.errors.values()) >= 40
+
+
 def test_quiet_entries_among_entries_that_report_are_their_own_runs_when_many(tmp_path: Path) -> None:
     """A long stretch of quiet entries inside lines whose records the steps read is cut out of
-    that run (from the 16th in a row) and filed without records; a few stay with their neighbours."""
-    reporting = [orjson.dumps(_entry(i, "AfterAgentRun", agent_result={"route": "writer"})) for i in range(3)]
+    that run (from the 8th in a row) and filed without records; a few stay with their neighbours."""
+    reporting = [orjson.dumps(_entry(i, "AfterAgentRun", agent_result={"error": "boom"})) for i in range(3)]
     chunk = reporting[:1] + _quiet_run(5) + reporting[1:2] + _quiet_run(40, first=10) + reporting[2:]
     _, hot = sides(tmp_path, "", [chunk])
     assert hot.pipeline.stats.hot_entries == 40 and hot.usage.seen == 1 + 5 + 1 + 1

@@ -97,19 +97,19 @@ class Spares:
         while True:
             self._wanted.wait()
             self._wanted.clear()
-            started = time.thread_time()
             while not self._closing and len(self._ready) < self.keep:
+                started = time.thread_time()
                 try:
-                    self._ready.append(os.open(self.folder, os.O_TMPFILE | os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC,
-                                               FILE_MODE))
-                    self.made += 1
-                    self.failed = None
+                    fd = os.open(self.folder, os.O_TMPFILE | os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC, FILE_MODE)
                 except OSError as exc:  # the store creates its files meanwhile (and reports what fails)
                     if exc.errno in UNSUPPORTED:
                         self.unavailable = exc
                     self.failed = exc
                     break
-            self.seconds += time.thread_time() - started
+                self.seconds += time.thread_time() - started  # counted before the spare can be seen
+                self.made += 1
+                self.failed = None
+                self._ready.append(fd)
             if self._closing or self.unavailable is not None:
                 return
 

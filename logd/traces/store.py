@@ -137,7 +137,7 @@ class TraceStore:
         if spares is None:
             return {}
         out: dict = {"used": spares.used, "missed": spares.missed, "ready": spares.ready, "made": spares.made,
-                     "seconds": round(spares.seconds, 3)}
+                     "seconds": round(spares.seconds, 6)}
         if spares.unavailable is not None or spares.failed is not None:
             out["error"] = str(spares.unavailable or spares.failed)
         return out
