@@ -31,6 +31,7 @@
 #define K_BAIL 2    /* at the top level: a later step reads it (traces, usage shapes, reserved) */
 #define K_TEXT 4    /* its strings (at any depth) are text the key=value rule looks at */
 #define K_READ 8    /* at the top level: a step reads its record in Python, but changes nothing (ReadsRecords) */
+#define K_FULL 16   /* at the top level of a trace entry: a step needs its record after all (QuietEntries) */
 
 #define MAX_DEPTH 32
 #define MAX_TOP 64
@@ -148,6 +149,28 @@ static inline int name_is(const Name *name, const char *p, Py_ssize_t n) {
     return name->data && name->len == n && memcmp(name->data, p, (size_t)n) == 0;
 }
 
+#define MAX_HOOKS 8
+#define MAX_NESTED_NAMES 8
+
+/* QuietEntries (logd/spec.py): a line a step reads whose `hook` holds one of `hooks` and whose
+ * `session` holds text, with no K_FULL key, none of `nested_names` in its `nested` object (a
+ * name "a.b": b in the object under a), no
+ * `result` object with a `result_error` that is not empty, no `type` text starting with
+ * `type_prefix`, text or null (or nothing) under `agent_id` and `agent`, at a level the floor
+ * keeps: its record would only be counted by agent and level, paired if a run hook, and filed
+ * under its session. Such lines come as their own runs. */
+typedef struct {
+    int on;
+    PyObject *shape;           /* the shape a trace branch's selector gives such an entry, with its session */
+    PyObject *hook_objects;    /* tuple: the hooks as str, handed back with a run hook */
+    Name hook, session, agent_id, agent, nested, type, type_prefix, result, result_error;
+    Name hooks[MAX_HOOKS];
+    int nhooks;
+    int run_hooks;             /* bit i: hooks[i] starts or ends a run (its fields are handed back) */
+    Name nested_names[MAX_NESTED_NAMES];
+    int nnested;
+} EntryRule;
+
 typedef struct {
     PyObject_HEAD
     PyObject *aliases;       /* dict: level spelling -> canonical level */
@@ -177,6 +200,7 @@ typedef struct {
     Py_ssize_t min_len;      /* characters: shorter strings cannot match a pattern */
     int redact;
     int naive_utc;           /* a time without an offset (the machine's local time) is UTC at every moment */
+    EntryRule entries;       /* QuietEntries: trace entries no step needs a record of */
     Cache keys, values, messages;
 } FastPath;
 
@@ -1100,6 +1124,9 @@ typedef struct {
     Py_ssize_t scratch_cap;
     char *flat; /* loguru's envelope as the flat record it stands for (loguru_flat) */
     Py_ssize_t flat_cap;
+    PyObject *selected;   /* list: per entry of a QuietEntries run, its shape (EntryRule.shape, session) */
+    PyObject *runs;       /* list: per run hook among them, (hook, session, agent_id, agent, time) */
+    PyObject *last_shape; /* the last entry's shape: the next of its session shares it */
 } Output;
 
 /* What the steps that keep or drop records (Thins) decide a written line by, into o->thin. */
@@ -1575,11 +1602,171 @@ static PyObject *field_level(FastPath *fp, const char *p, const Field *f) {
     return level;
 }
 
-/* `read` (in): the kind of run: 0 lines no step reads, 1 lines a step reads in Python (K_READ),
- * which are written whatever their level (the level step runs on their records) and not
- * tallied (their steps count them). A line of the other kind is LINE_OTHER. */
+/* ---- QuietEntries: trace entries no step needs a record of ---- */
+
+typedef struct {
+    const Field *hook, *session, *agent_id, *agent;
+    int hook_index;
+} EntryFields;
+
+/* Whether the object `m` has a member `name` (1, or when its members cannot be told apart). */
+static int has_member(const char *p, const Member *m, const char *name, Py_ssize_t len) {
+    Member room[MAX_NESTED_KEYS];
+    Scan s = {p, m->start, m->end, 0, &validate_only};
+    int count = object_members(&s, room, MAX_NESTED_KEYS, 1);
+    if (count < 0) return 1;
+    for (int i = 0; i < count; i++) {
+        if (room[i].key.len == len && memcmp(p + room[i].key.start, name, (size_t)len) == 0) return 1;
+    }
+    return 0;
+}
+
+/* null, false, "", {} or []: what semantics.error_text reads as no error (a zero too, which the
+ * steps decide: not taken as empty here) */
+static int empty_value(const char *p, const Member *m) {
+    switch (m->type) {
+        case T_NULL:
+        case T_FALSE: return 1;
+        case T_STRING: return m->end - m->start == 2;
+        case T_OBJECT:
+        case T_ARRAY: {
+            Scan s = {p, m->start + 1, m->end, 0, &validate_only};
+            skip_ws(&s);
+            return s.pos == m->end - 1;
+        }
+        default: return 0;
+    }
+}
+
+/* Whether a line a step reads, with these fields, is a quiet entry (EntryRule): 1 yes, `e` filled;
+ * 0 no (its record goes to the steps). The level is checked by one_line. */
+static int entry_fields(const FastPath *fp, const char *p, const Field *fields, int nf, EntryFields *e) {
+    const EntryRule *rule = &fp->entries;
+    const Field *nested = NULL, *type = NULL, *result = NULL;
+    memset(e, 0, sizeof(*e));
+    for (int j = 0; j < nf; j++) {
+        const Field *f = &fields[j];
+        if (f->cls & K_FULL) return 0;
+        const char *k = p + f->key.start;
+        Py_ssize_t kl = f->key.len;
+        if (name_is(&rule->hook, k, kl)) e->hook = f;
+        else if (name_is(&rule->session, k, kl)) e->session = f;
+        else if (name_is(&rule->agent_id, k, kl)) e->agent_id = f;
+        else if (name_is(&rule->agent, k, kl)) e->agent = f;
+        else if (name_is(&rule->nested, k, kl)) nested = f;
+        else if (name_is(&rule->type, k, kl)) type = f;
+        else if (name_is(&rule->result, k, kl)) result = f;
+    }
+    /* text, not empty: the entry's session (a string token's raw content is between its quotes) */
+    if (!e->hook || e->hook->type != T_STRING || !e->session || e->session->type != T_STRING ||
+        e->session->end - e->session->start <= 2)
+        return 0;
+    e->hook_index = -1;
+    for (int i = 0; i < rule->nhooks; i++) { /* an escaped spelling is no hook: canonical_copy left no \uXXXX */
+        if (name_is(&rule->hooks[i], p + e->hook->start + 1, e->hook->end - e->hook->start - 2)) e->hook_index = i;
+    }
+    if (e->hook_index < 0) return 0;
+    if ((e->agent_id && e->agent_id->type != T_STRING && e->agent_id->type != T_NULL) ||
+        (e->agent && e->agent->type != T_STRING && e->agent->type != T_NULL))
+        return 0;
+    if (type && type->type == T_STRING && type->end - type->start - 2 >= rule->type_prefix.len &&
+        memcmp(p + type->start + 1, rule->type_prefix.data, (size_t)rule->type_prefix.len) == 0)
+        return 0;
+    Member room[MAX_NESTED_KEYS];
+    if (nested && nested->type == T_OBJECT) {
+        Scan s = {p, nested->start, nested->end, 0, &validate_only};
+        int count = object_members(&s, room, MAX_NESTED_KEYS, 1);
+        if (count < 0) return 0; /* a duplicate or escaped name: the steps decide */
+        for (int i = 0; i < count; i++) {
+            const char *k = p + room[i].key.start;
+            Py_ssize_t kl = room[i].key.len;
+            for (int j = 0; j < rule->nnested; j++) {
+                const Name *name = &rule->nested_names[j];
+                if (name_is(name, k, kl)) return 0;
+                /* "data.usage": a member of the object under this one */
+                if (room[i].type == T_OBJECT && name->len > kl + 1 && name->data[kl] == '.' &&
+                    memcmp(name->data, k, (size_t)kl) == 0 &&
+                    has_member(p, &room[i], name->data + kl + 1, name->len - kl - 1))
+                    return 0;
+            }
+        }
+    }
+    if (result && result->type == T_OBJECT) { /* its error, if any, says nothing (semantics.error_text) */
+        Scan s = {p, result->start, result->end, 0, &validate_only};
+        int count = object_members(&s, room, MAX_NESTED_KEYS, 1);
+        if (count < 0) return 0;
+        for (int i = 0; i < count; i++) {
+            if (name_is(&rule->result_error, p + room[i].key.start, room[i].key.len) && !empty_value(p, &room[i]))
+                return 0;
+        }
+    }
+    return 1;
+}
+
+static int same_session(PyObject *shape, const char *p, const Str *st) {
+    if (!shape || st->escaped) return 0;
+    Py_ssize_t n;
+    const char *have = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(shape, 1), &n);
+    if (!have) {
+        PyErr_Clear();
+        return 0;
+    }
+    return n == st->len && memcmp(have, p + st->start, (size_t)n) == 0;
+}
+
+/* A quiet entry written: counted by agent and level (CountByLevel, as AgentMetrics counts its
+ * record), its shape for the trace branch, and, for a run hook, what pairs it. */
+static int entry_add(FastPath *fp, Output *o, Tally *tally, const char *p, const EntryFields *e, long rank,
+                     const char *time) {
+    if (fp->count) {
+        Seen m;
+        memset(&m, 0, sizeof(m));
+        m.label = text_of(fp, p, e->agent);
+        if (!m.label) return -1;
+        int r = tally_count(fp, tally, &m, rank);
+        seen_clear(&m);
+        if (r < 0) return -1;
+    }
+    Scan ss = {p, e->session->start, e->session->end, 0, fp};
+    Str st;
+    scan_string(&ss, &st);
+    if (!same_session(o->last_shape, p, &st)) {
+        PyObject *session = string_object(p, &st);
+        PyObject *shape = session ? PyTuple_Pack(2, fp->entries.shape, session) : NULL;
+        Py_XDECREF(session);
+        if (!shape) return -1;
+        Py_XSETREF(o->last_shape, shape);
+    }
+    if (PyList_Append(o->selected, o->last_shape) < 0) return -1;
+    if (!((fp->entries.run_hooks >> e->hook_index) & 1)) return 0;
+    PyObject *agent_id = text_of(fp, p, e->agent_id), *agent = text_of(fp, p, e->agent);
+    PyObject *when = PyUnicode_FromStringAndSize(time, 27);
+    PyObject *run = agent_id && agent && when
+        ? PyTuple_Pack(5, PyTuple_GET_ITEM(fp->entries.hook_objects, e->hook_index), PyTuple_GET_ITEM(o->last_shape, 1),
+                       agent_id, agent, when)
+        : NULL;
+    Py_XDECREF(agent_id);
+    Py_XDECREF(agent);
+    Py_XDECREF(when);
+    int r = run ? PyList_Append(o->runs, run) : -1;
+    Py_XDECREF(run);
+    return r;
+}
+
+#define RUN_ANY (-1) /* a run's first line: the run is of its kind */
+#define RUN_PLAIN 0
+#define RUN_READ 1
+#define RUN_ENTRIES 2
+#define ENTRIES_TO_CUT 8 /* quiet entries in a row that end a run of lines a step reads: they are their own run */
+
+/* `run` (in, out): the kind of run: RUN_PLAIN lines no step reads, RUN_READ lines a step reads
+ * in Python (K_READ), which are written whatever their level (the level step runs on their
+ * records) and not tallied (their steps count them), RUN_ENTRIES quiet entries (EntryRule;
+ * written at the levels the floor keeps, counted here); RUN_ANY: this line's kind, set here. A
+ * line of another kind is LINE_OTHER; `kind` (out): the line's own (a quiet entry in a run of
+ * lines a step reads is written as one of them). */
 static int one_line(FastPath *fp, const char *p, Py_ssize_t n, const char *suffix, Py_ssize_t suffix_len,
-                    Output *o, Tally *tally, int read) {
+                    Output *o, Tally *tally, int *run, int *kind) {
     if (n < 2 || p[0] != '{' || p[n - 1] != '}') return LINE_SLOW;
     const char *escape = memchr(p, '\\', (size_t)n);
     if (escape) { /* \uXXXX or \/: the line as orjson would write its strings */
@@ -1674,7 +1861,14 @@ static int one_line(FastPath *fp, const char *p, Py_ssize_t n, const char *suffi
         skip_ws(&s);
     }
     if (s.pos != n) return LINE_SLOW;
-    if (reads != read) return LINE_OTHER;
+    *kind = reads;
+    if (*run == RUN_PLAIN && reads) return LINE_OTHER;
+    EntryFields entry;
+    if (reads && fp->entries.on && entry_fields(fp, p, fields, nf, &entry)) *kind = RUN_ENTRIES;
+    int deciding = *run == RUN_ANY;
+    if (deciding) *run = *kind;
+    int read = *run;
+    if ((read == RUN_PLAIN) != !reads || (read == RUN_ENTRIES && *kind != RUN_ENTRIES)) return LINE_OTHER;
     int t_i = at[R_TIME] >= 0 ? at[R_TIME] : first_present(at, R_TIME_ALIAS, 5);
     int l_i = at[R_LEVEL] >= 0 ? at[R_LEVEL] : first_present(at, R_LEVEL_ALIAS, 3);
     int m_i = at[R_MESSAGE] >= 0 ? at[R_MESSAGE] : at[R_MSG];
@@ -1705,8 +1899,15 @@ static int one_line(FastPath *fp, const char *p, Py_ssize_t n, const char *suffi
     long code = PyLong_AsLong(action_obj); /* action * 16 + the level's rank */
     long action = code / 16;
     if (action == 2) return LINE_SLOW;
+    if (*kind == RUN_ENTRIES && action == 1) { /* under the floor: the level step sees its record */
+        *kind = RUN_READ;
+        if (deciding) *run = read = RUN_READ;
+        else if (read == RUN_ENTRIES) return LINE_OTHER;
+    }
     int handed = action == 3 && !read; /* written, and its record handed to a step (RecordsAtLevels) */
     if (read || handed) action = 0;    /* read: the level step decides in Python, on the record */
+    /* a quiet entry: usage skips it (no last error, nothing to sum), AgentMetrics counts it */
+    if (read == RUN_ENTRIES && entry_add(fp, o, tally, p, &entry, code % 16, time) < 0) return LINE_ERROR;
 
     if (!read) { /* what the metric steps count, read whole before anything is counted */
         Seen seen;
@@ -1791,14 +1992,17 @@ static PyObject *FastPath_run(FastPath *self, PyObject *const *args, Py_ssize_t 
         PyErr_SetString(PyExc_ValueError, "run: start and stop must be >= 0");
         return NULL;
     }
-    Output o = {NULL, 0, {0}, {0}, 0, PyList_New(0), PyList_New(0), NULL, 0, NULL, 0};
+    Output o = {NULL, 0, {0}, {0}, 0, PyList_New(0), PyList_New(0), NULL, 0, NULL, 0, PyList_New(0), PyList_New(0),
+                NULL};
     o.out = PyBytes_FromStringAndSize(NULL, 1 << 16);
     Tally tally = {PyDict_New(), PyList_New(0), PyDict_New(), PyList_New(0)};
-    if (!o.out || !o.handed || !o.thin || !tally.agent_index || !tally.agents || !tally.group_index ||
-        !tally.groups)
+    if (!o.out || !o.handed || !o.thin || !o.selected || !o.runs || !tally.agent_index || !tally.agents ||
+        !tally.group_index || !tally.groups)
         goto error;
     Py_ssize_t i = start, kept = 0, below = 0;
-    int read = 0, slow = 0;
+    int read = RUN_ANY, slow = 0;
+    /* quiet entries in a row within a run of lines a step reads: from which line, and where it started */
+    Py_ssize_t quiet = 0, quiet_from = 0, quiet_used = 0, quiet_kept = 0;
     /* the questions to Python may run any code, the list's own length included: re-read each time */
     for (; i < stop && i < PyList_GET_SIZE(lines); i++) {
         PyObject *line = PyList_GET_ITEM(lines, i);
@@ -1812,11 +2016,10 @@ static PyObject *FastPath_run(FastPath *self, PyObject *const *args, Py_ssize_t 
         Py_INCREF(end);
         const char *suffix = PyBytes_AS_STRING(end);
         Py_ssize_t suffix_len = PyBytes_GET_SIZE(end);
-        int r = one_line(self, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line), suffix, suffix_len, &o, &tally, read);
-        if (r == LINE_OTHER && i == start) { /* the run is of the first line's kind */
-            read = !read;
-            r = one_line(self, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line), suffix, suffix_len, &o, &tally, read);
-        }
+        Py_ssize_t used = o.used;
+        int kind;
+        int r = one_line(self, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line), suffix, suffix_len, &o, &tally, &read,
+                         &kind);
         Py_DECREF(end);
         Py_DECREF(line);
         if (r == LINE_ERROR) goto error;
@@ -1824,6 +2027,21 @@ static PyObject *FastPath_run(FastPath *self, PyObject *const *args, Py_ssize_t 
         if (r == LINE_SLOW) {
             slow = 1;
             break;
+        }
+        if (read == RUN_READ && kind == RUN_ENTRIES) {
+            if (quiet++ == 0) {
+                quiet_from = i;
+                quiet_used = used;
+                quiet_kept = kept;
+            }
+            if (quiet >= ENTRIES_TO_CUT) { /* taken back: the next run starts with them */
+                i = quiet_from;
+                o.used = quiet_used;
+                kept = quiet_kept;
+                break;
+            }
+        } else {
+            quiet = 0;
         }
         if (r == LINE_KEPT) kept++;
         else below++;
@@ -1842,14 +2060,19 @@ static PyObject *FastPath_run(FastPath *self, PyObject *const *args, Py_ssize_t 
     }
     Py_DECREF(tally.agent_index);
     Py_DECREF(tally.group_index);
-    return Py_BuildValue("(NnnnNNNNNNNN)", o.out, i, kept, below, tally.agents, tally.groups, low, high,
-                         PyBool_FromLong(read), PyBool_FromLong(slow), o.handed, o.thin);
+    Py_CLEAR(o.last_shape);
+    return Py_BuildValue("(NnnnNNNNNNNNNN)", o.out, i, kept, below, tally.agents, tally.groups, low, high,
+                         PyLong_FromLong(read == RUN_ANY ? RUN_PLAIN : read), PyBool_FromLong(slow), o.handed, o.thin,
+                         o.selected, o.runs);
 error:
     PyMem_Free(o.scratch);
     PyMem_Free(o.flat);
     Py_XDECREF(o.out);
     Py_XDECREF(o.handed);
     Py_XDECREF(o.thin);
+    Py_XDECREF(o.selected);
+    Py_XDECREF(o.runs);
+    Py_XDECREF(o.last_shape);
     Py_XDECREF(tally.agent_index);
     Py_XDECREF(tally.agents);
     Py_XDECREF(tally.group_index);
@@ -1876,26 +2099,90 @@ static int bounds_of(PyObject *buckets, double **out, Py_ssize_t *n) {
     return 0;
 }
 
+static void entry_rule_clear(EntryRule *r) {
+    Name *names[] = {&r->hook, &r->session, &r->agent_id, &r->agent, &r->nested, &r->type, &r->type_prefix,
+                     &r->result, &r->result_error};
+    for (int i = 0; i < 9; i++) name_set(names[i], Py_None);
+    for (int i = 0; i < r->nhooks; i++) name_set(&r->hooks[i], Py_None);
+    for (int i = 0; i < r->nnested; i++) name_set(&r->nested_names[i], Py_None);
+    r->nhooks = r->nnested = r->run_hooks = r->on = 0;
+    Py_CLEAR(r->shape);
+    Py_CLEAR(r->hook_objects);
+}
+
+/* entries: None, or (shape, hook key, hooks, run hooks, session key, agent_id key, agent key,
+ * nested key, nested names, type key, type prefix, result key, result's error key): see
+ * EntryRule and logd/spec.py's QuietEntries. */
+static int entry_rule_set(EntryRule *r, PyObject *spec) {
+    entry_rule_clear(r);
+    if (spec == Py_None) return 0;
+    PyObject *shape, *hooks, *runs, *nested_names;
+    PyObject *keys[9]; /* hook, session, agent_id, agent, nested, type, type prefix, result, result's error */
+    if (!PyArg_ParseTuple(spec, "OUO!O!UUUUO!UUUU;entries: (shape, hook, hooks, run_hooks, session, agent_id, agent, "
+                          "nested, nested_names, type, type_prefix, result, result_error)", &shape, &keys[0],
+                          &PyTuple_Type, &hooks, &PyTuple_Type, &runs, &keys[1], &keys[2], &keys[3], &keys[4],
+                          &PyTuple_Type, &nested_names, &keys[5], &keys[6], &keys[7], &keys[8]))
+        return -1;
+    if (PyTuple_GET_SIZE(hooks) > MAX_HOOKS || PyTuple_GET_SIZE(nested_names) > MAX_NESTED_NAMES) {
+        PyErr_SetString(PyExc_ValueError, "entries: too many hooks or nested names");
+        return -1;
+    }
+    Name *names[] = {&r->hook, &r->session, &r->agent_id, &r->agent, &r->nested, &r->type, &r->type_prefix,
+                     &r->result, &r->result_error};
+    for (int i = 0; i < 9; i++) {
+        if (name_set(names[i], keys[i]) < 0) goto error;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(hooks); i++) {
+        PyObject *hook = PyTuple_GET_ITEM(hooks, i);
+        if (!PyUnicode_Check(hook)) {
+            PyErr_SetString(PyExc_TypeError, "entries: hooks are str");
+            goto error;
+        }
+        r->nhooks++;
+        if (name_set(&r->hooks[i], hook) < 0) goto error;
+        int run = PySequence_Contains(runs, hook);
+        if (run < 0) goto error;
+        if (run) r->run_hooks |= 1 << i;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(nested_names); i++) {
+        PyObject *name = PyTuple_GET_ITEM(nested_names, i);
+        if (!PyUnicode_Check(name)) {
+            PyErr_SetString(PyExc_TypeError, "entries: nested names are str");
+            goto error;
+        }
+        r->nnested++;
+        if (name_set(&r->nested_names[i], name) < 0) goto error;
+    }
+    r->shape = Py_NewRef(shape);
+    r->hook_objects = Py_NewRef(hooks);
+    r->on = 1;
+    return 0;
+error:
+    entry_rule_clear(r);
+    return -1;
+}
+
 static int FastPath_init(FastPath *self, PyObject *args, PyObject *kwds) {
     static char *names[] = {"aliases", "actions", "classify_key", "value_clean", "message_clean", "min_len", "redact",
                             "label", "count", "histogram", "scale", "buckets", "sum", "sum_label", "directions",
                             "names", "failed", "failed_ranks", "observe", "observe_label", "observe_scale",
-                            "observe_buckets", "thin", "naive_utc", NULL};
+                            "observe_buckets", "thin", "naive_utc", "entries", NULL};
     PyObject *aliases, *actions, *classify_key, *value_clean, *message_clean;
     PyObject *label = Py_None, *histogram = Py_None, *sum = Py_None, *sum_label = Py_None;
     PyObject *counted = Py_None, *failed = Py_None, *observe = Py_None, *observe_label = Py_None, *thin = Py_None;
-    PyObject *buckets = NULL, *directions = NULL, *observe_buckets = NULL;
+    PyObject *buckets = NULL, *directions = NULL, *observe_buckets = NULL, *entries = Py_None;
     Py_ssize_t min_len;
     int redact, count = 0, naive_utc = 0;
     long failed_ranks = 0;
     double scale = 1.0, observe_scale = 1.0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!OOOnp|$OpOdO!OOO!OOlOOdO!Op", names, &PyDict_Type, &aliases,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!OOOnp|$OpOdO!OOO!OOlOOdO!OpO", names, &PyDict_Type, &aliases,
                                      &PyDict_Type, &actions, &classify_key, &value_clean, &message_clean, &min_len,
                                      &redact, &label, &count, &histogram, &scale, &PyTuple_Type, &buckets, &sum,
                                      &sum_label, &PyDict_Type, &directions, &counted, &failed, &failed_ranks,
                                      &observe, &observe_label, &observe_scale, &PyTuple_Type, &observe_buckets, &thin,
-                                     &naive_utc))
+                                     &naive_utc, &entries))
         return -1;
+    if (entry_rule_set(&self->entries, entries) < 0) return -1;
     if (!PyCallable_Check(classify_key)) {
         PyErr_SetString(PyExc_TypeError, "classify_key must be callable");
         return -1;
@@ -1971,6 +2258,8 @@ static int FastPath_traverse(FastPath *self, visitproc visit, void *arg) {
     Py_VISIT(self->value_clean);
     Py_VISIT(self->message_clean);
     Py_VISIT(self->directions);
+    Py_VISIT(self->entries.shape);
+    Py_VISIT(self->entries.hook_objects);
     return 0;
 }
 
@@ -1981,6 +2270,8 @@ static int FastPath_clear(FastPath *self) {
     Py_CLEAR(self->value_clean);
     Py_CLEAR(self->message_clean);
     Py_CLEAR(self->directions);
+    Py_CLEAR(self->entries.shape);
+    Py_CLEAR(self->entries.hook_objects);
     return 0;
 }
 
@@ -2001,17 +2292,20 @@ static void FastPath_dealloc(FastPath *self) {
     PyMem_Free(self->observe_label.data);
     PyMem_Free(self->thin.data);
     PyMem_Free(self->observe_buckets);
+    entry_rule_clear(&self->entries);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static PyMethodDef FastPath_methods[] = {
     {"run", (PyCFunction)(void (*)(void))FastPath_run, METH_FASTCALL,
      "run(lines, start, stop, suffix) -> (json_lines, next, kept, below, agents, usage_rows, low, high, read, slow,\n"
-     "handed, thin)\n\n"
-     "Lines from start on of the first line's kind (read: lines a step reads in Python), until the first of the\n"
-     "other kind or the first that Python must take (slow; its index is next). suffix: the end of every line,\n"
-     "or a list of one per line. handed: where the lines whose records a step is handed start in json_lines;\n"
-     "thin: per line written (when a thin key is set), (where it starts, that key's text, level, message)."},
+     "handed, thin, selected, runs)\n\n"
+     "Lines from start on of the first line's kind (read: 0 lines no step reads, 1 lines a step reads in Python,\n"
+     "2 quiet entries), until the first of another kind or the first that Python must take (slow; its index is\n"
+     "next). suffix: the end of every line, or a list of one per line. handed: where the lines whose records a\n"
+     "step is handed start in json_lines; thin: per line written (when a thin key is set), (where it starts,\n"
+     "that key's text, level, message); selected: per quiet entry, (shape, session); runs: per quiet run hook,\n"
+     "(hook, session, agent_id, agent, time)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -2071,7 +2365,8 @@ PyMODINIT_FUNC PyInit__hotpath(void) {
     if (!m) return NULL;
     if (PyModule_AddObjectRef(m, "FastPath", (PyObject *)&FastPathType) < 0 ||
         PyModule_AddIntConstant(m, "K_SECRET", K_SECRET) < 0 || PyModule_AddIntConstant(m, "K_BAIL", K_BAIL) < 0 ||
-        PyModule_AddIntConstant(m, "K_TEXT", K_TEXT) < 0 || PyModule_AddIntConstant(m, "K_READ", K_READ) < 0) {
+        PyModule_AddIntConstant(m, "K_TEXT", K_TEXT) < 0 || PyModule_AddIntConstant(m, "K_READ", K_READ) < 0 ||
+        PyModule_AddIntConstant(m, "K_FULL", K_FULL) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -5,6 +5,7 @@ K_SECRET: int
 K_BAIL: int
 K_TEXT: int
 K_READ: int
+K_FULL: int
 
 def home_slot(data: bytes, /) -> int: ...
 
@@ -17,7 +18,10 @@ class FastPath:
                  names: str | None = None, failed: str | None = None, failed_ranks: int = 0,
                  observe: str | None = None, observe_label: str | None = None, observe_scale: float = 1.0,
                  observe_buckets: tuple[float, ...] = (), thin: str | None = None, naive_utc: bool = False,
+                 entries: tuple[object, str, tuple[str, ...], tuple[str, ...], str, str, str, str, tuple[str, ...],
+                                str, str] | None = None,
                  ) -> None: ...
     def run(self, lines: list[bytes], start: int, stop: int, suffix: bytes | list[bytes], /) -> tuple[
-        bytes, int, int, int, list[list[object]], list[list[object]], str | None, str | None, bool, bool,
-        list[int], list[tuple[int, str | None, str, str]]]: ...
+        bytes, int, int, int, list[list[object]], list[list[object]], str | None, str | None, int, bool,
+        list[int], list[tuple[int, str | None, str, str]], list[tuple[object, str]],
+        list[tuple[str, str, str | None, str | None, str]]]: ...

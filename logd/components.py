@@ -79,9 +79,12 @@ class Batch:
 
     @classmethod
     def joined(cls, parts: list[Batch]) -> Batch:
-        """One batch of ``parts``, in order (records of the Python path and of the hot path)."""
+        """One batch of ``parts``, in order (records of the Python path and of the hot path); a
+        branch's parts: what its selector said of each, when it said so of every part."""
         batch = cls([])
         batch._records, batch._parts, batch.count = None, parts, sum(p.count for p in parts)
+        if all(p.selected is not None for p in parts):
+            batch.selected = [mark for p in parts for mark in p.selected]  # type: ignore[union-attr]
         return batch
 
     @property
@@ -131,7 +134,12 @@ class Batch:
             return encode(fixed)
 
     def encoded_lines(self) -> bytes | None:
-        """The JSON lines if a sink already made them (one line per record, in order), else None."""
+        """The JSON lines if a sink already made them (one line per record, in order), or every
+        part came with them, else None."""
+        if self._json is None and self._parts is not None:
+            lines = [part.encoded_lines() for part in self._parts]
+            if all(line is not None for line in lines):
+                self._json = b"".join(lines)  # type: ignore[arg-type]
         return self._json
 
 

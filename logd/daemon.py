@@ -267,7 +267,7 @@ class Daemon:
             "level": self.config.level, "filtered": stats.filtered,
             # lines in logd's shape take the compiled path (logd/hotpath.py): how many did, and why not
             "hot_path": {"on": self.pipeline.hot is not None, "records": stats.hot_path,
-                         **({"off": self.parts.cold} if self.parts.cold else {})},
+                         "trace_entries": stats.hot_entries, **({"off": self.parts.cold} if self.parts.cold else {})},
             # logd's own events by level, and those that had nowhere to go (before start, after stop)
             "events": {"emitted": dict(self.events.counts), "lost": self.events.lost},
         }

@@ -25,6 +25,15 @@ batch whose records, decoded from the lines, go through the steps but redaction,
 the compiled code found nothing for, and the branch; the file and the session files get
 the lines as they are.
 
+Most trace records need no record at all: an AgenticGoKit hook entry that reports no usage,
+tool call or error is only counted by agent and level, paired if it starts or ends a run,
+and filed in its session (``QuietEntries``, declared by the usage step with the rule of
+:func:`logd.traces.semantics.may_report`, and ``PairsRuns`` by the agents step). The
+compiled code recognises such lines and hands over, per run of them, the agents' counts,
+the run hooks' fields and each line's session, never a dict: a trace record then costs
+about what a plain one does (issue 27). While a step needs their records after all (spans
+wait for their agent; the agents' label cap is near), a run of them is decoded as above.
+
 The compiled code never decides anything Python would decide differently: for each line it
 either makes the same bytes and counts as the Python path (tests/test_hotpath.py compares
 them on generated lines) or stops and gives the line to Python. What it asks Python is
@@ -53,6 +62,8 @@ from logd.spec import (
     CountNames,
     LevelFloor,
     ObserveNumber,
+    PairsRuns,
+    QuietEntries,
     ReadsRecords,
     RecordsAtLevels,
     Redact,
@@ -78,7 +89,8 @@ AVAILABLE = _hotpath is not None
 _GIVE_UP_AFTER = 8
 
 if _hotpath is not None:
-    K_SECRET, K_BAIL, K_TEXT, K_READ = _hotpath.K_SECRET, _hotpath.K_BAIL, _hotpath.K_TEXT, _hotpath.K_READ
+    K_SECRET, K_BAIL, K_TEXT, K_READ, K_FULL = (_hotpath.K_SECRET, _hotpath.K_BAIL, _hotpath.K_TEXT, _hotpath.K_READ,
+                                                _hotpath.K_FULL)
 
 
 def _no_tally(*rows: Any) -> None:
@@ -95,9 +107,14 @@ class HotPath:
     def __init__(self, python_keys: frozenset[str], floor: int, redactor: Any, count: CountByLevel | None,
                  sums: SumFields | None, read_keys: frozenset[str] = frozenset(),
                  done: tuple[Any, ...] = (), names: CountNames | None = None, observe: ObserveNumber | None = None,
-                 handed: RecordsAtLevels | None = None, thins: tuple[Thins, ...] = ()) -> None:
+                 handed: RecordsAtLevels | None = None, thins: tuple[Thins, ...] = (),
+                 quiet: tuple[QuietEntries, PairsRuns] | None = None) -> None:
         self.python_keys = python_keys
         self.read_keys = read_keys - python_keys
+        # quiet trace entries: their steps' roles, and the keys that make an entry need its record
+        self.quiet = quiet
+        self.full_keys = frozenset() if quiet is None or count is None else \
+            quiet[0].full_keys | ({count.histogram_key} if count.histogram_key else set())  # duration_ms: its own
         self.done = done  # the steps whose work the compiled path has done on the lines steps read (redaction)
         self.redactor = redactor
         self.add_counts = count.add if count is not None else _no_tally
@@ -131,7 +148,8 @@ class HotPath:
             observe_label=observe.label_key if observe is not None else None,
             observe_scale=observe.scale if observe is not None else 1.0,
             observe_buckets=tuple(float(b) for b in observe.buckets) if observe is not None else (),
-            thin=thins[0].key if thins else None, naive_utc=local_zone_is_utc())
+            thin=thins[0].key if thins else None, naive_utc=local_zone_is_utc(),
+            entries=None if quiet is None else _entry_rule(*quiet))
 
     def _classify_key(self, key: str) -> int:
         flags = 0
@@ -139,6 +157,8 @@ class HotPath:
             flags |= K_BAIL
         elif key in self.read_keys:
             flags |= K_READ
+        if key in self.full_keys:
+            flags |= K_FULL
         if self.redactor is not None:
             if self.redactor.is_secret_key(key):
                 flags |= K_SECRET
@@ -215,8 +235,8 @@ class HotPath:
                     slow = []
                 continue
             try:
-                json_lines, stop, kept, below, agents, rows, low, high, read, python, handed, thin = run(
-                    lines, i, n, ends)
+                (json_lines, stop, kept, below, agents, rows, low, high, read, python, handed, thin, selected,
+                 runs) = run(lines, i, n, ends)
             except Exception as exc:  # a question to Python failed (a bug): Python takes the rest
                 if not self._reported:  # once: the records themselves are all kept
                     self._reported = True
@@ -229,7 +249,10 @@ class HotPath:
                 if slow:
                     put(slow)
                     slow = []
-                if read:  # lines some step reads: their records go through the steps (but redaction)
+                if read == _ENTRIES:  # no step needs their records: counted and filed here, unless one does now
+                    pipeline.put_encoded(Encoded(json_lines, kept, 0, (low, high), self._entries(agents, runs),
+                                                 self.done, selected))
+                elif read:  # lines some step reads: their records go through the steps (but redaction)
                     pipeline.put_encoded(Encoded(json_lines, kept, 0, _EMPTY, _no_count, self.done))
                 else:
                     bounds = (low, high) if low is not None and high is not None else _EMPTY
@@ -245,6 +268,23 @@ class HotPath:
             i = stop
         if slow:
             put(slow)
+
+    def _entries(self, agents: list, runs: list) -> Callable[[], bool]:
+        """What a run of quiet entries adds to the steps (their counts by agent and level, their
+        run hooks), called in order with the batches around it; False, adding nothing: a step
+        needs their records now (spans wait for their agent, or the agents' label cap is near)."""
+        assert self.quiet is not None
+        entries, pairs = self.quiet
+        add_counts = self.add_counts
+
+        def count() -> bool:
+            if not entries.ready() or not pairs.fits([row[0] for row in agents] + [r[2] or r[3] for r in runs]):
+                return False
+            add_counts(agents)
+            if runs:
+                pairs.add(runs)
+            return True
+        return count
 
     def _counter(self, agents: list, rows: list, json_lines: bytes, handed: list[int],
                  thin: list[tuple[int, Any, str, str]]) -> Callable[[], Thinned | None]:
@@ -282,6 +322,30 @@ def _thinned(thins: tuple[Thins, ...], json_lines: bytes, lines: list[tuple[int,
 
 
 _EMPTY = ("\U0010ffff", "")  # no kept record: bounds that widen nothing
+_ENTRIES = 2  # run's kind: quiet entries (RUN_ENTRIES in _hotpath.c)
+
+
+def _entry_rule(entries: QuietEntries, pairs: PairsRuns) -> tuple[Any, ...]:
+    """The quiet entries' rule as FastPath takes it (EntryRule in _hotpath.c)."""
+    return (entries.shape, entries.hook, entries.hooks, pairs.hooks, entries.session, *pairs.agent_keys,
+            entries.nested, entries.nested_names, entries.type_key, entries.type_prefix, entries.result,
+            entries.result_error)
+
+
+def _quiet(declared: dict[type, list[Any]], own_roles: list[tuple[Any, ...]],
+           count: CountByLevel | None) -> tuple[QuietEntries, PairsRuns] | None:
+    """The roles that let quiet entries skip their records, when every step that reads records
+    declared what it does with them, the agents' count labels by the agent the pairs fall back
+    on, and no step keeps or drops records (sampling decides on records)."""
+    entries, pairs = declared.get(QuietEntries, []), declared.get(PairsRuns, [])
+    if len(entries) != 1 or len(pairs) != 1 or Thins in declared or count is None:
+        return None
+    if count.label_key != pairs[0].agent_keys[1]:
+        return None
+    if any(any(isinstance(r, ReadsRecords) for r in own) and not any(isinstance(r, (QuietEntries, PairsRuns))
+                                                                     for r in own) for own in own_roles):
+        return None
+    return entries[0], pairs[0]
 
 
 def build(steps: Iterable[tuple[Spec, Any]], others: Iterable[Spec] = ()) -> tuple[HotPath | None, str | None]:
@@ -291,11 +355,13 @@ def build(steps: Iterable[tuple[Spec, Any]], others: Iterable[Spec] = ()) -> tup
         return None, "logd was built without a C compiler"
     python_keys, read_keys = set(PARSER_KEYS), set[str]()
     roles: list[Any] = []
+    own_roles: list[tuple[Any, ...]] = []
     done = []  # steps whose one role is redaction: what they would change sends a line to Python
     for spec, step in steps:
         if spec.reads is EVERY_RECORD:
             return None, f"step {spec.name} reads every record"
         own = spec.hot(step) if spec.hot is not None else ()
+        own_roles.append(own)
         if any(isinstance(r, ReadsRecords) for r in own):
             read_keys |= spec.reads
         else:
@@ -309,7 +375,8 @@ def build(steps: Iterable[tuple[Spec, Any]], others: Iterable[Spec] = ()) -> tup
     for role in roles:
         declared.setdefault(type(role), []).append(role)
     one = {kind: found[0] for kind, found in declared.items()}
-    if any(len(found) > 1 for kind, found in declared.items() if kind not in (ReadsRecords, Thins)):
+    if any(len(found) > 1 for kind, found in declared.items() if kind not in (ReadsRecords, Thins, QuietEntries,
+                                                                                 PairsRuns)):
         return None, "the compiled path takes one role of each kind"
     count, sums, names = one.get(CountByLevel), one.get(SumFields), one.get(CountNames)
     labels = {role.label_key if not isinstance(role, SumFields) else role.labels[0]
@@ -324,4 +391,4 @@ def build(steps: Iterable[tuple[Spec, Any]], others: Iterable[Spec] = ()) -> tup
     return HotPath(frozenset(python_keys), floor.floor if floor is not None else 0,
                    redact.redactor if redact is not None else None, count, sums,
                    frozenset(read_keys), tuple(done), names, one.get(ObserveNumber), one.get(RecordsAtLevels),
-                   thins), None
+                   thins, _quiet(declared, own_roles, count)), None

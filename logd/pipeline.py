@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import compress
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 
@@ -104,14 +104,20 @@ class Encoded:
     Lines a step reads (:class:`~logd.spec.ReadsRecords`) come as such a batch with ``done``
     set: all of them, whatever their level; their records, decoded from these lines, go
     through every step but those in ``done`` (the compiled path found nothing for them to do)
-    and the trace branch, and the lines are written as they are."""
+    and the trace branch, and the lines are written as they are.
+
+    Quiet trace entries (:class:`~logd.spec.QuietEntries`) come as such a batch with
+    ``selected`` set too, each line's shape for the trace branch: ``count`` adds what the steps
+    count of them and says True, or adds nothing and says False (a step needs their records
+    now: they are decoded as above)."""
 
     json_lines: bytes
     kept: int
     below: int
     bounds: tuple[str, str]
-    count: Callable[[], Thinned | None]
+    count: Callable[[], Any]
     done: tuple[Step, ...] | None = None
+    selected: list[Any] | None = None
 
 
 @dataclass
@@ -140,6 +146,7 @@ class Stats:
     branch_errors: dict[str, int] = field(default_factory=dict)
     step_errors: dict[str, int] = field(default_factory=dict)  # records flagged, by the step that failed
     hot_path: int = 0  # records the compiled hot path took (logd/hotpath.py)
+    hot_entries: int = 0  # ... of them, trace entries no step needed a record of (QuietEntries)
 
 
 class _Lines:
@@ -196,6 +203,7 @@ class Pipeline:
         self.deliveries = [_Delivery(s) for s in sinks]
         self.branch = branch
         self._branch_delivery = _Delivery(branch.sink) if branch is not None else None
+        self._taken: list[Batch] = []  # what this drain's segments gave the branch: delivered as one
         self.stats = Stats(delivered={s.name: 0 for s in sinks}, sink_errors={s.name: 0 for s in sinks})
         if branch is not None:
             self.stats.branch_delivered[branch.name] = 0
@@ -299,11 +307,17 @@ class Pipeline:
         parts: list[Batch] = []
         for segment in segments:
             if isinstance(segment, Encoded):
-                part = self._encoded(segment) if segment.done is None else self._decoded(segment, segment.done)
+                part = (self._encoded(segment) if segment.done is None else
+                        self._entries(segment) if segment.selected is not None else
+                        self._decoded(segment, segment.done))
             else:
                 part = self._through_steps(segment)
             if part is not None and part.count:
                 parts.append(part)
+        if self._taken:  # the branch first, as each segment forked it: one write per session
+            taken, self._taken = self._taken, []
+            assert self._branch_delivery is not None
+            self._deliver(self._branch_delivery, taken[0] if len(taken) == 1 else Batch.joined(taken))
         if parts:
             batch = parts[0] if len(parts) == 1 else Batch.joined(parts)
             for delivery in self.deliveries:
@@ -355,6 +369,27 @@ class Pipeline:
         lines = _Lines(records, json_lines) if branch is None or not branch.steps else None
         return self._through_steps(records, skip, lines)
 
+    def _entries(self, encoded: Encoded) -> Batch | None:
+        """Quiet trace entries from the hot path: counted, filed by the trace branch under the
+        shapes the hot path gave, written as they are; their records through the steps after all
+        when a step needs them now, or the branch has steps of its own (they change records)."""
+        assert encoded.done is not None
+        if self.branch is not None and self.branch.steps:
+            return self._decoded(encoded, encoded.done)
+        try:
+            counted = encoded.count()
+        except Exception:  # a bug: reported in step_errors; the entries are filed and written all the same
+            self._count_error("hotpath", encoded.kept)
+            counted = True
+        if not counted:
+            return self._decoded(encoded, encoded.done)
+        self.stats.hot_entries += encoded.kept
+        if self._branch_delivery is not None:
+            taken = Batch.encoded(encoded.json_lines, encoded.kept, encoded.bounds)
+            taken.selected = encoded.selected
+            self._taken.append(taken)
+        return Batch.encoded(encoded.json_lines, encoded.kept, encoded.bounds)
+
     def _encoded(self, encoded: Encoded) -> Batch:
         """The hot path's records: counted by the metric steps, then handed to the sinks as they
         are, but those sampling and rate limits drop."""
@@ -374,7 +409,8 @@ class Pipeline:
         return Batch.encoded(encoded.json_lines, encoded.kept, encoded.bounds)
 
     def _fork(self, records: list[Record], lines: _Lines | None = None) -> None:
-        """The branch's records, through its steps to its sink, now (before later steps drop any)."""
+        """The branch's records, through its steps, now (before later steps drop any); its sink
+        gets them when the drain has been through every segment, before the other sinks."""
         assert self.branch is not None and self._branch_delivery is not None
         marks = self.branch.select(records)
         taken = list(compress(records, marks))
@@ -383,14 +419,14 @@ class Pipeline:
         if not self.branch.steps:  # the sink gets what the selector said (the trace shapes): not asked twice
             batch = self._batch(taken, lines)
             batch.selected = list(filter(None, marks))
-            self._deliver(self._branch_delivery, batch)
+            self._taken.append(batch)
             return
         for step in self.branch.steps:
             if not taken:
                 return
             taken = self._run_step(step, taken)
         if taken:
-            self._deliver(self._branch_delivery, self._batch(taken, lines))
+            self._taken.append(self._batch(taken, lines))
 
     def _run_step(self, step: Step, records: list[Record]) -> list[Record]:
         """``step`` on the batch; isolation: only the records it cannot handle are flagged."""

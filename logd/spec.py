@@ -224,4 +224,44 @@ class ReadsRecords:
     (decoded from those lines) instead of leaving the lines to Python's parser and redactor."""
 
 
+@dataclass(frozen=True)
+class QuietEntries:
+    """The step does nothing with a trace entry that reports nothing: an AgenticGoKit hook entry
+    (``hook`` one of ``hooks``, ``session`` text, not empty) with no key of ``full_keys``, none of
+    ``nested_names`` in its ``nested`` object, no ``result`` object whose ``result_error`` is not
+    empty and no ``type`` text starting with ``type_prefix`` (the usage step: no usage, tool call
+    or error in it, :mod:`logd.traces.semantics`). The compiled path
+    gives no step the record of such a line, at a level the floor keeps, while ``ready()``: the
+    agents step counts it and pairs its run hooks (:class:`PairsRuns`), the trace branch files it
+    under ``(shape, session)``, its line is written as it is. Not ready (spans wait for their
+    agent): its record goes through the steps."""
+
+    shape: str
+    hook: str
+    hooks: tuple[str, ...]
+    session: str
+    full_keys: frozenset[str]
+    nested: str
+    nested_names: tuple[str, ...]
+    type_key: str
+    type_prefix: str
+    result: str
+    result_error: str
+    ready: Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class PairsRuns:
+    """The step pairs run hooks (``hooks``: the start's and the end's) of the records it reads by
+    session and agent (the first text of ``agent_keys``); ``add`` takes those of quiet entries
+    (:class:`QuietEntries`) as ``(hook, session, agent_id, agent, time)``, in order, and
+    ``fits(agents)`` says whether labelling these agents in any order gives each the label it
+    would get in order (the label cap is not reached)."""
+
+    hooks: tuple[str, str]
+    agent_keys: tuple[str, str]
+    add: Callable[[list[tuple[str, str, Any, Any, str]]], None]
+    fits: Callable[[Iterable[object]], bool]
+
+
 EVERY_RECORD = None  # Spec.reads of a step that must see every record

@@ -51,13 +51,23 @@ from logd.isolation import StepFailures
 from logd.levels import ERROR_LEVELS
 from logd.metrics import histogram
 from logd.record import MAX_KEY_CHARS, Record, bounded_key
-from logd.spec import STEP, Context, CountNames, ObserveNumber, ReadsRecords, RecordsAtLevels, Spec, SumFields
+from logd.spec import (
+    STEP,
+    Context,
+    CountNames,
+    ObserveNumber,
+    QuietEntries,
+    ReadsRecords,
+    RecordsAtLevels,
+    Spec,
+    SumFields,
+)
 from logd.steps.agents import agents_of
 from logd.timestamps import epoch_seconds
 from logd.traces import semantics
 from logd.traces.live import Fact, LiveTraces
 from logd.traces.semantics import error_text
-from logd.traces.shapes import AGK, KOOG, SPAN, Shapes, classify
+from logd.traces.shapes import AGK, AGK_HOOKS, KOOG, SPAN, Shapes, classify
 from logd.traces.shapes import TRIGGER_KEYS as SHAPE_KEYS
 
 OTHER = "_other"
@@ -476,15 +486,21 @@ def _usage_metrics(settings: None, ctx: Context) -> UsageMetrics:
     return ctx.keep("usage", lambda: UsageMetrics(agents_of(ctx).label, shapes=ctx.keep("shapes", Shapes)))
 
 
-def _hot(usage: UsageMetrics) -> tuple[SumFields, CountNames, ObserveNumber, RecordsAtLevels, ReadsRecords]:
+def _hot(usage: UsageMetrics) -> tuple[SumFields, CountNames, ObserveNumber, RecordsAtLevels, ReadsRecords,
+                                      QuietEntries]:
     # what _flat counts of an ordinary record: integer tokens by (agent, model), tool calls by
     # (agent, tool, outcome), latency_ms by model; a record at an error level is handed over too
     # (its agent's last error is kept from the whole record); the records it reads (trace and
-    # usage shapes) it only counts
+    # usage shapes) it only counts, and an AgenticGoKit entry that reports no usage, tool call or
+    # error (semantics) it skips, unless spans wait for their agent (__call__)
+    live = usage.live
     return (SumFields("tokens", ("agent", "model"), DIRECTIONS, usage.add_tokens),
             CountNames("tool", "agent", "error", ERROR_LEVELS, usage.add_tool_calls),
             ObserveNumber("latency_ms", "model", 1000.0, usage.buckets, usage.add_latency),
-            RecordsAtLevels(ERROR_LEVELS, usage.keep_last_error), ReadsRecords())
+            RecordsAtLevels(ERROR_LEVELS, usage.keep_last_error), ReadsRecords(),
+            QuietEntries(AGK, "hook", tuple(sorted(AGK_HOOKS)), "session_id",
+                         semantics.REPORTING_KEYS - {semantics.AGK_RESULT}, "state", semantics.STATE_USAGE,
+                         "type", semantics.KOOG_PREFIX, semantics.AGK_RESULT, "error", lambda: not live.waiting))
 
 
 def _view(s: dict[str, Any], view: dict[str, Any]) -> None:

@@ -60,7 +60,7 @@ def test_a_real_go_agents_lines_take_the_hot_path_and_make_pythons_records(
                        what="the Go agent's records")
     status = orjson.loads(subprocess.run([sys.executable, "-m", "logd", "status", "--json", "--socket",
                                           str(d.socket_path)], capture_output=True, text=True, check=True).stdout)
-    assert status["hot_path"] == {"on": True, "records": LINES}
+    assert status["hot_path"] == {"on": True, "records": LINES, "trace_entries": 0}
     trusted = {k: v for k, v in records[0].items() if k in TRUSTED_FIELDS}
     assert trusted["_pid"] > 0
     expected = [parse_line(line, "2000-01-01T00:00:00.000000Z", trusted) for line in sent]

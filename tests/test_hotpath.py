@@ -17,7 +17,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from logd import hotpath
@@ -552,7 +552,7 @@ def test_a_real_daemon_takes_its_clients_lines_the_hot_way_and_says_so(daemon, t
     assert [r["seq"] for r in kept] == expected
     assert all(r["_pid"] > 0 and r["time"].endswith("Z") for r in kept)
     assert kept[1]["time"] == "2026-11-29T10:11:12.500000Z" and list(kept[1])[:3] == ["time", "level", "message"]
-    assert status["hot_path"] == {"on": True, "records": 270}
+    assert status["hot_path"] == {"on": True, "records": 270, "trace_entries": 0}
 
 
 @pytest.mark.parametrize(("zone", "winter", "summer", "taken"), [
@@ -571,7 +571,7 @@ def test_a_naive_time_takes_the_compiled_path_only_where_the_local_zone_is_utc(
     wait_for(lambda: len([r for r in read_records(tmp_path / "agent.log") if "seq" in r]) >= 20, what="the records")
     kept = [r for r in read_records(tmp_path / "agent.log") if "seq" in r]
     assert [r["time"] for r in kept] == [winter, summer] * 10
-    assert _status(d)["hot_path"] == {"on": True, "records": taken}
+    assert _status(d)["hot_path"] == {"on": True, "records": taken, "trace_entries": 0}
 
 
 def _status(d) -> dict:  # type: ignore[no-untyped-def]
@@ -589,7 +589,7 @@ def test_a_real_daemon_counts_tool_calls_and_errors_on_the_compiled_path(daemon,
     wait_for(lambda: len([r for r in read_records(tmp_path / "agent.log") if r.get("agent") != "logd"]) >= kept,
              what="the records")
     status = _status(d)
-    assert status["hot_path"] == {"on": True, "records": 200}
+    assert status["hot_path"] == {"on": True, "records": 200, "trace_entries": 0}
     agents, records = status["usage"]["agents"], [orjson.loads(line) for line in chunk]
     searches = [r for r in records if r["agent"] == "planner" and r.get("tool") == "search"]
     failed = sum(1 for r in searches if r["level"] in ("error", "fatal") or r.get("error"))
@@ -637,7 +637,7 @@ def test_a_real_daemon_samples_and_rate_limits_on_the_compiled_path(daemon, tmp_
     wait_for(lambda: len([r for r in read_records(tmp_path / "agent.log") if r.get("agent") in ("a", "b")]) >= 55,
              what="the records")
     status = _status(d)
-    assert status["hot_path"] == {"on": True, "records": 300}
+    assert status["hot_path"] == {"on": True, "records": 300, "trace_entries": 0}
     assert status["sampled"] == {"info": 195} and status["agents"]["b"]["rate_limited"] == 50
     assert status["usage"]["agents"]["a"]["tool_calls"]["search"] == {"ok": 200}  # counted before sampling
     written = [r for r in read_records(tmp_path / "agent.log") if r.get("agent") in ("a", "b")]
@@ -808,3 +808,167 @@ def test_a_burst_of_lines_left_to_python_does_not_take_the_rest_of_the_chunk(tmp
     good = [b'{"time":"2026-11-29T10:11:12.123Z","level":"info","message":"n%d","agent":"a"}' % i for i in range(100)]
     # the 8 misses, then a stretch of 8 lines without a try: the other 92 take the hot path
     assert compare(tmp_path, "", [burst + good]) == 92
+
+
+# --- quiet trace entries: AgenticGoKit hook entries no step needs the record of (QuietEntries) ---
+
+HOOKS = ["BeforeEventHandling", "AfterEventHandling", "BeforeAgentRun", "AfterAgentRun", "AgentError"]
+
+
+def _entry(i: int, hook: str, session: object = "sess-1", agent_id: object = "planner", **extra: object) -> dict:
+    """An entry as AgenticGoKit's trace logger writes one (internal/core/trace.go's fields)."""
+    return {"timestamp": f"2026-11-29T10:{i // 60 % 60:02d}:{i % 60:02d}.{i % 1000:03d}Z", "type": "trace",
+            "event_id": f"ev-{i // 4}", "session_id": session, "agent_id": agent_id, "hook": hook, **extra}
+
+
+def _quiet_run(n: int, session: str = "sess-1", first: int = 0) -> list[bytes]:
+    """``n`` entries that report nothing: run hooks in pairs, event hooks between them."""
+    return [orjson.dumps(_entry(first + i, HOOKS[i % 4], session, ["planner", "writer"][i // 4 % 2],
+                                state={"message": "Analyze this data", "step": i})) for i in range(n)]
+
+
+@st.composite
+def entry_lines(draw: st.DrawFn) -> bytes:
+    """Hook entries near the line between quiet and not: any hook spelling, a session that is
+    text or not (escaped, empty), agents of any type, a state reporting usage or not, a Koog
+    type, the keys that report something, any level, spaces and ASCII escapes as json.dumps writes."""
+    record = _entry(draw(st.integers(0, 3599)), draw(st.sampled_from(HOOKS + ["OnStart", "beforeagentrun", ""])),
+                    draw(st.one_of(st.sampled_from(["sess-1", "sess-2", "séance ☕", "", "a/../b", 's"q', "x" * 300]),
+                                   st.integers(0, 3), st.none())),
+                    draw(st.one_of(st.sampled_from(["planner", "writer", "", "a" * 300]), st.none(),
+                                   st.integers(0, 2))))
+    if draw(st.booleans()):
+        inner = st.dictionaries(st.sampled_from(["usage", "tokens", "message", "model", "data"]),
+                                st.one_of(st.integers(0, 9), st.just({"input_tokens": 3})), max_size=2)
+        record["state"] = draw(st.one_of(  # SimpleState: {"data": {...}, "meta": {...}}
+            st.dictionaries(st.sampled_from(["message", "usage", "tokens", "data", "meta", "plan", "Usage"]),
+                            st.one_of(st.text(max_size=5), st.integers(0, 9), inner), max_size=3),
+            st.text(max_size=5), st.none(), st.lists(st.just("usage"), max_size=1)))
+    if draw(st.integers(0, 3)) == 0:
+        record["type"] = draw(st.sampled_from(["ai.koog.agents.AgentStartingEvent", "ai.koo", "agent_start", 7]))
+    if draw(st.booleans()):
+        record["level"] = draw(st.sampled_from(["info", "debug", "warn", "error", "fatal"]))
+    if draw(st.integers(0, 3)) == 0:
+        record["agent"] = draw(st.one_of(st.sampled_from(["planner", "ops", ""]), st.none(), st.integers(0, 2)))
+    if draw(st.booleans()):  # AfterAgentRun's AgentResult (internal/core/result.go): only its error reports
+        errors = st.sampled_from([None, "", False, {}, [], " { } ", "boom", {"message": "x"}, 0, 0.0, " ", [0]])
+        record["agent_result"] = draw(st.one_of(
+            st.fixed_dictionaries({"duration_ms": st.integers(0, 900), "output_state": st.none()},
+                                  optional={"error": errors}),
+            st.sampled_from(["x", None, [], {"error": "a", "error ": ""}])))
+    for key in draw(st.lists(st.sampled_from(["error", "agent_result", "tokens", "usage", "duration_ms", "span_data",
+                                              "tool", "latency_ms", "model", "runId", "responses", "toolName",
+                                              "eventType", "target_agent_id"]), max_size=2)):
+        record[key] = draw(st.sampled_from(["x", 12, {"input_tokens": 3}, None, True]))
+    if draw(st.booleans()):
+        del record["timestamp"]
+        record = {"time": "2026-11-29T10:11:12.5Z", **record}
+    return (json.dumps(record) if draw(st.integers(0, 4)) == 0 else _dumps(record)).encode()
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(chunks=st.lists(st.lists(st.one_of(entry_lines().map(lambda line: [line]),
+                                          st.integers(1, 40).map(_quiet_run),
+                                          st.lists(hot_lines(), max_size=3)), min_size=1, max_size=6)
+                       .map(lambda parts: [line for part in parts for line in part]), min_size=1, max_size=3),
+       trusted=st.one_of(peers, st.just(TRUSTED)), acked=st.booleans())
+def test_quiet_trace_entries_make_what_their_records_make(tmp_path_factory: pytest.TempPathFactory, config: str,
+                                                          chunks: list[list[bytes]], trusted: dict,
+                                                          acked: bool) -> None:
+    """Issue 27: an AgenticGoKit hook entry that reports nothing is counted, paired and filed in
+    its session by the compiled path without a record: the log file, the session files, the
+    agents' counts and run durations, usage and the pipeline's counts are what Python makes of
+    its record, whatever the entries around it, the config and the way they were written."""
+    rids = [Rids(f"0a1b2c3d4e5f6a7b:{i}:", 0, i % 2 == 1) for i in range(len(chunks))] if acked else None
+    _, hot = sides(tmp_path_factory.mktemp("cmp"), CONFIGS[config], chunks, trusted, rids)
+    event(f"entries filed without a record: {'some' if hot.pipeline.stats.hot_entries else 'none'}")
+
+
+def test_a_session_of_quiet_entries_takes_no_record(tmp_path: Path) -> None:
+    """The bench's shape (issue 27): every entry is quiet; runs are paired across chunks."""
+    chunks = [_quiet_run(120, "sess-a"), _quiet_run(120, "sess-b", first=200), _quiet_run(40, "sess-a", first=120)]
+    python, hot = sides(tmp_path, "", chunks)
+    assert hot.pipeline.stats.hot_entries == 280 and hot.usage.seen == 0
+    assert sum(hot.agents.durations["planner"][:-1]) + sum(hot.agents.durations["writer"][:-1]) == 70
+    assert sorted(hot.state()["sessions"]) == sorted(python.state()["sessions"]) and len(hot.state()["sessions"]) == 2
+
+
+def test_agenticgokit_sessions_as_it_writes_them_are_quiet_but_their_errors(tmp_path: Path) -> None:
+    """AgenticGoKit's own entries (trace.go's fields, an AgentResult on every AfterAgentRun): only
+    the AgentError entries, and the AfterAgentRun whose result holds the error, take their records."""
+    from framework_samples import agk_entries
+
+    sessions = [[{**e, "session_id": f"req-{n}"} for e in agk_entries()] for n in range(40)]
+    chunk = [orjson.dumps(e) for session in sessions for e in session]
+    failed = [i for i, e in enumerate(agk_entries()) if e.get("error") or (e.get("agent_result") or {}).get("error")]
+    python, hot = sides(tmp_path, "", [chunk])
+    # fewer than 8 quiet entries after the last error stay in its run (ENTRIES_TO_CUT in _hotpath.c)
+    tail = len(agk_entries()) - 1 - failed[-1]
+    assert failed and tail < 8 and hot.usage.seen == 40 * len(failed) + tail
+    assert hot.pipeline.stats.hot_entries == len(chunk) - hot.usage.seen
+    assert hot.usage.errors == python.usage.errors and sum(hot.usage.errors.values()) >= 40
+
+
+def test_quiet_entries_among_entries_that_report_are_their_own_runs_when_many(tmp_path: Path) -> None:
+    """A long stretch of quiet entries inside lines whose records the steps read is cut out of
+    that run (from the 8th in a row) and filed without records; a few stay with their neighbours."""
+    reporting = [orjson.dumps(_entry(i, "AfterAgentRun", agent_result={"error": "boom"})) for i in range(3)]
+    chunk = reporting[:1] + _quiet_run(5) + reporting[1:2] + _quiet_run(40, first=10) + reporting[2:]
+    _, hot = sides(tmp_path, "", [chunk])
+    assert hot.pipeline.stats.hot_entries == 40 and hot.usage.seen == 1 + 5 + 1 + 1
+    assert hot.pipeline.stats.hot_path == len(chunk)
+
+
+def test_quiet_entries_under_the_level_floor_or_sampled_take_their_records(tmp_path: Path) -> None:
+    """Under the floor an entry is filed but not written: the level step decides on its record.
+    With sampling the steps that thin records decide on records too."""
+    debug = [orjson.dumps({**orjson.loads(line), "level": "debug"}) for line in _quiet_run(30)]
+    _, hot = sides(tmp_path / "warn", CONFIGS["warn and up"], [_quiet_run(30)])
+    assert hot.pipeline.stats.hot_entries == 0 and hot.usage.seen == 30
+    _, hot = sides(tmp_path / "debug", "", [debug])
+    assert hot.pipeline.stats.hot_entries == 0 and hot.usage.seen == 30
+    _, hot = sides(tmp_path / "sampled", CONFIGS["sampled"], [_quiet_run(30)])
+    assert hot.pipeline.stats.hot_entries == 0 and hot.usage.seen == 30
+
+
+def test_quiet_entries_take_their_records_while_spans_wait_for_their_agent(tmp_path: Path) -> None:
+    """A span whose parent has not arrived waits for its agent (LiveTraces): the usage step must
+    see every trace record meanwhile (they may expire it), so the entries take their records."""
+    from trace_samples import span_trace
+
+    waiting = _as_sent([r for r in span_trace("trace_w") if r["span_id"] == "s-tool"], True)
+    _, hot = sides(tmp_path, "", [waiting + _quiet_run(30)])
+    assert hot.usage.live.waiting and hot.pipeline.stats.hot_entries == 0 and hot.usage.seen == 31
+
+
+def test_quiet_entries_near_the_agents_label_cap_take_their_records(tmp_path: Path) -> None:
+    """Which agents get a label of their own once the cap is near depends on the order they are
+    met in: record by record then, as Python meets them."""
+    chunk = [line for i in range(6) for line in _quiet_run(20, first=20 * i)]
+    many = [orjson.dumps({**orjson.loads(line), "agent_id": f"agent-{i // 4}", "agent": f"a-{i % 3}"})
+            for i, line in enumerate(chunk)]
+    _, hot = sides(tmp_path, "[logging.metrics]\nmax_agents = 4", [many])
+    assert hot.pipeline.stats.hot_entries < len(many) and "_other" in hot.agents.durations
+    _, roomy = sides(tmp_path / "roomy", "", [many])
+    assert roomy.pipeline.stats.hot_entries == len(many)
+
+
+def test_a_real_daemon_files_quiet_entries_without_their_records_and_says_so(daemon, tmp_path: Path) -> None:
+    """`logd run`: an AgenticGoKit session's entries that report nothing are in the log file and
+    their session file as sent, their runs timed, and `logd status` counts them."""
+    d = daemon()
+    chunk = _quiet_run(200, "sess-real")
+    send(d.socket_path, b"\n".join(chunk) + b"\n")
+    wait_for(lambda: len([r for r in read_records(tmp_path / "agent.log") if r.get("hook")]) >= 200,
+             what="the entries")
+    status = _status(d)
+    assert status["hot_path"] == {"on": True, "records": 200, "trace_entries": 200}
+    assert status["traces"]["stored"] == 200
+    # AgenticGoKit names the agent in agent_id: its records count as unknown's, its runs as its own
+    assert status["agents"]["unknown"]["records"] == {"info": 200}
+    assert status["agents"]["planner"]["runs"] == 25 and status["agents"]["writer"]["runs"] == 25
+    session = next((tmp_path / "traces").glob("sess-real*"))
+    assert [orjson.loads(line)["event_id"] for line in session.read_bytes().splitlines()] == \
+        [orjson.loads(line)["event_id"] for line in chunk]

@@ -221,7 +221,7 @@ def test_a_new_step_that_declares_its_keys_keeps_the_hot_path_on(tmp_path: Path,
         wait_for(lambda: len([r for r in read_records(log) if r.get("seq") is not None or "ticket" in r]) == 320,
                  what="the records")
         status = request(sock_dir / "logd.sock", "status")
-        assert status["hot_path"] == {"on": True, "records": len(bench)}
+        assert status["hot_path"] == {"on": True, "records": len(bench), "trace_entries": 0}
         written = read_records(log)
         assert [r["ticket_seen"] for r in written if "ticket" in r] == [True] * 20  # the step saw its lines
         assert not any("ticket_seen" in r for r in written if "seq" in r)
@@ -235,7 +235,8 @@ def test_a_step_that_declares_nothing_turns_the_hot_path_off_and_status_says_why
     proc = start_with_step("ticketstep:EVERY", tmp_path, sock_dir)
     try:
         status = request(sock_dir / "logd.sock", "status")
-        assert status["hot_path"] == {"on": False, "records": 0, "off": "step everything reads every record"}
+        assert status["hot_path"] == {"on": False, "records": 0, "trace_entries": 0,
+                                      "off": "step everything reads every record"}
     finally:
         proc.terminate()
         proc.wait(20)

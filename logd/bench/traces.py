@@ -27,6 +27,7 @@ from logd.bench.harness import (
     machine_line,
     start_logd,
 )
+from logd.control import request
 from logd.traces.names import SUFFIX
 
 HOOKS = ("BeforeAgentRun", "AfterAgentRun", "BeforeEventHandling", "AfterEventHandling")
@@ -54,6 +55,7 @@ def bench_traces(args: argparse.Namespace) -> Report:
         per_client = args.records // args.clients
         total = per_client * args.clients
         rows: list[Row] = []
+        status: dict[str, Any] = {}  # the trace run's logd status, before it stops
         from logd.bench.harness import make_records
 
         for label, make in (("plain records -> file", make_records), ("trace records -> file + sessions", make_trace_records)):
@@ -75,6 +77,7 @@ def bench_traces(args: argparse.Namespace) -> Report:
                 while _stored_lines(run / "traces") < total and time.perf_counter() < deadline:
                     time.sleep(0.01)
                 seconds += time.perf_counter() - start
+                status = request(sock, "status")
             cpu = cpu_seconds(proc.pid)
             proc.send_signal(signal.SIGTERM)
             proc.wait(60)
@@ -89,6 +92,7 @@ def bench_traces(args: argparse.Namespace) -> Report:
             rows=rows, ratios=[("trace records / plain records", traced.rate / plain.rate)],
             target="trace records >= 0.5x the plain rate, 0 lost")
         report.ok = traced.rate >= 0.5 * plain.rate and traced.lost == 0 and plain.lost == 0
+        report.notes.append(_sessions_note(status))
         html_row, html_note = bench_html_export(folder / "report.html")
         report.rows.append(html_row)
         report.notes.append(html_note)
@@ -98,6 +102,19 @@ def bench_traces(args: argparse.Namespace) -> Report:
         return report
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _sessions_note(status: dict[str, Any]) -> str:
+    """What the trace run's session files cost the file system (``logd status``): on ext4
+    without a journal, creating a file next to many just deleted ones (a test suite's, or the
+    last run's 100,000 sessions) scans them, 0.5-1 ms a file where it is otherwise ~20 us."""
+    spares = status.get("traces", {}).get("spare_files", {})
+    made, used, missed = spares.get("made", 0), spares.get("used", 0), spares.get("missed", 0)
+    each = f", {spares.get('seconds', 0) / made * 1e6:,.0f} us each" if made else ""
+    entries = status.get("hot_path", {}).get("trace_entries", 0)
+    return (f"trace run: {entries:,} records filed as quiet entries (hot_path.trace_entries); session files: "
+            f"{used:,} named from spares made ahead by a thread ({made:,} made in {spares.get('seconds', 0):.2f} s "
+            f"of its CPU{each}), {missed:,} created on the event loop")
 
 
 # --- the HTML report of one big session (logd trace S --format html) ---

@@ -21,7 +21,7 @@ from logd.isolation import StepFailures
 from logd.levels import ERROR_LEVELS, LEVELS
 from logd.metrics import MetricsSettings, histogram
 from logd.record import MAX_KEY_CHARS, Record, bounded_key
-from logd.spec import STEP, Context, CountByLevel, ReadsRecords, Spec
+from logd.spec import STEP, Context, CountByLevel, PairsRuns, ReadsRecords, Spec
 from logd.timestamps import epoch_seconds
 
 OTHER_AGENTS = "_other"  # label for agents beyond max_agents: keeps the number of series bounded
@@ -29,9 +29,17 @@ NO_AGENT = "unknown"
 # agent runs take from milliseconds (a cached tool call) to minutes (a long LLM chain)
 DURATION_BUCKETS: tuple[float, ...] = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 _MAX_OPEN_RUNS = 10_000  # BeforeAgentRun hooks waiting for their AfterAgentRun
+RUN_START, RUN_END = "BeforeAgentRun", "AfterAgentRun"  # AgenticGoKit's run hooks
 
 
 _epoch = epoch_seconds
+
+
+def _name(agent: object) -> str:
+    """The name an agent value is labelled by: bounded, as a label and a key of every per-agent
+    table (issue 18)."""
+    name = agent if agent.__class__ is str else (NO_AGENT if agent is None else str(agent))
+    return bounded_key(name) if len(name) > MAX_KEY_CHARS else name
 
 
 class AgentMetrics:
@@ -56,9 +64,7 @@ class AgentMetrics:
 
     def label(self, agent: object) -> str:
         """The agent's label value: its name, until ``max_agents`` names are known."""
-        name = agent if agent.__class__ is str else (NO_AGENT if agent is None else str(agent))
-        if len(name) > MAX_KEY_CHARS:  # a label, and a key of every per-agent table: bounded (issue 18)
-            name = bounded_key(name)
+        name = _name(agent)
         known = self._labels.get(name)
         if known is None:
             known = name if len(self._labels) < self.max_agents else OTHER_AGENTS
@@ -91,8 +97,9 @@ class AgentMetrics:
                         row[-1] += seconds
                 elif "hook" in record or "span_data" in record:
                     hook = record.get("hook")
-                    if hook == "BeforeAgentRun" or hook == "AfterAgentRun":  # half of a session's hooks
-                        self._run_hook(record, hook)
+                    if hook in (RUN_START, RUN_END):  # half of a session's hooks
+                        self._run_hook(hook, record.get("session_id"), record.get("agent_id") or record.get("agent"),
+                                       record.get("time"))
                     elif "span_data" in record:
                         self._agent_span(record)
             except Exception as exc:  # isolation (issue 18): counted once, flagged by the pipeline
@@ -131,22 +138,33 @@ class AgentMetrics:
         row[bisect_left(self.buckets, seconds)] += 1
         row[-1] += seconds
 
-    def _run_hook(self, record: Record, hook: str) -> None:
+    def add_runs(self, runs: list[tuple[str, str, Any, Any, str]]) -> None:
+        """The run hooks of quiet trace entries (:class:`~logd.spec.PairsRuns`), in order:
+        ``(hook, session, agent_id, agent, time)``, paired as :meth:`__call__` pairs them."""
+        for hook, session, agent_id, agent, time in runs:
+            self._run_hook(hook, session, agent_id or agent, time)
+
+    def fits(self, agents: Iterable[object]) -> bool:
+        """Whether labelling ``agents`` in any order gives each the label it would get in order:
+        each is known, or all the new ones still get their own."""
+        new = {_name(agent) for agent in agents} - self._labels.keys()
+        return len(self._labels) + len(new) <= self.max_agents
+
+    def _run_hook(self, hook: str, session: object, agent: object, time: object) -> None:
         """Run durations from AgenticGoKit's BeforeAgentRun/AfterAgentRun pairs."""
-        agent, session = record.get("agent_id") or record.get("agent"), record.get("session_id")
         # the pair's key, bounded: most ids are short strings, kept as they are
         key = (session if session.__class__ is str and len(session) <= MAX_KEY_CHARS else bounded_key(str(session)),
                agent if agent.__class__ is str and len(agent) <= MAX_KEY_CHARS else bounded_key(str(agent)))
-        if hook == "BeforeAgentRun":
+        if hook == RUN_START:
             if len(self._open_runs) >= _MAX_OPEN_RUNS:
                 self._open_runs.clear()  # runs that never ended: forget rather than grow
-            started = _epoch(record.get("time"))
+            started = _epoch(time)
             if started is not None:
                 self._open_runs[key] = started
         else:
             started = self._open_runs.pop(key, None)
             if started is not None:
-                ended = _epoch(record.get("time"))
+                ended = _epoch(time)
                 if ended is not None and ended >= started:
                     self.observe_duration(self.label(agent), ended - started)
 
@@ -210,7 +228,9 @@ def _view(s: dict[str, Any], view: dict[str, Any]) -> None:
     view.pop("durations", None)
     view.pop("duration_buckets", None)
     view["agents"] = {}
-    for agent, levels in sorted(s["agents"].items()):
+    # an agent that only ran (AgenticGoKit's entries name it in agent_id, not agent) is shown too
+    for agent in sorted(s["agents"].keys() | s["durations"].keys()):
+        levels = s["agents"].get(agent, {})
         entry: dict[str, Any] = {"records": dict(sorted(levels.items())),
                                  "errors": sum(levels.get(level, 0) for level in ERROR_LEVELS)}
         row = s["durations"].get(agent)
@@ -223,9 +243,10 @@ def _view(s: dict[str, Any], view: dict[str, Any]) -> None:
         view["agents"][agent] = entry
 
 
-def _hot(agents: AgentMetrics) -> tuple[CountByLevel, ReadsRecords]:
-    # the trace records it reads (run durations) it only counts
-    return CountByLevel("agent", agents.add_tally, "duration_ms", 1000.0, agents.buckets), ReadsRecords()
+def _hot(agents: AgentMetrics) -> tuple[CountByLevel, ReadsRecords, PairsRuns]:
+    # the trace records it reads (run durations) it only counts; quiet entries' run hooks it pairs
+    return (CountByLevel("agent", agents.add_tally, "duration_ms", 1000.0, agents.buckets), ReadsRecords(),
+            PairsRuns((RUN_START, RUN_END), ("agent_id", "agent"), agents.add_runs, agents.fits))
 
 
 SPEC = Spec(STEP, "agents", lambda settings, ctx: agents_of(ctx), reads=AgentMetrics.TRACE_KEYS, hot=_hot,

@@ -32,6 +32,7 @@ from logd.timestamps import epoch_seconds
 
 AGK_HOOKS = frozenset({"BeforeEventHandling", "AfterEventHandling", "BeforeAgentRun", "AfterAgentRun", "AgentError"})
 KOOG_PREFIX = "ai.koog."
+AGK_RESULT = "agent_result"  # AgenticGoKit's AfterAgentRun result: of what it reports, only its error counts
 # AgenticGoKit's hooks after which agentcli reads the next agent (cmd/agentcli/cmd/trace.go)
 AGK_AFTER = ("AfterEventHandling", "AfterAgentRun")
 # span kinds (span_data.type) that are a model call: their usage is the call's own
@@ -215,7 +216,7 @@ def error(record: dict[str, Any]) -> str | None:
     found = error_text(value)
     if found is not None:
         return found
-    result = record.get("agent_result")
+    result = record.get(AGK_RESULT)
     if isinstance(result, dict):
         found = error_text(result.get("error"))
         if found is not None:
@@ -246,17 +247,19 @@ def tool_call(record: dict[str, Any]) -> ToolCall | None:
     return None
 
 
-# a record with none of these keys (and no usage in its state, no Koog type) reports no usage,
-# tool call or error: see may_report
-_REPORTING_KEYS = frozenset(("span_data", "error", "agent_result", "toolName", "tool", "usage", "tokens", "runId",
-                             "eventType", "responses"))
+# a record with none of these keys (and no usage, tokens or data in its state, no Koog type)
+# reports no usage, tool call or error: see may_report
+REPORTING_KEYS = frozenset(("span_data", "error", AGK_RESULT, "toolName", "tool", "usage", "tokens", "runId",
+                            "eventType", "responses"))
+# where usage() finds tokens in an AgenticGoKit state ("data.usage": under its data)
+STATE_USAGE = ("usage", "tokens", "data.usage", "data.tokens")
 
 
 def may_report(record: dict[str, Any]) -> bool:
     """False only when :func:`usage`, :func:`tool_call` and :func:`error` are all None for
     ``record``: decided from its keys (most hook entries and events report none of them),
     before asking those functions. Kept beside them: a key they start reading goes here."""
-    if not _REPORTING_KEYS.isdisjoint(record):
+    if not REPORTING_KEYS.isdisjoint(record):
         return True
     state = record.get("state")
     if isinstance(state, dict) and ("usage" in state or "tokens" in state or "data" in state):
@@ -360,7 +363,7 @@ def usage(record: dict[str, Any]) -> Usage | None:
                     return found
         return _from(record.get("usage"), model)
     state = record.get("state")
-    holders = (state, state.get("data"), record) if isinstance(state, dict) else (record,)
+    holders = (state, state.get("data"), record) if isinstance(state, dict) else (record,)  # STATE_USAGE
     for holder in holders:
         if isinstance(holder, dict):
             for key in ("usage", "tokens"):

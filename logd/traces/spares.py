@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import os
 import threading
+import time
 from collections import deque
 from pathlib import Path
 
@@ -41,6 +42,8 @@ class Spares:
         self.missed = 0  # files the store opened itself (created, or there already): no spare was ready
         self.unavailable: OSError | None = None  # why spares cannot be made or named here: none are tried again
         self.failed: OSError | None = None  # the thread's last error making one (tried again when wanted)
+        self.made = 0  # spares the thread made
+        self.seconds = 0.0  # the thread's CPU making them: what creating a file costs on this file system
 
     @property
     def ready(self) -> int:
@@ -95,15 +98,18 @@ class Spares:
             self._wanted.wait()
             self._wanted.clear()
             while not self._closing and len(self._ready) < self.keep:
+                started = time.thread_time()
                 try:
-                    self._ready.append(os.open(self.folder, os.O_TMPFILE | os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC,
-                                               FILE_MODE))
-                    self.failed = None
+                    fd = os.open(self.folder, os.O_TMPFILE | os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC, FILE_MODE)
                 except OSError as exc:  # the store creates its files meanwhile (and reports what fails)
                     if exc.errno in UNSUPPORTED:
                         self.unavailable = exc
                     self.failed = exc
                     break
+                self.seconds += time.thread_time() - started  # counted before the spare can be seen
+                self.made += 1
+                self.failed = None
+                self._ready.append(fd)
             if self._closing or self.unavailable is not None:
                 return
 
