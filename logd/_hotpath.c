@@ -2110,6 +2110,20 @@ static void entry_rule_clear(EntryRule *r) {
     Py_CLEAR(r->hook_objects);
 }
 
+/* Each str of `texts` into `out` (room for enough), counted in `count` as it is set. */
+static int names_set(Name *out, int *count, PyObject *texts) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(texts); i++) {
+        PyObject *text = PyTuple_GET_ITEM(texts, i);
+        if (!PyUnicode_Check(text)) {
+            PyErr_SetString(PyExc_TypeError, "entries: hooks and nested names are str");
+            return -1;
+        }
+        (*count)++;
+        if (name_set(&out[i], text) < 0) return -1;
+    }
+    return 0;
+}
+
 /* entries: None, or (shape, hook key, hooks, run hooks, session key, agent_id key, agent key,
  * nested key, nested names, type key, type prefix, result key, result's error key): see
  * EntryRule and logd/spec.py's QuietEntries. */
@@ -2132,26 +2146,12 @@ static int entry_rule_set(EntryRule *r, PyObject *spec) {
     for (int i = 0; i < 9; i++) {
         if (name_set(names[i], keys[i]) < 0) goto error;
     }
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(hooks); i++) {
-        PyObject *hook = PyTuple_GET_ITEM(hooks, i);
-        if (!PyUnicode_Check(hook)) {
-            PyErr_SetString(PyExc_TypeError, "entries: hooks are str");
-            goto error;
-        }
-        r->nhooks++;
-        if (name_set(&r->hooks[i], hook) < 0) goto error;
-        int run = PySequence_Contains(runs, hook);
+    if (names_set(r->hooks, &r->nhooks, hooks) < 0 || names_set(r->nested_names, &r->nnested, nested_names) < 0)
+        goto error;
+    for (int i = 0; i < r->nhooks; i++) {
+        int run = PySequence_Contains(runs, PyTuple_GET_ITEM(hooks, i));
         if (run < 0) goto error;
         if (run) r->run_hooks |= 1 << i;
-    }
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(nested_names); i++) {
-        PyObject *name = PyTuple_GET_ITEM(nested_names, i);
-        if (!PyUnicode_Check(name)) {
-            PyErr_SetString(PyExc_TypeError, "entries: nested names are str");
-            goto error;
-        }
-        r->nnested++;
-        if (name_set(&r->nested_names[i], name) < 0) goto error;
     }
     r->shape = Py_NewRef(shape);
     r->hook_objects = Py_NewRef(hooks);

@@ -671,7 +671,8 @@ def _in_a_child(code: str) -> subprocess.CompletedProcess:
 
 
 def test_the_extension_refuses_bad_arguments_instead_of_crashing() -> None:
-    """A negative start, or run before __init__ (or after a failed one), segfaulted."""
+    """A negative start, or run before __init__ (or after a failed one), segfaulted; a quiet
+    entries' rule of the wrong shape is refused whole."""
     ran = _in_a_child("""
 from logd import _hotpath, hotpath
 from logd.steps import agents, level
@@ -695,11 +696,22 @@ failed = _hotpath.FastPath.__new__(_hotpath.FastPath)
 expect(TypeError, lambda: failed.__init__(aliases=1))
 expect(RuntimeError, lambda: failed.run(line, 0, 1, b""))
 assert hot._fast.run(line, 0, 99, b"")[1:4] == (1, 1, 0)  # a stop past the end is the end
+base = dict(aliases={}, actions={}, classify_key=len, value_clean=None, message_clean=None, min_len=0, redact=False)
+rule = ("agk", "hook", ("BeforeAgentRun",), (), "session_id", "agent_id", "agent", "state", (), "type", "x.",
+        "agent_result", "error")
+entries = _hotpath.FastPath.__new__(_hotpath.FastPath)
+expect(TypeError, lambda: entries.__init__(**base, entries=rule[:5]))  # a rule cut short
+expect(TypeError, lambda: entries.__init__(**base, entries=rule[:2] + ((1,),) + rule[3:]))  # a hook not text
+expect(ValueError, lambda: entries.__init__(**base, entries=rule[:2] + (("h",) * 9,) + rule[3:]))  # too many
+entries.__init__(**base, entries=rule)
+entries.__init__(**base, entries=None)  # set again, then none: nothing left of the rule
 print("|".join(errors))
 """)
     assert ran.returncode == 0, ran.stderr
     assert "ValueError: run: start and stop must be >= 0" in ran.stdout
     assert "RuntimeError: FastPath.run before FastPath.__init__ succeeded" in ran.stdout
+    assert "TypeError: entries: hooks and nested names are str" in ran.stdout
+    assert "ValueError: entries: too many hooks or nested names" in ran.stdout
 
 
 def test_cache_slots_are_seeded_per_process_and_use_every_slot() -> None:
