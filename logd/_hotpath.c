@@ -1609,14 +1609,10 @@ typedef struct {
     int hook_index;
 } EntryFields;
 
-/* Whether the object `m` has a member `name` (1, or when its members cannot be told apart). */
-static int has_member(const char *p, const Member *m, const char *name, Py_ssize_t len) {
-    Member room[MAX_NESTED_KEYS];
-    Scan s = {p, m->start, m->end, 0, &validate_only};
-    int count = object_members(&s, room, MAX_NESTED_KEYS, 1);
-    if (count < 0) return 1;
+/* Whether one of `count` members is named `name` (not NUL-terminated: see member()). */
+static int member_named(const char *p, const Member *m, int count, const char *name, Py_ssize_t len) {
     for (int i = 0; i < count; i++) {
-        if (room[i].key.len == len && memcmp(p + room[i].key.start, name, (size_t)len) == 0) return 1;
+        if (m[i].key.len == len && memcmp(p + m[i].key.start, name, (size_t)len) == 0) return 1;
     }
     return 0;
 }
@@ -1680,13 +1676,20 @@ static int entry_fields(const FastPath *fp, const char *p, const Field *fields, 
         for (int i = 0; i < count; i++) {
             const char *k = p + room[i].key.start;
             Py_ssize_t kl = room[i].key.len;
+            Member inner[MAX_NESTED_KEYS];
+            int inner_count = -2; /* its members, read once when a name "k.x" asks (-1: unreadable) */
             for (int j = 0; j < rule->nnested; j++) {
                 const Name *name = &rule->nested_names[j];
                 if (name_is(name, k, kl)) return 0;
                 /* "data.usage": a member of the object under this one */
-                if (room[i].type == T_OBJECT && name->len > kl + 1 && name->data[kl] == '.' &&
-                    memcmp(name->data, k, (size_t)kl) == 0 &&
-                    has_member(p, &room[i], name->data + kl + 1, name->len - kl - 1))
+                if (room[i].type != T_OBJECT || name->len <= kl + 1 || name->data[kl] != '.' ||
+                    memcmp(name->data, k, (size_t)kl) != 0)
+                    continue;
+                if (inner_count == -2) {
+                    Scan s2 = {p, room[i].start, room[i].end, 0, &validate_only};
+                    inner_count = object_members(&s2, inner, MAX_NESTED_KEYS, 1);
+                }
+                if (inner_count < 0 || member_named(p, inner, inner_count, name->data + kl + 1, name->len - kl - 1))
                     return 0;
             }
         }
