@@ -89,8 +89,18 @@ raw_bytes = st.binary(max_size=300).map(lambda b: b.replace(b"\n", b" "))
 repetitive = st.builds(lambda unit, n, json: (b'{"message":"%s"}' % (unit * n)) if json else unit * n,
                        st.sampled_from([b"a_", b"a.", b"a-", b"password ", b"x=", b"token:", b"Bearer ", b"sk-"]),
                        st.integers(1000, 40000), st.booleans())
+# AgenticGoKit entries at the edge of the quiet path (issue 27): sessions that name no file or
+# try to leave the folder, a state or agent result nested deep or cut, a hook's near misses
+_SESSIONS = st.sampled_from(["../../etc/passwd", "/abs", ".", "..", "", "a\u0000b", "x" * 5000, "s\nt", "☕" * 40])
+agk_edge = st.builds(
+    lambda hook, session, extra: b'{"time":"2026-01-01T00:00:00Z","hook":"%s","session_id":%s%s}'
+    % (hook.encode(), json.dumps(session).encode(), extra),
+    st.sampled_from(["BeforeAgentRun", "AfterAgentRun", "AgentError", "BeforeAgentRun ", "beforeagentrun"]), _SESSIONS,
+    st.sampled_from([b"", b',"state":' + _nest(300, "dict"), b',"agent_result":{"error":' + _nest(300, "list") + b"}",
+                     b',"state":{"data":{"usage":{"input_tokens":99999999999999999999999}}}',
+                     rb',"agent_result":{"error":"\ud800"}', b',"agent_id":' + b"[" * 40 + b"]" * 40]))
 HOSTILE = st.one_of(odd_time, bad_offset, deep, huge_number, surrogate, reserved, ack_header, structured, raw_bytes,
-                    repetitive)
+                    repetitive, agk_edge)
 
 # --- honest records ---
 
@@ -100,6 +110,10 @@ honest_fields = st.fixed_dictionaries({}, optional={
     "duration_ms": st.floats(0, 1e6),
     "time": st.sampled_from(["2026-01-01T00:00:00Z", "2026-01-01T00:00:00.5+02:00", 1767225600, 1767225600123]),
     "text": st.text(max_size=40),
+    # AgenticGoKit entries: those that report nothing take the compiled path without a record
+    "hook": st.sampled_from(["BeforeAgentRun", "AfterAgentRun", "BeforeEventHandling", "AgentError"]),
+    "session_id": st.sampled_from(["fz-session", "../fz", "fz/1", "é☕"]),
+    "agent_result": st.sampled_from([{"duration_ms": 4, "output_state": None}, {"error": "boom"}, {"error": ""}]),
 })
 
 example_ids = itertools.count()
