@@ -16,7 +16,10 @@
  * Output per line: {"time":<canonical>,"level":<canonical>,"message":...,<other keys in the
  * order sent, without whitespace>,<trusted fields>}\n, and for the counting steps the tallies
  * their roles asked for (logd/spec.py): records by a label key and level, a histogram of a
- * numeric key per label, whole numbers under a key summed by two labels. Which keys those
+ * numeric key per label, whole numbers under a key summed by two labels. Lines a step reads
+ * come as runs of their own, their records decoded in Python; among them, trace entries that
+ * report nothing by the steps' own rule (QuietEntries: EntryRule) come as runs that give no
+ * record at all, only each one's count, run hook fields and session. Which keys those
  * are, and which keys and levels send a line to Python, the steps declare; nothing here
  * names a field but time, level and message and their spellings (role_of).
  */
