@@ -106,13 +106,20 @@ def _parse_text(text: str) -> str | None:
 
 
 def _canonical_prefix_ok(prefix: str) -> bool:
+    """Whether ``prefix`` is ``YYYY-MM-DDTHH:MM:SS`` exactly, a second that exists: the
+    canonical form. (strptime is lenient: a lower-case ``t`` went through as sent, where the
+    full parse writes ``T``.)"""
     ok = _PREFIX_OK.get(prefix)
     if ok is None:
-        try:
-            datetime.strptime(prefix, "%Y-%m-%dT%H:%M:%S")
-            ok = prefix.isascii()
-        except ValueError:
-            ok = False
+        digits = prefix[:4] + prefix[5:7] + prefix[8:10] + prefix[11:13] + prefix[14:16] + prefix[17:19]
+        ok = (len(prefix) == 19 and prefix[4] + prefix[7] + prefix[10] + prefix[13] + prefix[16] == "--T::"
+              and digits.isascii() and digits.isdigit())
+        if ok:
+            try:
+                datetime(int(digits[:4]), int(digits[4:6]), int(digits[6:8]), int(digits[8:10]), int(digits[10:12]),
+                         int(digits[12:14]))
+            except ValueError:
+                ok = False
         if len(_PREFIX_OK) > _CACHE_MAX:
             _PREFIX_OK.clear()
         _PREFIX_OK[prefix] = ok

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from logd import timestamps
 from logd.record import parse_line
 from logd.timestamps import epoch_seconds, normalize_time
 
@@ -108,9 +109,21 @@ def test_record_without_time_gets_the_receive_time():
     (1795000087123456789, "2026-11-18T11:08:07.123456Z"),
     ("2026-13-40T11:28:07Z", None),
     ("2026-02-30T11:28:07.000000Z", None),
+    ("2026-11-23t11:28:07.123456Z", "2026-11-23T11:28:07.123456Z"),  # kept its t before
+    ("2026-11-23T11:28:60.5Z", None),
 ])
 def test_time_normalisation(raw, expected):
     assert normalize_time(raw) == expected
+
+
+@given(st.integers(0, 9999), st.integers(0, 13), st.integers(0, 32), st.sampled_from("Tt _"), st.integers(0, 25),
+       st.integers(0, 61), st.integers(0, 61), st.text(alphabet="0123456789", min_size=1, max_size=9))
+def test_the_quick_check_of_a_utc_time_says_what_the_full_parse_says(year, month, day, sep, hour, minute, second,
+                                                                     fraction):
+    """normalize_time takes UTC times with a fraction without a datetime; whatever it takes or
+    refuses, the full parse (the regular expression, then datetime) gives the same."""
+    text = f"{year:04d}-{month:02d}-{day:02d}{sep}{hour:02d}:{minute:02d}:{second:02d}.{fraction}Z"
+    assert normalize_time(text) == timestamps._parse_text(text)
 
 
 @given(st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1)),
