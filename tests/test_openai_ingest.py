@@ -76,3 +76,46 @@ def test_a_body_that_is_not_an_export_gets_a_clear_400(daemon, tmp_path):
     except urllib.error.HTTPError as exc:
         assert exc.code == 400
         assert b'expected a JSON object {\\"data\\": [trace or span objects]}' in exc.read()
+
+
+def test_a_large_ingest_body_is_converted_in_turns() -> None:
+    """The SDK's exporter sends its whole batch in one request (max_batch_size; users raise it):
+    converted in one go, a body of thousands of spans held the event loop, so every other
+    client waited. The route now gives the loop back after each item and each record made, and
+    hands on what the one-go conversion makes, in order."""
+    import asyncio
+
+    from framework_samples import openai_items
+
+    from logd.components import Batch, SinkBase
+    from logd.events import Events
+    from logd.pipeline import Pipeline
+    from logd.sources.http import Request, records_route
+    from logd.traces.formats import TraceMeta
+    from logd.traces.openai import ingest_records, records_from_ingest
+    from logd.turns import Turns
+
+    items = [item for n in range(100) for item in openai_items(f"trace_{n:032x}", f"conv-{n}")]
+    taken: list[dict] = []
+
+    class Memory(SinkBase):
+        name = "memory"
+
+        def write(self, batch: Batch) -> None:
+            taken.extend(batch.records)
+
+    async def post() -> tuple[int, int]:
+        pipeline = Pipeline([], [Memory()], events=Events(stderr=lambda line: None))
+        turns = Turns(turn=0.0)  # the loop given back after every unit of work
+        route = records_route(pipeline, lambda payload, request: ingest_records(payload, meta=TraceMeta(),
+                                                                                admit=request.admit), turns)
+        body = orjson.dumps({"data": items})
+        request = Request("POST", "/v1/traces/ingest", {"content-type": "application/json"}, body, "peer",
+                          max_items=len(items))
+        return (await route(request)).status, turns.yields
+
+    status, yields = asyncio.run(post())
+    one_go = records_from_ingest({"data": items}, meta=TraceMeta())
+    assert status == 200 and yields >= 2 * len(items)
+    assert [(r.get("object"), r.get("id"), r.get("session_id")) for r in taken] == \
+        [(r.get("object"), r.get("id"), r.get("session_id")) for r in one_go]

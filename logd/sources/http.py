@@ -504,16 +504,19 @@ async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
         pass
 
 
-def records_route(pipeline: Pipeline, convert: Callable[[object, Request], list[Record]]) -> Handler:
-    """A route for a JSON body that ``convert`` turns into records (400 when it cannot; it
-    calls ``request.admit`` before it makes them); answered once every sink has taken them."""
+def records_route(pipeline: Pipeline, convert: Callable[[object, Request], Work[list[Record]]],
+                  turns: Turns | None = None) -> Handler:
+    """A route for a JSON body that ``convert`` turns into records, in turns (400 when it
+    cannot; it calls ``request.admit`` before it makes them); answered once every sink has
+    taken them."""
+    turns = turns if turns is not None else Turns()
 
     async def handle(request: Request) -> Response:
         if request.media_type != "application/json":
             return error_response(415, f"expected Content-Type application/json, got {request.media_type or 'none'!r}")
         try:
             async with request.uncharged():  # one decode at a time (docs/security.md's memory bound)
-                records = convert(orjson.loads(request.body), request)
+                records = await turns.run(convert(orjson.loads(request.body), request))
         except (orjson.JSONDecodeError, ValueError, TypeError, KeyError) as exc:
             return error_response(400, f"malformed body: {exc}")
         except RecursionError:

@@ -151,14 +151,14 @@ class HttpIngest:
 def ingest_routes(pipeline: Pipeline, otlp: OtlpReceiver) -> Routes:
     """Every route of the ingest listener. A new source is one line here."""
     from logd.sources.http import records_route
-    from logd.traces.openai import records_from_ingest
+    from logd.traces.openai import ingest_records
 
     return {
         ("POST", "/v1/logs"): otlp.logs,
         ("POST", "/v1/traces"): otlp.traces,
         # the OpenAI Agents SDK's backend exporter, pointed here (OPENAI_AGENTS... base URL): {"data": [...]}
         ("POST", "/v1/traces/ingest"): records_route(
-            pipeline, lambda payload, request: records_from_ingest(payload, admit=request.admit)),
+            pipeline, lambda payload, request: ingest_records(payload, admit=request.admit)),
     }
 
 

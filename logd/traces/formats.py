@@ -30,6 +30,7 @@ import orjson
 from logd.traces import semantics
 from logd.traces.semantics import text
 from logd.traces.shapes import classify
+from logd.turns import Work, finish
 
 KOOG_PACKAGE = "ai.koog.agents.core.feature.model.events."
 
@@ -223,13 +224,22 @@ class TraceMeta:
         return span
 
 
+def expand_each(items: list[Any], meta: TraceMeta) -> Work[list[dict[str, Any]]]:
+    """:func:`expand` of an array, yielding after each of its items (:mod:`logd.turns`)."""
+    for item in items:  # every span first: a span's parent may come later in the array
+        if isinstance(item, dict) and item.get("object") == "trace.span":
+            meta.learn(item)
+    out: list[dict[str, Any]] = []
+    for item in items:
+        out += expand(item, meta)
+        yield
+    return out
+
+
 def expand(value: Any, meta: TraceMeta) -> list[dict[str, Any]]:
     """The records in one JSON document: an object, a ``{"data": [...]}`` batch or an array of them."""
     if isinstance(value, list):
-        for item in value:
-            if isinstance(item, dict) and item.get("object") == "trace.span":
-                meta.learn(item)
-        return [r for item in value for r in expand(item, meta)]
+        return finish(expand_each(value, meta))
     if not isinstance(value, dict):
         return []
     if isinstance(value.get("data"), list) and set(value) <= {"data", "object"}:

@@ -6,8 +6,10 @@ The SDK's BackendSpanExporter (src/agents/tracing/processors.py) POSTs batches
 spans ``{"object": "trace.span", "id", "trace_id", "parent_id", "started_at",
 "ended_at", "span_data": {"type", ...}, "error": {"message", "data"}}`` (spans.py).
 
-:func:`records_from_ingest` turns one such body into canonical records for the
-pipeline. A trace is exported when it starts, its spans as each ends, so a span
+:func:`ingest_records` turns one such body into canonical records for the pipeline,
+a piece at a time (the HTTP listener gives the loop back between pieces: a large body
+held it for the whole conversion); :func:`records_from_ingest` in one go. A trace is
+exported when it starts, its spans as each ends, so a span
 usually arrives in a later batch than its trace: the traces seen are remembered
 (bounded) to give their spans the trace's ``group_id`` and ``workflow_name``, which
 decide the spans' session.
@@ -20,7 +22,8 @@ from collections.abc import Callable
 
 from logd.record import Record, normalize_object
 from logd.timestamps import format_epoch
-from logd.traces.formats import TraceMeta, expand
+from logd.traces.formats import TraceMeta, expand_each
+from logd.turns import Work, finish
 
 _SEEN = TraceMeta()
 
@@ -31,9 +34,16 @@ class IngestError(ValueError):
 
 def records_from_ingest(payload: object, *, received: str | None = None, meta: TraceMeta | None = None,
                         admit: Callable[[int], None] = lambda count: None) -> list[Record]:
-    """Canonical records from one ingest body (decoded JSON). Raises :class:`IngestError`
-    for a body that is not ``{"data": [objects]}``. ``admit`` is told how many records the
-    body holds before they are made (the HTTP listener's bounds; it raises to refuse)."""
+    """Canonical records from one ingest body (decoded JSON), in one go: see :func:`ingest_records`."""
+    return finish(ingest_records(payload, received=received, meta=meta, admit=admit))
+
+
+def ingest_records(payload: object, *, received: str | None = None, meta: TraceMeta | None = None,
+                   admit: Callable[[int], None] = lambda count: None) -> Work[list[Record]]:
+    """Canonical records from one ingest body (decoded JSON), yielding after each item and
+    each record made (:mod:`logd.turns`). Raises :class:`IngestError` for a body that is not
+    ``{"data": [objects]}``. ``admit`` is told how many records the body holds before they are
+    made (the HTTP listener's bounds; it raises to refuse)."""
     if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
         raise IngestError('expected a JSON object {"data": [trace or span objects]} as the OpenAI Agents SDK '
                           f"exporter sends, got {type(payload).__name__}")
@@ -41,6 +51,10 @@ def records_from_ingest(payload: object, *, received: str | None = None, meta: T
     if bad:
         raise IngestError(f'"data"[{bad[0]}] is not an object: expected trace or span objects')
     when = received or format_epoch(time.time())
-    objects = expand(payload, meta or _SEEN)
+    objects = yield from expand_each(payload["data"], meta or _SEEN)
     admit(len(objects))
-    return [normalize_object(obj, when) for obj in objects]
+    records = []
+    for obj in objects:
+        records.append(normalize_object(obj, when))
+        yield
+    return records
