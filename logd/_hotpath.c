@@ -159,9 +159,9 @@ static inline int name_is(const Name *name, const char *p, Py_ssize_t n) {
  * `session` holds text, with no K_FULL key, none of `nested_names` in its `nested` object (a
  * name "a.b": b in the object under a), no
  * `result` object with a `result_error` that is not empty, no `type` text starting with
- * `type_prefix`, text or null (or nothing) under `agent_id` and `agent`, at a level the floor
- * keeps: its record would only be counted by agent and level, paired if a run hook, and filed
- * under its session. Such lines come as their own runs. */
+ * `type_prefix`, and text or null (or nothing) under `agent_id` and `agent`: its record would
+ * only be counted by agent and level, paired if a run hook, and filed under its session (and
+ * written, at a level the floor keeps). Such lines come as their own runs. */
 typedef struct {
     int on;
     PyObject *shape;           /* the shape a trace branch's selector gives such an entry, with its session */
@@ -1768,7 +1768,8 @@ static int entry_add(FastPath *fp, Output *o, Tally *tally, const char *p, const
 /* `run` (in, out): the kind of run: RUN_PLAIN lines no step reads, RUN_READ lines a step reads
  * in Python (K_READ), which are written whatever their level (the level step runs on their
  * records) and not tallied (their steps count them), RUN_ENTRIES quiet entries (EntryRule;
- * written at the levels the floor keeps, counted here); RUN_ANY: this line's kind, set here. A
+ * counted here, all written: one under the level floor is LINE_BELOW and where it starts is in
+ * o->handed, for its session only); RUN_ANY: this line's kind, set here. A
  * line of another kind is LINE_OTHER; `kind` (out): the line's own (a quiet entry in a run of
  * lines a step reads is written as one of them). */
 static int one_line(FastPath *fp, const char *p, Py_ssize_t n, const char *suffix, Py_ssize_t suffix_len,
@@ -1871,8 +1872,7 @@ static int one_line(FastPath *fp, const char *p, Py_ssize_t n, const char *suffi
     if (*run == RUN_PLAIN && reads) return LINE_OTHER;
     EntryFields entry;
     if (reads && fp->entries.on && entry_fields(fp, p, fields, nf, &entry)) *kind = RUN_ENTRIES;
-    int deciding = *run == RUN_ANY;
-    if (deciding) *run = *kind;
+    if (*run == RUN_ANY) *run = *kind;
     int read = *run;
     if ((read == RUN_PLAIN) != !reads || (read == RUN_ENTRIES && *kind != RUN_ENTRIES)) return LINE_OTHER;
     int t_i = at[R_TIME] >= 0 ? at[R_TIME] : first_present(at, R_TIME_ALIAS, 5);
@@ -1905,13 +1905,11 @@ static int one_line(FastPath *fp, const char *p, Py_ssize_t n, const char *suffi
     long code = PyLong_AsLong(action_obj); /* action * 16 + the level's rank */
     long action = code / 16;
     if (action == 2) return LINE_SLOW;
-    if (*kind == RUN_ENTRIES && action == 1) { /* under the floor: the level step sees its record */
-        *kind = RUN_READ;
-        if (deciding) *run = read = RUN_READ;
-        else if (read == RUN_ENTRIES) return LINE_OTHER;
-    }
-    int handed = action == 3 && !read; /* written, and its record handed to a step (RecordsAtLevels) */
-    if (read || handed) action = 0;    /* read: the level step decides in Python, on the record */
+    /* written, and its record handed to a step (RecordsAtLevels); a quiet entry under the level
+     * floor: written for its session, and where it starts handed back (the log file leaves it out) */
+    int under = read == RUN_ENTRIES && action == 1;
+    int handed = (action == 3 && !read) || under;
+    if (read || handed) action = 0; /* read: the level step decides in Python, on the record */
     /* a quiet entry: usage skips it (no last error, nothing to sum), AgentMetrics counts it */
     if (read == RUN_ENTRIES && entry_add(fp, o, tally, p, &entry, code % 16, time) < 0) return LINE_ERROR;
 
@@ -1963,6 +1961,7 @@ static int one_line(FastPath *fp, const char *p, Py_ssize_t n, const char *suffi
         Py_DECREF(at);
     }
     o->used += w - out;
+    if (under) return LINE_BELOW; /* the bounds are the written lines' (the log file's) */
     if (!o->have_bounds) {
         memcpy(o->low, time, 27);
         memcpy(o->high, time, 27);
@@ -2309,9 +2308,10 @@ static PyMethodDef FastPath_methods[] = {
      "Lines from start on of the first line's kind (read: 0 lines no step reads, 1 lines a step reads in Python,\n"
      "2 quiet entries), until the first of another kind or the first that Python must take (slow; its index is\n"
      "next). suffix: the end of every line, or a list of one per line. handed: where the lines whose records a\n"
-     "step is handed start in json_lines; thin: per line written (when a thin key is set), (where it starts,\n"
-     "that key's text, level, message); selected: per quiet entry, (shape, session); runs: per quiet run hook,\n"
-     "(hook, session, agent_id, agent, time)."},
+     "step is handed start in json_lines (a run of quiet entries: those under the level floor, written for their\n"
+     "sessions only); thin: per line written (when a thin key is set), (where it starts, that key's text, level,\n"
+     "message); selected: per quiet entry, (shape, session); runs: per quiet run hook, (hook, session,\n"
+     "agent_id, agent, time)."},
     {NULL, NULL, 0, NULL},
 };
 

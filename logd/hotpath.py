@@ -249,13 +249,13 @@ class HotPath:
                 if slow:
                     put(slow)
                     slow = []
+                bounds = (low, high) if low is not None and high is not None else _EMPTY
                 if read == _ENTRIES:  # no step needs their records: counted and filed here, unless one does now
-                    pipeline.put_encoded(Encoded(json_lines, kept, 0, (low, high), self._entries(agents, runs),
-                                                 self.done, selected))
+                    pipeline.put_encoded(Encoded(json_lines, kept, below, bounds, self._entries(agents, runs),
+                                                 self.done, selected, handed))
                 elif read:  # lines some step reads: their records go through the steps (but redaction)
                     pipeline.put_encoded(Encoded(json_lines, kept, 0, _EMPTY, _no_count, self.done))
                 else:
-                    bounds = (low, high) if low is not None and high is not None else _EMPTY
                     pipeline.put_encoded(Encoded(json_lines, kept, below, bounds,
                                                  self._counter(agents, rows, json_lines, handed, thin)))
             if stop < n and (python or stop == i):

@@ -109,7 +109,8 @@ class Encoded:
     Quiet trace entries (:class:`~logd.spec.QuietEntries`) come as such a batch with
     ``selected`` set too, each line's shape for the trace branch: ``count`` adds what the steps
     count of them and says True, or adds nothing and says False (a step needs their records
-    now: they are decoded as above)."""
+    now: they are decoded as above). ``json_lines`` are all of them, ``below`` of them under the
+    level floor, starting at ``under`` (for their sessions, not the other sinks)."""
 
     json_lines: bytes
     kept: int
@@ -118,6 +119,7 @@ class Encoded:
     count: Callable[[], Any]
     done: tuple[Step, ...] | None = None
     selected: list[Any] | None = None
+    under: list[int] | None = None
 
 
 @dataclass
@@ -147,6 +149,16 @@ class Stats:
     step_errors: dict[str, int] = field(default_factory=dict)  # records flagged, by the step that failed
     hot_path: int = 0  # records the compiled hot path took (logd/hotpath.py)
     hot_entries: int = 0  # ... of them, trace entries no step needed a record of (QuietEntries)
+
+
+def _without(json_lines: bytes, starts: list[int]) -> bytes:
+    """``json_lines`` but the lines starting at ``starts`` (ascending)."""
+    kept, at = [], 0
+    for start in starts:
+        kept.append(json_lines[at:start])
+        at = json_lines.index(b"\n", start) + 1
+    kept.append(json_lines[at:])
+    return b"".join(kept)
 
 
 class _Lines:
@@ -383,12 +395,17 @@ class Pipeline:
             counted = True
         if not counted:
             return self._decoded(encoded, encoded.done)
-        self.stats.hot_entries += encoded.kept
+        json_lines, kept, below = encoded.json_lines, encoded.kept, encoded.below
+        self.stats.hot_entries += kept + below
         if self._branch_delivery is not None:
-            taken = Batch.encoded(encoded.json_lines, encoded.kept, encoded.bounds)
+            taken = Batch.encoded(json_lines, kept + below, encoded.bounds)
             taken.selected = encoded.selected
             self._taken.append(taken)
-        return Batch.encoded(encoded.json_lines, encoded.kept, encoded.bounds)
+        if below:  # under the level floor: in their sessions only
+            self.stats.filtered += below
+            self.stats.dropped["below_level"] = self.stats.dropped.get("below_level", 0) + below
+            json_lines = _without(json_lines, encoded.under or [])
+        return Batch.encoded(json_lines, kept, encoded.bounds) if kept else None
 
     def _encoded(self, encoded: Encoded) -> Batch:
         """The hot path's records: counted by the metric steps, then handed to the sinks as they

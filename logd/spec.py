@@ -231,10 +231,10 @@ class QuietEntries:
     ``nested_names`` in its ``nested`` object, no ``result`` object whose ``result_error`` is not
     empty and no ``type`` text starting with ``type_prefix`` (the usage step: no usage, tool call
     or error in it, :mod:`logd.traces.semantics`). The compiled path
-    gives no step the record of such a line, at a level the floor keeps, while ``ready()``: the
-    agents step counts it and pairs its run hooks (:class:`PairsRuns`), the trace branch files it
-    under ``(shape, session)``, its line is written as it is. Not ready (spans wait for their
-    agent): its record goes through the steps."""
+    gives no step the record of such a line while ``ready()``: the agents step counts it and
+    pairs its run hooks (:class:`PairsRuns`), the trace branch files it under ``(shape,
+    session)``, its line is written as it is (under the level floor: in its session only). Not
+    ready (spans wait for their agent): its record goes through the steps."""
 
     shape: str
     hook: str

@@ -933,14 +933,21 @@ def test_quiet_entries_among_entries_that_report_are_their_own_runs_when_many(tm
     assert hot.pipeline.stats.hot_path == len(chunk)
 
 
-def test_quiet_entries_under_the_level_floor_or_sampled_take_their_records(tmp_path: Path) -> None:
-    """Under the floor an entry is filed but not written: the level step decides on its record.
-    With sampling the steps that thin records decide on records too."""
-    debug = [orjson.dumps({**orjson.loads(line), "level": "debug"}) for line in _quiet_run(30)]
-    _, hot = sides(tmp_path / "warn", CONFIGS["warn and up"], [_quiet_run(30)])
-    assert hot.pipeline.stats.hot_entries == 0 and hot.usage.seen == 30
-    _, hot = sides(tmp_path / "debug", "", [debug])
-    assert hot.pipeline.stats.hot_entries == 0 and hot.usage.seen == 30
+def test_quiet_entries_under_the_level_floor_are_filed_but_not_written(tmp_path: Path) -> None:
+    """With `level = "warn"` the log file keeps warnings while every hook still reaches its
+    session: entries under the floor are filed without a record and left out of the file, the
+    others written; the drops counted as the level step counts them."""
+    chunk = [orjson.dumps({**orjson.loads(line), "level": ["info", "warn", "debug", "error"][i % 4]})
+             for i, line in enumerate(_quiet_run(40))]
+    _, hot = sides(tmp_path / "warn", CONFIGS["warn and up"], [chunk, _quiet_run(30)])
+    assert hot.pipeline.stats.hot_entries == 70 and hot.usage.seen == 0
+    assert hot.pipeline.stats.dropped["below_level"] == 20 + 30
+    assert len(hot.state()["file"].splitlines()) == 20 and sum(
+        len(lines.splitlines()) for lines in hot.state()["sessions"].values()) == 70
+
+
+def test_quiet_entries_sampled_take_their_records(tmp_path: Path) -> None:
+    """With sampling the steps that thin records decide on records."""
     _, hot = sides(tmp_path / "sampled", CONFIGS["sampled"], [_quiet_run(30)])
     assert hot.pipeline.stats.hot_entries == 0 and hot.usage.seen == 30
 
