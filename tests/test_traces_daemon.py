@@ -13,6 +13,8 @@ from pathlib import Path
 
 import orjson
 
+from logd.bench.traces import write_sessions
+from logd.traces.index import SessionIndex
 from logd.traces.names import file_name
 
 from support import agent_records, read_records, send, send_records, wait_for
@@ -211,3 +213,27 @@ def test_trace_records_reach_their_session_file_whatever_the_level_and_redacted(
     in_log = agent_records(tmp_path / "agent.log")
     assert all(r["level"] in ("warn", "error", "fatal", "panic") for r in in_log)  # the log obeys the level
     assert b"live-key-123" not in (tmp_path / "tr" / file_name("req-17461596")).read_bytes()
+
+
+def test_two_logd_list_at_once_neither_fails_and_a_reader_never_waits_for_a_refresh(tmp_path):
+    """Two `logd list` at once over 2,000 sessions both answer whole, one of them building the
+    index; while another reader is refreshing it (its write lock held), `logd list` answers at
+    once from the index as last committed, never with "database is locked" (issue 27)."""
+    folder = tmp_path / "tr"
+    write_sessions(folder, 2000)
+    command = [sys.executable, "-m", "logd", "list", "--dir", str(folder)]
+    both = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    answers = [(p.communicate(timeout=60), p.returncode) for p in both]
+    assert [rc for _, rc in answers] == [0, 0] and [err for (_, err), _ in answers] == ["", ""]
+    first = answers[0][0][0]
+    assert answers[1][0][0] == first and first.count("\n") == 2001
+    write_sessions(folder, 100, seed_time=1_900_000_000.0)  # 3 more spans in each of the first 100 traces
+    with SessionIndex(folder) as writer:
+        writer.db.execute("BEGIN IMMEDIATE")  # as a refresh under way holds it
+        stale = logd("list", "--dir", str(folder), cwd=tmp_path)
+        writer.db.execute("ROLLBACK")
+    assert stale.returncode == 0 and stale.stderr == "" and stale.stdout == first
+    fresh = logd("list", "--dir", str(folder), cwd=tmp_path)
+    assert fresh.stdout.count("\n") == 2001
+    assert fresh.stdout.splitlines()[1].split()[3] == "6" and first.splitlines()[1].split()[3] == "3"  # events
+
