@@ -249,9 +249,9 @@ def follow(folder: Path, located: Located, out: TextIO, *, fmt: str = "table", a
     session = located.session
     while not stop():
         files = located.files
-        index = _index(folder)
-        if index is not None:
-            with index:
+        opened = _index(folder)  # when another reader is refreshing it, as committed: the next look has the rest
+        if opened is not None:
+            with opened[0] as index:
                 files = index.files_of(session) or files
         records: list[dict] = []
         for path in files:
