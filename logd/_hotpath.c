@@ -1951,7 +1951,9 @@ static int one_line(FastPath *fp, const char *p, Py_ssize_t n, const char *suffi
     memcpy(w, suffix, (size_t)suffix_len); w += suffix_len;
     *w++ = '}';
     *w++ = '\n';
-    if (fp->thin.data && !read && thin_entry(fp, o, p, fields, nf, m_i, level) < 0) return LINE_ERROR;
+    /* what sampling and rate limits decide by, for a line the log file gets */
+    if (fp->thin.data && (!read || (read == RUN_ENTRIES && !under)) && thin_entry(fp, o, p, fields, nf, m_i, level) < 0)
+        return LINE_ERROR;
     if (handed) {
         PyObject *at = PyLong_FromSsize_t(o->used);
         if (!at || PyList_Append(o->handed, at) < 0) {

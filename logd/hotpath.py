@@ -251,8 +251,9 @@ class HotPath:
                     slow = []
                 bounds = (low, high) if low is not None and high is not None else _EMPTY
                 if read == _ENTRIES:  # no step needs their records: counted and filed here, unless one does now
-                    pipeline.put_encoded(Encoded(json_lines, kept, below, bounds, self._entries(agents, runs),
-                                                 self.done, selected, handed))
+                    pipeline.put_encoded(Encoded(json_lines, kept, below, bounds,
+                                                 self._entries(agents, runs, json_lines, thin), self.done, selected,
+                                                 handed))
                 elif read:  # lines some step reads: their records go through the steps (but redaction)
                     pipeline.put_encoded(Encoded(json_lines, kept, 0, _EMPTY, _no_count, self.done))
                 else:
@@ -269,21 +270,24 @@ class HotPath:
         if slow:
             put(slow)
 
-    def _entries(self, agents: list, runs: list) -> Callable[[], bool]:
+    def _entries(self, agents: list, runs: list, json_lines: bytes,
+                 thin: list[tuple[int, Any, str, str]]) -> Callable[[], Thinned | bool]:
         """What a run of quiet entries adds to the steps (their counts by agent and level, their
-        run hooks), called in order with the batches around it; False, adding nothing: a step
+        run hooks), called in order with the batches around it; then what sampling and rate
+        limits left of the lines the log file gets (True: all). False, adding nothing: a step
         needs their records now (spans wait for their agent, or the agents' label cap is near)."""
         assert self.quiet is not None
         entries, pairs = self.quiet
         add_counts = self.add_counts
 
-        def count() -> bool:
+        def count() -> Thinned | bool:
             if not entries.ready() or not pairs.fits([row[0] for row in agents] + [r[2] or r[3] for r in runs]):
                 return False
             add_counts(agents)
             if runs:
                 pairs.add(runs)
-            return True
+            thinned = _thinned(self.thins, json_lines, thin) if self.thins and thin else None
+            return thinned if thinned is not None else True
         return count
 
     def _counter(self, agents: list, rows: list, json_lines: bytes, handed: list[int],
@@ -335,12 +339,12 @@ def _entry_rule(entries: QuietEntries, pairs: PairsRuns) -> tuple[Any, ...]:
 def _quiet(declared: dict[type, list[Any]], own_roles: list[tuple[Any, ...]],
            count: CountByLevel | None) -> tuple[QuietEntries, PairsRuns] | None:
     """The roles that let quiet entries skip their records, when every step that reads records
-    declared what it does with them, the agents' count labels by the agent the pairs fall back
-    on, and no step keeps or drops records (sampling decides on records)."""
+    declared what it does with them, and the agents' count labels, and sampling and rate limits
+    decide, by the agent the pairs fall back on."""
     entries, pairs = declared.get(QuietEntries, []), declared.get(PairsRuns, [])
-    if len(entries) != 1 or len(pairs) != 1 or Thins in declared or count is None:
+    if len(entries) != 1 or len(pairs) != 1 or count is None:
         return None
-    if count.label_key != pairs[0].agent_keys[1]:
+    if {count.label_key, *(role.key for role in declared.get(Thins, []))} != {pairs[0].agent_keys[1]}:
         return None
     if any(any(isinstance(r, ReadsRecords) for r in own) and not any(isinstance(r, (QuietEntries, PairsRuns))
                                                                      for r in own) for own in own_roles):

@@ -393,19 +393,18 @@ class Pipeline:
         except Exception:  # a bug: reported in step_errors; the entries are filed and written all the same
             self._count_error("hotpath", encoded.kept)
             counted = True
-        if not counted:
+        if counted is False:
             return self._decoded(encoded, encoded.done)
-        json_lines, kept, below = encoded.json_lines, encoded.kept, encoded.below
-        self.stats.hot_entries += kept + below
+        json_lines, below = encoded.json_lines, encoded.below
+        self.stats.hot_entries += encoded.kept + below
         if self._branch_delivery is not None:
-            taken = Batch.encoded(json_lines, kept + below, encoded.bounds)
+            taken = Batch.encoded(json_lines, encoded.kept + below, encoded.bounds)
             taken.selected = encoded.selected
             self._taken.append(taken)
-        if below:  # under the level floor: in their sessions only
-            self.stats.filtered += below
-            self.stats.dropped["below_level"] = self.stats.dropped.get("below_level", 0) + below
+        thinned = counted if isinstance(counted, Thinned) else None  # sampling and rate limits
+        if below and thinned is None:  # under the level floor: in their sessions only
             json_lines = _without(json_lines, encoded.under or [])
-        return Batch.encoded(json_lines, kept, encoded.bounds) if kept else None
+        return self._written(encoded, thinned, json_lines)
 
     def _encoded(self, encoded: Encoded) -> Batch:
         """The hot path's records: counted by the metric steps, then handed to the sinks as they
@@ -415,15 +414,20 @@ class Pipeline:
             thinned = encoded.count()
         except Exception:  # a bug: reported in step_errors; the records are written all the same
             self._count_error("hotpath", encoded.kept + encoded.below)
+        return self._written(encoded, thinned, encoded.json_lines)
+
+    def _written(self, encoded: Encoded, thinned: Thinned | None, json_lines: bytes) -> Batch:
+        """What the sinks get of a hot-path batch: ``json_lines`` (its lines but those under the
+        level floor), or what sampling and rate limits kept of them (``thinned``); the drops counted."""
         dropped = {"below_level": encoded.below} if encoded.below else {}
+        kept, bounds = encoded.kept, encoded.bounds
         if thinned is not None:
             dropped.update(thinned.dropped)
+            json_lines, kept, bounds = thinned.json_lines, thinned.kept, thinned.bounds
         for reason, n in dropped.items():
             self.stats.filtered += n
             self.stats.dropped[reason] = self.stats.dropped.get(reason, 0) + n
-        if thinned is not None:
-            return Batch.encoded(thinned.json_lines, thinned.kept, thinned.bounds)
-        return Batch.encoded(encoded.json_lines, encoded.kept, encoded.bounds)
+        return Batch.encoded(json_lines, kept, bounds)
 
     def _fork(self, records: list[Record], lines: _Lines | None = None) -> None:
         """The branch's records, through its steps, now (before later steps drop any); its sink

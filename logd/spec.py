@@ -233,8 +233,9 @@ class QuietEntries:
     or error in it, :mod:`logd.traces.semantics`). The compiled path
     gives no step the record of such a line while ``ready()``: the agents step counts it and
     pairs its run hooks (:class:`PairsRuns`), the trace branch files it under ``(shape,
-    session)``, its line is written as it is (under the level floor: in its session only). Not
-    ready (spans wait for their agent): its record goes through the steps."""
+    session)``, its line is written as it is (under the level floor, or dropped by sampling or
+    a rate limit: in its session only). Not ready (spans wait for their agent): its record goes
+    through the steps."""
 
     shape: str
     hook: str

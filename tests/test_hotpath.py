@@ -946,10 +946,14 @@ def test_quiet_entries_under_the_level_floor_are_filed_but_not_written(tmp_path:
         len(lines.splitlines()) for lines in hot.state()["sessions"].values()) == 70
 
 
-def test_quiet_entries_sampled_take_their_records(tmp_path: Path) -> None:
-    """With sampling the steps that thin records decide on records."""
-    _, hot = sides(tmp_path / "sampled", CONFIGS["sampled"], [_quiet_run(30)])
-    assert hot.pipeline.stats.hot_entries == 0 and hot.usage.seen == 30
+def test_quiet_entries_are_sampled_as_their_records_would_be(tmp_path: Path) -> None:
+    """Sampling and rate limits decide on what the compiled path gives them (agent, level,
+    message) of the entries the log file gets: every entry still reaches its session."""
+    chunk = [orjson.dumps({**orjson.loads(line), "message": "same", "agent": "planner"}) for line in _quiet_run(60)]
+    _, hot = sides(tmp_path / "sampled", CONFIGS["sampled"], [chunk])
+    assert hot.pipeline.stats.hot_entries == 60 and hot.usage.seen == 0
+    assert hot.pipeline.stats.dropped and len(hot.state()["file"].splitlines()) < 60
+    assert sum(len(lines.splitlines()) for lines in hot.state()["sessions"].values()) == 60
 
 
 def test_quiet_entries_take_their_records_while_spans_wait_for_their_agent(tmp_path: Path) -> None:
