@@ -226,6 +226,18 @@ def test_sink_files_trace_records_by_session_and_ignores_the_rest(tmp_path):
     assert len(read_lines(session_path(tmp_path, "run-koog-1"))[0]) == len(koog_run())
 
 
+def test_the_session_index_forgets_a_session_whose_file_was_removed(tmp_path):
+    """Retention or an operator removing a file after the index was built: the next list
+    drops its session (it used to fail there, summing sessions before it had started)."""
+    store = TraceStore(tmp_path)
+    for s in ("kept", "pruned"):
+        store.append(file_name(s), b"".join(orjson.dumps(r) + b"\n" for r in parsed(agk_session(session=s))))
+    store.close()
+    assert [s.session for s in views.summaries(tmp_path)] == ["kept", "pruned"]
+    session_path(tmp_path, "pruned").unlink()
+    assert [s.session for s in views.summaries(tmp_path)] == ["kept"]
+
+
 @pytest.mark.parametrize("lines", [True, False], ids=["written-as-encoded", "encoded-here"])
 def test_sink_keeps_each_sessions_records_in_order_when_sessions_interleave(tmp_path, lines):
     order = ["a", "a", "b", None, "a", "b", "b", "a", None, "c"]

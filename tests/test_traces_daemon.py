@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +14,10 @@ from pathlib import Path
 
 import orjson
 
+from logd.bench.traces import write_sessions
+from logd.traces.index import SessionIndex
 from logd.traces.names import file_name
+from logd.traces.store import JOURNAL
 
 from support import agent_records, read_records, send, send_records, wait_for
 from trace_samples import agk_session, koog_run, span_trace
@@ -211,3 +215,68 @@ def test_trace_records_reach_their_session_file_whatever_the_level_and_redacted(
     in_log = agent_records(tmp_path / "agent.log")
     assert all(r["level"] in ("warn", "error", "fatal", "panic") for r in in_log)  # the log obeys the level
     assert b"live-key-123" not in (tmp_path / "tr" / file_name("req-17461596")).read_bytes()
+
+
+def test_a_trace_folder_removed_and_made_again_under_the_daemon_gets_its_files_and_journal_back(daemon, tmp_path):
+    """An operator's clean-up under a running daemon: the store notices within a second that its
+    folder is not the one it has open, so a session under way and the journal go on in the new
+    folder (not to deleted files), and `logd list` learns what changed from the journal, never by
+    looking at every file (issue 27, the session index)."""
+    d = daemon('file = "agent.log"\n[logging.traces]\ndir = "tr"')
+    folder = tmp_path / "tr"
+    cfg = str(d.config)
+
+    def stored(*sessions: str) -> list[int]:
+        return [len(read_records(folder / file_name(s))) for s in sessions]
+
+    send_records(d.socket_path, agk_session(session="before") + agk_session(session="ongoing")[:4])
+    wait_for(lambda: stored("before", "ongoing") == [10, 4], what="the first sessions stored")
+    assert logd("list", "--config", cfg, cwd=tmp_path).stdout.count("\n") == 3  # header, before, ongoing
+    shutil.rmtree(folder)
+    folder.mkdir()
+    sent: list[str] = []
+
+    def journal_back() -> bool:  # each look sends a new session, until the journal names one in the new folder
+        sent.append(f"after-{len(sent)}")
+        send_records(d.socket_path, agk_session(session=sent[-1]))
+        journal = folder / JOURNAL
+        return journal.exists() and any(file_name(s).encode() in journal.read_bytes() for s in sent)
+
+    wait_for(journal_back, interval=0.1, what="the journal in the new folder")
+    send_records(d.socket_path, agk_session(session="ongoing")[4:])
+    wait_for(lambda: stored("ongoing", *sent) == [6] + [10] * len(sent), what="every session stored")
+    assert [r["hook"] for r in read_records(folder / file_name("ongoing"))] == [
+        r["hook"] for r in agk_session()[4:]]  # written in the new folder, after it was made
+    listed = logd("list", "--config", cfg, cwd=tmp_path)  # a new index: the old one went with the folder
+    assert sorted(line.split()[0] for line in listed.stdout.splitlines()[1:]) == sorted(sent + ["ongoing"])
+    send_records(d.socket_path, agk_session(session="later"))
+    wait_for(lambda: stored("later") == [10], what="a later session stored")
+    listed = logd("list", "--config", cfg, cwd=tmp_path)
+    assert "later" in {line.split()[0] for line in listed.stdout.splitlines()[1:]}
+    with SessionIndex(folder) as index:
+        learned = index.last_refresh()
+    assert learned is not None and not learned.every_file and learned.read == 1  # from the journal: "later"'s file
+
+
+def test_two_logd_list_at_once_neither_fails_and_a_reader_never_waits_for_a_refresh(tmp_path):
+    """Two `logd list` at once over 2,000 sessions both answer whole, one of them building the
+    index; while another reader is refreshing it (its write lock held), `logd list` answers at
+    once from the index as last committed, never with "database is locked" (issue 27)."""
+    folder = tmp_path / "tr"
+    write_sessions(folder, 2000)
+    command = [sys.executable, "-m", "logd", "list", "--dir", str(folder)]
+    both = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    answers = [(p.communicate(timeout=60), p.returncode) for p in both]
+    assert [rc for _, rc in answers] == [0, 0] and [err for (_, err), _ in answers] == ["", ""]
+    first = answers[0][0][0]
+    assert answers[1][0][0] == first and first.count("\n") == 2001
+    write_sessions(folder, 100, seed_time=1_900_000_000.0)  # 3 more spans in each of the first 100 traces
+    with SessionIndex(folder) as writer:
+        writer.db.execute("BEGIN IMMEDIATE")  # as a refresh under way holds it
+        stale = logd("list", "--dir", str(folder), cwd=tmp_path)
+        writer.db.execute("ROLLBACK")
+    assert stale.returncode == 0 and stale.stderr == "" and stale.stdout == first
+    fresh = logd("list", "--dir", str(folder), cwd=tmp_path)
+    assert fresh.stdout.count("\n") == 2001
+    assert fresh.stdout.splitlines()[1].split()[3] == "6" and first.splitlines()[1].split()[3] == "3"  # events
+

@@ -42,10 +42,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.format == "html" or args.output:
         return _list_to_file(args, folder, since)
     items = views.summaries(folder, since)
-    if args.format == "json":
-        views.list_json(items, out=sys.stdout)
-    else:
-        views.render_list(items, args.verbose, out=sys.stdout)
+    try:
+        if args.format == "json":
+            views.list_json(items, out=sys.stdout)
+        else:
+            views.render_list(items, args.verbose, out=sys.stdout)
+    except views.TraceError as exc:  # the session index held by another process for too long
+        error(str(exc))
+        return EXIT_FAILURE
     return EXIT_OK
 
 

@@ -8,8 +8,8 @@ belongs to is settled here, at read time, from all its records (the outermost sp
 that names a session, :func:`logd.traces.semantics.outermost`), so a parent that
 arrives after its children still gathers them into its conversation.
 
-The index is kept by its readers, in SQLite (``.index.sqlite`` in the trace folder, or
-under ``$XDG_CACHE_HOME/logd`` when the folder is not writable to the reader). Each
+The index is kept by its readers, in SQLite (``.index/sessions.sqlite`` in the trace folder,
+or under ``$XDG_CACHE_HOME/logd`` when the folder is not writable to the reader). Each
 file's rows are summaries of its records from the same functions the views use
 (:mod:`logd.traces.semantics`), one row per (file, trace or session) part, updated from
 the byte offset read last time. What changed since is found without looking at every
@@ -17,6 +17,13 @@ file: the trace store appends the name of each file it writes to a journal
 (``.journal``, at most once per file per second), and a file removed or added shows in
 the folder's modification time. A journal that was replaced (compacted) or is missing
 means every file is looked at once (``stat`` only; only files that changed are read).
+
+Readers do not wait for each other: the database is in WAL mode (in a folder of its own, so
+its ``-wal``/``-shm`` files, made and removed with each reader, leave the trace folder's
+modification time alone), and a reader that finds another refreshing it answers from the
+index as last committed; only when there is none yet does it wait for the one being built.
+A refresh streams: the names to look at and the sessions touched are temporary tables, so
+its memory does not grow with the number of files.
 """
 
 from __future__ import annotations
@@ -25,9 +32,9 @@ import contextlib
 import hashlib
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -42,7 +49,10 @@ from logd.traces.store import JOURNAL, read_lines
 # files ``--dir`` reads in place besides logd's own session files (the frameworks' own)
 FOREIGN_SUFFIXES = (".trace.json", ".json", ".jsonl", ".log", ".txt", ".ndjson")
 
-INDEX = ".index.sqlite"
+INDEX = ".index/sessions.sqlite"
+_EARLIER = (".index.sqlite", ".index.sqlite-journal")  # where logd kept it before (rollback journal): removed
+WAIT_S = 600  # for a first build by another reader, or a lock SQLite takes for a moment (WAL recovery)
+CHUNK = 512  # files looked at per query of the names to look at
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (name TEXT PRIMARY KEY, offset INTEGER, size INTEGER, mtime_ns INTEGER);
 CREATE TABLE IF NOT EXISTS parts (
@@ -58,6 +68,10 @@ CREATE TABLE IF NOT EXISTS sessions (
 CREATE UNIQUE INDEX IF NOT EXISTS sessions_session ON sessions (session);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
+# per refresh, per connection: the files to look at, the sessions whose parts changed, the names in the folder
+_TEMP = ("CREATE TEMP TABLE IF NOT EXISTS todo (name TEXT PRIMARY KEY)",
+         "CREATE TEMP TABLE IF NOT EXISTS touched (session TEXT PRIMARY KEY)",
+         "CREATE TEMP TABLE IF NOT EXISTS present (name TEXT PRIMARY KEY)")
 _VERSION = "5"  # the summaries' meaning; another value rebuilds the index
 
 
@@ -147,6 +161,19 @@ class _Part:
                 self.agents[name] = at
 
 
+class Refreshed(NamedTuple):
+    """What a refresh did: files ``read`` (new or grown), files ``looked`` at (``stat``), and
+    whether ``every_file`` was (no journal to go by: the first build, or the journal replaced)."""
+
+    read: int
+    looked: int
+    every_file: bool
+
+
+class IndexBusy(Exception):
+    """Another process holds the index's write lock past :data:`WAIT_S`; ``str()`` says so."""
+
+
 def index_path(folder: Path) -> Path:
     """Where the index of ``folder`` lives: inside it, or in the reader's cache when the
     reader may not write there (a group member reading the daemon's folder)."""
@@ -163,19 +190,49 @@ class SessionIndex:
     def __init__(self, folder: Path, path: Path | None = None) -> None:
         self.folder = folder
         self.path = path or index_path(folder)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        # a rollback journal kept between writes: WAL's -wal/-shm files come and go with each
-        # reader, and every file created in the folder changes its mtime (a rescan of names)
-        self.db.execute("PRAGMA journal_mode=TRUNCATE")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        with contextlib.suppress(OSError):
-            os.chmod(self.path, 0o640)
-        self.db.executescript(_SCHEMA)
-        if self._meta("version") != _VERSION:  # made by another logd: rebuilt from the files
-            self.db.executescript("DROP TABLE files; DROP TABLE parts; DROP TABLE sessions; DROP TABLE meta;")
-            self.db.executescript(_SCHEMA)
-            self._set_meta("version", _VERSION)
+        if not self.path.parent.is_dir():
+            self.path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+            if self.path.parent.parent == folder:
+                for name in _EARLIER:
+                    with contextlib.suppress(OSError):
+                        os.unlink(folder / name)
+        self.db = sqlite3.connect(self.path, timeout=WAIT_S, isolation_level=None)
+        try:
+            # WAL: a reader never waits for a writer, nor a writer for a reader streaming its rows
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA journal_size_limit=4194304")  # the WAL of a first build is not kept whole
+            with contextlib.suppress(OSError):
+                os.chmod(self.path, 0o640)
+            if self._version() != _VERSION:
+                self._create()
+            for statement in _TEMP:
+                self.db.execute(statement)
+        except BaseException:
+            self.db.close()
+            raise
+
+    def _version(self) -> str | None:
+        try:
+            return self._meta("version")
+        except sqlite3.OperationalError:  # no such table: a new file
+            return None
+
+    def _create(self) -> None:
+        """The tables, under the write lock; an index made by another logd is rebuilt from the files."""
+        self._begin(wait=True)
+        try:
+            if self._version() != _VERSION:  # not made meanwhile by another reader
+                for table in ("files", "parts", "sessions", "meta"):
+                    self.db.execute(f"DROP TABLE IF EXISTS {table}")
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self._set_meta("version", _VERSION)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
 
     def __enter__(self) -> SessionIndex:
         return self
@@ -193,139 +250,181 @@ class SessionIndex:
     def _set_meta(self, key: str, value: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
+    def _begin(self, wait: bool) -> bool:
+        """The write lock; ``wait=False``: False at once when another process has it."""
+        if not wait:
+            self.db.execute("PRAGMA busy_timeout = 0")
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if not wait:
+                return False
+            raise IndexBusy(f"the session index {self.path} has been locked by another process for "
+                            f"{WAIT_S} s; try again when it is done") from None
+        finally:
+            if not wait:
+                self.db.execute(f"PRAGMA busy_timeout = {WAIT_S * 1000}")
+        return True
+
     # --- keeping it current ---
 
-    def refresh(self) -> int:
-        """Bring the index up to the files as they are; returns how many files were read."""
-        self.db.execute("BEGIN IMMEDIATE")
+    def refresh(self, wait: bool = True) -> Refreshed | None:
+        """Bring the index up to the files as they are. ``wait=False``: when another reader is
+        refreshing it now, None at once, and the answers are the index as it last committed
+        it (waited for only when it has never been built)."""
+        if not self._begin(wait or self._meta("refreshed") is None):
+            return None
         try:
-            read = self._refresh()
+            done = self._refresh()
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
-        return read
+        return done
 
-    def _refresh(self) -> int:
+    def last_refresh(self) -> Refreshed | None:
+        """What the last committed refresh did (by whichever reader)."""
+        saved = self._meta("refreshed")
+        return Refreshed(*orjson.loads(saved)) if saved else None
+
+    def _refresh(self) -> Refreshed:
+        db = self.db
+        for table in ("todo", "touched", "present"):
+            db.execute(f"DELETE FROM temp.{table}")
         try:
             folder_mtime = os.stat(self.folder).st_mtime_ns
         except FileNotFoundError:
-            self.db.executescript("DELETE FROM files; DELETE FROM parts; DELETE FROM sessions;")
-            return 0
-        names, scan_all = self._journal_names()
-        if scan_all or self._meta("folder_mtime") != str(folder_mtime):
+            db.execute("DELETE FROM files")
+            db.execute("DELETE FROM parts")
+            db.execute("DELETE FROM sessions")
+            return self._done(Refreshed(0, 0, True), None)
+        every_file = self._journal_names()
+        if every_file or self._meta("folder_mtime") != str(folder_mtime):
             # files came or went (new ones are in the journal too), or no journal to go by: compare names
-            known = {name for (name,) in self.db.execute("SELECT name FROM files")}
-            present, foreign = set(), []
-            for entry in os.scandir(self.folder):
-                if entry.name.endswith(SUFFIX):
-                    if entry.is_file(follow_symlinks=False):
-                        present.add(entry.name)
-                elif entry.name.endswith(FOREIGN_SUFFIXES) and entry.is_file(follow_symlinks=False):
-                    foreign.append(entry.name)
+            foreign: list[str] = []
+            db.executemany("INSERT OR IGNORE INTO present VALUES (?)", self._scan(foreign))
             self._set_meta("foreign", orjson.dumps(sorted(foreign)).decode())
-            for gone in known - present:
-                self._forget(gone)
-            names |= present - known
-            if scan_all:
-                names |= present
-        read = 0
-        self._touched: set[str] = set()
-        for name in sorted(names):
-            read += self._update(name)
-        self._summarise(self._touched)
+            gone = "file NOT IN (SELECT name FROM present)"
+            db.execute(f"INSERT OR IGNORE INTO touched SELECT session FROM parts WHERE {gone}")
+            db.execute(f"DELETE FROM parts WHERE {gone}")
+            db.execute("DELETE FROM files WHERE name NOT IN (SELECT name FROM present)")
+            db.execute("INSERT OR IGNORE INTO todo SELECT name FROM present"
+                       + ("" if every_file else " WHERE name NOT IN (SELECT name FROM files)"))
+        read = looked = 0
+        last = ""
+        while True:  # in chunks, by name: the table is written to meanwhile
+            chunk = db.execute("SELECT t.name, f.offset, f.size, f.mtime_ns FROM todo t LEFT JOIN files f "
+                               "ON f.name = t.name WHERE t.name > ? ORDER BY t.name LIMIT ?",
+                               (last, CHUNK)).fetchall()
+            if not chunk:
+                break
+            parts: list[tuple] = []
+            files: list[tuple] = []
+            for name, *known in chunk:
+                read += self._update(name, None if known[0] is None else tuple(known), parts, files)
+            db.executemany("INSERT OR IGNORE INTO touched VALUES (?)", ((row[3],) for row in parts))
+            db.executemany("INSERT OR REPLACE INTO parts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", parts)
+            db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)", files)
+            looked += len(chunk)
+            last = chunk[-1][0]
+        self._summarise()
+        return self._done(Refreshed(read, looked, every_file), folder_mtime)
+
+    def _done(self, done: Refreshed, folder_mtime: int | None) -> Refreshed:
         self._set_meta("folder_mtime", str(folder_mtime))
-        return read
+        self._set_meta("refreshed", orjson.dumps(list(done)).decode())
+        return done
 
-    def _sessions_of(self, name: str) -> None:
-        self._touched.update(r[0] for r in self.db.execute("SELECT DISTINCT session FROM parts WHERE file = ?",
-                                                           (name,)))
+    def _scan(self, foreign: list[str]) -> Iterator[tuple[str]]:
+        """The session files' names in the folder; the frameworks' own files go to ``foreign``."""
+        for entry in os.scandir(self.folder):
+            if entry.name.endswith(SUFFIX):
+                if entry.is_file(follow_symlinks=False):
+                    yield (entry.name,)
+            elif entry.name.endswith(FOREIGN_SUFFIXES) and entry.is_file(follow_symlinks=False):
+                foreign.append(entry.name)
 
-    def _summarise(self, sessions: set[str]) -> None:
-        """The sessions table (what ``logd list`` reads, in start order) for sessions whose parts changed."""
-        for session in sessions:
-            row = self.db.execute(
-                "SELECT MIN(start), MAX(end), SUM(events), SUM(errors), GROUP_CONCAT(agents, char(1)), "
-                "GROUP_CONCAT(DISTINCT shape), GROUP_CONCAT(DISTINCT file) FROM parts WHERE session = ?",
-                (session,)).fetchone()
-            self.db.execute("DELETE FROM sessions WHERE session = ?", (session,))
-            if row is None or row[6] is None:
-                continue
-            start, end, events, errors, agents, shapes, files = row
-            summary = Summary(session, start, end, events, errors, _merge_agents(agents),
-                              sorted(shapes.split(",")), self.folder, sorted(files.split(",")),
-                              format_epoch(start) if start is not None else None)
-            # stored in start order (the table is clustered on it) with its line of the table:
-            # logd list reads it straight through
-            self.db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            (start if start is not None else 0.0, session, end, events, errors,
-                             orjson.dumps(summary.agents).decode(), ",".join(summary.shapes), ",".join(summary.names),
-                             summary.start_text, list_line(summary)))
+    def _summarise(self) -> None:
+        """The sessions table (what ``logd list`` reads, in start order) for sessions whose parts
+        changed, streamed from one query."""
+        self.db.execute("DELETE FROM sessions WHERE session IN (SELECT session FROM touched)")
+        summed = self.db.execute(
+            "SELECT t.session, MIN(start), MAX(end), SUM(events), SUM(errors), GROUP_CONCAT(agents, char(1)), "
+            "GROUP_CONCAT(DISTINCT shape), GROUP_CONCAT(DISTINCT file) FROM touched t "
+            "JOIN parts p ON p.session = t.session GROUP BY t.session")
+        # stored in start order (the table is clustered on it) with its line of the table:
+        # logd list reads it straight through
+        self.db.executemany("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (self._session_row(*row) for row in summed))
 
-    def _journal_names(self) -> tuple[set[str], bool]:
-        """Files written since the last refresh (and those of the journal's last second then,
-        which may have been written again within that second), and whether to look at all."""
+    def _session_row(self, session: str, start: float | None, end: float | None, events: int, errors: int,
+                     agents: str | None, shapes: str, files: str) -> tuple:
+        summary = Summary(session, start, end, events, errors, _merge_agents(agents), sorted(shapes.split(",")),
+                          self.folder, sorted(files.split(",")), format_epoch(start) if start is not None else None)
+        return (start if start is not None else 0.0, session, end, events, errors,
+                orjson.dumps(summary.agents).decode(), ",".join(summary.shapes), ",".join(summary.names),
+                summary.start_text, list_line(summary))
+
+    def _journal_names(self) -> bool:
+        """Into ``todo``: files written since the last refresh (and those of the journal's last
+        second then, which may have been written again within that second). True: no journal
+        to go by (missing, or not the one read last time), every file is to be looked at."""
         path = self.folder / JOURNAL
-        recent = set(orjson.loads(self._meta("recent") or "[]"))
+        recent = orjson.loads(self._meta("recent") or "[]")
+        self.db.executemany("INSERT OR IGNORE INTO todo VALUES (?)", ((name,) for name in recent))
         try:
             fd, st = open_regular(path)  # not a link, not a FIFO (logd.regular)
         except OSError:
             self._set_meta("journal", "")
-            return recent, True
+            return True
         with os.fdopen(fd, "rb") as f:
             identity = f"{st.st_dev}:{st.st_ino}"
             offset = 0
             saved = self._meta("journal") or ""
-            scan_all = True
+            every_file = True
             if saved.startswith(identity + "@"):
                 offset = int(saved.rsplit("@", 1)[1])
-                scan_all = offset > st.st_size
-            if scan_all:
+                every_file = offset > st.st_size
+            if every_file:
                 offset = 0
             f.seek(offset)
-            data = f.read()
-        end = data.rfind(b"\n") + 1
-        names = set(recent)
-        last_epoch, last_names = self._meta("last_epoch") or "", set(recent)
-        for line in data[:end].splitlines():
-            epoch, _, name = line.decode("utf-8", "replace").partition(" ")
-            if not name.endswith(SUFFIX) or "/" in name:
-                continue
-            names.add(name)
-            if epoch != last_epoch:
-                last_epoch, last_names = epoch, set()
-            last_names.add(name)
-        self._set_meta("journal", f"{identity}@{offset + end}")
-        self._set_meta("last_epoch", last_epoch)
-        self._set_meta("recent", orjson.dumps(sorted(last_names)).decode())
-        return names, scan_all
+            lines = _Lines(f, self._meta("last_epoch") or "", set(recent))
+            self.db.executemany("INSERT OR IGNORE INTO todo VALUES (?)", lines)
+        self._set_meta("journal", f"{identity}@{offset + lines.read}")
+        self._set_meta("last_epoch", lines.last_epoch)
+        self._set_meta("recent", orjson.dumps(sorted(lines.last_names)).decode())
+        return every_file
 
     def _forget(self, name: str) -> None:
-        self._sessions_of(name)
+        self.db.execute("INSERT OR IGNORE INTO touched SELECT session FROM parts WHERE file = ?", (name,))
         self.db.execute("DELETE FROM files WHERE name = ?", (name,))
         self.db.execute("DELETE FROM parts WHERE file = ?", (name,))
 
-    def _update(self, name: str) -> int:
+    def _update(self, name: str, known: tuple[int, int, int] | None, rows: list[tuple], files: list[tuple]) -> int:
+        """Read what ``name`` gained since ``known`` (its offset, size and mtime as read last); its
+        new rows of ``parts`` and ``files`` are added to ``rows`` and ``files``; 1 if it was read."""
         path = self.folder / name
         try:
             st = os.stat(path, follow_symlinks=False)
         except FileNotFoundError:
             self._forget(name)
             return 0
-        row = self.db.execute("SELECT offset, size, mtime_ns FROM files WHERE name = ?", (name,)).fetchone()
-        if row is not None and row[1] == st.st_size and row[2] == st.st_mtime_ns:
+        if known is not None and known[1] == st.st_size and known[2] == st.st_mtime_ns:
             return 0
-        offset = row[0] if row is not None and st.st_size >= row[1] else 0
-        self._sessions_of(name)
-        if offset == 0:
-            self.db.execute("DELETE FROM parts WHERE file = ?", (name,))
+        offset = known[0] if known is not None and st.st_size >= known[1] else 0
+        if known is not None:  # its sessions are summed again
+            self.db.execute("INSERT OR IGNORE INTO touched SELECT session FROM parts WHERE file = ?", (name,))
+            if offset == 0:
+                self.db.execute("DELETE FROM parts WHERE file = ?", (name,))
         try:
             records, offset = read_lines(path, offset)
         except (FileNotFoundError, OSError):
             self._forget(name)
             return 0
         parts = {}
-        if records:
+        if records and known is not None:  # appended to: its parts so far
             for key, *rest in self.db.execute(
                     "SELECT part, shape, decl_start, decl_end, declared, start, end, events, errors, agents "
                     "FROM parts WHERE file = ?", (name,)):
@@ -341,13 +440,9 @@ class SessionIndex:
             part.add(record, shape)
         for key, part in parts.items():
             decl = part.decl or (None, None, None)
-            session = decl[2] or key
-            self._touched.add(session)
-            self.db.execute("INSERT OR REPLACE INTO parts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            (name, key, part.shape, session, decl[0], decl[1], decl[2], part.start, part.end,
-                             part.events, part.errors, orjson.dumps(part.agents).decode()))
-        self.db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)",
-                        (name, offset, st.st_size, st.st_mtime_ns))
+            rows.append((name, key, part.shape, decl[2] or key, decl[0], decl[1], decl[2], part.start, part.end,
+                         part.events, part.errors, orjson.dumps(part.agents).decode()))
+        files.append((name, offset, st.st_size, st.st_mtime_ns))
         return 1
 
     # --- answers ---
@@ -411,3 +506,24 @@ def _merge_agents(joined: str | None) -> list[str]:
             if name not in first or at < first[name]:
                 first[name] = at
     return sorted(first, key=lambda n: (first[n], n))
+
+
+class _Lines:
+    """The journal's complete lines from where ``f`` stands, as ``(name,)`` rows, noting the
+    bytes taken (``read``) and the names of the last second in it."""
+
+    def __init__(self, f: Iterable[bytes], last_epoch: str, last_names: set[str]) -> None:
+        self.f, self.read, self.last_epoch, self.last_names = f, 0, last_epoch, last_names
+
+    def __iter__(self) -> Iterator[tuple[str]]:
+        for line in self.f:
+            if not line.endswith(b"\n"):
+                return  # being written: read next time
+            self.read += len(line)
+            epoch, _, name = line[:-1].decode("utf-8", "replace").partition(" ")
+            if not name.endswith(SUFFIX) or "/" in name:
+                continue
+            if epoch != self.last_epoch:
+                self.last_epoch, self.last_names = epoch, set()
+            self.last_names.add(name)
+            yield (name,)

@@ -77,7 +77,8 @@ class Spares:
             return None
         except OSError as exc:  # no /proc, or a file system that does not link them: as before
             os.close(fd)
-            self.unavailable = exc
+            if exc.errno != errno.EXDEV:  # EXDEV: made in the folder's old file system (drop() raced the thread)
+                self.unavailable = exc
             self.missed += 1
             return None
         finally:
@@ -112,6 +113,15 @@ class Spares:
                 self._ready.append(fd)
             if self._closing or self.unavailable is not None:
                 return
+
+    def drop(self) -> None:
+        """Close the spares ready (the folder was replaced: they are in the old one); the thread
+        makes new ones in the folder when next wanted."""
+        while self._ready:
+            try:
+                os.close(self._ready.popleft())
+            except IndexError:  # taken meanwhile
+                break
 
     def close(self) -> None:
         """Stop the thread; the spares left vanish with their descriptors."""

@@ -45,6 +45,8 @@ class TraceStore:
         self._folder_ready = False
         self._journal: int | None = None
         self._journal_size = 0
+        self._journal_id: tuple[int, int] | None = None
+        self._folder_id: tuple[int, int] | None = None  # the folder the open files are in
         self._second = -1
         self._noted: set[str] = set()
 
@@ -56,6 +58,7 @@ class TraceStore:
         if not self._folder_ready:
             self.folder.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
             self._folder_ready = True
+            self._folder_id = _identity(self.folder)
         fd = self.spares.named(name) if self.spares is not None else None
         if fd is None:
             fd = open_append(self.folder, name)
@@ -68,10 +71,11 @@ class TraceStore:
     def append(self, name: str, data: bytes) -> None:
         """Append whole lines to one session's file; raises OSError with nothing half-written
         left behind unless the disk itself fails mid-write."""
-        fd = self._fd(name)
         second = int(self.clock())
         if second != self._second:
             self._second, self._noted = second, set()
+            self._check_folder()
+        fd = self._fd(name)
         if name not in self._noted:
             self._noted.add(name)
             self._note(f"{second} {name}\n".encode())
@@ -100,10 +104,36 @@ class TraceStore:
                     os.close(fresh)
                     os.replace(self.folder / (JOURNAL + ".new"), self.folder / JOURNAL)
                 self._journal = open_append(self.folder, JOURNAL)
-                self._journal_size = os.fstat(self._journal).st_size
+                st = os.fstat(self._journal)
+                self._journal_size, self._journal_id = st.st_size, (st.st_dev, st.st_ino)
             self._journal_size += os.write(self._journal, line)
         except OSError:
             pass
+
+    def _check_folder(self) -> None:
+        """Once a second: a trace folder removed or replaced under the daemon (an operator's
+        clean-up, a tmpfs remounted) closes what is open in the old one, so that sessions and
+        the journal go on in the new one, not to deleted files; so does a journal removed alone.
+        Two ``stat`` calls a second, none per record."""
+        if not self._folder_ready:
+            return
+        folder = _identity(self.folder)
+        if folder != self._folder_id:
+            self._folder_id = folder
+            self._close_files()
+            if self.spares is not None:
+                self.spares.drop()  # made in the old folder (another file system, if remounted)
+        elif self._journal is not None and _identity(self.folder / JOURNAL) != self._journal_id:
+            os.close(self._journal)
+            self._journal = None
+
+    def _close_files(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+        if self._journal is not None:
+            os.close(self._journal)
+            self._journal = None
 
     def _forget(self, name: str) -> None:
         fd = self._fds.pop(name, None)
@@ -145,12 +175,16 @@ class TraceStore:
     def close(self) -> None:
         if self.spares is not None:
             self.spares.close()
-        for fd in self._fds.values():
-            os.close(fd)
-        self._fds.clear()
-        if self._journal is not None:
-            os.close(self._journal)
-            self._journal = None
+        self._close_files()
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of ``path``; None when it is not there."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def session_files(folder: Path) -> list[Path]:

@@ -15,7 +15,7 @@ import orjson
 from logd.timeparse import TimeError, parse_time
 from logd.timestamps import epoch_seconds
 from logd.traces import agk, importer, render
-from logd.traces.index import LIST_HEADER, SessionIndex, Summary, list_line
+from logd.traces.index import LIST_HEADER, IndexBusy, SessionIndex, Summary, list_line
 from logd.traces.model import Notes, Session, build_session, to_event, trace_sessions
 from logd.traces.names import UnsafeSessionId, session_path
 from logd.traces.shapes import AGK_HOOKS, SPAN, classify
@@ -77,27 +77,34 @@ def _foreign_sessions(folder: Path, files: list[Path] | None = None) -> list[tup
     return out
 
 
-def _index(folder: Path) -> SessionIndex | None:
-    """The folder's session index, brought up to date; None when there is no folder."""
+def _index(folder: Path) -> tuple[SessionIndex, bool] | None:
+    """The folder's session index, brought up to date unless another reader is doing so now
+    (then as it last committed it: False); None when there is no folder."""
     if not folder.is_dir():
         return None
-    index = SessionIndex(folder)
     try:
-        index.refresh()
+        index = SessionIndex(folder)
+    except IndexBusy as exc:
+        raise TraceError(str(exc)) from None
+    try:
+        current = index.refresh(wait=False) is not None
+    except IndexBusy as exc:
+        index.close()
+        raise TraceError(str(exc)) from None
     except BaseException:
         index.close()
         raise
-    return index
+    return index, current
 
 
 def summaries(folder: Path, since: float | None = None) -> Iterator[Summary]:
     """Every session ending at or after ``since``, oldest first: logd's session files (through
     the session index, streamed) and the frameworks' own files (AgenticGoKit ``.trace.json``,
     Koog and OpenAI exports) in ``folder``."""
-    index = _index(folder)
-    if index is None:
+    opened = _index(folder)
+    if opened is None:
         return
-    with index:
+    with opened[0] as index:
         foreign = []
         for path, session in _foreign_sessions(folder, index.foreign_files()):
             if since is not None and (session.end is None or session.end < since):
@@ -169,14 +176,19 @@ def find(folder: Path, session: str, must_exist: bool = True) -> Located:
         session_path(folder, session)  # an id that names no file is refused
     except UnsafeSessionId as exc:
         raise TraceError(str(exc)) from None
-    index = _index(folder)
-    if index is not None:
-        with index:
+    opened = _index(folder)
+    ids: list[str] = []
+    if opened is not None:
+        with opened[0] as index:
             ids = index.sessions_like(session)
+            if not ids and not opened[1]:  # another reader is refreshing it: a new session may be in it next
+                try:
+                    index.refresh()
+                except IndexBusy as exc:
+                    raise TraceError(str(exc)) from None
+                ids = index.sessions_like(session)
             if len(ids) == 1:
                 return Located(ids[0], index.files_of(ids[0]))
-    else:
-        ids = []
     if len(ids) > 1:
         raise TraceError(f"session {session!r} is ambiguous: "
                          + ", ".join(ids[:5]) + (" ..." if len(ids) > 5 else ""))
@@ -237,9 +249,9 @@ def follow(folder: Path, located: Located, out: TextIO, *, fmt: str = "table", a
     session = located.session
     while not stop():
         files = located.files
-        index = _index(folder)
-        if index is not None:
-            with index:
+        opened = _index(folder)  # when another reader is refreshing it, as committed: the next look has the rest
+        if opened is not None:
+            with opened[0] as index:
                 files = index.files_of(session) or files
         records: list[dict] = []
         for path in files:
