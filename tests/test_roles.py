@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from support import can_connect, wait_for
+from support import account_name, accounts, can_connect, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
-WRITERS, READERS = "logdt-writers", "logdt-readers"
-SERVICE, AGENT, READER = "logdt-svc", "logdt-agent", "logdt-reader"
+WRITERS, READERS = account_name("logdt-writers"), account_name("logdt-readers")
+SERVICE, AGENT, READER = account_name("logdt-svc"), account_name("logdt-agent"), account_name("logdt-reader")
 
 
 def _run(*cmd: str) -> None:
@@ -28,18 +28,13 @@ def _run(*cmd: str) -> None:
 @pytest.fixture(scope="module")
 def users():
     assert os.geteuid() == 0, "this test creates real users with useradd: CI runs it as root"
-    for group in (WRITERS, READERS):
-        if subprocess.run(["getent", "group", group], capture_output=True).returncode != 0:
-            _run("groupadd", "--system", group)
-    for user, options in ((SERVICE, ["--gid", READERS]), (AGENT, ["--groups", WRITERS]),
-                          (READER, ["--groups", READERS])):
-        if subprocess.run(["id", user], capture_output=True).returncode != 0:
-            _run("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", *options, user)
-    yield
-    for user in (SERVICE, AGENT, READER):
-        subprocess.run(["userdel", user], capture_output=True)
-    for group in (WRITERS, READERS):
-        subprocess.run(["groupdel", group], capture_output=True)
+    with accounts() as add:
+        for group in (WRITERS, READERS):
+            add("group", group, "--system")
+        for user, options in ((SERVICE, ["--gid", READERS]), (AGENT, ["--groups", WRITERS]),
+                              (READER, ["--groups", READERS])):
+            add("user", user, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", *options)
+        yield
 
 
 @pytest.fixture(scope="module")
