@@ -140,6 +140,7 @@ def test_every_code_block_runs(page: Path, tmp_path: Path, sock_dir: Path, go_ca
     sock = sock_dir / "logd.sock"
     env = {**os.environ, "NO_COLOR": "1", "LOGD_SOCKET": str(sock), "PAGER": "cat", "LOGD_OTLP_LISTEN": "",
            "LOGD_DEMO": str(tmp_path / "demo"),  # docs/reading.md's folder (/tmp/logd-demo is shared)
+           "LOGD_MONITORING": str(sock_dir / "monitoring"),  # docs/monitoring.md's: its socket is in it
            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     env.pop("LOGD_CONFIG", None)
     if any(b.kind == "shell" and "logd run" in b.code for b in runnable):
