@@ -76,7 +76,7 @@ def test_agent_sends_but_cannot_read_reader_reads_and_asks_status(users, system_
                                "/bin/sh", "-c", f'umask 0027; exec "{logd}" run --config "{config}"'],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_for(lambda: daemon.poll() is None and can_connect(sock) and (run_dir / "logd.ctl").exists(), 20,
+        wait_for(lambda: daemon.poll() is None and can_connect(sock) and can_connect(run_dir / "logd.ctl"), 20,
                  what="logd running as its own user")
         sent = as_user(AGENT, str(logd), "send", "--socket", str(sock), "hello from an agent")
         assert sent.returncode == 0, sent.stderr
