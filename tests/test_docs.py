@@ -142,6 +142,7 @@ def test_every_code_block_runs(page: Path, tmp_path: Path, sock_dir: Path, go_ca
     env = {**os.environ, "NO_COLOR": "1", "LOGD_SOCKET": str(sock), "PAGER": "cat", "LOGD_OTLP_LISTEN": "",
            "LOGD_DEMO": str(tmp_path / "demo"),  # docs/reading.md's folder (/tmp/logd-demo is shared)
            "LOGD_MONITORING": str(sock_dir / "monitoring"),  # docs/monitoring.md's: its socket is in it
+           "LOGD_TRACES_DEMO": str(sock_dir / "traces"),  # docs/traces.md's
            "LOGD_OTLP_DEMO": str(sock_dir / "otlp"), "OTLP_ADDRESS": f"127.0.0.1:{free_port()}",  # docs/otlp.md's
            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     env.pop("LOGD_CONFIG", None)
