@@ -72,8 +72,12 @@ ruleset(name="ship") {{ action(type="omfile" file="{self.out}" template="keep" f
     def _alive(self) -> bool:
         assert self.proc is not None
         if self.proc.poll() is not None:
-            raise AssertionError(f"rsyslogd exited: {(self.folder / 'rsyslogd.stderr').read_text()}")
+            raise AssertionError(f"rsyslogd exited: {self.diagnostics()}")
         return True
+
+    def diagnostics(self) -> str:
+        """What rsyslogd said about itself (stderr, -n): errors, refused peers."""
+        return (self.folder / "rsyslogd.stderr").read_text(errors="replace")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

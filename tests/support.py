@@ -10,7 +10,8 @@ import subprocess
 import sys
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,35 @@ def can_connect(path: Path) -> bool:
         return False
     finally:
         s.close()
+
+
+# two suites may run on one machine at once: users and groups a test makes are this process's alone
+RUN_ID = f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}"
+
+
+def account_name(base: str) -> str:
+    """``base`` made unique to this test process, within useradd's and groupadd's 32 characters."""
+    name = f"{base}-{RUN_ID}"
+    assert len(name) <= 32, f"account name {name!r} is longer than useradd allows"
+    return name
+
+
+@contextmanager
+def accounts() -> Iterator[Callable[..., None]]:
+    """``add("user"|"group", name, *options)`` makes a real account (useradd/groupadd, as root);
+    every account made is deleted on leaving, also when a test or a later ``add`` failed."""
+    made: list[tuple[str, str]] = []
+
+    def add(kind: str, name: str, *options: str) -> None:
+        result = subprocess.run([f"{kind}add", *options, name], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, f"{kind}add {name} failed: {result.stderr}"
+        made.append((kind, name))
+
+    try:
+        yield add
+    finally:
+        for kind, name in reversed(made):  # users before the groups they are in
+            subprocess.run([f"{kind}del", name], capture_output=True, timeout=60)
 
 
 def write_config(folder: Path, socket_path: Path, logging: str = "", extra: str = "") -> Path:

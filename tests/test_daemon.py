@@ -425,7 +425,7 @@ def test_a_console_whose_reader_is_gone_is_disabled_counted_and_reported(tmp_pat
     proc = subprocess.Popen([sys.executable, "-m", "logd", "run", "--config", str(config)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "NO_COLOR": "1"})
     try:
-        wait_for(lambda: can_connect(sock_dir / "logd.sock") and (sock_dir / "logd.ctl").exists(), what="socket")
+        wait_for(lambda: can_connect(sock_dir / "logd.sock") and can_connect(sock_dir / "logd.ctl"), what="socket")
         proc.stdout.close()  # the reader of the console goes away
         send_records(sock_dir / "logd.sock", [{"msg": f"r{i}"} for i in range(50)])
         wait_for(lambda: any("console output failed" in r["message"] for r in read_records(tmp_path / "agent.log")),

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 
+from ship_support import free_port
 from support import DaemonProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -140,6 +141,9 @@ def test_every_code_block_runs(page: Path, tmp_path: Path, sock_dir: Path, go_ca
     sock = sock_dir / "logd.sock"
     env = {**os.environ, "NO_COLOR": "1", "LOGD_SOCKET": str(sock), "PAGER": "cat", "LOGD_OTLP_LISTEN": "",
            "LOGD_DEMO": str(tmp_path / "demo"),  # docs/reading.md's folder (/tmp/logd-demo is shared)
+           "LOGD_MONITORING": str(sock_dir / "monitoring"),  # docs/monitoring.md's: its socket is in it
+           "LOGD_TRACES_DEMO": str(sock_dir / "traces"),  # docs/traces.md's
+           "LOGD_OTLP_DEMO": str(sock_dir / "otlp"), "OTLP_ADDRESS": f"127.0.0.1:{free_port()}",  # docs/otlp.md's
            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     env.pop("LOGD_CONFIG", None)
     if any(b.kind == "shell" and "logd run" in b.code for b in runnable):

@@ -203,7 +203,7 @@ def start_with_step(entry: str, tmp_path: Path, sock_dir: Path) -> subprocess.Po
     proc = subprocess.Popen([sys.executable, "-c", RUN_WITH, entry, str(config)], cwd=tmp_path,
                             env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin", "LOGD_OTLP_LISTEN": ""},
                             stderr=subprocess.PIPE)
-    wait_for(lambda: proc.poll() is None and can_connect(sock_dir / "logd.sock") and (sock_dir / "logd.ctl").exists(),
+    wait_for(lambda: proc.poll() is None and can_connect(sock_dir / "logd.sock") and can_connect(sock_dir / "logd.ctl"),
              15, what="logd with the new step")
     return proc
 

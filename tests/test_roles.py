@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from support import can_connect, wait_for
+from support import account_name, accounts, can_connect, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
-WRITERS, READERS = "logdt-writers", "logdt-readers"
-SERVICE, AGENT, READER = "logdt-svc", "logdt-agent", "logdt-reader"
+WRITERS, READERS = account_name("logdt-writers"), account_name("logdt-readers")
+SERVICE, AGENT, READER = account_name("logdt-svc"), account_name("logdt-agent"), account_name("logdt-reader")
 
 
 def _run(*cmd: str) -> None:
@@ -28,18 +28,13 @@ def _run(*cmd: str) -> None:
 @pytest.fixture(scope="module")
 def users():
     assert os.geteuid() == 0, "this test creates real users with useradd: CI runs it as root"
-    for group in (WRITERS, READERS):
-        if subprocess.run(["getent", "group", group], capture_output=True).returncode != 0:
-            _run("groupadd", "--system", group)
-    for user, options in ((SERVICE, ["--gid", READERS]), (AGENT, ["--groups", WRITERS]),
-                          (READER, ["--groups", READERS])):
-        if subprocess.run(["id", user], capture_output=True).returncode != 0:
-            _run("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", *options, user)
-    yield
-    for user in (SERVICE, AGENT, READER):
-        subprocess.run(["userdel", user], capture_output=True)
-    for group in (WRITERS, READERS):
-        subprocess.run(["groupdel", group], capture_output=True)
+    with accounts() as add:
+        for group in (WRITERS, READERS):
+            add("group", group, "--system")
+        for user, options in ((SERVICE, ["--gid", READERS]), (AGENT, ["--groups", WRITERS]),
+                              (READER, ["--groups", READERS])):
+            add("user", user, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", *options)
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +76,7 @@ def test_agent_sends_but_cannot_read_reader_reads_and_asks_status(users, system_
                                "/bin/sh", "-c", f'umask 0027; exec "{logd}" run --config "{config}"'],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_for(lambda: daemon.poll() is None and can_connect(sock) and (run_dir / "logd.ctl").exists(), 20,
+        wait_for(lambda: daemon.poll() is None and can_connect(sock) and can_connect(run_dir / "logd.ctl"), 20,
                  what="logd running as its own user")
         sent = as_user(AGENT, str(logd), "send", "--socket", str(sock), "hello from an agent")
         assert sent.returncode == 0, sent.stderr

@@ -18,9 +18,9 @@ import pytest
 
 from logd.client.sender import Sender
 
-from support import DaemonProcess, wait_for, write_config
+from support import DaemonProcess, account_name, accounts, wait_for, write_config
 
-OTHER = "logdtrust"
+OTHER = account_name("logdtrust")
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create a second user (useradd)")
 
 # the other user's listener: accepts one client and keeps every byte it receives
@@ -45,13 +45,11 @@ except OSError:
 """
 
 
-@pytest.fixture
-def other_user() -> pwd.struct_passwd:
-    try:
-        return pwd.getpwnam(OTHER)
-    except KeyError:
-        subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", OTHER], check=True)
-        return pwd.getpwnam(OTHER)
+@pytest.fixture(scope="module")
+def other_user() -> Iterator[pwd.struct_passwd]:
+    with accounts() as add:
+        add("user", OTHER, "--no-create-home", "--shell", "/usr/sbin/nologin")
+        yield pwd.getpwnam(OTHER)
 
 
 @pytest.fixture
