@@ -116,7 +116,7 @@ class Encoded:
     kept: int
     below: int
     bounds: tuple[str, str]
-    count: Callable[[], Any]
+    count: Callable[[], Thinned | bool | None]  # plain runs: Thinned | None; quiet entries: Thinned | bool
     done: tuple[Step, ...] | None = None
     selected: list[Any] | None = None
     under: list[int] | None = None
@@ -409,12 +409,12 @@ class Pipeline:
     def _encoded(self, encoded: Encoded) -> Batch:
         """The hot path's records: counted by the metric steps, then handed to the sinks as they
         are, but those sampling and rate limits drop."""
-        thinned = None
+        counted = None
         try:
-            thinned = encoded.count()
+            counted = encoded.count()
         except Exception:  # a bug: reported in step_errors; the records are written all the same
             self._count_error("hotpath", encoded.kept + encoded.below)
-        return self._written(encoded, thinned, encoded.json_lines)
+        return self._written(encoded, counted if isinstance(counted, Thinned) else None, encoded.json_lines)
 
     def _written(self, encoded: Encoded, thinned: Thinned | None, json_lines: bytes) -> Batch:
         """What the sinks get of a hot-path batch: ``json_lines`` (its lines but those under the
